@@ -1,0 +1,122 @@
+/**
+ * The contract between the core and the request-path plugins (plugins/<name>/).
+ *
+ * A plugin compiles its part of the config ONCE per snapshot (`compile`), and its fastify hooks read
+ * that compiled state from the snapshot pinned on the request (`request.mesh.snapshot`), so a reload
+ * never changes the rules under a request in flight. Plugins never parse raw config per request.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Diagnostic, Resource } from '../config/resource.js';
+
+/** The proxy instance this process is: the ingress gateway or one sidecar's workload. */
+export interface WorkloadInfo {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly serviceAccount: string;
+  /** `<trustDomain>/ns/<ns>/sa/<sa>` (Istio principal form, no `spiffe://`). */
+  readonly principal: string;
+}
+
+export type ProxyMode = 'ingress' | 'sidecar';
+
+export interface CompileInput {
+  readonly resources: readonly Resource[];
+  readonly mode: ProxyMode;
+  readonly workload: WorkloadInfo;
+  readonly rootNamespace: string;
+  readonly trustDomain: string;
+  /** Push load-time problems here; an `error` rejects the whole snapshot. */
+  readonly diagnostics: Diagnostic[];
+}
+
+/** A config kind contributed by a plugin; its TypeBox schema lives beside the plugin. */
+export interface PluginKind {
+  readonly group: string;
+  readonly versions: readonly string[];
+  readonly kind: string;
+  readonly spec: import('@sinclair/typebox').TSchema;
+}
+
+export interface MeshPlugin<Compiled = unknown> {
+  readonly name: string;
+  readonly kinds?: readonly PluginKind[];
+  compile(input: CompileInput): Compiled;
+  readonly register: FastifyPluginAsync;
+}
+
+/** Why the proxy itself answered, for the access log, metrics and the `x-meshgate-reason` header. */
+export interface LocalReply {
+  readonly status: number;
+  /** Envoy response flag (NR, UF, UO, UT, URX, UH, NC, FI, DI, RL, UAEX, …) or '' when none applies (RBAC denials). */
+  readonly flag: string;
+  /** Machine-readable detail, e.g. `rbac_access_denied_matched_policy[ns/name]`. */
+  readonly details: string;
+  /** Plain words for the body. */
+  readonly message: string;
+}
+
+/** Identity of the TLS peer, parsed from its certificate (never from a printed subject). */
+export interface PeerIdentity {
+  /** `<trustDomain>/ns/<ns>/sa/<sa>` */
+  readonly principal: string;
+  readonly trustDomain: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** Full URI SAN, `spiffe://…` */
+  readonly uri: string;
+  /** Hex SHA-256 of the DER certificate (for XFCC `Hash`). */
+  readonly certHash: string;
+}
+
+export interface JwtAuthResult {
+  /** `<iss>/<sub>` */
+  readonly principal: string;
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** Normalised request attributes: what policies see and what is forwarded (one normaliser, see gateway/http/normalize.ts). */
+export interface RequestAttributes {
+  readonly method: string;
+  /** Host/:authority as received (port included if sent), lower-cased. */
+  readonly authority: string;
+  /** Authority without port. */
+  readonly host: string;
+  /** Normalised path, no query string. */
+  readonly path: string;
+  /** Raw query string without `?`, or ''. */
+  readonly query: string;
+  readonly scheme: 'http' | 'https';
+  /** Direct peer IP of the connection. */
+  readonly sourceIp: string;
+  /** Client IP after trusted-hop X-Forwarded-For handling. */
+  readonly remoteIp: string;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+  readonly sni: string;
+  /** Present only for mTLS connections with a valid mesh certificate. */
+  readonly peer: PeerIdentity | null;
+}
+
+export interface RequestContext {
+  readonly snapshotGeneration: number;
+  readonly startNs: bigint;
+  readonly attrs: RequestAttributes;
+  requestId: string;
+  /** Name of the route that matched (`<ns>/<vs>.<rule>`), once routing ran. */
+  routeName: string;
+  auth: JwtAuthResult | null;
+  localReply: LocalReply | null;
+  /** Envoy response flags collected along the way (joined with ',' in logs; '-' when empty). */
+  readonly responseFlags: string[];
+  upstreamCluster: string;
+  upstreamHost: string;
+  /** Compiled per-plugin state of the snapshot this request started on. */
+  pluginState<T>(pluginName: string): T;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    mesh: RequestContext;
+  }
+}
