@@ -5,6 +5,7 @@
  * that compiled state from the snapshot pinned on the request (`request.mesh.snapshot`), so a reload
  * never changes the rules under a request in flight. Plugins never parse raw config per request.
  */
+import type { TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Diagnostic, Resource } from '../config/resource.js';
 
@@ -35,7 +36,7 @@ export interface PluginKind {
   readonly group: string;
   readonly versions: readonly string[];
   readonly kind: string;
-  readonly spec: import('@sinclair/typebox').TSchema;
+  readonly spec: TSchema;
 }
 
 export interface MeshPlugin<Compiled = unknown> {
