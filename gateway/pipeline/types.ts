@@ -101,6 +101,8 @@ export interface RequestAttributes {
 
 export interface RequestContext {
   readonly snapshotGeneration: number;
+  /** MeshConfig.debugHeaders: local replies also say why in `x-meshgate-reason`. */
+  readonly debugHeaders: boolean;
   readonly startNs: bigint;
   readonly attrs: RequestAttributes;
   requestId: string;

@@ -1,0 +1,24 @@
+/**
+ * Every response the proxy generates itself goes through here, so that it always explains itself:
+ * the reason is recorded on the request (access log, metrics) and the body says it in plain words.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LocalReply } from '../pipeline/types.js';
+
+export const REASON_HEADER = 'x-meshgate-reason';
+
+export function sendLocalReply(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  localReply: LocalReply,
+  extraHeaders?: Readonly<Record<string, string>>,
+): FastifyReply {
+  const mesh = request.mesh;
+  mesh.localReply = localReply;
+  if (localReply.flag !== '' && !mesh.responseFlags.includes(localReply.flag)) mesh.responseFlags.push(localReply.flag);
+  if (extraHeaders !== undefined) reply.headers(extraHeaders);
+  if (mesh.debugHeaders) reply.header(REASON_HEADER, localReply.flag === '' ? localReply.details : `${localReply.flag} ${localReply.details}`);
+  reply.code(localReply.status);
+  if (localReply.message === '') return reply.send();
+  return reply.type('text/plain; charset=utf-8').send(`${localReply.message}\n`);
+}

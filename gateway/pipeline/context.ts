@@ -1,0 +1,31 @@
+/**
+ * The per-request context (`request.mesh`). A class rather than an object literal so every request
+ * gets the same hidden class: this object is created once per request on the hot path.
+ */
+import type { JwtAuthResult, LocalReply, RequestAttributes, RequestContext } from './types.js';
+
+export class MeshRequestContext implements RequestContext {
+  requestId: string;
+  routeName = '';
+  auth: JwtAuthResult | null = null;
+  localReply: LocalReply | null = null;
+  readonly responseFlags: string[] = [];
+  upstreamCluster = '';
+  upstreamHost = '';
+  readonly startNs: bigint;
+
+  constructor(
+    readonly snapshotGeneration: number,
+    readonly debugHeaders: boolean,
+    readonly attrs: RequestAttributes,
+    requestId: string,
+    private readonly pluginStates: ReadonlyMap<string, unknown>,
+  ) {
+    this.requestId = requestId;
+    this.startNs = process.hrtime.bigint();
+  }
+
+  pluginState<T>(pluginName: string): T {
+    return this.pluginStates.get(pluginName) as T;
+  }
+}
