@@ -1,0 +1,149 @@
+/**
+ * meshgate's own `meshgate.dev/v1alpha1` MeshConfig: what Istio keeps in its mesh config / istiod flags
+ * (trust domain, root namespace, path normalisation, trusted hops…) plus the process-level settings a
+ * Kubernetes-less proxy needs (certificate files, admin address, Redis). At most one per config set;
+ * every field has a default so the whole document is optional.
+ */
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { defaultedObject, described, durationString, stringEnum, stringMap, strictObject } from './common.js';
+import { HTTPRetry } from './virtual-service.js';
+
+export const MESH_CONFIG_API_VERSION = 'meshgate.dev/v1alpha1';
+
+export const ExtensionProvider = strictObject(
+  {
+    name: Type.String({ minLength: 1, description: 'Name referenced by AuthorizationPolicy `provider.name`.' }),
+    envoyExtAuthzHttp: Type.Optional(
+      strictObject(
+        {
+          service: Type.String({ description: 'Host of the authorizer (registry host or IP).' }),
+          port: Type.Integer({ minimum: 1, maximum: 65535, description: 'Port of the authorizer.' }),
+          timeout: Type.Optional(durationString('Check timeout (default 600s in Istio; keep it short).')),
+          pathPrefix: Type.Optional(Type.String({ description: 'Prefix added to the checked path.' })),
+          failOpen: Type.Optional(Type.Boolean({ description: 'Allow the request when the authorizer is unreachable.' })),
+          statusOnError: Type.Optional(Type.String({ description: 'Status returned when the authorizer fails (default 403).' })),
+          includeRequestHeadersInCheck: Type.Optional(Type.Array(Type.String(), { description: 'Request headers sent to the authorizer.' })),
+          includeAdditionalHeadersInCheck: Type.Optional(stringMap('Extra headers sent to the authorizer.')),
+          headersToUpstreamOnAllow: Type.Optional(Type.Array(Type.String(), { description: 'Authorizer headers copied upstream on allow.' })),
+          headersToDownstreamOnDeny: Type.Optional(Type.Array(Type.String(), { description: 'Authorizer headers returned on deny.' })),
+          headersToDownstreamOnAllow: Type.Optional(Type.Array(Type.String(), { description: 'Authorizer headers returned on allow.' })),
+        },
+        'HTTP external authorization service.',
+      ),
+    ),
+  },
+  'An extension provider (external authorizer for CUSTOM AuthorizationPolicies).',
+);
+export type ExtensionProvider = Static<typeof ExtensionProvider>;
+
+export const MeshConfigSpec = strictObject(
+  {
+    trustDomain: Type.String({ default: 'cluster.local', description: 'SPIFFE trust domain of the mesh identities.' }),
+    rootNamespace: Type.String({ default: 'istio-system', description: 'Namespace whose security policies apply mesh-wide.' }),
+    adminAddress: Type.String({
+      default: '127.0.0.1:15000',
+      description: 'host:port of the admin listener (/live, /ready, /metrics, /config_dump). Keep it on loopback.',
+    }),
+    outboundTrafficPolicy: defaultedObject(
+      {
+        mode: stringEnum(
+          ['ALLOW_ANY', 'REGISTRY_ONLY'],
+          'Sidecar outbound traffic to hosts not in the registry: forwarded (ALLOW_ANY) or 502 BlackHole (REGISTRY_ONLY).',
+          'ALLOW_ANY',
+        ),
+      },
+      'Default outbound policy (a Sidecar resource can override it).',
+    ),
+    pathNormalization: stringEnum(
+      ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'],
+      'Path normalisation applied before routing and authorization (istio-semantics §5.7).',
+      'BASE',
+    ),
+    numTrustedProxies: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: 'Trusted hops in front of the ingress; the client IP is the Nth-from-right X-Forwarded-For entry.',
+    }),
+    connectTimeout: durationString('Default upstream connect timeout.', '10s'),
+    drainDuration: durationString('How long listeners drain in-flight requests on shutdown or reload.', '5s'),
+    enableAutoMtls: Type.Boolean({
+      default: true,
+      description: 'Sidecars use mesh mTLS to destinations that have a sidecar unless a DestinationRule sets tls.',
+    }),
+    h2UpgradePolicy: stringEnum(['DO_NOT_UPGRADE', 'UPGRADE'], 'Mesh default for upgrading upstream HTTP/1.1 to HTTP/2.', 'DO_NOT_UPGRADE'),
+    defaultHttpRetryPolicy: Type.Optional(
+      described(HTTPRetry, "Retry policy for routes without `retries` (default: Istio's attempts 2, connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes)."),
+    ),
+    redis: Type.Optional(
+      strictObject(
+        {
+          url: Type.String({ description: 'redis:// or rediss:// URL of the shared store (rate limiting).' }),
+          keyPrefix: Type.String({ default: 'meshgate:', description: 'Prefix of every key written.' }),
+          connectTimeout: durationString('Connect timeout.', '1s'),
+        },
+        'Shared Redis store. Absent ⇒ local in-memory stores only.',
+      ),
+    ),
+    certificates: Type.Optional(
+      strictObject(
+        {
+          certChain: Type.String({ description: 'PEM file: this proxy\'s workload certificate chain (SPIFFE URI SAN).' }),
+          privateKey: Type.String({ description: 'PEM file: private key of certChain.' }),
+          rootCert: Type.String({ description: 'PEM file: mesh root CA(s) used to verify peers.' }),
+          caCert: Type.Optional(Type.String({ description: 'PEM file: CA certificate used to self-issue workload certificates (development).' })),
+          caKey: Type.Optional(Type.String({ description: 'PEM file: private key of caCert (development).' })),
+        },
+        'Files of the mesh identity. Absent ⇒ a development CA is generated in memory.',
+      ),
+    ),
+    credentialsDirectory: Type.String({
+      default: './credentials',
+      description: 'Directory holding Gateway `credentialName` secrets as <name>/{tls.crt,tls.key,ca.crt} (relative to the config file).',
+    }),
+    ingress: defaultedObject(
+      {
+        namespace: Type.String({ default: 'istio-system', description: 'Namespace of the ingress proxy.' }),
+        serviceAccount: Type.String({ default: 'istio-ingressgateway', description: 'Service account (identity) of the ingress proxy.' }),
+        labels: Type.Record(Type.String(), Type.String(), {
+          default: { istio: 'ingressgateway' },
+          description: 'Labels of the ingress proxy (matched by Gateway selectors and policy selectors).',
+        }),
+      },
+      'Identity of the ingress proxy.',
+    ),
+    accessLog: defaultedObject(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Write one access-log line per request/connection.' }),
+        path: Type.String({ default: '/dev/stdout', description: 'File to append to (`/dev/stdout` = standard output).' }),
+        format: stringEnum(['JSON', 'TEXT'], 'JSON lines, or the Istio default text format.', 'JSON'),
+      },
+      'Access log.',
+    ),
+    tracing: defaultedObject(
+      {
+        samplingPercent: Type.Number({ minimum: 0, maximum: 100, default: 1, description: 'Share of new traces sampled (Istio default 1%).' }),
+        otlpEndpoint: Type.Optional(Type.String({ description: 'OTLP/HTTP traces endpoint; absent ⇒ no export.' })),
+        trustIncomingContext: Type.Boolean({
+          default: true,
+          description: 'Continue traceparent/b3 context from clients; disable at an untrusted edge.',
+        }),
+      },
+      'Distributed tracing.',
+    ),
+    extensionProviders: Type.Optional(Type.Array(ExtensionProvider, { description: 'External authorizers.' })),
+    debugHeaders: Type.Boolean({
+      default: false,
+      description: 'Add `x-meshgate-reason` (response flag and details) to locally generated responses.',
+    }),
+    maxRequestHeadersKb: Type.Integer({ minimum: 1, maximum: 8192, default: 60, description: 'Max request header size in KiB (Envoy default 60).' }),
+  },
+  'MeshConfig: mesh-wide and process-level settings of meshgate.',
+);
+export type MeshConfigSpec = Static<typeof MeshConfigSpec>;
+
+/** The effective MeshConfig when the config set has none. */
+export function defaultMeshConfig(): MeshConfigSpec {
+  return Value.Default(MeshConfigSpec, {}) as MeshConfigSpec;
+}
