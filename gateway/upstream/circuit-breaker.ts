@@ -1,0 +1,82 @@
+/**
+ * Cluster-wide circuit breaking (istio-semantics §2.4; per client proxy, per cluster, summed over
+ * endpoints). HTTP/1.1 carries one request per connection, so at most `maxConnections` requests run at
+ * once; others wait in a FIFO of at most `http1MaxPendingRequests`; `http2MaxRequests` bounds running +
+ * waiting. Anything beyond is an overflow, answered at once with 503 UO and never retried.
+ * `maxRetries` bounds concurrent retries; over it, a retry is skipped.
+ */
+import type { ResolvedConnectionPool } from './policy.js';
+
+export type Admission = 'granted' | 'overflow' | Promise<boolean>;
+
+interface Waiter {
+  resolve(granted: boolean): void;
+}
+
+export class CircuitBreaker {
+  running = 0;
+  private readonly waiting: Waiter[] = [];
+  retriesActive = 0;
+  overflows = 0;
+  retryOverflows = 0;
+
+  constructor(private readonly limits: ResolvedConnectionPool) {}
+
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * `granted` at once, `overflow`, or a promise that settles true when a slot frees (false when
+   * `signal` aborts the wait). Every true/`granted` must be paired with one `release()`.
+   */
+  acquire(signal: AbortSignal | null): Admission {
+    if (this.running + this.waiting.length >= this.limits.http2MaxRequests) {
+      this.overflows += 1;
+      return 'overflow';
+    }
+    if (this.running < this.limits.maxConnections) {
+      this.running += 1;
+      return 'granted';
+    }
+    if (this.waiting.length >= this.limits.http1MaxPendingRequests) {
+      this.overflows += 1;
+      return 'overflow';
+    }
+    if (signal?.aborted === true) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const waiter: Waiter = {
+        resolve: (granted) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(granted);
+        },
+      };
+      const onAbort = (): void => {
+        const index = this.waiting.indexOf(waiter);
+        if (index >= 0) this.waiting.splice(index, 1);
+        resolve(false);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next.resolve(true);
+    else this.running -= 1;
+  }
+
+  tryStartRetry(): boolean {
+    if (this.retriesActive >= this.limits.maxRetries) {
+      this.retryOverflows += 1;
+      return false;
+    }
+    this.retriesActive += 1;
+    return true;
+  }
+
+  endRetry(): void {
+    this.retriesActive -= 1;
+  }
+}

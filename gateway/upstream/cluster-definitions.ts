@@ -1,0 +1,49 @@
+/**
+ * Turns the registry and the DestinationRules of one snapshot into cluster definitions: for every
+ * service port, the host's default cluster plus one cluster per DR subset (endpoints whose labels are
+ * a superset of the subset's), each with its §2.1-resolved policy. Subset policies therefore apply
+ * only to traffic that a route sends to that subset's cluster.
+ */
+import { labelsMatch } from '../policy/selector.js';
+import { clusterName } from './cluster.js';
+import type { ClusterDefinition } from './cluster.js';
+import type { DestinationRuleIndex } from './destination-rules.js';
+import { resolvePolicy } from './policy.js';
+import type { ServiceRegistry } from './registry.js';
+
+export function buildClusterDefinitions(
+  registry: ServiceRegistry,
+  destinationRules: DestinationRuleIndex,
+): ClusterDefinition[] {
+  const definitions: ClusterDefinition[] = [];
+  for (const service of registry.services) {
+    const rule = destinationRules.lookup(service.host, service.namespace);
+    for (const port of service.ports) {
+      const endpoints = service.endpoints.get(port.number) ?? [];
+      const base = {
+        host: service.host,
+        port: port.number,
+        resolution: service.resolution,
+        subjectAltNames: service.subjectAltNames,
+      };
+      definitions.push({
+        ...base,
+        name: clusterName(service.host, port.number, ''),
+        subset: '',
+        endpoints,
+        policy: resolvePolicy(rule?.trafficPolicy, undefined, port.number),
+      });
+      for (const subset of rule?.subsets.values() ?? []) {
+        const subsetEndpoints = endpoints.filter((e) => labelsMatch(subset.labels, e.labels));
+        definitions.push({
+          ...base,
+          name: clusterName(service.host, port.number, subset.name),
+          subset: subset.name,
+          endpoints: subsetEndpoints,
+          policy: resolvePolicy(rule?.trafficPolicy, subset.trafficPolicy, port.number),
+        });
+      }
+    }
+  }
+  return definitions;
+}
