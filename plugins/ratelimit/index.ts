@@ -1,0 +1,61 @@
+/**
+ * The rate limit plugin: RateLimitPolicy (`meshgate.dev/v1alpha1`) compiled per snapshot, enforced in
+ * a `preHandler` hook — after the core has resolved the route and authentication has validated the
+ * JWT (keys may use both), before anything is forwarded.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { RATE_LIMIT_PLUGIN_NAME, compileRateLimits } from './compile.js';
+import type { CompiledRateLimits } from './compile.js';
+import { enforceRateLimits } from './enforce.js';
+import { admittedHeaders, limitedHeaders } from './headers.js';
+import { closeSharedRedisClients } from './redis-client.js';
+import { releaseAllLimiters } from './registry.js';
+import { RATE_LIMIT_GROUP, RATE_LIMIT_KIND, RATE_LIMIT_VERSION, RateLimitPolicySpec } from './schema.js';
+import { setRateLimitLogger } from './stats.js';
+
+export { RATE_LIMIT_PLUGIN_NAME } from './compile.js';
+export type { CompiledRateLimits } from './compile.js';
+export { rateLimitStats } from './stats.js';
+export type { RateLimitStats, RateLimitDecision, BackendState } from './stats.js';
+
+/** Gateway apps alive in this process; the shared Redis client and the limiters go with the last one. */
+let openApps = 0;
+
+const register: FastifyPluginAsync = fp(
+  async (fastify) => {
+    setRateLimitLogger(fastify.log.child({ plugin: RATE_LIMIT_PLUGIN_NAME }));
+    openApps++;
+    fastify.addHook('onClose', async () => {
+      openApps--;
+      if (openApps > 0) return;
+      releaseAllLimiters();
+      await closeSharedRedisClients();
+    });
+    fastify.addHook('preHandler', async (request, reply) => {
+      const compiled = request.mesh.pluginState<CompiledRateLimits | undefined>(RATE_LIMIT_PLUGIN_NAME);
+      if (compiled === undefined || compiled.policies.length === 0) return;
+      const verdict = await enforceRateLimits(request, compiled);
+      if (verdict.kind === 'allowed') {
+        if (verdict.reported.length > 0) reply.headers(admittedHeaders(verdict.reported));
+        return;
+      }
+      if (verdict.kind === 'limited') {
+        sendLocalReply(request, reply, verdict.policy.limitedReply, limitedHeaders(verdict.limit, verdict.resetMs));
+      } else {
+        sendLocalReply(request, reply, verdict.policy.unavailableReply);
+      }
+      return reply;
+    });
+  },
+  { name: 'meshgate-ratelimit', fastify: '5.x' },
+);
+
+export const rateLimitPlugin: MeshPlugin<CompiledRateLimits> = {
+  name: RATE_LIMIT_PLUGIN_NAME,
+  kinds: [{ group: RATE_LIMIT_GROUP, versions: [RATE_LIMIT_VERSION], kind: RATE_LIMIT_KIND, spec: RateLimitPolicySpec }],
+  compile: compileRateLimits,
+  register,
+};

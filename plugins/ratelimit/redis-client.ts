@@ -1,0 +1,96 @@
+/**
+ * The ONE Redis connection a gateway process uses for rate limiting, created when the first policy
+ * needs it and closed when the last gateway app closes.
+ *
+ * Tuned so an unreachable Redis never slows a request down: no offline queue (a command issued while
+ * disconnected fails at once instead of piling up), one attempt per command, a short command timeout,
+ * and background reconnection with capped backoff. State changes are logged once per transition,
+ * never per request.
+ */
+import { Redis } from 'ioredis';
+import { rateLimitLogger, rateLimitStats } from './stats.js';
+
+export const REDIS_COMMAND_TIMEOUT_MS = 250;
+const RECONNECT_STEP_MS = 100;
+const RECONNECT_MAX_MS = 2000;
+
+export interface RedisSettings {
+  readonly url: string;
+  readonly connectTimeoutMs: number;
+}
+
+let shared: { readonly url: string; readonly client: Redis } | null = null;
+const retired: Redis[] = [];
+
+function markUp(): void {
+  const previous = rateLimitStats.backendState;
+  rateLimitStats.backendState = 'up';
+  if (previous === 'down') {
+    rateLimitStats.backendTransitions++;
+    rateLimitLogger().info({ backend: 'redis' }, 'rate limit backend Redis is reachable again; shared limits apply');
+  } else if (previous === 'connecting') {
+    rateLimitLogger().info({ backend: 'redis' }, 'rate limit backend Redis connected');
+  }
+}
+
+function markDown(reason: string): void {
+  const previous = rateLimitStats.backendState;
+  if (previous === 'down' || previous === 'unused') return;
+  rateLimitStats.backendState = 'down';
+  if (previous === 'up') rateLimitStats.backendTransitions++;
+  rateLimitLogger().warn(
+    { backend: 'redis', reason },
+    'rate limit backend Redis is unreachable; policies apply their failureMode (open: per-process insurance limits, closed: 503 RLSE)',
+  );
+}
+
+function connect(settings: RedisSettings): Redis {
+  const client = new Redis(settings.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: settings.connectTimeoutMs,
+    retryStrategy: (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
+  });
+  rateLimitStats.backendState = 'connecting';
+  client.on('ready', () => {
+    if (client === shared?.client) markUp();
+  });
+  client.on('close', () => {
+    if (client === shared?.client) markDown('connection closed');
+  });
+  // Without a listener ioredis would throw; every reconnect attempt emits one, so only transitions are logged.
+  client.on('error', (error: Error) => {
+    if (client === shared?.client) markDown(error.message);
+  });
+  return client;
+}
+
+/** The process-wide client for `settings.url`; a changed URL (config reload) replaces it. */
+export function sharedRedisClient(settings: RedisSettings): Redis {
+  if (shared !== null && shared.url === settings.url) return shared.client;
+  // Requests still running on the previous snapshot may use the old client; it is closed with the rest on shutdown.
+  if (shared !== null) retired.push(shared.client);
+  shared = { url: settings.url, client: connect(settings) };
+  return shared.client;
+}
+
+async function quit(client: Redis): Promise<void> {
+  try {
+    if (client.status === 'ready') {
+      await client.quit();
+      return;
+    }
+  } catch {
+    // A quit that cannot be sent falls through to a hard disconnect.
+  }
+  client.disconnect();
+}
+
+export async function closeSharedRedisClients(): Promise<void> {
+  const clients = [...retired, ...(shared === null ? [] : [shared.client])];
+  shared = null;
+  retired.length = 0;
+  rateLimitStats.backendState = 'unused';
+  await Promise.all(clients.map(quit));
+}

@@ -1,0 +1,53 @@
+/**
+ * Counters the metrics plugin reads, and the logger the backend reports its state changes to.
+ * Plain mutable numbers rather than prom-client objects so this plugin stays independent of how
+ * metrics are exported; the metrics plugin turns them into series on scrape.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { pino } from 'pino';
+
+export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
+/** `unused`: no policy needs Redis yet. `down` covers both "never connected" and "connection lost". */
+export type BackendState = 'unused' | 'connecting' | 'up' | 'down';
+
+export type DecisionCounts = Record<RateLimitDecision, number>;
+
+export interface RateLimitStats {
+  /** Per policy `<ns>/<name>`: requests admitted, limited, and refused because the backend could not decide (closed mode). */
+  readonly decisions: Map<string, DecisionCounts>;
+  /** Redis calls that failed (refused while disconnected, timed out, errored). */
+  backendErrors: number;
+  /** Decisions taken by the in-memory insurance limiter because Redis failed (failureMode open). */
+  insuranceDecisions: number;
+  backendState: BackendState;
+  /** up→down and down→up changes of the Redis connection. */
+  backendTransitions: number;
+}
+
+export const rateLimitStats: RateLimitStats = {
+  decisions: new Map(),
+  backendErrors: 0,
+  insuranceDecisions: 0,
+  backendState: 'unused',
+  backendTransitions: 0,
+};
+
+export function recordDecision(policy: string, decision: RateLimitDecision): void {
+  let counts = rateLimitStats.decisions.get(policy);
+  if (counts === undefined) {
+    counts = { allowed: 0, limited: 0, unavailable: 0 };
+    rateLimitStats.decisions.set(policy, counts);
+  }
+  counts[decision]++;
+}
+
+let logger: FastifyBaseLogger = pino({ name: 'ratelimit' });
+
+/** The gateway hands its own logger over when the plugin is registered. */
+export function setRateLimitLogger(next: FastifyBaseLogger): void {
+  logger = next;
+}
+
+export function rateLimitLogger(): FastifyBaseLogger {
+  return logger;
+}
