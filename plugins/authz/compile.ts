@@ -1,0 +1,182 @@
+/**
+ * AuthorizationPolicy → immutable matcher tables, once per snapshot (istio-semantics §5.1–5.3).
+ * Only the policies selecting this proxy's workload are kept; they are grouped by action so the
+ * request path runs CUSTOM → DENY → ALLOW without looking at anything else.
+ */
+import type { AuthorizationPolicySpec, Rule } from '../../gateway/config/kinds/authorization-policy.js';
+import type { MeshConfigSpec } from '../../gateway/config/kinds/mesh-config.js';
+import { makeDiagnostic } from '../../gateway/config/diagnostics.js';
+import type { DiagnosticCode } from '../../gateway/config/diagnostics.js';
+import type { Resource } from '../../gateway/config/resource.js';
+import { policyAppliesTo } from '../../gateway/policy/selector.js';
+import type { CompileInput } from '../../gateway/pipeline/types.js';
+import { compileCondition } from './conditions.js';
+import { createExtAuthzClient } from './ext-authz.js';
+import type { ExtAuthzClient } from './ext-authz.js';
+import { compileOperation, compileSource } from './field-matchers.js';
+import type { CompileProblem, FieldContext, FieldMatcher } from './field-matchers.js';
+import type { AuthzRequest } from './request-view.js';
+
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+export interface CompiledRule {
+  readonly index: number;
+  /** One entry per `from[i]`: the set fields of its source (AND). Empty list = any source. */
+  readonly from: readonly (readonly FieldMatcher[])[];
+  readonly to: readonly (readonly FieldMatcher[])[];
+  readonly when: readonly FieldMatcher[];
+}
+
+export interface CompiledPolicy {
+  /** `<namespace>/<name>`, as in Envoy's `rbac_access_denied_matched_policy[…]`. */
+  readonly id: string;
+  readonly action: AuthzAction;
+  readonly dryRun: boolean;
+  /** The external authorizer of a CUSTOM policy. */
+  readonly extAuthz: ExtAuthzClient | null;
+  /** Empty = never matches (an ALLOW policy without rules is allow-nothing). */
+  readonly rules: readonly CompiledRule[];
+}
+
+export interface CompiledAuthz {
+  /** Enforced policies by action, in config order. */
+  readonly custom: readonly CompiledPolicy[];
+  readonly deny: readonly CompiledPolicy[];
+  readonly allow: readonly CompiledPolicy[];
+  readonly audit: readonly CompiledPolicy[];
+  /** `istio.io/dry-run: "true"` policies: evaluated and logged, never enforced. */
+  readonly dryRun: readonly CompiledPolicy[];
+  /** Enforced + dry-run policies together: the decision dry-run would lead to; null without dry-run policies. */
+  readonly shadow: { readonly deny: readonly CompiledPolicy[]; readonly allow: readonly CompiledPolicy[] } | null;
+}
+
+const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+/** `spec.rules[0].from[1].source` → ['spec', 'rules', 0, 'from', 1, 'source'] for `Resource.at`. */
+function parseFieldPath(field: string): (string | number)[] {
+  return field.split(/[.[\]]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+}
+
+function anyBranch(branches: readonly (readonly FieldMatcher[])[], request: AuthzRequest): boolean {
+  if (branches.length === 0) return true;
+  for (const fields of branches) {
+    let all = true;
+    for (const field of fields) {
+      if (!field.matches(request)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+export function ruleMatches(rule: CompiledRule, request: AuthzRequest): boolean {
+  if (!anyBranch(rule.from, request) || !anyBranch(rule.to, request)) return false;
+  for (const condition of rule.when) if (!condition.matches(request)) return false;
+  return true;
+}
+
+/** Index of the first matching rule, or -1. */
+export function firstMatchingRule(policy: CompiledPolicy, request: AuthzRequest): number {
+  for (const rule of policy.rules) if (ruleMatches(rule, request)) return rule.index;
+  return -1;
+}
+
+function problemCode(message: string): DiagnosticCode {
+  if (message.startsWith('unsupported condition key')) return 'MG0302';
+  if (message.includes('values/notValues')) return 'MG0307';
+  if (message.startsWith('not an IP')) return 'MG0304';
+  if (message.startsWith('not a port')) return 'MG0305';
+  if (message.startsWith('empty string')) return 'MG0308';
+  if (message.includes('cannot be combined')) return 'MG0313';
+  if (message.includes('template') || message.includes('{**}')) return 'MG0315';
+  return 'MG0303';
+}
+
+function compileRule(rule: Rule, index: number, policyNamespace: string, problems: CompileProblem[]): CompiledRule {
+  const prefix = `spec.rules[${index}]`;
+  const context = (fieldPrefix: string): FieldContext => ({ policyNamespace, problems, fieldPrefix });
+  if (rule.from?.length === 0) problems.push({ field: `${prefix}.from`, message: '`from` must not be an empty list' });
+  if (rule.to?.length === 0) problems.push({ field: `${prefix}.to`, message: '`to` must not be an empty list' });
+  const from = (rule.from ?? []).map((entry, i) => {
+    const fields = compileSource(context(`${prefix}.from[${i}].source`), entry.source ?? {});
+    if (fields.length === 0) problems.push({ field: `${prefix}.from[${i}].source`, message: 'source must not be empty' });
+    return fields;
+  });
+  const to = (rule.to ?? []).map((entry, i) => {
+    const fields = compileOperation(context(`${prefix}.to[${i}].operation`), entry.operation ?? {});
+    if (fields.length === 0) problems.push({ field: `${prefix}.to[${i}].operation`, message: 'operation must not be empty' });
+    return fields;
+  });
+  const when = (rule.when ?? [])
+    .map((condition, i) => compileCondition(context(`${prefix}.when[${i}]`), condition))
+    .filter((condition): condition is FieldMatcher => condition !== null);
+  return { index, from, to, when };
+}
+
+function findMeshConfig(resources: readonly Resource[]): MeshConfigSpec | undefined {
+  return resources.find((resource) => resource.kind === 'MeshConfig')?.spec as MeshConfigSpec | undefined;
+}
+
+export function compileAuthz(input: CompileInput): CompiledAuthz {
+  const providers = new Map((findMeshConfig(input.resources)?.extensionProviders ?? []).map((p) => [p.name, p]));
+  const extAuthzClients = new Map<string, ExtAuthzClient>();
+  const groups = { custom: [] as CompiledPolicy[], deny: [] as CompiledPolicy[], allow: [] as CompiledPolicy[], audit: [] as CompiledPolicy[] };
+  const dryRun: CompiledPolicy[] = [];
+
+  for (const resource of input.resources) {
+    if (resource.kind !== 'AuthorizationPolicy') continue;
+    const spec = resource.spec as AuthorizationPolicySpec;
+    const { namespace, name } = resource.metadata;
+    if (!policyAppliesTo(namespace, spec.selector, input.workload, input.rootNamespace)) continue;
+    const subject = { kind: resource.kind, namespace, name };
+    const report = (code: DiagnosticCode, message: string, field: string): void => {
+      input.diagnostics.push(makeDiagnostic(code, message, resource.at(parseFieldPath(field)), { ...subject, field }));
+    };
+    const action: AuthzAction = spec.action ?? 'ALLOW';
+    if ((action === 'DENY' || action === 'CUSTOM') && (spec.rules ?? []).length === 0) {
+      report('MG0301', `${action} policy without rules never matches`, 'spec.rules');
+    }
+    let extAuthz: ExtAuthzClient | null = null;
+    if (action === 'CUSTOM') {
+      const provider = providers.get(spec.provider?.name ?? '');
+      if (provider?.envoyExtAuthzHttp === undefined) {
+        report('MG0306', `CUSTOM policy needs a provider naming a MeshConfig extensionProviders entry with envoyExtAuthzHttp (got "${spec.provider?.name ?? ''}")`, 'spec.provider');
+        continue;
+      }
+      extAuthz = extAuthzClients.get(provider.name) ?? createExtAuthzClient(provider);
+      extAuthzClients.set(provider.name, extAuthz);
+    } else if (spec.provider !== undefined) {
+      report('MG0306', '`provider` is only allowed with action CUSTOM', 'spec.provider');
+    }
+
+    const rules: CompiledRule[] = [];
+    (spec.rules ?? []).forEach((rule, index) => {
+      const problems: CompileProblem[] = [];
+      const compiled = compileRule(rule, index, namespace, problems);
+      // A rule that cannot be built is dropped whole, as Istio does: never half-enforced.
+      if (problems.length === 0) rules.push(compiled);
+      for (const problem of problems) report(problemCode(problem.message), problem.message, problem.field);
+    });
+
+    const policy: CompiledPolicy = {
+      id: `${namespace}/${name}`,
+      action,
+      dryRun: resource.metadata.annotations[DRY_RUN_ANNOTATION] === 'true',
+      extAuthz,
+      rules,
+    };
+    if (policy.dryRun) dryRun.push(policy);
+    else groups[action === 'ALLOW' ? 'allow' : action === 'DENY' ? 'deny' : action === 'AUDIT' ? 'audit' : 'custom'].push(policy);
+  }
+  const shadow =
+    dryRun.length === 0
+      ? null
+      : {
+          deny: [...groups.deny, ...dryRun.filter((policy) => policy.action === 'DENY')],
+          allow: [...groups.allow, ...dryRun.filter((policy) => policy.action === 'ALLOW')],
+        };
+  return { ...groups, dryRun, shadow };
+}

@@ -1,0 +1,98 @@
+/**
+ * The decision (istio-semantics §5.2): CUSTOM → DENY → ALLOW. CUSTOM needs a network call, so it is
+ * split out (`matchingCustomPolicy`); `evaluateRbac` is synchronous and allocation-free on the hot path.
+ * When a `trace` array is passed (explain), every policy and rule records why it did or did not match,
+ * using the same compiled matchers.
+ */
+import { firstMatchingRule, ruleMatches } from './compile.js';
+import type { CompiledAuthz, CompiledPolicy, CompiledRule } from './compile.js';
+import type { AuthzRequest } from './request-view.js';
+
+export interface RbacDecision {
+  readonly allowed: boolean;
+  /** `<ns>/<name>` of the deciding policy; null when no ALLOW policy exists (allow) or none matched (deny). */
+  readonly policy: string | null;
+  /** Index of the deciding rule in that policy, or -1. */
+  readonly ruleIndex: number;
+}
+
+const ALLOW_NO_POLICIES: RbacDecision = { allowed: true, policy: null, ruleIndex: -1 };
+const DENY_NO_MATCH: RbacDecision = { allowed: false, policy: null, ruleIndex: -1 };
+
+/** Envoy's details string, e.g. `rbac_access_denied_matched_policy[ns/name]` or `…[none]`. */
+export function denialDetails(decision: RbacDecision): string {
+  return `rbac_access_denied_matched_policy[${decision.policy ?? 'none'}]`;
+}
+
+function describeFields(fields: readonly { description: string; matches: (r: AuthzRequest) => boolean }[], request: AuthzRequest): string {
+  const failed = fields.find((field) => !field.matches(request));
+  return failed === undefined ? 'matched' : `failed ${failed.description}`;
+}
+
+function explainRule(rule: CompiledRule, request: AuthzRequest): string {
+  if (ruleMatches(rule, request)) return `rule[${rule.index}] matched`;
+  const reasons: string[] = [];
+  if (rule.from.length > 0 && !rule.from.some((fields) => fields.every((f) => f.matches(request)))) {
+    reasons.push(`from: ${rule.from.map((fields, i) => `from[${i}] ${describeFields(fields, request)}`).join('; ')}`);
+  }
+  if (rule.to.length > 0 && !rule.to.some((fields) => fields.every((f) => f.matches(request)))) {
+    reasons.push(`to: ${rule.to.map((fields, i) => `to[${i}] ${describeFields(fields, request)}`).join('; ')}`);
+  }
+  const failedCondition = rule.when.find((condition) => !condition.matches(request));
+  if (failedCondition !== undefined) reasons.push(`failed ${failedCondition.description}`);
+  return `rule[${rule.index}] did not match (${reasons.join('; ')})`;
+}
+
+function matchPolicies(policies: readonly CompiledPolicy[], request: AuthzRequest, trace: string[] | undefined): RbacDecision | null {
+  for (const policy of policies) {
+    if (trace !== undefined) {
+      if (policy.rules.length === 0) trace.push(`${policy.action} ${policy.id}: no rules, never matches`);
+      for (const rule of policy.rules) trace.push(`${policy.action} ${policy.id} ${explainRule(rule, request)}`);
+    }
+    const ruleIndex = firstMatchingRule(policy, request);
+    if (ruleIndex !== -1) return { allowed: policy.action !== 'DENY', policy: policy.id, ruleIndex };
+  }
+  return null;
+}
+
+export function evaluateRbac(
+  deny: readonly CompiledPolicy[],
+  allow: readonly CompiledPolicy[],
+  request: AuthzRequest,
+  trace?: string[],
+): RbacDecision {
+  const denied = matchPolicies(deny, request, trace);
+  if (denied !== null) {
+    trace?.push(`DENY policy ${denied.policy ?? ''} rule[${denied.ruleIndex}] matched → DENY`);
+    return denied;
+  }
+  if (allow.length === 0) {
+    trace?.push('no ALLOW policy applies to this workload → ALLOW');
+    return ALLOW_NO_POLICIES;
+  }
+  const allowed = matchPolicies(allow, request, trace);
+  if (allowed !== null) {
+    trace?.push(`ALLOW policy ${allowed.policy ?? ''} rule[${allowed.ruleIndex}] matched → ALLOW`);
+    return allowed;
+  }
+  trace?.push('ALLOW policies exist but none matched → DENY');
+  return DENY_NO_MATCH;
+}
+
+/** The first CUSTOM policy with a matching rule: its provider must be asked. */
+export function matchingCustomPolicy(compiled: CompiledAuthz, request: AuthzRequest, trace?: string[]): CompiledPolicy | null {
+  const matched = matchPolicies(compiled.custom, request, trace);
+  return matched === null ? null : (compiled.custom.find((policy) => policy.id === matched.policy) ?? null);
+}
+
+/** AUDIT policies whose rules match (they never change the decision). */
+export function matchingAuditPolicies(compiled: CompiledAuthz, request: AuthzRequest): string[] {
+  const matched: string[] = [];
+  for (const policy of compiled.audit) if (firstMatchingRule(policy, request) !== -1) matched.push(policy.id);
+  return matched;
+}
+
+/** The decision that would be taken if the dry-run policies were enforced too; null without any. */
+export function evaluateShadow(compiled: CompiledAuthz, request: AuthzRequest): RbacDecision | null {
+  return compiled.shadow === null ? null : evaluateRbac(compiled.shadow.deny, compiled.shadow.allow, request);
+}

@@ -1,0 +1,94 @@
+/**
+ * AuthorizationPolicy plugin (istio-semantics §5). Runs after RequestAuthentication (it reads
+ * `request.mesh.auth`) and before routing, as Envoy's RBAC filter does. Every denial names the policy and
+ * rule that decided, in the log, in `request.mesh.localReply.details` and (debug headers) in the response.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { compileAuthz } from './compile.js';
+import type { CompiledAuthz } from './compile.js';
+import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
+import { authzRequestFrom } from './request-view.js';
+import type { AuthzRequest } from './request-view.js';
+
+export const AUTHZ_PLUGIN_NAME = 'authz';
+
+export const RBAC_DENIED_MESSAGE = 'RBAC: access denied';
+
+function hasPolicies(compiled: CompiledAuthz): boolean {
+  return (
+    compiled.custom.length + compiled.deny.length + compiled.allow.length + compiled.audit.length + compiled.dryRun.length > 0
+  );
+}
+
+async function runCustom(
+  compiled: CompiledAuthz,
+  view: AuthzRequest,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | null> {
+  const policy = matchingCustomPolicy(compiled, view);
+  if (policy?.extAuthz == null) return null;
+  const query = request.mesh.attrs.query;
+  const result = await policy.extAuthz.check({
+    method: view.method,
+    authority: view.authority,
+    pathWithQuery: query === '' ? view.path : `${view.path}?${query}`,
+    headers: request.headers,
+  });
+  if (result.allowed) {
+    Object.assign(request.headers, result.upstreamHeaders);
+    return null;
+  }
+  const details = result.error ? `ext_authz_error[${policy.id}]` : `ext_authz_denied[${policy.id}]`;
+  request.log.info({ authz: { decision: 'deny', action: 'CUSTOM', policy: policy.id, provider: policy.extAuthz.providerName } }, 'external authorizer denied the request');
+  return sendLocalReply(
+    request,
+    reply,
+    { status: result.status, flag: 'UAEX', details, message: result.body },
+    result.downstreamHeaders,
+  );
+}
+
+function logObservers(compiled: CompiledAuthz, view: AuthzRequest, request: FastifyRequest, enforcedAllowed: boolean): void {
+  if (compiled.audit.length > 0) {
+    const audited = matchingAuditPolicies(compiled, view);
+    if (audited.length > 0) request.log.info({ authz: { audit: audited } }, 'request matched AUDIT policies');
+  }
+  const shadow = evaluateShadow(compiled, view);
+  if (shadow !== null) {
+    request.log.info(
+      { authz: { dryRun: true, wouldAllow: shadow.allowed, policy: shadow.policy, rule: shadow.ruleIndex, enforcedAllowed } },
+      shadow.allowed === enforcedAllowed ? 'dry-run policies agree with the enforced decision' : 'dry-run policies would change the decision',
+    );
+  }
+}
+
+export const authzPlugin: MeshPlugin<CompiledAuthz> = {
+  name: AUTHZ_PLUGIN_NAME,
+  compile: compileAuthz,
+  register: fp(
+    async (app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
+        if (!hasPolicies(compiled)) return;
+        const view = authzRequestFrom(request);
+        if (compiled.custom.length > 0) {
+          const denied = await runCustom(compiled, view, request, reply);
+          if (denied !== null) return denied;
+        }
+        const decision = evaluateRbac(compiled.deny, compiled.allow, view);
+        logObservers(compiled, view, request, decision.allowed);
+        if (decision.allowed) return;
+        request.log.info(
+          { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },
+          'authorization policy denied the request',
+        );
+        return sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
+      });
+    },
+    { name: 'meshgate-authz' },
+  ),
+};

@@ -1,0 +1,112 @@
+/**
+ * What AuthorizationPolicy matchers read. The same view is built from a live request (the plugin) and
+ * from a described request (`explain`), so both run the very same compiled matchers.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
+
+export interface AuthzRequest {
+  readonly method: string;
+  /** Host/:authority as received, lower-cased, port included if sent. */
+  readonly authority: string;
+  /** Normalised path without query. */
+  readonly path: string;
+  readonly sourceIp: string;
+  readonly remoteIp: string;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+  readonly sni: string;
+  readonly peer: PeerIdentity | null;
+  readonly auth: JwtAuthResult | null;
+  /** Value of a header (lower-case name); repeated headers joined with ',' as Envoy does. */
+  header(name: string): string | undefined;
+}
+
+/**
+ * `request.headers` is the truth (earlier plugins strip forged headers and write claim headers there),
+ * but Node folds duplicates (', ', '; ' or first-wins), so when a header is still as the client sent it
+ * and was repeated, the raw values are joined with ',' as Envoy does for `request.headers[]`.
+ */
+function headerValue(request: FastifyRequest, name: string): string | undefined {
+  const current = request.headers[name];
+  if (current === undefined) return undefined;
+  const folded = Array.isArray(current) ? current.join(', ') : current;
+  const rawHeaders = request.raw.rawHeaders;
+  const rawValues: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === name) rawValues.push(rawHeaders[i + 1] as string);
+  }
+  if (rawValues.length < 2) return folded;
+  const untouched = folded === rawValues.join(', ') || folded === rawValues.join('; ') || folded === rawValues[0];
+  return untouched ? rawValues.join(',') : folded;
+}
+
+export function authzRequestFrom(request: FastifyRequest): AuthzRequest {
+  const attrs = request.mesh.attrs;
+  return {
+    method: attrs.method,
+    authority: attrs.authority,
+    path: attrs.path,
+    sourceIp: attrs.sourceIp,
+    remoteIp: attrs.remoteIp,
+    destinationIp: attrs.destinationIp,
+    destinationPort: attrs.destinationPort,
+    sni: attrs.sni,
+    peer: attrs.peer,
+    auth: request.mesh.auth,
+    header: (name) => headerValue(request, name),
+  };
+}
+
+/** A request described in words, for `meshgate explain` and the admin endpoint. */
+export interface DescribedRequest {
+  readonly method?: string;
+  readonly host?: string;
+  readonly path?: string;
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
+  readonly sourceIp?: string;
+  readonly remoteIp?: string;
+  readonly destinationIp?: string;
+  readonly destinationPort?: number;
+  readonly sni?: string;
+  /** Peer principal `<trustDomain>/ns/<ns>/sa/<sa>` (or with `spiffe://`); absent = plaintext. */
+  readonly peerPrincipal?: string;
+  /** Verified JWT claims (at least `iss`/`sub` for request principals); absent = no token. */
+  readonly jwtClaims?: Readonly<Record<string, unknown>>;
+}
+
+function peerFromPrincipal(text: string): PeerIdentity {
+  const principal = text.startsWith('spiffe://') ? text.slice('spiffe://'.length) : text;
+  const match = /^([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
+  return {
+    principal,
+    trustDomain: match?.[1] ?? '',
+    namespace: match?.[2] ?? '',
+    serviceAccount: match?.[3] ?? '',
+    uri: `spiffe://${principal}`,
+    certHash: '',
+  };
+}
+
+export function authzRequestFromDescription(described: DescribedRequest): AuthzRequest {
+  const headers = new Map<string, string>();
+  for (const [name, value] of Object.entries(described.headers ?? {})) {
+    headers.set(name.toLowerCase(), typeof value === 'string' ? value : value.join(','));
+  }
+  const claims = described.jwtClaims;
+  const iss = typeof claims?.['iss'] === 'string' ? claims['iss'] : '';
+  const sub = typeof claims?.['sub'] === 'string' ? claims['sub'] : '';
+  return {
+    method: described.method ?? 'GET',
+    authority: (described.host ?? '').toLowerCase(),
+    path: described.path ?? '/',
+    sourceIp: described.sourceIp ?? '',
+    remoteIp: described.remoteIp ?? described.sourceIp ?? '',
+    destinationIp: described.destinationIp ?? '',
+    destinationPort: described.destinationPort ?? 0,
+    sni: described.sni ?? '',
+    peer: described.peerPrincipal === undefined ? null : peerFromPrincipal(described.peerPrincipal),
+    auth: claims === undefined ? null : { principal: `${iss}/${sub}`, claims },
+    header: (name) => headers.get(name),
+  };
+}
