@@ -1,0 +1,13 @@
+/**
+ * The MeshConfig the observability plugins compile from: the config set's MeshConfig with every
+ * default filled in, or all defaults when there is none. Runs at compile time only.
+ */
+import { Value } from '@sinclair/typebox/value';
+import type { Resource } from '../../gateway/config/resource.js';
+import { MESH_CONFIG_API_VERSION, MeshConfigSpec, defaultMeshConfig } from '../../gateway/config/kinds/mesh-config.js';
+
+export function effectiveMeshConfig(resources: readonly Resource[]): MeshConfigSpec {
+  const meshConfig = resources.find((resource) => resource.kind === 'MeshConfig' && resource.apiVersion === MESH_CONFIG_API_VERSION);
+  if (meshConfig === undefined) return defaultMeshConfig();
+  return Value.Default(MeshConfigSpec, structuredClone(meshConfig.spec)) as MeshConfigSpec;
+}

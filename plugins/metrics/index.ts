@@ -1,0 +1,53 @@
+/**
+ * The metrics plugin: records Istio's standard request series when each response completes.
+ * It exposes nothing itself; the admin server serves `renderPrometheus()` / `renderStatsText()`.
+ */
+import fastifyPlugin from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { compileIstioLabels, istioLabelValues } from './istio-labels.js';
+import type { CompiledIstioLabels } from './istio-labels.js';
+import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
+import { wireBytes } from './wire-bytes.js';
+
+export const METRICS_PLUGIN_NAME = 'metrics';
+
+export interface MetricsPluginOptions {
+  /** Cap on distinct Istio label sets (default DEFAULT_MAX_SERIES, shared process-wide cache). */
+  readonly maxSeries?: number;
+}
+
+export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlugin<CompiledIstioLabels> {
+  const cache = options.maxSeries === undefined ? istioSeries : new IstioSeriesCache(options.maxSeries);
+
+  function recordRequest(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    const mesh = request.mesh as FastifyRequest['mesh'] | null;
+    if (mesh !== null) {
+      const bytes = wireBytes(request, reply);
+      cache.record(istioLabelValues(mesh.pluginState<CompiledIstioLabels>(METRICS_PLUGIN_NAME), request, reply), {
+        durationMs: Number(process.hrtime.bigint() - mesh.startNs) / 1e6,
+        requestBytes: bytes.received,
+        responseBytes: bytes.sent,
+      });
+    }
+    done();
+  }
+
+  return {
+    name: METRICS_PLUGIN_NAME,
+    compile: compileIstioLabels,
+    register: fastifyPlugin(
+      async (app) => {
+        app.addHook('onResponse', recordRequest);
+      },
+      { name: 'meshgate-metrics' },
+    ),
+  };
+}
+
+export const metricsPlugin = createMetricsPlugin();
+
+export { renderPrometheus, renderStatsText } from './render.js';
+export type { RenderedMetrics } from './render.js';
+export * from './meshgate-metrics.js';
+export { meshRegistry, BoundedCounter, BoundedGauge, BoundedHistogram, boundLabelValue } from './registry.js';

@@ -1,0 +1,190 @@
+/**
+ * Istio's standard metric labels (istio-semantics §8.2). Everything known at load time (this proxy's
+ * own workload, ServiceEntry namespaces, WorkloadEntry addresses) is compiled once; per request only
+ * the peer, destination service and outcome are filled in. Unknown values are the string `unknown`.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Resource } from '../../gateway/config/resource.js';
+import type { ServiceEntrySpec } from '../../gateway/config/kinds/service-entry.js';
+import type { WorkloadEntrySpec } from '../../gateway/config/kinds/workload-entry.js';
+import type { CompileInput, ProxyMode } from '../../gateway/pipeline/types.js';
+
+export const ISTIO_LABEL_NAMES = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'request_protocol',
+  'response_code',
+  'response_flags',
+  'connection_security_policy',
+  'grpc_response_status',
+] as const;
+
+export type IstioLabelName = (typeof ISTIO_LABEL_NAMES)[number];
+
+export const UNKNOWN = 'unknown';
+
+/** The labels describing one side of the exchange (a workload). */
+interface WorkloadLabels {
+  readonly workload: string;
+  readonly namespace: string;
+  readonly principal: string;
+  readonly app: string;
+  readonly version: string;
+  readonly canonicalService: string;
+  readonly canonicalRevision: string;
+}
+
+const UNKNOWN_WORKLOAD: WorkloadLabels = {
+  workload: UNKNOWN,
+  namespace: UNKNOWN,
+  principal: UNKNOWN,
+  app: UNKNOWN,
+  version: UNKNOWN,
+  canonicalService: UNKNOWN,
+  canonicalRevision: UNKNOWN,
+};
+
+export interface CompiledIstioLabels {
+  readonly mode: ProxyMode;
+  readonly local: WorkloadLabels;
+  /** ServiceEntry host → namespace of the entry, for `destination_service_namespace`. */
+  readonly serviceNamespaces: ReadonlyMap<string, string>;
+  /** WorkloadEntry address → its workload labels (principal left unknown: only a handshake proves it). */
+  readonly workloadsByAddress: ReadonlyMap<string, WorkloadLabels>;
+}
+
+function workloadLabels(name: string, namespace: string, labels: Readonly<Record<string, string>>, principal: string): WorkloadLabels {
+  return {
+    workload: name,
+    namespace,
+    principal,
+    app: labels['app'] ?? UNKNOWN,
+    version: labels['version'] ?? UNKNOWN,
+    canonicalService: labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels['app'] ?? name,
+    canonicalRevision: labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels['version'] ?? 'latest',
+  };
+}
+
+export function compileIstioLabels(input: CompileInput): CompiledIstioLabels {
+  const serviceNamespaces = new Map<string, string>();
+  const workloadsByAddress = new Map<string, WorkloadLabels>();
+  for (const resource of input.resources) {
+    if (resource.kind === 'ServiceEntry') {
+      const spec = (resource as Resource<ServiceEntrySpec>).spec;
+      for (const host of spec.hosts) if (!serviceNamespaces.has(host)) serviceNamespaces.set(host, resource.metadata.namespace);
+    } else if (resource.kind === 'WorkloadEntry') {
+      const spec = (resource as Resource<WorkloadEntrySpec>).spec;
+      if (spec.address !== undefined && spec.address !== '' && !workloadsByAddress.has(spec.address)) {
+        workloadsByAddress.set(spec.address, workloadLabels(resource.metadata.name, resource.metadata.namespace, spec.labels ?? {}, UNKNOWN));
+      }
+    }
+  }
+  const { workload } = input;
+  return {
+    mode: input.mode,
+    local: workloadLabels(workload.name, workload.namespace, workload.labels, `spiffe://${workload.principal}`),
+    serviceNamespaces,
+    workloadsByAddress,
+  };
+}
+
+interface DestinationService {
+  readonly service: string;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+const KUBERNETES_SERVICE_HOST = /^([^.]+)\.([^.]+)\.svc(?:\.|$)/;
+const SPECIAL_CLUSTERS = new Set(['BlackHoleCluster', 'PassthroughCluster']);
+
+/** `outbound|<port>|<subset>|<host>` → host; inbound clusters name no host, so the Host header stands in. */
+function destinationService(compiled: CompiledIstioLabels, cluster: string, hostHeader: string): DestinationService {
+  if (SPECIAL_CLUSTERS.has(cluster)) return { service: cluster, name: cluster, namespace: UNKNOWN };
+  let host = '';
+  if (cluster.startsWith('outbound|')) host = cluster.slice(cluster.lastIndexOf('|') + 1);
+  if (host === '') host = hostHeader;
+  if (host === '') return { service: UNKNOWN, name: UNKNOWN, namespace: UNKNOWN };
+  const kubernetes = KUBERNETES_SERVICE_HOST.exec(host);
+  if (kubernetes !== null) return { service: host, name: kubernetes[1] ?? UNKNOWN, namespace: kubernetes[2] ?? UNKNOWN };
+  return { service: host, name: host, namespace: compiled.serviceNamespaces.get(host) ?? UNKNOWN };
+}
+
+function hostOf(address: string): string {
+  if (address.startsWith('[')) return address.slice(1, address.indexOf(']'));
+  const colon = address.lastIndexOf(':');
+  return colon === -1 || address.indexOf(':') !== colon ? address : address.slice(0, colon);
+}
+
+/** Sidecar inbound traffic is reported by the destination; everything else (gateway, sidecar outbound) by the source. */
+function isDestinationReporter(compiled: CompiledIstioLabels, request: FastifyRequest): boolean {
+  if (compiled.mode === 'ingress') return false;
+  const cluster = request.mesh.upstreamCluster;
+  if (cluster.startsWith('inbound|')) return true;
+  // A local reply before routing names no cluster; only inbound traffic arrives over mesh mTLS.
+  return cluster === '' && request.mesh.attrs.peer !== null;
+}
+
+/** Label values in ISTIO_LABEL_NAMES order. */
+export function istioLabelValues(compiled: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): string[] {
+  const mesh = request.mesh;
+  const peer = mesh.attrs.peer;
+  const destinationReporter = isDestinationReporter(compiled, request);
+  let source: WorkloadLabels;
+  let destination: WorkloadLabels;
+  let securityPolicy: string;
+  if (destinationReporter) {
+    const known = compiled.workloadsByAddress.get(mesh.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
+    source = peer === null ? known : { ...known, principal: peer.uri, namespace: peer.namespace };
+    destination = peer === null ? { ...compiled.local, principal: UNKNOWN } : compiled.local;
+    securityPolicy = peer === null ? 'none' : 'mutual_tls';
+  } else {
+    source = compiled.local;
+    destination = compiled.workloadsByAddress.get(hostOf(mesh.upstreamHost)) ?? UNKNOWN_WORKLOAD;
+    securityPolicy = UNKNOWN;
+  }
+  const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
+  const contentType = request.headers['content-type'];
+  const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
+  const grpcStatus = grpc ? reply.getHeader('grpc-status') : undefined;
+  return [
+    destinationReporter ? 'destination' : 'source',
+    source.workload,
+    source.namespace,
+    source.principal,
+    source.app,
+    source.version,
+    source.canonicalService,
+    source.canonicalRevision,
+    destination.workload,
+    destination.namespace,
+    destination.principal,
+    destination.app,
+    destination.version,
+    service.service,
+    service.name,
+    service.namespace,
+    destination.canonicalService,
+    destination.canonicalRevision,
+    grpc ? 'grpc' : 'http',
+    String(reply.statusCode),
+    mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
+    securityPolicy,
+    grpcStatus === undefined ? '' : String(grpcStatus),
+  ];
+}

@@ -1,0 +1,111 @@
+/**
+ * Istio's standard HTTP series (istio-semantics §8.1), recorded once per request at stream end.
+ * The four series share one label set, so one cache maps the joined label values to the four bound
+ * children: after the first request of a kind, recording is four map-free increments. The cache is
+ * also the cardinality guard (SeriesGuard semantics: beyond the cap, the `overflow` series).
+ */
+import { Counter, Histogram } from 'prom-client';
+import { ISTIO_LABEL_NAMES } from './istio-labels.js';
+import type { IstioLabelName } from './istio-labels.js';
+import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
+
+/** Envoy's default histogram buckets, in milliseconds (istio-semantics §8.1). */
+export const ENVOY_DEFAULT_BUCKETS_MS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+] as const;
+
+/** Decade buckets 1 B … 1 GB for request/response sizes. */
+const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
+
+const labelNames = [...ISTIO_LABEL_NAMES];
+
+const requestsTotal = new Counter({
+  name: 'istio_requests_total',
+  help: 'Requests handled by this proxy, counted at stream end.',
+  labelNames,
+  registers: [meshRegistry],
+});
+
+const requestDuration = new Histogram({
+  name: 'istio_request_duration_milliseconds',
+  help: 'Request duration from the first byte received to the last byte sent, in milliseconds.',
+  labelNames,
+  buckets: [...ENVOY_DEFAULT_BUCKETS_MS],
+  registers: [meshRegistry],
+});
+
+const requestBytes = new Histogram({
+  name: 'istio_request_bytes',
+  help: 'Request size on the downstream connection (headers + body), in bytes.',
+  labelNames,
+  buckets: SIZE_BUCKETS,
+  registers: [meshRegistry],
+});
+
+const responseBytes = new Histogram({
+  name: 'istio_response_bytes',
+  help: 'Response size on the downstream connection (headers + body), in bytes.',
+  labelNames,
+  buckets: SIZE_BUCKETS,
+  registers: [meshRegistry],
+});
+
+interface IstioSeries {
+  readonly requests: Counter.Internal;
+  readonly duration: Histogram.Internal<IstioLabelName>;
+  readonly requestSize: Histogram.Internal<IstioLabelName>;
+  readonly responseSize: Histogram.Internal<IstioLabelName>;
+}
+
+const SERIES_CACHE_METRIC = 'istio_requests_total';
+
+function bind(values: readonly string[]): IstioSeries {
+  const labels = {} as Record<IstioLabelName, string>;
+  ISTIO_LABEL_NAMES.forEach((name, index) => {
+    labels[name] = values[index] ?? '';
+  });
+  return {
+    requests: requestsTotal.labels(labels),
+    duration: requestDuration.labels(labels),
+    requestSize: requestBytes.labels(labels),
+    responseSize: responseBytes.labels(labels),
+  };
+}
+
+export interface IstioObservation {
+  readonly durationMs: number;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+}
+
+export class IstioSeriesCache {
+  private readonly series = new Map<string, IstioSeries>();
+  private readonly guard: SeriesGuard<IstioLabelName>;
+  private overflow: IstioSeries | null = null;
+
+  constructor(maxSeries = DEFAULT_MAX_SERIES) {
+    this.guard = new SeriesGuard(SERIES_CACHE_METRIC, ISTIO_LABEL_NAMES, maxSeries);
+  }
+
+  record(rawValues: readonly string[], observation: IstioObservation): void {
+    const values = rawValues.map(boundLabelValue);
+    const key = values.join('\u0001');
+    let series = this.series.get(key);
+    if (series === undefined) {
+      if (this.guard.admit(key)) {
+        series = bind(values);
+        this.series.set(key, series);
+      } else {
+        this.overflow ??= bind(ISTIO_LABEL_NAMES.map(() => OVERFLOW_LABEL_VALUE));
+        series = this.overflow;
+      }
+    }
+    series.requests.inc();
+    series.duration.observe(observation.durationMs);
+    series.requestSize.observe(observation.requestBytes);
+    series.responseSize.observe(observation.responseBytes);
+  }
+}
+
+/** One cache per process: the series are process-wide, whichever snapshot recorded them. */
+export const istioSeries = new IstioSeriesCache();

@@ -1,0 +1,153 @@
+/**
+ * meshgate's own series (Prometheus naming: base units, `_total` counters). Other modules never touch
+ * prom-client directly: they call these typed functions, so names and label sets stay in one place.
+ */
+import type { Diagnostic, Severity } from '../../gateway/config/resource.js';
+import { BoundedCounter, BoundedGauge } from './registry.js';
+
+const buildInfo = new BoundedGauge({
+  name: 'meshgate_build_info',
+  help: 'Always 1; the labels say which meshgate build and Node.js runtime this process runs.',
+  labelNames: ['version', 'node_version'],
+  maxSeries: 4,
+});
+
+const configGeneration = new BoundedGauge({
+  name: 'meshgate_config_generation',
+  help: 'Generation number of the config snapshot currently serving requests.',
+  labelNames: [],
+});
+
+const configReloads = new BoundedCounter({
+  name: 'meshgate_config_reloads_total',
+  help: 'Config loads by outcome: applied, rejected (diagnostics with severity error) or failed (unreadable input).',
+  labelNames: ['result'],
+});
+
+const configDiagnostics = new BoundedGauge({
+  name: 'meshgate_config_diagnostics',
+  help: 'Diagnostics of the last config load, by severity.',
+  labelNames: ['severity'],
+});
+
+const authzDecisions = new BoundedCounter({
+  name: 'meshgate_authz_decisions_total',
+  help: 'AuthorizationPolicy decisions by deciding policy (`<ns>/<name>` or `none`), action and result.',
+  labelNames: ['policy', 'action', 'result'],
+});
+
+const rateLimitDecisions = new BoundedCounter({
+  name: 'meshgate_ratelimit_decisions_total',
+  help: 'RateLimitPolicy decisions by policy (`<ns>/<name>`) and result.',
+  labelNames: ['policy', 'result'],
+});
+
+const upstreamConnectErrors = new BoundedCounter({
+  name: 'meshgate_upstream_connect_errors_total',
+  help: 'Failed connection attempts to upstream hosts, by cluster.',
+  labelNames: ['cluster'],
+});
+
+const upstreamRequestsActive = new BoundedGauge({
+  name: 'meshgate_upstream_requests_active',
+  help: 'Requests in flight to upstream hosts, by cluster.',
+  labelNames: ['cluster'],
+});
+
+const upstreamOverflow = new BoundedCounter({
+  name: 'meshgate_upstream_overflow_total',
+  help: 'Requests refused by a circuit breaker (connection pool limits, response flag UO), by cluster.',
+  labelNames: ['cluster'],
+});
+
+const outlierEjections = new BoundedCounter({
+  name: 'meshgate_outlier_ejections_total',
+  help: 'Hosts ejected by outlier detection, by cluster.',
+  labelNames: ['cluster'],
+});
+
+const upstreamRetries = new BoundedCounter({
+  name: 'meshgate_upstream_retries_total',
+  help: 'Upstream request retries (attempts after the first), by cluster.',
+  labelNames: ['cluster'],
+});
+
+const certificateExpiry = new BoundedGauge({
+  name: 'meshgate_certificate_expiry_timestamp_seconds',
+  help: 'notAfter of certificates in use (Unix seconds), by identity (SPIFFE URI or server certificate name).',
+  labelNames: ['identity'],
+});
+
+let currentBuild: { version: string; node_version: string } | null = null;
+
+export function setBuildInfo(version: string): void {
+  if (currentBuild !== null) buildInfo.remove(currentBuild);
+  currentBuild = { version, node_version: process.versions.node };
+  buildInfo.set(currentBuild, 1);
+}
+
+setBuildInfo('unknown');
+
+export function setConfigGeneration(generation: number): void {
+  configGeneration.set({}, generation);
+}
+
+export type ReloadResult = 'applied' | 'rejected' | 'failed';
+
+export function recordReload(result: ReloadResult): void {
+  configReloads.inc({ result });
+}
+
+const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
+
+export function setConfigDiagnostics(diagnostics: readonly Diagnostic[]): void {
+  for (const severity of SEVERITIES) {
+    configDiagnostics.set({ severity }, diagnostics.filter((diagnostic) => diagnostic.severity === severity).length);
+  }
+}
+
+export type AuthzAction = 'ALLOW' | 'DENY' | 'CUSTOM' | 'AUDIT';
+export type AuthzResult = 'allowed' | 'denied';
+
+/** `policy` is the `<namespace>/<name>` that decided, or `none` when no policy matched. */
+export function recordAuthzDecision(policy: string, action: AuthzAction, result: AuthzResult): void {
+  authzDecisions.inc({ policy, action, result });
+}
+
+export type RateLimitResult = 'allowed' | 'limited' | 'store_error';
+
+export function recordRateLimitDecision(policy: string, result: RateLimitResult): void {
+  rateLimitDecisions.inc({ policy, result });
+}
+
+export function recordUpstreamConnectError(cluster: string): void {
+  upstreamConnectErrors.inc({ cluster });
+}
+
+export function upstreamRequestStarted(cluster: string): void {
+  upstreamRequestsActive.inc({ cluster });
+}
+
+export function upstreamRequestFinished(cluster: string): void {
+  upstreamRequestsActive.dec({ cluster });
+}
+
+export function recordUpstreamOverflow(cluster: string): void {
+  upstreamOverflow.inc({ cluster });
+}
+
+export function recordOutlierEjection(cluster: string): void {
+  outlierEjections.inc({ cluster });
+}
+
+export function recordUpstreamRetry(cluster: string): void {
+  upstreamRetries.inc({ cluster });
+}
+
+export function setCertificateExpiry(identity: string, notAfter: Date): void {
+  certificateExpiry.set({ identity }, Math.floor(notAfter.getTime() / 1000));
+}
+
+export function removeCertificateExpiry(identity: string): void {
+  certificateExpiry.remove({ identity });
+}

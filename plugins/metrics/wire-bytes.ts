@@ -1,0 +1,52 @@
+/**
+ * Bytes a request and its response took on the downstream connection (headers + body), which is
+ * what Envoy reports as request/response size. Node counts per socket, so each request gets the
+ * delta since the previous exchange on the same keep-alive connection; the result is measured once
+ * per request and shared by the metrics and the access log.
+ */
+import type { Socket } from 'node:net';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export interface WireBytes {
+  readonly received: number;
+  readonly sent: number;
+}
+
+interface SocketMark {
+  read: number;
+  written: number;
+}
+
+const socketMarks = new WeakMap<Socket, SocketMark>();
+const measured = new WeakMap<FastifyRequest, WireBytes>();
+
+/** Call once the response is complete (onResponse). */
+export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireBytes {
+  const known = measured.get(request);
+  if (known !== undefined) return known;
+  const socket = request.raw.socket as Socket | null;
+  // HTTP/2 multiplexes many streams on one socket, so a socket delta means nothing there: estimate.
+  const bytes = socket === null || request.raw.httpVersionMajor >= 2 ? estimate(request, reply) : socketDelta(socket);
+  measured.set(request, bytes);
+  return bytes;
+}
+
+function socketDelta(socket: Socket): WireBytes {
+  const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
+  const read = socket.bytesRead;
+  const written = socket.bytesWritten;
+  const bytes = { received: Math.max(0, read - mark.read), sent: Math.max(0, written - mark.written) };
+  mark.read = read;
+  mark.written = written;
+  socketMarks.set(socket, mark);
+  return bytes;
+}
+
+function estimate(request: FastifyRequest, reply: FastifyReply): WireBytes {
+  let received = Number(request.headers['content-length'] ?? 0) || 0;
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i++) received += (raw[i]?.length ?? 0) + 2;
+  let sent = Number(reply.getHeader('content-length') ?? 0) || 0;
+  for (const [name, value] of Object.entries(reply.getHeaders())) sent += name.length + String(value).length + 4;
+  return { received, sent };
+}
