@@ -18,6 +18,7 @@ export const PeerAuthenticationSpec = strictObject(
     mtls: Type.Optional(MutualTLS),
     portLevelMtls: Type.Optional(
       Type.Record(Type.String({ pattern: '^[0-9]+$' }), MutualTLS, {
+        additionalProperties: false,
         description: 'Workload port → mTLS mode; requires a selector.',
       }),
     ),
