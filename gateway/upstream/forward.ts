@@ -1,0 +1,281 @@
+/**
+ * Sends one request to a cluster, with the route's retry policy and timeouts (istio-semantics §1.9,
+ * §1.10): picks an endpoint, passes the circuit breaker, sends the try with `x-envoy-attempt-count`,
+ * records the result for outlier detection, and retries what the policy allows with full-jitter
+ * backoff, all within the route timeout. The final response body is streamed, never buffered; the
+ * endpoint and circuit-breaker slots are released when that body ends, fails or is destroyed.
+ */
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { LocalReply } from '../pipeline/types.js';
+import type { Cluster } from './cluster.js';
+import type { UpstreamEndpoint } from './endpoint.js';
+import { computeHashKey } from './hash-key.js';
+import * as replies from './replies.js';
+import { prepareBody } from './request-body.js';
+import type { PreparedBody } from './request-body.js';
+import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-decision.js';
+import type { TryFailure } from './retry-decision.js';
+import type { RetryPolicy } from './retry-policy.js';
+import { isConnectFailure } from './tls-origination.js';
+
+export type HeaderMap = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Path and query as sent upstream. */
+  readonly path: string;
+  /** Final request headers; the forwarder adds only `x-envoy-attempt-count` (hop-by-hop headers are dropped). */
+  readonly headers: HeaderMap;
+  readonly body: Readable | null;
+  readonly retry: RetryPolicy;
+  /** Route timeout covering all tries and backoff; 0 = none. */
+  readonly timeoutMs: number;
+  /** Client IP, for `useSourceIp` hashing and generated affinity cookies. */
+  readonly sourceIp: string;
+  /** Aborts when the client goes away. */
+  readonly signal: AbortSignal | null;
+  /** Passthrough clusters: where to connect (default: the cluster's own host and port). */
+  readonly destination?: { readonly host: string; readonly port: number };
+}
+
+export interface ForwardOptions {
+  /** Backoff jitter source (tests pass a seeded one). */
+  readonly random?: () => number;
+}
+
+export type UpstreamOutcome =
+  | {
+      readonly kind: 'response';
+      readonly statusCode: number;
+      readonly headers: HeaderMap;
+      readonly body: Readable;
+      readonly endpoint: string;
+      readonly attempts: number;
+      readonly flags: string[];
+      /** `Set-Cookie` for a generated consistent-hash cookie, to add to the response. */
+      readonly setCookie?: string;
+    }
+  | {
+      readonly kind: 'local';
+      readonly reply: LocalReply;
+      readonly extraHeaders?: Readonly<Record<string, string>>;
+      readonly attempts: number;
+      readonly flags: string[];
+      readonly endpoint?: string;
+    };
+
+/** Headers undici refuses or that belong to one hop only. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'expect', 'x-envoy-attempt-count']);
+
+const ROUTE_TIMEOUT = Symbol('route timeout');
+const PER_TRY_TIMEOUT = Symbol('per-try timeout');
+const CLIENT_GONE = Symbol('client gone');
+
+function flattenHeaders(headers: HeaderMap): string[] {
+  const flat: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (typeof value === 'string') flat.push(name, value);
+    else for (const item of value) flat.push(name, item);
+  }
+  return flat;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+type TryResult =
+  | { readonly kind: 'response'; readonly data: Dispatcher.ResponseData; readonly release: () => void; readonly abort: AbortController }
+  | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE };
+
+function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamOutcome {
+  if (!flags.includes(reply.flag)) flags.unshift(reply.flag);
+  return endpoint === undefined ? { kind: 'local', reply, attempts, flags } : { kind: 'local', reply, attempts, flags, endpoint };
+}
+
+function bodyForTry(body: PreparedBody): Buffer | Readable | null {
+  if (body.kind === 'none') return null;
+  return body.kind === 'buffered' ? body.data : body.view();
+}
+
+/** Whether this body can be sent again after `failure` (or after a response, when `failure` is null). */
+function canResend(body: PreparedBody, failure: TryFailure | null): boolean {
+  if (body.kind !== 'stream') return true;
+  return failure === 'connect-failure' && !body.started();
+}
+
+function endpointFor(cluster: Cluster, request: UpstreamRequest, hash: number | null, tried: UpstreamEndpoint[]): UpstreamEndpoint | null {
+  if (!cluster.passthrough) return cluster.pick(hash, request.retry.retryIgnorePreviousHosts ? tried : null);
+  if (request.destination !== undefined) return cluster.passthroughEndpoint(request.destination.host, request.destination.port);
+  return cluster.host.startsWith('*') ? null : cluster.passthroughEndpoint(cluster.host, cluster.port);
+}
+
+async function sendTry(
+  cluster: Cluster,
+  endpoint: UpstreamEndpoint,
+  request: UpstreamRequest,
+  headers: string[],
+  body: PreparedBody,
+  routeSignal: AbortSignal,
+): Promise<TryResult> {
+  const abort = new AbortController();
+  const onRouteAbort = (): void => abort.abort(routeSignal.reason);
+  routeSignal.addEventListener('abort', onRouteAbort, { once: true });
+  const perTry = request.retry.perTryTimeoutMs;
+  const perTryTimer = perTry > 0 ? setTimeout(() => abort.abort(PER_TRY_TIMEOUT), perTry) : null;
+  endpoint.active += 1;
+  endpoint.totalRequests += 1;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    if (perTryTimer !== null) clearTimeout(perTryTimer);
+    routeSignal.removeEventListener('abort', onRouteAbort);
+    endpoint.active -= 1;
+    cluster.breaker.release();
+  };
+  try {
+    const data = await endpoint.pool.request({
+      method: request.method as Dispatcher.HttpMethod,
+      path: request.path,
+      headers,
+      body: bodyForTry(body),
+      signal: abort.signal,
+    });
+    return { kind: 'response', data, release, abort };
+  } catch (error) {
+    release();
+    endpoint.totalFailures += 1;
+    const reason: unknown = abort.signal.aborted ? abort.signal.reason : null;
+    if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
+    if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
+    return { kind: 'failure', failure: isConnectFailure(error) ? 'connect-failure' : 'reset' };
+  }
+}
+
+function failureReply(failure: TryFailure): LocalReply {
+  if (failure === 'per-try-timeout') return replies.PER_TRY_TIMEOUT;
+  return failure === 'connect-failure' ? replies.CONNECT_FAILURE : replies.CONNECTION_TERMINATED;
+}
+
+export async function forward(cluster: Cluster, request: UpstreamRequest, options: ForwardOptions = {}): Promise<UpstreamOutcome> {
+  const random = options.random ?? Math.random;
+  const route = new AbortController();
+  const routeTimer = request.timeoutMs > 0 ? setTimeout(() => route.abort(ROUTE_TIMEOUT), request.timeoutMs) : null;
+  const onClientGone = (): void => route.abort(CLIENT_GONE);
+  request.signal?.addEventListener('abort', onClientGone, { once: true });
+  if (request.signal?.aborted === true) route.abort(CLIENT_GONE);
+  let handedOver = false;
+  const finish = (): void => {
+    if (routeTimer !== null) clearTimeout(routeTimer);
+    request.signal?.removeEventListener('abort', onClientGone);
+  };
+  try {
+    const outcome = await forwardWithRetries(cluster, request, route, random);
+    if (outcome.kind === 'response') {
+      handedOver = true;
+      // The route timeout keeps running until the response body is complete, as in Envoy.
+      outcome.body.once('close', finish);
+    }
+    return outcome;
+  } finally {
+    if (!handedOver) finish();
+  }
+}
+
+async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, route: AbortController, random: () => number): Promise<UpstreamOutcome> {
+  cluster.totalRequests += 1;
+  const policy = request.retry;
+  const flags: string[] = [];
+  const { hash, setCookie } = computeHashKey(cluster.policy.loadBalancer.hashKey, {
+    headers: request.headers,
+    sourceIp: request.sourceIp,
+    path: request.path,
+  });
+  let body: PreparedBody;
+  try {
+    body = await prepareBody(request.body, route.signal);
+  } catch {
+    return local(route.signal.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
+  }
+  const baseHeaders = flattenHeaders(request.headers);
+  const tried: UpstreamEndpoint[] = [];
+  const maxTries = 1 + policy.attempts;
+  let last: UpstreamOutcome | null = null;
+  let retrySlotTaken = false;
+  for (let attempt = 1; attempt <= maxTries; attempt++) {
+    let holdsRetrySlot = retrySlotTaken;
+    retrySlotTaken = false;
+    if (attempt > 1) {
+      // Over maxRetries concurrent retries the retry is skipped and the previous result stands.
+      if (!holdsRetrySlot && last !== null && !cluster.breaker.tryStartRetry()) return last;
+      holdsRetrySlot = true;
+      await sleep(backoffMs(policy, attempt - 1, random), route.signal);
+    }
+    try {
+      if (route.signal.aborted) {
+        return route.signal.reason === ROUTE_TIMEOUT ? local(replies.ROUTE_TIMEOUT, attempt - 1, flags) : local(replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
+      }
+      const endpoint = endpointFor(cluster, request, hash, tried);
+      if (endpoint === null) return local(replies.NO_HEALTHY_UPSTREAM, attempt - 1, flags);
+      tried.push(endpoint);
+      const admission = cluster.breaker.acquire(route.signal);
+      if (admission === 'overflow') {
+        return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts: attempt - 1, flags: ['UO', ...flags] };
+      }
+      if (admission !== 'granted' && !(await admission)) {
+        return local(route.signal.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
+      }
+      const headers = [...baseHeaders, 'x-envoy-attempt-count', String(attempt)];
+      const result = await sendTry(cluster, endpoint, request, headers, body, route.signal);
+      const retriesLeft = attempt < maxTries;
+      if (result.kind === 'failure') {
+        const failure = result.failure;
+        if (failure === CLIENT_GONE) return local(replies.DOWNSTREAM_DISCONNECT, attempt, flags, endpoint.key);
+        cluster.outlier?.record(endpoint, failure === 'per-try-timeout' || failure === ROUTE_TIMEOUT ? 504 : 503);
+        if (failure === ROUTE_TIMEOUT) return local(replies.ROUTE_TIMEOUT, attempt, flags, endpoint.key);
+        const retriable = failureIsRetriable(policy, failure) && canResend(body, failure);
+        last = local(failureReply(failure), attempt, [...flags], endpoint.key);
+        if (retriable && retriesLeft) continue;
+        if (retriable && policy.attempts > 0) last.flags.push('URX');
+        return last;
+      }
+      const { data, release } = result;
+      cluster.outlier?.record(endpoint, data.statusCode);
+      const retriable = responseIsRetriable(policy, data.statusCode, data.headers, request.headers) && canResend(body, null);
+      if (retriable && retriesLeft && cluster.breaker.tryStartRetry()) {
+        retrySlotTaken = true;
+        await data.body.dump().catch(() => undefined);
+        release();
+        continue;
+      }
+      const outcomeFlags = retriable && policy.attempts > 0 && !retriesLeft ? [...flags, 'URX'] : [...flags];
+      data.body.once('end', release).once('error', release).once('close', release);
+      return {
+        kind: 'response',
+        statusCode: data.statusCode,
+        headers: data.headers,
+        body: data.body,
+        endpoint: endpoint.key,
+        attempts: attempt,
+        flags: outcomeFlags,
+        ...(setCookie === undefined ? {} : { setCookie }),
+      };
+    } finally {
+      if (holdsRetrySlot) cluster.breaker.endRetry();
+    }
+  }
+  return last as UpstreamOutcome;
+}
