@@ -36,6 +36,13 @@ async function privateKeyPem(key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
+/** Explicit start: the validity counts from it. Default: backdated for clock skew, but the validity still counts from now. */
+function validityWindow(notBefore: Date | undefined, validityMs: number): { notBefore: Date; notAfter: Date } {
+  if (notBefore !== undefined) return { notBefore, notAfter: new Date(notBefore.getTime() + validityMs) };
+  const now = Date.now();
+  return { notBefore: new Date(now - CLOCK_SKEW_MS), notAfter: new Date(now + validityMs) };
+}
+
 function signingAlgorithmFor(key: KeyObject): SigningAlgorithm {
   if (key.asymmetricKeyType === 'ec') {
     if (key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('CA EC key must be on curve P-256');
@@ -74,8 +81,7 @@ export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 export async function createRootCa(options: RootCaOptions): Promise<KeyAndCertificate> {
   if (!isValidTrustDomain(options.trustDomain)) throw new Error(`invalid trust domain "${options.trustDomain}"`);
   const keys = await generateEcKeyPair();
-  const notBefore = options.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
-  const notAfter = new Date(notBefore.getTime() + (options.validityDays ?? DEFAULT_ROOT_VALIDITY_DAYS) * DAY_MS);
+  const { notBefore, notAfter } = validityWindow(options.notBefore, (options.validityDays ?? DEFAULT_ROOT_VALIDITY_DAYS) * DAY_MS);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     name: `O=${options.trustDomain}, CN=meshgate root CA`,
     keys,
@@ -147,13 +153,11 @@ export interface WorkloadCertificateRequest {
 
 /** A SPIFFE X.509 SVID: exactly one URI SAN, usable as both TLS server and client certificate. */
 export async function issueWorkloadCertificate(request: WorkloadCertificateRequest): Promise<IssuedCertificate> {
-  const notBefore = request.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   return issueCertificate({
     ca: request.ca,
     uris: [spiffeUri(request.trustDomain, request.namespace, request.serviceAccount)],
     dnsNames: request.dnsNames ?? [],
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + request.validityHours * HOUR_MS),
+    ...validityWindow(request.notBefore, request.validityHours * HOUR_MS),
     extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
   });
 }
@@ -171,14 +175,12 @@ export const DEFAULT_SERVER_VALIDITY_DAYS = 90;
 /** A plain HTTPS server certificate (DNS/IP SANs, serverAuth), e.g. for an ingress Gateway `SIMPLE` server. */
 export async function issueServerCertificate(request: ServerCertificateRequest): Promise<IssuedCertificate> {
   if (request.dnsNames.length === 0 && (request.ipAddresses ?? []).length === 0) throw new Error('a server certificate needs at least one DNS name or IP address');
-  const notBefore = request.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   return issueCertificate({
     ca: request.ca,
     commonName: request.dnsNames[0] ?? request.ipAddresses?.[0] ?? '',
     dnsNames: request.dnsNames,
     ipAddresses: request.ipAddresses ?? [],
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + (request.validityDays ?? DEFAULT_SERVER_VALIDITY_DAYS) * DAY_MS),
+    ...validityWindow(request.notBefore, (request.validityDays ?? DEFAULT_SERVER_VALIDITY_DAYS) * DAY_MS),
     extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth],
   });
 }
