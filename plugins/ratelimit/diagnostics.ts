@@ -22,6 +22,6 @@ export const rateLimitMessages = {
   redisNotConfigured: (): string =>
     'backend: redis needs MeshConfig spec.redis.url, and no MeshConfig in this config sets it; use backend: local or configure Redis',
   duplicateWindow: (per: string, kept: number): string =>
-    `two limits with the same window "${per}" on one rule: only the smallest (${kept} requests) can ever apply, the others are ignored`,
+    `two limits with the same window "${per}" on one rule: only the smallest limit (requests: ${kept}) can ever apply, the others are ignored`,
   emptyPattern: (): string => 'empty value pattern "" never matches a request; remove it, or write "*" for any non-empty value',
 } as const;
