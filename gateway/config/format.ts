@@ -1,0 +1,30 @@
+/** Prints diagnostics for people (`file:line:col CODE kind namespace/name: message`) or machines (JSON). */
+import type { Diagnostic } from './resource.js';
+
+function subject(diagnostic: Diagnostic): string {
+  const parts: string[] = [];
+  if (diagnostic.kind !== undefined) parts.push(diagnostic.kind);
+  if (diagnostic.name !== undefined) parts.push(`${diagnostic.namespace ?? ''}/${diagnostic.name}`);
+  return parts.length === 0 ? '' : ` ${parts.join(' ')}`;
+}
+
+function formatLine(diagnostic: Diagnostic): string {
+  const { file, line, col } = diagnostic.position;
+  const severity = diagnostic.severity === 'error' ? '' : `${diagnostic.severity}: `;
+  return `${file}:${line}:${col} ${diagnostic.code}${subject(diagnostic)}: ${severity}${diagnostic.message}`;
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+export function summarize(diagnostics: readonly Diagnostic[]): string {
+  const count = (severity: Diagnostic['severity']) => diagnostics.filter((d) => d.severity === severity).length;
+  const infos = count('info');
+  return `${plural(count('error'), 'error')}, ${plural(count('warning'), 'warning')}${infos > 0 ? `, ${infos} info` : ''}`;
+}
+
+export function formatDiagnostics(diagnostics: readonly Diagnostic[], format: 'text' | 'json'): string {
+  if (format === 'json') return `${JSON.stringify(diagnostics, null, 2)}\n`;
+  return [...diagnostics.map(formatLine), summarize(diagnostics)].join('\n') + '\n';
+}

@@ -1,0 +1,234 @@
+/**
+ * Semantic checks of AuthorizationPolicy (istio-semantics §5.10), PeerAuthentication (§6) and
+ * RequestAuthentication (§7.2) that the schema cannot express.
+ */
+import { isIP } from 'node:net';
+import type { AuthorizationPolicySpec, Condition, Operation, Source } from './kinds/authorization-policy.js';
+import type { PeerAuthenticationSpec } from './kinds/peer-authentication.js';
+import type { JWTRule, RequestAuthenticationSpec } from './kinds/request-authentication.js';
+import { isRecord } from './field-path.js';
+import type { FieldPath, Resource } from './resource.js';
+import type { ValidationContext } from './validate-context.js';
+
+const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+
+const PLAIN_KEYS = new Set([
+  'source.ip', 'remote.ip', 'source.namespace', 'source.principal', 'source.serviceAccount', 'source.trustDomain',
+  'request.auth.principal', 'request.auth.audiences', 'request.auth.presenter', 'destination.ip', 'destination.port', 'connection.sni',
+]);
+const IP_KEYS = new Set(['source.ip', 'remote.ip', 'destination.ip']);
+const IDENTITY_KEYS = /^(source\.(principal|namespace|serviceAccount|trustDomain)|request\.auth\.)/;
+const IDENTITY_FIELDS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'requestPrincipals', 'notRequestPrincipals'] as const;
+
+function isKnownConditionKey(key: string): boolean {
+  return (
+    PLAIN_KEYS.has(key) ||
+    /^request\.headers\[[^\]]+\]$/.test(key) ||
+    /^request\.auth\.claims(\[[^\]]+\])+$/.test(key) ||
+    /^experimental\.envoy\.filters\.[^[]+\[[^\]]+\]$/.test(key)
+  );
+}
+
+export function isIpOrCidr(value: string): boolean {
+  const [address = '', prefix, extra] = value.split('/');
+  if (extra !== undefined) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function isPort(value: string): boolean {
+  return /^\d{1,5}$/.test(value) && Number(value) <= 65535;
+}
+
+function pathTemplateProblem(path: string): string | null {
+  if (!path.includes('{') && !path.includes('}')) return null;
+  const segments = path.split('/');
+  for (const [index, segment] of segments.entries()) {
+    if (!segment.includes('{') && !segment.includes('}')) continue;
+    if (segment !== '{*}' && segment !== '{**}') return `segment "${segment}" must be exactly {*} or {**}`;
+    if (segment === '{**}' && segments.slice(index + 1).some((s) => s === '{*}' || s === '{**}')) return '{**} must be the last operator';
+  }
+  return path.replace(/\{\*\*?\}/g, '').includes('*') ? '"*" cannot be combined with {*} or {**}' : null;
+}
+
+function checkValueLists(ctx: ValidationContext, policy: Resource, block: Record<string, unknown>, path: FieldPath): void {
+  for (const [field, values] of Object.entries(block)) {
+    if (!Array.isArray(values)) continue;
+    values.forEach((value, index) => {
+      if (value === '') ctx.report(policy, 'MG0308', [...path, field, index], `empty string in ${field}`);
+    });
+  }
+}
+
+function checkSource(ctx: ValidationContext, policy: Resource, source: Source, path: FieldPath): void {
+  checkValueLists(ctx, policy, source, path);
+  for (const field of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const) {
+    source[field]?.forEach((value, index) => {
+      if (value !== '' && !isIpOrCidr(value)) ctx.report(policy, 'MG0304', [...path, field, index], `"${value}" is not an IP address or CIDR`);
+    });
+  }
+  const hasServiceAccounts = (source.serviceAccounts?.length ?? 0) + (source.notServiceAccounts?.length ?? 0) > 0;
+  const combined = (['principals', 'notPrincipals', 'namespaces', 'notNamespaces'] as const).filter((f) => source[f] !== undefined);
+  if (hasServiceAccounts && combined.length > 0) {
+    ctx.report(policy, 'MG0313', [...path, combined[0] as string], `serviceAccounts cannot be combined with ${combined.join(', ')}`);
+  }
+}
+
+function checkOperation(ctx: ValidationContext, policy: Resource, operation: Operation, path: FieldPath): void {
+  checkValueLists(ctx, policy, operation, path);
+  for (const field of ['ports', 'notPorts'] as const) {
+    operation[field]?.forEach((value, index) => {
+      if (value !== '' && !isPort(value)) ctx.report(policy, 'MG0305', [...path, field, index], `port "${value}" must be a number from 0 to 65535`);
+    });
+  }
+  for (const field of ['paths', 'notPaths'] as const) {
+    operation[field]?.forEach((value, index) => {
+      const problem = pathTemplateProblem(value);
+      if (problem !== null) ctx.report(policy, 'MG0315', [...path, field, index], problem);
+    });
+  }
+}
+
+function checkCondition(ctx: ValidationContext, policy: Resource, condition: Condition, path: FieldPath): void {
+  if (!isKnownConditionKey(condition.key)) {
+    ctx.report(policy, 'MG0302', [...path, 'key'], `unknown condition key "${condition.key}"`);
+  }
+  if ((condition.values?.length ?? 0) === 0 && (condition.notValues?.length ?? 0) === 0) {
+    ctx.report(policy, 'MG0307', path, `condition "${condition.key}" needs values or notValues`);
+  }
+  checkValueLists(ctx, policy, condition, path);
+  for (const field of ['values', 'notValues'] as const) {
+    condition[field]?.forEach((value, index) => {
+      if (value === '') return;
+      if (IP_KEYS.has(condition.key) && !isIpOrCidr(value)) {
+        ctx.report(policy, 'MG0304', [...path, field, index], `"${value}" is not an IP address or CIDR`);
+      } else if (condition.key === 'destination.port' && !isPort(value)) {
+        ctx.report(policy, 'MG0305', [...path, field, index], `port "${value}" must be a number from 0 to 65535`);
+      }
+    });
+  }
+}
+
+function checkAuthorizationPolicy(ctx: ValidationContext, policy: Resource<AuthorizationPolicySpec>): void {
+  const { action = 'ALLOW', rules, provider } = policy.spec;
+  if ((action === 'DENY' || action === 'CUSTOM') && (rules?.length ?? 0) === 0) {
+    ctx.report(policy, 'MG0301', ['spec'], `${action} policy without rules would never match`);
+  }
+  if (provider !== undefined && action !== 'CUSTOM') {
+    ctx.report(policy, 'MG0306', ['spec', 'provider'], `provider is only allowed with action CUSTOM (action is ${action})`);
+  }
+  if (action === 'CUSTOM') {
+    if (provider === undefined) ctx.report(policy, 'MG0306', ['spec', 'action'], 'CUSTOM needs a provider');
+    else if (!(ctx.mesh?.extensionProviders ?? []).some((p) => p.name === provider.name)) {
+      ctx.report(policy, 'MG0306', ['spec', 'provider', 'name'], `no MeshConfig extensionProvider is named "${provider.name}"`);
+    }
+  }
+  rules?.forEach((rule, ruleIndex) => {
+    const rulePath = ['spec', 'rules', ruleIndex];
+    for (const [field, inner] of [['from', 'source'], ['to', 'operation']] as const) {
+      const list = rule[field];
+      if (list === undefined) continue;
+      if (list.length === 0) ctx.report(policy, 'MG0303', [...rulePath, field], `${field} must not be an empty list`);
+      list.forEach((entry, index) => {
+        const value: unknown = (entry as Record<string, unknown>)[inner];
+        const path = [...rulePath, field, index];
+        if (!isRecord(value) || Object.keys(value).length === 0) {
+          ctx.report(policy, 'MG0303', path, `${field}[${index}].${inner} must not be empty`);
+          return;
+        }
+        if (inner === 'source') {
+          checkSource(ctx, policy, value as Source, [...path, inner]);
+          if (action === 'CUSTOM') {
+            const used = IDENTITY_FIELDS.filter((f) => (value as Source)[f] !== undefined);
+            if (used.length > 0) ctx.report(policy, 'MG0313', [...path, inner, used[0] as string], `CUSTOM policies cannot use ${used.join(', ')}`);
+          }
+        } else {
+          checkOperation(ctx, policy, value as Operation, [...path, inner]);
+        }
+      });
+    }
+    rule.when?.forEach((condition, index) => {
+      checkCondition(ctx, policy, condition, [...rulePath, 'when', index]);
+      if (action === 'CUSTOM' && IDENTITY_KEYS.test(condition.key)) {
+        ctx.report(policy, 'MG0313', [...rulePath, 'when', index, 'key'], `CUSTOM policies cannot use "${condition.key}"`);
+      }
+    });
+  });
+}
+
+function checkPeerAuthentication(ctx: ValidationContext, policy: Resource<PeerAuthenticationSpec>): void {
+  const ports = policy.spec.portLevelMtls;
+  const hasSelector = Object.keys(policy.spec.selector?.matchLabels ?? {}).length > 0;
+  if (ports !== undefined && Object.keys(ports).length > 0 && !hasSelector) {
+    ctx.report(policy, 'MG0309', ['spec', 'portLevelMtls'], 'portLevelMtls needs a selector');
+  }
+  for (const port of Object.keys(ports ?? {})) {
+    const number = Number(port);
+    if (!Number.isInteger(number) || number < 1 || number > 65535) {
+      ctx.report(policy, 'MG0305', ['spec', 'portLevelMtls', port], `port "${port}" must be a number from 1 to 65535`);
+    }
+  }
+  const rootNamespace = ctx.mesh?.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  if (hasSelector && policy.metadata.namespace === rootNamespace) {
+    ctx.report(policy, 'MG0314', ['spec', 'selector'], `a selector in the root namespace "${rootNamespace}" makes Istio ignore this policy`);
+  }
+}
+
+function jwksProblems(jwks: string): { error: string | null; privateKey: boolean } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(jwks);
+  } catch (error) {
+    return { error: `jwks is not JSON: ${error instanceof Error ? error.message : String(error)}`, privateKey: false };
+  }
+  if (!isRecord(parsed) || !Array.isArray(parsed.keys)) return { error: 'jwks must be an object with a "keys" list', privateKey: false };
+  if (!parsed.keys.every((key) => isRecord(key) && typeof key.kty === 'string')) {
+    return { error: 'every jwks key must be an object with a "kty"', privateKey: false };
+  }
+  return { error: null, privateKey: parsed.keys.some((key) => isRecord(key) && ('d' in key || 'p' in key || 'k' in key)) };
+}
+
+function checkJwtRule(ctx: ValidationContext, policy: Resource, rule: JWTRule, path: FieldPath): void {
+  if ((rule.issuer ?? '') === '' && (rule.jwksUri ?? '') === '') {
+    ctx.report(policy, 'MG0310', path, 'jwtRule needs an issuer or a jwksUri');
+  }
+  if (rule.jwksUri !== undefined && rule.jwks !== undefined) {
+    ctx.report(policy, 'MG0310', [...path, 'jwks'], 'set only one of jwksUri and jwks');
+  }
+  if (rule.jwksUri !== undefined && rule.jwksUri !== '') {
+    let protocol = '';
+    try {
+      protocol = new URL(rule.jwksUri).protocol;
+    } catch {
+      protocol = '';
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') ctx.report(policy, 'MG0310', [...path, 'jwksUri'], `jwksUri "${rule.jwksUri}" is not an http(s) URL`);
+  }
+  if (rule.jwks !== undefined) {
+    const { error, privateKey } = jwksProblems(rule.jwks);
+    if (error !== null) ctx.report(policy, 'MG0310', [...path, 'jwks'], error);
+    if (privateKey) ctx.report(policy, 'MG0311', [...path, 'jwks'], 'jwks contains private or symmetric key material');
+  }
+  for (const field of ['audiences', 'fromParams', 'fromCookies'] as const) {
+    rule[field]?.forEach((value, index) => {
+      if (value === '') ctx.report(policy, 'MG0310', [...path, field, index], `empty string in ${field}`);
+    });
+  }
+  const headers = new Set<string>();
+  rule.outputClaimToHeaders?.forEach((entry, index) => {
+    const header = entry.header.toLowerCase();
+    if (headers.has(header)) ctx.report(policy, 'MG0312', [...path, 'outputClaimToHeaders', index, 'header'], `header "${entry.header}" is set twice`);
+    headers.add(header);
+  });
+}
+
+export function validateSecurity(ctx: ValidationContext): void {
+  for (const policy of ctx.ofKind<AuthorizationPolicySpec>('AuthorizationPolicy')) checkAuthorizationPolicy(ctx, policy);
+  for (const policy of ctx.ofKind<PeerAuthenticationSpec>('PeerAuthentication')) checkPeerAuthentication(ctx, policy);
+  for (const policy of ctx.ofKind<RequestAuthenticationSpec>('RequestAuthentication')) {
+    policy.spec.jwtRules?.forEach((rule, index) => checkJwtRule(ctx, policy, rule, ['spec', 'jwtRules', index]));
+  }
+}
