@@ -6,8 +6,12 @@ import { Value } from '@sinclair/typebox/value';
 import type { Resource } from '../../gateway/config/resource.js';
 import { MESH_CONFIG_API_VERSION, MeshConfigSpec, defaultMeshConfig } from '../../gateway/config/kinds/mesh-config.js';
 
+export function findMeshConfig(resources: readonly Resource[]): Resource | undefined {
+  return resources.find((resource) => resource.kind === 'MeshConfig' && resource.apiVersion === MESH_CONFIG_API_VERSION);
+}
+
 export function effectiveMeshConfig(resources: readonly Resource[]): MeshConfigSpec {
-  const meshConfig = resources.find((resource) => resource.kind === 'MeshConfig' && resource.apiVersion === MESH_CONFIG_API_VERSION);
+  const meshConfig = findMeshConfig(resources);
   if (meshConfig === undefined) return defaultMeshConfig();
   return Value.Default(MeshConfigSpec, structuredClone(meshConfig.spec)) as MeshConfigSpec;
 }

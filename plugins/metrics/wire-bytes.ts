@@ -26,7 +26,9 @@ export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireByt
   if (known !== undefined) return known;
   const socket = request.raw.socket as Socket | null;
   // HTTP/2 multiplexes many streams on one socket, so a socket delta means nothing there: estimate.
-  const bytes = socket === null || request.raw.httpVersionMajor >= 2 ? estimate(request, reply) : socketDelta(socket);
+  // (So do sockets without counters, such as the fake one of fastify's inject().)
+  const countable = socket !== null && request.raw.httpVersionMajor < 2 && typeof socket.bytesRead === 'number';
+  const bytes = countable ? socketDelta(socket) : estimate(request, reply);
   measured.set(request, bytes);
   return bytes;
 }

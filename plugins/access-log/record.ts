@@ -1,0 +1,122 @@
+/**
+ * One access-log record, Envoy-style field names. What is deliberately never written: the query string
+ * (tokens such as `access_token=` travel there), `authorization`, `cookie` and every other header
+ * except user-agent and x-forwarded-for. Client-controlled values are cut to bounds and each cut is
+ * counted, so a hostile client cannot inflate log storage and the operator can see that it tried.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BoundedCounter } from '../metrics/registry.js';
+import { wireBytes } from '../metrics/wire-bytes.js';
+import { traceIdOf } from '../tracing/request-span.js';
+import type { AccessLogLimits } from './schema.js';
+
+export interface AccessLogRecord {
+  start_time: string;
+  method: string;
+  authority: string;
+  path: string;
+  protocol: string;
+  response_code: number;
+  response_flags: string;
+  response_code_details: string;
+  route_name: string | null;
+  upstream_cluster: string | null;
+  upstream_host: string | null;
+  duration_ms: number;
+  upstream_service_time_ms: number | null;
+  bytes_received: number;
+  bytes_sent: number;
+  request_id: string;
+  trace_id: string | null;
+  downstream_remote_address: string;
+  downstream_local_address: string;
+  requested_server_name: string | null;
+  peer_principal: string | null;
+  request_principal: string | null;
+  user_agent: string | null;
+  x_forwarded_for: string | null;
+  /** Names of fields cut to their bound, present only when something was cut. */
+  truncated_fields?: string[];
+}
+
+const truncations = new BoundedCounter({
+  name: 'meshgate_access_log_truncated_fields_total',
+  help: 'Access-log values cut to their configured bound, by field.',
+  labelNames: ['field'],
+  maxSeries: 16,
+});
+
+function headerValue(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function emptyToNull(value: string): string | null {
+  return value === '' ? null : value;
+}
+
+function withPort(ip: string, port: number | undefined): string {
+  if (port === undefined) return ip;
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits): AccessLogRecord {
+  const mesh = request.mesh;
+  const attrs = mesh.attrs;
+  const truncated: string[] = [];
+  const bound = (field: string, value: string | null, max: number): string | null => {
+    if (value === null || value.length <= max) return value;
+    truncated.push(field);
+    truncations.inc({ field });
+    return value.slice(0, max);
+  };
+  const durationMs = Math.round(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
+  const rawUrl = request.raw.url ?? '/';
+  const queryAt = rawUrl.indexOf('?');
+  const serviceTime = Number(reply.getHeader('x-envoy-upstream-service-time'));
+  const bytes = wireBytes(request, reply);
+  const socket = request.raw.socket as { remotePort?: number; localPort?: number } | null;
+  const localReply = mesh.localReply;
+  const record: AccessLogRecord = {
+    start_time: new Date(Date.now() - durationMs).toISOString(),
+    method: request.method,
+    authority: bound('authority', attrs.authority, limits.maxHeaderValueLength) ?? '',
+    path: bound('path', queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt), limits.maxPathLength) ?? '',
+    protocol: `HTTP/${request.raw.httpVersion}`,
+    response_code: reply.statusCode,
+    response_flags: mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
+    response_code_details: localReply !== null ? localReply.details : mesh.upstreamHost !== '' ? 'via_upstream' : '-',
+    route_name: emptyToNull(mesh.routeName),
+    upstream_cluster: emptyToNull(mesh.upstreamCluster),
+    upstream_host: emptyToNull(mesh.upstreamHost),
+    duration_ms: durationMs,
+    upstream_service_time_ms: Number.isFinite(serviceTime) && reply.hasHeader('x-envoy-upstream-service-time') ? serviceTime : null,
+    bytes_received: bytes.received,
+    bytes_sent: bytes.sent,
+    request_id: mesh.requestId,
+    trace_id: emptyToNull(traceIdOf(request)),
+    // The trusted client address; the socket port only belongs to it when no proxy hop stood between.
+    downstream_remote_address: attrs.remoteIp === attrs.sourceIp ? withPort(attrs.remoteIp, socket?.remotePort) : attrs.remoteIp,
+    downstream_local_address: withPort(attrs.destinationIp, attrs.destinationPort),
+    requested_server_name: emptyToNull(attrs.sni),
+    peer_principal: attrs.peer?.uri ?? null,
+    request_principal: mesh.auth?.principal ?? null,
+    user_agent: bound('user_agent', headerValue(request.headers['user-agent']), limits.maxHeaderValueLength),
+    x_forwarded_for: bound('x_forwarded_for', headerValue(request.headers['x-forwarded-for']), limits.maxHeaderValueLength),
+  };
+  if (truncated.length > 0) record.truncated_fields = truncated;
+  return record;
+}
+
+const dash = (value: string | number | null): string => (value === null || value === '' ? '-' : String(value));
+
+/** Istio's default text line (istio-semantics §8.3), fields Envoy has and meshgate does not print `-`. */
+export function formatText(record: AccessLogRecord): string {
+  return (
+    `[${record.start_time}] "${record.method} ${record.path} ${record.protocol}" ${record.response_code} ${record.response_flags} ` +
+    `${record.response_code_details} - "-" ${record.bytes_received} ${record.bytes_sent} ${record.duration_ms} ` +
+    `${dash(record.upstream_service_time_ms)} "${dash(record.x_forwarded_for)}" "${dash(record.user_agent)}" "${record.request_id}" ` +
+    `"${record.authority}" "${dash(record.upstream_host)}" ${dash(record.upstream_cluster)} - ${record.downstream_local_address} ` +
+    `${record.downstream_remote_address} ${dash(record.requested_server_name)} ${dash(record.route_name)}\n`
+  );
+}

@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import type { Test } from 'tap';
+import { request } from 'undici';
+import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
+import { ACCESS_LOG_UNWRITABLE, createAccessLogPlugin } from '../../plugins/access-log/index.js';
+import { renderPrometheus } from '../../plugins/metrics/index.js';
+import { buildPluginHarness } from '../helpers/plugin-harness.js';
+import { makeResource } from '../helpers/resources.js';
+import { findSamples, parseSamples } from './prom-text.js';
+import { DETAILS_CLUSTER, DETAILS_HOST, scenarioPlugin } from './scenario-plugin.js';
+
+const SECRET = 'sup3r-s3cret-value';
+
+function meshConfig(accessLog: Record<string, unknown>) {
+  return makeResource('MeshConfig', 'mesh', { accessLog }, { apiVersion: MESH_CONFIG_API_VERSION, namespace: 'istio-system' });
+}
+
+async function startHarness(t: Test, accessLog: Record<string, unknown>) {
+  const plugin = createAccessLogPlugin();
+  const { app, diagnostics } = await buildPluginHarness({ plugins: [scenarioPlugin, plugin], resources: [meshConfig(accessLog)] });
+  t.teardown(async () => {
+    await app.close();
+    await plugin.close();
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  return { app, plugin, base, diagnostics };
+}
+
+async function readLines(path: string): Promise<string[]> {
+  return (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
+}
+
+t.test('JSON lines with Envoy-like fields; secrets, query strings and other headers never written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'logs', 'access.jsonl');
+  const { plugin, base } = await startHarness(t, { enabled: true, path });
+
+  const routed = await request(`${base}/routed/items?access_token=${SECRET}&page=2`, {
+    headers: {
+      authorization: `Bearer ${SECRET}`,
+      cookie: `session=${SECRET}`,
+      'user-agent': 'curl/8.5.0',
+      'x-forwarded-for': '203.0.113.9',
+      'x-api-key': SECRET,
+    },
+  });
+  const routedBody = await routed.body.text();
+  await (await request(`${base}/no-route/x`)).body.text();
+  await plugin.flush();
+
+  const text = await readFile(path, 'utf8');
+  t.notOk(text.includes(SECRET), 'no secret anywhere in the log');
+  const [first, second] = (await readLines(path)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.match(first, {
+    method: 'GET',
+    authority: /^127\.0\.0\.1:\d+$/,
+    path: '/routed/items',
+    protocol: 'HTTP/1.1',
+    response_code: 200,
+    response_flags: '-',
+    response_code_details: 'via_upstream',
+    route_name: 'default/details.0',
+    upstream_cluster: DETAILS_CLUSTER,
+    upstream_host: DETAILS_HOST,
+    upstream_service_time_ms: 7,
+    request_id: 'req-1',
+    trace_id: null,
+    downstream_remote_address: /^127\.0\.0\.1:\d+$/,
+    peer_principal: null,
+    request_principal: null,
+    user_agent: 'curl/8.5.0',
+    x_forwarded_for: '203.0.113.9',
+  });
+  t.same(Object.keys(first ?? {}).sort(), [
+    'authority', 'bytes_received', 'bytes_sent', 'downstream_local_address', 'downstream_remote_address', 'duration_ms', 'method',
+    'path', 'peer_principal', 'protocol', 'request_id', 'request_principal', 'requested_server_name', 'response_code',
+    'response_code_details', 'response_flags', 'route_name', 'start_time', 'trace_id', 'upstream_cluster', 'upstream_host',
+    'upstream_service_time_ms', 'user_agent', 'x_forwarded_for',
+  ], 'exactly the documented fields: no level, pid, hostname or headers');
+  t.ok(Number(first?.['bytes_sent']) > Buffer.byteLength(routedBody), 'bytes_sent counts headers and body');
+  t.ok(Number(first?.['bytes_received']) > 200, 'bytes_received counts the request headers');
+  t.ok(Math.abs(Date.parse(String(first?.['start_time'])) - Date.now()) < 10000, 'start_time is an ISO timestamp of now');
+  t.match(second, { path: '/no-route/x', response_code: 404, response_flags: 'NR', response_code_details: 'route_not_found', upstream_cluster: null });
+});
+
+t.test('hostile header values and paths are truncated and counted', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.jsonl');
+  const { plugin, base } = await startHarness(t, { enabled: true, path });
+  const before = findSamples(parseSamples((await renderPrometheus()).body), 'meshgate_access_log_truncated_fields_total', { field: 'user_agent' })[0]?.value ?? 0;
+  await (await request(`${base}/routed/${'p'.repeat(3000)}`, { headers: { 'user-agent': 'u'.repeat(10000), 'x-forwarded-for': '10.0.0.1' } })).body.text();
+  await plugin.flush();
+  const [line] = (await readLines(path)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
+  t.equal(String(line?.['user_agent']).length, 256);
+  t.equal(String(line?.['path']).length, 1024);
+  t.same(line?.['truncated_fields'], ['path', 'user_agent']);
+  t.equal(line?.['x_forwarded_for'], '10.0.0.1', 'short values untouched');
+  const after = findSamples(parseSamples((await renderPrometheus()).body), 'meshgate_access_log_truncated_fields_total', { field: 'user_agent' })[0]?.value ?? 0;
+  t.equal(after - before, 1);
+});
+
+t.test('Istio text format', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const { plugin, base } = await startHarness(t, { enabled: true, path, format: 'TEXT' });
+  await (await request(`${base}/no-route/x?q=${SECRET}`, { headers: { 'user-agent': 'ua/1' } })).body.text();
+  await plugin.flush();
+  const [line] = await readLines(path);
+  t.match(
+    line,
+    /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] "GET \/no-route\/x HTTP\/1\.1" 404 NR route_not_found - "-" \d+ \d+ \d+ - "-" "ua\/1" "req-1" "127\.0\.0\.1:\d+" "-" - - 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ - -$/,
+  );
+});
+
+t.test('disabled: no file is opened and nothing is written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'never.jsonl');
+  const { plugin, base } = await startHarness(t, { enabled: false, path });
+  const response = await request(`${base}/routed/a`);
+  t.equal(response.statusCode, 200);
+  await response.body.text();
+  await plugin.flush();
+  t.notOk(existsSync(path));
+});
+
+t.test('an unwritable path is a load-time error diagnostic, not a request failure', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { diagnostics } = await startHarness(t, { enabled: true, path: dir });
+  t.equal(diagnostics.length, 1);
+  t.match(diagnostics[0], { code: ACCESS_LOG_UNWRITABLE, severity: 'error', field: 'spec.accessLog.path' });
+});
