@@ -1,0 +1,88 @@
+/**
+ * RequestAuthentication plugin (istio-semantics §7). Runs before authz: no token ⇒ anonymous (authz
+ * decides whether that is enough); a bad token ⇒ 401 (403 for audience) with `www-authenticate`.
+ * On success `request.mesh.auth` holds `<iss>/<sub>` and the claims, and the forwarded request is
+ * rewritten: token header removed unless `forwardOriginalToken`, payload/claim headers set.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import type { CompileInput, MeshPlugin } from '../../gateway/pipeline/types.js';
+import { compileAuthn } from './compile.js';
+import type { CompiledAuthn, CompiledJwtRule } from './compile.js';
+import { extractToken } from './locations.js';
+import type { FoundToken } from './locations.js';
+import { resolveAuthnOptions } from './schema.js';
+import type { AuthnOptions } from './schema.js';
+import { verifyToken } from './verify.js';
+
+export const AUTHN_PLUGIN_NAME = 'authn';
+
+function isCorsPreflight(request: FastifyRequest): boolean {
+  return request.method === 'OPTIONS' && request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined;
+}
+
+function reject(request: FastifyRequest, reply: FastifyReply, status: 401 | 403, message: string): FastifyReply {
+  const attrs = request.mesh.attrs;
+  const realm = `${attrs.scheme}://${attrs.authority}${attrs.path}`;
+  return sendLocalReply(
+    request,
+    reply,
+    { status, flag: '', details: `jwt_authn_access_denied{${message}}`, message },
+    { 'www-authenticate': `Bearer realm="${realm.replace(/["\\]/g, '')}", error="invalid_token"` },
+  );
+}
+
+function claimHeaderValue(claims: Readonly<Record<string, unknown>>, path: readonly string[]): string | null {
+  let value: unknown = claims;
+  for (const name of path) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+    value = (value as Record<string, unknown>)[name];
+  }
+  if (typeof value === 'string') return value;
+  if ((typeof value === 'number' && Number.isInteger(value)) || typeof value === 'boolean') return String(value);
+  return null;
+}
+
+function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule, found: FoundToken, claims: Readonly<Record<string, unknown>>): void {
+  if (!rule.forwardOriginalToken && found.location.kind === 'header') delete request.headers[found.location.name];
+  if (rule.outputPayloadToHeader !== null) request.headers[rule.outputPayloadToHeader] = found.token.split('.')[1] ?? '';
+  for (const { header, claimPath } of rule.claimHeaders) {
+    const value = claimHeaderValue(claims, claimPath);
+    if (value !== null) request.headers[header] = value;
+  }
+}
+
+export function createAuthnPlugin(options: Partial<AuthnOptions> = {}): MeshPlugin<CompiledAuthn> {
+  const resolved = resolveAuthnOptions(options);
+  return {
+    name: AUTHN_PLUGIN_NAME,
+    compile: (input: CompileInput) => compileAuthn(input, resolved),
+    register: fp(
+      async (app) => {
+        app.addHook('onRequest', async (request, reply) => {
+          const compiled = request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME);
+          if (compiled.rules.length === 0) return;
+          // Claim headers are ours to write: a client-sent copy would be a forged identity.
+          for (const header of compiled.outputHeaders) delete request.headers[header];
+          if (isCorsPreflight(request)) return;
+          const extraction = extractToken(request, compiled.locations, request.mesh.attrs.query);
+          if (!extraction.ok) return reject(request, reply, 401, extraction.message);
+          const found = extraction.token;
+          if (found === null) return;
+          const outcome = await verifyToken(compiled, found, Date.now());
+          if (!outcome.ok) {
+            request.log.info({ authn: { reason: outcome.message, location: found.location.id } }, 'JWT rejected');
+            return reject(request, reply, outcome.status, outcome.message);
+          }
+          const { verified } = outcome;
+          request.mesh.auth = { principal: verified.principal, claims: verified.claims };
+          rewriteForwardedRequest(request, compiled.rules[verified.ruleIndex] as CompiledJwtRule, found, verified.claims);
+        });
+      },
+      { name: 'meshgate-authn' },
+    ),
+  };
+}
+
+export const authnPlugin = createAuthnPlugin();
