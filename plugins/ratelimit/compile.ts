@@ -12,7 +12,7 @@ import { policyAppliesTo } from '../../gateway/policy/selector.js';
 import * as codes from './diagnostics.js';
 import { compileRequestMatch } from './match.js';
 import type { RequestPredicate } from './match.js';
-import { sharedRedisClient } from './redis-client.js';
+import { sharedRedisConnection } from './redis-client.js';
 import type { RedisSettings } from './redis-client.js';
 import { LimiterSession } from './registry.js';
 import { compileKey } from './request-key.js';
@@ -231,7 +231,7 @@ class PolicyCompiler {
     const store = this.session.acquire(identity, () =>
       backend === 'redis' && redis !== null
         ? createRedisStore(window, {
-            client: () => sharedRedisClient(redis),
+            connection: () => sharedRedisConnection(redis),
             keyPrefix: `${redis.keyPrefix}rl:${counterName}`,
             insuranceRequests: insurance,
           })

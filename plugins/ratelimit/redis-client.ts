@@ -19,7 +19,17 @@ export interface RedisSettings {
   readonly connectTimeoutMs: number;
 }
 
-let shared: { readonly url: string; readonly client: Redis } | null = null;
+export interface RedisConnection {
+  readonly client: Redis;
+  /**
+   * Settles when the FIRST connection attempt succeeded or failed (bounded by the connect timeout):
+   * requests that arrive while a freshly started gateway connects wait for that one attempt instead
+   * of failing; once it is settled nothing ever waits for Redis again.
+   */
+  readonly firstAttempt: Promise<void>;
+}
+
+let shared: (RedisConnection & { readonly url: string }) | null = null;
 const retired: Redis[] = [];
 
 function markUp(): void {
@@ -44,7 +54,7 @@ function markDown(reason: string): void {
   );
 }
 
-function connect(settings: RedisSettings): Redis {
+function connect(settings: RedisSettings): RedisConnection {
   const client = new Redis(settings.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -63,16 +73,20 @@ function connect(settings: RedisSettings): Redis {
   client.on('error', (error: Error) => {
     if (client === shared?.client) markDown(error.message);
   });
-  return client;
+  const firstAttempt = new Promise<void>((resolve) => {
+    setTimeout(resolve, settings.connectTimeoutMs).unref();
+    for (const event of ['ready', 'error', 'close']) client.once(event, () => resolve());
+  });
+  return { client, firstAttempt };
 }
 
-/** The process-wide client for `settings.url`; a changed URL (config reload) replaces it. */
-export function sharedRedisClient(settings: RedisSettings): Redis {
-  if (shared !== null && shared.url === settings.url) return shared.client;
+/** The process-wide connection for `settings.url`; a changed URL (config reload) replaces it. */
+export function sharedRedisConnection(settings: RedisSettings): RedisConnection {
+  if (shared !== null && shared.url === settings.url) return shared;
   // Requests still running on the previous snapshot may use the old client; it is closed with the rest on shutdown.
   if (shared !== null) retired.push(shared.client);
-  shared = { url: settings.url, client: connect(settings) };
-  return shared.client;
+  shared = { url: settings.url, ...connect(settings) };
+  return shared;
 }
 
 async function quit(client: Redis): Promise<void> {

@@ -4,9 +4,9 @@
  * their promise protocol (resolve = admitted, reject with RateLimiterRes = limited, reject with an
  * Error = backend failure) onto a plain outcome.
  */
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RedisConnection } from './redis-client.js';
 import { rateLimitStats } from './stats.js';
 
 export interface WindowLimit {
@@ -71,7 +71,7 @@ export function createMemoryStore(limit: WindowLimit): RateLimitStore {
 
 export interface RedisStoreOptions {
   /** The shared connection; asked for on first use so that compiling (e.g. `meshgate validate`) opens no socket. */
-  readonly client: () => Redis;
+  readonly connection: () => RedisConnection;
   /** Namespaces the keys of one limit: processes that compile the same limit share its counters. */
   readonly keyPrefix: string;
   /** Per-process limit used while Redis fails (failureMode open); null = fail (failureMode closed). */
@@ -79,26 +79,28 @@ export interface RedisStoreOptions {
 }
 
 class RedisStore implements RateLimitStore {
-  private store: LimiterStore | null = null;
+  private store: Promise<LimiterStore> | null = null;
 
   constructor(
     private readonly limit: WindowLimit,
     private readonly options: RedisStoreOptions,
   ) {}
 
-  consume(key: string, cost: number): Promise<ConsumeOutcome> {
+  async consume(key: string, cost: number): Promise<ConsumeOutcome> {
     this.store ??= this.connect();
-    return this.store.consume(key, cost);
+    return (await this.store).consume(key, cost);
   }
 
-  private connect(): LimiterStore {
+  private async connect(): Promise<LimiterStore> {
     const { limit, options } = this;
+    const connection = options.connection();
+    await connection.firstAttempt;
     const insurance =
       options.insuranceRequests === null
         ? undefined
         : new InsuranceLimiter({ points: options.insuranceRequests, duration: limit.windowSeconds });
     const limiter = new RateLimiterRedis({
-      storeClient: options.client(),
+      storeClient: connection.client,
       keyPrefix: options.keyPrefix,
       points: limit.requests,
       duration: limit.windowSeconds,
