@@ -8,7 +8,7 @@
  * each connection is then checked against the settings of the server its SNI selected (`secureConnection`);
  * a connection that falls short is closed before any request is read.
  */
-import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
