@@ -139,5 +139,6 @@ export function parseConfigText(text: string, file: string, registry: KindRegist
     const resource = toResource(document, root, file, lineCounter, registry, counter, diagnostics);
     if (resource !== undefined) resources.push(resource);
   }
+  diagnostics.sort((a, b) => a.position.line - b.position.line || a.position.col - b.position.col);
   return { resources, diagnostics };
 }

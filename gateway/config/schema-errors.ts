@@ -38,6 +38,7 @@ function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'number') return String(value);
   return `${typeof value} ${String(value)}`;
 }
 
@@ -110,7 +111,7 @@ function toProblem(error: ValueError, root: unknown): SchemaProblem {
     }
     default:
       if (RANGE_ERRORS.has(error.type)) {
-        return { code: 'MG0105', path, message: `${name} must be ${bound(error.schema, error.type)}, got ${describeValue(error.value)}` };
+        return { code: 'MG0105', path, message: `${formatFieldPath(path) || name} must be ${bound(error.schema, error.type)}, got ${describeValue(error.value)}` };
       }
       return {
         code: 'MG0103',
