@@ -1,18 +1,27 @@
 /** The span of the hop a request belongs to, for the access log (`trace_id`) and the proxy step (injection). */
 import type { Span } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
+import type { PropagationFormat } from './propagation.js';
 
-const spans = new WeakMap<FastifyRequest, Span>();
-
-export function setRequestSpan(request: FastifyRequest, span: Span): void {
-  spans.set(request, span);
+export interface RequestTrace {
+  readonly span: Span;
+  /** Format the context arrived in; the forwarded request carries the same (plus W3C). */
+  readonly format: PropagationFormat;
+  /** A response and an abort can both be reported for one request; the span ends once. */
+  ended: boolean;
 }
 
-export function requestSpan(request: FastifyRequest): Span | undefined {
-  return spans.get(request);
+const traces = new WeakMap<FastifyRequest, RequestTrace>();
+
+export function setRequestTrace(request: FastifyRequest, trace: RequestTrace): void {
+  traces.set(request, trace);
+}
+
+export function requestTrace(request: FastifyRequest): RequestTrace | undefined {
+  return traces.get(request);
 }
 
 /** Hex trace id of the request's span, or '' when tracing is off. */
 export function traceIdOf(request: FastifyRequest): string {
-  return spans.get(request)?.spanContext().traceId ?? '';
+  return traces.get(request)?.span.spanContext().traceId ?? '';
 }

@@ -1,0 +1,175 @@
+/**
+ * The tracing plugin: one SERVER span per hop, continued from the incoming W3C/B3 context when it is
+ * trusted, and propagated upstream so that the application's spans are children of this hop's span.
+ * With no collector configured the snapshot compiles to `null` and the hooks return at once: no
+ * spans, no ids, incoming trace headers forwarded untouched.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
+import fastifyPlugin from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
+import { extractTraceContext, injectTraceContext, removeTraceHeaders } from './propagation.js';
+import type { HeaderBag } from './propagation.js';
+import { requestTrace, setRequestTrace } from './request-span.js';
+import { TracingRuntime } from './runtime.js';
+import type { TracingRuntimeSettings } from './runtime.js';
+import { otlpTracesUrl, tracingLimits } from './schema.js';
+import type { TracingLimits } from './schema.js';
+
+export const TRACING_PLUGIN_NAME = 'tracing';
+
+export interface CompiledTracing {
+  readonly runtime: TracingRuntime;
+  /** False only at the edge (ingress) when MeshConfig says not to trust clients' trace context. */
+  readonly trustIncomingContext: boolean;
+}
+
+export interface TracingPlugin extends MeshPlugin<CompiledTracing | null> {
+  /** Export every finished span now (tests, shutdown). */
+  flush(): Promise<void>;
+  /** Flush and stop every exporter this plugin started. */
+  shutdown(): Promise<void>;
+}
+
+export interface TracingPluginOptions {
+  readonly limits?: Partial<TracingLimits>;
+  /** Environment consulted for OTEL_EXPORTER_OTLP_* (default process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** How long a runtime replaced by a reload keeps exporting for requests still in flight. */
+  readonly retireAfterMs?: number;
+}
+
+/** Sets the trace headers of an upstream request so that its parent is this hop's span. No-op when tracing is off. */
+export function injectTraceHeaders(request: FastifyRequest, headers: HeaderBag): void {
+  const current = requestTrace(request);
+  if (current === undefined) return;
+  removeTraceHeaders(headers);
+  injectTraceContext(headers, current.span.spanContext(), current.format);
+}
+
+export { traceIdOf } from './request-span.js';
+
+function startSpan(request: FastifyRequest, state: CompiledTracing): void {
+  const attrs = request.mesh.attrs;
+  const headers = request.headers as HeaderBag;
+  const incoming = state.trustIncomingContext ? extractTraceContext(request.headers) : null;
+  const parent = incoming === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, incoming.spanContext);
+  const attributes: Attributes = {
+    'http.request.method': attrs.method,
+    'url.path': attrs.path,
+    'url.scheme': attrs.scheme,
+    'server.address': attrs.host,
+    'network.peer.address': attrs.sourceIp,
+  };
+  const userAgent = request.headers['user-agent'];
+  if (userAgent !== undefined) attributes['user_agent.original'] = userAgent;
+  const span = state.runtime.tracer.startSpan(`${attrs.authority}/*`, { kind: SpanKind.SERVER, attributes }, parent);
+  const current = { span, format: incoming?.format ?? 'w3c', ended: false };
+  setRequestTrace(request, current);
+  // The forwarded request continues from this hop, whatever the proxy step does with the headers.
+  removeTraceHeaders(headers);
+  injectTraceContext(headers, span.spanContext(), current.format);
+}
+
+function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string): void {
+  const current = requestTrace(request);
+  if (current === undefined || current.ended) return;
+  current.ended = true;
+  const { span } = current;
+  const mesh = request.mesh;
+  const flags = extraFlag === '' ? mesh.responseFlags : [...mesh.responseFlags, extraFlag];
+  if (mesh.routeName !== '') span.updateName(mesh.routeName);
+  span.setAttributes({
+    'http.response.status_code': statusCode,
+    'meshgate.route': mesh.routeName,
+    'meshgate.upstream_cluster': mesh.upstreamCluster,
+    'meshgate.upstream_host': mesh.upstreamHost,
+    'meshgate.response_flags': flags.length === 0 ? '-' : flags.join(','),
+    'meshgate.peer_principal': mesh.attrs.peer?.uri ?? '',
+    'meshgate.request_id': mesh.requestId,
+  });
+  if (statusCode >= 500 || statusCode === 0) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
+}
+
+export function createTracingPlugin(options: TracingPluginOptions = {}): TracingPlugin {
+  const limits = tracingLimits(options.limits);
+  const env = options.env ?? process.env;
+  const retireAfterMs = options.retireAfterMs ?? 30000;
+  let active: TracingRuntime | null = null;
+  const retiring = new Set<TracingRuntime>();
+
+  function runtimeFor(settings: TracingRuntimeSettings): TracingRuntime {
+    if (active !== null && JSON.stringify(active.settings) === JSON.stringify(settings)) return active;
+    if (active !== null) retire(active);
+    active = new TracingRuntime(settings);
+    return active;
+  }
+
+  function retire(runtime: TracingRuntime): void {
+    retiring.add(runtime);
+    setTimeout(() => {
+      retiring.delete(runtime);
+      void runtime.shutdown();
+    }, retireAfterMs).unref();
+  }
+
+  function onRequest(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+    const mesh = request.mesh as FastifyRequest['mesh'] | null;
+    const state = mesh?.pluginState<CompiledTracing | null>(TRACING_PLUGIN_NAME) ?? null;
+    if (state !== null) startSpan(request, state);
+    done();
+  }
+
+  function onResponse(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    endSpan(request, reply.statusCode, '');
+    done();
+  }
+
+  function onRequestAbort(request: FastifyRequest, done: () => void): void {
+    // The client went away before the response: Envoy's DC (downstream connection termination).
+    endSpan(request, 0, 'DC');
+    done();
+  }
+
+  return {
+    name: TRACING_PLUGIN_NAME,
+    compile(input) {
+      const { tracing } = effectiveMeshConfig(input.resources);
+      const url = otlpTracesUrl(tracing.otlpEndpoint, env);
+      if (url === '') {
+        if (active !== null) retire(active);
+        active = null;
+        return null;
+      }
+      const runtime = runtimeFor({
+        url,
+        samplingRatio: tracing.samplingPercent / 100,
+        serviceName: `${input.workload.name}.${input.workload.namespace}`,
+        limits,
+      });
+      return { runtime, trustIncomingContext: input.mode !== 'ingress' || tracing.trustIncomingContext };
+    },
+    register: fastifyPlugin(
+      async (app) => {
+        app.addHook('onRequest', onRequest);
+        app.addHook('onResponse', onResponse);
+        app.addHook('onRequestAbort', onRequestAbort);
+      },
+      { name: 'meshgate-tracing' },
+    ),
+    async flush() {
+      for (const runtime of [...retiring, ...(active === null ? [] : [active])]) await runtime.forceFlush();
+    },
+    async shutdown() {
+      const runtimes = [...retiring, ...(active === null ? [] : [active])];
+      retiring.clear();
+      active = null;
+      await Promise.all(runtimes.map((runtime) => runtime.shutdown()));
+    },
+  };
+}
+
+export const tracingPlugin = createTracingPlugin();

@@ -1,0 +1,108 @@
+/**
+ * Trace-context headers: W3C (`traceparent`, `tracestate`) and B3 (single `b3` and multi `x-b3-*`).
+ * Written here because @opentelemetry/propagator-b3 is not a dependency and a propagator is a few
+ * lines of parsing. Extraction prefers W3C, then B3 single, then B3 multi; a malformed header is
+ * ignored (a new trace starts) rather than failing the request. Injection mirrors the incoming format,
+ * and always adds W3C so that applications on either format can continue the trace.
+ */
+import { TraceFlags } from '@opentelemetry/api';
+import type { SpanContext } from '@opentelemetry/api';
+import { TraceState } from '@opentelemetry/core';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type PropagationFormat = 'w3c' | 'b3-single' | 'b3-multi';
+
+export interface ExtractedContext {
+  readonly spanContext: SpanContext;
+  readonly format: PropagationFormat;
+}
+
+/** Every header this module reads or writes, removed from the forwarded request before injection. */
+export const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'] as const;
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const TRACE_ID = /^(?:[0-9a-f]{16}|[0-9a-f]{32})$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const ALL_ZERO = /^0+$/;
+/** tracestate is client-controlled: beyond this it is dropped rather than parsed and forwarded. */
+const MAX_TRACESTATE_LENGTH = 512;
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function validIds(traceId: string, spanId: string): boolean {
+  return !ALL_ZERO.test(traceId) && !ALL_ZERO.test(spanId);
+}
+
+function extractW3c(headers: IncomingHttpHeaders): SpanContext | null {
+  const traceparent = single(headers['traceparent'])?.trim().toLowerCase();
+  if (traceparent === undefined) return null;
+  const match = TRACEPARENT.exec(traceparent);
+  if (match === null) return null;
+  const [, version = '', traceId = '', spanId = '', flags = '', rest] = match;
+  // Version ff is forbidden; version 00 has exactly four fields (later versions may append more).
+  if (version === 'ff' || (version === '00' && rest !== undefined) || !validIds(traceId, spanId)) return null;
+  const rawState = headers['tracestate'];
+  const state = Array.isArray(rawState) ? rawState.join(',') : rawState;
+  const spanContext: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
+  if (state !== undefined && state !== '' && state.length <= MAX_TRACESTATE_LENGTH) spanContext.traceState = new TraceState(state);
+  return spanContext;
+}
+
+/** 64-bit B3 trace ids are left-padded to W3C's 128 bits, as OpenTelemetry's B3 propagator does. */
+function b3Context(traceId: string, spanId: string, sampled: boolean): SpanContext | null {
+  const trace = traceId.toLowerCase();
+  const span = spanId.toLowerCase();
+  if (!TRACE_ID.test(trace) || !SPAN_ID.test(span)) return null;
+  const padded = trace.padStart(32, '0');
+  if (!validIds(padded, span)) return null;
+  return { traceId: padded, spanId: span, traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true };
+}
+
+function extractB3Single(headers: IncomingHttpHeaders): SpanContext | null {
+  const b3 = single(headers['b3'])?.trim();
+  if (b3 === undefined) return null;
+  const [traceId = '', spanId = '', sampling] = b3.split('-');
+  return b3Context(traceId, spanId, sampling === '1' || sampling === 'd');
+}
+
+function extractB3Multi(headers: IncomingHttpHeaders): SpanContext | null {
+  const traceId = single(headers['x-b3-traceid']);
+  const spanId = single(headers['x-b3-spanid']);
+  if (traceId === undefined || spanId === undefined) return null;
+  const sampled = single(headers['x-b3-sampled'])?.toLowerCase();
+  const debug = single(headers['x-b3-flags']) === '1';
+  return b3Context(traceId.trim(), spanId.trim(), debug || sampled === '1' || sampled === 'true');
+}
+
+export function extractTraceContext(headers: IncomingHttpHeaders): ExtractedContext | null {
+  const w3c = extractW3c(headers);
+  if (w3c !== null) return { spanContext: w3c, format: 'w3c' };
+  const b3Single = extractB3Single(headers);
+  if (b3Single !== null) return { spanContext: b3Single, format: 'b3-single' };
+  const b3Multi = extractB3Multi(headers);
+  if (b3Multi !== null) return { spanContext: b3Multi, format: 'b3-multi' };
+  return null;
+}
+
+export type HeaderBag = Record<string, string | string[] | number | undefined>;
+
+export function removeTraceHeaders(headers: HeaderBag): void {
+  for (const name of TRACE_HEADERS) delete headers[name];
+}
+
+/** Headers that make `spanContext` the parent of whatever the receiver does next. */
+export function injectTraceContext(headers: HeaderBag, spanContext: SpanContext, format: PropagationFormat): void {
+  const sampled = (spanContext.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
+  headers['traceparent'] = `00-${spanContext.traceId}-${spanContext.spanId}-${sampled ? '01' : '00'}`;
+  const traceState = spanContext.traceState?.serialize();
+  if (traceState !== undefined && traceState !== '') headers['tracestate'] = traceState;
+  if (format === 'b3-single') {
+    headers['b3'] = `${spanContext.traceId}-${spanContext.spanId}-${sampled ? '1' : '0'}`;
+  } else if (format === 'b3-multi') {
+    headers['x-b3-traceid'] = spanContext.traceId;
+    headers['x-b3-spanid'] = spanContext.spanId;
+    headers['x-b3-sampled'] = sampled ? '1' : '0';
+  }
+}
