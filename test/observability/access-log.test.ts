@@ -8,8 +8,10 @@ import { request } from 'undici';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
 import { ACCESS_LOG_UNWRITABLE, createAccessLogPlugin } from '../../plugins/access-log/index.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
+import { createTracingPlugin } from '../../plugins/tracing/index.js';
 import { buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
+import { OtlpReceiver } from './otlp-receiver.js';
 import { findSamples, parseSamples } from './prom-text.js';
 import { DETAILS_CLUSTER, DETAILS_HOST, scenarioPlugin } from './scenario-plugin.js';
 
@@ -138,4 +140,32 @@ t.test('an unwritable path is a load-time error diagnostic, not a request failur
   const { diagnostics } = await startHarness(t, { enabled: true, path: dir });
   t.equal(diagnostics.length, 1);
   t.match(diagnostics[0], { code: ACCESS_LOG_UNWRITABLE, severity: 'error', field: 'spec.accessLog.path' });
+});
+
+t.test('trace_id is the id of the hop span when tracing is on', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.jsonl');
+  const otlp = await OtlpReceiver.start();
+  t.teardown(() => otlp.close());
+  const tracing = createTracingPlugin({ env: {} });
+  const accessLog = createAccessLogPlugin();
+  const mesh = makeResource(
+    'MeshConfig',
+    'mesh',
+    { accessLog: { enabled: true, path }, tracing: { samplingPercent: 100, otlpEndpoint: otlp.url } },
+    { apiVersion: MESH_CONFIG_API_VERSION, namespace: 'istio-system' },
+  );
+  const { app } = await buildPluginHarness({ plugins: [tracing, scenarioPlugin, accessLog], resources: [mesh] });
+  t.teardown(async () => {
+    await app.close();
+    await tracing.shutdown();
+    await accessLog.close();
+  });
+  const response = await app.inject({ method: 'GET', url: '/routed/t', headers: { host: 'shop.example.com' } });
+  const forwarded = (response.json() as { headers: Record<string, string> }).headers['traceparent'] ?? '';
+  await accessLog.flush();
+  const [line] = (await readLines(path)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
+  t.match(forwarded, /^00-[0-9a-f]{32}-/);
+  t.equal(line?.['trace_id'], forwarded.split('-')[1]);
 });
