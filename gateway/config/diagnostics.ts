@@ -110,7 +110,7 @@ export function renderDiagnosticsMarkdown(): string {
   const lines = [
     '# Config diagnostics',
     '',
-    '<!-- Generated from gateway/config/diagnostics.ts by renderDiagnosticsMarkdown(); test/config/diagnostics-doc.test.ts keeps it in sync. -->',
+    '<!-- Generated from gateway/config/diagnostics.ts by renderDiagnosticsMarkdown(); test/config/generated-files.test.ts keeps it in sync. -->',
     '',
     '`meshgate validate` and the loader report problems as `file:line:col CODE kind namespace/name: message`.',
     'Errors reject the resource (and a snapshot containing it); warnings are reported but the config is used.',

@@ -3,15 +3,16 @@
  * its Go tooling, Go-style units and sequences (`"250ms"`, `"1m"`, `"1h30m"`); we accept the same set.
  * Negative durations are rejected: no Istio field accepts them.
  */
-const UNIT_MS: Readonly<Record<string, number>> = {
-  ns: 1e-6,
-  us: 1e-3,
-  'µs': 1e-3,
-  'μs': 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
+/** Summed in nanoseconds and divided once, so that e.g. "100ns" is exactly 0.0001 ms. */
+const UNIT_NS: Readonly<Record<string, number>> = {
+  ns: 1,
+  us: 1e3,
+  'µs': 1e3,
+  'μs': 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 6e10,
+  h: 3.6e12,
 };
 
 /** Protobuf's Duration range: ±10,000 years. */
@@ -36,7 +37,7 @@ function scan(text: string): ScanResult {
   if (text.startsWith('-')) return { problem: 'negative durations are not allowed' };
   if (text === '0') return { ms: 0 };
   let position = 0;
-  let totalMs = 0;
+  let totalNs = 0;
   while (position < text.length) {
     COMPONENT.lastIndex = position;
     const component = COMPONENT.exec(text);
@@ -48,9 +49,10 @@ function scan(text: string): ScanResult {
           : `unexpected "${rest}" (expected a number followed by ns, us, ms, s, m or h)`,
       };
     }
-    totalMs += Number(component[1]) * (UNIT_MS[component[2] ?? 's'] ?? 1000);
+    totalNs += Number(component[1]) * (UNIT_NS[component[2] ?? 's'] ?? 1e9);
     position = COMPONENT.lastIndex;
   }
+  const totalMs = totalNs / 1e6;
   if (!Number.isFinite(totalMs) || totalMs > MAX_DURATION_MS) return { problem: 'longer than the maximum of 10,000 years' };
   return { ms: totalMs };
 }
