@@ -1,0 +1,27 @@
+/**
+ * The comparison point: fastify + @fastify/http-proxy with defaults and the logger off, exactly the
+ * "fastify" row of performance-baseline §2.2. It forwards everything to `--upstream <url>`.
+ * Prints the ready line (contract.ts) once listening on an ephemeral loopback port.
+ */
+import Fastify from 'fastify';
+import proxy from '@fastify/http-proxy';
+import { parseArgs } from 'node:util';
+import { readyLine } from './contract.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { upstream: { type: 'string' } } });
+  if (values.upstream === undefined) throw new Error('--upstream <url> is required');
+  const app = Fastify({ logger: false });
+  await app.register(proxy, { upstream: values.upstream });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address');
+  process.stdout.write(readyLine([address.port]));
+  const close = (): void => {
+    void app.close().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', close);
+  process.on('SIGINT', close);
+}
+
+await main();

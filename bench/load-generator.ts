@@ -1,0 +1,147 @@
+/**
+ * The load generator: wrk (closed loop, one thread, keep-alive; what performance-baseline §2 used) and,
+ * only when wrk is absent, autocannon from devDependencies. Both run as a child pinned to the
+ * load-generator CPU and report the same LoadResult.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { LOAD_GENERATOR_CPU, pinnedCommand } from './processes.js';
+import type { Pinning } from './processes.js';
+
+export interface LoadSpec {
+  readonly url: string;
+  /** Host header sent with every request (routing on the gateway); null = the URL's authority. */
+  readonly host: string | null;
+  readonly connections: number;
+  readonly seconds: number;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly requestsPerSecond: number;
+  readonly p50Us: number;
+  readonly p90Us: number;
+  readonly p99Us: number;
+  readonly non2xx: number;
+  readonly socketErrors: number;
+}
+
+export interface LoadGenerator {
+  readonly name: string;
+  /** Printed at the start of the run when the generator is not the preferred one. */
+  readonly note: string | null;
+  run(spec: LoadSpec): Promise<LoadResult>;
+}
+
+/** Beyond the run itself: start-up, connection set-up and the final report. */
+const RUN_SLACK_MS = 15_000;
+
+function runToCompletion(command: string, args: readonly string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? code}):\n${stderr}${stdout}`));
+    });
+  });
+}
+
+const LATENCY_UNIT_US: Readonly<Record<string, number>> = { us: 1, ms: 1_000, s: 1_000_000, m: 60_000_000 };
+
+function microseconds(value: string, unit: string): number {
+  const scale = LATENCY_UNIT_US[unit];
+  if (scale === undefined) throw new Error(`unknown wrk latency unit "${unit}"`);
+  return Number(value) * scale;
+}
+
+function wrkPercentile(output: string, percent: number): number {
+  const match = new RegExp(`^\\s+${percent}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(output);
+  if (match === null) throw new Error(`wrk output has no ${percent}% latency line:\n${output}`);
+  return microseconds(match[1] as string, match[2] as string);
+}
+
+function wrkCount(output: string, pattern: RegExp): number {
+  const match = pattern.exec(output);
+  return match === null ? 0 : Number(match[1]);
+}
+
+/** Parses `wrk --latency` output (wrk 4.x). */
+export function parseWrkOutput(output: string): LoadResult {
+  const requests = /^\s+(\d+) requests in /m.exec(output);
+  const rate = /^Requests\/sec:\s+([\d.]+)/m.exec(output);
+  if (requests === null || rate === null) throw new Error(`unrecognised wrk output:\n${output}`);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+  const socketErrors = socket === null ? 0 : socket.slice(1).reduce((sum, count) => sum + Number(count), 0);
+  return {
+    requests: Number(requests[1]),
+    requestsPerSecond: Number(rate[1]),
+    p50Us: wrkPercentile(output, 50),
+    p90Us: wrkPercentile(output, 90),
+    p99Us: wrkPercentile(output, 99),
+    non2xx: wrkCount(output, /Non-2xx or 3xx responses: (\d+)/),
+    socketErrors,
+  };
+}
+
+function wrkGenerator(pinning: Pinning): LoadGenerator {
+  return {
+    name: 'wrk',
+    note: null,
+    async run(spec) {
+      const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency'];
+      if (spec.host !== null) args.push('-H', `Host: ${spec.host}`);
+      args.push(spec.url);
+      const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, 'wrk', args);
+      return parseWrkOutput(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS));
+    },
+  };
+}
+
+function numberAt(value: unknown, ...path: string[]): number {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return 0;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return typeof current === 'number' ? current : 0;
+}
+
+function autocannonGenerator(pinning: Pinning): LoadGenerator {
+  const cli = createRequire(import.meta.url).resolve('autocannon');
+  return {
+    name: 'autocannon',
+    note: 'wrk not found: using autocannon (a Node load generator; it needs more CPU than wrk and may itself be the bottleneck)',
+    async run(spec) {
+      const args = [cli, '--json', '-c', String(spec.connections), '-d', String(spec.seconds)];
+      if (spec.host !== null) args.push('-H', `host=${spec.host}`);
+      args.push(spec.url);
+      const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, args);
+      const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS));
+      const msToUs = 1_000;
+      return {
+        requests: numberAt(report, 'requests', 'total'),
+        requestsPerSecond: numberAt(report, 'requests', 'average'),
+        p50Us: numberAt(report, 'latency', 'p50') * msToUs,
+        p90Us: numberAt(report, 'latency', 'p90') * msToUs,
+        p99Us: numberAt(report, 'latency', 'p99') * msToUs,
+        non2xx: numberAt(report, 'non2xx'),
+        socketErrors: numberAt(report, 'errors') + numberAt(report, 'timeouts'),
+      };
+    },
+  };
+}
+
+export function detectLoadGenerator(pinning: Pinning): LoadGenerator {
+  const wrkMissing = spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error !== undefined;
+  return wrkMissing ? autocannonGenerator(pinning) : wrkGenerator(pinning);
+}
