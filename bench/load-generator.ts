@@ -14,6 +14,8 @@ export interface LoadSpec {
   readonly host: string | null;
   readonly connections: number;
   readonly seconds: number;
+  /** Aborting kills the load generator (the driver aborts on SIGINT/SIGTERM). */
+  readonly signal: AbortSignal;
 }
 
 export interface LoadResult {
@@ -36,9 +38,15 @@ export interface LoadGenerator {
 /** Beyond the run itself: start-up, connection set-up and the final report. */
 const RUN_SLACK_MS = 15_000;
 
-function runToCompletion(command: string, args: readonly string[], timeoutMs: number): Promise<string> {
+function runToCompletion(command: string, args: readonly string[], timeoutMs: number, signal: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' } });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // autocannon only: the HTTPS targets use a throwaway CA (wrk never verifies).
+      env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' },
+      signal,
+      killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -102,7 +110,7 @@ function wrkGenerator(pinning: Pinning): LoadGenerator {
       if (spec.host !== null) args.push('-H', `Host: ${spec.host}`);
       args.push(spec.url);
       const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, 'wrk', args);
-      return parseWrkOutput(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS));
+      return parseWrkOutput(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal));
     },
   };
 }
@@ -126,7 +134,7 @@ function autocannonGenerator(pinning: Pinning): LoadGenerator {
       if (spec.host !== null) args.push('-H', `host=${spec.host}`);
       args.push(spec.url);
       const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, args);
-      const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS));
+      const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal));
       const msToUs = 1_000;
       return {
         requests: numberAt(report, 'requests', 'total'),

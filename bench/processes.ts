@@ -47,6 +47,7 @@ export interface ChildService {
   /** Resolves with the ports of the child's ready line (contract.ts); rejects if it exits first or times out. */
   readyPorts(timeoutMs: number): Promise<number[]>;
   readonly exited: Promise<void>;
+  isRunning(): boolean;
 }
 
 class TrackedChild implements ChildService {
@@ -121,8 +122,8 @@ export class ProcessSet {
   }
 
   /** SIGTERM, then SIGKILL whatever is still running after a grace period. */
-  async stopAll(): Promise<void> {
-    const running = [...this.children];
+  async stop(services: readonly ChildService[]): Promise<void> {
+    const running = [...this.children].filter((child) => services.includes(child));
     for (const child of running) child.signal('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
@@ -132,6 +133,10 @@ export class ProcessSet {
     clearTimeout(timer);
     for (const child of running) child.signal('SIGKILL');
     await Promise.all(running.map((child) => child.exited));
+  }
+
+  async stopAll(): Promise<void> {
+    await this.stop([...this.children]);
   }
 
   /** Last resort from a synchronous `exit` handler. */

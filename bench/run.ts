@@ -1,0 +1,194 @@
+/**
+ * The benchmark driver (`npm run bench`). Method of performance-baseline §2.1 with our own harness:
+ * interleaved rounds (round 1 runs every target, then round 2…), each target in a fresh process set,
+ * a warm-up, then a saturating run (`-c50`) and an unloaded run (`-c1`); cells are medians over rounds.
+ * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
+ *
+ * Knobs (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (2),
+ * BENCH_CONNECTIONS (50), BENCH_TARGETS (comma-separated names; default all).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROUTE_RULE_COUNT, writeServerCertificate } from './config.js';
+import { detectLoadGenerator } from './load-generator.js';
+import type { LoadGenerator } from './load-generator.js';
+import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
+import { ProcessSet, detectPinning } from './processes.js';
+import { probe } from './probe.js';
+import { headlines, saturationTable, summarize, unloadedTable } from './report.js';
+import type { CellSummary, Mode, Sample } from './report.js';
+import { REPO_ROOT, TARGETS } from './targets.js';
+import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
+
+function positiveIntegerFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got "${raw}")`);
+  return value;
+}
+
+const settings = {
+  seconds: positiveIntegerFromEnv('BENCH_SECONDS', 5),
+  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', 3),
+  warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 2),
+  connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
+};
+const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };
+const UNLOADED: Mode = { name: 'c1', connections: 1, title: 'Unloaded (wrk -t1 -c1: one connection, serial requests)' };
+const MODES: readonly Mode[] = [SATURATION, UNLOADED];
+const PROBE_REQUESTS = 100;
+/** 1-minute load average above which the machine is visibly busy with something else. */
+const BUSY_LOAD_AVERAGE = 0.5;
+
+function selectedTargets(): readonly BenchTarget[] {
+  const filter = process.env.BENCH_TARGETS;
+  if (filter === undefined || filter === '') return TARGETS;
+  const names = filter.split(',').map((name) => name.trim());
+  const unknown = names.filter((name) => !TARGETS.some((target) => target.name === name));
+  if (unknown.length > 0) throw new Error(`unknown BENCH_TARGETS ${unknown.join(', ')} (known: ${TARGETS.map((target) => target.name).join(', ')})`);
+  return TARGETS.filter((target) => names.includes(target.name));
+}
+
+function cpuMicrosOrNull(pid: number | null): number | null {
+  return pid === null ? null : treeCpuMicros(pid);
+}
+
+function perRequest(before: number | null, after: number | null, requests: number): number | null {
+  return before === null || after === null || requests === 0 ? null : (after - before) / requests;
+}
+
+async function measure(generator: LoadGenerator, running: RunningTarget, mode: Mode, round: number, signal: AbortSignal): Promise<Sample> {
+  const proxyBefore = cpuMicrosOrNull(running.proxyPid);
+  const upstreamBefore = treeCpuMicros(running.upstreamPid);
+  const result = await generator.run({ url: running.url, host: running.host, connections: mode.connections, seconds: settings.seconds, signal });
+  return {
+    ...result,
+    round,
+    proxyCpuUsPerRequest: perRequest(proxyBefore, cpuMicrosOrNull(running.proxyPid), result.requests),
+    upstreamCpuUsPerRequest: perRequest(upstreamBefore, treeCpuMicros(running.upstreamPid), result.requests),
+    proxyPeakRssBytes: running.proxyPid === null ? null : treePeakRssBytes(running.proxyPid),
+  };
+}
+
+function describeSplit(byListener: Readonly<Record<string, number>>): string {
+  return Object.entries(byListener)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([listener, count]) => `listener ${listener}: ${count}`)
+    .join(', ');
+}
+
+interface RunState {
+  readonly samples: Map<string, Map<string, Sample[]>>;
+  readonly failures: Map<string, string>;
+}
+
+async function benchTarget(target: BenchTarget, round: number, context: TargetContext, generator: LoadGenerator, state: RunState, signal: AbortSignal): Promise<void> {
+  const started = Date.now();
+  let running: RunningTarget;
+  try {
+    running = await target.start(context);
+    const split = await probe(running.url, running.host, PROBE_REQUESTS);
+    if (round === 1) console.log(`  ${target.name}: ${target.description}; probe ${PROBE_REQUESTS}× 200 (${describeSplit(split.byListener)})`);
+  } catch (error) {
+    await context.processes.stopAll();
+    const message = error instanceof Error ? error.message : String(error);
+    state.failures.set(target.name, message);
+    console.log(`  ${target.name}: FAILED to start, skipped from now on:\n    ${message.split('\n').join('\n    ')}`);
+    return;
+  }
+  try {
+    await generator.run({ url: running.url, host: running.host, connections: SATURATION.connections, seconds: settings.warmupSeconds, signal });
+    const byMode = state.samples.get(target.name) ?? new Map<string, Sample[]>();
+    state.samples.set(target.name, byMode);
+    for (const mode of MODES) {
+      const sample = await measure(generator, running, mode, round, signal);
+      byMode.set(mode.name, [...(byMode.get(mode.name) ?? []), sample]);
+    }
+    const [saturated, unloaded] = MODES.map((mode) => byMode.get(mode.name)?.at(-1));
+    console.log(
+      `  round ${round} ${target.name}: ${saturated?.requestsPerSecond.toFixed(0)} req/s sat, p50 ${unloaded?.p50Us.toFixed(0)} us c1 (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+  } finally {
+    await running.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const targets = selectedTargets();
+  const pinning = detectPinning();
+  const generator = detectLoadGenerator(pinning);
+  const processes = new ProcessSet(pinning);
+  const abort = new AbortController();
+  const workDirectory = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
+  let interrupted = false;
+  const interrupt = (signalName: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    console.log(`\n${signalName}: stopping every process`);
+    abort.abort();
+    void processes
+      .stopAll()
+      .then(() => rm(workDirectory, { recursive: true, force: true }))
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  process.on('exit', () => processes.killAllNow());
+
+  console.log(`meshgate bench: ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode`);
+  console.log(`load generator ${generator.name}; ${pinning.enabled ? 'load generator on CPU 0, proxy + upstream on CPU 1' : 'no CPU pinning'}; ${cpus().length} CPUs, Node ${process.version}`);
+  const [loadAverage] = loadavg();
+  const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
+  for (const note of [generator.note, pinning.note, busyNote]) if (note !== null) console.log(`NOTE: ${note}`);
+
+  const state: RunState = { samples: new Map(), failures: new Map() };
+  try {
+    const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
+    for (let round = 1; round <= settings.rounds && !interrupted; round += 1) {
+      console.log(`round ${round}/${settings.rounds}`);
+      for (const target of targets) {
+        if (interrupted || state.failures.has(target.name)) continue;
+        await benchTarget(target, round, context, generator, state, abort.signal);
+      }
+    }
+  } finally {
+    await processes.stopAll();
+    await rm(workDirectory, { recursive: true, force: true });
+  }
+
+  const summaries = new Map<string, Map<string, CellSummary>>();
+  for (const [target, byMode] of state.samples) {
+    summaries.set(target, new Map([...byMode].map(([mode, samples]) => [mode, summarize(samples)])));
+  }
+  console.log(`\nMedian of ${settings.rounds} round(s); meshgate targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
+  console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
+  console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
+  console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
+
+  const resultsDirectory = join(REPO_ROOT, 'bench-results');
+  await mkdir(resultsDirectory, { recursive: true });
+  const resultsPath = join(resultsDirectory, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const json = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().map((cpu) => cpu.model),
+    loadAverageAtStart: loadAverage,
+    loadGenerator: generator.name,
+    pinned: pinning.enabled,
+    settings,
+    routeRules: ROUTE_RULE_COUNT,
+    targets: targets.map((target) => ({ name: target.name, description: target.description })),
+    modes: MODES,
+    summaries: Object.fromEntries([...summaries].map(([target, byMode]) => [target, Object.fromEntries(byMode)])),
+    samples: Object.fromEntries([...state.samples].map(([target, byMode]) => [target, Object.fromEntries(byMode)])),
+    failures: Object.fromEntries(state.failures),
+  };
+  await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nresults: ${resultsPath}`);
+  if (state.failures.size > 0) process.exitCode = 1;
+}
+
+await main();

@@ -1,0 +1,162 @@
+/**
+ * What the benchmark measures. A target starts a fresh process set (upstream + the proxy under test)
+ * and says where to send load; the driver measures it and calls stop() (or, when start() throws,
+ * stops every process the set still holds). Adding a target is a few
+ * lines in TARGETS: a name and a start() built from the helpers below (startUpstream,
+ * startBenchScript, startMeshgate).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HOT_HOST, HOT_PATH, writeIngressConfig } from './config.js';
+import type { ServerCertificateFiles } from './config.js';
+import { SERVICE_CPU } from './processes.js';
+import type { ChildService, ProcessSet } from './processes.js';
+
+export interface TargetContext {
+  readonly processes: ProcessSet;
+  /** Scratch directory of this run (configs), removed at the end. */
+  readonly workDirectory: string;
+  readonly serverCertificate: ServerCertificateFiles;
+}
+
+export interface RunningTarget {
+  /** Full URL the load generator requests (always 127.0.0.1). */
+  readonly url: string;
+  /** Host header to send; null = the URL's authority. */
+  readonly host: string | null;
+  /** The process tree whose CPU and memory are reported as the proxy's; null when there is no proxy. */
+  readonly proxyPid: number | null;
+  readonly upstreamPid: number;
+  stop(): Promise<void>;
+}
+
+export interface BenchTarget {
+  readonly name: string;
+  readonly description: string;
+  start(context: TargetContext): Promise<RunningTarget>;
+}
+
+/** dist/bench/targets.js → repository root. */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
+export const MESHGATE_CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
+
+const START_TIMEOUT_MS = 15_000;
+const READY_POLL_MS = 50;
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no TCP address for a free port');
+  return address.port;
+}
+
+/** Starts dist/bench/<script>.js pinned to the service CPU and waits for its ready line. */
+export async function startBenchScript(context: TargetContext, script: string, args: readonly string[]): Promise<{ service: ChildService; ports: number[] }> {
+  const service = context.processes.start(script, SERVICE_CPU, process.execPath, [join(BENCH_DIST, `${script}.js`), ...args]);
+  return { service, ports: await service.readyPorts(START_TIMEOUT_MS) };
+}
+
+/** The upstream with two listeners (the canary's v1 and v2 endpoints; targets without a split use the first). */
+export async function startUpstream(context: TargetContext): Promise<{ service: ChildService; ports: [number, number] }> {
+  const { service, ports } = await startBenchScript(context, 'upstream', ['--listeners', '2']);
+  return { service, ports: [ports[0] as number, ports[1] as number] };
+}
+
+async function pollReady(url: string, service: ChildService): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (!service.isRunning()) throw new Error(`${service.name} exited before it was ready:\n${service.outputTail()}`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+  }
+  throw new Error(`${service.name} not ready after ${START_TIMEOUT_MS} ms (${url}):\n${service.outputTail()}`);
+}
+
+/** `meshgate run -c <config> --mode <mode>` pinned to the service CPU; resolves once the admin /ready says 200. */
+export async function startMeshgate(context: TargetContext, name: string, configPath: string, adminPort: number, mode: 'ingress' | 'sidecar'): Promise<ChildService> {
+  if (!existsSync(MESHGATE_CLI)) throw new Error(`${MESHGATE_CLI} not built (gateway/cli/main.ts missing?)`);
+  const service = context.processes.start(name, SERVICE_CPU, process.execPath, [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode]);
+  await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
+  return service;
+}
+
+function stopper(context: TargetContext, services: readonly ChildService[]): () => Promise<void> {
+  return () => context.processes.stop(services);
+}
+
+const direct: BenchTarget = {
+  name: 'direct',
+  description: 'wrk → upstream (no proxy)',
+  async start(context) {
+    const upstream = await startUpstream(context);
+    return {
+      url: `http://127.0.0.1:${upstream.ports[0]}${HOT_PATH}`,
+      host: null,
+      proxyPid: null,
+      upstreamPid: upstream.service.pid,
+      stop: stopper(context, [upstream.service]),
+    };
+  },
+};
+
+const bareFastify: BenchTarget = {
+  name: 'bare-fastify',
+  description: 'fastify + @fastify/http-proxy, defaults, logger off',
+  async start(context) {
+    const upstream = await startUpstream(context);
+    const proxy = await startBenchScript(context, 'bare-proxy', ['--upstream', `http://127.0.0.1:${upstream.ports[0]}`]);
+    return {
+      url: `http://127.0.0.1:${proxy.ports[0]}${HOT_PATH}`,
+      host: null,
+      proxyPid: proxy.service.pid,
+      upstreamPid: upstream.service.pid,
+      stop: stopper(context, [proxy.service, upstream.service]),
+    };
+  },
+};
+
+function meshgateIngress(name: string, tls: boolean): BenchTarget {
+  return {
+    name,
+    description: `meshgate --mode ingress, ${tls ? 'HTTPS (TLS 1.3 keep-alive)' : 'HTTP'}, 106-rule table, canary 90/10`,
+    async start(context) {
+      const upstream = await startUpstream(context);
+      const [listenerPort, adminPort] = [await freePort(), await freePort()];
+      const directory = join(context.workDirectory, name);
+      await mkdir(directory, { recursive: true });
+      const configPath = await writeIngressConfig({
+        directory,
+        upstreamPorts: upstream.ports,
+        listenerPort,
+        adminPort,
+        tls: tls ? context.serverCertificate : null,
+      });
+      const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress');
+      return {
+        url: `${tls ? 'https' : 'http'}://127.0.0.1:${listenerPort}${HOT_PATH}`,
+        host: HOT_HOST,
+        proxyPid: proxy.pid,
+        upstreamPid: upstream.service.pid,
+        stop: stopper(context, [proxy, upstream.service]),
+      };
+    },
+  };
+}
+
+/** In run order; `direct` and `bare-fastify` are the reference points of the ratios. */
+export const TARGETS: readonly BenchTarget[] = [direct, bareFastify, meshgateIngress('meshgate-http', false), meshgateIngress('meshgate-https', true)];
