@@ -2,11 +2,13 @@
  * The per-request context (`request.mesh`). A class rather than an object literal so every request
  * gets the same hidden class: this object is created once per request on the hot path.
  */
+import type { CompiledRoute } from '../router/types.js';
 import type { JwtAuthResult, LocalReply, RequestAttributes, RequestContext } from './types.js';
 
 export class MeshRequestContext implements RequestContext {
   requestId: string;
   routeName = '';
+  route: CompiledRoute | null = null;
   auth: JwtAuthResult | null = null;
   localReply: LocalReply | null = null;
   readonly responseFlags: string[] = [];

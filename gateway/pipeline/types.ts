@@ -8,6 +8,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import type { CompiledRoute } from '../router/types.js';
 
 /** The proxy instance this process is: the ingress gateway or one sidecar's workload. */
 export interface WorkloadInfo {
@@ -44,6 +45,10 @@ export interface MeshPlugin<Compiled = unknown> {
   readonly kinds?: readonly PluginKind[];
   compile(input: CompileInput): Compiled;
   readonly register: FastifyPluginAsync;
+  /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
+  activated?(compiled: unknown): void;
+  /** Flush and release process-wide resources on shutdown (exporters, files, connections). */
+  shutdown?(): Promise<void>;
 }
 
 /** Why the proxy itself answered, for the access log, metrics and the `x-meshgate-reason` header. */
@@ -108,6 +113,8 @@ export interface RequestContext {
   requestId: string;
   /** Name of the route that matched (`<ns>/<vs>.<rule>`), once routing ran. */
   routeName: string;
+  /** The matched route (routing runs before the plugins, as its result feeds faults, rate-limit keys and logs). */
+  route: CompiledRoute | null;
   auth: JwtAuthResult | null;
   localReply: LocalReply | null;
   /** Envoy response flags collected along the way (joined with ',' in logs; '-' when empty). */

@@ -1,0 +1,4 @@
+/** Placeholder replaced below. */
+export async function demoCommand(): Promise<number> {
+  return 0;
+}

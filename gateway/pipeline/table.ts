@@ -1,0 +1,30 @@
+/**
+ * THE request pipeline: one ordered table, shared by the ingress and every sidecar listener. Order is
+ * registration order; each entry says why it sits where it does (Envoy's filter-chain discipline).
+ * To add a feature: write plugins/<name>/ and add one row here — no other file changes.
+ */
+import { accessLogPlugin } from '../../plugins/access-log/index.js';
+import { authnPlugin } from '../../plugins/authn/index.js';
+import { authzPlugin } from '../../plugins/authz/index.js';
+import { faultsPlugin } from '../../plugins/faults/index.js';
+import { metricsPlugin } from '../../plugins/metrics/index.js';
+import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
+import { routerStep } from '../proxy/route-step.js';
+import type { MeshPlugin } from './types.js';
+
+export interface PipelineEntry {
+  readonly plugin: MeshPlugin;
+  readonly why: string;
+}
+
+export const PIPELINE: readonly PipelineEntry[] = [
+  { plugin: metricsPlugin, why: 'onResponse: counts every response, local replies included, so it registers before anything can answer.' },
+  { plugin: accessLogPlugin, why: 'onResponse: one line per request whatever answered it, with the reason of any local reply.' },
+  { plugin: authnPlugin, why: 'Before authorization: policies match on the verified JWT principal and claims.' },
+  { plugin: authzPlugin, why: 'Before routing, as Envoy RBAC: a denied request never reaches route-dependent steps or the upstream.' },
+  { plugin: routerStep, why: 'After authn (routes may match JWT claims) and authz; before rate limits and faults, which depend on the route.' },
+  { plugin: rateLimitPlugin, why: 'After routing (a limit may count per route); before faults, so a limited request costs nothing more.' },
+  { plugin: faultsPlugin, why: 'Last before the terminal proxy step: injects the matched route’s delay/abort instead of calling upstream.' },
+];
+
+export const PIPELINE_PLUGINS: readonly MeshPlugin[] = PIPELINE.map((entry) => entry.plugin);

@@ -1,0 +1,61 @@
+/**
+ * Turns the raw request into the normalised attributes that routing, every policy and the forwarded
+ * request share — one normaliser, so that what a policy checked is exactly what the upstream receives.
+ */
+import type { FastifyRequest } from 'fastify';
+import { TLSSocket } from 'node:tls';
+import { normalizeAuthority, trustedClientIp, validateMethod } from '../http/normalize.js';
+import type { RequestAttributes } from '../pipeline/types.js';
+import type { Snapshot } from '../runtime/snapshot.js';
+import type { ListenerSpec } from './listener-spec.js';
+import { peerIdentityOf } from './peer.js';
+
+export type AttributesResult = { readonly ok: true; readonly attrs: RequestAttributes } | { readonly ok: false; readonly reason: string };
+
+function stripMappedPrefix(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+/** Node keeps only the first of duplicate Host headers in `req.headers`; a second one is a smuggling attempt. */
+function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}
+
+export function computeAttributes(request: FastifyRequest, listener: ListenerSpec, snapshot: Snapshot): AttributesResult {
+  const raw = request.raw;
+  if (!validateMethod(raw.method ?? '')) return { ok: false, reason: 'invalid_method' };
+  if (hasDuplicateHost(raw.rawHeaders)) return { ok: false, reason: 'duplicate_host_header' };
+  const target = snapshot.normalize(raw.url ?? '/');
+  if (!target.ok) return { ok: false, reason: target.reason };
+  const hostHeader = raw.headers.host ?? (raw.headers[':authority'] as string | undefined) ?? '';
+  const authority = normalizeAuthority(target.absoluteAuthority ?? hostHeader);
+  if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host' };
+  const socket = raw.socket;
+  const sourceIp = stripMappedPrefix(socket.remoteAddress ?? '');
+  const tls = socket instanceof TLSSocket;
+  return {
+    ok: true,
+    attrs: {
+      method: raw.method as string,
+      authority: authority.authority,
+      host: authority.host,
+      path: target.path,
+      query: target.query,
+      scheme: tls ? 'https' : 'http',
+      sourceIp,
+      remoteIp: trustedClientIp(raw.headers['x-forwarded-for'], sourceIp, snapshot.mesh.numTrustedProxies),
+      destinationIp: stripMappedPrefix(socket.localAddress ?? ''),
+      destinationPort: socket.localPort ?? listener.port,
+      sni: tls ? ((socket as TLSSocket).servername || '') : '',
+      peer: tls ? peerIdentityOf(socket, snapshot.mesh.trustDomain) : null,
+    },
+  };
+}

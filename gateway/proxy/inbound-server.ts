@@ -1,0 +1,83 @@
+/**
+ * A sidecar's inbound port accepts mesh mTLS and — when PeerAuthentication allows it — plaintext on the
+ * SAME port, like Envoy's TLS inspector: the first byte of a connection tells a TLS ClientHello (0x16)
+ * from HTTP. The mode is read per connection from the current snapshot, so a reload from PERMISSIVE
+ * to STRICT takes effect for the next connection without reopening the port.
+ */
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import type { FastifyBaseLogger } from 'fastify';
+import type { MtlsMode } from '../policy/peer-authentication.js';
+
+const TLS_HANDSHAKE = 0x16;
+
+export interface InboundServerOptions {
+  readonly tlsOptions: () => Readonly<SecureContextOptions>;
+  /** Keeps the TLS server's certificate current across rotations. */
+  readonly keepCurrent: (server: https.Server) => void;
+  readonly mode: () => MtlsMode;
+  readonly logger: FastifyBaseLogger;
+}
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** The listening socket fastify sees; it hands each connection to the plaintext or the TLS HTTP server. */
+export class InboundServer extends net.Server {
+  readonly plain: http.Server;
+  readonly secure: https.Server;
+
+  constructor(handler: Handler, private readonly options: InboundServerOptions) {
+    super();
+    this.plain = http.createServer(handler);
+    this.secure = https.createServer({ ...options.tlsOptions(), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] }, handler);
+    options.keepCurrent(this.secure);
+    this.secure.on('tlsClientError', (error, socket) => {
+      options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
+    });
+    this.on('connection', (socket: Socket) => this.dispatch(socket));
+  }
+
+  private dispatch(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      const mode = this.options.mode();
+      const isTls = chunk[0] === TLS_HANDSHAKE;
+      if (isTls && mode === 'DISABLE') return this.refuse(socket, 'TLS connection refused: PeerAuthentication mode is DISABLE');
+      if (!isTls && mode === 'STRICT') return this.refuse(socket, 'plaintext connection refused: PeerAuthentication mode is STRICT');
+      if (isTls) {
+        // The TLS socket takes over reading (including the unshifted ClientHello); resuming here would race it.
+        this.secure.emit('connection', socket);
+      } else {
+        this.plain.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  }
+
+  private refuse(socket: Socket, reason: string): void {
+    this.options.logger.warn({ peer: socket.remoteAddress }, reason);
+    socket.destroy();
+  }
+
+  closeIdleConnections(): void {
+    this.plain.closeIdleConnections();
+    this.secure.closeIdleConnections();
+  }
+
+  closeAllConnections(): void {
+    this.plain.closeAllConnections();
+    this.secure.closeAllConnections();
+  }
+
+  override close(callback?: (error?: Error) => void): this {
+    this.plain.close();
+    this.secure.close();
+    return super.close(callback);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * A listener the proxy opens, independent of mode: the ingress derives them from Gateway servers,
+ * a sidecar from its Sidecar resource. The same proxy app serves all of them; only `direction`
+ * (and so the route source) differs.
+ */
+import type { ListenerPlan } from '../listeners/plan.js';
+
+export type ListenerDirection =
+  /** Ingress gateway server: the public edge. */
+  | 'gateway'
+  /** Sidecar inbound: mTLS from the mesh, forwarded to the local app. */
+  | 'inbound'
+  /** Sidecar outbound: the local app calls its sidecar (plain HTTP on loopback). */
+  | 'outbound';
+
+export interface ListenerSpec {
+  /** Stable identity across reloads: `<direction>:<bind>:<port>:<protocol>`. */
+  readonly key: string;
+  /** Changes when anything that is fixed at listen time changes (TLS servers, redirect hosts). */
+  readonly fingerprint: string;
+  readonly name: string;
+  readonly direction: ListenerDirection;
+  readonly bind: string;
+  readonly port: number;
+  readonly protocol: 'http' | 'https';
+  /** Hosts (exact, `*.suffix` or `*`) whose plain-HTTP requests get a 301 to https (Gateway `tls.httpsRedirect`). */
+  readonly httpsRedirectHosts: readonly string[];
+  /** Gateway HTTPS listeners: the servers whose certificates it serves by SNI. */
+  readonly gatewayPlan: ListenerPlan | null;
+}
+
+export function listenerKey(direction: ListenerDirection, bind: string, port: number, protocol: string): string {
+  return `${direction}:${bind}:${port}:${protocol}`;
+}
+
+/** Gateway host matching for listener-level decisions: exact, `*.suffix` (never the bare suffix), or `*`. */
+export function hostListed(hosts: readonly string[], host: string): boolean {
+  for (const candidate of hosts) {
+    if (candidate === '*' || candidate === host) return true;
+    if (candidate.startsWith('*.') && host.endsWith(candidate.slice(1)) && host.length > candidate.length - 1) return true;
+  }
+  return false;
+}

@@ -1,0 +1,101 @@
+/**
+ * One fastify instance per listener, composed the same way for every mode: the core context hook,
+ * then the pipeline table, then the terminal proxy step. Modes differ only in the ListenerSpec and the
+ * TLS/server factory they pass in.
+ */
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, FastifyServerFactory } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { sendLocalReply } from '../http/local-reply.js';
+import type { MeshPlugin, RequestAttributes } from '../pipeline/types.js';
+import type { Snapshot } from '../runtime/snapshot.js';
+import { computeAttributes } from './attributes.js';
+import { acceptRequestId } from './forward-headers.js';
+import type { TlsListener } from '../listeners/tls-server.js';
+import { hostListed } from './listener-spec.js';
+import type { ListenerSpec } from './listener-spec.js';
+import { ProxyRequestContext } from './proxy-context.js';
+import { proxyHandler } from './terminal.js';
+
+export interface ProxyServerOptions {
+  readonly listener: ListenerSpec;
+  /** The snapshot a NEW request starts on; in-flight requests keep theirs. */
+  readonly currentSnapshot: () => Snapshot;
+  readonly plugins: readonly MeshPlugin[];
+  readonly logger: FastifyBaseLogger;
+  readonly tls?: TlsListener;
+  /** For listeners that accept TLS and plaintext on one port (PERMISSIVE). */
+  readonly serverFactory?: FastifyServerFactory;
+  /** Idle keep-alive timeout for client connections. */
+  readonly keepAliveTimeoutMs?: number;
+}
+
+function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): RequestAttributes {
+  return {
+    method: request.raw.method ?? '',
+    authority: '',
+    host: '',
+    path: '/',
+    query: '',
+    scheme: listener.protocol,
+    sourceIp: request.raw.socket.remoteAddress ?? '',
+    remoteIp: request.raw.socket.remoteAddress ?? '',
+    destinationIp: request.raw.socket.localAddress ?? '',
+    destinationPort: listener.port,
+    sni: '',
+    peer: null,
+  };
+}
+
+function fastifyOptions(options: ProxyServerOptions): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    loggerInstance: options.logger,
+    disableRequestLogging: true,
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 100 },
+  };
+  if (options.serverFactory !== undefined) return { ...base, serverFactory: options.serverFactory };
+  if (options.tls !== undefined) return { ...base, http2: true, https: options.tls.options };
+  return base;
+}
+
+export async function createProxyServer(options: ProxyServerOptions): Promise<FastifyInstance> {
+  const { listener } = options;
+  const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
+  options.tls?.attach(app.server as unknown as Parameters<TlsListener['attach']>[0]);
+  app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
+  app.removeAllContentTypeParsers();
+  // The body is streamed to the upstream untouched: no parsing, no buffering.
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.addHook('onRequest', async (request, reply) => {
+    const snapshot = options.currentSnapshot();
+    const requestId = acceptRequestId(request.headers['x-request-id']) ?? randomUUID();
+    const result = computeAttributes(request, listener, snapshot);
+    if (!result.ok) {
+      request.mesh = new ProxyRequestContext(snapshot, listener, fallbackAttributes(request, listener), requestId);
+      return sendLocalReply(request, reply, { status: 400, flag: 'DPE', details: result.reason, message: `bad request: ${result.reason.replace(/_/g, ' ')}` });
+    }
+    request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);
+    if (listener.httpsRedirectHosts.length > 0 && hostListed(listener.httpsRedirectHosts, result.attrs.host)) {
+      const attrs = result.attrs;
+      const target = `https://${attrs.host}${attrs.path}${attrs.query === '' ? '' : `?${attrs.query}`}`;
+      return reply.code(301).header('location', target).send();
+    }
+    return undefined;
+  });
+  for (const plugin of options.plugins) await app.register(plugin.register);
+
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    request.log.error({ err: error, listener: listener.name }, 'request failed inside the proxy');
+    if (reply.sent || reply.raw.headersSent) return reply;
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });
+  });
+  app.setNotFoundHandler(proxyHandler);
+  app.all('/*', proxyHandler);
+  return app;
+}

@@ -1,0 +1,67 @@
+/**
+ * The feature views on the admin port: Prometheus metrics, a readable stats page, upstream cluster
+ * health, the proxy's certificates, and an authorization explainer that uses the live compiled policies.
+ */
+import type { AdminView } from '../admin/server.js';
+import type { CertificateStore } from '../identity/cert-store.js';
+import type { ClusterManager } from '../upstream/cluster-manager.js';
+import type { Snapshot } from './snapshot.js';
+import { renderPrometheus, renderStatsText } from '../../plugins/metrics/index.js';
+import { AUTHZ_PLUGIN_NAME } from '../../plugins/authz/index.js';
+import type { CompiledAuthz } from '../../plugins/authz/compile.js';
+import { explainRequest } from '../../plugins/authz/explain.js';
+import { describedRequestFrom } from './explain-input.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+export interface AdminViewSources {
+  readonly clusters: ClusterManager;
+  readonly identity: CertificateStore;
+  readonly snapshot: () => Snapshot | null;
+}
+
+export function adminViews(sources: AdminViewSources): AdminView[] {
+  const prometheus: AdminView['handle'] = async () => renderPrometheus();
+  return [
+    { path: '/stats/prometheus', handle: prometheus },
+    { path: '/metrics', handle: prometheus },
+    { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await renderStatsText() }) },
+    {
+      path: '/clusters',
+      handle: async () => {
+        const now = Date.now();
+        const clusters = sources.clusters.stats().map((cluster) => ({
+          ...cluster,
+          endpoints: cluster.endpoints.map((e) => ({ ...e, ejectedForMs: e.ejectedUntil === null ? 0 : Math.max(0, e.ejectedUntil - now) })),
+        }));
+        return { contentType: JSON_TYPE, body: JSON.stringify({ clusters }, null, 2) };
+      },
+    },
+    {
+      path: '/certs',
+      handle: async () => {
+        const store = sources.identity;
+        const body = {
+          identity: store.identity,
+          expiresAt: store.expiresAt.toISOString(),
+          secondsToExpiry: Math.round((store.expiresAt.getTime() - Date.now()) / 1000),
+          trustBundle: store.trustBundle.map((cert) => ({ subject: cert.subject, validTo: cert.validTo, fingerprint256: cert.fingerprint256 })),
+        };
+        return { contentType: JSON_TYPE, body: JSON.stringify(body, null, 2) };
+      },
+    },
+    {
+      path: '/explain',
+      method: 'POST',
+      handle: async (_query, body) => {
+        const snapshot = sources.snapshot();
+        const described = describedRequestFrom(body);
+        if (snapshot === null || !described.ok) {
+          return { status: 400, contentType: JSON_TYPE, body: JSON.stringify({ error: described.ok ? 'no active configuration' : described.error }) };
+        }
+        const compiled = snapshot.pluginStates.get(AUTHZ_PLUGIN_NAME) as CompiledAuthz;
+        return { contentType: JSON_TYPE, body: JSON.stringify(explainRequest(compiled, described.request), null, 2) };
+      },
+    },
+  ];
+}

@@ -1,0 +1,186 @@
+/**
+ * One running proxy: the current snapshot, the long-lived parts that survive reloads (cluster pools,
+ * identity, listeners), the admin listener, and the lifecycle — start, reload (file watch, SIGHUP,
+ * POST /reload), drain and exit. Reloads are serialised and build the new snapshot off the request
+ * path; an invalid config is logged and counted, and the last good snapshot keeps serving.
+ */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { createAdminServer } from '../admin/server.js';
+import type { AdminSource, ReloadOutcome } from '../admin/server.js';
+import { parseDuration } from '../config/duration.js';
+import type { Diagnostic } from '../config/resource.js';
+import type { CertificateStore } from '../identity/cert-store.js';
+import { meshIdentityProvider } from '../identity/mesh-identity.js';
+import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
+import { ClusterManager } from '../upstream/cluster-manager.js';
+import { MESHGATE_VERSION } from '../version.js';
+import { adminViews } from './admin-views.js';
+import { configDump } from './config-dump.js';
+import { openCertificateStore } from './identity.js';
+import { ListenerSet } from './listener-set.js';
+import { listenerSpecs } from './listener-specs.js';
+import { activate, compileConfig } from './snapshot.js';
+import type { Snapshot } from './snapshot.js';
+import { watchConfig } from './watch.js';
+import type { ConfigWatcher } from './watch.js';
+import { recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
+
+export interface RuntimeOptions {
+  readonly configPath: string;
+  readonly mode: ProxyMode;
+  readonly workloadName?: string;
+  readonly plugins: readonly MeshPlugin[];
+  readonly logger: FastifyBaseLogger;
+  /** Watch the config directory (default true). */
+  readonly watch?: boolean;
+  /** Called once the process should exit (after drain). */
+  readonly onExit?: (code: number) => void;
+}
+
+export type StartResult = { readonly ok: true } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
+
+function splitAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+}
+
+function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
+  return diagnostics.filter((d) => d.severity === severity).length;
+}
+
+export class GatewayRuntime {
+  private snapshot: Snapshot | null = null;
+  private generation = 0;
+  private draining = false;
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  private readonly startedAt = new Date();
+  private clusters: ClusterManager | null = null;
+  private identity: CertificateStore | null = null;
+  private listeners: ListenerSet | null = null;
+  private admin: FastifyInstance | null = null;
+  private watcher: ConfigWatcher | null = null;
+  private lastRejected: readonly Diagnostic[] = [];
+  private readonly onSighup = (): void => void this.reload('SIGHUP');
+
+  constructor(private readonly options: RuntimeOptions) {}
+
+  current(): Snapshot {
+    if (this.snapshot === null) throw new Error('no active snapshot');
+    return this.snapshot;
+  }
+
+  async start(): Promise<StartResult> {
+    const { options } = this;
+    setBuildInfo(MESHGATE_VERSION);
+    const compiled = await compileConfig(options.configPath, this.compileOptions());
+    if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
+    const { config } = compiled;
+    this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger);
+    this.identity.on('rotated', () => this.recordCertificate());
+    this.recordCertificate();
+    this.clusters = new ClusterManager({ identity: meshIdentityProvider(this.identity, config.mesh.trustDomain), trustDomain: config.mesh.trustDomain });
+    this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
+    await this.clusters.dnsSettled();
+    this.publish(this.snapshot);
+    this.listeners = new ListenerSet({ currentSnapshot: () => this.current(), plugins: options.plugins, logger: options.logger, identity: this.identity });
+    await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
+    const source: AdminSource = {
+      mode: options.mode,
+      version: MESHGATE_VERSION,
+      startedAt: this.startedAt,
+      generation: () => this.snapshot?.generation ?? null,
+      isDraining: () => this.draining,
+      configDump: () => configDump(this.snapshot, this.lastRejected),
+      reload: () => this.reload('admin'),
+      shutdown: () => void this.shutdown('admin'),
+    };
+    this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, snapshot: () => this.snapshot }));
+    await this.admin.listen(splitAddress(this.snapshot.mesh.adminAddress));
+    if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
+    process.on('SIGHUP', this.onSighup);
+    options.logger.info({ generation: this.generation, listeners: this.listeners.addresses(), admin: this.snapshot.mesh.adminAddress }, 'meshgate ready');
+    return { ok: true };
+  }
+
+  /** Serialised: a reload waits for the previous one, so snapshots are applied in order. */
+  reload(trigger: string): Promise<ReloadOutcome> {
+    const next = this.reloadChain.then(() => this.reloadOnce(trigger));
+    this.reloadChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async shutdown(trigger: string): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const { logger } = this.options;
+    logger.info({ trigger, drainMs: this.drainMs() }, 'draining: /ready is 503, listeners stop accepting, in-flight requests finish');
+    process.off('SIGHUP', this.onSighup);
+    this.watcher?.close();
+    await this.listeners?.closeAll(this.drainMs());
+    for (const plugin of this.options.plugins) await plugin.shutdown?.();
+    await this.clusters?.close();
+    this.identity?.close();
+    await this.admin?.close();
+    logger.info('meshgate stopped');
+    this.options.onExit?.(0);
+  }
+
+  private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
+    const { logger } = this.options;
+    const previous = this.current();
+    if (this.draining) return { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' };
+    let compiled;
+    try {
+      compiled = await compileConfig(this.options.configPath, this.compileOptions());
+    } catch (error) {
+      recordReload('failed');
+      logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
+      return { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message };
+    }
+    if (!compiled.ok) {
+      this.lastRejected = compiled.diagnostics;
+      recordReload('rejected');
+      setConfigDiagnostics(compiled.diagnostics);
+      for (const d of compiled.diagnostics.filter((x) => x.severity === 'error')) {
+        logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
+      }
+      logger.error({ trigger, generation: previous.generation }, 'new configuration rejected; the last good one keeps serving');
+      return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
+    }
+    if (compiled.config.hash === previous.hash) {
+      return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
+    }
+    const snapshot = activate(compiled.config, this.options.mode, ++this.generation, this.clusters as ClusterManager);
+    await (this.clusters as ClusterManager).dnsSettled();
+    this.snapshot = snapshot;
+    this.lastRejected = [];
+    this.publish(snapshot);
+    try {
+      await this.listeners?.reconcile(listenerSpecs(snapshot), this.drainMs());
+    } catch (error) {
+      logger.error({ err: error }, 'a listener of the new configuration could not be opened');
+    }
+    recordReload('applied');
+    logger.info({ trigger, generation: snapshot.generation, hash: snapshot.hash.slice(0, 12) }, 'configuration reloaded');
+    return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
+  }
+
+  private compileOptions(): { mode: ProxyMode; workloadName?: string; plugins: readonly MeshPlugin[] } {
+    const { mode, workloadName, plugins } = this.options;
+    return workloadName === undefined ? { mode, plugins } : { mode, workloadName, plugins };
+  }
+
+  private publish(snapshot: Snapshot): void {
+    setConfigGeneration(snapshot.generation);
+    setConfigDiagnostics(snapshot.diagnostics);
+    for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
+  }
+
+  private recordCertificate(): void {
+    if (this.identity !== null) setCertificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
+  }
+
+  private drainMs(): number {
+    return this.snapshot === null ? 5000 : parseDuration(this.snapshot.mesh.drainDuration);
+  }
+}

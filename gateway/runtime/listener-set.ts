@@ -1,0 +1,110 @@
+/**
+ * The open listeners of the process, reconciled against each snapshot: new ones open, vanished ones
+ * drain (in-flight requests finish, up to the drain deadline), unchanged ones are left alone — a
+ * reload never drops a connection on a listener it did not remove.
+ */
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'fastify';
+import type { CertificateStore } from '../identity/cert-store.js';
+import { createTlsServerOptions } from '../listeners/tls-server.js';
+import type { TlsListener } from '../listeners/tls-server.js';
+import type { MeshPlugin } from '../pipeline/types.js';
+import { InboundServer } from '../proxy/inbound-server.js';
+import type { ListenerSpec } from '../proxy/listener-spec.js';
+import { createProxyServer } from '../proxy/server.js';
+import type { Snapshot } from './snapshot.js';
+
+interface OpenListener {
+  readonly spec: ListenerSpec;
+  readonly app: FastifyInstance;
+  readonly tls: TlsListener | null;
+}
+
+export interface ListenerSetOptions {
+  readonly currentSnapshot: () => Snapshot;
+  readonly plugins: readonly MeshPlugin[];
+  readonly logger: FastifyBaseLogger;
+  readonly identity: CertificateStore;
+}
+
+export class ListenerSet {
+  private readonly open = new Map<string, OpenListener>();
+
+  constructor(private readonly options: ListenerSetOptions) {}
+
+  /** Opens what `specs` adds, drains what it removes. Throws (naming the listener) when a port cannot be bound. */
+  async reconcile(specs: readonly ListenerSpec[], drainMs: number): Promise<void> {
+    const wanted = new Map(specs.map((spec) => [spec.key, spec]));
+    const closing: Promise<void>[] = [];
+    for (const [key, listener] of this.open) {
+      const next = wanted.get(key);
+      if (next === undefined || next.fingerprint !== listener.spec.fingerprint) {
+        this.open.delete(key);
+        closing.push(this.drain(listener, drainMs));
+      }
+    }
+    await Promise.all(closing);
+    for (const spec of specs) {
+      if (!this.open.has(spec.key)) this.open.set(spec.key, await this.start(spec));
+    }
+  }
+
+  addresses(): { name: string; address: string }[] {
+    return [...this.open.values()].map(({ spec, app }) => {
+      const address = app.server.address();
+      return { name: spec.name, address: typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address) };
+    });
+  }
+
+  async closeAll(drainMs: number): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((listener) => this.drain(listener, drainMs)));
+  }
+
+  private async start(spec: ListenerSpec): Promise<OpenListener> {
+    const { currentSnapshot, plugins, logger, identity } = this.options;
+    const listenerLogger = logger.child({ listener: spec.name });
+    const tls = spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, listenerLogger);
+    const serverFactory: FastifyServerFactory | undefined =
+      spec.direction === 'inbound'
+        ? (handler) =>
+            new InboundServer(handler, {
+              tlsOptions: () => identity.tlsOptions(),
+              keepCurrent: (server) => identity.keepServerCurrent(server),
+              mode: () => currentSnapshot().inboundMtls,
+              logger: listenerLogger,
+            }) as unknown as ReturnType<FastifyServerFactory>
+        : undefined;
+    const app = await createProxyServer({
+      listener: spec,
+      currentSnapshot,
+      plugins,
+      logger: listenerLogger,
+      ...(tls === null ? {} : { tls }),
+      ...(serverFactory === undefined ? {} : { serverFactory }),
+    });
+    try {
+      await app.listen({ host: spec.bind, port: spec.port });
+    } catch (error) {
+      tls?.close();
+      await app.close();
+      throw new Error(`cannot open listener ${spec.name}: ${(error as Error).message}`, { cause: error });
+    }
+    listenerLogger.info({ address: `${spec.bind}:${spec.port}`, protocol: spec.protocol }, 'listener open');
+    return { spec, app, tls };
+  }
+
+  private async drain(listener: OpenListener, drainMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        // Past the drain deadline the remaining connections are cut.
+        listener.app.server.closeAllConnections?.();
+        resolve();
+      }, drainMs);
+    });
+    await Promise.race([listener.app.close(), deadline]);
+    clearTimeout(timer);
+    listener.tls?.close();
+  }
+}

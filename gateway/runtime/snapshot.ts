@@ -1,0 +1,234 @@
+/**
+ * Resources → compiled snapshot. One function builds everything the request path reads (route tables,
+ * clusters, plugin states, normaliser) so that `run`, every reload and `validate` go through exactly
+ * the same code. A snapshot is immutable; requests pin the one they started on.
+ */
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { PeerAuthenticationSpec } from '../config/kinds/peer-authentication.js';
+import { buildListenerPlans } from '../listeners/plan.js';
+import type { ListenerPlan } from '../listeners/plan.js';
+import { effectiveMtlsMode } from '../policy/peer-authentication.js';
+import type { MtlsMode } from '../policy/peer-authentication.js';
+import type { DestinationRuleSpec } from '../config/kinds/destination-rule.js';
+import type { GatewaySpec } from '../config/kinds/gateway.js';
+import { defaultMeshConfig } from '../config/kinds/mesh-config.js';
+import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
+import type { ServiceEntrySpec } from '../config/kinds/service-entry.js';
+import type { SidecarSpec } from '../config/kinds/sidecar.js';
+import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
+import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
+import { loadConfig } from '../config/load.js';
+import type { Diagnostic, Resource } from '../config/resource.js';
+import { validateResources } from '../config/validate.js';
+import { createNormalizer } from '../http/normalize.js';
+import type { Normalizer } from '../http/normalize.js';
+import type { MeshPlugin, ProxyMode, WorkloadInfo } from '../pipeline/types.js';
+import { buildGatewayRouteTables } from '../router/gateway-binding.js';
+import { buildMeshRouteTable } from '../router/mesh-table.js';
+import type { HostRouteTable } from '../router/table.js';
+import { resolveRetryPolicy } from '../router/retry.js';
+import type { RetryPolicy } from '../upstream/retry-policy.js';
+import { buildClusterDefinitions } from '../upstream/cluster-definitions.js';
+import type { ClusterDefinition } from '../upstream/cluster.js';
+import type { ClusterManager, ClusterSet } from '../upstream/cluster-manager.js';
+import { indexDestinationRules } from '../upstream/destination-rules.js';
+import { buildServiceRegistry } from '../upstream/registry.js';
+import type { ServiceRegistry } from '../upstream/registry.js';
+import { coreClusterDefinitions } from './core-clusters.js';
+import { markSidecarWorkloads, selectSidecar } from './sidecar-plan.js';
+import type { SidecarPlan } from './sidecar-plan.js';
+import { resolveWorkload } from './workload.js';
+
+export interface Snapshot {
+  readonly generation: number;
+  /** sha256 of the config files' contents: a reload with the same hash is a no-op. */
+  readonly hash: string;
+  readonly loadedAt: Date;
+  readonly files: readonly string[];
+  readonly resources: readonly Resource[];
+  readonly diagnostics: readonly Diagnostic[];
+  readonly mode: ProxyMode;
+  readonly mesh: MeshConfigSpec;
+  readonly workload: WorkloadInfo;
+  readonly normalize: Normalizer;
+  /** Ingress: one table per Gateway server port. */
+  readonly gatewayRoutes: ReadonlyMap<number, HostRouteTable>;
+  /** Sidecar outbound: VirtualServices bound to `mesh`. */
+  readonly meshRoutes: HostRouteTable;
+  readonly registry: ServiceRegistry;
+  readonly clusters: ClusterSet;
+  /** Sidecar mode: its inbound/outbound listeners and local app. */
+  readonly sidecar: SidecarPlan | null;
+  /** Sidecar mode: PeerAuthentication's effective mode on the inbound port. */
+  readonly inboundMtls: MtlsMode;
+  /** Ingress mode: the listeners the Gateway servers ask for. */
+  readonly listenerPlans: readonly ListenerPlan[];
+  readonly pluginStates: ReadonlyMap<string, unknown>;
+  /** Retry policies for traffic no VirtualService route covers. */
+  readonly defaultRetry: DefaultRetryPolicies;
+}
+
+export interface DefaultRetryPolicies {
+  /** Mesh `defaultHttpRetryPolicy`, else Istio's default (2 retries on connect-failure, refused-stream, …). */
+  readonly outbound: RetryPolicy;
+  /** Istio's inbound default: retry only resets before the request reached the app. */
+  readonly inbound: RetryPolicy;
+}
+
+export interface CompileOptions {
+  readonly mode: ProxyMode;
+  readonly workloadName?: string;
+  readonly plugins: readonly MeshPlugin[];
+}
+
+/** The compiled parts of a snapshot before clusters are instantiated (pure: no sockets, no timers). */
+export interface CompiledConfig {
+  readonly hash: string;
+  readonly files: readonly string[];
+  readonly resources: readonly Resource[];
+  readonly diagnostics: readonly Diagnostic[];
+  readonly mesh: MeshConfigSpec;
+  readonly workload: WorkloadInfo;
+  readonly gatewayRoutes: ReadonlyMap<number, HostRouteTable>;
+  readonly meshRoutes: HostRouteTable;
+  readonly registry: ServiceRegistry;
+  readonly clusterDefinitions: readonly ClusterDefinition[];
+  readonly sidecar: SidecarPlan | null;
+  readonly inboundMtls: MtlsMode;
+  readonly listenerPlans: readonly ListenerPlan[];
+  readonly pluginStates: ReadonlyMap<string, unknown>;
+}
+
+export type CompileResult = { readonly ok: true; readonly config: CompiledConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
+
+function ofKind<Spec>(resources: readonly Resource[], kind: string): Resource<Spec>[] {
+  return resources.filter((r) => r.kind === kind) as Resource<Spec>[];
+}
+
+function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
+  return diagnostics.some((d) => d.severity === 'error');
+}
+
+/** Load + validate + compile. Never throws for bad config: problems come back as diagnostics. */
+export async function compileConfig(configPath: string, options: CompileOptions): Promise<CompileResult> {
+  const loaded = await loadConfig(configPath, { extraKinds: options.plugins.flatMap((p) => p.kinds ?? []) });
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...validateResources(loaded.resources)];
+  if (hasErrors(diagnostics)) return { ok: false, diagnostics };
+  const resources = loaded.resources;
+
+  const meshResource = ofKind<MeshConfigSpec>(resources, 'MeshConfig')[0];
+  const mesh = meshResource?.spec ?? defaultMeshConfig();
+  const sidecars = ofKind<SidecarSpec>(resources, 'Sidecar');
+  const workloadEntries = markSidecarWorkloads(ofKind<WorkloadEntrySpec>(resources, 'WorkloadEntry'), sidecars, mesh.rootNamespace);
+  const workload = resolveWorkload(options.mode, options.workloadName, workloadEntries, mesh, diagnostics);
+  const sidecar = options.mode === 'sidecar' ? selectSidecar(sidecars, workload, mesh, diagnostics) : null;
+
+  const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
+  const gatewayRoutes =
+    options.mode === 'ingress'
+      ? buildGatewayRouteTables({
+          gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
+          virtualServices,
+          proxyLabels: workload.labels,
+          proxyNamespace: workload.namespace,
+          diagnostics,
+        })
+      : new Map<number, HostRouteTable>();
+  const meshRoutes = buildMeshRouteTable({ virtualServices, proxyLabels: workload.labels, proxyNamespace: workload.namespace, diagnostics });
+
+  const registry = buildServiceRegistry({
+    serviceEntries: ofKind<ServiceEntrySpec>(resources, 'ServiceEntry'),
+    workloadEntries,
+    clientNamespace: workload.namespace,
+    diagnostics,
+  });
+  const destinationRules = indexDestinationRules(
+    ofKind<DestinationRuleSpec>(resources, 'DestinationRule'),
+    { namespace: workload.namespace, labels: workload.labels },
+    mesh.rootNamespace,
+  );
+  const clusterDefinitions = [...buildClusterDefinitions(registry, destinationRules), ...coreClusterDefinitions(sidecar, workload.namespace)];
+
+  const listenerPlans =
+    options.mode === 'ingress'
+      ? collect(
+          buildListenerPlans({
+            gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
+            proxyLabels: workload.labels,
+            credentialsDirectory: resolve(configDirectory(configPath), mesh.credentialsDirectory),
+          }),
+          diagnostics,
+        )
+      : [];
+  const inboundMtls =
+    sidecar?.inbound == null
+      ? 'PERMISSIVE'
+      : effectiveMtlsMode(ofKind<PeerAuthenticationSpec>(resources, 'PeerAuthentication'), workload, sidecar.inbound.port, mesh.rootNamespace).mode;
+
+  const pluginStates = new Map<string, unknown>();
+  for (const plugin of options.plugins) {
+    pluginStates.set(
+      plugin.name,
+      plugin.compile({ resources, mode: options.mode, workload, rootNamespace: mesh.rootNamespace, trustDomain: mesh.trustDomain, diagnostics }),
+    );
+  }
+  if (hasErrors(diagnostics)) return { ok: false, diagnostics };
+  return {
+    ok: true,
+    config: {
+      hash: loaded.hash,
+      files: loaded.files,
+      resources,
+      diagnostics,
+      mesh,
+      workload,
+      gatewayRoutes,
+      meshRoutes,
+      registry,
+      clusterDefinitions,
+      sidecar,
+      inboundMtls,
+      listenerPlans,
+      pluginStates,
+    },
+  };
+}
+
+function collect(result: { listeners: ListenerPlan[]; diagnostics: Diagnostic[] }, diagnostics: Diagnostic[]): ListenerPlan[] {
+  diagnostics.push(...result.diagnostics);
+  return result.listeners;
+}
+
+/** Relative paths in the config (credentials) are relative to the config file's directory. */
+function configDirectory(configPath: string): string {
+  return statSync(configPath).isDirectory() ? configPath : dirname(configPath);
+}
+
+/** Instantiates the compiled config against the long-lived cluster manager (keeps pools of unchanged clusters). */
+export function activate(config: CompiledConfig, mode: ProxyMode, generation: number, clusterManager: ClusterManager): Snapshot {
+  return {
+    generation,
+    hash: config.hash,
+    loadedAt: new Date(),
+    files: config.files,
+    resources: config.resources,
+    diagnostics: config.diagnostics,
+    mode,
+    mesh: config.mesh,
+    workload: config.workload,
+    normalize: createNormalizer(config.mesh.pathNormalization),
+    gatewayRoutes: config.gatewayRoutes,
+    meshRoutes: config.meshRoutes,
+    registry: config.registry,
+    clusters: clusterManager.update(config.clusterDefinitions),
+    sidecar: config.sidecar,
+    inboundMtls: config.inboundMtls,
+    listenerPlans: config.listenerPlans,
+    pluginStates: config.pluginStates,
+    defaultRetry: {
+      outbound: resolveRetryPolicy(config.mesh.defaultHttpRetryPolicy),
+      inbound: resolveRetryPolicy({ attempts: 2, retryOn: 'reset-before-request' }),
+    },
+  };
+}
