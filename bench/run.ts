@@ -153,10 +153,14 @@ async function main(): Promise<void> {
         await benchTarget(target, round, context, generator, state, abort.signal);
       }
     }
+  } catch (error) {
+    // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
+    if (!interrupted) throw error;
   } finally {
     await processes.stopAll();
     await rm(workDirectory, { recursive: true, force: true });
   }
+  if (interrupted) return;
 
   const summaries = new Map<string, Map<string, CellSummary>>();
   for (const [target, byMode] of state.samples) {
