@@ -71,7 +71,7 @@ export async function validateCommand(args: readonly string[]): Promise<number> 
 }
 
 export async function runCommand(args: readonly string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, 'log-level': { type: 'string' } });
+  const values = parse(args, { ...CONFIG_OPTIONS, 'log-level': { type: 'string' }, 'admin-address': { type: 'string' } });
   const logger = createLogger(typeof values['log-level'] === 'string' ? values['log-level'] : 'info');
   const mode = proxyMode(values);
   const path = configPath(values);
@@ -83,6 +83,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
       logger,
       onExit: resolve,
       ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
+      ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
     });
     const stop = (signal: string): void => void runtime.shutdown(signal);
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -8,7 +8,7 @@ export class UsageError extends Error {}
 export const USAGE = `meshgate — an edge API gateway that is also a service mesh
 
 Usage:
-  meshgate run -c <file|dir> [--mode ingress|sidecar] [--workload NAME] [--log-level LEVEL]
+  meshgate run -c <file|dir> [--mode ingress|sidecar] [--workload NAME] [--admin-address HOST:PORT] [--log-level LEVEL]
   meshgate validate -c <file|dir> [--output text|json] [--strict] [--mode ingress|sidecar] [--workload NAME]
   meshgate explain -c <file|dir> --method M --host H --path P [--workload NAME] [--header k=v]... [--principal P] [--claims JSON]
   meshgate ca init --dir DIR [--trust-domain TD]

@@ -9,6 +9,7 @@ import { authzPlugin } from '../../plugins/authz/index.js';
 import { faultsPlugin } from '../../plugins/faults/index.js';
 import { metricsPlugin } from '../../plugins/metrics/index.js';
 import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
+import { tracingPlugin } from '../../plugins/tracing/index.js';
 import { routerStep } from '../proxy/route-step.js';
 import type { MeshPlugin } from './types.js';
 
@@ -18,6 +19,7 @@ export interface PipelineEntry {
 }
 
 export const PIPELINE: readonly PipelineEntry[] = [
+  { plugin: tracingPlugin, why: 'First: the hop span must cover every later step, including local replies, and the forwarded traceparent is set here.' },
   { plugin: metricsPlugin, why: 'onResponse: counts every response, local replies included, so it registers before anything can answer.' },
   { plugin: accessLogPlugin, why: 'onResponse: one line per request whatever answered it, with the reason of any local reply.' },
   { plugin: authnPlugin, why: 'Before authorization: policies match on the verified JWT principal and claims.' },

@@ -29,12 +29,26 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
   return false;
 }
 
+const DAPR_INVOKE = /^\/v1\.0\/invoke\/([^/]+)\/method(\/.*)?$/;
+
+/**
+ * Dapr-style service invocation on the outbound listener: `/v1.0/invoke/<app-id>/method/<path>` calls
+ * `<path>` on the service whose host is the app id (what the seed's Go example does through its sidecar).
+ */
+export function daprInvocation(path: string): { appId: string; path: string } | null {
+  const match = DAPR_INVOKE.exec(path);
+  if (match === null) return null;
+  return { appId: (match[1] as string).toLowerCase(), path: match[2] ?? '/' };
+}
+
 export function computeAttributes(request: FastifyRequest, listener: ListenerSpec, snapshot: Snapshot): AttributesResult {
   const raw = request.raw;
   if (!validateMethod(raw.method ?? '')) return { ok: false, reason: 'invalid_method' };
   if (hasDuplicateHost(raw.rawHeaders)) return { ok: false, reason: 'duplicate_host_header' };
-  const target = snapshot.normalize(raw.url ?? '/');
-  if (!target.ok) return { ok: false, reason: target.reason };
+  const normalized = snapshot.normalize(raw.url ?? '/');
+  if (!normalized.ok) return { ok: false, reason: normalized.reason };
+  const invoked = listener.direction === 'outbound' ? daprInvocation(normalized.path) : null;
+  const target = invoked === null ? normalized : { ...normalized, path: invoked.path, absoluteAuthority: invoked.appId };
   const hostHeader = raw.headers.host ?? (raw.headers[':authority'] as string | undefined) ?? '';
   const authority = normalizeAuthority(target.absoluteAuthority ?? hostHeader);
   if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host' };

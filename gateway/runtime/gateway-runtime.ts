@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   readonly workloadName?: string;
   readonly plugins: readonly MeshPlugin[];
   readonly logger: FastifyBaseLogger;
+  /** Overrides MeshConfig.adminAddress (several proxies on one host need one admin port each). */
+  readonly adminAddress?: string;
   /** Watch the config directory (default true). */
   readonly watch?: boolean;
   /** Called once the process should exit (after drain). */
@@ -95,10 +97,11 @@ export class GatewayRuntime {
       shutdown: () => void this.shutdown('admin'),
     };
     this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, snapshot: () => this.snapshot }));
-    await this.admin.listen(splitAddress(this.snapshot.mesh.adminAddress));
+    const adminAddress = options.adminAddress ?? this.snapshot.mesh.adminAddress;
+    await this.admin.listen(splitAddress(adminAddress));
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
     process.on('SIGHUP', this.onSighup);
-    options.logger.info({ generation: this.generation, listeners: this.listeners.addresses(), admin: this.snapshot.mesh.adminAddress }, 'meshgate ready');
+    options.logger.info({ generation: this.generation, listeners: this.listeners.addresses(), admin: adminAddress }, 'meshgate ready');
     return { ok: true };
   }
 

@@ -111,6 +111,9 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
       }
       sinks.clear();
     },
+    shutdown() {
+      return this.close();
+    },
   };
 }
 
