@@ -1,0 +1,112 @@
+/**
+ * End-to-end helpers: free ports, a config directory written from YAML text, an in-process gateway
+ * (the same GatewayRuntime `meshgate run` uses) and tiny loopback upstreams.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import type { ProxyMode } from '../../gateway/pipeline/types.js';
+import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
+
+/** A port that was free a moment ago (listen on 0, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ConfigDir {
+  readonly dir: string;
+  readonly file: string;
+  write(yaml: string): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export async function configDir(yaml: string, fileName = 'mesh.yaml'): Promise<ConfigDir> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
+  const file = join(dir, fileName);
+  await writeFile(file, yaml);
+  return {
+    dir,
+    file,
+    write: (text) => writeFile(file, text),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface RunningGateway {
+  readonly runtime: GatewayRuntime;
+  /** Log lines the gateway wrote (JSON objects). */
+  readonly logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  readonly mode?: ProxyMode;
+  readonly workload?: string;
+  readonly adminAddress?: string;
+  readonly watch?: boolean;
+}
+
+export async function startGateway(configPath: string, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const runtime = new GatewayRuntime({
+    configPath,
+    mode: options.mode ?? 'ingress',
+    plugins: PIPELINE_PLUGINS,
+    logger,
+    watch: options.watch ?? false,
+    ...(options.workload === undefined ? {} : { workloadName: options.workload }),
+    ...(options.adminAddress === undefined ? {} : { adminAddress: options.adminAddress }),
+  });
+  const started = await runtime.start();
+  if (!started.ok) throw new Error(`gateway refused the config: ${started.diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);
+  return { runtime, logs, stop: () => runtime.shutdown('test') };
+}
+
+export interface Upstream {
+  readonly port: number;
+  readonly server: http.Server;
+  /** Requests received so far. */
+  readonly received: { method: string; url: string; headers: http.IncomingHttpHeaders }[];
+  close(): Promise<void>;
+}
+
+export type UpstreamHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** A loopback upstream; the default handler answers 200 with JSON describing the request it got. */
+export async function startUpstream(handler?: UpstreamHandler, name = 'upstream'): Promise<Upstream> {
+  const received: Upstream['received'] = [];
+  const server = http.createServer((request, response) => {
+    received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers });
+    if (handler !== undefined) return handler(request, response);
+    request.resume();
+    request.on('end', () => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ upstream: name, method: request.method, url: request.url, headers: request.headers }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    server,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
