@@ -150,7 +150,7 @@ export function headlines(summaries: Summaries, saturationMode: string, unloaded
     const parts: string[] = [];
     if (saturated !== undefined) {
       parts.push(`throughput ${ratio(saturated, direct?.get(saturationMode))}x direct`);
-      if (target !== BARE_PROXY) parts.push(`${ratio(saturated, bare?.get(saturationMode))}x ${BARE_PROXY}`);
+      if (target !== BARE_PROXY && bare !== undefined) parts.push(`${ratio(saturated, bare?.get(saturationMode))}x ${BARE_PROXY}`);
     }
     if (unloaded !== undefined) parts.push(`added p50 unloaded ${added(unloaded.p50Us, direct?.get(unloadedMode)?.p50Us)} us vs direct`);
     lines.push(`${target}: ${parts.join(', ')}`);
