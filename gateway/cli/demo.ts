@@ -1,4 +1,158 @@
-/** Placeholder replaced below. */
-export async function demoCommand(): Promise<number> {
-  return 0;
+/**
+ * `meshgate demo` (the README's `npm start`): the seed's mesh on localhost — an HTTPS ingress,
+ * product-service v1/v2 and order-service, each app behind its own sidecar PROCESS, all driven by
+ * config/demo/mesh.yaml with certificates from a CA this command creates. Ctrl-C stops everything.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { issueServerCertificate } from '../identity/ca.js';
+import { caInit } from '../identity/ca-cli.js';
+import { orderApp, productApp } from '../demo/apps.js';
+import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
+
+const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo', import.meta.url));
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+interface ProxyProcess {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly admin: string;
+}
+
+const PROXIES: readonly ProxyProcess[] = [
+  { name: 'ingress', args: ['--mode', 'ingress'], admin: '127.0.0.1:15000' },
+  { name: 'product-v1-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v1'], admin: '127.0.0.1:15301' },
+  { name: 'product-v2-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v2'], admin: '127.0.0.1:15302' },
+  { name: 'order-service-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/order-service'], admin: '127.0.0.1:15303' },
+];
+
+const APPS: readonly { name: string; port: number; create: () => http.Server }[] = [
+  { name: 'product-service v1', port: 9101, create: () => productApp('v1') },
+  { name: 'product-service v2', port: 9102, create: () => productApp('v2') },
+  { name: 'order-service', port: 9103, create: () => orderApp('http://127.0.0.1:15203') },
+];
+
+async function prepareCertificates(generated: string): Promise<void> {
+  await mkdir(generated, { recursive: true });
+  if (!existsSync(join(generated, 'ca.crt'))) {
+    const result = await caInit({ dir: generated });
+    if (result.exitCode !== 0) throw new Error(result.message);
+  }
+  const credential = join(generated, 'credentials', 'ingress-cert');
+  if (existsSync(join(credential, 'tls.crt'))) return;
+  const ca = { certPem: await readFile(join(generated, 'ca.crt'), 'utf8'), keyPem: await readFile(join(generated, 'ca.key'), 'utf8') };
+  const server = await issueServerCertificate({ ca, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  await mkdir(credential, { recursive: true });
+  await writeFile(join(credential, 'tls.crt'), server.chainPem);
+  await writeFile(join(credential, 'tls.key'), server.keyPem, { mode: 0o600 });
+}
+
+async function waitReady(admin: string, child: ChildProcess, name: string, logFile: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}; see ${logFile}`);
+    try {
+      const response = await fetch(`http://${admin}/ready`);
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${name} did not become ready within 15 s; see ${logFile}`);
+}
+
+function listen(server: http.Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === 'EADDRINUSE' ? `port ${port} is already in use (is another demo running?)` : error.message)),
+    );
+    server.listen(port, '127.0.0.1', resolve);
+  });
+}
+
+const TRY_IT = `
+meshgate demo mesh is up. Try:
+
+  # canary: ~90 % v1, ~10 % v2 (health checks are open to any caller)
+  for i in $(seq 20); do curl -sk https://localhost:8443/health/ping | grep -o '"version":"v[12]"'; done | sort | uniq -c
+
+  # header override: x-canary: true always reaches v2
+  curl -sk -H 'x-canary: true' https://localhost:8443/health/ping
+
+  # order-service calls product-service through its sidecar (Dapr-style invoke, mTLS, retries, canary)
+  curl -sk https://localhost:8443/api/orders/42
+
+  # authorization denial: only order-service may call /api/products/*; the ingress may not (403 RBAC)
+  curl -sk -i https://localhost:8443/api/products/1
+
+  # mTLS only: plaintext straight to product-service's sidecar is refused (STRICT PeerAuthentication)
+  curl -sv http://127.0.0.1:15101/health/ping
+
+  # admin of the ingress: metrics, upstream health, effective config
+  curl -s http://127.0.0.1:15000/stats/prometheus | grep istio_requests_total
+  curl -s http://127.0.0.1:15000/clusters
+
+Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
+`;
+
+export async function demoCommand(args: readonly string[]): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, strict: true }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const configDir = values.config ?? DEMO_CONFIG;
+  const generated = join(configDir, '.generated');
+  await prepareCertificates(generated);
+  const logs = join(generated, 'logs');
+  await mkdir(logs, { recursive: true });
+
+  const apps: http.Server[] = [];
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stop = async (code: number): Promise<number> => {
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.all(children.map((child) => (child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)))));
+    await Promise.all(apps.map((app) => new Promise((resolve) => app.close(resolve))));
+    return code;
+  };
+
+  try {
+    for (const app of APPS) {
+      const server = app.create();
+      apps.push(server);
+      await listen(server, app.port);
+    }
+    for (const proxy of PROXIES) {
+      const logFile = join(logs, `${proxy.name}.log`);
+      const out = createWriteStream(logFile);
+      const child = spawn(process.execPath, [MAIN, 'run', '-c', configDir, ...proxy.args, '--admin-address', proxy.admin], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout?.pipe(out);
+      child.stderr?.pipe(out);
+      child.once('exit', (code) => {
+        if (!stopping) process.stderr.write(`meshgate demo: ${proxy.name} exited with code ${code ?? 'null'}; see ${logFile}\n`);
+      });
+      children.push(child);
+      await waitReady(proxy.admin, child, proxy.name, logFile);
+      process.stdout.write(`  ${proxy.name} ready (admin http://${proxy.admin})\n`);
+    }
+  } catch (error) {
+    process.stderr.write(`meshgate demo: ${(error as Error).message}\n`);
+    return stop(EXIT_INVALID);
+  }
+  process.stdout.write(TRY_IT);
+  return new Promise<number>((resolve) => {
+    const onSignal = (): void => void stop(EXIT_OK).then(resolve);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
 }

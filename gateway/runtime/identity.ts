@@ -26,8 +26,12 @@ export async function openCertificateStore(
     return CertificateStore.selfIssued({ ...identity, caCertPath: at(certificates.caCert), caKeyPath: at(certificates.caKey), ttlHours: SELF_ISSUED_TTL_HOURS });
   }
   if (certificates !== undefined) {
+    const { certChain, privateKey, rootCert } = certificates;
+    if (certChain === undefined || privateKey === undefined || rootCert === undefined) {
+      throw new Error('MeshConfig.certificates needs certChain, privateKey and rootCert (or caCert and caKey to self-issue)');
+    }
     return CertificateStore.fromFiles({
-      files: { certChain: at(certificates.certChain), privateKey: at(certificates.privateKey), rootCert: at(certificates.rootCert) },
+      files: { certChain: at(certChain), privateKey: at(privateKey), rootCert: at(rootCert) },
       trustDomain: mesh.trustDomain,
       logger,
     });

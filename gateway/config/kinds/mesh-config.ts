@@ -89,13 +89,13 @@ export const MeshConfigSpec = strictObject(
     certificates: Type.Optional(
       strictObject(
         {
-          certChain: Type.String({ description: 'PEM file: this proxy\'s workload certificate chain (SPIFFE URI SAN).' }),
-          privateKey: Type.String({ description: 'PEM file: private key of certChain.' }),
-          rootCert: Type.String({ description: 'PEM file: mesh root CA(s) used to verify peers.' }),
+          certChain: Type.Optional(Type.String({ description: 'PEM file: this proxy\'s workload certificate chain (SPIFFE URI SAN).' })),
+          privateKey: Type.Optional(Type.String({ description: 'PEM file: private key of certChain.' })),
+          rootCert: Type.Optional(Type.String({ description: 'PEM file: mesh root CA(s) used to verify peers.' })),
           caCert: Type.Optional(Type.String({ description: 'PEM file: CA certificate used to self-issue workload certificates (development).' })),
           caKey: Type.Optional(Type.String({ description: 'PEM file: private key of caCert (development).' })),
         },
-        'Files of the mesh identity. Absent ⇒ a development CA is generated in memory.',
+        'Files of the mesh identity: certChain + privateKey + rootCert (rotated in place by SPIRE/cert-manager), or caCert + caKey to self-issue short-lived certificates (development). Absent ⇒ an in-memory CA (single process only).',
       ),
     ),
     credentialsDirectory: Type.String({
