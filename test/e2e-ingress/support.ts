@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { connect } from 'node:net';
 import type { Test } from 'tap';
+import type { TLSSocket } from 'node:tls';
 import { configDir, freePort, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
@@ -166,7 +167,7 @@ export function httpsRequest(port: number, path: string, options: HttpsRequestOp
         timeout: options.timeoutMs ?? 5000,
       },
       (res) => {
-        const socket = res.socket as import('node:tls').TLSSocket;
+        const socket = res.socket as TLSSocket;
         const peerSubjectAltName = socket.getPeerCertificate().subjectaltname ?? '';
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

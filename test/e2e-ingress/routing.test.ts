@@ -1,0 +1,255 @@
+/**
+ * The seed's routing story through the real gateway (service-mesh-seed.md, istio-semantics §1.5,
+ * §1.9, §1.10, §2.3–2.5): the product-service VirtualService and DestinationRule bound to an ingress
+ * Gateway, subsets v1/v2 served by two upstream servers. Durations are shortened in this copy of the
+ * seed (perTryTimeout 400ms, timeout 1s) so the timeout semantics can be observed quickly; the
+ * DestinationRule's ISTIO_MUTUAL is dropped because the upstreams here are plain loopback servers.
+ * LEAST_CONN, outlier detection and connection-pool overflow get one small service each.
+ */
+import t from 'tap';
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startUpstream } from '../helpers/gateway.js';
+import type { Upstream } from '../helpers/gateway.js';
+import { freePorts, gatewayYaml, httpServerYaml, meshConfigYaml, request, serviceEntryYaml, sleep, startScenario, virtualServiceYaml } from './support.js';
+
+/** Test controls understood by the product upstreams: fail or hang on the first try, or on every try. */
+function productHandler(version: string): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    const firstTry = request.headers['x-envoy-attempt-count'] === '1';
+    const failFirst = request.headers['x-fail-first'] === '1' && firstTry;
+    const hang = request.headers['x-hang'] === 'always' || (request.headers['x-hang'] === 'first' && firstTry);
+    request.resume();
+    if (hang) return;
+    response.statusCode = failFirst ? 503 : 200;
+    response.end(version);
+  };
+}
+
+const v1 = await startUpstream(productHandler('v1'), 'v1');
+const v2 = await startUpstream(productHandler('v2'), 'v2');
+const fast = await startUpstream((_request, res) => res.end('fast'), 'fast');
+const slow = await startUpstream((_request, res) => void setTimeout(() => res.end('slow'), 60), 'slow');
+let badEndpointFails = true;
+const healthy = await startUpstream((_request, res) => res.end('healthy'), 'healthy');
+const failing = await startUpstream((_request, res) => {
+  res.statusCode = badEndpointFails ? 500 : 200;
+  res.end('failing');
+}, 'failing');
+const held: ServerResponse[] = [];
+const holding = await startUpstream((_request, res) => void held.push(res), 'holding');
+const upstreams: Upstream[] = [v1, v2, fast, slow, healthy, failing, holding];
+t.teardown(() => Promise.all(upstreams.map((u) => u.close())));
+
+const [admin = 0, port = 0] = await freePorts(2);
+
+const seedCopy = `---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: product-service
+spec:
+  hosts:
+    - product-service
+  gateways: [istio-system/edge]
+  http:
+    - match:
+        - headers:
+            x-canary:
+              exact: "true"
+      route:
+        - destination:
+            host: product-service
+            subset: v2
+    - route:
+        - destination:
+            host: product-service
+            subset: v1
+          weight: 90
+        - destination:
+            host: product-service
+            subset: v2
+          weight: 10
+      retries:
+        attempts: 3
+        perTryTimeout: 400ms
+        retryOn: connect-failure,refused-stream,5xx
+      timeout: 1s
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: product-service
+spec:
+  host: product-service
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 100
+      http:
+        h2UpgradePolicy: UPGRADE
+        http1MaxPendingRequests: 100
+        http2MaxRequests: 1000
+    loadBalancer:
+      simple: LEAST_CONN
+    outlierDetection:
+      consecutive5xxErrors: 5
+      interval: 30s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 50
+  subsets:
+    - name: v1
+      labels:
+        version: v1
+    - name: v2
+      labels:
+        version: v2
+`;
+
+const destinationRule = (name: string, host: string, trafficPolicy: string): string => `---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: ${name}
+spec:
+  host: ${host}
+  trafficPolicy:
+${trafficPolicy}`;
+
+const routeTo = (host: string): string => `    - route:\n        - destination: {host: ${host}}\n`;
+
+await startScenario(
+  t,
+  [
+    meshConfigYaml(admin),
+    gatewayYaml('edge', httpServerYaml(port, ['*'])),
+    serviceEntryYaml('product-service', 'product-service', [
+      { port: v1.port, labels: { version: 'v1' } },
+      { port: v2.port, labels: { version: 'v2' } },
+    ]),
+    seedCopy,
+    serviceEntryYaml('least', 'least.internal', [{ port: fast.port }, { port: slow.port }]),
+    destinationRule('least', 'least.internal', '    loadBalancer: {simple: LEAST_CONN}\n'),
+    virtualServiceYaml('least', ['least.example.com'], 'edge', routeTo('least.internal')),
+    serviceEntryYaml('outlier', 'outlier.internal', [{ port: healthy.port }, { port: failing.port }]),
+    destinationRule(
+      'outlier',
+      'outlier.internal',
+      '    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 3, interval: 100ms, baseEjectionTime: 1s, maxEjectionPercent: 50}\n',
+    ),
+    virtualServiceYaml('outlier', ['outlier.example.com'], 'edge', routeTo('outlier.internal')),
+    serviceEntryYaml('pool', 'pool.internal', [{ port: holding.port }]),
+    destinationRule('pool', 'pool.internal', '    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}\n'),
+    virtualServiceYaml('pool', ['pool.example.com'], 'edge', routeTo('pool.internal')),
+  ].join('\n'),
+);
+
+/** Runs `total` requests over `connections` keep-alive connections and counts the bodies. */
+async function load(total: number, connections: number, host: string, headers: Record<string, string> = {}): Promise<Map<string, number>> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const counts = new Map<string, number>();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      next += 1;
+      const res = await request(port, '/api/products', { host, headers, agent });
+      const key = res.status === 200 ? res.body : `status ${res.status}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return counts;
+}
+
+t.test('x-canary: true always goes to v2', async (t) => {
+  const counts = await load(200, 4, 'product-service', { 'x-canary': 'true' });
+  t.same([...counts], [['v2', 200]]);
+});
+
+t.test('without the header 10 000 requests split 90/10 within ±2 %', async (t) => {
+  const counts = await load(10_000, 16, 'product-service');
+  const toV1 = counts.get('v1') ?? 0;
+  const toV2 = counts.get('v2') ?? 0;
+  t.equal(toV1 + toV2, 10_000, `only v1/v2 answered: ${JSON.stringify([...counts])}`);
+  t.ok(Math.abs(toV1 / 10_000 - 0.9) <= 0.02, `v1 share ${toV1 / 100} %`);
+});
+
+t.test('retryOn 5xx: a 503 on the first try is retried and the client sees 200', async (t) => {
+  const before = v1.received.length + v2.received.length;
+  const res = await request(port, '/retry-me', { host: 'product-service', headers: { 'x-fail-first': '1' } });
+  t.equal(res.status, 200);
+  const tries = [...v1.received, ...v2.received].filter((r) => r.url === '/retry-me');
+  t.equal(v1.received.length + v2.received.length - before, 2);
+  t.same(
+    tries.map((r) => r.headers['x-envoy-attempt-count']),
+    ['1', '2'],
+  );
+});
+
+t.test('perTryTimeout: a try that hangs is retried within the route timeout', async (t) => {
+  const started = performance.now();
+  const res = await request(port, '/hang-first', { host: 'product-service', headers: { 'x-hang': 'first' } });
+  const elapsed = performance.now() - started;
+  t.equal(res.status, 200);
+  t.ok(elapsed >= 380 && elapsed < 1000, `answered after the per-try timeout (${Math.round(elapsed)} ms)`);
+});
+
+t.test('route timeout bounds every try: 504 UT after 1 s although tries remain', async (t) => {
+  const started = performance.now();
+  const res = await request(port, '/hang-always', { host: 'product-service', headers: { 'x-hang': 'always' } });
+  const elapsed = performance.now() - started;
+  t.equal(res.status, 504);
+  t.equal(res.body, 'upstream request timeout\n');
+  t.match(res.headers['x-meshgate-reason'], /^UT /);
+  t.ok(elapsed >= 950 && elapsed < 1600, `answered at the route timeout (${Math.round(elapsed)} ms)`);
+  const tries = [...v1.received, ...v2.received].filter((r) => r.url === '/hang-always').length;
+  t.ok(tries >= 2 && tries <= 3, `${tries} tries of 400 ms fit in 1 s`);
+});
+
+t.test('LEAST_CONN sends most concurrent requests to the endpoint that answers fastest', async (t) => {
+  const counts = await load(400, 8, 'least.example.com');
+  const toFast = counts.get('fast') ?? 0;
+  const toSlow = counts.get('slow') ?? 0;
+  t.equal(toFast + toSlow, 400);
+  t.ok(toFast > toSlow * 3, `fast ${toFast}, slow ${toSlow}`);
+});
+
+t.test('outlier detection ejects the failing endpoint, then lets it back after baseEjectionTime', async (t) => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 10; i++) statuses.push((await request(port, '/', { host: 'outlier.example.com' })).status);
+  t.equal(statuses.filter((s) => s === 500).length, 3, 'three consecutive 5xx eject the endpoint');
+  const afterEjection = failing.received.length;
+  for (let i = 0; i < 20; i++) t.equal((await request(port, '/', { host: 'outlier.example.com' })).status, 200);
+  t.equal(failing.received.length, afterEjection, 'the ejected endpoint gets nothing');
+  badEndpointFails = false;
+  await sleep(1300);
+  for (let i = 0; i < 10; i++) await request(port, '/', { host: 'outlier.example.com' });
+  t.ok(failing.received.length > afterEjection, 'back in service after its ejection time');
+});
+
+t.test('connection-pool overflow is answered at once with 503 UO and x-envoy-overloaded', async (t) => {
+  const first = request(port, '/1', { host: 'pool.example.com' });
+  const second = request(port, '/2', { host: 'pool.example.com' });
+  for (let waited = 0; held.length < 1 && waited < 2000; waited += 10) await sleep(10);
+  await sleep(50);
+  const started = performance.now();
+  const overflow = await request(port, '/3', { host: 'pool.example.com' });
+  t.ok(performance.now() - started < 500, 'not queued');
+  t.equal(overflow.status, 503);
+  t.equal(overflow.headers['x-envoy-overloaded'], 'true');
+  t.match(overflow.headers['x-meshgate-reason'], /^UO /);
+  t.equal(held.length, 1, 'the pending request is not sent while the only connection is busy');
+  held.shift()?.end('one');
+  for (let waited = 0; held.length < 1 && waited < 2000; waited += 10) await sleep(10);
+  held.shift()?.end('two');
+  const answered = await Promise.all([first, second]);
+  t.same(
+    answered.map((r) => r.status),
+    [200, 200],
+  );
+  t.equal(holding.received.filter((r) => r.url === '/3').length, 0, 'the overflowed request never reached the upstream');
+});
