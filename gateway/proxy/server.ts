@@ -16,6 +16,7 @@ import { hostListed } from './listener-spec.js';
 import type { ListenerSpec } from './listener-spec.js';
 import { ProxyRequestContext } from './proxy-context.js';
 import { proxyHandler } from './terminal.js';
+import { attachUpgradeHandling } from './websocket.js';
 
 export interface ProxyServerOptions {
   readonly listener: ListenerSpec;
@@ -66,6 +67,8 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
   const { listener } = options;
   const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
   options.tls?.attach(app.server as unknown as Parameters<TlsListener['attach']>[0]);
+  // A sidecar's inbound server (serverFactory) dispatches connections to inner servers; upgrades are an edge/outbound feature.
+  if (options.serverFactory === undefined) attachUpgradeHandling(app);
   app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
   app.removeAllContentTypeParsers();
   // The body is streamed to the upstream untouched: no parsing, no buffering.

@@ -14,6 +14,7 @@ import { chooseDestination } from './destination.js';
 import { appendForwardedFor, cleanResponseHeaders, copyRequestHeaders } from './forward-headers.js';
 import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
+import { pendingUpgrade, proxyUpgrade } from './websocket.js';
 import { forwardedClientCert } from './xfcc.js';
 
 const NO_ROUTE: Record<'no_virtual_host' | 'no_matching_route', LocalReply> = {
@@ -115,6 +116,10 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
   if (original !== null) headers['x-envoy-original-path'] = original;
   if (route !== null && !route.requestHeaders.isEmpty) route.requestHeaders.apply(headers as MutableHeaders);
   if (destination !== null && !destination.requestHeaders.isEmpty) destination.requestHeaders.apply(headers as MutableHeaders);
+
+  if (pendingUpgrade(request) !== undefined) {
+    return proxyUpgrade(request, reply, ctx, { cluster, method: request.method, path, headers, ...(choice.passthrough === undefined ? {} : { passthrough: choice.passthrough }) });
+  }
 
   const withBody = hasBody(request);
   if (route !== null && route.mirrors.length > 0 && !withBody) mirrorRequest(ctx, route, request.method, path, headers);

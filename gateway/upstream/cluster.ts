@@ -157,7 +157,7 @@ export class Cluster {
       connectTimeoutMs: this.policy.connectionPool.connectTimeoutMs,
     });
     const pool = createEndpointPool(endpointOrigin(meta.address, meta.port, secure), this.policy.connectionPool, connect);
-    return new UpstreamEndpoint(meta, pool);
+    return new UpstreamEndpoint(meta, pool, { connect, secure });
   }
 
   /** Apply a new endpoint list (concrete IPs): state of staying endpoints is kept, leaving ones drain. */

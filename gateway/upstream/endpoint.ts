@@ -3,7 +3,7 @@
  * balancer reads (active requests, ejection), outlier-detection counters and admin statistics.
  * Plain mutable fields on purpose: they are read and written on every request.
  */
-import type { Pool } from 'undici';
+import type { Pool, buildConnector } from 'undici';
 
 export interface EndpointMetadata {
   readonly address: string;
@@ -13,6 +13,12 @@ export interface EndpointMetadata {
   readonly serviceAccount: string;
   readonly locality: string;
   readonly namespace: string;
+}
+
+/** How the endpoint's pool opens connections (TLS origination included), for connections that leave HTTP after an upgrade. */
+export interface EndpointTransport {
+  readonly connect: buildConnector.connector;
+  readonly secure: boolean;
 }
 
 export class UpstreamEndpoint {
@@ -35,6 +41,7 @@ export class UpstreamEndpoint {
   constructor(
     public metadata: EndpointMetadata,
     readonly pool: Pool,
+    readonly transport: EndpointTransport | null = null,
   ) {
     this.key = metadata.address.includes(':') ? `[${metadata.address}]:${metadata.port}` : `${metadata.address}:${metadata.port}`;
   }
