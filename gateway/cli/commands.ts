@@ -62,11 +62,14 @@ export async function validateCommand(args: readonly string[]): Promise<number> 
   const failed = !result.ok || (values.strict === true && diagnostics.some((d) => d.severity === 'warning'));
   if (output === 'json') {
     process.stdout.write(formatDiagnostics(diagnostics, 'json'));
-  } else if (diagnostics.length > 0) {
-    process.stdout.write(formatDiagnostics(diagnostics, 'text'));
-  } else {
-    process.stdout.write(`configuration valid: ${result.ok ? result.config.resources.length : 0} resources, ${summarize(diagnostics)}\n`);
+    return failed ? EXIT_INVALID : EXIT_OK;
   }
+  // The last line is always the verdict, so a valid config with warnings still ends in one success line.
+  const lines = diagnostics.length === 0 ? [] : formatDiagnostics(diagnostics, 'text').trimEnd().split('\n').slice(0, -1);
+  const verdict = !failed
+    ? `configuration valid: ${result.ok ? result.config.resources.length : 0} resources, ${summarize(diagnostics)}`
+    : `configuration invalid: ${summarize(diagnostics)}${result.ok ? ' (--strict: warnings count as errors)' : ''}`;
+  process.stdout.write([...lines, verdict].join('\n') + '\n');
   return failed ? EXIT_INVALID : EXIT_OK;
 }
 

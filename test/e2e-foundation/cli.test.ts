@@ -1,0 +1,125 @@
+/**
+ * The `meshgate` binary as operators call it: exit codes (0 ok, 1 invalid config, 2 usage), the
+ * `file:line:col CODE kind namespace/name: message` lines of `validate`, its JSON output, `--strict`,
+ * and `run` refusing an invalid config without opening a port.
+ */
+import t from 'tap';
+import { configDir, freePort } from '../helpers/gateway.js';
+import { MESHGATE_VERSION } from '../../gateway/version.js';
+import { accepts, invalidIngressYaml, runCli } from './fixtures.js';
+
+const SEED = 'config/examples/seed-istio.yaml';
+const BROKEN = 'config/examples/broken/seed-broken.yaml';
+
+const BROKEN_ERRORS = [
+  `${BROKEN}:28:13 MG0203 VirtualService default/product-service: no DestinationRule for host "product-service" defines subset "v3"`,
+  `${BROKEN}:33:9 MG0215 VirtualService default/product-service: unknown retryOn policy "sometimes"`,
+  `${BROKEN}:84:13 MG0101 AuthorizationPolicy my-app/product-service-policy: unknown field "method"`,
+  `${BROKEN}:104:5 MG0104 PeerAuthentication my-app/default: the string "STRIKT" is not one of UNSET, DISABLE, PERMISSIVE, STRICT`,
+];
+const SEED_WARNING = /^config\/examples\/[a-z/-]+\.yaml:19:13 MG0213 VirtualService default\/product-service: warning: host "product-service" is not defined/;
+
+// Every child spends most of its time loading modules: start them all at once, assert one by one.
+const seedText = runCli(['validate', '-c', SEED]);
+const brokenText = runCli(['validate', '-c', BROKEN]);
+const brokenDir = runCli(['validate', '-c', 'config/examples/broken']);
+const brokenJson = runCli(['validate', '-c', BROKEN, '--output', 'json']);
+const seedJson = runCli(['validate', '-c', SEED, '-o', 'json']);
+const seedStrict = runCli(['validate', '-c', SEED, '--strict']);
+const version = runCli(['version']);
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((line) => line !== '');
+}
+
+function byPosition(a: string, b: string): number {
+  const key = (line: string) => line.split(' ')[0].split(':').slice(1).map(Number);
+  const [la, ca] = key(a);
+  const [lb, cb] = key(b);
+  return la - lb || ca - cb;
+}
+
+t.test('validate on the seed: exit 0, warnings listed, one success line last', async (t) => {
+  const { code, stdout, stderr } = await seedText;
+  t.equal(code, 0, stderr);
+  const out = lines(stdout);
+  t.match(out[0], SEED_WARNING);
+  t.equal(out.at(-1), 'configuration valid: 4 resources, 0 errors, 2 warnings');
+  t.equal(out.filter((line) => line.startsWith('configuration')).length, 1, 'exactly one summary line');
+});
+
+t.test('validate on the broken seed: exit 1 and each error at its exact position', async (t) => {
+  const { code, stdout } = await brokenText;
+  t.equal(code, 1);
+  const out = lines(stdout);
+  const errors = out.filter((line) => / MG\d{4} /.test(line) && !line.includes(': warning: ')).sort(byPosition);
+  t.same(errors, BROKEN_ERRORS);
+  t.equal(out.filter((line) => line.includes(': warning: ')).length, 2);
+  t.equal(out.at(-1), 'configuration invalid: 4 errors, 2 warnings');
+});
+
+t.test('validate on the broken directory reads its YAML files (not the README)', async (t) => {
+  const { code, stdout } = await brokenDir;
+  t.equal(code, 1);
+  t.equal(lines(stdout).filter((line) => line.startsWith(`${BROKEN}:`) && !line.includes('warning')).length, 4);
+  t.notMatch(stdout, /README/);
+});
+
+t.test('--output json is one JSON array of diagnostics with positions', async (t) => {
+  const broken = await brokenJson;
+  t.equal(broken.code, 1);
+  const diagnostics = JSON.parse(broken.stdout) as { code: string; severity: string; position: { file: string; line: number; col: number }; field?: string }[];
+  t.equal(diagnostics.length, 6);
+  const retryOn = diagnostics.find((d) => d.code === 'MG0215');
+  t.same(retryOn?.position, { file: BROKEN, line: 33, col: 9 });
+  t.equal(retryOn?.severity, 'error');
+  const seed = await seedJson;
+  t.equal(seed.code, 0);
+  t.same((JSON.parse(seed.stdout) as { severity: string }[]).map((d) => d.severity), ['warning', 'warning']);
+});
+
+t.test('--strict turns warnings into a failure', async (t) => {
+  const { code, stdout } = await seedStrict;
+  t.equal(code, 1);
+  t.equal(lines(stdout).at(-1), 'configuration invalid: 0 errors, 2 warnings (--strict: warnings count as errors)');
+});
+
+t.test('usage mistakes exit 2 with a message saying what is wrong', async (t) => {
+  const cases: { args: string[]; message: RegExp }[] = [
+    { args: ['validate', '-c', SEED, '--frobnicate'], message: /meshgate validate: Unknown option '--frobnicate'/ },
+    { args: ['validate'], message: /meshgate validate: missing -c\/--config <file\|dir>/ },
+    { args: ['run'], message: /meshgate run: missing -c\/--config/ },
+    { args: ['validate', '-c', 'config/examples/no-such-file.yaml'], message: /config path does not exist: config\/examples\/no-such-file\.yaml/ },
+    { args: ['frobnicate'], message: /meshgate: unknown command "frobnicate"/ },
+    { args: ['validate', '-c', SEED, '--output', 'xml'], message: /--output must be text or json, got "xml"/ },
+    { args: ['validate', '-c', SEED, '--mode', 'edge'], message: /--mode must be ingress or sidecar, got "edge"/ },
+  ];
+  const [bare, ...results] = await Promise.all([runCli([]), ...cases.map(({ args }) => runCli(args))]);
+  for (const [index, { args, message }] of cases.entries()) {
+    const { code, stderr } = results[index];
+    t.equal(code, 2, args.join(' '));
+    t.match(stderr, message, args.join(' '));
+    t.match(stderr, /Usage:/, 'usage follows the message');
+  }
+  t.equal(bare.code, 2, 'no command at all');
+  t.match(bare.stdout, /Usage:/);
+});
+
+t.test('version prints the version', async (t) => {
+  const { code, stdout } = await version;
+  t.equal(code, 0);
+  t.match(stdout, new RegExp(`^meshgate ${MESHGATE_VERSION.replace(/\./g, '\\.')} \\(node v\\d+`));
+});
+
+t.test('run on an invalid config exits 1, lists the problems and opens no port', async (t) => {
+  const adminPort = await freePort();
+  const gatewayPort = await freePort();
+  const dir = await configDir(invalidIngressYaml({ adminPort, gatewayPort, upstreamPort: 9 }));
+  t.teardown(() => dir.remove());
+  const { code, stderr } = await runCli(['run', '-c', dir.file]);
+  t.equal(code, 1);
+  t.match(stderr, new RegExp(`${dir.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+ MG0203 VirtualService default/app: no DestinationRule for host "app.example.internal" defines subset "missing"`));
+  t.match(stderr, /refusing to start on an invalid configuration/);
+  t.equal(await accepts(adminPort), false, 'admin port never opened');
+  t.equal(await accepts(gatewayPort), false, 'gateway port never opened');
+});
