@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import { peerIdentityFromCertificate } from '../identity/spiffe.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MtlsMode } from '../policy/peer-authentication.js';
 
@@ -20,6 +21,7 @@ export interface InboundServerOptions {
   /** Keeps the TLS server's certificate current across rotations. */
   readonly keepCurrent: (server: https.Server) => void;
   readonly mode: () => MtlsMode;
+  readonly trustDomain: () => string;
   readonly logger: FastifyBaseLogger;
 }
 
@@ -37,6 +39,17 @@ export class InboundServer extends net.Server {
     options.keepCurrent(this.secure);
     this.secure.on('tlsClientError', (error, socket) => {
       options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
+    });
+    // The chain is verified by TLS; the identity must also be a valid SPIFFE ID of this trust domain,
+    // otherwise the connection is closed before a request is read (it would otherwise look anonymous).
+    // Prepended: it must run before the HTTP server attaches its parser to the socket.
+    this.secure.prependListener('secureConnection', (socket: TLSSocket) => {
+      const cert = socket.getPeerX509Certificate();
+      const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : peerIdentityFromCertificate(cert, options.trustDomain());
+      if (!result.ok) {
+        options.logger.warn({ reason: result.reason, peer: socket.remoteAddress }, 'inbound mTLS peer refused');
+        socket.destroy();
+      }
     });
     this.on('connection', (socket: Socket) => this.dispatch(socket));
   }

@@ -72,6 +72,7 @@ export class ListenerSet {
               tlsOptions: () => identity.tlsOptions(),
               keepCurrent: (server) => identity.keepServerCurrent(server),
               mode: () => currentSnapshot().inboundMtls,
+              trustDomain: () => currentSnapshot().mesh.trustDomain,
               logger: listenerLogger,
             }) as unknown as ReturnType<FastifyServerFactory>
         : undefined;
