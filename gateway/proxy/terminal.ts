@@ -33,7 +33,8 @@ function pathToSend(ctx: ProxyRequestContext, route: CompiledRoute | null, route
   const original = attrs.query === '' ? attrs.path : `${attrs.path}?${attrs.query}`;
   if (route === null || routeRequest === null || route.rewrite.path === null) return { path: original, original: null };
   const rewritten = route.rewrite.path(routeRequest);
-  return rewritten === null ? { path: original, original: null } : { path: rewritten, original: attrs.path };
+  // Envoy's x-envoy-original-path is the whole original :path, query string included.
+  return rewritten === null ? { path: original, original: null } : { path: rewritten, original };
 }
 
 function upstreamHeaders(request: FastifyRequest, ctx: ProxyRequestContext, authority: string): OutgoingHttpHeaders {
