@@ -11,7 +11,7 @@ import { metricsPlugin } from '../../plugins/metrics/index.js';
 import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
 import { routerStep } from '../proxy/route-step.js';
-import type { MeshPlugin } from './types.js';
+import type { MeshPlugin, PluginKind } from './types.js';
 
 export interface PipelineEntry {
   readonly plugin: MeshPlugin;
@@ -30,3 +30,6 @@ export const PIPELINE: readonly PipelineEntry[] = [
 ];
 
 export const PIPELINE_PLUGINS: readonly MeshPlugin[] = PIPELINE.map((entry) => entry.plugin);
+
+/** The config kinds the plugins add to the language (validated by the loader, published in the JSON Schema). */
+export const PIPELINE_KINDS: readonly PluginKind[] = PIPELINE_PLUGINS.flatMap((plugin) => plugin.kinds ?? []);
