@@ -1,10 +1,11 @@
 /**
  * Istio's standard HTTP series (istio-semantics §8.1), recorded once per request at stream end.
  * The four series share one label set, so one cache maps the joined label values to the four bound
- * children: after the first request of a kind, recording is four map-free increments. The cache is
- * also the cardinality guard (SeriesGuard semantics: beyond the cap, the `overflow` series).
+ * series (bound-series.ts): after the first request of a kind, recording is one map lookup and four
+ * plain increments, with no per-request label hashing. The cache is also the cardinality guard (SeriesGuard semantics: beyond the cap, the `overflow` series).
  */
-import { Counter, Histogram } from 'prom-client';
+import { BoundCounter, BoundHistogram } from './bound-series.js';
+import type { CounterSeries, HistogramSeries } from './bound-series.js';
 import { ISTIO_LABEL_NAMES } from './istio-labels.js';
 import type { IstioLabelName } from './istio-labels.js';
 import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
@@ -17,58 +18,38 @@ export const ENVOY_DEFAULT_BUCKETS_MS = [
 /** Decade buckets 1 B … 1 GB for request/response sizes. */
 const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
 
-const labelNames = [...ISTIO_LABEL_NAMES];
+const requestsTotal = new BoundCounter('istio_requests_total', 'Requests handled by this proxy, counted at stream end.', meshRegistry);
 
-const requestsTotal = new Counter({
-  name: 'istio_requests_total',
-  help: 'Requests handled by this proxy, counted at stream end.',
-  labelNames,
-  registers: [meshRegistry],
-});
+const requestDuration = new BoundHistogram(
+  'istio_request_duration_milliseconds',
+  'Request duration from the first byte received to the last byte sent, in milliseconds.',
+  ENVOY_DEFAULT_BUCKETS_MS,
+  meshRegistry,
+);
 
-const requestDuration = new Histogram({
-  name: 'istio_request_duration_milliseconds',
-  help: 'Request duration from the first byte received to the last byte sent, in milliseconds.',
-  labelNames,
-  buckets: [...ENVOY_DEFAULT_BUCKETS_MS],
-  registers: [meshRegistry],
-});
+const requestBytes = new BoundHistogram('istio_request_bytes', 'Request size on the downstream connection (headers + body), in bytes.', SIZE_BUCKETS, meshRegistry);
 
-const requestBytes = new Histogram({
-  name: 'istio_request_bytes',
-  help: 'Request size on the downstream connection (headers + body), in bytes.',
-  labelNames,
-  buckets: SIZE_BUCKETS,
-  registers: [meshRegistry],
-});
-
-const responseBytes = new Histogram({
-  name: 'istio_response_bytes',
-  help: 'Response size on the downstream connection (headers + body), in bytes.',
-  labelNames,
-  buckets: SIZE_BUCKETS,
-  registers: [meshRegistry],
-});
+const responseBytes = new BoundHistogram('istio_response_bytes', 'Response size on the downstream connection (headers + body), in bytes.', SIZE_BUCKETS, meshRegistry);
 
 interface IstioSeries {
-  readonly requests: Counter.Internal;
-  readonly duration: Histogram.Internal<IstioLabelName>;
-  readonly requestSize: Histogram.Internal<IstioLabelName>;
-  readonly responseSize: Histogram.Internal<IstioLabelName>;
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
+  readonly requestSize: HistogramSeries;
+  readonly responseSize: HistogramSeries;
 }
 
 const SERIES_CACHE_METRIC = 'istio_requests_total';
 
-function bind(values: readonly string[]): IstioSeries {
+function bind(key: string, values: readonly string[]): IstioSeries {
   const labels = {} as Record<IstioLabelName, string>;
   ISTIO_LABEL_NAMES.forEach((name, index) => {
     labels[name] = values[index] ?? '';
   });
   return {
-    requests: requestsTotal.labels(labels),
-    duration: requestDuration.labels(labels),
-    requestSize: requestBytes.labels(labels),
-    responseSize: responseBytes.labels(labels),
+    requests: requestsTotal.bind(key, labels),
+    duration: requestDuration.bind(key, labels),
+    requestSize: requestBytes.bind(key, labels),
+    responseSize: responseBytes.bind(key, labels),
   };
 }
 
@@ -93,10 +74,11 @@ export class IstioSeriesCache {
     let series = this.series.get(key);
     if (series === undefined) {
       if (this.guard.admit(key)) {
-        series = bind(values);
+        series = bind(key, values);
         this.series.set(key, series);
       } else {
-        this.overflow ??= bind(ISTIO_LABEL_NAMES.map(() => OVERFLOW_LABEL_VALUE));
+        const overflowValues = ISTIO_LABEL_NAMES.map(() => OVERFLOW_LABEL_VALUE);
+        this.overflow ??= bind(overflowValues.join('\u0001'), overflowValues);
         series = this.overflow;
       }
     }
