@@ -59,9 +59,11 @@ t.teardown(() => upstream.close());
 
 /** A WebSocket upstream: answers the handshake, then echoes every byte (enough to prove the splice). */
 const wsSeen: http.IncomingHttpHeaders[] = [];
+const wsUrls: string[] = [];
 const wsUpstream = http.createServer((_request, response) => response.writeHead(426).end());
 wsUpstream.on('upgrade', (request: http.IncomingMessage, socket: Socket, head: Buffer) => {
   wsSeen.push(request.headers);
+  wsUrls.push(request.url ?? '');
   const accept = createHash('sha1').update(`${String(request.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
   if (head.length > 0) socket.write(head);
@@ -234,7 +236,8 @@ t.test('WebSocket: handshake and frames pass through the gateway, with the route
   t.match(shake.response, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/);
   const seen = wsSeen.at(-1) ?? {};
   t.equal(seen.upgrade, 'websocket');
-  t.equal(seen['x-envoy-original-path'], '/chat/room');
+  t.equal(wsUrls.at(-1), '/socket/room?id=7', 'the route rewrite applies to the upgrade request');
+  t.equal(seen['x-envoy-original-path'], '/chat/room?id=7');
   t.equal(seen['x-forwarded-for'], '127.0.0.1');
   t.notOk(seen['x-envoy-foo'], 'edge sanitising applies to upgrades too');
   // A masked text frame "hello", as a browser would send it; the echo proves the bytes are spliced untouched.

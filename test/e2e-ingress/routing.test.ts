@@ -171,7 +171,7 @@ t.test('x-canary: true always goes to v2', async (t) => {
 });
 
 t.test('without the header 10 000 requests split 90/10 within ±2 %', async (t) => {
-  const counts = await load(10_000, 16, 'product-service');
+  const counts = await load(10_000, 32, 'product-service');
   const toV1 = counts.get('v1') ?? 0;
   const toV2 = counts.get('v2') ?? 0;
   t.equal(toV1 + toV2, 10_000, `only v1/v2 answered: ${JSON.stringify([...counts])}`);
