@@ -6,7 +6,9 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { recordAuthzDecision } from '../metrics/meshgate-metrics.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
@@ -44,6 +46,7 @@ async function runCustom(
   }
   const details = result.error ? `ext_authz_error[${policy.id}]` : `ext_authz_denied[${policy.id}]`;
   request.log.info({ authz: { decision: 'deny', action: 'CUSTOM', policy: policy.id, provider: policy.extAuthz.providerName } }, 'external authorizer denied the request');
+  recordAuthzDecision(policy.id, 'CUSTOM', 'denied');
   return sendLocalReply(
     request,
     reply,
@@ -66,28 +69,36 @@ function logObservers(compiled: CompiledAuthz, view: AuthzRequest, request: Fast
   }
 }
 
+function appliesTo(request: FastifyRequest): boolean {
+  return hasPolicies(request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME));
+}
+
+async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
+  const view = authzRequestFrom(request);
+  if (compiled.custom.length > 0) {
+    const denied = await runCustom(compiled, view, request, reply);
+    if (denied !== null) return denied;
+  }
+  const decision = evaluateRbac(compiled.deny, compiled.allow, view);
+  logObservers(compiled, view, request, decision.allowed);
+  // A matched DENY policy decides as DENY; otherwise the ALLOW set decided (`none`: no ALLOW policy exists, or none matched).
+  const action = decision.policy !== null && !decision.allowed ? 'DENY' : 'ALLOW';
+  recordAuthzDecision(decision.policy ?? 'none', action, decision.allowed ? 'allowed' : 'denied');
+  if (decision.allowed) return;
+  request.log.info(
+    { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },
+    'authorization policy denied the request',
+  );
+  return sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
+}
+
 export const authzPlugin: MeshPlugin<CompiledAuthz> = {
   name: AUTHZ_PLUGIN_NAME,
   compile: compileAuthz,
   register: fp(
     async (app) => {
-      app.addHook('onRequest', async (request, reply) => {
-        const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
-        if (!hasPolicies(compiled)) return;
-        const view = authzRequestFrom(request);
-        if (compiled.custom.length > 0) {
-          const denied = await runCustom(compiled, view, request, reply);
-          if (denied !== null) return denied;
-        }
-        const decision = evaluateRbac(compiled.deny, compiled.allow, view);
-        logObservers(compiled, view, request, decision.allowed);
-        if (decision.allowed) return;
-        request.log.info(
-          { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },
-          'authorization policy denied the request',
-        );
-        return sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
-      });
+      app.addHook('onRequest', conditionalHook(appliesTo, authorize));
     },
     { name: 'meshgate-authz' },
   ),

@@ -1,10 +1,11 @@
 /**
  * Counters the metrics plugin reads, and the logger the backend reports its state changes to.
- * Plain mutable numbers rather than prom-client objects so this plugin stays independent of how
- * metrics are exported; the metrics plugin turns them into series on scrape.
+ * Plain mutable numbers for the admin views and tests; every decision is also counted in
+ * `meshgate_ratelimit_decisions_total` (the metrics plugin's typed recorder), which is what operators scrape.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
+import { recordRateLimitDecision } from '../metrics/meshgate-metrics.js';
 
 export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
 /** `unused`: no policy needs Redis yet. `down` covers both "never connected" and "connection lost". */
@@ -39,6 +40,7 @@ export function recordDecision(policy: string, decision: RateLimitDecision): voi
     rateLimitStats.decisions.set(policy, counts);
   }
   counts[decision]++;
+  recordRateLimitDecision(policy, decision === 'unavailable' ? 'store_error' : decision);
 }
 
 let logger: FastifyBaseLogger = pino({ name: 'ratelimit' });
