@@ -7,8 +7,15 @@
  * and background reconnection with capped backoff. State changes are logged once per transition,
  * never per request.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+import type * as IORedis from 'ioredis';
 import { rateLimitLogger, rateLimitStats } from './stats.js';
+
+/** ioredis weighs ~10 MB of memory; a proxy without Redis-backed policies (most sidecars) never loads it. */
+function redisClass(): typeof IORedis.Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis;
+}
 
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
 const RECONNECT_STEP_MS = 100;
@@ -55,7 +62,7 @@ function markDown(reason: string): void {
 }
 
 function connect(settings: RedisSettings): RedisConnection {
-  const client = new Redis(settings.url, {
+  const client = new (redisClass())(settings.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: REDIS_COMMAND_TIMEOUT_MS,

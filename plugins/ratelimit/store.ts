@@ -4,10 +4,22 @@
  * their promise protocol (resolve = admitted, reject with RateLimiterRes = limited, reject with an
  * Error = backend failure) onto a plain outcome.
  */
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { createRequire } from 'node:module';
+import type * as Rlf from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { RedisConnection } from './redis-client.js';
 import { rateLimitStats } from './stats.js';
+
+// The package index loads every backend it supports (Mongo, SQL, Etcd, …); only these two are needed,
+// and the Redis one only by proxies with Redis-backed policies.
+const require = createRequire(import.meta.url);
+const RateLimiterMemory = require('rate-limiter-flexible/lib/RateLimiterMemory.js') as typeof Rlf.RateLimiterMemory;
+const RateLimiterRes = require('rate-limiter-flexible/lib/RateLimiterRes.js') as typeof Rlf.RateLimiterRes;
+type RateLimiterRes = Rlf.RateLimiterRes;
+
+function redisLimiterClass(): typeof Rlf.RateLimiterRedis {
+  return require('rate-limiter-flexible/lib/RateLimiterRedis.js') as typeof Rlf.RateLimiterRedis;
+}
 
 export interface WindowLimit {
   /** Units admitted per window and key. */
@@ -99,7 +111,7 @@ class RedisStore implements RateLimitStore {
       options.insuranceRequests === null
         ? undefined
         : new InsuranceLimiter({ points: options.insuranceRequests, duration: limit.windowSeconds });
-    const limiter = new RateLimiterRedis({
+    const limiter = new (redisLimiterClass())({
       storeClient: connection.client,
       keyPrefix: options.keyPrefix,
       points: limit.requests,

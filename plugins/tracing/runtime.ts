@@ -6,7 +6,8 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { createRequire } from 'node:module';
+import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BasicTracerProvider,
@@ -107,6 +108,8 @@ export class TracingRuntime {
   constructor(readonly settings: TracingRuntimeSettings) {
     const { limits } = settings;
     const queue = new BoundedQueue(limits.maxQueueSize);
+    // The OTLP exporter (~4 MB) is loaded only by proxies that export traces.
+    const { OTLPTraceExporter } = createRequire(import.meta.url)('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp;
     const exporter = new CountingExporter(new OTLPTraceExporter({ url: settings.url, timeoutMillis: limits.exportTimeoutMillis }), queue);
     const batch = new BatchSpanProcessor(exporter, {
       maxQueueSize: limits.maxQueueSize,
