@@ -38,7 +38,7 @@ export interface IngressConfigOptions {
   readonly tls: ServerCertificateFiles | null;
 }
 
-type Document = Record<string, unknown>;
+export type Document = Record<string, unknown>;
 type HttpRoute = Record<string, unknown>;
 
 function destination(subset: 'v1' | 'v2' | null, weight?: number): Record<string, unknown> {
@@ -129,7 +129,7 @@ function gatewayServer(options: IngressConfigOptions): Record<string, unknown> {
   };
 }
 
-function ingressDocuments(options: IngressConfigOptions): Document[] {
+export function ingressDocuments(options: IngressConfigOptions): Document[] {
   const [v1Port, v2Port] = options.upstreamPorts;
   return [
     {

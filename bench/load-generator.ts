@@ -12,6 +12,8 @@ export interface LoadSpec {
   readonly url: string;
   /** Host header sent with every request (routing on the gateway); null = the URL's authority. */
   readonly host: string | null;
+  /** Extra request headers (e.g. a bearer token), sent with every request. */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly connections: number;
   readonly seconds: number;
   /** Aborting kills the load generator (the driver aborts on SIGINT/SIGTERM). */
@@ -108,6 +110,7 @@ function wrkGenerator(pinning: Pinning): LoadGenerator {
     async run(spec) {
       const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency'];
       if (spec.host !== null) args.push('-H', `Host: ${spec.host}`);
+      for (const [name, value] of Object.entries(spec.headers ?? {})) args.push('-H', `${name}: ${value}`);
       args.push(spec.url);
       const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, 'wrk', args);
       return parseWrkOutput(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal));
@@ -132,6 +135,7 @@ function autocannonGenerator(pinning: Pinning): LoadGenerator {
     async run(spec) {
       const args = [cli, '--json', '-c', String(spec.connections), '-d', String(spec.seconds)];
       if (spec.host !== null) args.push('-H', `host=${spec.host}`);
+      for (const [name, value] of Object.entries(spec.headers ?? {})) args.push('-H', `${name}=${value}`);
       args.push(spec.url);
       const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, args);
       const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal));

@@ -20,10 +20,10 @@ interface ProbeResponse {
 
 const PROBE_TIMEOUT_MS = 5_000;
 
-function get(url: URL, host: string | null, agent: HttpAgent): Promise<ProbeResponse> {
+function get(url: URL, host: string | null, headers: Readonly<Record<string, string>>, agent: HttpAgent): Promise<ProbeResponse> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const request = send(url, { agent, headers: host === null ? {} : { host }, timeout: PROBE_TIMEOUT_MS, rejectUnauthorized: false }, (response) => {
+    const request = send(url, { agent, headers: host === null ? { ...headers } : { ...headers, host }, timeout: PROBE_TIMEOUT_MS, rejectUnauthorized: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -38,13 +38,13 @@ function get(url: URL, host: string | null, agent: HttpAgent): Promise<ProbeResp
   });
 }
 
-export async function probe(urlText: string, host: string | null, requests: number): Promise<ProbeResult> {
+export async function probe(urlText: string, host: string | null, requests: number, headers: Readonly<Record<string, string>> = {}): Promise<ProbeResult> {
   const url = new URL(urlText);
   const agent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
   const byListener: Record<string, number> = {};
   try {
     for (let index = 0; index < requests; index += 1) {
-      const response = await get(url, host, agent);
+      const response = await get(url, host, headers, agent);
       if (response.status !== 200 || response.body !== UPSTREAM_BODY) {
         throw new Error(`probe ${urlText} (Host: ${host ?? url.host}) got ${response.status}: ${response.body.slice(0, 300)}`);
       }

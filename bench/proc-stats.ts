@@ -72,13 +72,22 @@ function statusKilobytes(pid: number, field: string): number | null {
   return match === null ? null : Number(match[1]);
 }
 
-/** Peak resident set (VmHWM) of the tree, in bytes; null when /proc is unavailable. */
-export function treePeakRssBytes(rootPid: number): number | null {
+function treeStatusBytes(rootPid: number, field: string): number | null {
   const pids = processTree(rootPid);
   let total: number | null = null;
   for (const pid of pids) {
-    const kilobytes = statusKilobytes(pid, 'VmHWM');
+    const kilobytes = statusKilobytes(pid, field);
     if (kilobytes !== null) total = (total ?? 0) + kilobytes * 1024;
   }
   return total;
+}
+
+/** Peak resident set (VmHWM) of the tree, in bytes; null when /proc is unavailable. */
+export function treePeakRssBytes(rootPid: number): number | null {
+  return treeStatusBytes(rootPid, 'VmHWM');
+}
+
+/** Current resident set (VmRSS) of the tree, in bytes; null when /proc is unavailable. */
+export function treeRssBytes(rootPid: number): number | null {
+  return treeStatusBytes(rootPid, 'VmRSS');
 }

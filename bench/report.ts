@@ -3,6 +3,7 @@
  * against `direct` and `bare-fastify`. Each cell is the median over rounds, as in
  * performance-baseline §2.1; errors are totals over rounds, because one is already too many.
  */
+import type { ComponentSample } from './components.js';
 import type { LoadResult } from './load-generator.js';
 
 export interface Mode {
@@ -16,6 +17,8 @@ export interface Sample extends LoadResult {
   readonly proxyCpuUsPerRequest: number | null;
   readonly upstreamCpuUsPerRequest: number | null;
   readonly proxyPeakRssBytes: number | null;
+  /** Per proxy, by label, when the target has several (components.ts). */
+  readonly components?: Readonly<Record<string, ComponentSample>>;
 }
 
 export interface CellSummary {

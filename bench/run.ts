@@ -4,8 +4,9 @@
  * a warm-up, then a saturating run (`-c50`) and an unloaded run (`-c1`); cells are medians over rounds.
  * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
  *
- * Knobs (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (2),
- * BENCH_CONNECTIONS (50), BENCH_TARGETS (comma-separated names; default all).
+ * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (5),
+ * BENCH_ROUNDS (2 for the whole set, 3 for one suite), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
+ * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (1000).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -13,12 +14,18 @@ import { join } from 'node:path';
 import { ROUTE_RULE_COUNT, writeServerCertificate } from './config.js';
 import { detectLoadGenerator } from './load-generator.js';
 import type { LoadGenerator } from './load-generator.js';
+import { barLines, computeBars } from './bars.js';
+import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
+import type { ComponentSamples } from './components.js';
+import { handshakeLines, measureHandshakes } from './handshake-bench.js';
+import type { HandshakeResult } from './handshake-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
 import { ProcessSet, detectPinning } from './processes.js';
 import { probe } from './probe.js';
 import { headlines, saturationTable, summarize, unloadedTable } from './report.js';
 import type { CellSummary, Mode, Sample } from './report.js';
-import { REPO_ROOT, TARGETS } from './targets.js';
+import { selectTargets } from './suites.js';
+import { REPO_ROOT } from './targets.js';
 import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
 
 function positiveIntegerFromEnv(name: string, fallback: number): number {
@@ -29,11 +36,17 @@ function positiveIntegerFromEnv(name: string, fallback: number): number {
   return value;
 }
 
+const selection = selectTargets(process.env.BENCH_SUITE, process.env.BENCH_TARGETS);
+/** The whole set in 2 rounds stays under ~5 minutes; one suite keeps the baseline's 3. */
+const DEFAULT_ROUNDS_ALL = 2;
+const DEFAULT_ROUNDS_ONE_SUITE = 3;
 const settings = {
+  suite: selection.suite,
   seconds: positiveIntegerFromEnv('BENCH_SECONDS', 5),
-  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', 3),
+  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', selection.suite === 'all' ? DEFAULT_ROUNDS_ALL : DEFAULT_ROUNDS_ONE_SUITE),
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 2),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
+  handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
 };
 const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };
 const UNLOADED: Mode = { name: 'c1', connections: 1, title: 'Unloaded (wrk -t1 -c1: one connection, serial requests)' };
@@ -41,15 +54,6 @@ const MODES: readonly Mode[] = [SATURATION, UNLOADED];
 const PROBE_REQUESTS = 100;
 /** 1-minute load average above which the machine is visibly busy with something else. */
 const BUSY_LOAD_AVERAGE = 0.5;
-
-function selectedTargets(): readonly BenchTarget[] {
-  const filter = process.env.BENCH_TARGETS;
-  if (filter === undefined || filter === '') return TARGETS;
-  const names = filter.split(',').map((name) => name.trim());
-  const unknown = names.filter((name) => !TARGETS.some((target) => target.name === name));
-  if (unknown.length > 0) throw new Error(`unknown BENCH_TARGETS ${unknown.join(', ')} (known: ${TARGETS.map((target) => target.name).join(', ')})`);
-  return TARGETS.filter((target) => names.includes(target.name));
-}
 
 function cpuMicrosOrNull(pid: number | null): number | null {
   return pid === null ? null : treeCpuMicros(pid);
@@ -62,12 +66,27 @@ function perRequest(before: number | null, after: number | null, requests: numbe
 async function measure(generator: LoadGenerator, running: RunningTarget, mode: Mode, round: number, signal: AbortSignal): Promise<Sample> {
   const proxyBefore = cpuMicrosOrNull(running.proxyPid);
   const upstreamBefore = treeCpuMicros(running.upstreamPid);
-  const result = await generator.run({ url: running.url, host: running.host, connections: mode.connections, seconds: settings.seconds, signal });
+  const componentsBefore = snapshotCpu(running.components ?? []);
+  const result = await generator.run({ url: running.url, host: running.host, headers: running.headers ?? {}, connections: mode.connections, seconds: settings.seconds, signal });
+  const upstreamCpuUsPerRequest = perRequest(upstreamBefore, treeCpuMicros(running.upstreamPid), result.requests);
+  if (running.components !== undefined && running.components.length > 0) {
+    // Several proxies: each is reported on its own (components table); the main tables show their sum.
+    const components = componentSamples(running.components, componentsBefore, result.requests);
+    const values = [...components.values()];
+    return {
+      ...result,
+      round,
+      proxyCpuUsPerRequest: sumOrNull(values.map((component) => component.cpuUsPerRequest)),
+      upstreamCpuUsPerRequest,
+      proxyPeakRssBytes: sumOrNull(values.map((component) => component.peakRssBytes)),
+      components: Object.fromEntries(components),
+    };
+  }
   return {
     ...result,
     round,
     proxyCpuUsPerRequest: perRequest(proxyBefore, cpuMicrosOrNull(running.proxyPid), result.requests),
-    upstreamCpuUsPerRequest: perRequest(upstreamBefore, treeCpuMicros(running.upstreamPid), result.requests),
+    upstreamCpuUsPerRequest,
     proxyPeakRssBytes: running.proxyPid === null ? null : treePeakRssBytes(running.proxyPid),
   };
 }
@@ -82,6 +101,7 @@ function describeSplit(byListener: Readonly<Record<string, number>>): string {
 interface RunState {
   readonly samples: Map<string, Map<string, Sample[]>>;
   readonly failures: Map<string, string>;
+  readonly components: ComponentSamples;
 }
 
 async function benchTarget(target: BenchTarget, round: number, context: TargetContext, generator: LoadGenerator, state: RunState, signal: AbortSignal): Promise<void> {
@@ -89,7 +109,7 @@ async function benchTarget(target: BenchTarget, round: number, context: TargetCo
   let running: RunningTarget;
   try {
     running = await target.start(context);
-    const split = await probe(running.url, running.host, PROBE_REQUESTS);
+    const split = await probe(running.url, running.host, PROBE_REQUESTS, running.headers ?? {});
     if (round === 1) console.log(`  ${target.name}: ${target.description}; probe ${PROBE_REQUESTS}× 200 (${describeSplit(split.byListener)})`);
   } catch (error) {
     await context.processes.stopAll();
@@ -99,12 +119,13 @@ async function benchTarget(target: BenchTarget, round: number, context: TargetCo
     return;
   }
   try {
-    await generator.run({ url: running.url, host: running.host, connections: SATURATION.connections, seconds: settings.warmupSeconds, signal });
+    await generator.run({ url: running.url, host: running.host, headers: running.headers ?? {}, connections: SATURATION.connections, seconds: settings.warmupSeconds, signal });
     const byMode = state.samples.get(target.name) ?? new Map<string, Sample[]>();
     state.samples.set(target.name, byMode);
     for (const mode of MODES) {
       const sample = await measure(generator, running, mode, round, signal);
       byMode.set(mode.name, [...(byMode.get(mode.name) ?? []), sample]);
+      if (sample.components !== undefined) recordComponentSamples(state.components, target.name, mode.name, new Map(Object.entries(sample.components)));
     }
     const [saturated, unloaded] = MODES.map((mode) => byMode.get(mode.name)?.at(-1));
     console.log(
@@ -116,7 +137,7 @@ async function benchTarget(target: BenchTarget, round: number, context: TargetCo
 }
 
 async function main(): Promise<void> {
-  const targets = selectedTargets();
+  const targets = selection.targets;
   const pinning = detectPinning();
   const generator = detectLoadGenerator(pinning);
   const processes = new ProcessSet(pinning);
@@ -137,13 +158,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', interrupt);
   process.on('exit', () => processes.killAllNow());
 
-  console.log(`meshgate bench: ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode`);
+  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}`);
   console.log(`load generator ${generator.name}; ${pinning.enabled ? 'load generator on CPU 0, proxy + upstream on CPU 1' : 'no CPU pinning'}; ${cpus().length} CPUs, Node ${process.version}`);
   const [loadAverage] = loadavg();
   const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
   for (const note of [generator.note, pinning.note, busyNote]) if (note !== null) console.log(`NOTE: ${note}`);
 
-  const state: RunState = { samples: new Map(), failures: new Map() };
+  const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
+  let handshakes: HandshakeResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
     for (let round = 1; round <= settings.rounds && !interrupted; round += 1) {
@@ -151,6 +173,17 @@ async function main(): Promise<void> {
       for (const target of targets) {
         if (interrupted || state.failures.has(target.name)) continue;
         await benchTarget(target, round, context, generator, state, abort.signal);
+      }
+    }
+    if (selection.handshakes && !interrupted) {
+      console.log('mTLS handshakes on a sidecar inbound port');
+      try {
+        handshakes = await measureHandshakes(context, pinning, settings.handshakes, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set('mtls-handshakes', message);
+        console.log(`  mtls-handshakes: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
   } catch (error) {
@@ -170,6 +203,14 @@ async function main(): Promise<void> {
   console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
   console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
   console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  const componentSummaries = summarizeComponents(state.components);
+  if (componentSummaries.size > 0) {
+    console.log(`\nPer proxy (multi-proxy targets; the main tables show their sum; idle RSS = VmRSS once ready, before any request)`);
+    console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
+  }
+  if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name);
+  console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
   const resultsDirectory = join(REPO_ROOT, 'bench-results');
@@ -189,6 +230,9 @@ async function main(): Promise<void> {
     summaries: Object.fromEntries([...summaries].map(([target, byMode]) => [target, Object.fromEntries(byMode)])),
     samples: Object.fromEntries([...state.samples].map(([target, byMode]) => [target, Object.fromEntries(byMode)])),
     failures: Object.fromEntries(state.failures),
+    components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
+    handshakes,
+    bars,
   };
   await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);
   console.log(`\nresults: ${resultsPath}`);

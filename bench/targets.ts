@@ -30,7 +30,18 @@ export interface RunningTarget {
   /** The process tree whose CPU and memory are reported as the proxy's; null when there is no proxy. */
   readonly proxyPid: number | null;
   readonly upstreamPid: number;
+  /** Extra request headers the load generator and the probe send (e.g. a bearer token). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Proxies reported one by one (both sidecars of a pair); proxyPid null ⇒ the proxy columns are their sum. */
+  readonly components?: readonly ComponentProcess[];
   stop(): Promise<void>;
+}
+
+export interface ComponentProcess {
+  readonly label: string;
+  readonly pid: number;
+  /** VmRSS once ready, before any request (null off Linux). */
+  readonly idleRssBytes: number | null;
 }
 
 export interface BenchTarget {
@@ -87,10 +98,25 @@ async function pollReady(url: string, service: ChildService): Promise<void> {
   throw new Error(`${service.name} not ready after ${START_TIMEOUT_MS} ms (${url}):\n${service.outputTail()}`);
 }
 
+export interface MeshgateProcessOptions {
+  /** CPU to pin to (default: the service CPU). */
+  readonly cpu?: number;
+  /** Appended to `run` (e.g. `--workload ns/name --admin-address 127.0.0.1:port` for a sidecar). */
+  readonly extraArgs?: readonly string[];
+}
+
 /** `meshgate run -c <config> --mode <mode>` pinned to the service CPU; resolves once the admin /ready says 200. */
-export async function startMeshgate(context: TargetContext, name: string, configPath: string, adminPort: number, mode: 'ingress' | 'sidecar'): Promise<ChildService> {
+export async function startMeshgate(
+  context: TargetContext,
+  name: string,
+  configPath: string,
+  adminPort: number,
+  mode: 'ingress' | 'sidecar',
+  options: MeshgateProcessOptions = {},
+): Promise<ChildService> {
   if (!existsSync(MESHGATE_CLI)) throw new Error(`${MESHGATE_CLI} not built (gateway/cli/main.ts missing?)`);
-  const service = context.processes.start(name, SERVICE_CPU, process.execPath, [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode]);
+  const args = [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode, ...(options.extraArgs ?? [])];
+  const service = context.processes.start(name, options.cpu ?? SERVICE_CPU, process.execPath, args);
   await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
   return service;
 }

@@ -1,0 +1,102 @@
+/**
+ * The issue's acceptance bars, each computed from this run's medians and printed with the measured
+ * value and PASS / FAIL. A bar whose targets did not run (or failed) says "n/a". Comparisons are
+ * always between targets of the same run, never with absolute figures from another machine.
+ */
+import type { ComponentSummaries } from './components.js';
+import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
+import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET } from './policy-targets.js';
+import { BARE_PROXY, DIRECT } from './report.js';
+import type { CellSummary, Summaries } from './report.js';
+
+export const BARS = {
+  ingressVsBare: 0.95,
+  sidecarCpuUsPerRequest: 120,
+  pairAddedP50Us: 300,
+  idleSidecarRssMb: 80,
+  policiesCostIncrease: 0.1,
+  localRateLimitThroughputCost: 0.05,
+  redisAddedP50Us: 500,
+  observabilityThroughputCost: 0.1,
+} as const;
+
+export interface Bar {
+  readonly name: string;
+  readonly measured: string;
+  /** null = not measured in this run. */
+  readonly pass: boolean | null;
+}
+
+const MB = 1_048_576;
+const percent = (fraction: number): string => `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(1)} %`;
+
+function bar(name: string, compute: () => { measured: string; pass: boolean } | null): Bar {
+  const result = compute();
+  return result === null ? { name, measured: 'n/a (target not measured)', pass: null } : { name, ...result };
+}
+
+export function computeBars(summaries: Summaries, components: ComponentSummaries, saturationMode: string, unloadedMode: string): Bar[] {
+  const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
+  const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
+  const c1 = (target: string): CellSummary | undefined => cell(target, unloadedMode);
+  /** Throughput lost by `target` against `reference` under saturation, as a fraction (positive = slower). */
+  const throughputCost = (target: string, reference: string): number | null => {
+    const [measured, base] = [sat(target), sat(reference)];
+    return measured === undefined || base === undefined ? null : 1 - measured.requestsPerSecond / base.requestsPerSecond;
+  };
+  const addedP50 = (target: string, reference: string): number | null => {
+    const [measured, base] = [c1(target), c1(reference)];
+    return measured === undefined || base === undefined ? null : measured.p50Us - base.p50Us;
+  };
+  const sidecarCpu = (label: string) => () => {
+    const value = components.get(MESH_PAIR)?.get(saturationMode)?.get(label)?.cpuUsPerRequest ?? null;
+    return value === null ? null : { measured: `${value.toFixed(1)} us/req (${(value / 1_000).toFixed(3)} vCPU per 1k req/s)`, pass: value <= BARS.sidecarCpuUsPerRequest };
+  };
+  const idleRss = (target: string, label: string) => () => {
+    const value = components.get(target)?.get(saturationMode)?.get(label)?.idleRssBytes ?? null;
+    return value === null ? null : { measured: `${(value / MB).toFixed(1)} MB`, pass: value / MB <= BARS.idleSidecarRssMb };
+  };
+
+  return [
+    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
+      const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
+      if (measured === undefined || base === undefined) return null;
+      const ratio = measured.requestsPerSecond / base.requestsPerSecond;
+      return { measured: `${ratio.toFixed(2)}x (${measured.requestsPerSecond.toFixed(0)} vs ${base.requestsPerSecond.toFixed(0)} req/s)`, pass: ratio >= BARS.ingressVsBare };
+    }),
+    bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
+    bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
+    bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, () => {
+      const value = addedP50(MESH_PAIR, DIRECT);
+      return value === null ? null : { measured: `+${value.toFixed(0)} us`, pass: value <= BARS.pairAddedP50Us };
+    }),
+    bar(`idle ${SIDECAR_A_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB`, idleRss(MESH_PAIR, SIDECAR_A_LABEL)),
+    bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB`, idleRss(MESH_PAIR, SIDECAR_B_LABEL)),
+    bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB (${INGRESS_TO_SIDECAR})`, idleRss(INGRESS_TO_SIDECAR, SIDECAR_B_LABEL)),
+    bar(`${POLICIES_TARGET}: proxy CPU per request <= ${percent(BARS.policiesCostIncrease)} vs meshgate-http`, () => {
+      const [measured, base] = [sat(POLICIES_TARGET)?.proxyCpuUsPerRequest, sat('meshgate-http')?.proxyCpuUsPerRequest];
+      if (measured === undefined || measured === null || base === undefined || base === null) return null;
+      const increase = measured / base - 1;
+      const throughput = throughputCost(POLICIES_TARGET, 'meshgate-http');
+      const extra = throughput === null ? '' : `; throughput ${percent(-throughput)}`;
+      return { measured: `${percent(increase)} (${measured.toFixed(1)} vs ${base.toFixed(1)} us/req${extra})`, pass: increase <= BARS.policiesCostIncrease };
+    }),
+    bar(`${RATELIMIT_LOCAL_TARGET}: throughput cost < ${(BARS.localRateLimitThroughputCost * 100).toFixed(0)} % vs meshgate-http`, () => {
+      const cost = throughputCost(RATELIMIT_LOCAL_TARGET, 'meshgate-http');
+      return cost === null ? null : { measured: `${(cost * 100).toFixed(1)} %`, pass: cost < BARS.localRateLimitThroughputCost };
+    }),
+    bar(`${RATELIMIT_REDIS_TARGET}: adds < +${BARS.redisAddedP50Us} us p50 unloaded vs meshgate-http`, () => {
+      const value = addedP50(RATELIMIT_REDIS_TARGET, 'meshgate-http');
+      return value === null ? null : { measured: `${value >= 0 ? '+' : ''}${value.toFixed(0)} us`, pass: value < BARS.redisAddedP50Us };
+    }),
+    bar(`${OBSERVABILITY_TARGET}: throughput within ${(BARS.observabilityThroughputCost * 100).toFixed(0)} % of ${QUIET_TARGET}`, () => {
+      const cost = throughputCost(OBSERVABILITY_TARGET, QUIET_TARGET);
+      return cost === null ? null : { measured: `${(cost * 100).toFixed(1)} % slower`, pass: cost <= BARS.observabilityThroughputCost };
+    }),
+  ];
+}
+
+export function barLines(bars: readonly Bar[]): string[] {
+  const width = Math.max(...bars.map((entry) => entry.name.length));
+  return bars.map((entry) => `${entry.pass === null ? 'n/a ' : entry.pass ? 'PASS' : 'FAIL'}  ${entry.name.padEnd(width)}  ${entry.measured}`);
+}

@@ -1,0 +1,113 @@
+/**
+ * The `policies` suite's targets: the ingress hot route of `meshgate-http` with one feature added
+ * (policy-config.ts), so each reads as "meshgate-http plus that feature". Proxy and upstream share
+ * CPU 1 as in the ingress suite.
+ *
+ * The helpers they need run off the measured CPU: a private redis-server (no persistence) and the
+ * OTLP sink are pinned to CPU 0 with the load generator, as a remote store or collector would not
+ * share the proxy's core.
+ */
+import { mkdir } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { HOT_HOST, HOT_PATH } from './config.js';
+import { benchJwt, writeIngressVariantConfig } from './policy-config.js';
+import type { IngressVariant } from './policy-config.js';
+import { LOAD_GENERATOR_CPU } from './processes.js';
+import type { ChildService } from './processes.js';
+import { freePort, startMeshgate, startUpstream } from './targets.js';
+import type { BenchTarget, TargetContext } from './targets.js';
+import { fileURLToPath } from 'node:url';
+
+export const POLICIES_TARGET = 'meshgate-policies-50';
+export const RATELIMIT_LOCAL_TARGET = 'meshgate-ratelimit-local';
+export const RATELIMIT_REDIS_TARGET = 'meshgate-ratelimit-redis';
+export const OBSERVABILITY_TARGET = 'meshgate-observability';
+export const QUIET_TARGET = 'meshgate-quiet';
+
+const REDIS_SERVER = 'redis-server';
+const HELPER_START_TIMEOUT_MS = 10_000;
+const REDIS_POLL_MS = 50;
+const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
+
+/** Resolves when `PING` on 127.0.0.1:port answers `+PONG`. */
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1_000, () => socket.destroy());
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (chunk: Buffer) => {
+      socket.destroy();
+      resolve(chunk.toString().startsWith('+PONG'));
+    });
+    socket.once('close', () => resolve(false));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function startRedis(context: TargetContext): Promise<{ service: ChildService; url: string }> {
+  const port = await freePort();
+  const service = context.processes.start('redis-server', LOAD_GENERATOR_CPU, REDIS_SERVER, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+  ]);
+  const deadline = Date.now() + HELPER_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (!service.isRunning()) throw new Error(`redis-server exited:\n${service.outputTail()}`);
+    if (await redisPing(port)) return { service, url: `redis://127.0.0.1:${port}` };
+    await new Promise((resolve) => setTimeout(resolve, REDIS_POLL_MS));
+  }
+  throw new Error(`redis-server not answering PING after ${HELPER_START_TIMEOUT_MS} ms:\n${service.outputTail()}`);
+}
+
+async function startOtlpSink(context: TargetContext): Promise<{ service: ChildService; endpoint: string }> {
+  const service = context.processes.start('otlp-sink', LOAD_GENERATOR_CPU, process.execPath, [join(BENCH_DIST, 'otlp-sink.js')]);
+  const [port] = await service.readyPorts(HELPER_START_TIMEOUT_MS);
+  return { service, endpoint: `http://127.0.0.1:${port}/v1/traces` };
+}
+
+interface Prepared {
+  readonly variant: IngressVariant;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly helpers?: readonly ChildService[];
+}
+
+function ingressVariant(name: string, description: string, prepare: (context: TargetContext, directory: string) => Promise<Prepared>): BenchTarget {
+  return {
+    name,
+    description,
+    async start(context) {
+      const upstream = await startUpstream(context);
+      const directory = join(context.workDirectory, name);
+      await mkdir(directory, { recursive: true });
+      const prepared = await prepare(context, directory);
+      const [listenerPort, adminPort] = [await freePort(), await freePort()];
+      const configPath = await writeIngressVariantConfig({ directory, upstreamPorts: upstream.ports, listenerPort, adminPort, tls: null }, prepared.variant);
+      const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress');
+      return {
+        url: `http://127.0.0.1:${listenerPort}${HOT_PATH}`,
+        host: HOT_HOST,
+        ...(prepared.headers === undefined ? {} : { headers: prepared.headers }),
+        proxyPid: proxy.pid,
+        upstreamPid: upstream.service.pid,
+        stop: () => context.processes.stop([proxy, upstream.service, ...(prepared.helpers ?? [])]),
+      };
+    },
+  };
+}
+
+export const POLICY_TARGETS: readonly BenchTarget[] = [
+  ingressVariant(POLICIES_TARGET, 'meshgate-http + 50 AuthorizationPolicies (hot ALLOW is #48) + RequestAuthentication, RS256 bearer token', async (context) => {
+    const jwt = await benchJwt(context.workDirectory);
+    return { variant: { kind: 'policies', jwks: jwt.jwks }, headers: { authorization: `Bearer ${jwt.token}` } };
+  }),
+  ingressVariant(RATELIMIT_LOCAL_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend local', async () => ({ variant: { kind: 'ratelimit-local' } })),
+  ingressVariant(RATELIMIT_REDIS_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend redis (private redis-server on CPU 0)', async (context) => {
+    const redis = await startRedis(context);
+    return { variant: { kind: 'ratelimit-redis', redisUrl: redis.url }, helpers: [redis.service] };
+  }),
+  ingressVariant(QUIET_TARGET, 'meshgate-http with access log off and tracing sampling 0 % (metrics on)', async () => ({ variant: { kind: 'quiet' } })),
+  ingressVariant(OBSERVABILITY_TARGET, 'meshgate-http + access log to a file + tracing 1 % to a local OTLP/HTTP sink (metrics on)', async (context, directory) => {
+    const sink = await startOtlpSink(context);
+    return { variant: { kind: 'observability', accessLogPath: join(directory, 'access.log'), otlpEndpoint: sink.endpoint }, helpers: [sink.service] };
+  }),
+];
