@@ -1,0 +1,69 @@
+/**
+ * Hot reload from the watched config directory: a plain write and an editor-style save (temp file
+ * renamed over the config) both apply; an invalid change is rejected, logged with file:line, counted,
+ * and the last good configuration keeps serving.
+ */
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
+import { renderPrometheus } from '../../plugins/metrics/index.js';
+import { eventually, ingressYaml, invalidIngressYaml, request } from './fixtures.js';
+
+const upstream = await startUpstream();
+const config = { adminPort: await freePort(), gatewayPort: await freePort(), upstreamPort: upstream.port };
+const dir = await configDir(ingressYaml(config));
+const gateway = await startGateway(dir.dir, { watch: true });
+
+t.teardown(async () => {
+  await gateway.stop();
+  await upstream.close();
+  await dir.remove();
+});
+
+async function servedVersion(): Promise<string | undefined> {
+  const response = await request(`http://127.0.0.1:${config.gatewayPort}/`);
+  return response.status === 200 ? (response.headers['x-config-version'] as string | undefined) : `status ${response.status}`;
+}
+
+async function rejectedReloads(): Promise<number> {
+  const { body } = await renderPrometheus();
+  return Number(/^meshgate_config_reloads_total\{result="rejected"\} (\d+)$/m.exec(body)?.[1] ?? 0);
+}
+
+t.test('writing the file in the watched directory applies the new route', async (t) => {
+  t.equal(await servedVersion(), '1');
+  await dir.write(ingressYaml({ ...config, version: '2' }));
+  t.ok(await eventually(async () => (await servedVersion()) === '2'), 'version 2 served');
+  t.equal(gateway.runtime.current().generation, 2);
+  t.ok(gateway.logs.some((line) => line.msg === 'configuration reloaded' && line.trigger === 'file change' && line.generation === 2));
+});
+
+t.test('an editor-style save (write a temp file, rename it over the config) is picked up', async (t) => {
+  const temp = join(dir.dir, '.mesh.yaml.swp');
+  await writeFile(temp, ingressYaml({ ...config, version: '3' }));
+  await rename(temp, dir.file);
+  t.ok(await eventually(async () => (await servedVersion()) === '3'), 'version 3 served');
+  t.equal(gateway.runtime.current().generation, 3);
+  t.same(gateway.runtime.current().files, [dir.file], 'the swap file is gone and was never part of the config');
+});
+
+t.test('an invalid change is rejected, logged with file:line, counted, and the old config keeps serving', async (t) => {
+  const rejectedBefore = await rejectedReloads();
+  const logsBefore = gateway.logs.length;
+  await dir.write(invalidIngressYaml({ ...config, version: '4' }));
+  t.ok(await eventually(() => gateway.logs.slice(logsBefore).some((line) => line.msg === 'new configuration rejected; the last good one keeps serving')));
+  const subsetLine = invalidIngressYaml(config).split('\n').findIndex((line) => line.trim() === 'subset: missing') + 1;
+  t.match(
+    gateway.logs.slice(logsBefore).find((line) => line.code === 'MG0203'),
+    { level: 50, file: dir.file, line: subsetLine, col: 13, msg: /no DestinationRule for host "app.example.internal" defines subset "missing"/ },
+    'the error names the file and line',
+  );
+  t.equal(await rejectedReloads(), rejectedBefore + 1, 'meshgate_config_reloads_total{result="rejected"} counted it');
+  t.equal(gateway.runtime.current().generation, 3, 'generation unchanged');
+  t.equal(await servedVersion(), '3', 'the last good route still serves');
+
+  await dir.write(ingressYaml({ ...config, version: '5' }));
+  t.ok(await eventually(async () => (await servedVersion()) === '5'), 'a fixed config applies again');
+  t.equal(gateway.runtime.current().generation, 4);
+});
