@@ -68,27 +68,36 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
   const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
   options.tls?.attach(app.server as unknown as Parameters<TlsListener['attach']>[0]);
   // A sidecar's inbound server (serverFactory) dispatches connections to inner servers; upgrades are an edge/outbound feature.
-  if (options.serverFactory === undefined) attachUpgradeHandling(app);
+  if (options.serverFactory === undefined) {
+    attachUpgradeHandling(app);
+    // Read by node's HTTP/1 parser for every new connection (also the HTTP/1.1 fallback of the h2 server);
+    // without it node's 16 KiB default would silently override MeshConfig.maxRequestHeadersKb.
+    (app.server as { maxHeaderSize?: number }).maxHeaderSize = options.currentSnapshot().mesh.maxRequestHeadersKb * 1024;
+  }
   app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
   app.removeAllContentTypeParsers();
   // The body is streamed to the upstream untouched: no parsing, no buffering.
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Synchronous with `done` rather than async: this runs on every request and never waits for anything.
+  // Answering here (400, redirect) ends the pipeline by not calling done.
+  app.addHook('onRequest', (request, reply, done) => {
     const snapshot = options.currentSnapshot();
     const requestId = acceptRequestId(request.headers['x-request-id']) ?? randomUUID();
     const result = computeAttributes(request, listener, snapshot);
     if (!result.ok) {
       request.mesh = new ProxyRequestContext(snapshot, listener, fallbackAttributes(request, listener), requestId);
-      return sendLocalReply(request, reply, { status: 400, flag: 'DPE', details: result.reason, message: `bad request: ${result.reason.replace(/_/g, ' ')}` });
+      sendLocalReply(request, reply, { status: 400, flag: 'DPE', details: result.reason, message: `bad request: ${result.reason.replace(/_/g, ' ')}` });
+      return;
     }
     request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);
     if (listener.httpsRedirectHosts.length > 0 && hostListed(listener.httpsRedirectHosts, result.attrs.host)) {
       const attrs = result.attrs;
       const target = `https://${attrs.host}${attrs.path}${attrs.query === '' ? '' : `?${attrs.query}`}`;
-      return reply.code(301).header('location', target).send();
+      reply.code(301).header('location', target).send();
+      return;
     }
-    return undefined;
+    done();
   });
   for (const plugin of options.plugins) await app.register(plugin.register);
 
