@@ -8,16 +8,17 @@
  * share the proxy's core.
  */
 import { mkdir } from 'node:fs/promises';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HOT_HOST, HOT_PATH } from './config.js';
 import { benchJwt, writeIngressVariantConfig } from './policy-config.js';
 import type { IngressVariant } from './policy-config.js';
 import { LOAD_GENERATOR_CPU } from './processes.js';
 import type { ChildService } from './processes.js';
 import { freePort, startMeshgate, startUpstream } from './targets.js';
-import type { BenchTarget, TargetContext } from './targets.js';
-import { fileURLToPath } from 'node:url';
+import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
 
 export const POLICIES_TARGET = 'meshgate-policies-50';
 export const RATELIMIT_LOCAL_TARGET = 'meshgate-ratelimit-local';
@@ -30,18 +31,35 @@ const HELPER_START_TIMEOUT_MS = 10_000;
 const REDIS_POLL_MS = 50;
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 
-/** Resolves when `PING` on 127.0.0.1:port answers `+PONG`. */
-function redisPing(port: number): Promise<boolean> {
+/** Sends one inline command to redis on 127.0.0.1:port; resolves with the first reply chunk, or null. */
+function redisCommand(port: number, command: string): Promise<string | null> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     socket.setTimeout(1_000, () => socket.destroy());
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('connect', () => socket.write(`${command}\r\n`));
     socket.once('data', (chunk: Buffer) => {
       socket.destroy();
-      resolve(chunk.toString().startsWith('+PONG'));
+      resolve(chunk.toString());
     });
-    socket.once('close', () => resolve(false));
-    socket.once('error', () => resolve(false));
+    socket.once('close', () => resolve(null));
+    socket.once('error', () => resolve(null));
+  });
+}
+
+async function redisPing(port: number): Promise<boolean> {
+  return (await redisCommand(port, 'PING'))?.startsWith('+PONG') ?? false;
+}
+
+/** Status of one GET to the target with exactly these extra headers (e.g. without its token). */
+function statusOf(running: RunningTarget, headers: Readonly<Record<string, string>>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(running.url, { headers: running.host === null ? { ...headers } : { ...headers, host: running.host }, timeout: 5_000 }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error('timed out')));
+    outgoing.on('error', reject);
+    outgoing.end();
   });
 }
 
@@ -69,6 +87,8 @@ interface Prepared {
   readonly variant: IngressVariant;
   readonly headers?: Readonly<Record<string, string>>;
   readonly helpers?: readonly ChildService[];
+  /** Proves the feature is really active (throws otherwise), so a silently ignored resource cannot pass as "free". */
+  readonly verify?: (running: RunningTarget) => Promise<void>;
 }
 
 function ingressVariant(name: string, description: string, prepare: (context: TargetContext, directory: string) => Promise<Prepared>): BenchTarget {
@@ -83,7 +103,7 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
       const [listenerPort, adminPort] = [await freePort(), await freePort()];
       const configPath = await writeIngressVariantConfig({ directory, upstreamPorts: upstream.ports, listenerPort, adminPort, tls: null }, prepared.variant);
       const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress');
-      return {
+      const running: RunningTarget = {
         url: `http://127.0.0.1:${listenerPort}${HOT_PATH}`,
         host: HOT_HOST,
         ...(prepared.headers === undefined ? {} : { headers: prepared.headers }),
@@ -91,6 +111,8 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
         upstreamPid: upstream.service.pid,
         stop: () => context.processes.stop([proxy, upstream.service, ...(prepared.helpers ?? [])]),
       };
+      await prepared.verify?.(running);
+      return running;
     },
   };
 }
@@ -98,12 +120,27 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
 export const POLICY_TARGETS: readonly BenchTarget[] = [
   ingressVariant(POLICIES_TARGET, 'meshgate-http + 50 AuthorizationPolicies (hot ALLOW is #48) + RequestAuthentication, RS256 bearer token', async (context) => {
     const jwt = await benchJwt(context.workDirectory);
-    return { variant: { kind: 'policies', jwks: jwt.jwks }, headers: { authorization: `Bearer ${jwt.token}` } };
+    return {
+      variant: { kind: 'policies', jwks: jwt.jwks },
+      headers: { authorization: `Bearer ${jwt.token}` },
+      async verify(running) {
+        const withoutToken = await statusOf(running, {});
+        if (withoutToken !== 403) throw new Error(`the hot request without a token got ${withoutToken}, expected 403: the policies are not in force`);
+      },
+    };
   }),
   ingressVariant(RATELIMIT_LOCAL_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend local', async () => ({ variant: { kind: 'ratelimit-local' } })),
   ingressVariant(RATELIMIT_REDIS_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend redis (private redis-server on CPU 0)', async (context) => {
     const redis = await startRedis(context);
-    return { variant: { kind: 'ratelimit-redis', redisUrl: redis.url }, helpers: [redis.service] };
+    return {
+      variant: { kind: 'ratelimit-redis', redisUrl: redis.url },
+      helpers: [redis.service],
+      async verify(running) {
+        const status = await statusOf(running, {});
+        const keys = await redisCommand(Number(new URL(redis.url).port), 'DBSIZE');
+        if (status !== 200 || keys === null || !/^:[1-9]/.test(keys)) throw new Error(`after one request (${status}) redis holds ${keys?.trim() ?? 'no answer'} keys: the limiter does not use redis`);
+      },
+    };
   }),
   ingressVariant(QUIET_TARGET, 'meshgate-http with access log off and tracing sampling 0 % (metrics on)', async () => ({ variant: { kind: 'quiet' } })),
   ingressVariant(OBSERVABILITY_TARGET, 'meshgate-http + access log to a file + tracing 1 % to a local OTLP/HTTP sink (metrics on)', async (context, directory) => {

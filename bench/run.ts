@@ -4,8 +4,8 @@
  * a warm-up, then a saturating run (`-c50`) and an unloaded run (`-c1`); cells are medians over rounds.
  * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
  *
- * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (5),
- * BENCH_ROUNDS (2 for the whole set, 3 for one suite), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
+ * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (3 for
+ * the whole set, 5 for one suite), BENCH_ROUNDS (2 for the whole set, 3 for one suite), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
  * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (1000).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -37,13 +37,12 @@ function positiveIntegerFromEnv(name: string, fallback: number): number {
 }
 
 const selection = selectTargets(process.env.BENCH_SUITE, process.env.BENCH_TARGETS);
-/** The whole set in 2 rounds stays under ~5 minutes; one suite keeps the baseline's 3. */
-const DEFAULT_ROUNDS_ALL = 2;
-const DEFAULT_ROUNDS_ONE_SUITE = 3;
+/** The whole set (11 targets) at 2 × 3 s stays under ~4 minutes; one suite keeps the baseline's 3 × 5 s. */
+const WHOLE_SET = selection.suite === 'all';
 const settings = {
   suite: selection.suite,
-  seconds: positiveIntegerFromEnv('BENCH_SECONDS', 5),
-  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', selection.suite === 'all' ? DEFAULT_ROUNDS_ALL : DEFAULT_ROUNDS_ONE_SUITE),
+  seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
+  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', WHOLE_SET ? 2 : 3),
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 2),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
@@ -199,7 +198,7 @@ async function main(): Promise<void> {
   for (const [target, byMode] of state.samples) {
     summaries.set(target, new Map([...byMode].map(([mode, samples]) => [mode, summarize(samples)])));
   }
-  console.log(`\nMedian of ${settings.rounds} round(s); meshgate targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
+  console.log(`\nMedian of ${settings.rounds} round(s); meshgate ingress targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
   console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
   console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
   console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
