@@ -4,7 +4,7 @@
  * `meshgate-http` is exactly the feature under test:
  *
  * - policies: 50 AuthorizationPolicies on the ingress (root namespace, selector istio: ingressgateway):
- *   10 DENY policies the hot request does not match, 40 ALLOW policies on other hosts, paths, headers
+ *   10 DENY policies the hot request does not match, 39 ALLOW policies on other hosts, paths, headers
  *   and issuers, and the one that allows the hot request (host + path + method, a JWT principal and a
  *   claim) is the 48th; plus a RequestAuthentication with an inline RS256 JWKS. The load carries a
  *   valid token signed once per run.
