@@ -65,8 +65,25 @@ export interface CompiledIstioLabels {
   readonly local: WorkloadLabels;
   /** ServiceEntry host → namespace of the entry, for `destination_service_namespace`. */
   readonly serviceNamespaces: ReadonlyMap<string, string>;
-  /** WorkloadEntry address → its workload labels (principal left unknown: only a handshake proves it). */
+  /**
+   * WorkloadEntry `address:port` (every named port) and bare address → its workload labels (principal left
+   * unknown: only a handshake proves it). An address shared by several entries (loopback meshes, one host
+   * running many workloads) is left out rather than attributed to whichever entry came first.
+   */
   readonly workloadsByAddress: ReadonlyMap<string, WorkloadLabels>;
+  /** `<ns>/<serviceAccount>` → the workload, when exactly one WorkloadEntry runs as that identity: names the mTLS peer. */
+  readonly workloadsByIdentity: ReadonlyMap<string, WorkloadLabels>;
+}
+
+/** Adds `key → labels`, or marks the key ambiguous (null) when another workload already claimed it. */
+function claim(map: Map<string, WorkloadLabels | null>, key: string, labels: WorkloadLabels): void {
+  map.set(key, map.has(key) ? null : labels);
+}
+
+function withoutAmbiguous(map: ReadonlyMap<string, WorkloadLabels | null>): Map<string, WorkloadLabels> {
+  const unique = new Map<string, WorkloadLabels>();
+  for (const [key, labels] of map) if (labels !== null) unique.set(key, labels);
+  return unique;
 }
 
 function workloadLabels(name: string, namespace: string, labels: Readonly<Record<string, string>>, principal: string): WorkloadLabels {
@@ -83,16 +100,21 @@ function workloadLabels(name: string, namespace: string, labels: Readonly<Record
 
 export function compileIstioLabels(input: CompileInput): CompiledIstioLabels {
   const serviceNamespaces = new Map<string, string>();
-  const workloadsByAddress = new Map<string, WorkloadLabels>();
+  const byAddress = new Map<string, WorkloadLabels | null>();
+  const byIdentity = new Map<string, WorkloadLabels | null>();
   for (const resource of input.resources) {
     if (resource.kind === 'ServiceEntry') {
       const spec = (resource as Resource<ServiceEntrySpec>).spec;
       for (const host of spec.hosts) if (!serviceNamespaces.has(host)) serviceNamespaces.set(host, resource.metadata.namespace);
     } else if (resource.kind === 'WorkloadEntry') {
       const spec = (resource as Resource<WorkloadEntrySpec>).spec;
-      if (spec.address !== undefined && spec.address !== '' && !workloadsByAddress.has(spec.address)) {
-        workloadsByAddress.set(spec.address, workloadLabels(resource.metadata.name, resource.metadata.namespace, spec.labels ?? {}, UNKNOWN));
+      const labels = workloadLabels(resource.metadata.name, resource.metadata.namespace, spec.labels ?? {}, UNKNOWN);
+      if (spec.address !== undefined && spec.address !== '') {
+        claim(byAddress, spec.address, labels);
+        const host = spec.address.includes(':') ? `[${spec.address}]` : spec.address;
+        for (const port of new Set(Object.values(spec.ports ?? {}))) claim(byAddress, `${host}:${port}`, labels);
       }
+      if (spec.serviceAccount !== undefined && spec.serviceAccount !== '') claim(byIdentity, `${resource.metadata.namespace}/${spec.serviceAccount}`, labels);
     }
   }
   const { workload } = input;
@@ -100,7 +122,8 @@ export function compileIstioLabels(input: CompileInput): CompiledIstioLabels {
     mode: input.mode,
     local: workloadLabels(workload.name, workload.namespace, workload.labels, `spiffe://${workload.principal}`),
     serviceNamespaces,
-    workloadsByAddress,
+    workloadsByAddress: withoutAmbiguous(byAddress),
+    workloadsByIdentity: withoutAmbiguous(byIdentity),
   };
 }
 
@@ -149,13 +172,16 @@ export function istioLabelValues(compiled: CompiledIstioLabels, request: Fastify
   let destination: WorkloadLabels;
   let securityPolicy: string;
   if (destinationReporter) {
-    const known = compiled.workloadsByAddress.get(mesh.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
-    source = peer === null ? known : { ...known, principal: peer.uri, namespace: peer.namespace };
+    if (peer === null) source = compiled.workloadsByAddress.get(mesh.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
+    else {
+      const known = compiled.workloadsByIdentity.get(`${peer.namespace}/${peer.serviceAccount}`) ?? UNKNOWN_WORKLOAD;
+      source = { ...known, principal: peer.uri, namespace: peer.namespace };
+    }
     destination = peer === null ? { ...compiled.local, principal: UNKNOWN } : compiled.local;
     securityPolicy = peer === null ? 'none' : 'mutual_tls';
   } else {
     source = compiled.local;
-    destination = compiled.workloadsByAddress.get(hostOf(mesh.upstreamHost)) ?? UNKNOWN_WORKLOAD;
+    destination = compiled.workloadsByAddress.get(mesh.upstreamHost) ?? compiled.workloadsByAddress.get(hostOf(mesh.upstreamHost)) ?? UNKNOWN_WORKLOAD;
     securityPolicy = UNKNOWN;
   }
   const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
