@@ -79,12 +79,14 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   const mode = proxyMode(values);
   const path = configPath(values);
   return new Promise<number>((resolve) => {
+    // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
+    let startFailed = false;
     const runtime = new GatewayRuntime({
       configPath: path,
       mode,
       plugins: PIPELINE_PLUGINS,
       logger,
-      onExit: resolve,
+      onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
       ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
       ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
     });
@@ -99,6 +101,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
         resolve(EXIT_INVALID);
       },
       (error: unknown) => {
+        startFailed = true;
         logger.error({ err: error }, 'meshgate failed to start');
         void runtime.shutdown('start failure').finally(() => resolve(EXIT_INVALID));
       },

@@ -4,6 +4,7 @@
  * within MeshConfig drainDuration; a request still running at the deadline is cut.
  */
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -116,4 +117,20 @@ t.test('a request still running at the drain deadline is cut and the process sti
   const elapsed = Date.now() - signalledAt;
   t.ok(elapsed >= 900 && elapsed < 3000, `exited ${elapsed} ms after SIGTERM (deadline 1 s)`);
   t.notMatch(await outcome, /^status 200/, 'the stuck request did not complete');
+});
+
+t.test('a port already taken at start: exit 1, the error names the address, nothing left listening', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const config = await ports(upstream.port);
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(config.adminPort, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => squatter.close(() => resolve())));
+  const dir = await configDir(ingressYaml(config));
+  t.teardown(() => dir.remove());
+  const cli = spawnCli(['run', '-c', dir.file]);
+  t.teardown(() => cli.kill());
+  t.equal(await exitWithin(cli, 15_000), 1, 'non-zero exit');
+  t.match(cli.stdout(), new RegExp(`EADDRINUSE[^\\n]*127\\.0\\.0\\.1:${config.adminPort}[^\\n]*meshgate failed to start`));
+  t.equal(await accepts(config.gatewayPort), false, 'the gateway listener opened before the failure was closed');
 });
