@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { CompileInput, MeshPlugin } from '../../gateway/pipeline/types.js';
 import { compileAuthn } from './compile.js';
 import type { CompiledAuthn, CompiledJwtRule } from './compile.js';
@@ -53,6 +54,29 @@ function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule,
   }
 }
 
+function hasJwtRules(request: FastifyRequest): boolean {
+  return request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME).rules.length > 0;
+}
+
+async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const compiled = request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME);
+  // Claim headers are ours to write: a client-sent copy would be a forged identity.
+  for (const header of compiled.outputHeaders) delete request.headers[header];
+  if (isCorsPreflight(request)) return;
+  const extraction = extractToken(request, compiled.locations, request.mesh.attrs.query);
+  if (!extraction.ok) return reject(request, reply, 401, extraction.message);
+  const found = extraction.token;
+  if (found === null) return;
+  const outcome = await verifyToken(compiled, found, Date.now());
+  if (!outcome.ok) {
+    request.log.info({ authn: { reason: outcome.message, location: found.location.id } }, 'JWT rejected');
+    return reject(request, reply, outcome.status, outcome.message);
+  }
+  const { verified } = outcome;
+  request.mesh.auth = { principal: verified.principal, claims: verified.claims };
+  rewriteForwardedRequest(request, compiled.rules[verified.ruleIndex] as CompiledJwtRule, found, verified.claims);
+}
+
 export function createAuthnPlugin(options: Partial<AuthnOptions> = {}): MeshPlugin<CompiledAuthn> {
   const resolved = resolveAuthnOptions(options);
   return {
@@ -60,25 +84,7 @@ export function createAuthnPlugin(options: Partial<AuthnOptions> = {}): MeshPlug
     compile: (input: CompileInput) => compileAuthn(input, resolved),
     register: fp(
       async (app) => {
-        app.addHook('onRequest', async (request, reply) => {
-          const compiled = request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME);
-          if (compiled.rules.length === 0) return;
-          // Claim headers are ours to write: a client-sent copy would be a forged identity.
-          for (const header of compiled.outputHeaders) delete request.headers[header];
-          if (isCorsPreflight(request)) return;
-          const extraction = extractToken(request, compiled.locations, request.mesh.attrs.query);
-          if (!extraction.ok) return reject(request, reply, 401, extraction.message);
-          const found = extraction.token;
-          if (found === null) return;
-          const outcome = await verifyToken(compiled, found, Date.now());
-          if (!outcome.ok) {
-            request.log.info({ authn: { reason: outcome.message, location: found.location.id } }, 'JWT rejected');
-            return reject(request, reply, outcome.status, outcome.message);
-          }
-          const { verified } = outcome;
-          request.mesh.auth = { principal: verified.principal, claims: verified.claims };
-          rewriteForwardedRequest(request, compiled.rules[verified.ruleIndex] as CompiledJwtRule, found, verified.claims);
-        });
+        app.addHook('onRequest', conditionalHook(hasJwtRules, authenticate));
       },
       { name: 'meshgate-authn' },
     ),

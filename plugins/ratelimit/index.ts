@@ -3,9 +3,10 @@
  * a `preHandler` hook — after the core has resolved the route and authentication has validated the
  * JWT (keys may use both), before anything is forwarded.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
+import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { RATE_LIMIT_PLUGIN_NAME, compileRateLimits } from './compile.js';
 import type { CompiledRateLimits } from './compile.js';
@@ -24,6 +25,26 @@ export type { RateLimitStats, RateLimitDecision, BackendState } from './stats.js
 /** Gateway apps alive in this process; the shared Redis client and the limiters go with the last one. */
 let openApps = 0;
 
+function hasPolicies(request: FastifyRequest): boolean {
+  const compiled = request.mesh.pluginState<CompiledRateLimits | undefined>(RATE_LIMIT_PLUGIN_NAME);
+  return compiled !== undefined && compiled.policies.length > 0;
+}
+
+async function enforce(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const compiled = request.mesh.pluginState<CompiledRateLimits>(RATE_LIMIT_PLUGIN_NAME);
+  const verdict = await enforceRateLimits(request, compiled);
+  if (verdict.kind === 'allowed') {
+    if (verdict.reported.length > 0) reply.headers(admittedHeaders(verdict.reported));
+    return;
+  }
+  if (verdict.kind === 'limited') {
+    sendLocalReply(request, reply, verdict.policy.limitedReply, limitedHeaders(verdict.limit, verdict.resetMs));
+  } else {
+    sendLocalReply(request, reply, verdict.policy.unavailableReply);
+  }
+  return reply;
+}
+
 const register: FastifyPluginAsync = fp(
   async (fastify) => {
     setRateLimitLogger(fastify.log.child({ plugin: RATE_LIMIT_PLUGIN_NAME }));
@@ -34,21 +55,7 @@ const register: FastifyPluginAsync = fp(
       releaseAllLimiters();
       await closeSharedRedisClients();
     });
-    fastify.addHook('preHandler', async (request, reply) => {
-      const compiled = request.mesh.pluginState<CompiledRateLimits | undefined>(RATE_LIMIT_PLUGIN_NAME);
-      if (compiled === undefined || compiled.policies.length === 0) return;
-      const verdict = await enforceRateLimits(request, compiled);
-      if (verdict.kind === 'allowed') {
-        if (verdict.reported.length > 0) reply.headers(admittedHeaders(verdict.reported));
-        return;
-      }
-      if (verdict.kind === 'limited') {
-        sendLocalReply(request, reply, verdict.policy.limitedReply, limitedHeaders(verdict.limit, verdict.resetMs));
-      } else {
-        sendLocalReply(request, reply, verdict.policy.unavailableReply);
-      }
-      return reply;
-    });
+    fastify.addHook('preHandler', conditionalHook(hasPolicies, enforce));
   },
   { name: 'meshgate-ratelimit', fastify: '5.x' },
 );
