@@ -1,8 +1,13 @@
 /**
  * The catalogue of config diagnostics. Codes are stable (tests, docs and users' CI scripts pin them):
  * never renumber, only add. MG00xx = reading and parsing, MG01xx = schema, MG02xx = routing and
- * traffic cross-references, MG03xx = security policies, MG04xx = gateways and listeners.
- * docs/diagnostics.md is generated from this table (`renderDiagnosticsMarkdown`) and a test keeps it in sync.
+ * traffic cross-references, MG03xx = security policies, MG04xx = gateways and listeners, MG07xx = route
+ * compilation, MG09xx = which proxy this process is (workload and Sidecar).
+ * A plugin owns the codes of its feature and declares them on its MeshPlugin (`diagnostics`):
+ * MG08xx = access log, MG11xx = rate limiting. One code means one problem with one severity.
+ * docs/diagnostics.md is generated from this table plus the plugins' definitions
+ * (`renderDiagnosticsMarkdown`) and a test keeps it in sync; another test checks that every code the
+ * source emits is defined here or by a plugin, and that no code is defined twice.
  */
 import type { Diagnostic, Severity, SourcePosition } from './resource.js';
 
@@ -53,6 +58,7 @@ const definitions = [
   ['MG0216', 'error', 'Duplicate subset', 'Subset names must be unique within a DestinationRule.'],
   ['MG0217', 'error', 'Invalid host', 'Hosts are FQDNs or wildcards with a single leading `*` (e.g. `*.example.com`); a bare `*` is only allowed where Istio allows it (Gateway servers, gateway-bound VirtualServices).'],
   ['MG0218', 'error', 'Invalid delegate', 'A delegate VirtualService must have no hosts, and a rule with `delegate` may have only `name` and `match` besides it; the delegate must exist.'],
+  ['MG0219', 'warning', 'Duplicate ServiceEntry host', 'Two ServiceEntries visible to the same proxy define the same host. As in Istio, the oldest (first in file order) defines it; the later definition of that host (its ports, resolution and endpoints) is ignored. Keep each host in one ServiceEntry.'],
   ['MG0301', 'error', 'Policy without rules', 'A DENY or CUSTOM AuthorizationPolicy without rules would never match; Istio rejects it.'],
   ['MG0302', 'error', 'Unknown condition key', 'A `when.key` is not an attribute Istio supports (request.headers[…], source.ip, remote.ip, source.namespace, source.principal, source.serviceAccount, source.trustDomain, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[…], destination.ip, destination.port, connection.sni, experimental.envoy.filters.*).'],
   ['MG0303', 'error', 'Empty source or operation', '`from` and `to` lists must not be empty when present, and each entry needs a non-empty `source` or `operation`.'],
@@ -69,10 +75,21 @@ const definitions = [
   ['MG0314', 'warning', 'Selector in root namespace ignored', 'A PeerAuthentication with a selector in the root namespace is ignored by Istio.'],
   ['MG0315', 'error', 'Invalid path template', 'Paths may use `{*}` (one segment) or `{**}` (last, zero or more segments) as whole segments only; `*` is only special at the start or end.'],
   ['MG0401', 'error', 'TLS settings missing', 'HTTPS and TLS servers need a `tls` block (mode and certificates).'],
-  ['MG0402', 'error', 'TLS settings inconsistent', 'The `tls` fields do not fit the mode: SIMPLE/MUTUAL need `serverCertificate`+`privateKey` or a credential; MUTUAL/OPTIONAL_MUTUAL need client CA certificates; ISTIO_MUTUAL forbids certificate fields; file paths and credentials are mutually exclusive.'],
+  ['MG0402', 'error', 'TLS settings inconsistent', 'The `tls` fields do not fit the mode: SIMPLE/MUTUAL need `serverCertificate`+`privateKey` or a credential; MUTUAL/OPTIONAL_MUTUAL need client CA certificates; ISTIO_MUTUAL forbids certificate fields; file paths and credentials are mutually exclusive; `minProtocolVersion` must not be above `maxProtocolVersion`.'],
   ['MG0403', 'error', 'TLS on plaintext server', 'Only HTTPS and TLS servers may carry TLS settings; a plain HTTP server may only set `tls.httpsRedirect`.'],
   ['MG0404', 'error', 'Invalid server', 'A Gateway server has an unknown protocol, an invalid host entry (`[namespace/]dnsName`), or a name used by another server.'],
   ['MG0405', 'error', 'Port conflict', 'Two servers on the same port and bind address use incompatible protocols, or plaintext servers on one port disagree.'],
+  ['MG0406', 'error', 'Credential not found', 'A Gateway server\'s `credentialName` (or first `credentialNames` entry) names no credential in MeshConfig `credentialsDirectory`. meshgate looks for `<name>/tls.crt` and `tls.key` (a Kubernetes secret mounted as a directory), then for `<name>.crt` and `<name>.key`. The server cannot be served, so the config is rejected.'],
+  ['MG0407', 'warning', 'Server not supported yet', 'The Gateway server uses something Istio supports but meshgate does not serve yet: a TLS mode other than SIMPLE, MUTUAL and OPTIONAL_MUTUAL (PASSTHROUGH, AUTO_PASSTHROUGH, ISTIO_MUTUAL), a protocol other than HTTP, HTTP2, GRPC, GRPC-WEB and HTTPS (TCP, TLS, MONGO, …), or a `unix://` bind. That server opens no listener; the rest of the config is used.'],
+  ['MG0408', 'warning', 'Cipher suite ignored', 'A `cipherSuites` entry is not a suite this Node.js/OpenSSL build knows, or repeats an earlier entry. As in Istio, the entry is ignored and the others apply (they restrict TLS 1.2 and below; TLS 1.3 suites are always offered). When no entry is left, OpenSSL\'s defaults apply.'],
+  ['MG0409', 'warning', 'TLS setting not applied', 'The server is served, but one of its TLS settings is not applied yet: `caCrl` (client certificates are not checked for revocation), or more than one entry in `credentialNames` or `tlsCertificates` (only the first certificate is served, where Envoy would choose by key type).'],
+  ['MG0701', 'warning', 'Route rule dropped', 'An HTTP rule of a VirtualService cannot be turned into a route and is left out, as Envoy rejects such a route; the other rules keep routing. The cause is a `delegate` rule (delegation is not supported yet) or a problem validation reports with its own code first (MG0204, MG0205, MG0207, MG0208), which normally rejects the config before routes are built.'],
+  ['MG0702', 'warning', 'Host already routed on sidecars', 'Sidecars do not merge VirtualServices: each host is served by the oldest (first in file order) VirtualService bound to `mesh` that lists it. A later one is ignored for that host and still serves its other hosts. Gateways, unlike sidecars, merge the rules of every VirtualService of a host.'],
+  ['MG0901', 'error', 'Workload not found', 'In sidecar mode `--workload NAME` (or `<namespace>/<name>`) must name a WorkloadEntry of the config: it gives the proxy its namespace, labels and service account. No WorkloadEntry has that name.'],
+  ['MG0902', 'error', 'Ambiguous workload', 'WorkloadEntries in several namespaces have the name given to `--workload`; write `--workload <namespace>/<name>`.'],
+  ['MG0903', 'error', 'Workload required', 'Sidecar mode needs `--workload NAME`, the WorkloadEntry this proxy runs beside; without it the proxy has no identity, labels or policies.'],
+  ['MG0904', 'error', 'No Sidecar selects the workload', 'No Sidecar resource in the workload\'s namespace or the root namespace selects the workload (by `workloadSelector`, or by having none). The Sidecar defines the inbound port, the local app (`ingress[].defaultEndpoint`) and the outbound listener, so the proxy cannot start without one.'],
+  ['MG0905', 'error', 'Invalid defaultEndpoint', 'The selected Sidecar\'s `ingress[0].defaultEndpoint` must be `<host>:<port>` of the local app (an IPv6 address in brackets, port 1 to 65535); `0.0.0.0` means 127.0.0.1. Istio\'s `unix://` endpoints are not supported.'],
 ] as const satisfies readonly (readonly [string, Severity, string, string])[];
 
 export type DiagnosticCode = (typeof definitions)[number][0];
@@ -88,39 +105,41 @@ export interface DiagnosticSubject {
   readonly field?: string;
 }
 
-export function makeDiagnostic(
-  code: DiagnosticCode,
-  message: string,
-  position: SourcePosition,
-  subject: DiagnosticSubject = {},
-  severity?: Severity,
-): Diagnostic {
-  const definition = DIAGNOSTICS.get(code);
-  return {
-    code,
-    severity: severity ?? definition?.severity ?? 'error',
-    message,
-    position,
-    ...subject,
-  };
+/**
+ * A diagnostic of a plugin-declared definition (`MeshPlugin.diagnostics`); the core uses `makeDiagnostic`.
+ * The severity always comes from the definition, so one code never means an error here and a warning there.
+ */
+export function diagnosticOf(definition: DiagnosticDefinition, message: string, position: SourcePosition, subject: DiagnosticSubject = {}): Diagnostic {
+  return { code: definition.code, severity: definition.severity, message, position, ...subject };
 }
 
-/** Renders the catalogue as docs/diagnostics.md. */
-export function renderDiagnosticsMarkdown(): string {
+export function makeDiagnostic(code: DiagnosticCode, message: string, position: SourcePosition, subject: DiagnosticSubject = {}): Diagnostic {
+  // DiagnosticCode is derived from the same table as DIAGNOSTICS, so the lookup cannot miss.
+  return diagnosticOf(DIAGNOSTICS.get(code) as DiagnosticDefinition, message, position, subject);
+}
+
+/** Every definition: the core's and the given plugins' (`PIPELINE_DIAGNOSTICS`), ordered by code. */
+export function diagnosticCatalogue(pluginDefinitions: readonly DiagnosticDefinition[] = []): DiagnosticDefinition[] {
+  return [...DIAGNOSTICS.values(), ...pluginDefinitions].sort((a, b) => a.code.localeCompare(b.code));
+}
+
+/** Renders the catalogue, plugin codes included, as docs/diagnostics.md. */
+export function renderDiagnosticsMarkdown(pluginDefinitions: readonly DiagnosticDefinition[] = []): string {
+  const catalogue = diagnosticCatalogue(pluginDefinitions);
   const lines = [
     '# Config diagnostics',
     '',
-    '<!-- Generated from gateway/config/diagnostics.ts by renderDiagnosticsMarkdown(); test/config/generated-files.test.ts keeps it in sync. -->',
+    '<!-- Generated from gateway/config/diagnostics.ts and the plugins\' `diagnostics` by renderDiagnosticsMarkdown(); test/config/generated-files.test.ts keeps it in sync. -->',
     '',
     '`meshgate validate` and the loader report problems as `file:line:col CODE kind namespace/name: message`.',
     'Errors reject the resource (and a snapshot containing it); warnings are reported but the config is used.',
     '',
     '| Code | Severity | Title |',
     '|---|---|---|',
-    ...[...DIAGNOSTICS.values()].map((d) => `| [${d.code}](#${d.code.toLowerCase()}) | ${d.severity} | ${d.title} |`),
+    ...catalogue.map((d) => `| [${d.code}](#${d.code.toLowerCase()}) | ${d.severity} | ${d.title} |`),
     '',
   ];
-  for (const d of DIAGNOSTICS.values()) {
+  for (const d of catalogue) {
     lines.push(`## ${d.code}`, '', `**${d.title}** (${d.severity})`, '', d.explanation, '');
   }
   return lines.join('\n');

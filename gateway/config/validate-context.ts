@@ -3,13 +3,13 @@ import { makeDiagnostic } from './diagnostics.js';
 import type { DiagnosticCode } from './diagnostics.js';
 import { formatFieldPath } from './field-path.js';
 import type { MeshConfigSpec } from './kinds/mesh-config.js';
-import type { Diagnostic, FieldPath, Resource, Severity } from './resource.js';
+import type { Diagnostic, FieldPath, Resource } from './resource.js';
 
 export interface ValidationContext {
   readonly resources: readonly Resource[];
   readonly mesh: MeshConfigSpec | undefined;
   ofKind<Spec>(kind: string): readonly Resource<Spec>[];
-  report(resource: Resource, code: DiagnosticCode, path: FieldPath, message: string, severity?: Severity): void;
+  report(resource: Resource, code: DiagnosticCode, path: FieldPath, message: string): void;
 }
 
 export function createValidationContext(resources: readonly Resource[], diagnostics: Diagnostic[]): ValidationContext {
@@ -24,7 +24,7 @@ export function createValidationContext(resources: readonly Resource[], diagnost
     resources,
     mesh: meshResource?.spec as MeshConfigSpec | undefined,
     ofKind: <Spec>(kind: string) => (byKind.get(kind) ?? []) as readonly Resource<Spec>[],
-    report(resource, code, path, message, severity) {
+    report(resource, code, path, message) {
       diagnostics.push(
         makeDiagnostic(
           code,
@@ -36,7 +36,6 @@ export function createValidationContext(resources: readonly Resource[], diagnost
             name: resource.metadata.name,
             ...(path.length > 0 ? { field: formatFieldPath(path) } : {}),
           },
-          severity,
         ),
       );
     },

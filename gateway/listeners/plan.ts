@@ -92,10 +92,10 @@ interface PlanContext {
   readonly credentialsDirectory: string;
 }
 
-function report(ctx: PlanContext, code: DiagnosticCode, path: FieldPath, message: string, severity?: 'error' | 'warning'): void {
+function report(ctx: PlanContext, code: DiagnosticCode, path: FieldPath, message: string): void {
   const { metadata } = ctx.gateway;
   ctx.diagnostics.push(
-    makeDiagnostic(code, message, ctx.gateway.at(path), { kind: 'Gateway', namespace: metadata.namespace, name: metadata.name, field: path.join('.') }, severity),
+    makeDiagnostic(code, message, ctx.gateway.at(path), { kind: 'Gateway', namespace: metadata.namespace, name: metadata.name, field: path.join('.') }),
   );
 }
 
@@ -115,8 +115,8 @@ function cipherSuites(ctx: PlanContext, suites: readonly string[], path: FieldPa
   const accepted: string[] = [];
   suites.forEach((suite, index) => {
     const name = suite.toUpperCase();
-    if (!KNOWN_CIPHERS.has(name)) report(ctx, 'MG0402', [...path, index], `cipher suite "${suite}" is not supported; ignored`, 'warning');
-    else if (accepted.includes(name)) report(ctx, 'MG0402', [...path, index], `cipher suite "${suite}" is listed twice; ignored`, 'warning');
+    if (!KNOWN_CIPHERS.has(name)) report(ctx, 'MG0408', [...path, index], `cipher suite "${suite}" is not supported; ignored`);
+    else if (accepted.includes(name)) report(ctx, 'MG0408', [...path, index], `cipher suite "${suite}" is listed twice; ignored`);
     else accepted.push(name);
   });
   return accepted;
@@ -152,12 +152,12 @@ function certificateSource(ctx: PlanContext, tls: ServerTLSSettings, path: Field
     const credential = tls.credentialName ?? tls.credentialNames?.[0] ?? null;
     const inline = tls.tlsCertificates?.[0];
     if ((tls.credentialNames?.length ?? 0) > 1 || (tls.tlsCertificates?.length ?? 0) > 1) {
-      report(ctx, 'MG0402', path, 'only the first certificate of credentialNames/tlsCertificates is served (one key type per server)', 'warning');
+      report(ctx, 'MG0409', path, 'only the first certificate of credentialNames/tlsCertificates is served (one key type per server)');
     }
     if (credential !== null) {
       source = credentialFiles(ctx.credentialsDirectory, credential);
       if (source === null) {
-        report(ctx, 'MG0402', path, `credential "${credential}" not found in ${ctx.credentialsDirectory} (looked for ${credential}/tls.crt and ${credential}.crt)`);
+        report(ctx, 'MG0406', path, `credential "${credential}" not found in ${ctx.credentialsDirectory} (looked for ${credential}/tls.crt and ${credential}.crt)`);
         return null;
       }
     } else if (inline?.serverCertificate !== undefined && inline.privateKey !== undefined) {
@@ -174,10 +174,10 @@ function certificateSource(ctx: PlanContext, tls: ServerTLSSettings, path: Field
 function planTls(ctx: PlanContext, tls: ServerTLSSettings | undefined, path: FieldPath): ServerTlsPlan | null {
   const mode = tls?.mode ?? 'PASSTHROUGH';
   if (tls === undefined || (mode !== 'SIMPLE' && mode !== 'MUTUAL' && mode !== 'OPTIONAL_MUTUAL')) {
-    report(ctx, 'MG0404', [...path, 'mode'], `TLS mode ${mode} is not supported yet; this server is not served`, 'warning');
+    report(ctx, 'MG0407', [...path, 'mode'], `TLS mode ${mode} is not supported yet; this server is not served`);
     return null;
   }
-  if (tls.caCrl !== undefined) report(ctx, 'MG0402', [...path, 'caCrl'], 'caCrl is not supported yet; revocation is not checked', 'warning');
+  if (tls.caCrl !== undefined) report(ctx, 'MG0409', [...path, 'caCrl'], 'caCrl is not supported yet; revocation is not checked');
   const certificate = certificateSource(ctx, tls, path);
   if (certificate === null) return null;
   if (mode !== 'SIMPLE' && certificate.caPath === null) {
@@ -223,12 +223,12 @@ function planServer(ctx: PlanContext, server: Server, serverIndex: number, liste
   const { namespace, name } = ctx.gateway.metadata;
   const protocol = protocolOf(server);
   if (protocol === null) {
-    report(ctx, 'MG0404', [...path, 'port', 'protocol'], `protocol ${server.port.protocol} is not supported yet; this server is not served`, 'warning');
+    report(ctx, 'MG0407', [...path, 'port', 'protocol'], `protocol ${server.port.protocol} is not supported yet; this server is not served`);
     return;
   }
   const bind = server.bind ?? DEFAULT_BIND;
   if (bind.startsWith('unix://')) {
-    report(ctx, 'MG0404', [...path, 'bind'], 'unix socket binds are not supported yet; this server is not served', 'warning');
+    report(ctx, 'MG0407', [...path, 'bind'], 'unix socket binds are not supported yet; this server is not served');
     return;
   }
   const tls = protocol === 'https' ? planTls(ctx, server.tls, [...path, 'tls']) : null;

@@ -4,6 +4,7 @@
  * WorkloadEntry that some Sidecar selects runs a mesh proxy, so it is marked with Istio's tlsMode label
  * and clients reach it with mesh mTLS (auto-mTLS) — the same signal Istio itself uses.
  */
+import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
@@ -12,8 +13,8 @@ import type { WorkloadInfo } from '../pipeline/types.js';
 import { labelsMatch } from '../policy/selector.js';
 import { TLS_MODE_LABEL } from '../upstream/registry.js';
 
-export const MG_SIDECAR_MISSING = 'MG0904';
-export const MG_SIDECAR_BAD_ENDPOINT = 'MG0905';
+export const MG_SIDECAR_MISSING = 'MG0904' satisfies DiagnosticCode;
+export const MG_SIDECAR_BAD_ENDPOINT = 'MG0905' satisfies DiagnosticCode;
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
 
@@ -74,12 +75,13 @@ export function selectSidecar(
 ): SidecarPlan | null {
   const sidecar = pickSidecar(sidecars, workload.namespace, workload.labels, mesh.rootNamespace);
   if (sidecar === undefined) {
-    diagnostics.push({
-      code: MG_SIDECAR_MISSING,
-      severity: 'error',
-      message: `no Sidecar resource selects workload ${workload.namespace}/${workload.name} (labels ${JSON.stringify(workload.labels)}); it defines the inbound port and the local app`,
-      position: { file: '<command line>', line: 0, col: 0 },
-    });
+    diagnostics.push(
+      makeDiagnostic(
+        MG_SIDECAR_MISSING,
+        `no Sidecar resource selects workload ${workload.namespace}/${workload.name} (labels ${JSON.stringify(workload.labels)}); it defines the inbound port and the local app`,
+        { file: '<command line>', line: 0, col: 0 },
+      ),
+    );
     return null;
   }
   const ingress = sidecar.spec.ingress?.[0];
@@ -87,16 +89,14 @@ export function selectSidecar(
   if (ingress !== undefined) {
     const app = parseEndpoint(ingress.defaultEndpoint ?? '');
     if (app === null) {
-      diagnostics.push({
-        code: MG_SIDECAR_BAD_ENDPOINT,
-        severity: 'error',
-        message: `ingress.defaultEndpoint must be "<ip>:<port>" of the local app, got "${ingress.defaultEndpoint ?? ''}"`,
-        position: sidecar.at(['spec', 'ingress', 0, 'defaultEndpoint']),
-        kind: 'Sidecar',
-        namespace: sidecar.metadata.namespace,
-        name: sidecar.metadata.name,
-        field: 'spec.ingress[0].defaultEndpoint',
-      });
+      diagnostics.push(
+        makeDiagnostic(
+          MG_SIDECAR_BAD_ENDPOINT,
+          `ingress.defaultEndpoint must be "<ip>:<port>" of the local app, got "${ingress.defaultEndpoint ?? ''}"`,
+          sidecar.at(['spec', 'ingress', 0, 'defaultEndpoint']),
+          { kind: 'Sidecar', namespace: sidecar.metadata.namespace, name: sidecar.metadata.name, field: 'spec.ingress[0].defaultEndpoint' },
+        ),
+      );
     } else {
       inbound = { bind: ingress.bind ?? '0.0.0.0', port: ingress.port.number, appHost: app.host, appPort: app.port };
     }

@@ -3,14 +3,15 @@
  * the WorkloadEntry named by `--workload` (its namespace, labels and service account), so that one
  * file describes every proxy of the mesh.
  */
+import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { ProxyMode, WorkloadInfo } from '../pipeline/types.js';
 
-export const MG_WORKLOAD_NOT_FOUND = 'MG0901';
-export const MG_WORKLOAD_AMBIGUOUS = 'MG0902';
-export const MG_WORKLOAD_REQUIRED = 'MG0903';
+export const MG_WORKLOAD_NOT_FOUND = 'MG0901' satisfies DiagnosticCode;
+export const MG_WORKLOAD_AMBIGUOUS = 'MG0902' satisfies DiagnosticCode;
+export const MG_WORKLOAD_REQUIRED = 'MG0903' satisfies DiagnosticCode;
 
 const NO_POSITION = { file: '<command line>', line: 0, col: 0 };
 
@@ -27,7 +28,7 @@ export function resolveWorkload(
   }
   const fallback: WorkloadInfo = { name: workloadName ?? '', namespace: 'default', serviceAccount: 'default', labels: {}, principal: '' };
   if (workloadName === undefined) {
-    diagnostics.push({ code: MG_WORKLOAD_REQUIRED, severity: 'error', message: 'sidecar mode needs --workload NAME (a WorkloadEntry name)', position: NO_POSITION });
+    diagnostics.push(makeDiagnostic(MG_WORKLOAD_REQUIRED, 'sidecar mode needs --workload NAME (a WorkloadEntry name)', NO_POSITION));
     return fallback;
   }
   const [namespacePart, namePart] = workloadName.includes('/') ? workloadName.split('/', 2) : [undefined, workloadName];
@@ -35,15 +36,15 @@ export function resolveWorkload(
     (entry) => entry.metadata.name === namePart && (namespacePart === undefined || entry.metadata.namespace === namespacePart),
   );
   if (candidates.length !== 1) {
-    diagnostics.push({
-      code: candidates.length === 0 ? MG_WORKLOAD_NOT_FOUND : MG_WORKLOAD_AMBIGUOUS,
-      severity: 'error',
-      message:
-        candidates.length === 0
-          ? `no WorkloadEntry named "${workloadName}" describes this sidecar`
-          : `${candidates.length} WorkloadEntries are named "${workloadName}"; use --workload <namespace>/<name>`,
-      position: candidates[1]?.source ?? NO_POSITION,
-    });
+    diagnostics.push(
+      candidates.length === 0
+        ? makeDiagnostic(MG_WORKLOAD_NOT_FOUND, `no WorkloadEntry named "${workloadName}" describes this sidecar`, NO_POSITION)
+        : makeDiagnostic(
+            MG_WORKLOAD_AMBIGUOUS,
+            `${candidates.length} WorkloadEntries are named "${workloadName}"; use --workload <namespace>/<name>`,
+            candidates[1]?.source ?? NO_POSITION,
+          ),
+    );
     return fallback;
   }
   const entry = candidates[0] as Resource<WorkloadEntrySpec>;

@@ -4,6 +4,7 @@
  * workloads announced by the core). Built once per snapshot; DNS names are NOT resolved here — the
  * cluster manager resolves them in the background (dns-cache.ts), never per request.
  */
+import { makeDiagnostic } from '../config/diagnostics.js';
 import type { ServiceEntrySpec } from '../config/kinds/service-entry.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
@@ -180,16 +181,14 @@ export function buildServiceRegistry(input: RegistryInput): ServiceRegistry {
       const host = rawHost.toLowerCase();
       const existing = byHost.get(host);
       if (existing !== undefined) {
-        input.diagnostics?.push({
-          code: 'MG0401',
-          severity: 'warning',
-          message: `host "${host}" is already defined by ServiceEntry ${existing.source}; this definition is ignored`,
-          position: entry.at(['spec', 'hosts']),
-          kind: entry.kind,
-          namespace: entry.metadata.namespace,
-          name: entry.metadata.name,
-          field: 'spec.hosts',
-        });
+        input.diagnostics?.push(
+          makeDiagnostic('MG0219', `host "${host}" is already defined by ServiceEntry ${existing.source}; this definition is ignored`, entry.at(['spec', 'hosts']), {
+            kind: entry.kind,
+            namespace: entry.metadata.namespace,
+            name: entry.metadata.name,
+            field: 'spec.hosts',
+          }),
+        );
         continue;
       }
       byHost.set(host, buildService(entry, host, input.workloadEntries, input.meshWorkloads ?? []));

@@ -16,8 +16,33 @@ import { validateResources } from '../../gateway/config/validate.js';
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const goldenDir = join(repoRoot, 'test', 'golden');
 const update = process.env.UPDATE_GOLDEN === '1';
-/** Codes that need input a golden file cannot sensibly hold (missing paths, megabyte bodies). */
-const CODES_TESTED_ELSEWHERE = new Set(['MG0001', 'MG0011', 'MG0209', 'MG0210']);
+/**
+ * Codes that need input a golden file cannot sensibly hold (missing paths, megabyte bodies), or that
+ * stages after loading and validation report (registry, listeners, routes, proxy identity).
+ */
+const CODES_TESTED_ELSEWHERE = new Set([
+  // test/config/load.test.ts
+  'MG0001',
+  'MG0011',
+  'MG0209',
+  'MG0210',
+  // test/upstream/policy-registry.test.ts ("registry: a host defined twice …")
+  'MG0219',
+  // test/listeners/plan.test.ts
+  'MG0406',
+  'MG0407',
+  'MG0408',
+  'MG0409',
+  // test/router/table.test.ts
+  'MG0701',
+  'MG0702',
+  // test/runtime/proxy-identity.test.ts
+  'MG0901',
+  'MG0902',
+  'MG0903',
+  'MG0904',
+  'MG0905',
+]);
 
 function portable(diagnostics: readonly Diagnostic[]): Diagnostic[] {
   return diagnostics.map((d) => ({ ...d, position: { ...d.position, file: basename(d.position.file) } }));

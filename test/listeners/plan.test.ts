@@ -34,7 +34,7 @@ t.test('selector, protocol grouping, hosts and httpsRedirect', async (t) => {
   const https = listeners[1]?.servers[0];
   t.same(https?.hosts, [{ namespace: 'shop', dnsName: 'a.example.com' }]);
   t.match(https?.tls, { mode: 'SIMPLE', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', certificate: { certPath: '/c.crt', keyPath: '/c.key', caPath: null } });
-  t.same(diagnostics.map((d) => [d.code, d.severity, d.field]), [['MG0404', 'warning', 'spec.servers.2.port.protocol']]);
+  t.same(diagnostics.map((d) => [d.code, d.severity, d.field]), [['MG0407', 'warning', 'spec.servers.2.port.protocol']]);
 });
 
 t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', async (t) => {
@@ -76,9 +76,9 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
   t.same(
     diagnostics.map((d) => [d.code, d.severity]),
     [
-      ['MG0402', 'warning'],
-      ['MG0402', 'warning'],
-      ['MG0404', 'warning'],
+      ['MG0408', 'warning'],
+      ['MG0408', 'warning'],
+      ['MG0407', 'warning'],
       ['MG0402', 'error'],
       ['MG0405', 'error'],
     ],
@@ -109,7 +109,37 @@ t.test('credentialName resolves both directory layouts', async (t) => {
       { certPath: join(dir, 'flat.crt'), keyPath: join(dir, 'flat.key'), caPath: null },
     ],
   );
-  t.same(diagnostics.map((d) => d.code), ['MG0402', 'MG0402']);
+  t.same(diagnostics.map((d) => d.code), ['MG0406', 'MG0402']);
   t.match(diagnostics[0]?.message, /credential "missing" not found/);
   t.match(diagnostics[1]?.message, /MUTUAL needs caCertificates/);
+});
+
+t.test('settings not applied yet are reported, and the server is still served; unix binds are not', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshgate-creds-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const name of ['rsa', 'ecdsa']) {
+    writeFileSync(join(dir, `${name}.crt`), '');
+    writeFileSync(join(dir, `${name}.key`), '');
+  }
+  const { listeners, diagnostics } = buildListenerPlans({
+    proxyLabels: {},
+    credentialsDirectory: dir,
+    gateways: [
+      gateway('g', {
+        servers: [
+          { port: { number: 443, protocol: 'HTTPS', name: 'https' }, hosts: ['*'], tls: { mode: 'MUTUAL', credentialNames: ['rsa', 'ecdsa'], caCertificates: '/ca.crt', caCrl: '/crl.pem' } },
+          { port: { number: 80, protocol: 'HTTP', name: 'http' }, hosts: ['*'], bind: 'unix:///var/run/gw.sock' },
+        ],
+      }),
+    ],
+  });
+  t.same(listeners.map((l) => [l.key, l.servers[0]?.tls?.certificate.certPath]), [['0.0.0.0:443', join(dir, 'rsa.crt')]]);
+  t.same(
+    diagnostics.map((d) => [d.code, d.severity, d.field]),
+    [
+      ['MG0409', 'warning', 'spec.servers.0.tls.caCrl'],
+      ['MG0409', 'warning', 'spec.servers.0.tls'],
+      ['MG0407', 'warning', 'spec.servers.1.bind'],
+    ],
+  );
 });

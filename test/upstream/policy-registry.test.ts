@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { DestinationRuleSpec } from '../../gateway/config/kinds/destination-rule.js';
+import type { Diagnostic } from '../../gateway/config/resource.js';
 import type { ServiceEntrySpec } from '../../gateway/config/kinds/service-entry.js';
 import type { WorkloadEntrySpec } from '../../gateway/config/kinds/workload-entry.js';
 import { buildClusterDefinitions } from '../../gateway/upstream/cluster-definitions.js';
@@ -137,4 +138,23 @@ t.test('registry: exportTo hides ServiceEntries from other namespaces; NONE reso
   const set = manager.update(buildClusterDefinitions(registry, indexDestinationRules([], client, 'istio-system')));
   t.equal(set.get('api.ext.com', 443)?.passthrough, true);
   t.equal(set.get('ext.com', 443), undefined);
+});
+
+t.test('registry: a host defined twice is served by the oldest ServiceEntry; the later one gets MG0219', async (t) => {
+  const diagnostics: Diagnostic[] = [];
+  const registry = buildServiceRegistry({
+    serviceEntries: [
+      se('first', { hosts: ['api.example.com'], resolution: 'STATIC', ports: [{ number: 80, name: 'http' }], endpoints: [{ address: '127.0.0.2' }] }),
+      se('second', { hosts: ['API.example.com', 'other.example.com'], resolution: 'STATIC', ports: [{ number: 80, name: 'http' }], endpoints: [{ address: '127.0.0.3' }] }),
+    ],
+    workloadEntries: [],
+    clientNamespace: 'default',
+    diagnostics,
+  });
+  t.same(registry.lookup('api.example.com')?.endpoints.get(80)?.map((e) => e.address), ['127.0.0.2']);
+  t.equal(registry.lookup('other.example.com')?.source, 'default/second', 'the later entry still defines its other hosts');
+  t.same(
+    diagnostics.map((d) => [d.code, d.severity, d.name, d.field]),
+    [['MG0219', 'warning', 'second', 'spec.hosts']],
+  );
 });
