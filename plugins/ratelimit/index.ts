@@ -10,6 +10,7 @@ import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { RATE_LIMIT_PLUGIN_NAME, compileRateLimits } from './compile.js';
 import type { CompiledRateLimits } from './compile.js';
+import { RATE_LIMIT_DIAGNOSTICS } from './diagnostics.js';
 import { enforceRateLimits } from './enforce.js';
 import { admittedHeaders, limitedHeaders } from './headers.js';
 import { closeSharedRedisClients } from './redis-client.js';
@@ -63,6 +64,7 @@ const register: FastifyPluginAsync = fp(
 export const rateLimitPlugin: MeshPlugin<CompiledRateLimits> = {
   name: RATE_LIMIT_PLUGIN_NAME,
   kinds: [{ group: RATE_LIMIT_GROUP, versions: [RATE_LIMIT_VERSION], kind: RATE_LIMIT_KIND, spec: RateLimitPolicySpec }],
+  diagnostics: RATE_LIMIT_DIAGNOSTICS,
   compile: compileRateLimits,
   register,
 };
