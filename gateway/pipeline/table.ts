@@ -10,6 +10,7 @@ import { faultsPlugin } from '../../plugins/faults/index.js';
 import { metricsPlugin } from '../../plugins/metrics/index.js';
 import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
+import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import { routerStep } from '../proxy/route-step.js';
 import type { MeshPlugin, PluginKind } from './types.js';
 
@@ -33,3 +34,6 @@ export const PIPELINE_PLUGINS: readonly MeshPlugin[] = PIPELINE.map((entry) => e
 
 /** The config kinds the plugins add to the language (validated by the loader, published in the JSON Schema). */
 export const PIPELINE_KINDS: readonly PluginKind[] = PIPELINE_PLUGINS.flatMap((plugin) => plugin.kinds ?? []);
+
+/** The diagnostic codes the plugins define (documented with the core's in docs/diagnostics.md). */
+export const PIPELINE_DIAGNOSTICS: readonly DiagnosticDefinition[] = PIPELINE_PLUGINS.flatMap((plugin) => plugin.diagnostics ?? []);

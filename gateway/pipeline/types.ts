@@ -7,6 +7,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { CompiledRoute } from '../router/types.js';
 
@@ -43,6 +44,8 @@ export interface PluginKind {
 export interface MeshPlugin<Compiled = unknown> {
   readonly name: string;
   readonly kinds?: readonly PluginKind[];
+  /** The diagnostic codes this plugin's `compile` reports; they join the core catalogue (docs/diagnostics.md). */
+  readonly diagnostics?: readonly DiagnosticDefinition[];
   compile(input: CompileInput): Compiled;
   readonly register: FastifyPluginAsync;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */

@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pino } from 'pino';
+import { diagnosticOf, type DiagnosticDefinition } from '../../gateway/config/diagnostics.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig, findMeshConfig } from '../metrics/effective-mesh-config.js';
 import { buildRecord, formatText } from './record.js';
@@ -19,8 +20,15 @@ import type { AccessLogLimits } from './schema.js';
 
 export const ACCESS_LOG_PLUGIN_NAME = 'access-log';
 const STDOUT_PATH = '/dev/stdout';
-/** Diagnostic code: the access-log file cannot be opened (the snapshot is rejected, the old one keeps serving). */
 export const ACCESS_LOG_UNWRITABLE = 'MG0801';
+
+const UNWRITABLE: DiagnosticDefinition = {
+  code: ACCESS_LOG_UNWRITABLE,
+  severity: 'error',
+  title: 'Access log file unwritable',
+  explanation:
+    'MeshConfig `accessLog.path` cannot be opened for appending (its directory cannot be created, or the file is not writable). The config is rejected, so on a reload the previous snapshot keeps serving and logging; `/dev/stdout` always works.',
+};
 
 type Destination = ReturnType<typeof pino.destination>;
 
@@ -73,6 +81,7 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
 
   return {
     name: ACCESS_LOG_PLUGIN_NAME,
+    diagnostics: [UNWRITABLE],
     compile(input) {
       const { accessLog } = effectiveMeshConfig(input.resources);
       if (!accessLog.enabled) return null;
@@ -81,14 +90,14 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
         try {
           sink = openSink(accessLog.path);
         } catch (error) {
-          input.diagnostics.push({
-            code: ACCESS_LOG_UNWRITABLE,
-            severity: 'error',
-            message: `access log file ${accessLog.path} cannot be opened for appending: ${(error as Error).message}`,
-            position: findMeshConfig(input.resources)?.at(['spec', 'accessLog', 'path']) ?? { file: '<defaults>', line: 0, col: 0 },
-            kind: 'MeshConfig',
-            field: 'spec.accessLog.path',
-          });
+          input.diagnostics.push(
+            diagnosticOf(
+              UNWRITABLE,
+              `access log file ${accessLog.path} cannot be opened for appending: ${(error as Error).message}`,
+              findMeshConfig(input.resources)?.at(['spec', 'accessLog', 'path']) ?? { file: '<defaults>', line: 0, col: 0 },
+              { kind: 'MeshConfig', field: 'spec.accessLog.path' },
+            ),
+          );
           return null;
         }
         sinks.set(accessLog.path, sink);

@@ -4,6 +4,7 @@
  * matchers, the key readers, the limit order, the stores (from the registry), the replies and the
  * header items.
  */
+import { diagnosticOf } from '../../gateway/config/diagnostics.js';
 import type { Diagnostic, FieldPath, Resource } from '../../gateway/config/resource.js';
 import { durationProblem, parseDuration } from '../../gateway/config/duration.js';
 import type { MeshConfigSpec } from '../../gateway/config/kinds/mesh-config.js';
@@ -93,20 +94,19 @@ class PolicyCompiler {
     private readonly session: LimiterSession,
   ) {}
 
-  private report(severity: 'error' | 'warning', code: string, message: string, path: FieldPath): void {
-    if (severity === 'error') this.valid = false;
+  private report(code: codes.RateLimitDiagnosticCode, message: string, path: FieldPath): void {
     const { metadata } = this.resource;
-    this.diagnostics.push({
-      code,
-      severity,
-      message,
-      position: this.resource.at(path),
+    const field = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+    const diagnostic = diagnosticOf(codes.rateLimitDefinition(code), message, this.resource.at(path), {
       kind: RATE_LIMIT_KIND,
       namespace: metadata.namespace,
       name: metadata.name,
-      field: path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''),
+      field,
     });
+    if (diagnostic.severity === 'error') this.valid = false;
+    this.diagnostics.push(diagnostic);
   }
+
 
   compile(): CompiledPolicy | null {
     const { spec, metadata } = this.resource;
@@ -114,7 +114,7 @@ class PolicyCompiler {
     const backend = spec.backend ?? DEFAULT_BACKEND;
     const failureMode = spec.failureMode ?? DEFAULT_FAILURE_MODE;
     if (backend === 'redis' && this.redis === null) {
-      this.report('error', codes.MG_RL_REDIS_NOT_CONFIGURED, codes.rateLimitMessages.redisNotConfigured(), ['spec', 'backend']);
+      this.report(codes.MG_RL_REDIS_NOT_CONFIGURED, codes.rateLimitMessages.redisNotConfigured(), ['spec', 'backend']);
     }
     const rules = spec.rules.map((rule, ruleIndex) => this.compileRule(id, rule, ruleIndex, backend, failureMode));
     if (!this.valid) return null;
@@ -153,7 +153,7 @@ class PolicyCompiler {
       const emptyAt = values?.indexOf('') ?? -1;
       if (emptyAt !== -1) {
         const path = ['spec', 'rules', ruleIndex, 'match', ...field.split(/\.(.*)/s).filter((p) => p !== ''), emptyAt];
-        this.report('error', codes.MG_RL_EMPTY_PATTERN, codes.rateLimitMessages.emptyPattern(), path);
+        this.report(codes.MG_RL_EMPTY_PATTERN, codes.rateLimitMessages.emptyPattern(), path);
       }
     }
   }
@@ -177,7 +177,7 @@ class PolicyCompiler {
       const kept = seenWindows.get(windowSeconds);
       if (kept !== undefined) {
         const message = codes.rateLimitMessages.duplicateWindow(limit.per, kept);
-        this.report('warning', codes.MG_RL_DUPLICATE_WINDOW, message, ['spec', 'rules', ruleIndex, 'limits', limitIndex, 'per']);
+        this.report(codes.MG_RL_DUPLICATE_WINDOW, message, ['spec', 'rules', ruleIndex, 'limits', limitIndex, 'per']);
         continue;
       }
       seenWindows.set(windowSeconds, limit.requests);
@@ -198,15 +198,15 @@ class PolicyCompiler {
     const windowMs = problem === null ? parseDuration(limit.per) : NaN;
     const usable = Number.isInteger(windowMs / 1000) && windowMs >= 1000;
     if (!usable) {
-      this.report('error', codes.MG_RL_WINDOW_NOT_WHOLE_SECONDS, codes.rateLimitMessages.windowNotWholeSeconds(limit.per, problem), [...path, 'per']);
+      this.report(codes.MG_RL_WINDOW_NOT_WHOLE_SECONDS, codes.rateLimitMessages.windowNotWholeSeconds(limit.per, problem), [...path, 'per']);
     }
     const cost = limit.cost ?? DEFAULT_COST;
     if (cost > limit.requests) {
-      this.report('error', codes.MG_RL_COST_EXCEEDS_REQUESTS, codes.rateLimitMessages.costExceedsRequests(cost, limit.requests), [...path, 'cost']);
+      this.report(codes.MG_RL_COST_EXCEEDS_REQUESTS, codes.rateLimitMessages.costExceedsRequests(cost, limit.requests), [...path, 'cost']);
     }
     if (limit.insuranceLimit !== undefined && (backend !== 'redis' || failureMode !== 'open')) {
       const message = codes.rateLimitMessages.insuranceWithoutRedisOpen(backend, failureMode);
-      this.report('error', codes.MG_RL_INSURANCE_WITHOUT_REDIS_OPEN, message, [...path, 'insuranceLimit']);
+      this.report(codes.MG_RL_INSURANCE_WITHOUT_REDIS_OPEN, message, [...path, 'insuranceLimit']);
     }
     return usable ? windowMs / 1000 : null;
   }

@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { renderDiagnosticsMarkdown } from '../../gateway/config/diagnostics.js';
 import { PUBLISHED_SCHEMA_PATH, buildPublishedSchema, renderPublishedSchema } from '../../gateway/config/publish-schema.js';
-import { PIPELINE_KINDS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_DIAGNOSTICS, PIPELINE_KINDS } from '../../gateway/pipeline/table.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 for (const [path, render] of [
   [PUBLISHED_SCHEMA_PATH, () => renderPublishedSchema(PIPELINE_KINDS)],
-  ['docs/diagnostics.md', renderDiagnosticsMarkdown],
+  ['docs/diagnostics.md', () => renderDiagnosticsMarkdown(PIPELINE_DIAGNOSTICS)],
 ] as const) {
   t.test(`${path} is up to date`, async (t) => {
     const file = join(repoRoot, path);
