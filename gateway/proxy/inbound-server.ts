@@ -23,6 +23,8 @@ export interface InboundServerOptions {
   readonly mode: () => MtlsMode;
   readonly trustDomain: () => string;
   readonly logger: FastifyBaseLogger;
+  /** Idle keep-alive timeout of client connections (mesh peers keep pooled connections open). */
+  readonly keepAliveTimeoutMs: number;
 }
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -37,6 +39,8 @@ export class InboundServer extends net.Server {
     this.plain = http.createServer(handler);
     this.secure = https.createServer({ ...options.tlsOptions(), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] }, handler);
     options.keepCurrent(this.secure);
+    this.plain.keepAliveTimeout = options.keepAliveTimeoutMs;
+    this.secure.keepAliveTimeout = options.keepAliveTimeoutMs;
     this.secure.on('tlsClientError', (error, socket) => {
       options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
     });

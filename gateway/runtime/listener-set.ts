@@ -13,6 +13,9 @@ import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { createProxyServer } from '../proxy/server.js';
 import type { Snapshot } from './snapshot.js';
 
+/** Longer than the clients' own pool idle timeouts, so the client side decides when to close. */
+const CLIENT_KEEP_ALIVE_MS = 65_000;
+
 interface OpenListener {
   readonly spec: ListenerSpec;
   readonly app: FastifyInstance;
@@ -73,6 +76,7 @@ export class ListenerSet {
               keepCurrent: (server) => identity.keepServerCurrent(server),
               mode: () => currentSnapshot().inboundMtls,
               trustDomain: () => currentSnapshot().mesh.trustDomain,
+              keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
               logger: listenerLogger,
             }) as unknown as ReturnType<FastifyServerFactory>
         : undefined;
@@ -81,6 +85,7 @@ export class ListenerSet {
       currentSnapshot,
       plugins,
       logger: listenerLogger,
+      keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
