@@ -8,17 +8,22 @@ import type { Snapshot } from './snapshot.js';
 
 export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
   if (snapshot.mode === 'ingress') {
-    return snapshot.listenerPlans.map((plan) => ({
-      key: listenerKey('gateway', plan.bind, plan.port, plan.protocol),
-      fingerprint: JSON.stringify(plan.servers),
-      name: `gateway ${plan.key}`,
-      direction: 'gateway' as const,
-      bind: plan.bind,
-      port: plan.port,
-      protocol: plan.protocol,
-      httpsRedirectHosts: plan.protocol === 'http' ? plan.servers.filter((s) => s.httpsRedirect).flatMap((s) => s.hosts.map((h) => h.dnsName)) : [],
-      gatewayPlan: plan.protocol === 'https' ? plan : null,
-    }));
+    return snapshot.listenerPlans.map((plan) => {
+      const httpsRedirectHosts = plan.protocol === 'http' ? plan.servers.filter((s) => s.httpsRedirect).flatMap((s) => s.hosts.map((h) => h.dnsName)) : [];
+      return {
+        key: listenerKey('gateway', plan.bind, plan.port, plan.protocol),
+        // Only what is fixed at listen time: a plain-HTTP listener routes from the live snapshot, so a
+        // change of its servers' hosts must not close it (that refuses connections during the drain).
+        fingerprint: plan.protocol === 'https' ? JSON.stringify(plan.servers) : JSON.stringify(httpsRedirectHosts),
+        name: `gateway ${plan.key}`,
+        direction: 'gateway' as const,
+        bind: plan.bind,
+        port: plan.port,
+        protocol: plan.protocol,
+        httpsRedirectHosts,
+        gatewayPlan: plan.protocol === 'https' ? plan : null,
+      };
+    });
   }
   const specs: ListenerSpec[] = [];
   const sidecar = snapshot.sidecar;

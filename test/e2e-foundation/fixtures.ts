@@ -18,6 +18,8 @@ export interface IngressConfig {
   /** Value of the `x-config-version` response header the route adds (tells configs apart). */
   readonly version?: string;
   readonly drainDuration?: string;
+  /** Hosts of the Gateway server (default `["*"]`). */
+  readonly gatewayHosts?: readonly string[];
 }
 
 /** One Gateway on 127.0.0.1:gatewayPort routing every host to one loopback upstream. */
@@ -45,7 +47,7 @@ spec:
   servers:
     - port: {number: ${config.gatewayPort}, name: http, protocol: HTTP}
       bind: 127.0.0.1
-      hosts: ["*"]
+      hosts: ${JSON.stringify(config.gatewayHosts ?? ['*'])}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

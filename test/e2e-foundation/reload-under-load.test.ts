@@ -2,7 +2,8 @@
  * Reloads must not drop traffic: several keep-alive clients send requests without pause while 20
  * reloads go through POST /reload, every other one with an invalid config. Every request must be
  * answered 200 by the upstream, and the generation must advance by exactly the 10 valid configs
- * (each adds a distinct response header value, so the switch is observable).
+ * (each adds a distinct response header value, so the switch is observable, and lists one more host
+ * on the Gateway server, which must not reopen its listener).
  */
 import http from 'node:http';
 import t from 'tap';
@@ -51,7 +52,8 @@ t.test('20 reloads (10 invalid) under keep-alive load: no failed request, genera
   const outcomes: { ok: boolean; status: number }[] = [];
   for (let i = 1; i <= RELOADS; i++) {
     const valid = i % 2 === 0;
-    await dir.write(valid ? ingressYaml({ ...config, version: `v${i}` }) : invalidIngressYaml({ ...config, version: `v${i}` }));
+    const gatewayHosts = ['*', ...Array.from({ length: i }, (_, n) => `h${n}.example.com`)];
+    await dir.write(valid ? ingressYaml({ ...config, version: `v${i}`, gatewayHosts }) : invalidIngressYaml({ ...config, version: `v${i}` }));
     const { status, body } = await json(`${admin}/reload`, 'POST');
     outcomes.push({ ok: body.ok === true, status });
     await new Promise((resolve) => setTimeout(resolve, PAUSE_BETWEEN_RELOADS_MS));
