@@ -41,6 +41,9 @@ export interface RuntimeOptions {
 
 export type StartResult = { readonly ok: true } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
+/** Bound at start (admin socket, certificate store, cluster identity), so a reload cannot change them. */
+const RESTART_ONLY_MESH_FIELDS = ['adminAddress', 'certificates', 'trustDomain'] as const;
+
 function splitAddress(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
@@ -152,6 +155,10 @@ export class GatewayRuntime {
     }
     if (compiled.config.hash === previous.hash) {
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
+    }
+    const restartOnly = RESTART_ONLY_MESH_FIELDS.filter((field) => JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]));
+    if (restartOnly.length > 0) {
+      logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
     const snapshot = activate(compiled.config, this.options.mode, ++this.generation, this.clusters as ClusterManager);
     await (this.clusters as ClusterManager).dnsSettled();

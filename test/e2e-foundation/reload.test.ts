@@ -100,3 +100,16 @@ t.test('a Kubernetes ConfigMap volume (files are symlinks through ..data, swappe
   await publish('..2024_02', 'cm-2');
   t.ok(await eventually(async () => (await version()) === 'cm-2'), 'the ..data swap was picked up');
 });
+
+t.test('a reload that changes a restart-only MeshConfig field says so and keeps the running admin port', async (t) => {
+  const logsBefore = gateway.logs.length;
+  const otherAdminPort = await freePort();
+  await dir.write(ingressYaml({ ...config, adminPort: otherAdminPort, version: '8' }));
+  t.ok(await eventually(async () => (await servedVersion()) === '8'), 'the rest of the config applied');
+  t.match(
+    gateway.logs.slice(logsBefore).find((line) => line.level === 40 && Array.isArray(line.fields)),
+    { fields: ['adminAddress'], msg: /take effect only after a restart/ },
+  );
+  t.equal((await request(`http://127.0.0.1:${config.adminPort}/ready`)).status, 200, 'admin still on its original port');
+  t.equal(await accepts(otherAdminPort), false);
+});
