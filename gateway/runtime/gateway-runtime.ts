@@ -156,7 +156,11 @@ export class GatewayRuntime {
     if (compiled.config.hash === previous.hash) {
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
     }
-    const restartOnly = RESTART_ONLY_MESH_FIELDS.filter((field) => JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]));
+    const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
+      (field) =>
+        JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]) &&
+        !(field === 'adminAddress' && this.options.adminAddress !== undefined),
+    );
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
