@@ -6,7 +6,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import type { Test } from 'tap';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../helpers/gateway.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../gateway/cli/main.js', import.meta.url));
@@ -192,4 +194,27 @@ export function accepts(port: number): Promise<boolean> {
     req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'ECONNREFUSED'));
     req.end();
   });
+}
+
+/** `meshgate run` as a child process, resolved once its admin /ready answers 200; killed at teardown. */
+export async function runGateway(t: Test, configPath: string, adminPort: number): Promise<CliProcess> {
+  const cli = spawnCli(['run', '-c', configPath]);
+  t.teardown(() => cli.kill());
+  const ready = await eventually(async () => (await request(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 15_000);
+  if (!ready) throw new Error(`gateway did not become ready:\n${cli.stdout()}\n${cli.stderr()}`);
+  return cli;
+}
+
+/** Fresh ports for one gateway in front of `upstreamPort`. */
+export async function ports(upstreamPort: number, drainDuration?: string): Promise<IngressConfig> {
+  return { adminPort: await freePort(), gatewayPort: await freePort(), upstreamPort, ...(drainDuration === undefined ? {} : { drainDuration }) };
+}
+
+/** Resolves with the exit code, or null when the process is still running after `ms`. */
+export async function exitWithin(cli: CliProcess, ms: number): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  const code = await Promise.race([cli.exited, timeout]);
+  clearTimeout(timer);
+  return code;
 }
