@@ -65,6 +65,7 @@ export class GatewayRuntime {
   private admin: FastifyInstance | null = null;
   private watcher: ConfigWatcher | null = null;
   private lastRejected: readonly Diagnostic[] = [];
+  private starting: Promise<StartResult> | null = null;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: RuntimeOptions) {}
@@ -74,7 +75,12 @@ export class GatewayRuntime {
     return this.snapshot;
   }
 
-  async start(): Promise<StartResult> {
+  start(): Promise<StartResult> {
+    this.starting = this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<StartResult> {
     const { options } = this;
     setBuildInfo(MESHGATE_VERSION);
     const compiled = await compileConfig(options.configPath, this.compileOptions());
@@ -118,6 +124,8 @@ export class GatewayRuntime {
   async shutdown(trigger: string): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    // A signal that lands while start() is still opening sockets waits for it: nothing start opens may outlive the shutdown.
+    await this.starting?.catch(() => undefined);
     const { logger } = this.options;
     logger.info({ trigger, drainMs: this.drainMs() }, 'draining: /ready is 503, listeners stop accepting, in-flight requests finish');
     process.off('SIGHUP', this.onSighup);

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { configDir, startUpstream } from '../helpers/gateway.js';
-import { accepts, eventually, exitWithin, ingressYaml, ports, request, runGateway } from './fixtures.js';
+import { accepts, eventually, exitWithin, ingressYaml, ports, request, runGateway, spawnCli } from './fixtures.js';
 
 t.test('SIGTERM drains: in-flight requests finish, /ready 503, listener closed, exit 0 before the deadline', async (t) => {
   const slow = await startUpstream((_request, response) => setTimeout(() => response.end('slow done'), 1000));
@@ -54,4 +54,20 @@ t.test('a request still running at the drain deadline is cut and the process sti
   const elapsed = Date.now() - signalledAt;
   t.ok(elapsed >= 900 && elapsed < 3000, `exited ${elapsed} ms after SIGTERM (deadline 1 s)`);
   t.notMatch(await outcome, /^status 200/, 'the stuck request did not complete');
+});
+
+t.test('SIGTERM while the gateway is still starting: exit 0 and nothing left listening', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const config = await ports(upstream.port);
+  const dir = await configDir(ingressYaml(config));
+  t.teardown(() => dir.remove());
+  const cli = spawnCli(['run', '-c', dir.file]);
+  t.teardown(() => cli.kill());
+  // The first log line is written while start() is still opening the listeners and the admin port.
+  t.ok(await eventually(() => cli.stdout().length > 0, 15_000), 'the gateway began starting');
+  cli.child.kill('SIGTERM');
+  t.equal(await exitWithin(cli, 8000), 0, 'exit 0');
+  t.equal(await accepts(config.adminPort), false, 'admin port closed');
+  t.equal(await accepts(config.gatewayPort), false, 'gateway port closed');
 });
