@@ -8,7 +8,7 @@ import { configDir, startUpstream } from '../helpers/gateway.js';
 import { accepts, eventually, exitWithin, ingressYaml, ports, request, runGateway, spawnCli } from './fixtures.js';
 
 t.test('SIGTERM drains: in-flight requests finish, /ready 503, listener closed, exit 0 before the deadline', async (t) => {
-  const slow = await startUpstream((_request, response) => setTimeout(() => response.end('slow done'), 1000));
+  const slow = await startUpstream((_request, response) => setTimeout(() => response.end('slow done'), 1500));
   t.teardown(() => slow.close());
   const config = await ports(slow.port, '4s');
   const dir = await configDir(ingressYaml(config));
@@ -21,7 +21,7 @@ t.test('SIGTERM drains: in-flight requests finish, /ready 503, listener closed, 
   cli.child.kill('SIGTERM');
 
   t.ok(
-    await eventually(async () => (await request(`http://127.0.0.1:${config.adminPort}/ready`)).status === 503, 900),
+    await eventually(async () => (await request(`http://127.0.0.1:${config.adminPort}/ready`)).status === 503, 1200),
     '/ready is 503 while draining',
   );
   t.equal(await accepts(config.gatewayPort), false, 'new connections are refused once the listener closed');
