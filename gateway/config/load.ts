@@ -43,8 +43,13 @@ async function listFiles(path: string, diagnostics: Diagnostic[]): Promise<strin
     diagnostics.push(makeDiagnostic('MG0001', `cannot list ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { file: path, line: 1, col: 1 }));
     return [];
   }
-  const files = entries
-    .filter((entry) => entry.isFile() && CONFIG_FILE.test(entry.name) && !entry.name.startsWith('.'))
+  const candidates = entries.filter((entry) => CONFIG_FILE.test(entry.name) && !entry.name.startsWith('.'));
+  // Kubernetes ConfigMap volumes expose every file as a symlink into `..data/`: follow links to files.
+  const isConfigFile = async (entry: (typeof entries)[number]): Promise<boolean> =>
+    entry.isFile() || (entry.isSymbolicLink() && (await stat(join(path, entry.name)).then((s) => s.isFile(), () => false)));
+  const kept = await Promise.all(candidates.map(isConfigFile));
+  const files = candidates
+    .filter((_entry, index) => kept[index])
     .map((entry) => entry.name)
     .sort()
     .map((name) => join(path, name));
