@@ -6,6 +6,18 @@
 import type { Diagnostic } from '../config/resource.js';
 import type { Snapshot } from './snapshot.js';
 
+const URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i;
+
+/** The dump is for reading config, not secrets: credentials inside URLs (redis://user:pass@…) are masked. */
+export function redactSecrets(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(URL_CREDENTIALS, '$1[redacted]@');
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, redactSecrets(inner)]));
+  }
+  return value;
+}
+
 function where(d: Diagnostic): string {
   return `${d.position.file}:${d.position.line}:${d.position.col}`;
 }
@@ -38,7 +50,7 @@ export function configDump(snapshot: Snapshot | null, lastRejected: readonly Dia
         source: `${r.source.file}:${r.source.line}:${r.source.col}`,
         status: warnings.length === 0 ? 'valid' : 'valid-with-warnings',
         warnings: warnings.map(diagnosticView),
-        spec: r.spec,
+        spec: redactSecrets(r.spec),
       };
     }),
     listeners:
