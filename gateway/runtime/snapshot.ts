@@ -40,31 +40,13 @@ import { markSidecarWorkloads, selectSidecar } from './sidecar-plan.js';
 import type { SidecarPlan } from './sidecar-plan.js';
 import { resolveWorkload } from './workload.js';
 
-export interface Snapshot {
+/** What the request path reads: the compiled config bound to the long-lived cluster runtime. Immutable. */
+export interface Snapshot extends Omit<CompiledConfig, 'clusterDefinitions'> {
   readonly generation: number;
-  /** sha256 of the config files' contents: a reload with the same hash is a no-op. */
-  readonly hash: string;
   readonly loadedAt: Date;
-  readonly files: readonly string[];
-  readonly resources: readonly Resource[];
-  readonly diagnostics: readonly Diagnostic[];
   readonly mode: ProxyMode;
-  readonly mesh: MeshConfigSpec;
-  readonly workload: WorkloadInfo;
   readonly normalize: Normalizer;
-  /** Ingress: one table per Gateway server port. */
-  readonly gatewayRoutes: ReadonlyMap<number, HostRouteTable>;
-  /** Sidecar outbound: VirtualServices bound to `mesh`. */
-  readonly meshRoutes: HostRouteTable;
-  readonly registry: ServiceRegistry;
   readonly clusters: ClusterSet;
-  /** Sidecar mode: its inbound/outbound listeners and local app. */
-  readonly sidecar: SidecarPlan | null;
-  /** Sidecar mode: PeerAuthentication's effective mode on the inbound port. */
-  readonly inboundMtls: MtlsMode;
-  /** Ingress mode: the listeners the Gateway servers ask for. */
-  readonly listenerPlans: readonly ListenerPlan[];
-  readonly pluginStates: ReadonlyMap<string, unknown>;
   /** Retry policies for traffic no VirtualService route covers. */
   readonly defaultRetry: DefaultRetryPolicies;
 }
@@ -84,18 +66,24 @@ export interface CompileOptions {
 
 /** The compiled parts of a snapshot before clusters are instantiated (pure: no sockets, no timers). */
 export interface CompiledConfig {
+  /** sha256 of the config files' contents: a reload with the same hash is a no-op. */
   readonly hash: string;
   readonly files: readonly string[];
   readonly resources: readonly Resource[];
   readonly diagnostics: readonly Diagnostic[];
   readonly mesh: MeshConfigSpec;
   readonly workload: WorkloadInfo;
+  /** Ingress: one table per Gateway server port. */
   readonly gatewayRoutes: ReadonlyMap<number, HostRouteTable>;
+  /** Sidecar outbound: VirtualServices bound to `mesh`. */
   readonly meshRoutes: HostRouteTable;
   readonly registry: ServiceRegistry;
   readonly clusterDefinitions: readonly ClusterDefinition[];
+  /** Sidecar mode: its inbound/outbound listeners and local app. */
   readonly sidecar: SidecarPlan | null;
+  /** Sidecar mode: PeerAuthentication's effective mode on the inbound port. */
   readonly inboundMtls: MtlsMode;
+  /** Ingress mode: the listeners the Gateway servers ask for. */
   readonly listenerPlans: readonly ListenerPlan[];
   readonly pluginStates: ReadonlyMap<string, unknown>;
 }
@@ -207,25 +195,14 @@ function configDirectory(configPath: string): string {
 
 /** Instantiates the compiled config against the long-lived cluster manager (keeps pools of unchanged clusters). */
 export function activate(config: CompiledConfig, mode: ProxyMode, generation: number, clusterManager: ClusterManager): Snapshot {
+  const { clusterDefinitions, ...compiled } = config;
   return {
+    ...compiled,
     generation,
-    hash: config.hash,
     loadedAt: new Date(),
-    files: config.files,
-    resources: config.resources,
-    diagnostics: config.diagnostics,
     mode,
-    mesh: config.mesh,
-    workload: config.workload,
     normalize: createNormalizer(config.mesh.pathNormalization),
-    gatewayRoutes: config.gatewayRoutes,
-    meshRoutes: config.meshRoutes,
-    registry: config.registry,
-    clusters: clusterManager.update(config.clusterDefinitions),
-    sidecar: config.sidecar,
-    inboundMtls: config.inboundMtls,
-    listenerPlans: config.listenerPlans,
-    pluginStates: config.pluginStates,
+    clusters: clusterManager.update(clusterDefinitions),
     defaultRetry: {
       outbound: resolveRetryPolicy(config.mesh.defaultHttpRetryPolicy),
       inbound: resolveRetryPolicy({ attempts: 2, retryOn: 'reset-before-request' }),
