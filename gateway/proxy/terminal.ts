@@ -16,6 +16,7 @@ import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 import { pendingUpgrade, proxyUpgrade } from './websocket.js';
 import { forwardedClientCert } from './xfcc.js';
+import { recordUpstreamConnectError, recordUpstreamOverflow, recordUpstreamRetry } from '../../plugins/metrics/meshgate-metrics.js';
 
 const NO_ROUTE: Record<'no_virtual_host' | 'no_matching_route', LocalReply> = {
   no_virtual_host: { status: 404, flag: 'NR', details: 'route_not_found', message: 'no route: no virtual host serves this host' },
@@ -81,6 +82,13 @@ function appendValue(existing: string | string[] | number | undefined, value: st
   return Array.isArray(existing) ? [...existing, value] : [String(existing), value];
 }
 
+/** Retries, circuit-breaker overflows and connect failures, for meshgate's upstream metrics (rare paths only). */
+function recordUpstreamTrouble(cluster: string, attempts: number, flags: readonly string[]): void {
+  for (let retry = 1; retry < attempts; retry++) recordUpstreamRetry(cluster);
+  if (flags.includes('UO')) recordUpstreamOverflow(cluster);
+  if (flags.includes('UF')) recordUpstreamConnectError(cluster);
+}
+
 export async function proxyHandler(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const ctx = request.mesh as ProxyRequestContext;
   if (ctx.noRoute !== null) return sendLocalReply(request, reply, NO_ROUTE[ctx.noRoute]);
@@ -142,6 +150,7 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
     signal: abort.signal,
     ...(choice.passthrough === undefined ? {} : { destination: choice.passthrough }),
   });
+  if (outcome.attempts > 1 || outcome.flags.length > 0) recordUpstreamTrouble(cluster.name, outcome.attempts, outcome.flags);
   if (outcome.kind === 'local') {
     if (outcome.endpoint !== undefined) ctx.upstreamHost = outcome.endpoint;
     for (const flag of outcome.flags) if (!ctx.responseFlags.includes(flag)) ctx.responseFlags.push(flag);

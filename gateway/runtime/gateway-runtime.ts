@@ -23,7 +23,7 @@ import { activate, compileConfig } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
-import { recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
+import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -90,6 +90,8 @@ export class GatewayRuntime {
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
     this.clusters = new ClusterManager({ identity: meshIdentityProvider(this.identity, config.mesh.trustDomain), trustDomain: config.mesh.trustDomain });
+    const clusters = this.clusters;
+    observeUpstreams(() => clusters.stats());
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);

@@ -124,20 +124,35 @@ export function recordUpstreamConnectError(cluster: string): void {
   upstreamConnectErrors.inc({ cluster });
 }
 
-export function upstreamRequestStarted(cluster: string): void {
-  upstreamRequestsActive.inc({ cluster });
-}
-
-export function upstreamRequestFinished(cluster: string): void {
-  upstreamRequestsActive.dec({ cluster });
-}
-
 export function recordUpstreamOverflow(cluster: string): void {
   upstreamOverflow.inc({ cluster });
 }
 
-export function recordOutlierEjection(cluster: string): void {
-  outlierEjections.inc({ cluster });
+/** What the upstream layer keeps per cluster; read at scrape time, never counted per request here. */
+export interface UpstreamClusterSample {
+  readonly name: string;
+  readonly active: number;
+  /** Cumulative ejections of the cluster's hosts. */
+  readonly ejections: number;
+}
+
+let upstreamSource: (() => readonly UpstreamClusterSample[]) | null = null;
+const ejectionsSeen = new Map<string, number>();
+
+/** The running proxy registers where its cluster statistics come from. */
+export function observeUpstreams(source: () => readonly UpstreamClusterSample[]): void {
+  upstreamSource = source;
+}
+
+/** Brings the upstream gauges and the ejection counter up to date; called before each scrape. */
+export function refreshUpstreamMetrics(): void {
+  if (upstreamSource === null) return;
+  for (const cluster of upstreamSource()) {
+    upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
+    const newEjections = cluster.ejections - (ejectionsSeen.get(cluster.name) ?? 0);
+    if (newEjections > 0) outlierEjections.inc({ cluster: cluster.name }, newEjections);
+    ejectionsSeen.set(cluster.name, cluster.ejections);
+  }
 }
 
 export function recordUpstreamRetry(cluster: string): void {

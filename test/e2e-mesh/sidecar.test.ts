@@ -143,4 +143,8 @@ t.test('a sidecar whose app is down answers 503 with a reason and stays up', asy
   t.ok(reply.headers['x-meshgate-reason'], 'the reason header is set');
   const ready = await get(mesh.ports.admins[1] as number, '/ready');
   t.equal(ready.status, 200, 'the product sidecar is still ready');
+  // The product sidecar could not reach its app: its inbound cluster counts the failure and the retries.
+  const metrics = await get(mesh.ports.admins[1] as number, '/stats/prometheus');
+  t.match(metrics.body, /meshgate_upstream_connect_errors_total\{cluster="inbound\|\d+\|\|"\} [1-9]/, 'the connect failure is counted');
+  t.match(metrics.body, /meshgate_upstream_retries_total\{cluster="inbound\|\d+\|\|"\} [1-9]/, 'and the retries of the inbound default policy');
 });

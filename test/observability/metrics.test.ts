@@ -13,8 +13,7 @@ import {
   setCertificateExpiry,
   setConfigDiagnostics,
   setConfigGeneration,
-  upstreamRequestFinished,
-  upstreamRequestStarted,
+  observeUpstreams,
 } from '../../plugins/metrics/index.js';
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
 import { LABEL_VALUE_MAX_LENGTH } from '../../plugins/metrics/registry.js';
@@ -198,9 +197,7 @@ t.test('meshgate series are set by the typed functions', async (t) => {
   ]);
   recordAuthzDecision('default/deny-all', 'DENY', 'denied');
   recordRateLimitDecision('default/per-ip', 'limited');
-  upstreamRequestStarted('outbound|80||a');
-  upstreamRequestStarted('outbound|80||a');
-  upstreamRequestFinished('outbound|80||a');
+  observeUpstreams(() => [{ name: 'outbound|80||a', active: 1, ejections: 2 }]);
   setCertificateExpiry('spiffe://cluster.local/ns/default/sa/x', new Date('2030-01-01T00:00:00Z'));
   const samples = await scrape();
   t.equal(findSamples(samples, 'meshgate_config_generation')[0]?.value, 7);
@@ -210,6 +207,7 @@ t.test('meshgate series are set by the typed functions', async (t) => {
   t.equal(findSamples(samples, 'meshgate_authz_decisions_total', { policy: 'default/deny-all', action: 'DENY', result: 'denied' })[0]?.value, 1);
   t.equal(findSamples(samples, 'meshgate_ratelimit_decisions_total', { policy: 'default/per-ip', result: 'limited' })[0]?.value, 1);
   t.equal(findSamples(samples, 'meshgate_upstream_requests_active', { cluster: 'outbound|80||a' })[0]?.value, 1);
+  t.equal(findSamples(samples, 'meshgate_outlier_ejections_total', { cluster: 'outbound|80||a' })[0]?.value, 2);
   t.equal(findSamples(samples, 'meshgate_certificate_expiry_timestamp_seconds')[0]?.value, 1893456000);
   t.equal(findSamples(samples, 'meshgate_build_info')[0]?.labels['node_version'], process.versions.node);
 
