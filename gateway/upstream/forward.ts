@@ -5,6 +5,7 @@
  * backoff, all within the route timeout. The final response body is streamed, never buffered; the
  * endpoint and circuit-breaker slots are released when that body ends, fails or is destroyed.
  */
+import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { LocalReply } from '../pipeline/types.js';
@@ -96,8 +97,25 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Cancels one try. undici accepts an EventEmitter as a request signal, and one is several times
+ * cheaper to create and to listen on than an AbortController (an EventTarget); a try needs one on
+ * every request, so this is the lightweight stand-in.
+ */
+class TryCancellation extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit('abort');
+  }
+}
+
 type TryResult =
-  | { readonly kind: 'response'; readonly data: Dispatcher.ResponseData; readonly release: () => void; readonly abort: AbortController }
+  | { readonly kind: 'response'; readonly data: Dispatcher.ResponseData; readonly release: () => void }
   | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE };
 
 function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamOutcome {
@@ -130,7 +148,7 @@ async function sendTry(
   body: PreparedBody,
   routeSignal: AbortSignal,
 ): Promise<TryResult> {
-  const abort = new AbortController();
+  const abort = new TryCancellation();
   const onRouteAbort = (): void => abort.abort(routeSignal.reason);
   routeSignal.addEventListener('abort', onRouteAbort, { once: true });
   const perTry = request.retry.perTryTimeoutMs;
@@ -152,13 +170,13 @@ async function sendTry(
       path: request.path,
       headers,
       body: bodyForTry(body),
-      signal: abort.signal,
+      signal: abort,
     });
-    return { kind: 'response', data, release, abort };
+    return { kind: 'response', data, release };
   } catch (error) {
     release();
     endpoint.totalFailures += 1;
-    const reason: unknown = abort.signal.aborted ? abort.signal.reason : null;
+    const reason: unknown = abort.aborted ? abort.reason : null;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
     return { kind: 'failure', failure: isConnectFailure(error) ? 'connect-failure' : 'reset' };
