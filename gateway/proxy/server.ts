@@ -3,7 +3,7 @@
  * then the pipeline table, then the terminal proxy step. Modes differ only in the ListenerSpec and the
  * TLS/server factory they pass in.
  */
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, FastifyServerFactory } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { sendLocalReply } from '../http/local-reply.js';
@@ -51,7 +51,12 @@ function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): Re
 function fastifyOptions(options: ProxyServerOptions): Record<string, unknown> {
   const base: Record<string, unknown> = {
     loggerInstance: options.logger,
-    disableRequestLogging: true,
+    // No per-request log lines (the access-log plugin writes those); set through a LogController
+    // because fastify 5 deprecates the top-level disableRequestLogging option (FSTDEP023).
+    logController: new LogController({ disableRequestLogging: true }),
+    // request.log is the listener's logger itself: fastify would otherwise build a pino child on every
+    // request only to bind its own counter id (`reqId`), which is not the request's x-request-id.
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
