@@ -11,7 +11,9 @@ function subject(diagnostic: Diagnostic): string {
 function formatLine(diagnostic: Diagnostic): string {
   const { file, line, col } = diagnostic.position;
   const severity = diagnostic.severity === 'error' ? '' : `${diagnostic.severity}: `;
-  return `${file}:${line}:${col} ${diagnostic.code}${subject(diagnostic)}: ${severity}${diagnostic.message}`;
+  // The field path makes the message stand on its own, even where the message does not repeat the field.
+  const field = diagnostic.field === undefined || diagnostic.field === '' ? '' : `${diagnostic.field}: `;
+  return `${file}:${line}:${col} ${diagnostic.code}${subject(diagnostic)}: ${severity}${field}${diagnostic.message}`;
 }
 
 function plural(count: number, word: string): string {

@@ -30,7 +30,7 @@ t.test('formatDiagnostics', async (t) => {
   t.equal(
     formatDiagnostics(diagnostics, 'text'),
     [
-      'a.yaml:3:5 MG0203 VirtualService shop/web: no subset',
+      'a.yaml:3:5 MG0203 VirtualService shop/web: spec.http[0]: no subset',
       'a.yaml:9:1 MG0213 DestinationRule default/db: warning: unknown host',
       'b.yaml:1:2 MG0002: bad yaml',
       '2 errors, 1 warning',

@@ -9,12 +9,12 @@ const SEED = 'config/examples/seed-istio.yaml';
 const BROKEN = 'config/examples/broken/seed-broken.yaml';
 
 const BROKEN_ERRORS = [
-  `${BROKEN}:28:13 MG0203 VirtualService default/product-service: no DestinationRule for host "product-service" defines subset "v3"`,
-  `${BROKEN}:33:9 MG0215 VirtualService default/product-service: unknown retryOn policy "sometimes"`,
-  `${BROKEN}:84:13 MG0101 AuthorizationPolicy my-app/product-service-policy: unknown field "method"`,
-  `${BROKEN}:104:5 MG0104 PeerAuthentication my-app/default: the string "STRIKT" is not one of UNSET, DISABLE, PERMISSIVE, STRICT`,
+  `${BROKEN}:28:13 MG0203 VirtualService default/product-service: spec.http[1].route[1].destination.subset: no DestinationRule for host "product-service" defines subset "v3"`,
+  `${BROKEN}:33:9 MG0215 VirtualService default/product-service: spec.http[1].retries.retryOn: unknown retryOn policy "sometimes"`,
+  `${BROKEN}:84:13 MG0101 AuthorizationPolicy my-app/product-service-policy: spec.rules[0].to[0].operation.method: unknown field "method"`,
+  `${BROKEN}:104:5 MG0104 PeerAuthentication my-app/default: spec.mtls.mode: the string "STRIKT" is not one of UNSET, DISABLE, PERMISSIVE, STRICT`,
 ];
-const SEED_WARNING = /^config\/examples\/[a-z/-]+\.yaml:19:13 MG0213 VirtualService default\/product-service: warning: host "product-service" is not defined/;
+const SEED_WARNING = /^config\/examples\/[a-z/-]+\.yaml:19:13 MG0213 VirtualService default\/product-service: warning: spec\.http\[0\]\.route\[0\]\.destination\.host: host "product-service" is not defined/;
 
 // Every child spends most of its time loading modules: start them all at once, assert one by one.
 const seedText = runCli(['validate', '-c', SEED]);
