@@ -5,14 +5,15 @@
  * spans, no ids, incoming trace headers forwarded untouched.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, Span } from '@opentelemetry/api';
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
-import { extractTraceContext, injectTraceContext, removeTraceHeaders } from './propagation.js';
-import type { HeaderBag } from './propagation.js';
+import { extractTraceContext, injectTraceContext, isSampled, randomHexId, removeTraceHeaders } from './propagation.js';
+import type { ExtractedContext, HeaderBag } from './propagation.js';
 import { requestTrace, setRequestTrace } from './request-span.js';
+import type { RequestTrace } from './request-span.js';
 import { TracingRuntime } from './runtime.js';
 import type { TracingRuntimeSettings } from './runtime.js';
 import { otlpTracesUrl, tracingLimits } from './schema.js';
@@ -41,20 +42,44 @@ export interface TracingPluginOptions {
   readonly retireAfterMs?: number;
 }
 
-/** Sets the trace headers of an upstream request so that its parent is this hop's span. No-op when tracing is off. */
+/** Sets the trace headers of an upstream request so that its parent is this hop. No-op when tracing is off. */
 export function injectTraceHeaders(request: FastifyRequest, headers: HeaderBag): void {
   const current = requestTrace(request);
   if (current === undefined) return;
   removeTraceHeaders(headers);
-  injectTraceContext(headers, current.span.spanContext(), current.format);
+  injectTraceContext(headers, current);
 }
 
 export { traceIdOf } from './request-span.js';
 
-function startSpan(request: FastifyRequest, state: CompiledTracing): void {
-  const attrs = request.mesh.attrs;
-  const headers = request.headers as HeaderBag;
+/**
+ * Parent-based sampling decided here rather than by the SDK sampler, so that the unsampled majority
+ * costs two random ids and a header: no span object, no attribute map, no context. A trusted incoming
+ * context decides for its trace; a new trace is sampled with the configured ratio.
+ */
+function startHop(request: FastifyRequest, state: CompiledTracing): void {
   const incoming = state.trustIncomingContext ? extractTraceContext(request.headers) : null;
+  const sampled = incoming !== null ? isSampled(incoming.spanContext) : state.runtime.settings.samplingRatio > Math.random();
+  const format = incoming?.format ?? 'w3c';
+  const traceState = incoming?.spanContext.traceState?.serialize() ?? '';
+  let current: RequestTrace;
+  if (sampled) {
+    const span = startSpan(request, state, incoming);
+    const { traceId, spanId } = span.spanContext();
+    current = { traceId, spanId, sampled, traceState, format, span, ended: false };
+  } else {
+    const traceId = incoming?.spanContext.traceId ?? randomHexId(16);
+    current = { traceId, spanId: randomHexId(8), sampled, traceState, format, span: null, ended: false };
+  }
+  setRequestTrace(request, current);
+  // The forwarded request continues from this hop, whatever the proxy step does with the headers.
+  const headers = request.headers as HeaderBag;
+  removeTraceHeaders(headers);
+  injectTraceContext(headers, current);
+}
+
+function startSpan(request: FastifyRequest, state: CompiledTracing, incoming: ExtractedContext | null): Span {
+  const attrs = request.mesh.attrs;
   const parent = incoming === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, incoming.spanContext);
   const attributes: Attributes = {
     'http.request.method': attrs.method,
@@ -65,12 +90,7 @@ function startSpan(request: FastifyRequest, state: CompiledTracing): void {
   };
   const userAgent = request.headers['user-agent'];
   if (userAgent !== undefined) attributes['user_agent.original'] = userAgent;
-  const span = state.runtime.tracer.startSpan(`${attrs.authority}/*`, { kind: SpanKind.SERVER, attributes }, parent);
-  const current = { span, format: incoming?.format ?? 'w3c', ended: false };
-  setRequestTrace(request, current);
-  // The forwarded request continues from this hop, whatever the proxy step does with the headers.
-  removeTraceHeaders(headers);
-  injectTraceContext(headers, span.spanContext(), current.format);
+  return state.runtime.tracer.startSpan(`${attrs.authority}/*`, { kind: SpanKind.SERVER, attributes }, parent);
 }
 
 function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string): void {
@@ -78,6 +98,7 @@ function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string)
   if (current === undefined || current.ended) return;
   current.ended = true;
   const { span } = current;
+  if (span === null) return;
   const mesh = request.mesh;
   const flags = extraFlag === '' ? mesh.responseFlags : [...mesh.responseFlags, extraFlag];
   if (mesh.routeName !== '') span.updateName(mesh.routeName);
@@ -119,7 +140,7 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
   function onRequest(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
     const mesh = request.mesh as FastifyRequest['mesh'] | null;
     const state = mesh?.pluginState<CompiledTracing | null>(TRACING_PLUGIN_NAME) ?? null;
-    if (state !== null) startSpan(request, state);
+    if (state !== null) startHop(request, state);
     done();
   }
 

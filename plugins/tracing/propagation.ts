@@ -89,20 +89,53 @@ export function extractTraceContext(headers: IncomingHttpHeaders): ExtractedCont
 export type HeaderBag = Record<string, string | string[] | number | undefined>;
 
 export function removeTraceHeaders(headers: HeaderBag): void {
-  for (const name of TRACE_HEADERS) delete headers[name];
+  // Deleting a key that is not there is not free either: it can turn the header object into a slow dictionary.
+  for (const name of TRACE_HEADERS) if (headers[name] !== undefined) delete headers[name];
 }
 
-/** Headers that make `spanContext` the parent of whatever the receiver does next. */
-export function injectTraceContext(headers: HeaderBag, spanContext: SpanContext, format: PropagationFormat): void {
-  const sampled = (spanContext.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
-  headers['traceparent'] = `00-${spanContext.traceId}-${spanContext.spanId}-${sampled ? '01' : '00'}`;
-  const traceState = spanContext.traceState?.serialize();
-  if (traceState !== undefined && traceState !== '') headers['tracestate'] = traceState;
-  if (format === 'b3-single') {
-    headers['b3'] = `${spanContext.traceId}-${spanContext.spanId}-${sampled ? '1' : '0'}`;
-  } else if (format === 'b3-multi') {
-    headers['x-b3-traceid'] = spanContext.traceId;
-    headers['x-b3-spanid'] = spanContext.spanId;
+/** What the next hop needs to continue a trace: this hop's ids, the decision, and the vendor state. */
+export interface HopContext {
+  readonly traceId: string;
+  /** This hop's span id: the parent of whatever the receiver does next. */
+  readonly spanId: string;
+  readonly sampled: boolean;
+  /** Serialised `tracestate`, '' when there is none. */
+  readonly traceState: string;
+  /** Format the context arrived in; the forwarded request carries the same (plus W3C). */
+  readonly format: PropagationFormat;
+}
+
+export function isSampled(spanContext: SpanContext): boolean {
+  return (spanContext.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
+}
+
+/** Headers that make this hop the parent of whatever the receiver does next. */
+export function injectTraceContext(headers: HeaderBag, hop: HopContext): void {
+  const { traceId, spanId, sampled } = hop;
+  headers['traceparent'] = `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
+  if (hop.traceState !== '') headers['tracestate'] = hop.traceState;
+  if (hop.format === 'b3-single') {
+    headers['b3'] = `${traceId}-${spanId}-${sampled ? '1' : '0'}`;
+  } else if (hop.format === 'b3-multi') {
+    headers['x-b3-traceid'] = traceId;
+    headers['x-b3-spanid'] = spanId;
     headers['x-b3-sampled'] = sampled ? '1' : '0';
+  }
+}
+
+const idBuffer = Buffer.allocUnsafe(16);
+const ZERO_SPAN_ID = '0'.repeat(16);
+const ZERO_TRACE_ID = '0'.repeat(32);
+
+/**
+ * Random hex id of `bytes` bytes (8: span, 16: trace), never all zero (invalid in W3C). Math.random,
+ * as OpenTelemetry's own id generator: ids must be unique, not secret, and this is the unsampled hot path.
+ */
+export function randomHexId(bytes: 8 | 16): string {
+  const zero = bytes === 8 ? ZERO_SPAN_ID : ZERO_TRACE_ID;
+  for (;;) {
+    for (let offset = 0; offset < bytes; offset += 4) idBuffer.writeUInt32BE((Math.random() * 0x1_0000_0000) >>> 0, offset);
+    const id = idBuffer.toString('hex', 0, bytes);
+    if (id !== zero) return id;
   }
 }

@@ -1,12 +1,11 @@
-/** The span of the hop a request belongs to, for the access log (`trace_id`) and the proxy step (injection). */
+/** The trace context of the hop a request belongs to, for the access log (`trace_id`) and the proxy step (injection). */
 import type { Span } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
-import type { PropagationFormat } from './propagation.js';
+import type { HopContext } from './propagation.js';
 
-export interface RequestTrace {
-  readonly span: Span;
-  /** Format the context arrived in; the forwarded request carries the same (plus W3C). */
-  readonly format: PropagationFormat;
+export interface RequestTrace extends HopContext {
+  /** The recorded span; null for an unsampled request, which only propagates its ids. */
+  readonly span: Span | null;
   /** A response and an abort can both be reported for one request; the span ends once. */
   ended: boolean;
 }
@@ -21,7 +20,7 @@ export function requestTrace(request: FastifyRequest): RequestTrace | undefined 
   return traces.get(request);
 }
 
-/** Hex trace id of the request's span, or '' when tracing is off. */
+/** Hex trace id of the request's hop, or '' when tracing is off. */
 export function traceIdOf(request: FastifyRequest): string {
-  return traces.get(request)?.span.spanContext().traceId ?? '';
+  return traces.get(request)?.traceId ?? '';
 }

@@ -9,12 +9,7 @@ import type { ExportResult } from '@opentelemetry/core';
 import { createRequire } from 'node:module';
 import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
+import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { BoundedCounter } from '../metrics/registry.js';
 import type { TracingLimits } from './schema.js';
@@ -95,7 +90,7 @@ class BoundedSpanProcessor implements SpanProcessor {
 
 export interface TracingRuntimeSettings {
   readonly url: string;
-  /** 0..1, applied to new traces; sampled parents are followed (parent-based sampling). */
+  /** 0..1, applied to new traces by the plugin; a trusted parent's decision is followed (parent-based sampling). */
   readonly samplingRatio: number;
   readonly serviceName: string;
   readonly limits: TracingLimits;
@@ -118,7 +113,8 @@ export class TracingRuntime {
       exportTimeoutMillis: limits.exportTimeoutMillis,
     });
     this.provider = new BasicTracerProvider({
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.samplingRatio) }),
+      // The plugin decides sampling before it asks for a span (so unsampled requests create none).
+      sampler: new AlwaysOnSampler(),
       resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
       spanLimits: { attributeValueLengthLimit: 1024, attributeCountLimit: 64 },
       spanProcessors: [new BoundedSpanProcessor(batch, queue)],
