@@ -3,7 +3,9 @@
  * a dedicated pino destination (sonic-boom, asynchronous, batched) to MeshConfig `accessLog.path`.
  * The record is serialised directly rather than by a pino logger: a logger always adds a `level` key
  * (and pino 10 emits invalid JSON when the level formatter returns nothing), while an access-log line
- * should hold exactly the documented fields. When the snapshot disables the log, the hook
+ * should hold exactly the documented fields. Lines finished in the same event-loop turn are joined and
+ * handed to the destination once (at the turn's end, or sooner past a size bound): one write call and
+ * fewer write syscalls per batch instead of per request. When the snapshot disables the log, the hook
  * returns after one map lookup. Destinations are opened once per path and kept across reloads.
  */
 import { mkdirSync, openSync } from 'node:fs';
@@ -14,7 +16,7 @@ import { pino } from 'pino';
 import { diagnosticOf, type DiagnosticDefinition } from '../../gateway/config/diagnostics.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig, findMeshConfig } from '../metrics/effective-mesh-config.js';
-import { buildRecord, formatText } from './record.js';
+import { buildRecord, formatJson, formatText } from './record.js';
 import { accessLogLimits } from './schema.js';
 import type { AccessLogLimits } from './schema.js';
 
@@ -32,9 +34,40 @@ const UNWRITABLE: DiagnosticDefinition = {
 
 type Destination = ReturnType<typeof pino.destination>;
 
-interface Sink {
-  readonly destination: Destination;
-  readonly ownsFile: boolean;
+/** Past this many characters a batch is handed over at once rather than at the end of the loop turn. */
+const MAX_BATCH_CHARS = 64 * 1024;
+
+class Sink {
+  private pending = '';
+  private scheduled = false;
+
+  constructor(
+    readonly destination: Destination,
+    readonly ownsFile: boolean,
+  ) {}
+
+  append(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= MAX_BATCH_CHARS) {
+      this.drain();
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drainScheduled);
+    }
+  }
+
+  private readonly drainScheduled = (): void => {
+    this.scheduled = false;
+    this.drain();
+  };
+
+  /** Hands the pending lines to the destination (which writes them asynchronously). */
+  drain(): void {
+    if (this.pending === '') return;
+    const batch = this.pending;
+    this.pending = '';
+    this.destination.write(batch);
+  }
 }
 
 export interface CompiledAccessLog {
@@ -58,11 +91,12 @@ function openSink(path: string): Sink {
   // Opened here, synchronously, so the stream is ready at once and a bad path fails the load, not a request.
   if (ownsFile) mkdirSync(dirname(path), { recursive: true });
   const destination = pino.destination({ dest: ownsFile ? openSync(path, 'a') : 1, sync: false });
-  return { destination, ownsFile };
+  return new Sink(destination, ownsFile);
 }
 
-async function flushDestination(destination: Destination): Promise<void> {
-  await new Promise<void>((resolve, reject) => destination.flush((error) => (error === undefined || error === null ? resolve() : reject(error))));
+async function flushSink(sink: Sink): Promise<void> {
+  sink.drain();
+  await new Promise<void>((resolve, reject) => sink.destination.flush((error) => (error === undefined || error === null ? resolve() : reject(error))));
 }
 
 export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): AccessLogPlugin {
@@ -74,7 +108,7 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
     const state = mesh?.pluginState<CompiledAccessLog | null>(ACCESS_LOG_PLUGIN_NAME) ?? null;
     if (state !== null) {
       const record = buildRecord(request, reply, limits);
-      state.sink.destination.write(state.format === 'JSON' ? `${JSON.stringify(record)}\n` : formatText(record));
+      state.sink.append(state.format === 'JSON' ? formatJson(record) : formatText(record));
     }
     done();
   }
@@ -111,12 +145,12 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
       { name: 'meshgate-access-log' },
     ),
     async flush() {
-      for (const { destination } of sinks.values()) await flushDestination(destination);
+      for (const sink of sinks.values()) await flushSink(sink);
     },
     async close() {
-      for (const { destination, ownsFile } of sinks.values()) {
-        await flushDestination(destination);
-        if (ownsFile) destination.end();
+      for (const sink of sinks.values()) {
+        await flushSink(sink);
+        if (sink.ownsFile) sink.destination.end();
       }
       sinks.clear();
     },
