@@ -8,8 +8,8 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { sendLocalReply } from '../http/local-reply.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { CompiledDestination, CompiledRoute, MutableHeaders, RouteRequest } from '../router/types.js';
-import { forward } from '../upstream/forward.js';
-import type { UpstreamOutcome } from '../upstream/forward.js';
+import { exchange } from '../upstream/forward.js';
+import type { UpstreamExchange } from '../upstream/forward.js';
 import { chooseDestination } from './destination.js';
 import { appendForwardedFor, cleanResponseHeaders, copyRequestHeaders } from './forward-headers.js';
 import { mirrorRequest } from './mirror.js';
@@ -60,7 +60,7 @@ function relayResponse(
   reply: FastifyReply,
   ctx: ProxyRequestContext,
   destination: CompiledDestination | null,
-  outcome: Extract<UpstreamOutcome, { kind: 'response' }>,
+  outcome: Extract<UpstreamExchange, { kind: 'response' }>,
   startMs: number,
 ): FastifyReply {
   const headers: MutableHeaders = cleanResponseHeaders(outcome.headers as Record<string, string | string[] | undefined>);
@@ -73,8 +73,14 @@ function relayResponse(
   ctx.upstreamHost = outcome.endpoint;
   for (const flag of outcome.flags) if (!ctx.responseFlags.includes(flag)) ctx.responseFlags.push(flag);
   reply.code(outcome.statusCode);
+  // Kept on the reply too: onResponse hooks (metrics, access log) read them from there.
   reply.headers(headers);
-  return reply.send(outcome.body);
+  // The body goes straight from undici into the client's response, without fastify's stream send;
+  // fastify still runs the onResponse hooks when the response finishes.
+  reply.hijack();
+  reply.raw.writeHead(outcome.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  outcome.body.relayTo(reply.raw);
+  return reply;
 }
 
 function appendValue(existing: string | string[] | number | undefined, value: string): string[] {
@@ -133,13 +139,8 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
   const withBody = hasBody(request);
   if (route !== null && route.mirrors.length > 0 && !withBody) mirrorRequest(ctx, route, request.method, path, headers);
 
-  const abort = new AbortController();
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) abort.abort();
-  };
-  reply.raw.once('close', onClose);
   const startMs = performance.now();
-  const outcome = await forward(cluster, {
+  const outcome = await exchange(cluster, {
     method: request.method,
     path,
     headers: headers as Readonly<Record<string, string | readonly string[] | undefined>>,
@@ -147,7 +148,8 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
     retry: route?.retry ?? (ctx.listener.direction === 'inbound' ? ctx.snapshot.defaultRetry.inbound : ctx.snapshot.defaultRetry.outbound),
     timeoutMs: route?.timeoutMs ?? 0,
     sourceIp: ctx.attrs.remoteIp,
-    signal: abort.signal,
+    signal: null,
+    client: reply.raw,
     ...(choice.passthrough === undefined ? {} : { destination: choice.passthrough }),
   });
   if (outcome.attempts > 1 || outcome.flags.length > 0) recordUpstreamTrouble(cluster.name, outcome.attempts, outcome.flags);

@@ -5,6 +5,7 @@
  * waiting. Anything beyond is an overflow, answered at once with 503 UO and never retried.
  * `maxRetries` bounds concurrent retries; over it, a retry is skipped.
  */
+import type { CancelSignal } from './cancellation.js';
 import type { ResolvedConnectionPool } from './policy.js';
 
 export type Admission = 'granted' | 'overflow' | Promise<boolean>;
@@ -30,7 +31,7 @@ export class CircuitBreaker {
    * `granted` at once, `overflow`, or a promise that settles true when a slot frees (false when
    * `signal` aborts the wait). Every true/`granted` must be paired with one `release()`.
    */
-  acquire(signal: AbortSignal | null): Admission {
+  acquire(signal: CancelSignal | null): Admission {
     if (this.running + this.waiting.length >= this.limits.http2MaxRequests) {
       this.overflows += 1;
       return 'overflow';

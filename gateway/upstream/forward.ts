@@ -4,8 +4,9 @@
  * records the result for outlier detection, and retries what the policy allows with full-jitter
  * backoff, all within the route timeout. The final response body is streamed, never buffered; the
  * endpoint and circuit-breaker slots are released when that body ends, fails or is destroyed.
+ * `exchange` hands the body over unread, to relay straight into the client's response; `forward`
+ * hands it over as a Readable.
  */
-import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { LocalReply } from '../pipeline/types.js';
@@ -19,6 +20,10 @@ import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-deci
 import type { TryFailure } from './retry-decision.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { isConnectFailure } from './tls-origination.js';
+import { Cancellation } from './cancellation.js';
+import type { CancelSignal } from './cancellation.js';
+import { TryExchange } from './try-exchange.js';
+import type { TryResponse, UpstreamBody } from './try-exchange.js';
 
 export type HeaderMap = Readonly<Record<string, string | readonly string[] | undefined>>;
 
@@ -35,7 +40,9 @@ export interface UpstreamRequest {
   /** Client IP, for `useSourceIp` hashing and generated affinity cookies. */
   readonly sourceIp: string;
   /** Aborts when the client goes away. */
-  readonly signal: AbortSignal | null;
+  readonly signal: CancelSignal | null;
+  /** The client's response: its `close` before the response finished means the client went away. */
+  readonly client?: ClientResponse;
   /** Passthrough clusters: where to connect (default: the cluster's own host and port). */
   readonly destination?: { readonly host: string; readonly port: number };
 }
@@ -45,12 +52,19 @@ export interface ForwardOptions {
   readonly random?: () => number;
 }
 
-export type UpstreamOutcome =
+/** The part of node's ServerResponse (HTTP/1 or HTTP/2) the forwarder watches. */
+export interface ClientResponse {
+  readonly writableFinished: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  removeListener(event: 'close', listener: () => void): unknown;
+}
+
+type Outcome<Body> =
   | {
       readonly kind: 'response';
       readonly statusCode: number;
       readonly headers: HeaderMap;
-      readonly body: Readable;
+      readonly body: Body;
       readonly endpoint: string;
       readonly attempts: number;
       readonly flags: string[];
@@ -65,6 +79,10 @@ export type UpstreamOutcome =
       readonly flags: string[];
       readonly endpoint?: string;
     };
+
+export type UpstreamOutcome = Outcome<Readable>;
+/** Like UpstreamOutcome, with the body not read yet: relay it (`relayTo`) or stream it (`toReadable`). */
+export type UpstreamExchange = Outcome<UpstreamBody>;
 
 /** Headers undici refuses or that belong to one hop only. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'expect', 'x-envoy-attempt-count']);
@@ -84,7 +102,7 @@ function flattenHeaders(headers: HeaderMap): string[] {
   return flat;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: CancelSignal): Promise<void> {
   if (ms <= 0 || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
@@ -93,32 +111,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
+    signal.addEventListener('abort', done);
   });
 }
 
-/**
- * Cancels one try. undici accepts an EventEmitter as a request signal, and one is several times
- * cheaper to create and to listen on than an AbortController (an EventTarget); a try needs one on
- * every request, so this is the lightweight stand-in.
- */
-class TryCancellation extends EventEmitter {
-  aborted = false;
-  reason: unknown = undefined;
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.emit('abort');
-  }
-}
-
 type TryResult =
-  | { readonly kind: 'response'; readonly data: Dispatcher.ResponseData; readonly release: () => void }
+  | { readonly kind: 'response'; readonly response: TryResponse }
   | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE };
 
-function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamOutcome {
+function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamExchange {
   if (!flags.includes(reply.flag)) flags.unshift(reply.flag);
   return endpoint === undefined ? { kind: 'local', reply, attempts, flags } : { kind: 'local', reply, attempts, flags, endpoint };
 }
@@ -146,37 +147,27 @@ async function sendTry(
   request: UpstreamRequest,
   headers: string[],
   body: PreparedBody,
-  routeSignal: AbortSignal,
+  route: Cancellation,
 ): Promise<TryResult> {
-  const abort = new TryCancellation();
-  const onRouteAbort = (): void => abort.abort(routeSignal.reason);
-  routeSignal.addEventListener('abort', onRouteAbort, { once: true });
   const perTry = request.retry.perTryTimeoutMs;
-  const perTryTimer = perTry > 0 ? setTimeout(() => abort.abort(PER_TRY_TIMEOUT), perTry) : null;
+  let perTryTimer: NodeJS.Timeout | null = null;
   endpoint.active += 1;
   endpoint.totalRequests += 1;
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
+  const exchange = new TryExchange(() => {
     if (perTryTimer !== null) clearTimeout(perTryTimer);
-    routeSignal.removeEventListener('abort', onRouteAbort);
+    route.removeEventListener('abort', onRouteAbort);
     endpoint.active -= 1;
     cluster.breaker.release();
-  };
+  });
+  const onRouteAbort = (): void => exchange.cancel(route.reason);
+  route.addEventListener('abort', onRouteAbort);
+  if (perTry > 0) perTryTimer = setTimeout(() => exchange.cancel(PER_TRY_TIMEOUT), perTry);
+  endpoint.pool.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers, body: bodyForTry(body) }, exchange);
   try {
-    const data = await endpoint.pool.request({
-      method: request.method as Dispatcher.HttpMethod,
-      path: request.path,
-      headers,
-      body: bodyForTry(body),
-      signal: abort,
-    });
-    return { kind: 'response', data, release };
+    return { kind: 'response', response: await exchange.response };
   } catch (error) {
-    release();
     endpoint.totalFailures += 1;
-    const reason: unknown = abort.aborted ? abort.reason : null;
+    const reason: unknown = exchange.cancelled ? exchange.cancelReason : null;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
     return { kind: 'failure', failure: isConnectFailure(error) ? 'connect-failure' : 'reset' };
@@ -189,15 +180,26 @@ function failureReply(failure: TryFailure): LocalReply {
 }
 
 export async function forward(cluster: Cluster, request: UpstreamRequest, options: ForwardOptions = {}): Promise<UpstreamOutcome> {
+  const outcome = await exchange(cluster, request, options);
+  return outcome.kind === 'response' ? { ...outcome, body: outcome.body.toReadable() } : outcome;
+}
+
+export async function exchange(cluster: Cluster, request: UpstreamRequest, options: ForwardOptions = {}): Promise<UpstreamExchange> {
   const random = options.random ?? Math.random;
-  const route = new AbortController();
+  const route = new Cancellation();
   const routeTimer = request.timeoutMs > 0 ? setTimeout(() => route.abort(ROUTE_TIMEOUT), request.timeoutMs) : null;
   const onClientGone = (): void => route.abort(CLIENT_GONE);
+  const client = request.client;
+  const onClientClose = (): void => {
+    if (client !== undefined && !client.writableFinished) route.abort(CLIENT_GONE);
+  };
+  client?.once('close', onClientClose);
   request.signal?.addEventListener('abort', onClientGone, { once: true });
   if (request.signal?.aborted === true) route.abort(CLIENT_GONE);
   let handedOver = false;
   const finish = (): void => {
     if (routeTimer !== null) clearTimeout(routeTimer);
+    client?.removeListener('close', onClientClose);
     request.signal?.removeEventListener('abort', onClientGone);
   };
   try {
@@ -205,7 +207,7 @@ export async function forward(cluster: Cluster, request: UpstreamRequest, option
     if (outcome.kind === 'response') {
       handedOver = true;
       // The route timeout keeps running until the response body is complete, as in Envoy.
-      outcome.body.once('close', finish);
+      outcome.body.whenSettled(finish);
     }
     return outcome;
   } finally {
@@ -213,7 +215,7 @@ export async function forward(cluster: Cluster, request: UpstreamRequest, option
   }
 }
 
-async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, route: AbortController, random: () => number): Promise<UpstreamOutcome> {
+async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, route: Cancellation, random: () => number): Promise<UpstreamExchange> {
   cluster.totalRequests += 1;
   const policy = request.retry;
   const flags: string[] = [];
@@ -224,14 +226,14 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
   });
   let body: PreparedBody;
   try {
-    body = await prepareBody(request.body, route.signal);
+    body = await prepareBody(request.body, route);
   } catch {
-    return local(route.signal.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
+    return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
   }
   const baseHeaders = flattenHeaders(request.headers);
   const tried: UpstreamEndpoint[] = [];
   const maxTries = 1 + policy.attempts;
-  let last: UpstreamOutcome | null = null;
+  let last: UpstreamExchange | null = null;
   let retrySlotTaken = false;
   for (let attempt = 1; attempt <= maxTries; attempt++) {
     let holdsRetrySlot = retrySlotTaken;
@@ -240,24 +242,24 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
       // Over maxRetries concurrent retries the retry is skipped and the previous result stands.
       if (!holdsRetrySlot && last !== null && !cluster.breaker.tryStartRetry()) return last;
       holdsRetrySlot = true;
-      await sleep(backoffMs(policy, attempt - 1, random), route.signal);
+      await sleep(backoffMs(policy, attempt - 1, random), route);
     }
     try {
-      if (route.signal.aborted) {
-        return route.signal.reason === ROUTE_TIMEOUT ? local(replies.ROUTE_TIMEOUT, attempt - 1, flags) : local(replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
+      if (route.aborted) {
+        return route.reason === ROUTE_TIMEOUT ? local(replies.ROUTE_TIMEOUT, attempt - 1, flags) : local(replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
       }
       const endpoint = endpointFor(cluster, request, hash, tried);
       if (endpoint === null) return local(replies.NO_HEALTHY_UPSTREAM, attempt - 1, flags);
       tried.push(endpoint);
-      const admission = cluster.breaker.acquire(route.signal);
+      const admission = cluster.breaker.acquire(route);
       if (admission === 'overflow') {
         return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts: attempt - 1, flags: ['UO', ...flags] };
       }
       if (admission !== 'granted' && !(await admission)) {
-        return local(route.signal.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
+        return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
       }
       const headers = [...baseHeaders, 'x-envoy-attempt-count', String(attempt)];
-      const result = await sendTry(cluster, endpoint, request, headers, body, route.signal);
+      const result = await sendTry(cluster, endpoint, request, headers, body, route);
       const retriesLeft = attempt < maxTries;
       if (result.kind === 'failure') {
         const failure = result.failure;
@@ -270,22 +272,20 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
         if (retriable && policy.attempts > 0) last.flags.push('URX');
         return last;
       }
-      const { data, release } = result;
-      cluster.outlier?.record(endpoint, data.statusCode);
-      const retriable = responseIsRetriable(policy, data.statusCode, data.headers, request.headers) && canResend(body, null);
+      const { response } = result;
+      cluster.outlier?.record(endpoint, response.statusCode);
+      const retriable = responseIsRetriable(policy, response.statusCode, response.headers, request.headers) && canResend(body, null);
       if (retriable && retriesLeft && cluster.breaker.tryStartRetry()) {
         retrySlotTaken = true;
-        await data.body.dump().catch(() => undefined);
-        release();
+        await response.body.discard();
         continue;
       }
       const outcomeFlags = retriable && policy.attempts > 0 && !retriesLeft ? [...flags, 'URX'] : [...flags];
-      data.body.once('end', release).once('error', release).once('close', release);
       return {
         kind: 'response',
-        statusCode: data.statusCode,
-        headers: data.headers,
-        body: data.body,
+        statusCode: response.statusCode,
+        headers: response.headers,
+        body: response.body,
         endpoint: endpoint.key,
         attempts: attempt,
         flags: outcomeFlags,
@@ -295,5 +295,5 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
       if (holdsRetrySlot) cluster.breaker.endRetry();
     }
   }
-  return last as UpstreamOutcome;
+  return last as UpstreamExchange;
 }

@@ -5,6 +5,7 @@
  * failure). Each try reads the client stream through its own view, so a failed try never destroys it.
  */
 import { Readable } from 'node:stream';
+import type { CancelSignal } from './cancellation.js';
 
 export const RETRY_BUFFER_LIMIT = 64 * 1024;
 
@@ -78,7 +79,7 @@ function track(source: Readable): SourceState {
 /** Reads up to `limit` bytes; resolves with a buffer when the whole body fit, else with a streaming body. */
 export async function prepareBody(
   body: Readable | null,
-  signal: AbortSignal | null,
+  signal: CancelSignal | null,
   limit = RETRY_BUFFER_LIMIT,
 ): Promise<PreparedBody> {
   if (body === null) return NO_BODY;
@@ -92,7 +93,7 @@ export async function prepareBody(
   }
 }
 
-async function bufferOrStream(body: Readable, state: SourceState, signal: AbortSignal | null, limit: number): Promise<PreparedBody> {
+async function bufferOrStream(body: Readable, state: SourceState, signal: CancelSignal | null, limit: number): Promise<PreparedBody> {
   const chunks: Buffer[] = [];
   let size = 0;
   for (;;) {
