@@ -7,7 +7,8 @@
  */
 import { TraceFlags } from '@opentelemetry/api';
 import type { SpanContext } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
+import type * as OtelCore from '@opentelemetry/core';
+import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export type PropagationFormat = 'w3c' | 'b3-single' | 'b3-multi';
@@ -26,6 +27,14 @@ const SPAN_ID = /^[0-9a-f]{16}$/;
 const ALL_ZERO = /^0+$/;
 /** tracestate is client-controlled: beyond this it is dropped rather than parsed and forwarded. */
 const MAX_TRACESTATE_LENGTH = 512;
+
+let traceStateClass: typeof OtelCore.TraceState | null = null;
+
+/** @opentelemetry/core is loaded on the first request that carries a `tracestate`, not by every proxy. */
+function parseTraceState(value: string): OtelCore.TraceState {
+  traceStateClass ??= (createRequire(import.meta.url)('@opentelemetry/core') as typeof OtelCore).TraceState;
+  return new traceStateClass(value);
+}
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -46,7 +55,7 @@ function extractW3c(headers: IncomingHttpHeaders): SpanContext | null {
   const rawState = headers['tracestate'];
   const state = Array.isArray(rawState) ? rawState.join(',') : rawState;
   const spanContext: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
-  if (state !== undefined && state !== '' && state.length <= MAX_TRACESTATE_LENGTH) spanContext.traceState = new TraceState(state);
+  if (state !== undefined && state !== '' && state.length <= MAX_TRACESTATE_LENGTH) spanContext.traceState = parseTraceState(state);
   return spanContext;
 }
 

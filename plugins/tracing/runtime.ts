@@ -4,13 +4,13 @@
  * (`meshgate_tracing_spans_dropped_total{reason}`) instead of vanishing in the SDK.
  */
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
+import type * as OtelCore from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { createRequire } from 'node:module';
 import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type * as OtelResources from '@opentelemetry/resources';
+import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
+import type { BasicTracerProvider, ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { BoundedCounter } from '../metrics/registry.js';
 import type { TracingLimits } from './schema.js';
 
@@ -40,12 +40,13 @@ class CountingExporter implements SpanExporter {
   constructor(
     private readonly inner: SpanExporter,
     private readonly queue: BoundedQueue,
+    private readonly successCode: OtelCore.ExportResultCode,
   ) {}
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     this.inner.export(spans, (result) => {
       this.queue.pending -= spans.length;
-      if (result.code === ExportResultCode.SUCCESS) spansExported.inc({}, spans.length);
+      if (result.code === this.successCode) spansExported.inc({}, spans.length);
       else spansDropped.inc({ reason: 'export_failed' }, spans.length);
       resultCallback(result);
     });
@@ -103,9 +104,14 @@ export class TracingRuntime {
   constructor(readonly settings: TracingRuntimeSettings) {
     const { limits } = settings;
     const queue = new BoundedQueue(limits.maxQueueSize);
-    // The OTLP exporter (~4 MB) is loaded only by proxies that export traces.
-    const { OTLPTraceExporter } = createRequire(import.meta.url)('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp;
-    const exporter = new CountingExporter(new OTLPTraceExporter({ url: settings.url, timeoutMillis: limits.exportTimeoutMillis }), queue);
+    // The SDK and the OTLP exporter (~6 MB of RSS together) are loaded only by proxies that export traces.
+    const load = createRequire(import.meta.url);
+    const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp;
+    const { ExportResultCode } = load('@opentelemetry/core') as typeof OtelCore;
+    const { resourceFromAttributes } = load('@opentelemetry/resources') as typeof OtelResources;
+    const { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } = load('@opentelemetry/sdk-trace-base') as typeof SdkTraceBase;
+    const otlp = new OTLPTraceExporter({ url: settings.url, timeoutMillis: limits.exportTimeoutMillis });
+    const exporter = new CountingExporter(otlp, queue, ExportResultCode.SUCCESS);
     const batch = new BatchSpanProcessor(exporter, {
       maxQueueSize: limits.maxQueueSize,
       maxExportBatchSize: Math.min(limits.maxExportBatchSize, limits.maxQueueSize),
