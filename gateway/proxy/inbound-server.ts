@@ -10,9 +10,9 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
-import { peerIdentityFromCertificate } from '../identity/spiffe.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MtlsMode } from '../policy/peer-authentication.js';
+import { checkPeerCertificate, rememberPeerIdentity } from './peer.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -51,8 +51,10 @@ export class InboundServer extends net.Server {
     // Prepended: it must run before the HTTP server attaches its parser to the socket.
     this.secure.prependListener('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerX509Certificate();
-      const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : peerIdentityFromCertificate(cert, options.trustDomain());
-      if (!result.ok) {
+      const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : checkPeerCertificate(cert, options.trustDomain());
+      if (result.ok) {
+        rememberPeerIdentity(socket, result.identity);
+      } else {
         options.logger.warn({ reason: result.reason, peer: socket.remoteAddress }, 'inbound mTLS peer refused');
         socket.destroy();
       }

@@ -1,13 +1,47 @@
 /**
  * The mesh identity of a TLS connection's peer, parsed once per connection (keep-alive makes this a
  * per-connection cost, not a per-request one). Plaintext connections have no identity.
+ *
+ * Parsing a certificate's SPIFFE ID costs ~1 ms of CPU, and a mesh peer opens many connections
+ * with the same certificate, so results are also cached per certificate (SHA-256 fingerprint) and
+ * trust domain. A cached result is used only inside the certificate's validity window; outside it the
+ * full check runs again and reports why the certificate is refused.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { peerIdentityFromCertificate } from '../identity/spiffe.js';
+import type { PeerIdentityResult } from '../identity/spiffe.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 
+/** Distinct peer certificates remembered; past it the cache starts over (rotation makes old entries useless anyway). */
+const MAX_CACHED_CERTIFICATES = 1024;
+
+interface CachedResult {
+  readonly result: PeerIdentityResult;
+  readonly validFromMs: number;
+  readonly validToMs: number;
+}
+
+const byCertificate = new Map<string, CachedResult>();
 const identities = new WeakMap<Socket, PeerIdentity | null>();
+
+/** `peerIdentityFromCertificate`, remembered per certificate and trust domain. */
+export function checkPeerCertificate(cert: X509Certificate, trustDomain: string): PeerIdentityResult {
+  const key = `${trustDomain} ${cert.fingerprint256}`;
+  const now = Date.now();
+  const cached = byCertificate.get(key);
+  if (cached !== undefined && now >= cached.validFromMs && now <= cached.validToMs) return cached.result;
+  const result = peerIdentityFromCertificate(cert, trustDomain, new Date(now));
+  if (byCertificate.size >= MAX_CACHED_CERTIFICATES) byCertificate.clear();
+  byCertificate.set(key, { result, validFromMs: Date.parse(cert.validFrom), validToMs: Date.parse(cert.validTo) });
+  return result;
+}
+
+/** Records the identity already established while accepting the connection, so requests need not check again. */
+export function rememberPeerIdentity(socket: Socket, identity: PeerIdentity): void {
+  identities.set(socket, identity);
+}
 
 export function peerIdentityOf(socket: Socket, trustDomain: string): PeerIdentity | null {
   const cached = identities.get(socket);
@@ -16,7 +50,7 @@ export function peerIdentityOf(socket: Socket, trustDomain: string): PeerIdentit
   if (socket instanceof TLSSocket && socket.authorized) {
     const cert = socket.getPeerX509Certificate();
     if (cert !== undefined) {
-      const result = peerIdentityFromCertificate(cert, trustDomain);
+      const result = checkPeerCertificate(cert, trustDomain);
       if (result.ok) identity = result.identity;
     }
   }
