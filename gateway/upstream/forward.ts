@@ -12,9 +12,9 @@ import type { Dispatcher } from 'undici';
 import type { LocalReply } from '../pipeline/types.js';
 import type { Cluster } from './cluster.js';
 import type { UpstreamEndpoint } from './endpoint.js';
-import { computeHashKey } from './hash-key.js';
+import { NO_HASH_KEY, computeHashKey } from './hash-key.js';
 import * as replies from './replies.js';
-import { prepareBody } from './request-body.js';
+import { NO_BODY, prepareBody } from './request-body.js';
 import type { PreparedBody } from './request-body.js';
 import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-decision.js';
 import type { TryFailure } from './retry-decision.js';
@@ -91,6 +91,7 @@ const ROUTE_TIMEOUT = Symbol('route timeout');
 const PER_TRY_TIMEOUT = Symbol('per-try timeout');
 const CLIENT_GONE = Symbol('client gone');
 
+/** The headers of the first try, as undici's flat name/value list ending with `x-envoy-attempt-count: 1`. */
 function flattenHeaders(headers: HeaderMap): string[] {
   const flat: string[] = [];
   for (const name in headers) {
@@ -99,7 +100,14 @@ function flattenHeaders(headers: HeaderMap): string[] {
     if (typeof value === 'string') flat.push(name, value);
     else for (const item of value) flat.push(name, item);
   }
+  flat.push('x-envoy-attempt-count', '1');
   return flat;
+}
+
+function withAttemptCount(firstTryHeaders: readonly string[], attempt: number): string[] {
+  const headers = firstTryHeaders.slice();
+  headers[headers.length - 1] = String(attempt);
+  return headers;
 }
 
 function sleep(ms: number, signal: CancelSignal): Promise<void> {
@@ -219,18 +227,16 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
   cluster.totalRequests += 1;
   const policy = request.retry;
   const flags: string[] = [];
-  const { hash, setCookie } = computeHashKey(cluster.policy.loadBalancer.hashKey, {
-    headers: request.headers,
-    sourceIp: request.sourceIp,
-    path: request.path,
-  });
+  const hashSource = cluster.policy.loadBalancer.hashKey;
+  const { hash, setCookie } =
+    hashSource === null ? NO_HASH_KEY : computeHashKey(hashSource, { headers: request.headers, sourceIp: request.sourceIp, path: request.path });
   let body: PreparedBody;
   try {
-    body = await prepareBody(request.body, route);
+    body = request.body === null ? NO_BODY : await prepareBody(request.body, route);
   } catch {
     return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
   }
-  const baseHeaders = flattenHeaders(request.headers);
+  const firstTryHeaders = flattenHeaders(request.headers);
   const tried: UpstreamEndpoint[] = [];
   const maxTries = 1 + policy.attempts;
   let last: UpstreamExchange | null = null;
@@ -258,7 +264,8 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
       if (admission !== 'granted' && !(await admission)) {
         return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
       }
-      const headers = [...baseHeaders, 'x-envoy-attempt-count', String(attempt)];
+      // undici copies the headers when the try is dispatched, and a retry starts only after the previous try is over.
+      const headers = attempt === 1 ? firstTryHeaders : withAttemptCount(firstTryHeaders, attempt);
       const result = await sendTry(cluster, endpoint, request, headers, body, route);
       const retriesLeft = attempt < maxTries;
       if (result.kind === 'failure') {

@@ -20,7 +20,7 @@ export interface HashKey {
   readonly setCookie: string | undefined;
 }
 
-const NO_KEY: HashKey = Object.freeze({ hash: null, setCookie: undefined });
+export const NO_HASH_KEY: HashKey = Object.freeze({ hash: null, setCookie: undefined });
 
 function firstHeader(value: string | readonly string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : value?.[0];
@@ -54,7 +54,7 @@ export function affinityCookie(source: Extract<HashKeySource, { kind: 'cookie' }
 }
 
 export function computeHashKey(source: HashKeySource | null, inputs: HashKeyInputs): HashKey {
-  if (source === null) return NO_KEY;
+  if (source === null) return NO_HASH_KEY;
   let key: string | undefined;
   switch (source.kind) {
     case 'header':
@@ -75,5 +75,5 @@ export function computeHashKey(source: HashKeySource | null, inputs: HashKeyInpu
       break;
     }
   }
-  return key === undefined ? NO_KEY : { hash: hash32(key), setCookie: undefined };
+  return key === undefined ? NO_HASH_KEY : { hash: hash32(key), setCookie: undefined };
 }

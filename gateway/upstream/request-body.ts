@@ -14,7 +14,7 @@ export type PreparedBody =
   | { readonly kind: 'buffered'; readonly data: Buffer }
   | { readonly kind: 'stream'; view(): Readable; started(): boolean };
 
-const NO_BODY: PreparedBody = Object.freeze({ kind: 'none' });
+export const NO_BODY: PreparedBody = Object.freeze({ kind: 'none' });
 
 interface SourceState {
   ended: boolean;
