@@ -2,7 +2,9 @@
  * One try on undici's dispatch API: the status and headers resolve `response` before any body byte is
  * taken, so the retry decision is made on them; the body is then either relayed straight into the
  * client's response (no intermediate stream), turned into a Readable, or discarded before a retry.
- * Until one of those is chosen undici is paused, so nothing is buffered beyond what it already read.
+ * Until one of those is chosen (a few microtasks later) the chunks undici already read are held; undici
+ * is paused only if they exceed HELD_LIMIT, because pausing its parser and resuming it costs more than
+ * holding the small body of a typical response.
  */
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -31,10 +33,13 @@ interface BodySink {
 
 /** Bytes read from a response that is thrown away before a retry; beyond it the connection is closed instead. */
 const DISCARD_LIMIT = 128 * 1024;
+/** Bytes held while no consumer is attached, before undici is paused. */
+const HELD_LIMIT = 64 * 1024;
 
 export class UpstreamBody {
   private sink: BodySink | null = null;
   private queued: Buffer[] | null = null;
+  private queuedBytes = 0;
   private state: 'open' | 'ended' | 'failed' = 'open';
   private failure: Error | null = null;
   private settled: (() => void) | null = null;
@@ -96,7 +101,8 @@ export class UpstreamBody {
       return;
     }
     (this.queued ??= []).push(chunk);
-    this.controller.pause();
+    this.queuedBytes += chunk.length;
+    if (this.queuedBytes > HELD_LIMIT) this.controller.pause();
   }
 
   onEnd(): void {
@@ -131,7 +137,8 @@ export class UpstreamBody {
     if (queued !== null) for (const chunk of queued) flowing = sink.write(chunk) && flowing;
     if (this.state === 'ended') sink.end();
     else if (this.state === 'failed') sink.fail(this.failure as Error);
-    else if (flowing) this.controller.resume();
+    else if (flowing) this.resume();
+    else this.controller.pause();
   }
 }
 
@@ -173,8 +180,6 @@ export class TryExchange implements Dispatcher.DispatchHandler {
     // 1xx informational answers precede the real one.
     if (statusCode < 200 || this.body !== null) return;
     this.body = new UpstreamBody(controller);
-    // Held until the caller decides what to do with the body (relay, stream or discard).
-    controller.pause();
     this.resolve({ statusCode, headers, body: this.body });
   }
 
