@@ -54,11 +54,19 @@ export class UpstreamBody {
 
   /** Writes the body into `target` with backpressure and ends it; an upstream failure destroys it. */
   relayTo(target: RelayTarget): void {
-    const resume = (): void => this.resume();
+    let awaitingDrain = false;
+    const resume = (): void => {
+      awaitingDrain = false;
+      this.resume();
+    };
     this.attach({
       write: (chunk) => {
         if (target.write(chunk)) return true;
-        target.once('drain', resume);
+        // Several held chunks may each be refused before the first drain: one listener is enough.
+        if (!awaitingDrain) {
+          awaitingDrain = true;
+          target.once('drain', resume);
+        }
         return false;
       },
       end: () => target.end(),
