@@ -83,10 +83,19 @@ async function verifyWithRule(
   return { failure: fail(JWT_MESSAGES.verificationFails) };
 }
 
+function cacheKeyOf(found: FoundToken): string {
+  return `${found.location.id}\n${found.token}`;
+}
+
+/** The earlier verification of this token at this location, still valid at `nowMs`; null = verify it. */
+export function cachedVerification(compiled: CompiledAuthn, found: FoundToken, nowMs: number): VerifiedToken | null {
+  return compiled.cache.get(cacheKeyOf(found), nowMs);
+}
+
 export async function verifyToken(compiled: CompiledAuthn, found: FoundToken, nowMs: number): Promise<VerifyOutcome> {
   const { token, location } = found;
   if (token.length > compiled.options.maxTokenBytes) return fail(JWT_MESSAGES.tooLarge);
-  const cacheKey = `${location.id}\n${token}`;
+  const cacheKey = cacheKeyOf(found);
   const cached = compiled.cache.get(cacheKey, nowMs);
   if (cached !== null) return { ok: true, verified: cached };
 

@@ -4,7 +4,7 @@
  * rule that decided, in the log, in `request.mesh.localReply.details` and (debug headers) in the response.
  */
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
@@ -69,28 +69,54 @@ function logObservers(compiled: CompiledAuthz, view: AuthzRequest, request: Fast
   }
 }
 
-function appliesTo(request: FastifyRequest): boolean {
-  return hasPolicies(request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME));
-}
-
-async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
-  const view = authzRequestFrom(request);
-  if (compiled.custom.length > 0) {
-    const denied = await runCustom(compiled, view, request, reply);
-    if (denied !== null) return denied;
-  }
+/** Answers a denied request; false when the RBAC decision allows it (the pipeline goes on). */
+function enforceRbac(compiled: CompiledAuthz, view: AuthzRequest, request: FastifyRequest, reply: FastifyReply): boolean {
   const decision = evaluateRbac(compiled.deny, compiled.allow, view);
-  logObservers(compiled, view, request, decision.allowed);
+  if (compiled.audit.length + compiled.dryRun.length > 0) logObservers(compiled, view, request, decision.allowed);
   // A matched DENY policy decides as DENY; otherwise the ALLOW set decided (`none`: no ALLOW policy exists, or none matched).
   const action = decision.policy !== null && !decision.allowed ? 'DENY' : 'ALLOW';
   recordAuthzDecision(decision.policy ?? 'none', action, decision.allowed ? 'allowed' : 'denied');
-  if (decision.allowed) return;
+  if (decision.allowed) return false;
   request.log.info(
     { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },
     'authorization policy denied the request',
   );
-  return sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
+  sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
+  return true;
+}
+
+async function authorizeWithCustom(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
+  const view = authzRequestFrom(request);
+  const denied = await runCustom(compiled, view, request, reply);
+  if (denied !== null) return denied;
+  enforceRbac(compiled, view, request, reply);
+}
+
+const customHook = conditionalHook(() => true, authorizeWithCustom);
+
+/**
+ * Only CUSTOM policies need a network call; the RBAC decision is synchronous, so without them the
+ * hook decides in place instead of paying a promise and a microtask turn on every request.
+ */
+function authorizeHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
+  if (!hasPolicies(compiled)) {
+    done();
+    return;
+  }
+  if (compiled.custom.length > 0) {
+    customHook(request, reply, done);
+    return;
+  }
+  let answered: boolean;
+  try {
+    answered = enforceRbac(compiled, authzRequestFrom(request), request, reply);
+  } catch (error) {
+    done(error instanceof Error ? error : new Error(String(error)));
+    return;
+  }
+  if (!answered) done();
 }
 
 export const authzPlugin: MeshPlugin<CompiledAuthz> = {
@@ -98,7 +124,7 @@ export const authzPlugin: MeshPlugin<CompiledAuthz> = {
   compile: compileAuthz,
   register: fp(
     async (app) => {
-      app.addHook('onRequest', conditionalHook(appliesTo, authorize));
+      app.addHook('onRequest', authorizeHook);
     },
     { name: 'meshgate-authz' },
   ),
