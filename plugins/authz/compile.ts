@@ -25,6 +25,12 @@ export interface CompiledRule {
   readonly from: readonly (readonly FieldMatcher[])[];
   readonly to: readonly (readonly FieldMatcher[])[];
   readonly when: readonly FieldMatcher[];
+  /**
+   * A request path can only match the rule if it starts with one of these (the literal heads of its
+   * `paths` patterns); null when some branch does not constrain the path. Lets the many rules written
+   * for other paths be rejected with a few `startsWith` before any matcher runs.
+   */
+  readonly pathHeads: readonly string[] | null;
 }
 
 export interface CompiledPolicy {
@@ -72,7 +78,13 @@ function anyBranch(branches: readonly (readonly FieldMatcher[])[], request: Auth
   return false;
 }
 
+function startsWithAny(path: string, heads: readonly string[]): boolean {
+  for (const head of heads) if (path.startsWith(head)) return true;
+  return false;
+}
+
 export function ruleMatches(rule: CompiledRule, request: AuthzRequest): boolean {
+  if (rule.pathHeads !== null && !startsWithAny(request.path, rule.pathHeads)) return false;
   if (!anyBranch(rule.from, request) || !anyBranch(rule.to, request)) return false;
   for (const condition of rule.when) if (!condition.matches(request)) return false;
   return true;
@@ -95,6 +107,29 @@ function problemCode(message: string): DiagnosticCode {
   return 'MG0303';
 }
 
+/** The literal text every path matching `pattern` starts with; null when it may start with anything. */
+function literalHead(pattern: string): string | null {
+  if (pattern.startsWith('*')) return null;
+  const template = pattern.indexOf('{');
+  if (template !== -1) return pattern.slice(0, template);
+  return pattern.endsWith('*') ? pattern.slice(0, -1) : pattern;
+}
+
+function pathHeadsOf(rule: Rule): string[] | null {
+  if (rule.to === undefined || rule.to.length === 0) return null;
+  const heads: string[] = [];
+  for (const entry of rule.to) {
+    const paths = entry.operation?.paths;
+    if (paths === undefined) return null;
+    for (const pattern of paths) {
+      const head = literalHead(pattern);
+      if (head === null || head === '') return null;
+      heads.push(head);
+    }
+  }
+  return heads;
+}
+
 function compileRule(rule: Rule, index: number, policyNamespace: string, problems: CompileProblem[]): CompiledRule {
   const prefix = `spec.rules[${index}]`;
   const context = (fieldPrefix: string): FieldContext => ({ policyNamespace, problems, fieldPrefix });
@@ -113,7 +148,7 @@ function compileRule(rule: Rule, index: number, policyNamespace: string, problem
   const when = (rule.when ?? [])
     .map((condition, i) => compileCondition(context(`${prefix}.when[${i}]`), condition))
     .filter((condition): condition is FieldMatcher => condition !== null);
-  return { index, from, to, when };
+  return { index, from, to, when, pathHeads: pathHeadsOf(rule) };
 }
 
 function findMeshConfig(resources: readonly Resource[]): MeshConfigSpec | undefined {
