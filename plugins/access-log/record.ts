@@ -60,6 +60,20 @@ function withPort(ip: string, port: number | undefined): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+let isoSecondStart = -1;
+let isoSecondPrefix = '';
+
+/** `Date#toISOString()` of `epochMs`, with the formatting done once per second rather than once per request. */
+function isoTimestamp(epochMs: number): string {
+  const millis = epochMs % 1000;
+  const secondStart = epochMs - millis;
+  if (secondStart !== isoSecondStart) {
+    isoSecondStart = secondStart;
+    isoSecondPrefix = new Date(secondStart).toISOString().slice(0, -4);
+  }
+  return `${isoSecondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
 export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits): AccessLogRecord {
   const mesh = request.mesh;
   const attrs = mesh.attrs;
@@ -78,7 +92,7 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
   const socket = request.raw.socket as { remotePort?: number; localPort?: number } | null;
   const localReply = mesh.localReply;
   const record: AccessLogRecord = {
-    start_time: new Date(Date.now() - durationMs).toISOString(),
+    start_time: isoTimestamp(Date.now() - durationMs),
     method: request.method,
     authority: bound('authority', attrs.authority, limits.maxHeaderValueLength) ?? '',
     path: bound('path', queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt), limits.maxPathLength) ?? '',
