@@ -2,6 +2,7 @@
  * A small mesh for end-to-end tests, all on 127.0.0.1 with free ports: an ingress, product-service
  * (app + sidecar) and order-service (app + sidecar), identities self-issued from the test CA.
  */
+import http from 'node:http';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
 import type { ConfigDir, RunningGateway, Upstream } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
@@ -174,4 +175,23 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       await config.remove();
     },
   };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** A plain HTTP GET on 127.0.0.1 over a fresh connection. */
+export function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+    });
+    request.on('error', reject);
+  });
 }

@@ -4,29 +4,12 @@
  * sidecar refuses an endpoint whose certificate is not the identity the registry expects).
  */
 import t from 'tap';
-import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
-import { meshYaml, startMesh } from './mesh-fixture.js';
+import { get, meshYaml, startMesh } from './mesh-fixture.js';
+import type { Reply } from './mesh-fixture.js';
 import { freePort, startGateway, startUpstream } from '../helpers/gateway.js';
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
-
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
-    });
-    request.on('error', reject);
-  });
-}
 
 async function adminPost(port: number, path: string): Promise<Reply> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST' });

@@ -2,27 +2,10 @@ import t from 'tap';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
-import { startMesh } from './mesh-fixture.js';
-import type { Mesh } from './mesh-fixture.js';
+import { get, startMesh } from './mesh-fixture.js';
+import type { Mesh, Reply } from './mesh-fixture.js';
 import type { CertFiles } from '../helpers/pki.js';
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
-
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
-    });
-    request.on('error', reject);
-  });
-}
 
 /** A client TLS connection to a sidecar's inbound port with the given client certificate. */
 function mtlsGet(port: number, path: string, cert: CertFiles | null, caPath: string): Promise<Reply> {
