@@ -4,16 +4,10 @@
  * Plain mutable fields on purpose: they are read and written on every request.
  */
 import type { Pool, buildConnector } from 'undici';
+import type { RegistryEndpoint } from './registry.js';
 
-export interface EndpointMetadata {
-  readonly address: string;
-  readonly port: number;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly weight: number;
-  readonly serviceAccount: string;
-  readonly locality: string;
-  readonly namespace: string;
-}
+/** What a pool's endpoint knows of its registry entry (whether it runs a sidecar is decided per cluster). */
+export type EndpointMetadata = Omit<RegistryEndpoint, 'meshWorkload'>;
 
 /** How the endpoint's pool opens connections (TLS origination included), for connections that leave HTTP after an upgrade. */
 export interface EndpointTransport {

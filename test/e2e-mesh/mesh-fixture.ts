@@ -144,9 +144,9 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
-  const pki = await makeTestPki();
-  const ports: MeshPorts = {
+/** Free ports for the ingress, both sidecars and the three admin listeners. */
+export async function allocateMeshPorts(): Promise<MeshPorts> {
+  return {
     ingress: await freePort(),
     productInbound: await freePort(),
     productOutbound: await freePort(),
@@ -154,6 +154,11 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     orderOutbound: await freePort(),
     admins: [await freePort(), await freePort(), await freePort()],
   };
+}
+
+export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
+  const pki = await makeTestPki();
+  const ports = await allocateMeshPorts();
   const productApp = await startUpstream(undefined, 'product-service');
   const orderApp = await startUpstream(undefined, 'order-service');
   const config = await configDir(meshYaml(pki, ports, { product: productApp.port, order: orderApp.port }, options));

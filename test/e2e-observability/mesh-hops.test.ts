@@ -11,10 +11,9 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
-import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
+import { configDir, startGateway, startUpstream } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { meshYaml } from '../e2e-mesh/mesh-fixture.js';
-import type { MeshPorts } from '../e2e-mesh/mesh-fixture.js';
+import { allocateMeshPorts, meshYaml } from '../e2e-mesh/mesh-fixture.js';
 import { OtlpReceiver } from '../observability/otlp-receiver.js';
 import type { ReceivedSpan } from '../observability/otlp-receiver.js';
 
@@ -48,14 +47,7 @@ function traceparentOf(value: unknown): { traceId: string; parentId: string } {
 const receiver = await OtlpReceiver.start();
 t.teardown(() => receiver.close());
 const pki = await makeTestPki();
-const ports: MeshPorts = {
-  ingress: await freePort(),
-  productInbound: await freePort(),
-  productOutbound: await freePort(),
-  orderInbound: await freePort(),
-  orderOutbound: await freePort(),
-  admins: [await freePort(), await freePort(), await freePort()],
-};
+const ports = await allocateMeshPorts();
 const productApp = await startUpstream(undefined, 'product-service');
 t.teardown(() => productApp.close());
 // The order app does what the mesh needs from applications: copy traceparent and x-request-id to its outbound call.
