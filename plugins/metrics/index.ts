@@ -5,7 +5,7 @@
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import { compileIstioLabels, istioLabelValues } from './istio-labels.js';
+import { compileIstioLabels, istioLabelKey, istioLabelValues } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
 import { wireBytes } from './wire-bytes.js';
@@ -24,7 +24,8 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
     const mesh = request.mesh as FastifyRequest['mesh'] | null;
     if (mesh !== null) {
       const bytes = wireBytes(request, reply);
-      cache.record(istioLabelValues(mesh.pluginState<CompiledIstioLabels>(METRICS_PLUGIN_NAME), request, reply), {
+      const compiled = mesh.pluginState<CompiledIstioLabels>(METRICS_PLUGIN_NAME);
+      cache.record(compiled, istioLabelKey(compiled, request, reply), () => istioLabelValues(compiled, request, reply), {
         durationMs: Number(process.hrtime.bigint() - mesh.startNs) / 1e6,
         requestBytes: bytes.received,
         responseBytes: bytes.sent,

@@ -59,33 +59,58 @@ export interface IstioObservation {
   readonly responseBytes: number;
 }
 
+/** Request kinds remembered per compiled label state; past it the memo starts over (clients can vary the Host). */
+const MEMO_LIMIT = 4096;
+
 export class IstioSeriesCache {
   private readonly series = new Map<string, IstioSeries>();
   private readonly guard: SeriesGuard<IstioLabelName>;
   private overflow: IstioSeries | null = null;
+  /** Per compiled label state: request-kind key (istioLabelKey) → its series. */
+  private readonly memos = new WeakMap<object, Map<string, IstioSeries>>();
 
   constructor(maxSeries = DEFAULT_MAX_SERIES) {
     this.guard = new SeriesGuard(SERIES_CACHE_METRIC, ISTIO_LABEL_NAMES, maxSeries);
   }
 
-  record(rawValues: readonly string[], observation: IstioObservation): void {
-    const values = rawValues.map(boundLabelValue);
-    const key = values.join('\u0001');
-    let series = this.series.get(key);
+  /**
+   * Records one request of the kind `kindKey` names under `state`; `labelValues` computes the kind's
+   * label values, and is only called the first time the kind is seen.
+   */
+  record(state: object, kindKey: string, labelValues: () => readonly string[], observation: IstioObservation): void {
+    let memo = this.memos.get(state);
+    if (memo === undefined) {
+      memo = new Map();
+      this.memos.set(state, memo);
+    }
+    let series = memo.get(kindKey);
     if (series === undefined) {
-      if (this.guard.admit(key)) {
-        series = bind(key, values);
-        this.series.set(key, series);
-      } else {
-        const overflowValues = ISTIO_LABEL_NAMES.map(() => OVERFLOW_LABEL_VALUE);
-        this.overflow ??= bind(overflowValues.join('\u0001'), overflowValues);
-        series = this.overflow;
+      series = this.seriesOf(labelValues());
+      // Overflowing kinds are not remembered: each of their requests is counted as dropped.
+      if (series !== this.overflow) {
+        if (memo.size >= MEMO_LIMIT) memo.clear();
+        memo.set(kindKey, series);
       }
     }
     series.requests.inc();
     series.duration.observe(observation.durationMs);
     series.requestSize.observe(observation.requestBytes);
     series.responseSize.observe(observation.responseBytes);
+  }
+
+  private seriesOf(rawValues: readonly string[]): IstioSeries {
+    const values = rawValues.map(boundLabelValue);
+    const key = values.join('\u0001');
+    const known = this.series.get(key);
+    if (known !== undefined) return known;
+    if (this.guard.admit(key)) {
+      const series = bind(key, values);
+      this.series.set(key, series);
+      return series;
+    }
+    const overflowValues = ISTIO_LABEL_NAMES.map(() => OVERFLOW_LABEL_VALUE);
+    this.overflow ??= bind(overflowValues.join('\u0001'), overflowValues);
+    return this.overflow;
   }
 }
 
