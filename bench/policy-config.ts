@@ -11,7 +11,7 @@
  * - rate limit: a RateLimitPolicy on the hot path, keyed by client IP, whose limit is never reached;
  *   backend local or redis.
  * - observability: the access log to a file and 1 % tracing exported to a local OTLP/HTTP sink.
- * - quiet: access log off and tracing sampling 0 % (metrics are always on; there is no switch).
+ * - quiet: all three off: access log off, tracing sampling 0 % with no collector, Istio request metrics off.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -165,7 +165,7 @@ function variantPatch(variant: IngressVariant): { meshConfig: Record<string, unk
         documents: [],
       };
     case 'quiet':
-      return { meshConfig: { accessLog: { enabled: false }, tracing: { samplingPercent: 0 } }, documents: [] };
+      return { meshConfig: { accessLog: { enabled: false }, tracing: { samplingPercent: 0 }, metrics: { enabled: false } }, documents: [] };
   }
 }
 

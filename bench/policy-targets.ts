@@ -142,7 +142,7 @@ export const POLICY_TARGETS: readonly BenchTarget[] = [
       },
     };
   }),
-  ingressVariant(QUIET_TARGET, 'meshgate-http with access log off and tracing sampling 0 % (metrics on)', async () => ({ variant: { kind: 'quiet' } })),
+  ingressVariant(QUIET_TARGET, 'meshgate-http with access log, tracing and Istio request metrics all off', async () => ({ variant: { kind: 'quiet' } })),
   ingressVariant(OBSERVABILITY_TARGET, 'meshgate-http + access log to a file + tracing 1 % to a local OTLP/HTTP sink (metrics on)', async (context, directory) => {
     const sink = await startOtlpSink(context);
     return { variant: { kind: 'observability', accessLogPath: join(directory, 'access.log'), otlpEndpoint: sink.endpoint }, helpers: [sink.service] };

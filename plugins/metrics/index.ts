@@ -1,10 +1,12 @@
 /**
- * The metrics plugin: records Istio's standard request series when each response completes.
+ * The metrics plugin: records Istio's standard request series when each response completes (unless
+ * MeshConfig `metrics.enabled` is false: then the hook returns after one lookup).
  * It exposes nothing itself; the admin server serves `renderPrometheus()` / `renderStatsText()`.
  */
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels, istioLabelKey, istioLabelValues } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
@@ -17,14 +19,14 @@ export interface MetricsPluginOptions {
   readonly maxSeries?: number;
 }
 
-export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlugin<CompiledIstioLabels> {
+export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlugin<CompiledIstioLabels | null> {
   const cache = options.maxSeries === undefined ? istioSeries : new IstioSeriesCache(options.maxSeries);
 
   function recordRequest(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
     const mesh = request.mesh as FastifyRequest['mesh'] | null;
-    if (mesh !== null) {
+    const compiled = mesh?.pluginState<CompiledIstioLabels | null>(METRICS_PLUGIN_NAME) ?? null;
+    if (mesh !== null && compiled !== null) {
       const bytes = wireBytes(request, reply);
-      const compiled = mesh.pluginState<CompiledIstioLabels>(METRICS_PLUGIN_NAME);
       cache.record(compiled, istioLabelKey(compiled, request, reply), () => istioLabelValues(compiled, request, reply), {
         durationMs: Number(process.hrtime.bigint() - mesh.startNs) / 1e6,
         requestBytes: bytes.received,
@@ -36,7 +38,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
 
   return {
     name: METRICS_PLUGIN_NAME,
-    compile: compileIstioLabels,
+    compile: (input) => (effectiveMeshConfig(input.resources).metrics.enabled ? compileIstioLabels(input) : null),
     register: fastifyPlugin(
       async (app) => {
         app.addHook('onResponse', recordRequest);

@@ -17,6 +17,7 @@ import {
 } from '../../plugins/metrics/index.js';
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
 import { LABEL_VALUE_MAX_LENGTH } from '../../plugins/metrics/registry.js';
+import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
 import { buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
 import { findSamples, parseSamples } from './prom-text.js';
@@ -161,6 +162,17 @@ t.test('sidecar inbound over mTLS reports as destination with the peer identity'
   t.equal(outbound.length, 1, 'sidecar outbound reports as source');
   t.equal(outbound[0]?.labels['destination_service'], 'details.default.svc.cluster.local');
   t.equal(outbound[0]?.labels['destination_workload'], 'unknown', 'no WorkloadEntry at the upstream address');
+});
+
+t.test('MeshConfig metrics.enabled: false records no Istio series (meshgate series stay)', async (t) => {
+  const meshConfig = makeResource('MeshConfig', 'mesh', { metrics: { enabled: false } }, { apiVersion: MESH_CONFIG_API_VERSION, namespace: 'istio-system' });
+  const { app } = await buildPluginHarness({ plugins: [scenarioPlugin, metricsPlugin], resources: [meshConfig], workload: { name: 'edge-unmetered' } });
+  t.teardown(() => app.close());
+  const reply = await app.inject({ method: 'GET', url: '/routed/1', headers: { host: 'details.example.com' } });
+  t.equal(reply.statusCode, 200);
+  const samples = await scrape();
+  t.equal(findSamples(samples, 'istio_requests_total', { source_workload: 'edge-unmetered' }).length, 0);
+  t.ok(findSamples(samples, 'meshgate_build_info', {}).length > 0, 'meshgate series are still rendered');
 });
 
 t.test('cardinality cap collapses new label sets into overflow and counts them; values are truncated', async (t) => {

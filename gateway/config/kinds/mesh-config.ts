@@ -121,6 +121,15 @@ export const MeshConfigSpec = strictObject(
       },
       'Access log.',
     ),
+    metrics: defaultedObject(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description: "Record Istio's standard per-request series (istio_requests_total and the three histograms); meshgate's own series are always kept.",
+        }),
+      },
+      'Prometheus metrics on the admin port.',
+    ),
     tracing: defaultedObject(
       {
         samplingPercent: Type.Number({ minimum: 0, maximum: 100, default: 1, description: 'Share of new traces sampled (Istio default 1%).' }),
