@@ -26,6 +26,8 @@ export interface CellSummary {
   readonly requestsPerSecond: number;
   readonly requestsPerSecondMin: number;
   readonly requestsPerSecondMax: number;
+  /** round number → req/s of that round, for ratios paired by round (bars.ts). */
+  readonly requestsPerSecondByRound: ReadonlyMap<number, number>;
   readonly p50Us: number;
   readonly p90Us: number;
   readonly p99Us: number;
@@ -57,6 +59,7 @@ export function summarize(samples: readonly Sample[]): CellSummary {
     requestsPerSecond: median(rates),
     requestsPerSecondMin: Math.min(...rates),
     requestsPerSecondMax: Math.max(...rates),
+    requestsPerSecondByRound: new Map(samples.map((sample) => [sample.round, sample.requestsPerSecond])),
     p50Us: median(samples.map((sample) => sample.p50Us)),
     p90Us: median(samples.map((sample) => sample.p90Us)),
     p99Us: median(samples.map((sample) => sample.p99Us)),

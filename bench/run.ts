@@ -5,7 +5,7 @@
  * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
  *
  * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (3 for
- * the whole set, 5 for one suite), BENCH_ROUNDS (2 for the whole set, 3 for one suite), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
+ * the whole set, 5 for one suite), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
  * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (1000).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -42,7 +42,7 @@ const WHOLE_SET = selection.suite === 'all';
 const settings = {
   suite: selection.suite,
   seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
-  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', WHOLE_SET ? 2 : 3),
+  rounds: positiveIntegerFromEnv('BENCH_ROUNDS', 3),
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 2),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
