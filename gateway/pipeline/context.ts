@@ -2,6 +2,8 @@
  * The per-request context (`request.mesh`). A class rather than an object literal so every request
  * gets the same hidden class: this object is created once per request on the hot path.
  */
+import type { FastifyReply } from 'fastify';
+import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { CompiledRoute } from '../router/types.js';
 import type { JwtAuthResult, LocalReply, RequestAttributes, RequestContext } from './types.js';
 
@@ -14,6 +16,8 @@ export class MeshRequestContext implements RequestContext {
   readonly responseFlags: string[] = [];
   upstreamCluster = '';
   upstreamHost = '';
+  upstreamServiceTimeMs: number | null = null;
+  relayedHeaders: Readonly<OutgoingHttpHeaders> | null = null;
   readonly startNs: bigint;
 
   constructor(
@@ -29,5 +33,9 @@ export class MeshRequestContext implements RequestContext {
 
   pluginState<T>(pluginName: string): T {
     return this.pluginStates.get(pluginName) as T;
+  }
+
+  responseHeader(reply: FastifyReply, name: string): OutgoingHttpHeader | undefined {
+    return this.relayedHeaders === null ? reply.getHeader(name) : this.relayedHeaders[name];
   }
 }

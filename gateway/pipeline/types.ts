@@ -6,7 +6,8 @@
  * never changes the rules under a request in flight. Plugins never parse raw config per request.
  */
 import type { TSchema } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { CompiledRoute } from '../router/types.js';
@@ -124,8 +125,17 @@ export interface RequestContext {
   readonly responseFlags: string[];
   upstreamCluster: string;
   upstreamHost: string;
+  /** `x-envoy-upstream-service-time` of a relayed upstream response (ms); null for local replies. */
+  upstreamServiceTimeMs: number | null;
   /** Compiled per-plugin state of the snapshot this request started on. */
   pluginState<T>(pluginName: string): T;
+  /**
+   * A header of the response sent (lowercase name), for onResponse hooks. A relayed upstream response
+   * is written straight to the socket, so its headers are kept here rather than on the fastify reply.
+   */
+  responseHeader(reply: FastifyReply, name: string): OutgoingHttpHeader | undefined;
+  /** Set by the proxy step when it relays an upstream response. */
+  relayedHeaders: Readonly<OutgoingHttpHeaders> | null;
 }
 
 declare module 'fastify' {

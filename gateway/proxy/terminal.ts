@@ -64,7 +64,8 @@ function relayResponse(
   startMs: number,
 ): FastifyReply {
   const headers: MutableHeaders = cleanResponseHeaders(outcome.headers as Record<string, string | string[] | undefined>);
-  headers['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - startMs));
+  const serviceTimeMs = Math.round(performance.now() - startMs);
+  headers['x-envoy-upstream-service-time'] = String(serviceTimeMs);
   const route = ctx.route;
   // Route-level operations first, then the picked destination's, so a destination `set` wins (§1.12).
   if (route !== null && !route.responseHeaders.isEmpty) route.responseHeaders.apply(headers);
@@ -72,13 +73,15 @@ function relayResponse(
   if (outcome.setCookie !== undefined) headers['set-cookie'] = appendValue(headers['set-cookie'], outcome.setCookie);
   ctx.upstreamHost = outcome.endpoint;
   for (const flag of outcome.flags) if (!ctx.responseFlags.includes(flag)) ctx.responseFlags.push(flag);
-  reply.code(outcome.statusCode);
-  // Kept on the reply too: onResponse hooks (metrics, access log) read them from there.
-  reply.headers(headers);
+  // Headers an earlier step put on the reply (CORS) are sent too, unless the response sets them.
+  const preset = reply.getHeaders();
+  const sent = Object.keys(preset).length === 0 ? headers : { ...preset, ...headers };
+  ctx.relayedHeaders = sent as OutgoingHttpHeaders;
+  ctx.upstreamServiceTimeMs = serviceTimeMs;
   // The body goes straight from undici into the client's response, without fastify's stream send;
   // fastify still runs the onResponse hooks when the response finishes.
   reply.hijack();
-  reply.raw.writeHead(outcome.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  reply.raw.writeHead(outcome.statusCode, sent as OutgoingHttpHeaders);
   outcome.body.relayTo(reply.raw);
   return reply;
 }

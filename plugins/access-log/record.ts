@@ -87,7 +87,6 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
   const durationMs = Math.round(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
   const rawUrl = request.raw.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
-  const serviceTime = Number(reply.getHeader('x-envoy-upstream-service-time'));
   const bytes = wireBytes(request, reply);
   const socket = request.raw.socket as { remotePort?: number; localPort?: number } | null;
   const localReply = mesh.localReply;
@@ -104,7 +103,7 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
     upstream_cluster: emptyToNull(mesh.upstreamCluster),
     upstream_host: emptyToNull(mesh.upstreamHost),
     duration_ms: durationMs,
-    upstream_service_time_ms: Number.isFinite(serviceTime) && reply.hasHeader('x-envoy-upstream-service-time') ? serviceTime : null,
+    upstream_service_time_ms: mesh.upstreamServiceTimeMs,
     bytes_received: bytes.received,
     bytes_sent: bytes.sent,
     request_id: mesh.requestId,

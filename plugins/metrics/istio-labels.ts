@@ -174,7 +174,7 @@ export function istioLabelKey(compiled: CompiledIstioLabels, request: FastifyReq
   const destinationReporter = isDestinationReporter(compiled, request);
   const counterpart = destinationReporter ? (peer === null ? mesh.attrs.sourceIp : peer.uri) : mesh.upstreamHost;
   const contentType = request.headers['content-type'];
-  const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc') ? `grpc:${String(reply.getHeader('grpc-status') ?? '')}` : '';
+  const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc') ? `grpc:${String(mesh.responseHeader(reply, 'grpc-status') ?? '')}` : '';
   const flags = mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(',');
   return `${destinationReporter ? 'd' : 's'}\u0001${reply.statusCode}\u0001${flags}\u0001${mesh.upstreamCluster}\u0001${counterpart}\u0001${mesh.attrs.host}\u0001${grpc}`;
 }
@@ -203,7 +203,7 @@ export function istioLabelValues(compiled: CompiledIstioLabels, request: Fastify
   const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
   const contentType = request.headers['content-type'];
   const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
-  const grpcStatus = grpc ? reply.getHeader('grpc-status') : undefined;
+  const grpcStatus = grpc ? mesh.responseHeader(reply, 'grpc-status') : undefined;
   return [
     destinationReporter ? 'destination' : 'source',
     source.workload,

@@ -48,7 +48,8 @@ function estimate(request: FastifyRequest, reply: FastifyReply): WireBytes {
   let received = Number(request.headers['content-length'] ?? 0) || 0;
   const raw = request.raw.rawHeaders;
   for (let i = 0; i < raw.length; i++) received += (raw[i]?.length ?? 0) + 2;
-  let sent = Number(reply.getHeader('content-length') ?? 0) || 0;
-  for (const [name, value] of Object.entries(reply.getHeaders())) sent += name.length + String(value).length + 4;
+  const headers = request.mesh.relayedHeaders ?? reply.getHeaders();
+  let sent = Number(headers['content-length'] ?? 0) || 0;
+  for (const [name, value] of Object.entries(headers)) sent += name.length + String(value).length + 4;
   return { received, sent };
 }

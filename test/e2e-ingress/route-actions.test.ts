@@ -66,6 +66,12 @@ const rules = `    - match: [{uri: {prefix: /api/v1/}}]
     - match: [{uri: {prefix: /hang}}]
       timeout: 200ms
       route: [{destination: {host: app.internal}}]
+    - match: [{uri: {prefix: /cors}}]
+      corsPolicy:
+        allowOrigins: [{exact: "https://shop.example.com"}]
+        allowMethods: [GET]
+        exposeHeaders: [x-upstream-version]
+      route: [{destination: {host: app.internal}}]
 `;
 
 await startScenario(
@@ -134,6 +140,16 @@ t.test('request and response header operations', async (t) => {
   t.equal(res.headers['x-upstream-version'], '2');
   t.equal(res.headers['x-served-by'], 'meshgate');
   t.notOk(res.headers['x-upstream-secret']);
+});
+
+t.test('CORS headers decided before forwarding are sent with the relayed upstream response', async (t) => {
+  const res = await request(port, '/cors/items', { host: 'actions.example.com', headers: { origin: 'https://shop.example.com' } });
+  t.equal(res.status, 200);
+  t.equal(JSON.parse(res.body).url, '/cors/items', 'the upstream answered');
+  t.equal(res.headers['access-control-allow-origin'], 'https://shop.example.com');
+  t.equal(res.headers['access-control-expose-headers'], 'x-upstream-version');
+  t.equal(res.headers['x-upstream-version'], '1', 'and the upstream headers');
+  t.match(res.headers['x-envoy-upstream-service-time'], /^\d+$/);
 });
 
 t.test('fault abort: configured status, Envoy body, flag FI, upstream untouched', async (t) => {

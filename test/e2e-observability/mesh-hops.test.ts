@@ -169,6 +169,8 @@ t.test('access log: one JSON line per hop, all carrying the request id the apps 
     t.equal(line.response_flags, '-');
     t.match(String(line.upstream_cluster), /\S/, `${String(line.route_name)}: upstream cluster ${String(line.upstream_cluster)}`);
     t.match(String(line.upstream_host), /^127\.0\.0\.1:\d+$/, `${String(line.route_name)}: upstream host`);
+    t.ok(Number.isInteger(line.upstream_service_time_ms) && Number(line.upstream_service_time_ms) >= 0, `${String(line.route_name)}: upstream service time of a relayed response`);
+    t.ok(Number(line.bytes_sent) > 0 && Number(line.bytes_received) > 0, `${String(line.route_name)}: wire bytes`);
   }
   const byHost = new Map(lines.map((line) => [String(line.upstream_host), line]));
   t.ok(byHost.has(`127.0.0.1:${ports.orderInbound}`), 'the ingress line names the order sidecar as upstream host');

@@ -28,6 +28,7 @@ function exchange(variant: Variant): { request: FastifyRequest; reply: FastifyRe
     upstreamCluster: variant.cluster,
     upstreamHost: variant.upstreamHost,
     responseFlags: variant.flags,
+    responseHeader: (reply: FastifyReply, name: string) => reply.getHeader(name),
   };
   const headers = variant.contentType === undefined ? {} : { 'content-type': variant.contentType };
   const request = { mesh, headers } as unknown as FastifyRequest;

@@ -22,6 +22,7 @@ export const scenarioPlugin: MeshPlugin<null> = {
           mesh.upstreamCluster = DETAILS_CLUSTER;
           mesh.upstreamHost = DETAILS_HOST;
           reply.header('x-envoy-upstream-service-time', '7');
+          mesh.upstreamServiceTimeMs = 7;
         } else if (path.startsWith('/inbound')) {
           mesh.upstreamCluster = 'inbound|8080||';
           mesh.upstreamHost = '127.0.0.1:8080';
