@@ -60,6 +60,14 @@ function withPort(ip: string, port: number | undefined): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** `value` cut to `max` characters; a cut is noted in `truncated` and counted. */
+function bound(truncated: string[], field: string, value: string | null, max: number): string | null {
+  if (value === null || value.length <= max) return value;
+  truncated.push(field);
+  truncations.inc({ field });
+  return value.slice(0, max);
+}
+
 let isoSecondStart = -1;
 let isoSecondPrefix = '';
 
@@ -78,12 +86,6 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
   const mesh = request.mesh;
   const attrs = mesh.attrs;
   const truncated: string[] = [];
-  const bound = (field: string, value: string | null, max: number): string | null => {
-    if (value === null || value.length <= max) return value;
-    truncated.push(field);
-    truncations.inc({ field });
-    return value.slice(0, max);
-  };
   const durationMs = Math.round(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
   const rawUrl = request.raw.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
@@ -93,8 +95,8 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
   const record: AccessLogRecord = {
     start_time: isoTimestamp(Date.now() - durationMs),
     method: request.method,
-    authority: bound('authority', attrs.authority, limits.maxHeaderValueLength) ?? '',
-    path: bound('path', queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt), limits.maxPathLength) ?? '',
+    authority: bound(truncated, 'authority', attrs.authority, limits.maxHeaderValueLength) ?? '',
+    path: bound(truncated, 'path', queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt), limits.maxPathLength) ?? '',
     protocol: `HTTP/${request.raw.httpVersion}`,
     response_code: reply.statusCode,
     response_flags: mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
@@ -114,26 +116,21 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
     requested_server_name: emptyToNull(attrs.sni),
     peer_principal: attrs.peer?.uri ?? null,
     request_principal: mesh.auth?.principal ?? null,
-    user_agent: bound('user_agent', headerValue(request.headers['user-agent']), limits.maxHeaderValueLength),
-    x_forwarded_for: bound('x_forwarded_for', headerValue(request.headers['x-forwarded-for']), limits.maxHeaderValueLength),
+    user_agent: bound(truncated, 'user_agent', headerValue(request.headers['user-agent']), limits.maxHeaderValueLength),
+    x_forwarded_for: bound(truncated, 'x_forwarded_for', headerValue(request.headers['x-forwarded-for']), limits.maxHeaderValueLength),
   };
   if (truncated.length > 0) record.truncated_fields = truncated;
   return record;
 }
 
-/** True when JSON must escape something in `value`: a quote, a backslash, a control character or a surrogate. */
-function needsEscape(value: string): boolean {
-  for (let index = 0; index < value.length; index++) {
-    const code = value.charCodeAt(index);
-    if (code < 0x20 || code === 0x22 || code === 0x5c || (code >= 0xd800 && code <= 0xdfff)) return true;
-  }
-  return false;
-}
+/** What JSON must escape: a quote, a backslash, a control character or a surrogate. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be found
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 /** The usual string, with nothing to escape, is quoted as it is; the rest go through JSON.stringify. */
 function jsonString(value: string | null): string {
   if (value === null) return 'null';
-  return needsEscape(value) ? JSON.stringify(value) : `"${value}"`;
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 /**
