@@ -30,7 +30,8 @@ const EDGE_SANITISED = new Set([
 ]);
 
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  // What nearly every peer sends names no other header.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null;
   const joined = Array.isArray(value) ? value.join(',') : value;
   const names = new Set<string>();
   for (const part of joined.split(',')) {

@@ -48,15 +48,24 @@ function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): Re
   };
 }
 
+/**
+ * The listener's logger, as one whose children are itself. request.log is then the listener's logger:
+ * fastify would otherwise build a pino child on every request only to bind its own counter id (`reqId`,
+ * not the request's x-request-id), and it re-validates the result of a custom child factory on every
+ * request, while its default factory on this logger costs one call.
+ */
+function childlessLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  const shared = Object.create(logger) as FastifyBaseLogger;
+  shared.child = () => shared;
+  return shared;
+}
+
 function fastifyOptions(options: ProxyServerOptions): Record<string, unknown> {
   const base: Record<string, unknown> = {
-    loggerInstance: options.logger,
+    loggerInstance: childlessLogger(options.logger),
     // No per-request log lines (the access-log plugin writes those); set through a LogController
     // because fastify 5 deprecates the top-level disableRequestLogging option (FSTDEP023).
     logController: new LogController({ disableRequestLogging: true }),
-    // request.log is the listener's logger itself: fastify would otherwise build a pino child on every
-    // request only to bind its own counter id (`reqId`), which is not the request's x-request-id.
-    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -34,13 +34,16 @@ export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireByt
 }
 
 function socketDelta(socket: Socket): WireBytes {
-  const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
+  let mark = socketMarks.get(socket);
+  if (mark === undefined) {
+    mark = { read: 0, written: 0 };
+    socketMarks.set(socket, mark);
+  }
   const read = socket.bytesRead;
   const written = socket.bytesWritten;
   const bytes = { received: Math.max(0, read - mark.read), sent: Math.max(0, written - mark.written) };
   mark.read = read;
   mark.written = written;
-  socketMarks.set(socket, mark);
   return bytes;
 }
 

@@ -122,6 +122,17 @@ t.test('a valid token: forwarded without Authorization, claim copied to a header
   t.equal(seen?.headers['x-user-group'], 'admins', 'outputClaimToHeaders reaches the upstream; the client copy is replaced');
 });
 
+t.test('a rejected token is logged by the gateway with its reason (request.log is the listener logger)', async (t) => {
+  const before = gateway.logs.length;
+  const unknownIssuer = await good({ iss: 'https://evil.test' });
+  const reply = await request(port, '/catalog', { headers: { authorization: `Bearer ${unknownIssuer}` } });
+  t.equal(reply.status, 401);
+  const logged = gateway.logs.slice(before).find((line) => line.msg === 'JWT rejected');
+  t.ok(logged, 'one log line for the rejection');
+  t.match(logged, { level: 30, authn: { location: /\S/ } });
+  t.notOk(JSON.stringify(logged).includes(unknownIssuer), 'the token itself is never logged');
+});
+
 t.test('bad tokens are refused with the Istio statuses; the upstream sees none of them', async (t) => {
   const now = Math.floor(Date.now() / 1000);
   const expired = await sign(rsaKey, { iss: ISSUER, sub: 'alice', aud: 'shop', iat: now - 7200, exp: now - 3600 });
