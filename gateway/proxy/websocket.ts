@@ -6,10 +6,13 @@
  * the endpoint's pool would (TLS origination included), sends the rewritten request head and then
  * pipes bytes both ways until either side closes.
  *
+ * The tunnel is the request's response: when it closes, the onResponse hooks (metrics, access log,
+ * tracing) report it once, as Envoy reports an upgraded stream at its end: the status the upstream
+ * answered (101, or its refusal), the whole duration, and the bytes of the whole tunnel.
+ *
  * Known limits, as in a first Envoy `upgrade_configs` setup: the upstream's 101 (or refusal) is relayed
  * byte for byte, so response header operations and `x-envoy-upstream-service-time` do not apply; the
- * route timeout and retries do not apply to an upgraded connection; onResponse hooks (access log,
- * metrics) do not see it, because the reply is hijacked.
+ * route timeout and retries do not apply to an upgraded connection.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ServerResponse } from 'node:http';
@@ -61,6 +64,14 @@ function isWebSocketUpgrade(request: IncomingMessage): boolean {
 /** The client socket of a WebSocket upgrade this request carries, or undefined for ordinary requests. */
 export function pendingUpgrade(request: FastifyRequest): PendingUpgrade | undefined {
   return pending.get(request.raw);
+}
+
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3}) /;
+
+/** The status of the response head that starts `chunk`, or null when it does not start with one. */
+function statusOfHead(chunk: Buffer): number | null {
+  const match = STATUS_LINE.exec(chunk.toString('latin1', 0, 16));
+  return match === null ? null : Number(match[1]);
 }
 
 function requestHead(method: string, path: string, headers: OutgoingHttpHeaders): string {
@@ -147,13 +158,28 @@ export async function proxyUpgrade(request: FastifyRequest, reply: FastifyReply,
   const headers = { ...target.headers, connection: 'Upgrade', upgrade: request.headers.upgrade, 'x-envoy-attempt-count': '1' };
   upstream.write(requestHead(target.method, target.path, headers));
   if (upgrade.head.length > 0) upstream.write(upgrade.head);
+  const response = reply.raw;
+  let answered = false;
+  upstream.once('data', (chunk: Buffer) => {
+    answered = true;
+    response.statusCode = statusOfHead(chunk) ?? response.statusCode;
+  });
   upstream.on('error', () => client.destroy());
   client.on('error', () => upstream.destroy());
   upstream.once('close', () => {
     release();
     client.destroy();
   });
-  client.once('close', () => upstream.destroy());
+  client.once('close', () => {
+    upstream.destroy();
+    if (!answered) {
+      // Envoy's UC: the upstream connection ended before any response.
+      response.statusCode = 503;
+      ctx.responseFlags.push('UC');
+    }
+    // The hijacked response is complete now: fastify runs the onResponse hooks on its 'finish'.
+    response.emit('finish');
+  });
   upstream.pipe(client);
   client.pipe(upstream);
   return reply;

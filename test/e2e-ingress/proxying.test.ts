@@ -250,6 +250,29 @@ t.test('WebSocket: handshake and frames pass through the gateway, with the route
   await closed(socket);
 });
 
+t.test('a WebSocket is reported once it closes: Istio request series with the 101, bytes of the whole tunnel', async (t) => {
+  const scrapeCount = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/stats/prometheus`)).text();
+    const line = text.split('\n').find((entry) => entry.startsWith('istio_requests_total{') && entry.includes('response_code="101"') && entry.includes('destination_service="sockets.internal"'));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  const before = await scrapeCount();
+  const socket = await openPlain();
+  t.teardown(() => socket.destroy());
+  const shake = await handshake(socket, upgradeRequest('/chat/room', 'ws.example.com'));
+  t.match(shake.response, /^HTTP\/1\.1 101 /);
+  await sleep(100);
+  t.equal(await scrapeCount(), before, 'nothing is reported while the tunnel is open');
+  socket.end();
+  await closed(socket);
+  let after = before;
+  for (let attempt = 0; attempt < 50 && after === before; attempt++) {
+    await sleep(20);
+    after = await scrapeCount();
+  }
+  t.equal(after, before + 1, 'one request with response_code 101 once the tunnel closed');
+});
+
 t.test('WebSocket over TLS (HTTP/1.1 via ALPN on the HTTPS listener)', async (t) => {
   const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'ws.example.com', ca: pki.ca.certPem, ALPNProtocols: ['http/1.1'] });
   t.teardown(() => socket.destroy());
