@@ -6,7 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import type { KeyObject, JsonWebKey } from 'node:crypto';
-import { request as undiciRequest } from 'undici';
+import { undiciRequest } from '../../gateway/upstream/undici-core.js';
 
 export interface VerificationKey {
   readonly kid: string | undefined;

@@ -4,9 +4,9 @@
  * the upstream), anything else denies with the authorizer's own status and body. Unreachable or slow
  * authorizer: `failOpen` decides, otherwise `statusOnError` (default 403) — flag UAEX either way.
  */
-import { request as undiciRequest } from 'undici';
 import type { ExtensionProvider } from '../../gateway/config/kinds/mesh-config.js';
 import { parseDuration } from '../../gateway/config/duration.js';
+import { undiciRequest } from '../../gateway/upstream/undici-core.js';
 
 export type ExtAuthzResult =
   | { readonly allowed: true; readonly upstreamHeaders: Readonly<Record<string, string>> }
