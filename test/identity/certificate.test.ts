@@ -5,6 +5,7 @@
  */
 import { X509Certificate, webcrypto } from 'node:crypto';
 import t from 'tap';
+import { createRootCa, issueServerCertificate } from '../../gateway/identity/ca.js';
 import { formatName, parseCertificate } from '../../gateway/identity/certificate.js';
 import { peerIdentityFromCertificate } from '../../gateway/identity/spiffe.js';
 import { certificateNames } from '../../gateway/listeners/client-cert.js';
@@ -105,4 +106,14 @@ t.test('malformed DER is refused', async (t) => {
   t.throws(() => parseCertificate(Buffer.concat([der, Buffer.from([0])])), /trailing data/, 'trailing byte');
   t.throws(() => parseCertificate(Buffer.from([0x30, 0x80, 0x00, 0x00])), /length form/, 'indefinite length');
   t.throws(() => parseCertificate(Buffer.from([0x04, 0x00])), /Certificate expected/, 'not a SEQUENCE');
+});
+
+t.test('IP SANs that ca.ts writes read back the same through the reference parser', async (t) => {
+  const ca = await createRootCa({ trustDomain: 'cluster.local' });
+  const addresses = ['127.0.0.1', '::1', '2001:db8::5', 'fe80::1:0:0:2'];
+  const issued = await issueServerCertificate({ ca, dnsNames: ['a.example.com'], ipAddresses: addresses });
+  const cert = new X509Certificate(issued.certPem);
+  t.same(reference(cert).names.filter((name) => name.type === 'ip').map((name) => name.value), addresses);
+  t.same(certificateNames(cert).ipAddresses, addresses);
+  t.equal(certificateNames(cert).subject, 'CN=a.example.com');
 });
