@@ -21,10 +21,12 @@ type Request = typeof undiciIndexRequest;
 let loadedRequest: Promise<Request> | null = null;
 
 /**
- * undici's `request`, for the control-plane calls (a JWKS fetch, an ext_authz check): the index is
- * imported on the first call, by the proxies whose config makes such calls, instead of by all at start.
+ * undici's `request`, for the control-plane calls (a JWKS fetch, an ext_authz check). The index is
+ * imported by the proxies whose config makes such calls (their clients start the import when they are
+ * compiled), not by all at start. Callers arm their timeouts after this resolves: a call's deadline is
+ * for the remote side, never for loading a module once.
  */
-export function undiciRequest(url: string, options: Parameters<Request>[1]): ReturnType<Request> {
+export function loadUndiciRequest(): Promise<Request> {
   loadedRequest ??= import('undici').then((undici) => undici.request);
-  return loadedRequest.then((request) => request(url, options));
+  return loadedRequest;
 }
