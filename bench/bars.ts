@@ -61,9 +61,11 @@ export function computeBars(summaries: Summaries, components: ComponentSummaries
     const paired = measured === undefined || base === undefined ? null : pairedThroughputRatio(measured, base);
     return paired === null ? null : { cost: 1 - paired.ratio, perRound: paired.perRound };
   };
+  /** A target that completed no request has no latency: its p50 of 0 must read as a failure, not as the fastest hop. */
   const addedP50 = (target: string, reference: string): number | null => {
     const [measured, base] = [c1(target), c1(reference)];
-    return measured === undefined || base === undefined ? null : measured.p50Us - base.p50Us;
+    if (measured === undefined || base === undefined) return null;
+    return measured.requestsPerSecond === 0 ? Number.POSITIVE_INFINITY : measured.p50Us - base.p50Us;
   };
   const sidecarCpu = (label: string) => () => {
     const value = components.get(MESH_PAIR)?.get(saturationMode)?.get(label)?.cpuUsPerRequest ?? null;

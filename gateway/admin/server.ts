@@ -5,6 +5,7 @@
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { isIP } from 'node:net';
+import { SCHEMALESS } from '../http/schemaless.js';
 
 export interface ReloadOutcome {
   readonly ok: boolean;
@@ -46,7 +47,7 @@ function methodNotAllowed(reply: FastifyReply, allow: string): FastifyReply {
 }
 
 export async function createAdminServer(source: AdminSource, views: readonly AdminView[] = []): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, schemaController: SCHEMALESS });
 
   app.get('/live', async () => ({ live: true }));
   app.get('/ready', async (_request, reply) => {

@@ -1,52 +1,18 @@
 /**
- * The CLI commands. Each returns an exit code; `run` resolves only when the proxy has stopped.
- * `validate` and `run` compile through the very same function, so they can never disagree.
+ * The CLI commands other than `run` (run.ts) and `demo` (demo.ts). Each returns an exit code.
+ * `validate` compiles through the very function `run` starts from, so they can never disagree.
  */
-import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import { formatDiagnostics, summarize } from '../config/format.js';
 import { caInit, caIssue } from '../identity/ca-cli.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
-import type { ProxyMode } from '../pipeline/types.js';
-import { GatewayRuntime } from '../runtime/gateway-runtime.js';
 import { compileConfig } from '../runtime/snapshot.js';
 import { describedRequestFrom } from '../runtime/explain-input.js';
 import { MESHGATE_VERSION } from '../version.js';
-import { createLogger } from './logger.js';
+import { CONFIG_OPTIONS, configPath, parse, proxyMode } from './args.js';
 import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
 import { AUTHZ_PLUGIN_NAME } from '../../plugins/authz/index.js';
 import type { CompiledAuthz } from '../../plugins/authz/compile.js';
 import { explainRequest } from '../../plugins/authz/explain.js';
-
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>): Values {
-  try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
-
-function configPath(values: Values): string {
-  const path = values.config;
-  if (typeof path !== 'string' || path === '') throw new UsageError('missing -c/--config <file|dir>');
-  if (!existsSync(path)) throw new UsageError(`config path does not exist: ${path}`);
-  return path;
-}
-
-function proxyMode(values: Values): ProxyMode {
-  const mode = values.mode ?? 'ingress';
-  if (mode !== 'ingress' && mode !== 'sidecar') throw new UsageError(`--mode must be ingress or sidecar, got "${String(mode)}"`);
-  return mode;
-}
-
-const CONFIG_OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  mode: { type: 'string' },
-  workload: { type: 'string' },
-} as const;
 
 export async function validateCommand(args: readonly string[]): Promise<number> {
   const values = parse(args, { ...CONFIG_OPTIONS, output: { type: 'string', short: 'o' }, strict: { type: 'boolean' } });
@@ -71,42 +37,6 @@ export async function validateCommand(args: readonly string[]): Promise<number> 
     : `configuration invalid: ${summarize(diagnostics)}${result.ok ? ' (--strict: warnings count as errors)' : ''}`;
   process.stdout.write([...lines, verdict].join('\n') + '\n');
   return failed ? EXIT_INVALID : EXIT_OK;
-}
-
-export async function runCommand(args: readonly string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, 'log-level': { type: 'string' }, 'admin-address': { type: 'string' } });
-  const logger = createLogger(typeof values['log-level'] === 'string' ? values['log-level'] : 'info');
-  const mode = proxyMode(values);
-  const path = configPath(values);
-  return new Promise<number>((resolve) => {
-    // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
-    let startFailed = false;
-    const runtime = new GatewayRuntime({
-      configPath: path,
-      mode,
-      plugins: PIPELINE_PLUGINS,
-      logger,
-      onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
-      ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
-      ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
-    });
-    const stop = (signal: string): void => void runtime.shutdown(signal);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    runtime.start().then(
-      (started) => {
-        if (started.ok) return;
-        process.stderr.write(formatDiagnostics(started.diagnostics, 'text'));
-        process.stderr.write('meshgate: refusing to start on an invalid configuration\n');
-        resolve(EXIT_INVALID);
-      },
-      (error: unknown) => {
-        startFailed = true;
-        logger.error({ err: error }, 'meshgate failed to start');
-        void runtime.shutdown('start failure').finally(() => resolve(EXIT_INVALID));
-      },
-    );
-  });
 }
 
 export async function explainCommand(args: readonly string[]): Promise<number> {

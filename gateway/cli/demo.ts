@@ -15,6 +15,7 @@ import { issueServerCertificate } from '../identity/ca.js';
 import { caInit } from '../identity/ca-cli.js';
 import { orderApp, productApp } from '../demo/apps.js';
 import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
+import { releaseYoungGeneration } from './young-generation.js';
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo', import.meta.url));
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -103,6 +104,8 @@ Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
 `;
 
 export async function demoCommand(args: readonly string[]): Promise<number> {
+  // The demo apps serve from this process for as long as it runs: their young generation grows as usual.
+  releaseYoungGeneration();
   let values;
   try {
     values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, strict: true }).values;

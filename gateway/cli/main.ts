@@ -1,16 +1,21 @@
 #!/usr/bin/env node
-/** `meshgate` entry point: dispatches to a command and turns usage mistakes into exit code 2. */
-import { caCommand, explainCommand, runCommand, validateCommand, versionCommand } from './commands.js';
-import { demoCommand } from './demo.js';
+/**
+ * `meshgate` entry point: dispatches to a command and turns usage mistakes into exit code 2.
+ * Each command's module is imported on use, so a sidecar does not load (and keep in memory) the CA,
+ * demo and explain code, nor `validate` the proxy's.
+ */
 import { EXIT_USAGE, USAGE, UsageError } from './usage.js';
+import { holdYoungGeneration } from './young-generation.js';
 
-const COMMANDS: Readonly<Record<string, (args: readonly string[]) => Promise<number>>> = {
-  run: runCommand,
-  validate: validateCommand,
-  explain: explainCommand,
-  ca: caCommand,
-  demo: demoCommand,
-  version: versionCommand,
+type Command = (args: readonly string[]) => Promise<number>;
+
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  run: async () => (await import('./run.js')).runCommand,
+  validate: async () => (await import('./commands.js')).validateCommand,
+  explain: async () => (await import('./commands.js')).explainCommand,
+  ca: async () => (await import('./commands.js')).caCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+  version: async () => (await import('./commands.js')).versionCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -19,11 +24,14 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name === undefined ? EXIT_USAGE : 0;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
+  const load = COMMANDS[name];
+  if (load === undefined) {
     process.stderr.write(`meshgate: unknown command "${name}"\n\n${USAGE}`);
     return EXIT_USAGE;
   }
+  // Before the command's modules load: see young-generation.ts (`run` releases it once ready).
+  holdYoungGeneration();
+  const command = await load();
   try {
     return await command(args);
   } catch (error) {

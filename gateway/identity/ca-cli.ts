@@ -5,9 +5,10 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { createRootCa, issueWorkloadCertificate } from './ca.js';
+import { OID, nameValues, parseCertificate } from './certificate.js';
 import { isValidTrustDomain, spiffeUri } from './spiffe.js';
-import { x509 } from './x509.js';
 
 export interface CliResult {
   readonly exitCode: number;
@@ -70,7 +71,7 @@ export interface CaIssueOptions {
 }
 
 function trustDomainOf(caCertPem: string): string {
-  const organisation = new x509.X509Certificate(caCertPem).subjectName.getField('O')[0];
+  const organisation = nameValues(parseCertificate(new X509Certificate(caCertPem).raw).subject, OID.organization)[0];
   return organisation !== undefined && isValidTrustDomain(organisation) ? organisation : DEFAULT_TRUST_DOMAIN;
 }
 

@@ -1,16 +1,35 @@
 /**
  * A small certificate authority for the mesh: a self-signed root and the leaf certificates it issues
  * (SPIFFE X.509 SVIDs for workloads, plain DNS-named server certificates for HTTPS). Keys are EC P-256
- * (cheapest handshakes on Node, performance-baseline §2.3); everything is WebCrypto, no openssl CLI.
+ * (cheapest handshakes on Node, performance-baseline §2.3). The TBSCertificate is written with der.ts
+ * and signed with node:crypto, no openssl CLI and no ASN.1 library held in memory by every sidecar.
  */
-import { createPrivateKey, webcrypto, type KeyObject } from 'node:crypto';
-import { spiffeUri, isValidTrustDomain } from './spiffe.js';
-import { x509, EC_P256_SHA256 } from './x509.js';
-
-type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-type Certificate = InstanceType<typeof x509.X509Certificate>;
-type SigningAlgorithm = typeof EC_P256_SHA256 | { readonly name: 'RSASSA-PKCS1-v1_5'; readonly hash: 'SHA-256' };
+import { X509Certificate, createHash, createPrivateKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import { isIPv4, isIPv6 } from 'node:net';
+import { OID, parseCertificate } from './certificate.js';
+import {
+  TAG,
+  bitString,
+  booleanTrue,
+  children,
+  contents,
+  element,
+  expectTag,
+  explicit,
+  namedBits,
+  nullValue,
+  octetString,
+  oid,
+  readSingle,
+  sequence,
+  set,
+  smallInteger,
+  time,
+  unsignedInteger,
+  utf8String,
+} from './der.js';
+import { isValidTrustDomain, spiffeUri } from './spiffe.js';
 
 export interface KeyAndCertificate {
   readonly certPem: string;
@@ -22,18 +41,37 @@ export interface IssuedCertificate extends KeyAndCertificate {
   readonly chainPem: string;
 }
 
+/** Extended key usages (RFC 5280 §4.2.1.12). */
+export const EXTENDED_KEY_USAGE = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' } as const;
+
 /** Backdating absorbs clock skew between the issuer and the peers that check the certificate. */
 const CLOCK_SKEW_MS = 60_000;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
+const SERIAL_BYTES = 16;
 
-async function generateEcKeyPair(): Promise<CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(EC_P256_SHA256, true, ['sign', 'verify']);
+// KeyUsage bits (RFC 5280 §4.2.1.3).
+const DIGITAL_SIGNATURE = 0;
+const KEY_ENCIPHERMENT = 2;
+const KEY_CERT_SIGN = 5;
+const CRL_SIGN = 6;
+
+const ECDSA_WITH_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
+const SHA256_WITH_RSA = sequence(oid('1.2.840.113549.1.1.11'), nullValue());
+
+const generateEcKeyPair = promisify(generateKeyPair);
+
+async function newKeyPair(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
+  return generateEcKeyPair('ec', { namedCurve: 'P-256' });
 }
 
-async function privateKeyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+function privateKeyPem(key: KeyObject): string {
+  return key.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+function certificatePem(der: Uint8Array): string {
+  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
+  return ['-----BEGIN CERTIFICATE-----', ...lines, '-----END CERTIFICATE-----'].join('\n');
 }
 
 /** Explicit start: the validity counts from it. Default: backdated for clock skew, but the validity still counts from now. */
@@ -43,31 +81,109 @@ function validityWindow(notBefore: Date | undefined, validityMs: number): { notB
   return { notBefore: new Date(now - CLOCK_SKEW_MS), notAfter: new Date(now + validityMs) };
 }
 
-function signingAlgorithmFor(key: KeyObject): SigningAlgorithm {
+function signatureAlgorithmFor(key: KeyObject): Buffer {
   if (key.asymmetricKeyType === 'ec') {
     if (key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('CA EC key must be on curve P-256');
-    return EC_P256_SHA256;
+    return ECDSA_WITH_SHA256;
   }
-  if (key.asymmetricKeyType === 'rsa') return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+  if (key.asymmetricKeyType === 'rsa') return SHA256_WITH_RSA;
   throw new Error(`unsupported CA key type "${key.asymmetricKeyType ?? 'unknown'}" (use EC P-256 or RSA)`);
 }
 
+/** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
+function keyIdentifier(subjectPublicKey: Uint8Array): Buffer {
+  return createHash('sha1').update(subjectPublicKey).digest();
+}
+
+/** The key bytes of a SubjectPublicKeyInfo (SEQUENCE { algorithm, BIT STRING }), without the unused-bits byte. */
+function subjectPublicKeyOf(spki: Uint8Array): Uint8Array {
+  const bits = expectTag(children(spki, readSingle(spki))[1], TAG.BIT_STRING, 'subjectPublicKey');
+  return contents(spki, bits).subarray(1);
+}
+
+/** IPv4 dotted quad or IPv6 text (with at most one "::") as the 4 or 16 bytes of an iPAddress GeneralName. */
+function ipAddressBytes(address: string): Buffer {
+  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
+  if (!isIPv6(address) || address.includes('.')) throw new Error(`invalid IP address "${address}" for a certificate`);
+  const [head = '', tail] = address.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  const bytes = Buffer.alloc(16);
+  groups.forEach((group, index) => bytes.writeUInt16BE(Number.parseInt(group, 16), index * 2));
+  return bytes;
+}
+
+interface Extension {
+  readonly id: string;
+  readonly critical: boolean;
+  readonly value: Uint8Array;
+}
+
+function encodeExtension(extension: Extension): Buffer {
+  return sequence(oid(extension.id), ...(extension.critical ? [booleanTrue()] : []), octetString(extension.value));
+}
+
+function basicConstraints(ca: boolean): Extension {
+  return { id: OID.basicConstraints, critical: true, value: ca ? sequence(booleanTrue()) : sequence() };
+}
+
+/** `CN=…` only; an empty string is the empty Name (SPIFFE SVIDs). */
+function commonNameOnly(commonName: string): Buffer {
+  return commonName === '' ? sequence() : sequence(set(sequence(oid(OID.commonName), utf8String(commonName))));
+}
+
+interface Signer {
+  readonly name: Uint8Array;
+  readonly key: KeyObject;
+  readonly algorithm: Buffer;
+  readonly keyIdentifier: Uint8Array;
+}
+
+interface CertificateFields {
+  readonly subject: Uint8Array;
+  readonly spki: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly extensions: readonly Extension[];
+}
+
+function signCertificate(issuer: Signer, fields: CertificateFields): Buffer {
+  const tbs = sequence(
+    explicit(0, smallInteger(2)),
+    unsignedInteger(randomBytes(SERIAL_BYTES)),
+    issuer.algorithm,
+    issuer.name,
+    sequence(time(fields.notBefore), time(fields.notAfter)),
+    fields.subject,
+    fields.spki,
+    explicit(3, sequence(...fields.extensions.map(encodeExtension))),
+  );
+  const signature = sign('sha256', tbs, issuer.key);
+  return sequence(tbs, issuer.algorithm, bitString(signature));
+}
+
 interface LoadedCa {
-  readonly certificate: Certificate;
-  readonly signingKey: CryptoKey;
-  readonly algorithm: SigningAlgorithm;
+  readonly signer: Signer;
+  readonly certPem: string;
 }
 
 /** Accepts PKCS#8, SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`) keys, as found in existing Istio CA files. */
-async function loadCa(ca: KeyAndCertificate): Promise<LoadedCa> {
-  const certificate = new x509.X509Certificate(ca.certPem);
-  const basicConstraints = certificate.getExtension(x509.BasicConstraintsExtension);
-  if (basicConstraints === null || !basicConstraints.ca) throw new Error('issuer certificate is not a CA (basicConstraints CA:TRUE missing)');
-  const keyObject = createPrivateKey(ca.keyPem);
-  const algorithm = signingAlgorithmFor(keyObject);
-  const pkcs8 = keyObject.export({ format: 'der', type: 'pkcs8' });
-  const signingKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, algorithm, false, ['sign']);
-  return { certificate, signingKey, algorithm };
+function loadCa(ca: KeyAndCertificate): LoadedCa {
+  const der = new X509Certificate(ca.certPem).raw;
+  const certificate = parseCertificate(der);
+  if (certificate.isCa !== true) throw new Error('issuer certificate is not a CA (basicConstraints CA:TRUE missing)');
+  const key = createPrivateKey(ca.keyPem);
+  return {
+    signer: {
+      name: certificate.subjectDer,
+      key,
+      algorithm: signatureAlgorithmFor(key),
+      // The authority key identifier must name the issuer's own subject key identifier (RFC 5280 §4.2.1.1).
+      keyIdentifier: certificate.subjectKeyIdentifier ?? keyIdentifier(certificate.subjectPublicKey),
+    },
+    certPem: certificatePem(der),
+  };
 }
 
 export interface RootCaOptions {
@@ -80,21 +196,29 @@ export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 
 export async function createRootCa(options: RootCaOptions): Promise<KeyAndCertificate> {
   if (!isValidTrustDomain(options.trustDomain)) throw new Error(`invalid trust domain "${options.trustDomain}"`);
-  const keys = await generateEcKeyPair();
+  const keys = await newKeyPair();
   const { notBefore, notAfter } = validityWindow(options.notBefore, (options.validityDays ?? DEFAULT_ROOT_VALIDITY_DAYS) * DAY_MS);
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    name: `O=${options.trustDomain}, CN=meshgate root CA`,
-    keys,
-    notBefore,
-    notAfter,
-    signingAlgorithm: EC_P256_SHA256,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { certPem: certificate.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
+  const spki = keys.publicKey.export({ format: 'der', type: 'spki' });
+  const ownKeyIdentifier = keyIdentifier(subjectPublicKeyOf(spki));
+  const name = sequence(
+    set(sequence(oid(OID.organization), utf8String(options.trustDomain))),
+    set(sequence(oid(OID.commonName), utf8String('meshgate root CA'))),
+  );
+  const der = signCertificate(
+    { name, key: keys.privateKey, algorithm: ECDSA_WITH_SHA256, keyIdentifier: ownKeyIdentifier },
+    {
+      subject: name,
+      spki,
+      notBefore,
+      notAfter,
+      extensions: [
+        basicConstraints(true),
+        { id: OID.keyUsage, critical: true, value: namedBits([KEY_CERT_SIGN, CRL_SIGN]) },
+        { id: OID.subjectKeyIdentifier, critical: false, value: octetString(ownKeyIdentifier) },
+      ],
+    },
+  );
+  return { certPem: certificatePem(der), keyPem: privateKeyPem(keys.privateKey) };
 }
 
 export interface CertificateRequest {
@@ -111,34 +235,34 @@ export interface CertificateRequest {
 
 /** Low-level issuance; prefer `issueWorkloadCertificate` / `issueServerCertificate`. Tests use it to craft invalid certificates. */
 export async function issueCertificate(request: CertificateRequest): Promise<IssuedCertificate> {
-  const issuer = await loadCa(request.ca);
-  const keys = await generateEcKeyPair();
+  const issuer = loadCa(request.ca);
+  const keys = await newKeyPair();
+  const spki = keys.publicKey.export({ format: 'der', type: 'spki' });
+  // GeneralName CHOICE (RFC 5280 §4.2.1.6): [6] URI, [2] dNSName, [7] iPAddress, IMPLICIT.
   const names = [
-    ...(request.uris ?? []).map((value) => ({ type: 'url' as const, value })),
-    ...(request.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
-    ...(request.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ...(request.uris ?? []).map((uri) => element(0x86, Buffer.from(uri, 'latin1'))),
+    ...(request.dnsNames ?? []).map((dns) => element(0x82, Buffer.from(dns, 'latin1'))),
+    ...(request.ipAddresses ?? []).map((ip) => element(0x87, ipAddressBytes(ip))),
   ];
-  const hasSubject = request.commonName !== undefined && request.commonName !== '';
-  const extensions: InstanceType<typeof x509.Extension>[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-    new x509.ExtendedKeyUsageExtension([...request.extendedKeyUsages], false),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate.publicKey),
+  const commonName = request.commonName ?? '';
+  const extensions: Extension[] = [
+    basicConstraints(false),
+    { id: OID.keyUsage, critical: true, value: namedBits([DIGITAL_SIGNATURE, KEY_ENCIPHERMENT]) },
+    { id: OID.extendedKeyUsage, critical: false, value: sequence(...request.extendedKeyUsages.map(oid)) },
+    { id: OID.subjectKeyIdentifier, critical: false, value: octetString(keyIdentifier(subjectPublicKeyOf(spki))) },
+    { id: OID.authorityKeyIdentifier, critical: false, value: sequence(element(0x80, issuer.signer.keyIdentifier)) },
   ];
-  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, !hasSubject));
-  const certificate = await x509.X509CertificateGenerator.create({
-    subject: hasSubject ? `CN=${request.commonName}` : '',
-    issuer: issuer.certificate.subject,
-    publicKey: keys.publicKey,
-    signingKey: issuer.signingKey,
-    signingAlgorithm: issuer.algorithm,
+  // With an empty subject the SAN carries the identity and must be critical (RFC 5280 §4.2.1.6).
+  if (names.length > 0) extensions.push({ id: OID.subjectAltName, critical: commonName === '', value: sequence(...names) });
+  const der = signCertificate(issuer.signer, {
+    subject: commonNameOnly(commonName),
+    spki,
     notBefore: request.notBefore,
     notAfter: request.notAfter,
     extensions,
   });
-  const certPem = certificate.toString('pem');
-  return { certPem, keyPem: await privateKeyPem(keys.privateKey), chainPem: `${certPem}\n${issuer.certificate.toString('pem')}\n` };
+  const certPem = certificatePem(der);
+  return { certPem, keyPem: privateKeyPem(keys.privateKey), chainPem: `${certPem}\n${issuer.certPem}\n` };
 }
 
 export interface WorkloadCertificateRequest {
@@ -158,7 +282,7 @@ export async function issueWorkloadCertificate(request: WorkloadCertificateReque
     uris: [spiffeUri(request.trustDomain, request.namespace, request.serviceAccount)],
     dnsNames: request.dnsNames ?? [],
     ...validityWindow(request.notBefore, request.validityHours * HOUR_MS),
-    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    extendedKeyUsages: [EXTENDED_KEY_USAGE.serverAuth, EXTENDED_KEY_USAGE.clientAuth],
   });
 }
 
@@ -181,6 +305,6 @@ export async function issueServerCertificate(request: ServerCertificateRequest):
     dnsNames: request.dnsNames,
     ipAddresses: request.ipAddresses ?? [],
     ...validityWindow(request.notBefore, (request.validityDays ?? DEFAULT_SERVER_VALIDITY_DAYS) * DAY_MS),
-    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth],
+    extendedKeyUsages: [EXTENDED_KEY_USAGE.serverAuth],
   });
 }

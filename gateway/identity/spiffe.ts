@@ -5,7 +5,7 @@
  */
 import { createHash, type X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { PeerIdentity } from '../pipeline/types.js';
-import { x509 } from './x509.js';
+import { parseCertificate, type ParsedCertificate } from './certificate.js';
 
 export interface SpiffeId {
   readonly trustDomain: string;
@@ -68,10 +68,7 @@ export function certificateHash(der: Uint8Array): string {
 
 /** All URI SANs of a DER certificate, parsed from the extension. Throws when the certificate cannot be parsed. */
 export function uriSubjectAltNames(der: Uint8Array): string[] {
-  const parsed = new x509.X509Certificate(der);
-  const san = parsed.getExtension(x509.SubjectAlternativeNameExtension);
-  if (san === null) return [];
-  return san.names.items.filter((name) => name.type === 'url').map((name) => name.value);
+  return [...(parseCertificate(der).subjectAltNames?.uris ?? [])];
 }
 
 /**
@@ -84,20 +81,15 @@ export function peerIdentityFromCertificate(
   expectedTrustDomain: string,
   now: Date = new Date(),
 ): PeerIdentityResult {
-  let parsed: InstanceType<typeof x509.X509Certificate>;
+  let parsed: ParsedCertificate;
   try {
-    parsed = new x509.X509Certificate(cert.raw);
+    parsed = parseCertificate(cert.raw);
   } catch (error) {
     return { ok: false, reason: `certificate cannot be parsed: ${(error as Error).message}` };
   }
   if (now < parsed.notBefore) return { ok: false, reason: `certificate is not valid before ${parsed.notBefore.toISOString()}` };
   if (now > parsed.notAfter) return { ok: false, reason: `certificate expired at ${parsed.notAfter.toISOString()}` };
-  let uris: string[];
-  try {
-    uris = uriSubjectAltNames(cert.raw);
-  } catch (error) {
-    return { ok: false, reason: `subjectAltName extension cannot be parsed: ${(error as Error).message}` };
-  }
+  const uris = parsed.subjectAltNames?.uris ?? [];
   if (uris.length === 0) return { ok: false, reason: 'certificate has no URI SAN (not a SPIFFE SVID)' };
   if (uris.length > 1) return { ok: false, reason: `certificate has ${uris.length} URI SANs; a SPIFFE SVID has exactly one` };
   const parsedId = parseSpiffeId(uris[0] as string);

@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { certificateHash } from '../identity/spiffe.js';
-import { x509 } from '../identity/x509.js';
+import { formatName, parseCertificate } from '../identity/certificate.js';
 
 /** Hex SHA-256 of the DER certificate (XFCC `Hash`). */
 export function clientCertHash(cert: X509Certificate): string {
@@ -28,10 +28,9 @@ export interface CertificateNames {
 }
 
 export function certificateNames(cert: X509Certificate): CertificateNames {
-  const parsed = new x509.X509Certificate(cert.raw);
-  const items = parsed.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
-  const of = (type: string): string[] => items.filter((item) => item.type === type).map((item) => item.value);
-  return { uris: of('url'), dnsNames: of('dns'), ipAddresses: of('ip'), emails: of('email'), subject: parsed.subject };
+  const parsed = parseCertificate(cert.raw);
+  const names = parsed.subjectAltNames ?? { uris: [], dnsNames: [], ipAddresses: [], emails: [] };
+  return { ...names, subject: formatName(parsed.subject) };
 }
 
 const NEEDS_QUOTES = /[,;="]/;

@@ -7,6 +7,7 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, FastifyServerFactory } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { sendLocalReply } from '../http/local-reply.js';
+import { SCHEMALESS } from '../http/schemaless.js';
 import type { MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { computeAttributes } from './attributes.js';
@@ -71,6 +72,7 @@ function fastifyOptions(options: ProxyServerOptions): Record<string, unknown> {
     forceCloseConnections: 'idle',
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 100 },
+    schemaController: SCHEMALESS,
   };
   if (options.serverFactory !== undefined) return { ...base, serverFactory: options.serverFactory };
   if (options.tls !== undefined) return { ...base, http2: true, https: options.tls.options };

@@ -3,15 +3,15 @@
  * balancer reads (active requests, ejection), outlier-detection counters and admin statistics.
  * Plain mutable fields on purpose: they are read and written on every request.
  */
-import type { Pool, buildConnector } from 'undici';
 import type { RegistryEndpoint } from './registry.js';
+import type { Connector, Pool } from './undici-core.js';
 
 /** What a pool's endpoint knows of its registry entry (whether it runs a sidecar is decided per cluster). */
 export type EndpointMetadata = Omit<RegistryEndpoint, 'meshWorkload'>;
 
 /** How the endpoint's pool opens connections (TLS origination included), for connections that leave HTTP after an upgrade. */
 export interface EndpointTransport {
-  readonly connect: buildConnector.connector;
+  readonly connect: Connector;
   readonly secure: boolean;
 }
 

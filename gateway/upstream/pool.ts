@@ -4,10 +4,10 @@
  * queued and running request finish before the connections are closed, so a reload never cuts a
  * request in flight.
  */
-import { Pool } from 'undici';
 import type { ResolvedConnectionPool } from './policy.js';
 import { UNLIMITED } from './policy.js';
-import type { buildConnector } from 'undici';
+import { Pool } from './undici-core.js';
+import type { Connector } from './undici-core.js';
 
 /** Largest delay a Node timer accepts (~24.8 days): "never" for an idle timeout of 0. */
 const NEVER_MS = 2_147_483_647;
@@ -20,7 +20,7 @@ export function endpointOrigin(address: string, port: number, secure: boolean): 
 export function createEndpointPool(
   origin: string,
   limits: ResolvedConnectionPool,
-  connect: buildConnector.connector,
+  connect: Connector,
 ): Pool {
   const idle = limits.idleTimeoutMs === 0 ? NEVER_MS : Math.min(limits.idleTimeoutMs, NEVER_MS);
   return new Pool(origin, {

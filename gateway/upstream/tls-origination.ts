@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { PeerCertificate, SecureContext } from 'node:tls';
-import { buildConnector } from 'undici';
 import type { ResolvedTls } from './policy.js';
+import { buildConnector } from './undici-core.js';
+import type { Connector } from './undici-core.js';
 
 /** The proxy's mesh identity, provided by the identity module (gateway/identity/). */
 export interface MeshIdentityProvider {
@@ -62,8 +63,6 @@ function sanChecker(accepted: readonly string[]): (hostname: string, cert: PeerC
 function fileOrUndefined(path: string): Buffer | undefined {
   return path === '' ? undefined : readFileSync(path);
 }
-
-type Connector = buildConnector.connector;
 
 function withConnectFailureTag(connect: Connector, servername: string): Connector {
   return (options, callback) => {

@@ -14,7 +14,7 @@ import { extractToken } from './locations.js';
 import type { FoundToken } from './locations.js';
 import { resolveAuthnOptions } from './schema.js';
 import type { AuthnOptions } from './schema.js';
-import { cachedVerification, verifyToken } from './verify.js';
+import { cachedVerification, loadJose, verifyToken } from './verify.js';
 import type { VerifiedToken } from './token-cache.js';
 
 export const AUTHN_PLUGIN_NAME = 'authn';
@@ -123,6 +123,10 @@ export function createAuthnPlugin(options: Partial<AuthnOptions> = {}): MeshPlug
   return {
     name: AUTHN_PLUGIN_NAME,
     compile: (input: CompileInput) => compileAuthn(input, resolved),
+    // Loaded as soon as a configuration needs it, so the first token does not wait for the import.
+    activated: (compiled) => {
+      if ((compiled as CompiledAuthn).rules.length > 0) void loadJose();
+    },
     register: fp(
       async (app) => {
         app.addHook('onRequest', authenticateHook);

@@ -6,7 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import type { KeyObject, JsonWebKey } from 'node:crypto';
-import { request as undiciRequest } from 'undici';
+import { loadUndiciRequest } from '../../gateway/upstream/undici-core.js';
 
 export interface VerificationKey {
   readonly kid: string | undefined;
@@ -91,7 +91,10 @@ export class RemoteJwks {
   constructor(
     readonly uri: string,
     private readonly settings: RemoteJwksSettings,
-  ) {}
+  ) {
+    // Started with the rule, so the first fetch normally finds undici loaded.
+    void loadUndiciRequest();
+  }
 
   get hasKeys(): boolean {
     return this.keys.length > 0;
@@ -127,6 +130,7 @@ export class RemoteJwks {
   private async fetchOnce(): Promise<void> {
     this.lastAttemptAt = Date.now();
     try {
+      const undiciRequest = await loadUndiciRequest();
       const response = await undiciRequest(this.uri, {
         method: 'GET',
         headers: { accept: 'application/json' },

@@ -3,7 +3,7 @@
  * Envoy jwt_authn's, so clients and runbooks written for Istio keep working. The algorithm is never taken
  * on trust: it must be one the selected key allows (so no `none`, no HS256-with-an-RSA-key confusion).
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import type * as Jose from 'jose';
 import type { JWTPayload, ProtectedHeaderParameters } from 'jose';
 import type { CompiledAuthn, CompiledJwtRule } from './compile.js';
 import { selectKeys } from './jwks.js';
@@ -32,6 +32,17 @@ export const JWT_MESSAGES = {
 
 const fail = (message: string, status: 401 | 403 = 401): VerifyOutcome => ({ ok: false, status, message });
 
+let jose: Promise<typeof Jose> | null = null;
+
+/**
+ * jose is imported when a configuration first has JWT rules (see the plugin's `activated`), not by
+ * every proxy at start: most sidecars never verify a token and would hold it for nothing.
+ */
+export function loadJose(): Promise<typeof Jose> {
+  jose ??= import('jose');
+  return jose;
+}
+
 function errorCode(error: unknown): string {
   return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';
 }
@@ -52,6 +63,7 @@ async function keysFor(rule: CompiledJwtRule, header: ProtectedHeaderParameters,
 }
 
 async function verifyWithRule(
+  { jwtVerify }: typeof Jose,
   compiled: CompiledAuthn,
   rule: CompiledJwtRule,
   token: string,
@@ -100,6 +112,8 @@ export async function verifyToken(compiled: CompiledAuthn, found: FoundToken, no
   if (cached !== null) return { ok: true, verified: cached };
 
   if (token.split('.').length !== 3) return fail(JWT_MESSAGES.badFormat);
+  const library = await loadJose();
+  const { decodeJwt, decodeProtectedHeader } = library;
   let header: ProtectedHeaderParameters;
   let unverified: JWTPayload;
   try {
@@ -125,7 +139,7 @@ export async function verifyToken(compiled: CompiledAuthn, found: FoundToken, no
   let firstFailure: VerifyOutcome | null = null;
   for (const ruleIndex of candidates) {
     const rule = compiled.rules[ruleIndex] as CompiledJwtRule;
-    const result = await verifyWithRule(compiled, rule, token, header, alg, nowMs);
+    const result = await verifyWithRule(library, compiled, rule, token, header, alg, nowMs);
     if ('failure' in result) {
       firstFailure ??= result.failure;
       continue;

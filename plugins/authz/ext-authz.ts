@@ -4,9 +4,9 @@
  * the upstream), anything else denies with the authorizer's own status and body. Unreachable or slow
  * authorizer: `failOpen` decides, otherwise `statusOnError` (default 403) — flag UAEX either way.
  */
-import { request as undiciRequest } from 'undici';
 import type { ExtensionProvider } from '../../gateway/config/kinds/mesh-config.js';
 import { parseDuration } from '../../gateway/config/duration.js';
+import { loadUndiciRequest } from '../../gateway/upstream/undici-core.js';
 
 export type ExtAuthzResult =
   | { readonly allowed: true; readonly upstreamHeaders: Readonly<Record<string, string>> }
@@ -53,6 +53,8 @@ export function createExtAuthzClient(provider: ExtensionProvider): ExtAuthzClien
   const origin = `http://${http.service.includes(':') ? `[${http.service}]` : http.service}:${http.port}`;
   const checkHeaders = [...DEFAULT_CHECK_HEADERS, ...(http.includeRequestHeadersInCheck ?? [])];
   const errorStatus = Number(http.statusOnError ?? '403') || 403;
+  // Started with the client, so the first check normally finds undici loaded.
+  void loadUndiciRequest();
   const failure = (status: number): ExtAuthzResult =>
     http.failOpen === true
       ? { allowed: true, upstreamHeaders: {} }
@@ -67,6 +69,7 @@ export function createExtAuthzClient(provider: ExtensionProvider): ExtAuthzClien
         'x-forwarded-host': check.authority,
       };
       try {
+        const undiciRequest = await loadUndiciRequest();
         const response = await undiciRequest(`${origin}${http.pathPrefix ?? ''}${check.pathWithQuery}`, {
           method: check.method as 'GET',
           headers,

@@ -16,7 +16,7 @@ import {
   type KeyAndCertificate,
 } from '../../gateway/identity/ca.js';
 import { spiffeUri } from '../../gateway/identity/spiffe.js';
-import { x509 } from '../../gateway/identity/x509.js';
+import { x509 } from './x509.js';
 
 export const TEST_TRUST_DOMAIN = 'cluster.local';
 

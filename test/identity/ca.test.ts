@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import t from 'tap';
 import { createRootCa, issueServerCertificate, issueWorkloadCertificate } from '../../gateway/identity/ca.js';
 import { uriSubjectAltNames } from '../../gateway/identity/spiffe.js';
-import { x509 } from '../../gateway/identity/x509.js';
+import { x509 } from '../helpers/x509.js';
 
 t.test('root CA is a P-256 CA certificate allowed to sign certificates', async (t) => {
   const ca = await createRootCa({ trustDomain: 'cluster.local', validityDays: 30 });

@@ -1,5 +1,6 @@
 /**
- * The one entry point to @peculiar/x509 for the whole code base.
+ * @peculiar/x509 for the tests: an independent ASN.1 implementation that checks the certificates
+ * gateway/identity/ca.ts writes by hand (der.ts), and crafts certificates ca.ts would refuse to issue.
  *
  * @peculiar/x509 resolves its algorithm providers through tsyringe, which refuses to load without the
  * Reflect metadata API (normally the `reflect-metadata` package, not a dependency here). tsyringe only
