@@ -5,7 +5,7 @@
 import type { FastifyReply } from 'fastify';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { CompiledRoute } from '../router/types.js';
-import type { JwtAuthResult, LocalReply, RequestAttributes, RequestContext } from './types.js';
+import type { DownstreamBytes, HopTrace, JwtAuthResult, LocalReply, RequestAttributes, RequestContext } from './types.js';
 
 export class MeshRequestContext implements RequestContext {
   requestId: string;
@@ -18,6 +18,8 @@ export class MeshRequestContext implements RequestContext {
   upstreamHost = '';
   upstreamServiceTimeMs: number | null = null;
   relayedHeaders: Readonly<OutgoingHttpHeaders> | null = null;
+  trace: HopTrace | null = null;
+  downstreamBytes: DownstreamBytes | null = null;
   readonly startNs: bigint;
 
   constructor(

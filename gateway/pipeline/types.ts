@@ -136,6 +136,19 @@ export interface RequestContext {
   responseHeader(reply: FastifyReply, name: string): OutgoingHttpHeader | undefined;
   /** Set by the proxy step when it relays an upstream response. */
   relayedHeaders: Readonly<OutgoingHttpHeaders> | null;
+  /** This hop's trace, set by the tracing plugin (which keeps more in it); null when tracing is off. */
+  trace: HopTrace | null;
+  /** Bytes the exchange took on the downstream connection, once measured at response end (metrics, access log). */
+  downstreamBytes: DownstreamBytes | null;
+}
+
+export interface HopTrace {
+  readonly traceId: string;
+}
+
+export interface DownstreamBytes {
+  readonly received: number;
+  readonly sent: number;
 }
 
 declare module 'fastify' {

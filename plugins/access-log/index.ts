@@ -36,13 +36,21 @@ type Destination = ReturnType<typeof pino.destination>;
 
 /** How long a line may wait in memory before it is written: short enough for `tail -f` to feel live. */
 const FLUSH_INTERVAL_MS = 100;
-/** Past this many characters a batch is handed over at once rather than at the next interval. */
-const MAX_BATCH_CHARS = 64 * 1024;
-/** Above one batch (UTF-8 may take up to 3 bytes a character), so a batch goes out in one fs.write. */
-const MAX_WRITE_BYTES = 4 * MAX_BATCH_CHARS;
+/** Bytes of one batch: past it the batch is handed over at once rather than at the next interval. */
+const BATCH_BYTES = 64 * 1024;
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit: a line of n code units fits in 3n bytes. */
+const MAX_BYTES_PER_CHAR = 3;
+/** Above a batch, and above any single line's bytes (values are cut to their bounds), so each goes out in one fs.write. */
+const MAX_WRITE_BYTES = 4 * BATCH_BYTES;
 
+/**
+ * Lines are encoded straight into the batch buffer, which is handed to the destination as it is: no
+ * string of the whole batch is ever built (its concatenation, flattening and second encoding pass were
+ * most of the access log's cost), and only one buffer per batch is allocated.
+ */
 class Sink {
-  private pending = '';
+  private batch: Buffer | null = null;
+  private used = 0;
   private scheduled = false;
 
   constructor(
@@ -51,10 +59,16 @@ class Sink {
   ) {}
 
   append(line: string): void {
-    this.pending += line;
-    if (this.pending.length >= MAX_BATCH_CHARS) {
+    const worstCase = line.length * MAX_BYTES_PER_CHAR;
+    if (worstCase > BATCH_BYTES) {
       this.drain();
-    } else if (!this.scheduled) {
+      this.destination.write(Buffer.from(line) as unknown as string);
+      return;
+    }
+    if (this.batch !== null && this.used + worstCase > BATCH_BYTES) this.drain();
+    this.batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.used += this.batch.write(line, this.used, 'utf8');
+    if (!this.scheduled) {
       this.scheduled = true;
       setTimeout(this.drainScheduled, FLUSH_INTERVAL_MS).unref();
     }
@@ -65,14 +79,13 @@ class Sink {
     this.drain();
   };
 
-  /** Hands the pending lines to the destination (which writes them asynchronously). */
+  /** Hands the pending lines to the destination (which writes them asynchronously and keeps the buffer until then). */
   drain(): void {
-    if (this.pending === '') return;
-    const batch = this.pending;
-    this.pending = '';
-    // Handed over as bytes: a string makes sonic-boom measure it (Buffer.byteLength) on every write and
-    // again for the batch it appends to, before fs.write encodes it once more.
-    this.destination.write(Buffer.from(batch) as unknown as string);
+    if (this.batch === null || this.used === 0) return;
+    const batch = this.batch.subarray(0, this.used);
+    this.batch = null;
+    this.used = 0;
+    this.destination.write(batch as unknown as string);
   }
 }
 

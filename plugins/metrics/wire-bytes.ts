@@ -6,11 +6,9 @@
  */
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DownstreamBytes } from '../../gateway/pipeline/types.js';
 
-export interface WireBytes {
-  readonly received: number;
-  readonly sent: number;
-}
+export type WireBytes = DownstreamBytes;
 
 interface SocketMark {
   read: number;
@@ -18,18 +16,17 @@ interface SocketMark {
 }
 
 const socketMarks = new WeakMap<Socket, SocketMark>();
-const measured = new WeakMap<FastifyRequest, WireBytes>();
 
 /** Call once the response is complete (onResponse). */
 export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireBytes {
-  const known = measured.get(request);
-  if (known !== undefined) return known;
+  const known = request.mesh.downstreamBytes;
+  if (known !== null) return known;
   const socket = request.raw.socket as Socket | null;
   // HTTP/2 multiplexes many streams on one socket, so a socket delta means nothing there: estimate.
   // (So do sockets without counters, such as the fake one of fastify's inject().)
   const countable = socket !== null && request.raw.httpVersionMajor < 2 && typeof socket.bytesRead === 'number';
   const bytes = countable ? socketDelta(socket) : estimate(request, reply);
-  measured.set(request, bytes);
+  request.mesh.downstreamBytes = bytes;
   return bytes;
 }
 

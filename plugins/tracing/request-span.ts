@@ -10,17 +10,20 @@ export interface RequestTrace extends HopContext {
   ended: boolean;
 }
 
-const traces = new WeakMap<FastifyRequest, RequestTrace>();
-
+// Kept on the request context rather than in a WeakMap keyed by the request: a short-lived WeakMap key
+// is an ephemeron every scavenge has to process, on every request.
 export function setRequestTrace(request: FastifyRequest, trace: RequestTrace): void {
-  traces.set(request, trace);
+  request.mesh.trace = trace;
 }
 
 export function requestTrace(request: FastifyRequest): RequestTrace | undefined {
-  return traces.get(request);
+  // Only this module sets `trace`, always to a RequestTrace. (No context: the request failed before the core's first hook.)
+  const mesh = request.mesh as FastifyRequest['mesh'] | null;
+  return (mesh?.trace as RequestTrace | null | undefined) ?? undefined;
 }
 
 /** Hex trace id of the request's hop, or '' when tracing is off. */
 export function traceIdOf(request: FastifyRequest): string {
-  return traces.get(request)?.traceId ?? '';
+  const mesh = request.mesh as FastifyRequest['mesh'] | null;
+  return mesh?.trace?.traceId ?? '';
 }

@@ -91,6 +91,24 @@ t.test('JSON lines with Envoy-like fields; secrets, query strings and other head
   t.match(second, { path: '/no-route/x', response_code: 404, response_flags: 'NR', response_code_details: 'route_not_found', upstream_cluster: null });
 });
 
+t.test('lines are batched across many buffers intact and in order, multi-byte text included', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const { plugin, base } = await startHarness(t, { enabled: true, path });
+  // ~900-byte lines whose header text (latin-1 on the wire) takes 2 bytes a character in UTF-8: 300 of them fill several 64 KiB batches.
+  const agent = 'é\u00ff'.repeat(120);
+  for (let index = 0; index < 300; index++) {
+    const response = await request(`${base}/routed/${index}`, { headers: { host: 'details.example.com', 'user-agent': agent } });
+    await response.body.dump();
+  }
+  await plugin.flush();
+  const lines = (await readLines(path)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.equal(lines.length, 300, 'one line per request');
+  t.same(lines.map((line) => line.path), Array.from({ length: 300 }, (_, index) => `/routed/${index}`), 'in request order');
+  t.ok(lines.every((line) => line.user_agent === agent), 'multi-byte text intact at every batch boundary');
+});
+
 t.test('hostile header values and paths are truncated and counted', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
