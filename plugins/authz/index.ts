@@ -21,7 +21,7 @@ export const RBAC_DENIED_MESSAGE = 'RBAC: access denied';
 
 function hasPolicies(compiled: CompiledAuthz): boolean {
   return (
-    compiled.custom.length + compiled.deny.length + compiled.allow.length + compiled.audit.length + compiled.dryRun.length > 0
+    compiled.custom.length + compiled.deny.policies.length + compiled.allow.policies.length + compiled.audit.length + compiled.dryRun.length > 0
   );
 }
 
