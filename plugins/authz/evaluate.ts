@@ -76,8 +76,7 @@ function firstIndexedMatch(indexed: IndexedPolicies, request: AuthzRequest): Ind
 /** The policies' decision (first matching policy and rule in config order); the trace walks every policy. */
 function decidePolicies(indexed: IndexedPolicies, request: AuthzRequest, trace: string[] | undefined): RbacDecision | null {
   if (trace !== undefined) matchPolicies(indexed.policies, request, trace);
-  const matched = firstIndexedMatch(indexed, request);
-  return matched === null ? null : { allowed: matched.policy.action !== 'DENY', policy: matched.policy.id, ruleIndex: matched.rule.index };
+  return firstIndexedMatch(indexed, request)?.decision ?? null;
 }
 
 export function evaluateRbac(deny: IndexedPolicies, allow: IndexedPolicies, request: AuthzRequest, trace?: string[]): RbacDecision {

@@ -11,12 +11,15 @@
  * admitted rules run their full matchers, so every other semantic stays the matchers' own.
  */
 import type { CompiledPolicy, CompiledRule } from './compile.js';
+import type { RbacDecision } from './evaluate.js';
 
 export interface IndexedRule {
   readonly policy: CompiledPolicy;
   readonly rule: CompiledRule;
   /** Position among all rules of the indexed policies: config order. */
   readonly order: number;
+  /** The decision when this rule is the first to match, built once. */
+  readonly decision: RbacDecision;
 }
 
 interface HeadNode {
@@ -74,7 +77,8 @@ export function indexPolicies(policies: readonly CompiledPolicy[]): IndexedPolic
   let order = 0;
   for (const policy of policies) {
     for (const rule of policy.rules) {
-      const entry: IndexedRule = { policy, rule, order: order++ };
+      const decision: RbacDecision = { allowed: policy.action !== 'DENY', policy: policy.id, ruleIndex: rule.index };
+      const entry: IndexedRule = { policy, rule, order: order++, decision };
       if (rule.pathHeads === null) {
         pathless.push(entry);
         continue;
