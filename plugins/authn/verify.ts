@@ -95,20 +95,15 @@ async function verifyWithRule(
   return { failure: fail(JWT_MESSAGES.verificationFails) };
 }
 
-function cacheKeyOf(found: FoundToken): string {
-  return `${found.location.id}\n${found.token}`;
-}
-
 /** The earlier verification of this token at this location, still valid at `nowMs`; null = verify it. */
 export function cachedVerification(compiled: CompiledAuthn, found: FoundToken, nowMs: number): VerifiedToken | null {
-  return compiled.cache.get(cacheKeyOf(found), nowMs);
+  return compiled.cache.get(found.token, found.location.id, nowMs);
 }
 
 export async function verifyToken(compiled: CompiledAuthn, found: FoundToken, nowMs: number): Promise<VerifyOutcome> {
   const { token, location } = found;
   if (token.length > compiled.options.maxTokenBytes) return fail(JWT_MESSAGES.tooLarge);
-  const cacheKey = cacheKeyOf(found);
-  const cached = compiled.cache.get(cacheKey, nowMs);
+  const cached = compiled.cache.get(token, location.id, nowMs);
   if (cached !== null) return { ok: true, verified: cached };
 
   if (token.split('.').length !== 3) return fail(JWT_MESSAGES.badFormat);
@@ -152,7 +147,7 @@ export async function verifyToken(compiled: CompiledAuthn, found: FoundToken, no
     const verified: VerifiedToken = { ruleIndex, claims: payload, principal: `${payload.iss ?? ''}/${payload.sub ?? ''}` };
     const skewMs = compiled.options.clockSkewSeconds * 1000;
     const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 + skewMs : nowMs + compiled.options.jwksCacheDurationSeconds * 1000;
-    compiled.cache.set(cacheKey, verified, expiresAtMs, rule.remote);
+    compiled.cache.set(token, location.id, verified, expiresAtMs, rule.remote);
     return { ok: true, verified };
   }
   return firstFailure ?? fail(JWT_MESSAGES.verificationFails);

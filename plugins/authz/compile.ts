@@ -16,6 +16,8 @@ import type { ExtAuthzClient } from './ext-authz.js';
 import { compileOperation, compileSource } from './field-matchers.js';
 import type { CompileProblem, FieldContext, FieldMatcher } from './field-matchers.js';
 import type { AuthzRequest } from './request-view.js';
+import { indexPolicies } from './rule-index.js';
+import type { IndexedPolicies } from './rule-index.js';
 
 export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 
@@ -31,6 +33,8 @@ export interface CompiledRule {
    * for other paths be rejected with a few `startsWith` before any matcher runs.
    */
   readonly pathHeads: readonly string[] | null;
+  /** Headers some `when` condition needs present (`FieldMatcher.requiredHeader`): one absent ⇒ no match. */
+  readonly requiredHeaders: readonly string[];
 }
 
 export interface CompiledPolicy {
@@ -47,13 +51,13 @@ export interface CompiledPolicy {
 export interface CompiledAuthz {
   /** Enforced policies by action, in config order. */
   readonly custom: readonly CompiledPolicy[];
-  readonly deny: readonly CompiledPolicy[];
-  readonly allow: readonly CompiledPolicy[];
+  readonly deny: IndexedPolicies;
+  readonly allow: IndexedPolicies;
   readonly audit: readonly CompiledPolicy[];
   /** `istio.io/dry-run: "true"` policies: evaluated and logged, never enforced. */
   readonly dryRun: readonly CompiledPolicy[];
   /** Enforced + dry-run policies together: the decision dry-run would lead to; null without dry-run policies. */
-  readonly shadow: { readonly deny: readonly CompiledPolicy[]; readonly allow: readonly CompiledPolicy[] } | null;
+  readonly shadow: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies } | null;
 }
 
 const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
@@ -63,18 +67,14 @@ function parseFieldPath(field: string): (string | number)[] {
   return field.split(/[.[\]]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
 
+function allMatch(fields: readonly FieldMatcher[], request: AuthzRequest): boolean {
+  for (let i = 0; i < fields.length; i++) if (!(fields[i] as FieldMatcher).matches(request)) return false;
+  return true;
+}
+
 function anyBranch(branches: readonly (readonly FieldMatcher[])[], request: AuthzRequest): boolean {
   if (branches.length === 0) return true;
-  for (const fields of branches) {
-    let all = true;
-    for (const field of fields) {
-      if (!field.matches(request)) {
-        all = false;
-        break;
-      }
-    }
-    if (all) return true;
-  }
+  for (let i = 0; i < branches.length; i++) if (allMatch(branches[i] as readonly FieldMatcher[], request)) return true;
   return false;
 }
 
@@ -83,11 +83,15 @@ function startsWithAny(path: string, heads: readonly string[]): boolean {
   return false;
 }
 
+/** The rule's matchers, for a request whose path is already known to start with one of its `pathHeads`. */
+export function ruleMatchesAdmittedPath(rule: CompiledRule, request: AuthzRequest): boolean {
+  for (let i = 0; i < rule.requiredHeaders.length; i++) if (request.header(rule.requiredHeaders[i] as string) === undefined) return false;
+  return anyBranch(rule.from, request) && anyBranch(rule.to, request) && allMatch(rule.when, request);
+}
+
 export function ruleMatches(rule: CompiledRule, request: AuthzRequest): boolean {
   if (rule.pathHeads !== null && !startsWithAny(request.path, rule.pathHeads)) return false;
-  if (!anyBranch(rule.from, request) || !anyBranch(rule.to, request)) return false;
-  for (const condition of rule.when) if (!condition.matches(request)) return false;
-  return true;
+  return ruleMatchesAdmittedPath(rule, request);
 }
 
 /** Index of the first matching rule, or -1. */
@@ -148,7 +152,8 @@ function compileRule(rule: Rule, index: number, policyNamespace: string, problem
   const when = (rule.when ?? [])
     .map((condition, i) => compileCondition(context(`${prefix}.when[${i}]`), condition))
     .filter((condition): condition is FieldMatcher => condition !== null);
-  return { index, from, to, when, pathHeads: pathHeadsOf(rule) };
+  const requiredHeaders = when.flatMap((condition) => (condition.requiredHeader === undefined ? [] : [condition.requiredHeader]));
+  return { index, from, to, when, pathHeads: pathHeadsOf(rule), requiredHeaders };
 }
 
 function findMeshConfig(resources: readonly Resource[]): MeshConfigSpec | undefined {
@@ -210,8 +215,15 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
     dryRun.length === 0
       ? null
       : {
-          deny: [...groups.deny, ...dryRun.filter((policy) => policy.action === 'DENY')],
-          allow: [...groups.allow, ...dryRun.filter((policy) => policy.action === 'ALLOW')],
+          deny: indexPolicies([...groups.deny, ...dryRun.filter((policy) => policy.action === 'DENY')]),
+          allow: indexPolicies([...groups.allow, ...dryRun.filter((policy) => policy.action === 'ALLOW')]),
         };
-  return { ...groups, dryRun, shadow };
+  return {
+    custom: groups.custom,
+    deny: indexPolicies(groups.deny),
+    allow: indexPolicies(groups.allow),
+    audit: groups.audit,
+    dryRun,
+    shadow,
+  };
 }

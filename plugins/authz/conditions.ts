@@ -3,7 +3,8 @@
  * does (its docs say "ignored"): silently dropping a condition would widen an ALLOW rule.
  */
 import type { Condition } from '../../gateway/config/kinds/authorization-policy.js';
-import { compileValuePattern } from '../../gateway/policy/value-match.js';
+import { anyMatches, compileValuePattern } from '../../gateway/policy/value-match.js';
+import type { ValueMatcher } from '../../gateway/policy/value-match.js';
 import { ipField, valueField } from './field-matchers.js';
 import type { FieldContext, FieldMatcher } from './field-matchers.js';
 import type { AuthzRequest } from './request-view.js';
@@ -38,6 +39,11 @@ function claimValues(request: AuthzRequest, path: readonly string[]): string[] {
   return [];
 }
 
+function anyElementMatches(elements: readonly string[], matchers: readonly ValueMatcher[]): boolean {
+  for (let i = 0; i < elements.length; i++) if (anyMatches(matchers, elements[i] as string)) return true;
+  return false;
+}
+
 /** A list-valued attribute: `values` match if any element matches; `notValues` if no element does. */
 function listField(
   description: string,
@@ -50,8 +56,7 @@ function listField(
     description,
     matches: (request) => {
       const elements = read(request);
-      const anyPositive = condition.values === undefined || elements.some((e) => positive.some((m) => m(e)));
-      return anyPositive && !elements.some((e) => negative.some((m) => m(e)));
+      return (condition.values === undefined || anyElementMatches(elements, positive)) && !anyElementMatches(elements, negative);
     },
   };
 }
@@ -101,7 +106,9 @@ export function compileCondition(context: FieldContext, condition: Condition): F
   const headerName = bracketPath(key, 'request.headers');
   if (headerName !== null && headerName.length === 1) {
     const name = (headerName[0] as string).toLowerCase();
-    return valueField(context, label, values, notValues, (r) => r.header(name) ?? '');
+    const field = valueField(context, label, values, notValues, (r) => r.header(name) ?? '');
+    // No value pattern accepts '' (empty patterns are refused), so `values` only ever match a header that was sent.
+    return field !== null && values !== undefined && values.length > 0 ? { ...field, requiredHeader: name } : field;
   }
   const claimPath = bracketPath(key, 'request.auth.claims');
   if (claimPath !== null) {

@@ -4,9 +4,11 @@
  * When a `trace` array is passed (explain), every policy and rule records why it did or did not match,
  * using the same compiled matchers.
  */
-import { firstMatchingRule, ruleMatches } from './compile.js';
+import { firstMatchingRule, ruleMatches, ruleMatchesAdmittedPath } from './compile.js';
 import type { CompiledAuthz, CompiledPolicy, CompiledRule } from './compile.js';
 import type { AuthzRequest } from './request-view.js';
+import { rulesAdmittedByPath } from './rule-index.js';
+import type { IndexedPolicies, IndexedRule } from './rule-index.js';
 
 export interface RbacDecision {
   readonly allowed: boolean;
@@ -55,22 +57,39 @@ function matchPolicies(policies: readonly CompiledPolicy[], request: AuthzReques
   return null;
 }
 
-export function evaluateRbac(
-  deny: readonly CompiledPolicy[],
-  allow: readonly CompiledPolicy[],
-  request: AuthzRequest,
-  trace?: string[],
-): RbacDecision {
-  const denied = matchPolicies(deny, request, trace);
+/** The first rule in config order that matches, among those the path admits and those that ignore the path. */
+function firstIndexedMatch(indexed: IndexedPolicies, request: AuthzRequest): IndexedRule | null {
+  const headed = rulesAdmittedByPath(indexed.index, request.path);
+  const pathless = indexed.index.pathless;
+  let i = 0;
+  let j = 0;
+  while (i < headed.length || j < pathless.length) {
+    const next =
+      j >= pathless.length || (i < headed.length && (headed[i] as IndexedRule).order < (pathless[j] as IndexedRule).order)
+        ? (headed[i++] as IndexedRule)
+        : (pathless[j++] as IndexedRule);
+    if (ruleMatchesAdmittedPath(next.rule, request)) return next;
+  }
+  return null;
+}
+
+/** The policies' decision (first matching policy and rule in config order); the trace walks every policy. */
+function decidePolicies(indexed: IndexedPolicies, request: AuthzRequest, trace: string[] | undefined): RbacDecision | null {
+  if (trace !== undefined) matchPolicies(indexed.policies, request, trace);
+  return firstIndexedMatch(indexed, request)?.decision ?? null;
+}
+
+export function evaluateRbac(deny: IndexedPolicies, allow: IndexedPolicies, request: AuthzRequest, trace?: string[]): RbacDecision {
+  const denied = decidePolicies(deny, request, trace);
   if (denied !== null) {
     trace?.push(`DENY policy ${denied.policy ?? ''} rule[${denied.ruleIndex}] matched → DENY`);
     return denied;
   }
-  if (allow.length === 0) {
+  if (allow.policies.length === 0) {
     trace?.push('no ALLOW policy applies to this workload → ALLOW');
     return ALLOW_NO_POLICIES;
   }
-  const allowed = matchPolicies(allow, request, trace);
+  const allowed = decidePolicies(allow, request, trace);
   if (allowed !== null) {
     trace?.push(`ALLOW policy ${allowed.policy ?? ''} rule[${allowed.ruleIndex}] matched → ALLOW`);
     return allowed;

@@ -4,7 +4,7 @@
  * same closures the request path runs. Problems are returned as data; the caller turns them into
  * diagnostics and drops the rule, as Istio does for a rule it cannot build.
  */
-import { compileValueList, compileValuePattern } from '../../gateway/policy/value-match.js';
+import { combineMatchers, compileValueList, compileValuePattern } from '../../gateway/policy/value-match.js';
 import type { ValueMatcher } from '../../gateway/policy/value-match.js';
 import type { Operation, Source } from '../../gateway/config/kinds/authorization-policy.js';
 import { compileIpBlocks } from './ip-match.js';
@@ -13,6 +13,8 @@ import type { AuthzRequest } from './request-view.js';
 export interface FieldMatcher {
   readonly description: string;
   readonly matches: (request: AuthzRequest) => boolean;
+  /** A header (lower-case) without which `matches` is false: its absence rejects the rule before any matcher runs. */
+  readonly requiredHeader?: string;
 }
 
 export interface CompileProblem {
@@ -55,12 +57,7 @@ export function valueField(
   let matcher: ValueMatcher | null;
   if (options.compile !== undefined) {
     const compile = options.compile;
-    const positive = values?.map(compile) ?? [];
-    const negative = notValues?.map(compile) ?? [];
-    matcher =
-      positive.length === 0 && negative.length === 0
-        ? null
-        : (value) => (positive.length === 0 || positive.some((m) => m(value))) && !negative.some((m) => m(value));
+    matcher = combineMatchers(values?.map(compile) ?? [], notValues?.map(compile) ?? []);
   } else {
     matcher = compileValueList(values, notValues, { ignoreCase: options.ignoreCase === true });
   }
@@ -107,8 +104,10 @@ function compileNamespacePattern(pattern: string): ValueMatcher {
   return (value) => regex.test(value);
 }
 
+type RequestPrincipalMatcher = (iss: string, sub: string) => boolean;
+
 /** istio-semantics §5.6: split at the LAST `/`; each side is a value pattern against `iss` / `sub`. */
-function compileRequestPrincipal(pattern: string): (iss: string, sub: string) => boolean {
+function compileRequestPrincipal(pattern: string): RequestPrincipalMatcher {
   if (pattern === '*') return (iss, sub) => iss !== '' && sub !== '';
   const slash = pattern.lastIndexOf('/');
   if (slash === -1) {
@@ -125,6 +124,11 @@ function compileRequestPrincipal(pattern: string): (iss: string, sub: string) =>
   const issMatches = compileValuePattern(pattern.slice(0, slash));
   const subMatches = compileValuePattern(pattern.slice(slash + 1));
   return (iss, sub) => issMatches(iss) && subMatches(sub);
+}
+
+function anyPrincipalMatches(matchers: readonly RequestPrincipalMatcher[], iss: string, sub: string): boolean {
+  for (let i = 0; i < matchers.length; i++) if ((matchers[i] as RequestPrincipalMatcher)(iss, sub)) return true;
+  return false;
 }
 
 function claimString(request: AuthzRequest, claim: string): string {
@@ -144,7 +148,7 @@ function requestPrincipalField(context: FieldContext, source: Source): FieldMatc
     matches: (request) => {
       const iss = claimString(request, 'iss');
       const sub = claimString(request, 'sub');
-      return (values === undefined || positive.some((m) => m(iss, sub))) && !negative.some((m) => m(iss, sub));
+      return (values === undefined || anyPrincipalMatches(positive, iss, sub)) && !anyPrincipalMatches(negative, iss, sub);
     },
   };
 }

@@ -8,10 +8,12 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import { recordAuthzDecision } from '../metrics/meshgate-metrics.js';
+import { authzDecisionSeries, recordAuthzDecision } from '../metrics/meshgate-metrics.js';
+import type { CounterSeries } from '../metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
+import type { RbacDecision } from './evaluate.js';
 import { authzRequestFrom } from './request-view.js';
 import type { AuthzRequest } from './request-view.js';
 
@@ -21,7 +23,7 @@ export const RBAC_DENIED_MESSAGE = 'RBAC: access denied';
 
 function hasPolicies(compiled: CompiledAuthz): boolean {
   return (
-    compiled.custom.length + compiled.deny.length + compiled.allow.length + compiled.audit.length + compiled.dryRun.length > 0
+    compiled.custom.length + compiled.deny.policies.length + compiled.allow.policies.length + compiled.audit.length + compiled.dryRun.length > 0
   );
 }
 
@@ -69,13 +71,25 @@ function logObservers(compiled: CompiledAuthz, view: AuthzRequest, request: Fast
   }
 }
 
+/** RBAC decisions are built once (one per rule, two without a matching policy), so each keeps its metric series. */
+const decisionSeries = new WeakMap<RbacDecision, CounterSeries>();
+
+function countDecision(decision: RbacDecision): void {
+  let series = decisionSeries.get(decision);
+  if (series === undefined) {
+    // A matched DENY policy decides as DENY; otherwise the ALLOW set decided (`none`: no ALLOW policy exists, or none matched).
+    const action = decision.policy !== null && !decision.allowed ? 'DENY' : 'ALLOW';
+    series = authzDecisionSeries(decision.policy ?? 'none', action, decision.allowed ? 'allowed' : 'denied');
+    decisionSeries.set(decision, series);
+  }
+  series.inc();
+}
+
 /** Answers a denied request; false when the RBAC decision allows it (the pipeline goes on). */
 function enforceRbac(compiled: CompiledAuthz, view: AuthzRequest, request: FastifyRequest, reply: FastifyReply): boolean {
   const decision = evaluateRbac(compiled.deny, compiled.allow, view);
   if (compiled.audit.length + compiled.dryRun.length > 0) logObservers(compiled, view, request, decision.allowed);
-  // A matched DENY policy decides as DENY; otherwise the ALLOW set decided (`none`: no ALLOW policy exists, or none matched).
-  const action = decision.policy !== null && !decision.allowed ? 'DENY' : 'ALLOW';
-  recordAuthzDecision(decision.policy ?? 'none', action, decision.allowed ? 'allowed' : 'denied');
+  countDecision(decision);
   if (decision.allowed) return false;
   request.log.info(
     { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },

@@ -4,6 +4,7 @@
  */
 import type { Diagnostic, Severity } from '../../gateway/config/resource.js';
 import { BoundedCounter, BoundedGauge } from './registry.js';
+import type { CounterSeries } from './registry.js';
 
 const buildInfo = new BoundedGauge({
   name: 'meshgate_build_info',
@@ -112,6 +113,11 @@ export type AuthzResult = 'allowed' | 'denied';
 /** `policy` is the `<namespace>/<name>` that decided, or `none` when no policy matched. */
 export function recordAuthzDecision(policy: string, action: AuthzAction, result: AuthzResult): void {
   authzDecisions.inc({ policy, action, result });
+}
+
+/** The series `recordAuthzDecision` counts, kept by a caller whose decisions recur (label values from config, not from requests). */
+export function authzDecisionSeries(policy: string, action: AuthzAction, result: AuthzResult): CounterSeries {
+  return authzDecisions.series({ policy, action, result });
 }
 
 export type RateLimitResult = 'allowed' | 'limited' | 'store_error';

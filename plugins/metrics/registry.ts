@@ -82,18 +82,72 @@ function boundedLabels<L extends string>(labelNames: readonly L[], labels: Label
   return { key: parts.join('\u0001'), values };
 }
 
+/** One label set of a BoundedCounter, held by a hot path that counts it on every request. */
+export interface CounterSeries {
+  inc(): void;
+}
+
+/**
+ * Counts in plain numbers and hands them to prom-client when the metric is collected (scrape), so an
+ * increment costs neither building the label object nor prom-client's hashing of it. Admission is
+ * still asked on every increment, as `BoundedCounter.inc` does.
+ */
+class PreparedSeries<L extends string> implements CounterSeries {
+  private admitted = 0;
+  private overflowed = 0;
+
+  constructor(
+    private readonly guard: SeriesGuard<L>,
+    private readonly key: string,
+    private readonly values: Labels<L>,
+  ) {}
+
+  inc(): void {
+    if (this.guard.admit(this.key)) this.admitted++;
+    else this.overflowed++;
+  }
+
+  flushInto(metric: Counter<L>): void {
+    if (this.admitted > 0) metric.inc(this.values, this.admitted);
+    if (this.overflowed > 0) metric.inc(this.guard.overflowLabels, this.overflowed);
+    this.admitted = 0;
+    this.overflowed = 0;
+  }
+}
+
 export class BoundedCounter<L extends string> {
   readonly metric: Counter<L>;
   private readonly guard: SeriesGuard<L>;
+  private readonly prepared = new Map<string, PreparedSeries<L>>();
 
   constructor(private readonly options: BoundedMetricOptions<L>) {
-    this.metric = new Counter({ name: options.name, help: options.help, labelNames: options.labelNames, registers: [meshRegistry] });
+    const prepared = this.prepared;
+    this.metric = new Counter({
+      name: options.name,
+      help: options.help,
+      labelNames: options.labelNames,
+      registers: [meshRegistry],
+      collect() {
+        for (const series of prepared.values()) series.flushInto(this);
+      },
+    });
     this.guard = new SeriesGuard(options.name, options.labelNames, options.maxSeries ?? DEFAULT_MAX_SERIES);
   }
 
   inc(labels: Labels<L>, value = 1): void {
     const { key, values } = boundedLabels(this.options.labelNames, labels);
     this.metric.inc(this.guard.admit(key) ? values : this.guard.overflowLabels, value);
+  }
+
+  /** The series of `labels` for a caller that keeps it and counts through it (same totals as `inc`). */
+  series(labels: Labels<L>): CounterSeries {
+    const { key, values } = boundedLabels(this.options.labelNames, labels);
+    let series = this.prepared.get(key);
+    if (series === undefined) {
+      series = new PreparedSeries(this.guard, key, values);
+      this.prepared.set(key, series);
+    }
+    return series;
   }
 }
 
