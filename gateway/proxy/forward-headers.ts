@@ -53,10 +53,12 @@ export function copyRequestHeaders(incoming: IncomingHttpHeaders, atEdge: boolea
   const listed = connectionListed(incoming.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in incoming) {
-    if (name.charCodeAt(0) === 58 /* ':' */ || name === 'host' || HOP_BY_HOP.has(name)) continue;
+    const value = incoming[name];
+    // Undefined: removed by an earlier step (authn clears the verified token and forged claim headers).
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || name === 'host' || HOP_BY_HOP.has(name)) continue;
     if (listed !== null && listed.has(name)) continue;
     if (atEdge && isSanitisedAtEdge(name)) continue;
-    out[name] = incoming[name];
+    out[name] = value;
   }
   return out;
 }

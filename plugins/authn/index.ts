@@ -46,7 +46,9 @@ function claimHeaderValue(claims: Readonly<Record<string, unknown>>, path: reado
 }
 
 function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule, found: FoundToken, claims: Readonly<Record<string, unknown>>): void {
-  if (!rule.forwardOriginalToken && found.location.kind === 'header') delete request.headers[found.location.name];
+  // Cleared rather than deleted (here and below): a delete turns node's header object into a slow
+  // dictionary for every later step; the proxy step forwards no header whose value is undefined.
+  if (!rule.forwardOriginalToken && found.location.kind === 'header') request.headers[found.location.name] = undefined;
   if (rule.outputPayloadToHeader !== null) request.headers[rule.outputPayloadToHeader] = found.token.split('.')[1] ?? '';
   for (const { header, claimPath } of rule.claimHeaders) {
     const value = claimHeaderValue(claims, claimPath);
@@ -72,7 +74,7 @@ async function verifyAndAccept(request: FastifyRequest, reply: FastifyReply, com
 /** The token to verify, or null when the request is done with (no token, a preflight, or answered). */
 function tokenToVerify(request: FastifyRequest, reply: FastifyReply, compiled: CompiledAuthn): FoundToken | null {
   // Claim headers are ours to write: a client-sent copy would be a forged identity.
-  for (const header of compiled.outputHeaders) if (request.headers[header] !== undefined) delete request.headers[header];
+  for (const header of compiled.outputHeaders) if (request.headers[header] !== undefined) request.headers[header] = undefined;
   if (isCorsPreflight(request)) return null;
   const extraction = extractToken(request, compiled.locations, request.mesh.attrs.query);
   if (!extraction.ok) {
