@@ -9,7 +9,7 @@ import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { authzDecisionSeries, recordAuthzDecision } from '../metrics/meshgate-metrics.js';
-import type { CounterSeries } from '../metrics/registry.js';
+import type { PreparedCounter } from '../metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
@@ -72,7 +72,7 @@ function logObservers(compiled: CompiledAuthz, view: AuthzRequest, request: Fast
 }
 
 /** RBAC decisions are built once (one per rule, two without a matching policy), so each keeps its metric series. */
-const decisionSeries = new WeakMap<RbacDecision, CounterSeries>();
+const decisionSeries = new WeakMap<RbacDecision, PreparedCounter>();
 
 function countDecision(decision: RbacDecision): void {
   let series = decisionSeries.get(decision);

@@ -4,7 +4,7 @@
  */
 import type { Diagnostic, Severity } from '../../gateway/config/resource.js';
 import { BoundedCounter, BoundedGauge } from './registry.js';
-import type { CounterSeries } from './registry.js';
+import type { PreparedCounter } from './registry.js';
 
 const buildInfo = new BoundedGauge({
   name: 'meshgate_build_info',
@@ -116,7 +116,7 @@ export function recordAuthzDecision(policy: string, action: AuthzAction, result:
 }
 
 /** The series `recordAuthzDecision` counts, kept by a caller whose decisions recur (label values from config, not from requests). */
-export function authzDecisionSeries(policy: string, action: AuthzAction, result: AuthzResult): CounterSeries {
+export function authzDecisionSeries(policy: string, action: AuthzAction, result: AuthzResult): PreparedCounter {
   return authzDecisions.series({ policy, action, result });
 }
 

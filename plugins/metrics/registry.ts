@@ -83,7 +83,7 @@ function boundedLabels<L extends string>(labelNames: readonly L[], labels: Label
 }
 
 /** One label set of a BoundedCounter, held by a hot path that counts it on every request. */
-export interface CounterSeries {
+export interface PreparedCounter {
   inc(): void;
 }
 
@@ -92,7 +92,7 @@ export interface CounterSeries {
  * increment costs neither building the label object nor prom-client's hashing of it. Admission is
  * still asked on every increment, as `BoundedCounter.inc` does.
  */
-class PreparedSeries<L extends string> implements CounterSeries {
+class PreparedSeries<L extends string> implements PreparedCounter {
   private admitted = 0;
   private overflowed = 0;
 
@@ -140,7 +140,7 @@ export class BoundedCounter<L extends string> {
   }
 
   /** The series of `labels` for a caller that keeps it and counts through it (same totals as `inc`). */
-  series(labels: Labels<L>): CounterSeries {
+  series(labels: Labels<L>): PreparedCounter {
     const { key, values } = boundedLabels(this.options.labelNames, labels);
     let series = this.prepared.get(key);
     if (series === undefined) {

@@ -8,8 +8,6 @@ import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DownstreamBytes } from '../../gateway/pipeline/types.js';
 
-export type WireBytes = DownstreamBytes;
-
 interface SocketMark {
   read: number;
   written: number;
@@ -18,7 +16,7 @@ interface SocketMark {
 const socketMarks = new WeakMap<Socket, SocketMark>();
 
 /** Call once the response is complete (onResponse). */
-export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireBytes {
+export function wireBytes(request: FastifyRequest, reply: FastifyReply): DownstreamBytes {
   const known = request.mesh.downstreamBytes;
   if (known !== null) return known;
   const socket = request.raw.socket as Socket | null;
@@ -30,7 +28,7 @@ export function wireBytes(request: FastifyRequest, reply: FastifyReply): WireByt
   return bytes;
 }
 
-function socketDelta(socket: Socket): WireBytes {
+function socketDelta(socket: Socket): DownstreamBytes {
   let mark = socketMarks.get(socket);
   if (mark === undefined) {
     mark = { read: 0, written: 0 };
@@ -44,7 +42,7 @@ function socketDelta(socket: Socket): WireBytes {
   return bytes;
 }
 
-function estimate(request: FastifyRequest, reply: FastifyReply): WireBytes {
+function estimate(request: FastifyRequest, reply: FastifyReply): DownstreamBytes {
   let received = Number(request.headers['content-length'] ?? 0) || 0;
   const raw = request.raw.rawHeaders;
   for (let i = 0; i < raw.length; i++) received += (raw[i]?.length ?? 0) + 2;
