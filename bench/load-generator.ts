@@ -34,6 +34,8 @@ export interface LoadGenerator {
   readonly name: string;
   /** Printed at the start of the run when the generator is not the preferred one. */
   readonly note: string | null;
+  /** The finest latency step the generator reports; a latency bar needs microseconds. */
+  readonly latencyResolutionUs: number;
   run(spec: LoadSpec): Promise<LoadResult>;
 }
 
@@ -107,6 +109,7 @@ function wrkGenerator(pinning: Pinning): LoadGenerator {
   return {
     name: 'wrk',
     note: null,
+    latencyResolutionUs: 1,
     async run(spec) {
       const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency'];
       if (spec.host !== null) args.push('-H', `Host: ${spec.host}`);
@@ -131,7 +134,8 @@ function autocannonGenerator(pinning: Pinning): LoadGenerator {
   const cli = createRequire(import.meta.url).resolve('autocannon');
   return {
     name: 'autocannon',
-    note: 'wrk not found: using autocannon (a Node load generator; it needs more CPU than wrk and may itself be the bottleneck)',
+    note: 'wrk not found: using autocannon (a Node load generator; it needs more CPU than wrk and may itself be the bottleneck, and it reports latency in whole milliseconds, so the latency bars cannot be judged: apt-get install wrk)',
+    latencyResolutionUs: 1_000,
     async run(spec) {
       const args = [cli, '--json', '-c', String(spec.connections), '-d', String(spec.seconds)];
       if (spec.host !== null) args.push('-H', `host=${spec.host}`);

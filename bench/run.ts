@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
