@@ -109,6 +109,48 @@ t.test('lines are batched across many buffers intact and in order, multi-byte te
   t.ok(lines.every((line) => line.user_agent === agent), 'multi-byte text intact at every batch boundary');
 });
 
+t.test('without a flush, a line reaches the file within the flush interval', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const { base } = await startHarness(t, { enabled: true, path });
+  await (await request(`${base}/routed/alone`)).body.dump();
+  const deadline = Date.now() + 2000;
+  let lines: string[] = [];
+  while (Date.now() < deadline && lines.length === 0) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    lines = existsSync(path) ? await readLines(path) : [];
+  }
+  t.equal(lines.length, 1, 'the pending record is formatted and written by the timer');
+  t.match(JSON.parse(lines[0] ?? '{}'), { path: '/routed/alone' });
+});
+
+t.test('a reload that switches the format of a path keeps each line in the format of the snapshot that served it, in order', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  // One plugin, two snapshots of the same path (as before and after a reload), served by two apps.
+  const plugin = createAccessLogPlugin();
+  const json = await buildPluginHarness({ plugins: [scenarioPlugin, plugin], resources: [meshConfig({ enabled: true, path })] });
+  const text = await buildPluginHarness({ plugins: [scenarioPlugin, plugin], resources: [meshConfig({ enabled: true, path, format: 'TEXT' })] });
+  t.teardown(async () => {
+    await json.app.close();
+    await text.app.close();
+    await plugin.close();
+  });
+  for (const { app } of [json, text]) await app.listen({ port: 0, host: '127.0.0.1' });
+  for (const [{ app }, name] of [[json, 'one'], [text, 'two'], [json, 'three']] as const) {
+    const port = (app.server.address() as { port: number }).port;
+    await (await request(`http://127.0.0.1:${port}/routed/${name}`)).body.dump();
+  }
+  await plugin.flush();
+  const lines = await readLines(path);
+  t.equal(lines.length, 3);
+  t.match(JSON.parse(lines[0] ?? '{}'), { path: '/routed/one' });
+  t.match(lines[1], /^\[[^\]]+\] "GET \/routed\/two HTTP\/1\.1" 200 /);
+  t.match(JSON.parse(lines[2] ?? '{}'), { path: '/routed/three' });
+});
+
 t.test('hostile header values and paths are truncated and counted', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
