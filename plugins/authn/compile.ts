@@ -11,8 +11,8 @@ import { policyAppliesTo } from '../../gateway/policy/selector.js';
 import type { CompileInput } from '../../gateway/pipeline/types.js';
 import { RemoteJwks, importJwks } from './jwks.js';
 import type { VerificationKey } from './jwks.js';
-import { DEFAULT_LOCATIONS, cookieLocation, headerLocation, paramLocation } from './locations.js';
-import type { TokenLocation } from './locations.js';
+import { DEFAULT_LOCATIONS, cookieLocation, headerLocation, paramLocation, planTokenLocations } from './locations.js';
+import type { LocationStep, TokenLocation } from './locations.js';
 import type { AuthnOptions } from './schema.js';
 import { VerifiedTokenCache } from './token-cache.js';
 
@@ -34,8 +34,8 @@ export interface CompiledJwtRule {
 
 export interface CompiledAuthn {
   readonly rules: readonly CompiledJwtRule[];
-  /** Every location any rule reads, deduplicated. */
-  readonly locations: readonly TokenLocation[];
+  /** How to scan every location any rule reads (deduplicated), in configuration order. */
+  readonly locations: readonly LocationStep[];
   /** Headers this plugin writes upstream: always removed from the incoming request first (no forged claims). */
   readonly outputHeaders: readonly string[];
   readonly options: AuthnOptions;
@@ -117,7 +117,7 @@ export function compileAuthn(input: CompileInput, options: AuthnOptions): Compil
   }
   return {
     rules,
-    locations: [...locations.values()],
+    locations: planTokenLocations([...locations.values()]),
     outputHeaders: [...outputHeaders],
     options,
     cache: new VerifiedTokenCache(options.verifiedTokenCacheSize),

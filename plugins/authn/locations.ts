@@ -64,41 +64,74 @@ function cookieValues(header: string | undefined, name: string): string[] {
 
 const MULTIPLE = 'Multiple JWTs in the request are not allowed';
 
-/** Locations are grouped by header so one header value is tried against every configured prefix. */
-export function extractToken(request: FastifyRequest, locations: readonly TokenLocation[], query: string): Extraction {
-  const found: FoundToken[] = [];
-  const seenHeaders = new Set<string>();
-  let params: URLSearchParams | null = null;
+/** One step of the scan, in the order the locations were configured; a header is read once for all its prefixes. */
+export type LocationStep =
+  | {
+      readonly kind: 'header';
+      readonly name: string;
+      /** Every location on this header, longest prefix first (the most specific prefix wins). */
+      readonly candidates: readonly TokenLocation[];
+      /** A value no prefix matches is then not a JWT at all (e.g. `Basic …`), rather than a malformed one. */
+      readonly allLenient: boolean;
+    }
+  | { readonly kind: 'param' | 'cookie'; readonly location: TokenLocation };
+
+/** The scan plan of a set of locations, built once per snapshot instead of on every request. */
+export function planTokenLocations(locations: readonly TokenLocation[]): readonly LocationStep[] {
+  const steps: LocationStep[] = [];
+  const plannedHeaders = new Set<string>();
   for (const location of locations) {
-    if (location.kind === 'header') {
-      if (seenHeaders.has(location.name)) continue;
-      seenHeaders.add(location.name);
-      const value = request.headers[location.name];
+    if (location.kind !== 'header') {
+      steps.push({ kind: location.kind, location });
+      continue;
+    }
+    if (plannedHeaders.has(location.name)) continue;
+    plannedHeaders.add(location.name);
+    const candidates = locations.filter((l) => l.kind === 'header' && l.name === location.name).sort((a, b) => b.prefix.length - a.prefix.length);
+    steps.push({ kind: 'header', name: location.name, candidates, allLenient: candidates.every((l) => l.lenientScheme) });
+  }
+  return steps;
+}
+
+function matchingPrefix(candidates: readonly TokenLocation[], value: string): TokenLocation | null {
+  for (const location of candidates) {
+    const { prefix } = location;
+    if (location.lenientScheme ? value.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase() : value.startsWith(prefix)) return location;
+  }
+  return null;
+}
+
+export function extractToken(request: FastifyRequest, plan: readonly LocationStep[], query: string): Extraction {
+  let found: FoundToken | null = null;
+  let foundCount = 0;
+  let params: URLSearchParams | null = null;
+  for (const step of plan) {
+    let token: FoundToken | null = null;
+    if (step.kind === 'header') {
+      const value = request.headers[step.name];
       if (value === undefined) continue;
-      if (Array.isArray(value) || rawHeaderCount(request.raw.rawHeaders, location.name) > 1) return { ok: false, message: MULTIPLE };
-      const candidates = locations
-        .filter((l) => l.kind === 'header' && l.name === location.name)
-        .sort((a, b) => b.prefix.length - a.prefix.length);
-      const match = candidates.find((l) =>
-        l.lenientScheme ? value.slice(0, l.prefix.length).toLowerCase() === l.prefix.toLowerCase() : value.startsWith(l.prefix),
-      );
-      if (match === undefined) {
-        if (candidates.every((l) => l.lenientScheme)) continue;
-        return { ok: false, message: `Jwt header ${location.name} does not start with the required prefix` };
+      if (Array.isArray(value) || rawHeaderCount(request.raw.rawHeaders, step.name) > 1) return { ok: false, message: MULTIPLE };
+      const match = matchingPrefix(step.candidates, value);
+      if (match === null) {
+        if (step.allLenient) continue;
+        return { ok: false, message: `Jwt header ${step.name} does not start with the required prefix` };
       }
-      found.push({ location: match, token: value.slice(match.prefix.length).trim() });
-    } else if (location.kind === 'param') {
+      token = { location: match, token: value.slice(match.prefix.length).trim() };
+    } else if (step.kind === 'param') {
+      if (query === '') continue;
       params ??= new URLSearchParams(query);
-      const values = params.getAll(location.name);
+      const values = params.getAll(step.location.name);
       if (values.length > 1) return { ok: false, message: MULTIPLE };
-      if (values.length === 1) found.push({ location, token: values[0] as string });
+      if (values.length === 1) token = { location: step.location, token: values[0] as string };
     } else {
       const cookieHeader = request.headers.cookie;
-      const values = cookieValues(Array.isArray(cookieHeader) ? cookieHeader.join(';') : cookieHeader, location.name);
+      const values = cookieValues(Array.isArray(cookieHeader) ? cookieHeader.join(';') : cookieHeader, step.location.name);
       if (values.length > 1) return { ok: false, message: MULTIPLE };
-      if (values.length === 1) found.push({ location, token: values[0] as string });
+      if (values.length === 1) token = { location: step.location, token: values[0] as string };
     }
+    if (token === null) continue;
+    found = token;
+    foundCount++;
   }
-  if (found.length > 1) return { ok: false, message: MULTIPLE };
-  return { ok: true, token: found[0] ?? null };
+  return foundCount > 1 ? { ok: false, message: MULTIPLE } : { ok: true, token: found };
 }
