@@ -30,15 +30,16 @@ export interface Bar {
 const MB = 1_048_576;
 
 /**
- * Throughput of `measured` relative to `reference`: the median over rounds of the ratio within each
- * round. The two targets of a round ran seconds apart, so the slow drift of a shared machine's speed
- * cancels out of each ratio, which a ratio of the two medians (taken from different minutes) keeps.
+ * `measured` relative to `reference` (req/s or CPU us/req by round): the median over rounds of the
+ * ratio within each round. The two targets of a round ran seconds apart, so the slow drift of a shared
+ * machine's speed cancels out of each ratio, which a ratio of the two medians (taken from different
+ * minutes) keeps.
  */
-export function pairedThroughputRatio(measured: CellSummary, reference: CellSummary): { ratio: number; perRound: number[] } | null {
+export function pairedRatio(measured: ReadonlyMap<number, number>, reference: ReadonlyMap<number, number>): { ratio: number; perRound: number[] } | null {
   const perRound: number[] = [];
-  for (const [round, rate] of measured.requestsPerSecondByRound) {
-    const referenceRate = reference.requestsPerSecondByRound.get(round);
-    if (referenceRate !== undefined && referenceRate > 0) perRound.push(rate / referenceRate);
+  for (const [round, value] of measured) {
+    const referenceValue = reference.get(round);
+    if (referenceValue !== undefined && referenceValue > 0) perRound.push(value / referenceValue);
   }
   return perRound.length === 0 ? null : { ratio: median(perRound), perRound };
 }
@@ -61,7 +62,7 @@ export function computeBars(summaries: Summaries, components: ComponentSummaries
   /** Throughput lost by `target` against `reference` under saturation, as a fraction (positive = slower). */
   const throughputCost = (target: string, reference: string): { cost: number; perRound: number[] } | null => {
     const [measured, base] = [sat(target), sat(reference)];
-    const paired = measured === undefined || base === undefined ? null : pairedThroughputRatio(measured, base);
+    const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
     return paired === null ? null : { cost: 1 - paired.ratio, perRound: paired.perRound };
   };
   /** A target that completed no request has no latency: its p50 of 0 must read as a failure, not as the fastest hop. */
@@ -88,7 +89,7 @@ export function computeBars(summaries: Summaries, components: ComponentSummaries
   return [
     bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
       const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
-      const paired = measured === undefined || base === undefined ? null : pairedThroughputRatio(measured, base);
+      const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
       if (paired === null) return null;
       return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= BARS.ingressVsBare };
     }),
@@ -99,12 +100,14 @@ export function computeBars(summaries: Summaries, components: ComponentSummaries
     bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB`, idleRss(MESH_PAIR, SIDECAR_B_LABEL)),
     bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB (${INGRESS_TO_SIDECAR})`, idleRss(INGRESS_TO_SIDECAR, SIDECAR_B_LABEL)),
     bar(`${POLICIES_TARGET}: proxy CPU per request <= ${percent(BARS.policiesCostIncrease)} vs meshgate-http`, () => {
-      const [measured, base] = [sat(POLICIES_TARGET)?.proxyCpuUsPerRequest, sat('meshgate-http')?.proxyCpuUsPerRequest];
-      if (measured === undefined || measured === null || base === undefined || base === null) return null;
-      const increase = measured / base - 1;
+      const [measured, base] = [sat(POLICIES_TARGET), sat('meshgate-http')];
+      const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.proxyCpuUsPerRequestByRound, base.proxyCpuUsPerRequestByRound);
+      if (paired === null) return null;
+      const increase = paired.ratio - 1;
       const throughput = throughputCost(POLICIES_TARGET, 'meshgate-http');
       const extra = throughput === null ? '' : `; throughput ${percent(-throughput.cost)}`;
-      return { measured: `${percent(increase)} (${measured.toFixed(1)} vs ${base.toFixed(1)} us/req${extra})`, pass: increase <= BARS.policiesCostIncrease };
+      const medians = `${measured?.proxyCpuUsPerRequest?.toFixed(1)} vs ${base?.proxyCpuUsPerRequest?.toFixed(1)} us/req`;
+      return { measured: `${percent(increase)} (${roundRatios(paired.perRound)}; medians ${medians}${extra})`, pass: increase <= BARS.policiesCostIncrease };
     }),
     bar(`${RATELIMIT_LOCAL_TARGET}: throughput cost < ${(BARS.localRateLimitThroughputCost * 100).toFixed(0)} % vs meshgate-http`, () => {
       const throughput = throughputCost(RATELIMIT_LOCAL_TARGET, 'meshgate-http');

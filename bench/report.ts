@@ -32,6 +32,8 @@ export interface CellSummary {
   readonly p90Us: number;
   readonly p99Us: number;
   readonly proxyCpuUsPerRequest: number | null;
+  /** round number → proxy CPU us/req of that round (rounds that measured it), for ratios paired by round. */
+  readonly proxyCpuUsPerRequestByRound: ReadonlyMap<number, number>;
   readonly upstreamCpuUsPerRequest: number | null;
   readonly proxyPeakRssBytes: number | null;
   readonly non2xxTotal: number;
@@ -64,6 +66,7 @@ export function summarize(samples: readonly Sample[]): CellSummary {
     p90Us: median(samples.map((sample) => sample.p90Us)),
     p99Us: median(samples.map((sample) => sample.p99Us)),
     proxyCpuUsPerRequest: medianOrNull(samples.map((sample) => sample.proxyCpuUsPerRequest)),
+    proxyCpuUsPerRequestByRound: new Map(samples.flatMap((sample) => (sample.proxyCpuUsPerRequest === null ? [] : [[sample.round, sample.proxyCpuUsPerRequest] as const]))),
     upstreamCpuUsPerRequest: medianOrNull(samples.map((sample) => sample.upstreamCpuUsPerRequest)),
     proxyPeakRssBytes: medianOrNull(samples.map((sample) => sample.proxyPeakRssBytes)),
     non2xxTotal: samples.reduce((sum, sample) => sum + sample.non2xx, 0),

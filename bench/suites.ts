@@ -16,8 +16,32 @@ export const SUITES: Readonly<Record<string, readonly string[]>> = {
 };
 export const DEFAULT_SUITE = 'all';
 
-/** In run order: the ingress targets first (the ratios' reference points), then mesh, then policies. */
-export const ALL_TARGETS: readonly BenchTarget[] = [...TARGETS, ...MESH_TARGETS, ...POLICY_TARGETS];
+/**
+ * Run order within a round. A bar compares two targets of the same round, and a shared machine's speed
+ * drifts over a round's minutes, so each compared target runs right after its reference: the bare
+ * proxy then meshgate-http, which the policy and rate-limit targets follow; observability after quiet.
+ */
+const RUN_ORDER: readonly string[] = [
+  'direct',
+  'bare-fastify',
+  'meshgate-http',
+  POLICIES_TARGET,
+  RATELIMIT_LOCAL_TARGET,
+  RATELIMIT_REDIS_TARGET,
+  QUIET_TARGET,
+  OBSERVABILITY_TARGET,
+  'meshgate-https',
+  MESH_PAIR,
+  INGRESS_TO_SIDECAR,
+];
+
+function inRunOrder(targets: readonly BenchTarget[]): BenchTarget[] {
+  const missing = targets.filter((target) => !RUN_ORDER.includes(target.name)).map((target) => target.name);
+  if (missing.length > 0) throw new Error(`bench targets without a place in RUN_ORDER: ${missing.join(', ')}`);
+  return [...targets].sort((a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name));
+}
+
+export const ALL_TARGETS: readonly BenchTarget[] = inRunOrder([...TARGETS, ...MESH_TARGETS, ...POLICY_TARGETS]);
 
 export interface Selection {
   readonly suite: string;

@@ -1,0 +1,53 @@
+import t from 'tap';
+import { computeBars, pairedRatio } from '../../bench/bars.js';
+import { summarize } from '../../bench/report.js';
+import type { Sample } from '../../bench/report.js';
+import { ALL_TARGETS } from '../../bench/suites.js';
+
+function sample(round: number, requestsPerSecond: number, proxyCpuUsPerRequest: number, p50Us = 100): Sample {
+  return { round, requests: requestsPerSecond * 3, requestsPerSecond, p50Us, p90Us: p50Us, p99Us: p50Us, non2xx: 0, socketErrors: 0, proxyCpuUsPerRequest, upstreamCpuUsPerRequest: 10, proxyPeakRssBytes: null };
+}
+
+t.test('pairedRatio: the median of per-round ratios, pairing rounds by number and skipping unpaired ones', async (t) => {
+  const measured = new Map([[1, 90], [2, 50], [3, 99], [4, 10]]);
+  const reference = new Map([[1, 100], [2, 100], [3, 100]]);
+  t.same(pairedRatio(measured, reference), { ratio: 0.9, perRound: [0.9, 0.5, 0.99] });
+  t.equal(pairedRatio(new Map([[1, 5]]), new Map([[2, 5]])), null, 'nothing paired: no ratio');
+});
+
+t.test('the policies bar judges the median of the per-round CPU ratios, and prints them', async (t) => {
+  const http = summarize([sample(1, 20000, 30), sample(2, 15000, 40), sample(3, 15000, 40)]);
+  const policies = summarize([sample(1, 19000, 42), sample(2, 19000, 42), sample(3, 14000, 31.5)]);
+  const summaries = new Map([
+    ['meshgate-http', new Map([['sat', http]])],
+    ['meshgate-policies-50', new Map([['sat', policies]])],
+  ]);
+  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-policies-50'));
+  t.match(bar?.measured, /^\+5\.0 % \(rounds 1\.40, 1\.05, 0\.79;/);
+  t.equal(bar?.pass, true);
+  const worse = summarize([sample(1, 19000, 42), sample(2, 19000, 46), sample(3, 14000, 46)]);
+  const failing = computeBars(new Map([...summaries, ['meshgate-policies-50', new Map([['sat', worse]])]]), new Map(), 'sat', 'c1', 1);
+  t.equal(failing.find((entry) => entry.name.startsWith('meshgate-policies-50'))?.pass, false, 'a median of +15 % fails');
+});
+
+t.test('latency bars fail as not measurable with a millisecond-resolution load generator', async (t) => {
+  const direct = summarize([sample(1, 20000, 0, 0)]);
+  const pair = summarize([sample(1, 5000, 80, 0)]);
+  const summaries = new Map([
+    ['direct', new Map([['c1', direct]])],
+    ['mesh-sidecar-pair', new Map([['c1', pair]])],
+  ]);
+  const [latency] = computeBars(summaries, new Map(), 'sat', 'c1', 1_000).filter((entry) => entry.name.includes('p50 unloaded'));
+  t.equal(latency?.pass, false);
+  t.match(latency?.measured, /not measurable/);
+  const [measured] = computeBars(summaries, new Map(), 'sat', 'c1', 1).filter((entry) => entry.name.includes('p50 unloaded'));
+  t.equal(measured?.pass, true, 'the same +0 us passes when the generator resolves microseconds');
+});
+
+t.test('every compared target runs right after its reference within a round', async (t) => {
+  const order = ALL_TARGETS.map((target) => target.name);
+  const after = (target: string, reference: string): boolean => order.indexOf(target) > order.indexOf(reference);
+  t.ok(after('meshgate-http', 'bare-fastify'));
+  t.equal(order.indexOf('meshgate-policies-50'), order.indexOf('meshgate-http') + 1);
+  t.equal(order.indexOf('meshgate-observability'), order.indexOf('meshgate-quiet') + 1);
+});
