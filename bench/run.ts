@@ -15,6 +15,8 @@ import { ROUTE_RULE_COUNT, writeServerCertificate } from './config.js';
 import { detectLoadGenerator } from './load-generator.js';
 import type { LoadGenerator } from './load-generator.js';
 import { barLines, computeBars } from './bars.js';
+import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine } from './side-by-side.js';
+import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
@@ -165,6 +167,7 @@ async function main(): Promise<void> {
 
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
   let handshakes: HandshakeResult[] = [];
+  const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
     for (let round = 1; round <= settings.rounds && !interrupted; round += 1) {
@@ -172,6 +175,22 @@ async function main(): Promise<void> {
       for (const target of targets) {
         if (interrupted || state.failures.has(target.name)) continue;
         await benchTarget(target, round, context, generator, state, abort.signal);
+      }
+    }
+    const byName = new Map(targets.map((target) => [target.name, target]));
+    for (const pair of SIDE_BY_SIDE_PAIRS) {
+      const [reference, measured] = [byName.get(pair.reference), byName.get(pair.measured)];
+      if (interrupted || reference === undefined || measured === undefined || state.failures.has(pair.reference) || state.failures.has(pair.measured)) continue;
+      if (sideBySide.length === 0) console.log(`side by side (both loaded at once, ${Math.floor(settings.connections / 2)} connections each, ${settings.rounds} × ${settings.seconds} s)`);
+      try {
+        const result = await measureSideBySide(pair, { reference, measured }, context, generator, { connections: settings.connections, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds, repetitions: settings.rounds }, abort.signal);
+        sideBySide.push(result);
+        console.log(`  ${sideBySideLine(result)}`);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set(`${pair.measured} vs ${pair.reference}`, message);
+        console.log(`  ${pair.measured} vs ${pair.reference}: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
     if (selection.handshakes && !interrupted) {
@@ -208,7 +227,7 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
@@ -231,6 +250,7 @@ async function main(): Promise<void> {
     failures: Object.fromEntries(state.failures),
     components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
     handshakes,
+    sideBySide,
     bars,
   };
   await writeFile(resultsPath, `${JSON.stringify(json, null, 2)}\n`);

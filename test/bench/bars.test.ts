@@ -23,11 +23,24 @@ t.test('the policies bar judges the median of the per-round CPU ratios, and prin
     ['meshgate-policies-50', new Map([['sat', policies]])],
   ]);
   const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-policies-50'));
-  t.match(bar?.measured, /^\+5\.0 % \(rounds 1\.40, 1\.05, 0\.79;/);
+  t.equal(bar?.measured, 'one after the other +5.0 % (rounds 1.40, 1.05, 0.79)');
   t.equal(bar?.pass, true);
   const worse = summarize([sample(1, 19000, 42), sample(2, 19000, 46), sample(3, 14000, 46)]);
   const failing = computeBars(new Map([...summaries, ['meshgate-policies-50', new Map([['sat', worse]])]]), new Map(), 'sat', 'c1', 1);
   t.equal(failing.find((entry) => entry.name.startsWith('meshgate-policies-50'))?.pass, false, 'a median of +15 % fails');
+});
+
+t.test('a side-by-side measurement, when the run made one, decides the bar; the rounds are still printed', async (t) => {
+  const http = summarize([sample(1, 20000, 40)]);
+  const policies = summarize([sample(1, 19000, 42)]);
+  const summaries = new Map([
+    ['meshgate-http', new Map([['sat', http]])],
+    ['meshgate-policies-50', new Map([['sat', policies]])],
+  ]);
+  const together = { reference: 'meshgate-http', measured: 'meshgate-policies-50', cpuRatios: [1.12, 1.2, 1.15], throughputRatios: [0.9, 0.85, 0.88], referenceCpuUsPerRequest: [40, 40, 40], measuredCpuUsPerRequest: [44.8, 48, 46] };
+  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1, [together]).find((entry) => entry.name.startsWith('meshgate-policies-50'));
+  t.equal(bar?.measured, '+15.0 % side by side (1.12, 1.20, 1.15); one after the other +5.0 % (rounds 1.05)');
+  t.equal(bar?.pass, false, 'judged on the side-by-side median, not on the passing rounds');
 });
 
 t.test('latency bars fail as not measurable with a millisecond-resolution load generator', async (t) => {
