@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { TLSSocket } from 'node:tls';
 import { normalizeAuthority, trustedClientIp, validateMethod } from '../http/normalize.js';
+import { isRawHeaderName } from '../http/raw-headers.js';
 import type { RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { ListenerSpec } from './listener-spec.js';
@@ -20,8 +21,7 @@ function stripMappedPrefix(ip: string): string {
 function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
   let seen = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
+    if (isRawHeaderName(rawHeaders[i] as string, 'host')) {
       if (seen) return true;
       seen = true;
     }

@@ -4,6 +4,7 @@
  * principal would come from is undefined and an attacker picks the one the backend reads.
  */
 import type { FastifyRequest } from 'fastify';
+import { isRawHeaderName } from '../../gateway/http/raw-headers.js';
 
 export interface TokenLocation {
   /** Stable id, e.g. `header:authorization:Bearer `, `param:access_token`, `cookie:session`. */
@@ -48,7 +49,7 @@ export type Extraction =
 
 function rawHeaderCount(rawHeaders: readonly string[], name: string): number {
   let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === name) count++;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (isRawHeaderName(rawHeaders[i] as string, name)) count++;
   return count;
 }
 

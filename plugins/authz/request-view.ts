@@ -3,6 +3,7 @@
  * from a described request (`explain`), so both run the very same compiled matchers.
  */
 import type { FastifyRequest } from 'fastify';
+import { isRawHeaderName } from '../../gateway/http/raw-headers.js';
 import type { JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
 
 export interface AuthzRequest {
@@ -34,7 +35,7 @@ function headerValue(request: FastifyRequest, name: string): string | undefined 
   const rawHeaders = request.raw.rawHeaders;
   const rawValues: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() === name) rawValues.push(rawHeaders[i + 1] as string);
+    if (isRawHeaderName(rawHeaders[i] as string, name)) rawValues.push(rawHeaders[i + 1] as string);
   }
   if (rawValues.length < 2) return folded;
   const untouched = folded === rawValues.join(', ') || folded === rawValues.join('; ') || folded === rawValues[0];

@@ -70,6 +70,9 @@ const RESOURCES = [
   policy('allow-mixed-branches', { rules: [{ to: [{ operation: { paths: ['/m/x'] } }, { operation: { methods: ['DELETE'] } }] }] }),
   policy('allow-suffix', { rules: [to({ paths: ['*/info', '/inf*'] }), to({ paths: ['/public/*'], methods: ['GET', 'HEAD'] })] }),
   policy('allow-tenant', { rules: [{ ...to({ paths: ['/api/*'] }), when: [{ key: 'request.headers[X-Tenant]', values: ['t1', 't2-*'] }] }] }),
+  // A run of rules gated on the same header (one lookup rejects the run when it is absent), one of them pathless.
+  policy('allow-tenant-3', { rules: [{ when: [{ key: 'request.headers[x-tenant]', values: ['t3'] }, { key: 'request.headers[x-block]', values: ['no'] }] }] }),
+  policy('allow-tenant-4', { rules: [{ ...to({ paths: ['/api/*', '/a/*'] }), when: [{ key: 'request.headers[x-tenant]', values: ['t4'] }] }] }),
   policy('allow-api-products', { rules: [{ ...to({ paths: ['/api/products/*'], methods: ['GET'] }), from: [{ source: { requestPrincipals: ['https://issuer.example/*'] } }] }] }),
   policy('allow-root-exact', { rules: [to({ paths: ['/'] })] }),
   policy('allow-all-late', { rules: [{ when: [{ key: 'request.headers[x-anything]', values: ['*'] }] }] }),
@@ -78,7 +81,18 @@ const RESOURCES = [
 const PATHS = ['/', '/a', '/a/', '/a/x', '/ab', '/a/b', '/a/b/c', '/a/b/c/d/e', '/admin', '/admin/x', '/adminx', '/internal/7/data', '/internal/7/8/data', '/guarded/1', '/m/x', '/m/y', '/x/info', '/info', '/inf', '/i', '/public/p', '/api/orders', '/api/products/42', '/api/products', '/zzz', ''];
 const HOSTS = ['api.example.com', 'api.example.com:8080', 'blocked.example.com', 'a.example.org', 'example.org', 'exact.example.net', 'exact.example.net:443', 'other.test'];
 const METHODS = ['GET', 'POST', 'DELETE', 'HEAD'];
-const HEADER_SETS: readonly Record<string, string>[] = [{}, { 'x-block': 'yes' }, { 'x-block': 'no' }, { 'x-pass': 'ok' }, { 'x-pass': '' }, { 'x-tenant': 't2-a' }, { 'x-tenant': 't3' }, { 'x-anything': 'v' }];
+const HEADER_SETS: readonly Record<string, string>[] = [
+  {},
+  { 'x-block': 'yes' },
+  { 'x-block': 'no' },
+  { 'x-pass': 'ok' },
+  { 'x-pass': '' },
+  { 'x-tenant': 't2-a' },
+  { 'x-tenant': 't3' },
+  { 'x-tenant': 't3', 'x-block': 'no' },
+  { 'x-tenant': 't4' },
+  { 'x-anything': 'v' },
+];
 const CLAIMS = [undefined, { iss: 'https://issuer.example', sub: 'alice' }];
 
 t.test('indexed decisions equal a linear walk over every policy and rule', async (t) => {
