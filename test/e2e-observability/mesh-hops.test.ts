@@ -7,11 +7,11 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
 import { configDir, startGateway, startUpstream } from '../helpers/gateway.js';
+import { readCompleteJsonLines } from '../helpers/json-lines.js';
 import { makeTestPki } from '../helpers/pki.js';
 import { allocateMeshPorts, meshYaml } from '../e2e-mesh/mesh-fixture.js';
 import { OtlpReceiver } from '../observability/otlp-receiver.js';
@@ -158,8 +158,7 @@ t.test('access log: one JSON line per hop, all carrying the request id the apps 
   t.equal(orderApp.received.at(-1)?.headers['x-request-id'], requestId, 'the order app saw the same request id');
   let lines: Record<string, unknown>[] = [];
   for (let attempt = 0; attempt < 50 && lines.length < 4; attempt++) {
-    const text = await readFile(accessLogPath, 'utf8').catch(() => '');
-    lines = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    lines = await readCompleteJsonLines(accessLogPath);
     if (lines.length < 4) await new Promise((resolve) => setTimeout(resolve, 50));
   }
   t.equal(lines.length, 4, 'one line per hop (ingress, order inbound, order outbound, product inbound)');

@@ -7,12 +7,12 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { configDir, startGateway, startUpstream } from '../helpers/gateway.js';
+import { readCompleteJsonLines } from '../helpers/json-lines.js';
 import { makeKey, sign, startJwksServer } from '../authn/jwt-fixtures.js';
 import { freePorts, rawExchange, rawStatus, request, sleep } from '../e2e-ingress/support.js';
 
@@ -94,9 +94,8 @@ const good = (claims: Record<string, unknown> = {}): Promise<string> => sign(rsa
 
 async function accessLogLines(minimum: number): Promise<Record<string, unknown>[]> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const text = await readFile(accessLogPath, 'utf8').catch(() => '');
-    const lines = text.split('\n').filter((line) => line !== '');
-    if (lines.length >= minimum) return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = await readCompleteJsonLines(accessLogPath);
+    if (lines.length >= minimum) return lines;
     await sleep(20);
   }
   throw new Error(`the access log never reached ${minimum} lines`);

@@ -9,6 +9,7 @@ import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.
 import { ACCESS_LOG_UNWRITABLE, createAccessLogPlugin } from '../../plugins/access-log/index.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
 import { createTracingPlugin } from '../../plugins/tracing/index.js';
+import { readCompleteJsonLines } from '../helpers/json-lines.js';
 import { buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
 import { OtlpReceiver } from './otlp-receiver.js';
@@ -116,13 +117,13 @@ t.test('without a flush, a line reaches the file within the flush interval', asy
   const { base } = await startHarness(t, { enabled: true, path });
   await (await request(`${base}/routed/alone`)).body.dump();
   const deadline = Date.now() + 2000;
-  let lines: string[] = [];
+  let lines: Record<string, unknown>[] = [];
   while (Date.now() < deadline && lines.length === 0) {
     await new Promise((resolve) => setTimeout(resolve, 50));
-    lines = existsSync(path) ? await readLines(path) : [];
+    lines = await readCompleteJsonLines(path);
   }
   t.equal(lines.length, 1, 'the pending record is formatted and written by the timer');
-  t.match(JSON.parse(lines[0] ?? '{}'), { path: '/routed/alone' });
+  t.match(lines[0], { path: '/routed/alone' });
 });
 
 t.test('a reload that switches the format of a path keeps each line in the format of the snapshot that served it, in order', async (t) => {
