@@ -68,7 +68,9 @@ export async function measureSideBySide(
     measured = await targets.measured.start(context);
     const both = [reference, measured];
     const connections = Math.max(1, Math.floor(settings.connections / 2));
-    await loadBoth(generator, both, connections, settings.warmupSeconds, signal);
+    // Each target gets half the connections, so half the requests a second of a round's warm-up: twice
+    // as long gives it as many requests to optimise its hot paths on (the first repetition read high without).
+    await loadBoth(generator, both, connections, 2 * settings.warmupSeconds, signal);
     const result = { ...pair, cpuRatios: [] as number[], throughputRatios: [] as number[], referenceCpuUsPerRequest: [] as number[], measuredCpuUsPerRequest: [] as number[] };
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
       const before = both.map(proxyCpu);
