@@ -15,13 +15,14 @@ export interface TokenLocation {
   readonly prefix: string;
   /**
    * The default `Authorization: Bearer` location: other schemes (Basic…) are simply not JWTs, and the
-   * scheme is case-insensitive (RFC 7235). Explicit `fromHeaders` prefixes must match exactly.
+   * scheme is case-insensitive (RFC 7235), so such a `prefix` is stored lower-case and compared with
+   * the lower-cased start of the value. Explicit `fromHeaders` prefixes must match exactly.
    */
   readonly lenientScheme: boolean;
 }
 
 export const DEFAULT_LOCATIONS: readonly TokenLocation[] = [
-  { id: 'header:authorization:Bearer ', kind: 'header', name: 'authorization', prefix: 'Bearer ', lenientScheme: true },
+  { id: 'header:authorization:Bearer ', kind: 'header', name: 'authorization', prefix: 'bearer ', lenientScheme: true },
   { id: 'param:access_token', kind: 'param', name: 'access_token', prefix: '', lenientScheme: false },
 ];
 
@@ -97,7 +98,7 @@ export function planTokenLocations(locations: readonly TokenLocation[]): readonl
 function matchingPrefix(candidates: readonly TokenLocation[], value: string): TokenLocation | null {
   for (const location of candidates) {
     const { prefix } = location;
-    if (location.lenientScheme ? value.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase() : value.startsWith(prefix)) return location;
+    if (location.lenientScheme ? value.slice(0, prefix.length).toLowerCase() === prefix : value.startsWith(prefix)) return location;
   }
   return null;
 }

@@ -104,6 +104,18 @@ t.test('no token: anonymous, so authz decides; forged claim headers are stripped
   t.equal((await get('/public', { authorization: 'Basic dXNlcjpwdw==' })).statusCode, 200, 'another auth scheme is not a JWT');
 });
 
+t.test('the default Bearer scheme is case-insensitive (RFC 7235); an explicit fromHeaders prefix must match exactly', async (t) => {
+  const token = await good(rsa);
+  for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+    t.equal((await get('/secure/x', { authorization: `${scheme} ${token}` })).statusCode, 200, `${scheme} <token>`);
+  }
+  const inline = await sign(inlineKey, { iss: INLINE_IDP, sub: 'x' });
+  t.equal((await get('/secure/x', { 'x-token': `Tok ${inline}` })).statusCode, 200, 'Tok <token>');
+  const lowerCased = await get('/secure/x', { 'x-token': `tok ${inline}` });
+  t.equal(lowerCased.statusCode, 401, 'tok <token> does not carry the configured prefix');
+  t.equal(lowerCased.body, 'Jwt header x-token does not start with the required prefix\n');
+});
+
 t.test('401 bodies and www-authenticate as Envoy sends them', async (t) => {
   const now = Math.floor(Date.now() / 1000);
   const expired = await get('/public', bearer(await good(rsa, { exp: now - 120 })));
