@@ -38,6 +38,20 @@ async function readLines(path: string): Promise<string[]> {
   return (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
 }
 
+/**
+ * The file's lines once `count` are there. fastify runs onResponse when the response has been handed to
+ * the socket, which can be after this process's client has read it, so one flush may come too early.
+ */
+async function flushedLines(plugin: { flush(): Promise<void> }, path: string, count: number): Promise<string[]> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    await plugin.flush();
+    const lines = existsSync(path) ? await readLines(path) : [];
+    if (lines.length >= count || Date.now() > deadline) return lines;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 t.test('JSON lines with Envoy-like fields; secrets, query strings and other headers never written', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -55,11 +69,11 @@ t.test('JSON lines with Envoy-like fields; secrets, query strings and other head
   });
   const routedBody = await routed.body.text();
   await (await request(`${base}/no-route/x`)).body.text();
-  await plugin.flush();
+  const written = await flushedLines(plugin, path, 2);
 
   const text = await readFile(path, 'utf8');
   t.notOk(text.includes(SECRET), 'no secret anywhere in the log');
-  const [first, second] = (await readLines(path)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const [first, second] = written.map((line) => JSON.parse(line) as Record<string, unknown>);
   t.match(first, {
     method: 'GET',
     authority: /^127\.0\.0\.1:\d+$/,
@@ -103,8 +117,7 @@ t.test('lines are batched across many buffers intact and in order, multi-byte te
     const response = await request(`${base}/routed/${index}`, { headers: { host: 'details.example.com', 'user-agent': agent } });
     await response.body.dump();
   }
-  await plugin.flush();
-  const lines = (await readLines(path)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const lines = (await flushedLines(plugin, path, 300)).map((line) => JSON.parse(line) as Record<string, unknown>);
   t.equal(lines.length, 300, 'one line per request');
   t.same(lines.map((line) => line.path), Array.from({ length: 300 }, (_, index) => `/routed/${index}`), 'in request order');
   t.ok(lines.every((line) => line.user_agent === agent), 'multi-byte text intact at every batch boundary');
@@ -144,8 +157,7 @@ t.test('a reload that switches the format of a path keeps each line in the forma
     const port = (app.server.address() as { port: number }).port;
     await (await request(`http://127.0.0.1:${port}/routed/${name}`)).body.dump();
   }
-  await plugin.flush();
-  const lines = await readLines(path);
+  const lines = await flushedLines(plugin, path, 3);
   t.equal(lines.length, 3);
   t.match(JSON.parse(lines[0] ?? '{}'), { path: '/routed/one' });
   t.match(lines[1], /^\[[^\]]+\] "GET \/routed\/two HTTP\/1\.1" 200 /);
@@ -159,8 +171,7 @@ t.test('hostile header values and paths are truncated and counted', async (t) =>
   const { plugin, base } = await startHarness(t, { enabled: true, path });
   const before = findSamples(parseSamples((await renderPrometheus()).body), 'meshgate_access_log_truncated_fields_total', { field: 'user_agent' })[0]?.value ?? 0;
   await (await request(`${base}/routed/${'p'.repeat(3000)}`, { headers: { 'user-agent': 'u'.repeat(10000), 'x-forwarded-for': '10.0.0.1' } })).body.text();
-  await plugin.flush();
-  const [line] = (await readLines(path)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
+  const [line] = (await flushedLines(plugin, path, 1)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
   t.equal(String(line?.['user_agent']).length, 256);
   t.equal(String(line?.['path']).length, 1024);
   t.same(line?.['truncated_fields'], ['path', 'user_agent']);
@@ -175,8 +186,7 @@ t.test('Istio text format', async (t) => {
   const path = join(dir, 'access.log');
   const { plugin, base } = await startHarness(t, { enabled: true, path, format: 'TEXT' });
   await (await request(`${base}/no-route/x?q=${SECRET}`, { headers: { 'user-agent': 'ua/1' } })).body.text();
-  await plugin.flush();
-  const [line] = await readLines(path);
+  const [line] = await flushedLines(plugin, path, 1);
   t.match(
     line,
     /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] "GET \/no-route\/x HTTP\/1\.1" 404 NR route_not_found - "-" \d+ \d+ \d+ - "-" "ua\/1" "req-1" "127\.0\.0\.1:\d+" "-" - - 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ - -$/,
@@ -225,8 +235,7 @@ t.test('trace_id is the id of the hop span when tracing is on', async (t) => {
   });
   const response = await app.inject({ method: 'GET', url: '/routed/t', headers: { host: 'shop.example.com' } });
   const forwarded = (response.json() as { headers: Record<string, string> }).headers['traceparent'] ?? '';
-  await accessLog.flush();
-  const [line] = (await readLines(path)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
+  const [line] = (await flushedLines(accessLog, path, 1)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
   t.match(forwarded, /^00-[0-9a-f]{32}-/);
   t.equal(line?.['trace_id'], forwarded.split('-')[1]);
 });
