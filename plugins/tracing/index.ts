@@ -4,8 +4,8 @@
  * With no collector configured the snapshot compiles to `null` and the hooks return at once: no
  * spans, no ids, incoming trace headers forwarded untouched.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes, Span } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
+import type { Attributes, SpanStatus } from '@opentelemetry/api';
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
@@ -15,7 +15,7 @@ import type { ExtractedContext, HeaderBag } from './propagation.js';
 import { requestTrace, setRequestTrace } from './request-span.js';
 import type { RequestTrace } from './request-span.js';
 import { TracingRuntime } from './runtime.js';
-import type { TracingRuntimeSettings } from './runtime.js';
+import type { HopSpanFields, TracingRuntimeSettings } from './runtime.js';
 import { otlpTracesUrl, tracingLimits } from './schema.js';
 import type { TracingLimits } from './schema.js';
 
@@ -53,24 +53,19 @@ export function injectTraceHeaders(request: FastifyRequest, headers: HeaderBag):
 export { traceIdOf } from './request-span.js';
 
 /**
- * Parent-based sampling decided here rather than by the SDK sampler, so that the unsampled majority
- * costs two random ids and a header: no span object, no attribute map, no context. A trusted incoming
- * context decides for its trace; a new trace is sampled with the configured ratio.
+ * Parent-based sampling decided here, so that the unsampled majority costs two random ids and a
+ * header: no span fields, no attribute map. A trusted incoming context decides for its trace; a new
+ * trace is sampled with the configured ratio.
  */
 function startHop(request: FastifyRequest, state: CompiledTracing): void {
   const incoming = state.trustIncomingContext ? extractTraceContext(request.headers) : null;
   const sampled = incoming !== null ? isSampled(incoming.spanContext) : state.runtime.settings.samplingRatio > Math.random();
   const format = incoming?.format ?? 'w3c';
   const traceState = incoming?.spanContext.traceState?.serialize() ?? '';
-  let current: RequestTrace;
-  if (sampled) {
-    const span = startSpan(request, state, incoming);
-    const { traceId, spanId } = span.spanContext();
-    current = { traceId, spanId, sampled, traceState, format, span, ended: false };
-  } else {
-    const traceId = incoming?.spanContext.traceId ?? randomHexId(16);
-    current = { traceId, spanId: randomHexId(8), sampled, traceState, format, span: null, ended: false };
-  }
+  const traceId = incoming?.spanContext.traceId ?? randomHexId(16);
+  const spanId = randomHexId(8);
+  const span = sampled ? hopSpanFields(request, traceId, spanId, incoming) : null;
+  const current: RequestTrace = { traceId, spanId, sampled, traceState, format, runtime: state.runtime, span, ended: false };
   setRequestTrace(request, current);
   // The forwarded request continues from this hop, whatever the proxy step does with the headers.
   const headers = request.headers as HeaderBag;
@@ -78,20 +73,35 @@ function startHop(request: FastifyRequest, state: CompiledTracing): void {
   injectTraceContext(headers, current);
 }
 
-function startSpan(request: FastifyRequest, state: CompiledTracing, incoming: ExtractedContext | null): Span {
+/** Span attribute values are cut to this many characters (client-controlled ones can be huge). */
+const MAX_ATTRIBUTE_LENGTH = 1024;
+
+function bounded(value: string): string {
+  return value.length > MAX_ATTRIBUTE_LENGTH ? value.slice(0, MAX_ATTRIBUTE_LENGTH) : value;
+}
+
+function hopSpanFields(request: FastifyRequest, traceId: string, spanId: string, incoming: ExtractedContext | null): HopSpanFields {
   const attrs = request.mesh.attrs;
-  const parent = incoming === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, incoming.spanContext);
   const attributes: Attributes = {
     'http.request.method': attrs.method,
-    'url.path': attrs.path,
+    'url.path': bounded(attrs.path),
     'url.scheme': attrs.scheme,
-    'server.address': attrs.host,
+    'server.address': bounded(attrs.host),
     'network.peer.address': attrs.sourceIp,
   };
   const userAgent = request.headers['user-agent'];
-  if (userAgent !== undefined) attributes['user_agent.original'] = userAgent;
-  return state.runtime.tracer.startSpan(`${attrs.authority}/*`, { kind: SpanKind.SERVER, attributes }, parent);
+  if (userAgent !== undefined) attributes['user_agent.original'] = bounded(userAgent);
+  return {
+    context: { traceId, spanId, traceFlags: TraceFlags.SAMPLED },
+    parent: incoming?.spanContext,
+    kind: SpanKind.SERVER,
+    startEpochMs: performance.timeOrigin + performance.now(),
+    attributes,
+  };
 }
+
+const STATUS_UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
+const STATUS_ERROR: SpanStatus = { code: SpanStatusCode.ERROR };
 
 function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string): void {
   const current = requestTrace(request);
@@ -101,18 +111,16 @@ function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string)
   if (span === null) return;
   const mesh = request.mesh;
   const flags = extraFlag === '' ? mesh.responseFlags : [...mesh.responseFlags, extraFlag];
-  if (mesh.routeName !== '') span.updateName(mesh.routeName);
-  span.setAttributes({
-    'http.response.status_code': statusCode,
-    'meshgate.route': mesh.routeName,
-    'meshgate.upstream_cluster': mesh.upstreamCluster,
-    'meshgate.upstream_host': mesh.upstreamHost,
-    'meshgate.response_flags': flags.length === 0 ? '-' : flags.join(','),
-    'meshgate.peer_principal': mesh.attrs.peer?.uri ?? '',
-    'meshgate.request_id': mesh.requestId,
-  });
-  if (statusCode >= 500 || statusCode === 0) span.setStatus({ code: SpanStatusCode.ERROR });
-  span.end();
+  const { attributes } = span;
+  attributes['http.response.status_code'] = statusCode;
+  attributes['meshgate.route'] = mesh.routeName;
+  attributes['meshgate.upstream_cluster'] = mesh.upstreamCluster;
+  attributes['meshgate.upstream_host'] = mesh.upstreamHost;
+  attributes['meshgate.response_flags'] = flags.length === 0 ? '-' : flags.join(',');
+  attributes['meshgate.peer_principal'] = mesh.attrs.peer?.uri ?? '';
+  attributes['meshgate.request_id'] = bounded(mesh.requestId);
+  const name = mesh.routeName !== '' ? mesh.routeName : `${bounded(mesh.attrs.authority)}/*`;
+  current.runtime.finish(span, name, statusCode >= 500 || statusCode === 0 ? STATUS_ERROR : STATUS_UNSET, performance.timeOrigin + performance.now());
 }
 
 export function createTracingPlugin(options: TracingPluginOptions = {}): TracingPlugin {

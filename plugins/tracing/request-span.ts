@@ -1,11 +1,13 @@
 /** The trace context of the hop a request belongs to, for the access log (`trace_id`) and the proxy step (injection). */
-import type { Span } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
 import type { HopContext } from './propagation.js';
+import type { HopSpanFields, TracingRuntime } from './runtime.js';
 
 export interface RequestTrace extends HopContext {
-  /** The recorded span; null for an unsampled request, which only propagates its ids. */
-  readonly span: Span | null;
+  /** Where the span goes when the hop ends (the runtime of the snapshot that started it). */
+  readonly runtime: TracingRuntime;
+  /** The span being recorded; null for an unsampled request, which only propagates its ids. */
+  readonly span: HopSpanFields | null;
   /** A response and an abort can both be reported for one request; the span ends once. */
   ended: boolean;
 }

@@ -1,16 +1,22 @@
 /**
- * One tracer provider per distinct tracing configuration: OTLP/HTTP (JSON) exporter behind a batch
- * processor whose queue is bounded by us, so that every span we give up on is counted
- * (`meshgate_tracing_spans_dropped_total{reason}`) instead of vanishing in the SDK.
+ * One span exporter per distinct tracing configuration: finished hop spans wait in a queue bounded by
+ * us and leave in batches through OpenTelemetry's OTLP/HTTP (JSON) exporter, so that every span we
+ * give up on is counted (`meshgate_tracing_spans_dropped_total{reason}`) instead of vanishing.
+ *
+ * Spans are recorded here rather than through the SDK's tracer and batch processor. A proxy has one
+ * kind of span, whose fields are all known when the hop ends, and at 1 % sampling the SDK's generic
+ * span path runs so rarely that it stays unoptimised for a long time: measured side by side, 1 %
+ * sampling cost 7.3 us per request 4-10 s after start and still 2 us after 20 s, against the spans'
+ * direct cost of ~0.1 us per request. A finished span is one plain object handed to the exporter.
  */
-import type { Context, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
 import type * as OtelCore from '@opentelemetry/core';
-import type { ExportResult } from '@opentelemetry/core';
+import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import { createRequire } from 'node:module';
 import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
 import type * as OtelResources from '@opentelemetry/resources';
-import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
-import type { BasicTracerProvider, ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { BoundedCounter } from '../metrics/registry.js';
 import type { TracingLimits } from './schema.js';
 
@@ -27,65 +33,61 @@ const spansExported = new BoundedCounter({
   labelNames: [],
 });
 
-/**
- * Spans held in memory between `onEnd` and the end of their export (queued or in flight): a slow
- * collector holds batches in flight, and those count against the bound as much as queued ones.
- */
-class BoundedQueue {
-  pending = 0;
-  constructor(readonly capacity: number) {}
+const SCOPE: InstrumentationScope = { name: 'meshgate' };
+const NO_LINKS: Link[] = [];
+const NO_EVENTS: TimedEvent[] = [];
+
+/** `epochMs` (fractional milliseconds since the epoch) as OpenTelemetry's [seconds, nanoseconds]. */
+export function hrTimeOf(epochMs: number): HrTime {
+  const seconds = Math.floor(epochMs / 1000);
+  const nanos = Math.round((epochMs - seconds * 1000) * 1e6);
+  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
 }
 
-class CountingExporter implements SpanExporter {
-  constructor(
-    private readonly inner: SpanExporter,
-    private readonly queue: BoundedQueue,
-    private readonly successCode: OtelCore.ExportResultCode,
-  ) {}
-
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    this.inner.export(spans, (result) => {
-      this.queue.pending -= spans.length;
-      if (result.code === this.successCode) spansExported.inc({}, spans.length);
-      else spansDropped.inc({ reason: 'export_failed' }, spans.length);
-      resultCallback(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
-  }
+/** Fields of a hop's span, filled in as the hop goes; `finish` turns them into what the exporter reads. */
+export interface HopSpanFields {
+  readonly context: SpanContext;
+  readonly parent: SpanContext | undefined;
+  readonly kind: SpanKind;
+  readonly startEpochMs: number;
+  readonly attributes: Attributes;
 }
 
-class BoundedSpanProcessor implements SpanProcessor {
+/** A finished span as OpenTelemetry's exporters read it (ReadableSpan), built once when the hop ends. */
+class FinishedSpan implements ReadableSpan {
+  readonly kind: SpanKind;
+  readonly parentSpanContext: SpanContext | undefined;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly duration: HrTime;
+  readonly attributes: Attributes;
+  readonly links = NO_LINKS;
+  readonly events = NO_EVENTS;
+  readonly ended = true;
+  readonly instrumentationScope = SCOPE;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  private readonly context: SpanContext;
+
   constructor(
-    private readonly inner: SpanProcessor,
-    private readonly queue: BoundedQueue,
-  ) {}
-
-  onStart(span: Span & ReadableSpan, parentContext: Context): void {
-    this.inner.onStart(span as Parameters<SpanProcessor['onStart']>[0], parentContext);
+    fields: HopSpanFields,
+    readonly name: string,
+    readonly status: SpanStatus,
+    endEpochMs: number,
+    readonly resource: Resource,
+  ) {
+    this.context = fields.context;
+    this.kind = fields.kind;
+    this.parentSpanContext = fields.parent;
+    this.attributes = fields.attributes;
+    this.startTime = hrTimeOf(fields.startEpochMs);
+    this.endTime = hrTimeOf(endEpochMs);
+    this.duration = hrTimeOf(Math.max(0, endEpochMs - fields.startEpochMs));
   }
 
-  onEnd(span: ReadableSpan): void {
-    if (this.queue.pending >= this.queue.capacity) {
-      spansDropped.inc({ reason: 'queue_full' });
-      return;
-    }
-    this.queue.pending++;
-    this.inner.onEnd(span);
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
+  spanContext(): SpanContext {
+    return this.context;
   }
 }
 
@@ -98,41 +100,79 @@ export interface TracingRuntimeSettings {
 }
 
 export class TracingRuntime {
-  readonly tracer: Tracer;
-  private readonly provider: BasicTracerProvider;
+  private readonly exporter: SpanExporter;
+  private readonly successCode: OtelCore.ExportResultCode;
+  private readonly resource: Resource;
+  private queued: ReadableSpan[] = [];
+  /** Spans queued or in an export still running: a slow collector's batches hold memory as much as queued ones. */
+  private pending = 0;
+  private exporting: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(readonly settings: TracingRuntimeSettings) {
-    const { limits } = settings;
-    const queue = new BoundedQueue(limits.maxQueueSize);
-    // The SDK and the OTLP exporter (~6 MB of RSS together) are loaded only by proxies that export traces.
+    // The exporter (~6 MB of RSS with its dependencies) is loaded only by proxies that export traces.
     const load = createRequire(import.meta.url);
     const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp;
     const { ExportResultCode } = load('@opentelemetry/core') as typeof OtelCore;
     const { resourceFromAttributes } = load('@opentelemetry/resources') as typeof OtelResources;
-    const { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } = load('@opentelemetry/sdk-trace-base') as typeof SdkTraceBase;
-    const otlp = new OTLPTraceExporter({ url: settings.url, timeoutMillis: limits.exportTimeoutMillis });
-    const exporter = new CountingExporter(otlp, queue, ExportResultCode.SUCCESS);
-    const batch = new BatchSpanProcessor(exporter, {
-      maxQueueSize: limits.maxQueueSize,
-      maxExportBatchSize: Math.min(limits.maxExportBatchSize, limits.maxQueueSize),
-      scheduledDelayMillis: limits.scheduledDelayMillis,
-      exportTimeoutMillis: limits.exportTimeoutMillis,
-    });
-    this.provider = new BasicTracerProvider({
-      // The plugin decides sampling before it asks for a span (so unsampled requests create none).
-      sampler: new AlwaysOnSampler(),
-      resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
-      spanLimits: { attributeValueLengthLimit: 1024, attributeCountLimit: 64 },
-      spanProcessors: [new BoundedSpanProcessor(batch, queue)],
-    });
-    this.tracer = this.provider.getTracer('meshgate');
+    this.exporter = new OTLPTraceExporter({ url: settings.url, timeoutMillis: settings.limits.exportTimeoutMillis });
+    this.successCode = ExportResultCode.SUCCESS;
+    this.resource = resourceFromAttributes({ 'service.name': settings.serviceName });
   }
 
-  forceFlush(): Promise<void> {
-    return this.provider.forceFlush();
+  /** Queues the finished hop span for export, or counts it dropped when the backlog is at its bound. */
+  finish(fields: HopSpanFields, name: string, status: SpanStatus, endEpochMs: number): void {
+    const { limits } = this.settings;
+    if (this.pending >= limits.maxQueueSize) {
+      spansDropped.inc({ reason: 'queue_full' });
+      return;
+    }
+    this.pending++;
+    this.queued.push(new FinishedSpan(fields, name, status, endEpochMs, this.resource));
+    if (this.queued.length >= Math.min(limits.maxExportBatchSize, limits.maxQueueSize)) this.exportNext();
+    else this.timer ??= setTimeout(this.onTimer, limits.scheduledDelayMillis).unref();
   }
 
-  shutdown(): Promise<void> {
-    return this.provider.shutdown();
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.exportNext();
+  };
+
+  /** Starts the next batch unless one is already on its way (it starts the next when it ends). */
+  private exportNext(): void {
+    if (this.exporting !== null || this.queued.length === 0) return;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = this.queued.splice(0, this.settings.limits.maxExportBatchSize);
+    this.exporting = new Promise<void>((resolve) => {
+      this.exporter.export(batch, (result: ExportResult) => {
+        this.pending -= batch.length;
+        if (result.code === this.successCode) spansExported.inc({}, batch.length);
+        else spansDropped.inc({ reason: 'export_failed' }, batch.length);
+        resolve();
+      });
+    }).finally(() => {
+      this.exporting = null;
+      const { limits } = this.settings;
+      if (this.queued.length >= Math.min(limits.maxExportBatchSize, limits.maxQueueSize)) this.exportNext();
+      else if (this.queued.length > 0) this.timer ??= setTimeout(this.onTimer, limits.scheduledDelayMillis).unref();
+    });
+  }
+
+  /** Exports every finished span now and waits for every export started. */
+  async forceFlush(): Promise<void> {
+    while (this.exporting !== null || this.queued.length > 0) {
+      this.exportNext();
+      await this.exporting;
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.exporter.shutdown();
   }
 }
