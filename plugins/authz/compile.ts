@@ -33,6 +33,12 @@ export interface CompiledRule {
    * for other paths be rejected with a few `startsWith` before any matcher runs.
    */
   readonly pathHeads: readonly string[] | null;
+  /**
+   * A request's authority (lower-cased) can only match the rule if it ends with one of these (its
+   * exact and `*suffix` host patterns, lower-cased); null when some branch does not constrain the host
+   * or allows a `prefix*` or `*` host.
+   */
+  readonly hostTails: readonly string[] | null;
   /** Headers some `when` condition needs present (`FieldMatcher.requiredHeader`): one absent ⇒ no match. */
   readonly requiredHeaders: readonly string[];
 }
@@ -134,6 +140,27 @@ function pathHeadsOf(rule: Rule): string[] | null {
   return heads;
 }
 
+/** The literal end of every authority that `pattern` admits; null when it may end with anything. */
+function literalTail(pattern: string): string | null {
+  if (pattern === '*' || (pattern.length > 1 && pattern.endsWith('*'))) return null;
+  return (pattern.length > 1 && pattern.startsWith('*') ? pattern.slice(1) : pattern).toLowerCase();
+}
+
+function hostTailsOf(rule: Rule): string[] | null {
+  if (rule.to === undefined || rule.to.length === 0) return null;
+  const tails: string[] = [];
+  for (const entry of rule.to) {
+    const hosts = entry.operation?.hosts;
+    if (hosts === undefined) return null;
+    for (const pattern of hosts) {
+      const tail = literalTail(pattern);
+      if (tail === null || tail === '') return null;
+      tails.push(tail);
+    }
+  }
+  return tails;
+}
+
 function compileRule(rule: Rule, index: number, policyNamespace: string, problems: CompileProblem[]): CompiledRule {
   const prefix = `spec.rules[${index}]`;
   const context = (fieldPrefix: string): FieldContext => ({ policyNamespace, problems, fieldPrefix });
@@ -153,7 +180,7 @@ function compileRule(rule: Rule, index: number, policyNamespace: string, problem
     .map((condition, i) => compileCondition(context(`${prefix}.when[${i}]`), condition))
     .filter((condition): condition is FieldMatcher => condition !== null);
   const requiredHeaders = when.flatMap((condition) => (condition.requiredHeader === undefined ? [] : [condition.requiredHeader]));
-  return { index, from, to, when, pathHeads: pathHeadsOf(rule), requiredHeaders };
+  return { index, from, to, when, pathHeads: pathHeadsOf(rule), hostTails: hostTailsOf(rule), requiredHeaders };
 }
 
 function findMeshConfig(resources: readonly Resource[]): MeshConfigSpec | undefined {

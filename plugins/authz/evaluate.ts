@@ -7,7 +7,7 @@
 import { firstMatchingRule, ruleMatches, ruleMatchesAdmittedPath } from './compile.js';
 import type { CompiledAuthz, CompiledPolicy, CompiledRule } from './compile.js';
 import type { AuthzRequest } from './request-view.js';
-import { rulesAdmittedByPath } from './rule-index.js';
+import { pathlessRulesFor, rulesAdmittedByPath } from './rule-index.js';
 import type { IndexedPolicies, IndexedRule } from './rule-index.js';
 
 export interface RbacDecision {
@@ -59,12 +59,12 @@ function matchPolicies(policies: readonly CompiledPolicy[], request: AuthzReques
 
 /**
  * The first rule in config order that matches, among those the path admits and those that ignore the
- * path. Rules gated on the same header (their first required header) tend to come in runs, such as one
+ * path but not the host (when the authority admits them). Rules gated on the same header (their first required header) tend to come in runs, such as one
  * per tenant: once that header is known absent, the rest of the run is passed over without a lookup.
  */
 function firstIndexedMatch(indexed: IndexedPolicies, request: AuthzRequest): IndexedRule | null {
   const headed = rulesAdmittedByPath(indexed.index, request.path);
-  const pathless = indexed.index.pathless;
+  const pathless = pathlessRulesFor(indexed.index, request.authority);
   let absentHeader: string | undefined;
   let i = 0;
   let j = 0;

@@ -7,8 +7,11 @@
  * (`CompiledRule.pathHeads`): it can only match a path starting with one of them. The heads go into a
  * character trie; the heads that are prefixes of a path are exactly the trie nodes the path walks
  * through, so the deepest node reached holds, precomputed, every headed rule the path admits. Those
- * are merged by order with the rules that do not constrain the path. Nothing else is skipped: the
- * admitted rules run their full matchers, so every other semantic stays the matchers' own.
+ * are merged by order with the rules that do not constrain the path. Of those, a rule whose hosts are
+ * all exact or `*suffix` patterns can only match an authority ending with one of them
+ * (`CompiledRule.hostTails`): the pathless rules an authority admits are filtered once per authority
+ * and remembered. Nothing else is skipped: the admitted rules run their full matchers, so every other
+ * semantic stays the matchers' own.
  */
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import type { RbacDecision } from './evaluate.js';
@@ -32,7 +35,12 @@ export interface RuleIndex {
   /** Rules that do not constrain the path, by order. */
   readonly pathless: readonly IndexedRule[];
   readonly heads: HeadNode;
+  /** Authority → the pathless rules it admits; bounded, since clients choose the Host header. */
+  readonly pathlessByAuthority: Map<string, readonly IndexedRule[]>;
 }
+
+/** Authorities remembered per index; past it the memo starts over. */
+export const AUTHORITY_MEMO_LIMIT = 1024;
 
 /** One action's policies in config order, and the index the request path evaluates them through. */
 export interface IndexedPolicies {
@@ -98,7 +106,7 @@ export function indexPolicies(policies: readonly CompiledPolicy[]): IndexedPolic
     node.admitted = mergeByOrder(inherited, ownByNode.get(node) ?? []);
     for (const child of node.children.values()) pending.push([child, node.admitted]);
   }
-  return { policies, index: { pathless, heads: root } };
+  return { policies, index: { pathless, heads: root, pathlessByAuthority: new Map() } };
 }
 
 /** The headed rules `path` admits (those with a head that is a prefix of `path`), by order. */
@@ -110,4 +118,23 @@ export function rulesAdmittedByPath(index: RuleIndex, path: string): readonly In
     node = child;
   }
   return node.admitted;
+}
+
+function admitsAuthority(rule: CompiledRule, authority: string): boolean {
+  const tails = rule.hostTails;
+  if (tails === null) return true;
+  for (const tail of tails) if (authority.endsWith(tail)) return true;
+  return false;
+}
+
+/** The pathless rules `authority` admits (those not constrained to other hosts), by order. */
+export function pathlessRulesFor(index: RuleIndex, authority: string): readonly IndexedRule[] {
+  const memo = index.pathlessByAuthority;
+  let rules = memo.get(authority);
+  if (rules === undefined) {
+    rules = index.pathless.filter((entry) => admitsAuthority(entry.rule, authority));
+    if (memo.size >= AUTHORITY_MEMO_LIMIT) memo.clear();
+    memo.set(authority, rules);
+  }
+  return rules;
 }

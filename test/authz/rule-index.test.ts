@@ -11,6 +11,7 @@ import { evaluateRbac } from '../../plugins/authz/evaluate.js';
 import { explainRequest } from '../../plugins/authz/explain.js';
 import { authzRequestFromDescription } from '../../plugins/authz/request-view.js';
 import type { AuthzRequest, DescribedRequest } from '../../plugins/authz/request-view.js';
+import { AUTHORITY_MEMO_LIMIT } from '../../plugins/authz/rule-index.js';
 import type { IndexedPolicies } from '../../plugins/authz/rule-index.js';
 import { makeResource } from '../helpers/resources.js';
 
@@ -67,6 +68,9 @@ const RESOURCES = [
     ],
   }),
   policy('allow-hosts-only', { rules: [to({ hosts: ['*.example.org', 'exact.example.net'] })] }),
+  // Host-indexed pathless rules (exact with port and mixed case, suffix) and one the index cannot narrow (prefix).
+  policy('allow-host-exact-port', { rules: [to({ hosts: ['Exact.Example.NET:443'], methods: ['POST'] })] }),
+  policy('allow-host-prefix', { rules: [to({ hosts: ['pre*'], methods: ['PUT', 'DELETE'] }), to({ hosts: ['*.Test'], methods: ['HEAD'] })] }),
   policy('allow-mixed-branches', { rules: [{ to: [{ operation: { paths: ['/m/x'] } }, { operation: { methods: ['DELETE'] } }] }] }),
   policy('allow-suffix', { rules: [to({ paths: ['*/info', '/inf*'] }), to({ paths: ['/public/*'], methods: ['GET', 'HEAD'] })] }),
   policy('allow-tenant', { rules: [{ ...to({ paths: ['/api/*'] }), when: [{ key: 'request.headers[X-Tenant]', values: ['t1', 't2-*'] }] }] }),
@@ -79,7 +83,10 @@ const RESOURCES = [
 ];
 
 const PATHS = ['/', '/a', '/a/', '/a/x', '/ab', '/a/b', '/a/b/c', '/a/b/c/d/e', '/admin', '/admin/x', '/adminx', '/internal/7/data', '/internal/7/8/data', '/guarded/1', '/m/x', '/m/y', '/x/info', '/info', '/inf', '/i', '/public/p', '/api/orders', '/api/products/42', '/api/products', '/zzz', ''];
-const HOSTS = ['api.example.com', 'api.example.com:8080', 'blocked.example.com', 'a.example.org', 'example.org', 'exact.example.net', 'exact.example.net:443', 'other.test'];
+const HOSTS = [
+  'api.example.com', 'api.example.com:8080', 'blocked.example.com', 'a.example.org', 'example.org', 'exact.example.net', 'exact.example.net:443',
+  'x.exact.example.net:443', 'other.test', 'prefix.example.com', 'Other.TEST',
+];
 const METHODS = ['GET', 'POST', 'DELETE', 'HEAD'];
 const HEADER_SETS: readonly Record<string, string>[] = [
   {},
@@ -116,6 +123,27 @@ t.test('indexed decisions equal a linear walk over every policy and rule', async
     }
   }
   t.same(mismatches.slice(0, 10), [], `${compared} requests compared`);
+});
+
+t.test('the per-authority memo of host-indexed rules is bounded and decides the same after it starts over', async (t) => {
+  const compiled = compile(RESOURCES);
+  const mismatches: string[] = [];
+  for (let i = 0; i < AUTHORITY_MEMO_LIMIT + 50; i++) {
+    for (const host of [`h${i}.example.org`, `pre${i}.test`, 'exact.example.net:443']) {
+      for (const method of ['POST', 'PUT', 'HEAD', 'GET']) {
+        const request = authzRequestFromDescription({ path: '/zzz', host, method });
+        const expected = linearDecision(compiled, request);
+        const actual = indexedDecision(compiled, request);
+        if (actual !== expected) mismatches.push(`${method} ${host}: ${actual}, expected ${expected}`);
+      }
+    }
+  }
+  t.same(mismatches.slice(0, 10), []);
+  t.ok(compiled.allow.index.pathlessByAuthority.size <= AUTHORITY_MEMO_LIMIT, 'memo stays within its bound');
+  t.equal(
+    indexedDecision(compiled, authzRequestFromDescription({ path: '/zzz', host: 'exact.example.net:443', method: 'POST' })),
+    'ALLOW my-app/allow-host-exact-port rule[0]',
+  );
 });
 
 t.test('every index bucket still reaches its rules, in config order', async (t) => {
