@@ -42,14 +42,6 @@ export interface TracingPluginOptions {
   readonly retireAfterMs?: number;
 }
 
-/** Sets the trace headers of an upstream request so that its parent is this hop. No-op when tracing is off. */
-export function injectTraceHeaders(request: FastifyRequest, headers: HeaderBag): void {
-  const current = requestTrace(request);
-  if (current === undefined) return;
-  removeTraceHeaders(headers);
-  injectTraceContext(headers, current);
-}
-
 export { traceIdOf } from './request-span.js';
 
 /**
