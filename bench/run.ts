@@ -5,7 +5,7 @@
  * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
  *
  * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (3 for
- * the whole set, 5 for one suite), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50),
+ * the whole set, 5 for one suite), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
  * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (1000).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import { ROUTE_RULE_COUNT, writeServerCertificate } from './config.js';
 import { detectLoadGenerator } from './load-generator.js';
 import type { LoadGenerator } from './load-generator.js';
 import { barLines, computeBars } from './bars.js';
-import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine } from './side-by-side.js';
+import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepetitions } from './side-by-side.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
@@ -45,7 +45,8 @@ const settings = {
   suite: selection.suite,
   seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
   rounds: positiveIntegerFromEnv('BENCH_ROUNDS', 3),
-  warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 2),
+  // The baseline's warm-up (§2.1): shorter, the first seconds measured still carry JIT compilation.
+  warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
 };
@@ -181,9 +182,9 @@ async function main(): Promise<void> {
     for (const pair of SIDE_BY_SIDE_PAIRS) {
       const [reference, measured] = [byName.get(pair.reference), byName.get(pair.measured)];
       if (interrupted || reference === undefined || measured === undefined || state.failures.has(pair.reference) || state.failures.has(pair.measured)) continue;
-      if (sideBySide.length === 0) console.log(`side by side (both loaded at once, ${Math.floor(settings.connections / 2)} connections each, ${settings.rounds} × ${settings.seconds} s)`);
+      if (sideBySide.length === 0) console.log(`side by side (both loaded at once, ${Math.floor(settings.connections / 2)} connections each, ${sideBySideRepetitions(settings.rounds)} × ${settings.seconds} s)`);
       try {
-        const result = await measureSideBySide(pair, { reference, measured }, context, generator, { connections: settings.connections, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds, repetitions: settings.rounds }, abort.signal);
+        const result = await measureSideBySide(pair, { reference, measured }, context, generator, { connections: settings.connections, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds, repetitions: sideBySideRepetitions(settings.rounds) }, abort.signal);
         sideBySide.push(result);
         console.log(`  ${sideBySideLine(result)}`);
       } catch (error) {

@@ -26,6 +26,16 @@ export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
   { reference: QUIET_TARGET, measured: OBSERVABILITY_TARGET },
 ];
 
+/**
+ * At least this many repetitions, whatever BENCH_ROUNDS says: one repetition in a few read 1.3-1.6x
+ * here while its neighbours agreed within a few percent, and a median of three is moved by one such.
+ */
+export const MIN_SIDE_BY_SIDE_REPETITIONS = 5;
+
+export function sideBySideRepetitions(rounds: number): number {
+  return Math.max(rounds, MIN_SIDE_BY_SIDE_REPETITIONS);
+}
+
 export interface SideBySideResult extends SideBySidePair {
   /** Per repetition: measured proxy CPU us/req ÷ reference's. */
   readonly cpuRatios: readonly number[];
