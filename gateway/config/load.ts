@@ -27,6 +27,11 @@ export interface LoadResult {
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
+/** Whether a directory entry is read as config (dotfiles such as editor swap files are not). */
+export function isConfigFileName(name: string): boolean {
+  return CONFIG_FILE.test(name) && !name.startsWith('.');
+}
+
 async function listFiles(path: string, diagnostics: Diagnostic[]): Promise<string[]> {
   let isDirectory: boolean;
   try {
@@ -43,7 +48,7 @@ async function listFiles(path: string, diagnostics: Diagnostic[]): Promise<strin
     diagnostics.push(makeDiagnostic('MG0001', `cannot list ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { file: path, line: 1, col: 1 }));
     return [];
   }
-  const candidates = entries.filter((entry) => CONFIG_FILE.test(entry.name) && !entry.name.startsWith('.'));
+  const candidates = entries.filter((entry) => isConfigFileName(entry.name));
   // Kubernetes ConfigMap volumes expose every file as a symlink into `..data/`: follow links to files.
   const isConfigFile = async (entry: (typeof entries)[number]): Promise<boolean> =>
     entry.isFile() || (entry.isSymbolicLink() && (await stat(join(path, entry.name)).then((s) => s.isFile(), () => false)));

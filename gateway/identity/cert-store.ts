@@ -7,11 +7,10 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { PeerIdentity } from '../pipeline/types.js';
-import { watchConfig, type ConfigWatcher } from '../runtime/watch.js';
+import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
 import { createRootCa, issueWorkloadCertificate, type KeyAndCertificate } from './ca.js';
 import { splitPemCertificates } from './pem.js';
 import { peerIdentityFromCertificate } from './spiffe.js';
@@ -156,10 +155,7 @@ export class CertificateStore extends EventEmitter {
   static async fromFiles(options: CertificateStoreOptions): Promise<CertificateStore> {
     const source = (): Promise<PemMaterial> => readFiles(options.files);
     const store = await CertificateStore.create(source, options.trustDomain, options.logger, 'files');
-    const directories = new Set([options.files.certChain, options.files.privateKey, options.files.rootCert].map((path) => dirname(path)));
-    for (const directory of directories) {
-      store.watchers.push(watchConfig(directory, () => store.scheduleReload(), options.debounceMs));
-    }
+    store.watchers.push(watchFiles([options.files.certChain, options.files.privateKey, options.files.rootCert], () => store.scheduleReload(), options.debounceMs));
     return store;
   }
 

@@ -10,11 +10,10 @@
  */
 import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { CertificateFileError } from '../identity/cert-store.js';
-import { watchConfig, type ConfigWatcher } from '../runtime/watch.js';
+import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
 import { certificateNames, clientCertHash } from './client-cert.js';
 import type { ListenerPlan, PlannedServer, ServerTlsPlan } from './plan.js';
 
@@ -216,10 +215,8 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     return reloading;
   };
 
-  const directories = new Set(
-    servers.flatMap(({ tls }) => [tls.certificate.certPath, tls.certificate.keyPath, tls.certificate.caPath].filter((path): path is string => path !== null).map((path) => dirname(path))),
-  );
-  for (const directory of directories) watchers.push(watchConfig(directory, () => void reload(), debounceMs));
+  const paths = servers.flatMap(({ tls }) => [tls.certificate.certPath, tls.certificate.keyPath, tls.certificate.caPath].filter((path): path is string => path !== null));
+  watchers.push(watchFiles(paths, () => void reload(), debounceMs));
 
   return {
     options,
