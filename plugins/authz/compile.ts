@@ -125,40 +125,29 @@ function literalHead(pattern: string): string | null {
   return pattern.endsWith('*') ? pattern.slice(0, -1) : pattern;
 }
 
-function pathHeadsOf(rule: Rule): string[] | null {
-  if (rule.to === undefined || rule.to.length === 0) return null;
-  const heads: string[] = [];
-  for (const entry of rule.to) {
-    const paths = entry.operation?.paths;
-    if (paths === undefined) return null;
-    for (const pattern of paths) {
-      const head = literalHead(pattern);
-      if (head === null || head === '') return null;
-      heads.push(head);
-    }
-  }
-  return heads;
-}
-
 /** The literal end of every authority that `pattern` admits; null when it may end with anything. */
 function literalTail(pattern: string): string | null {
   if (pattern === '*' || (pattern.length > 1 && pattern.endsWith('*'))) return null;
   return (pattern.length > 1 && pattern.startsWith('*') ? pattern.slice(1) : pattern).toLowerCase();
 }
 
-function hostTailsOf(rule: Rule): string[] | null {
+/**
+ * What `literal` keeps of every `field` pattern of every `to` branch (a head, a tail); null when a
+ * branch does not constrain the field or a pattern keeps nothing, since the rule may then match any value.
+ */
+function literalsOf(rule: Rule, field: 'paths' | 'hosts', literal: (pattern: string) => string | null): string[] | null {
   if (rule.to === undefined || rule.to.length === 0) return null;
-  const tails: string[] = [];
+  const literals: string[] = [];
   for (const entry of rule.to) {
-    const hosts = entry.operation?.hosts;
-    if (hosts === undefined) return null;
-    for (const pattern of hosts) {
-      const tail = literalTail(pattern);
-      if (tail === null || tail === '') return null;
-      tails.push(tail);
+    const patterns = entry.operation?.[field];
+    if (patterns === undefined) return null;
+    for (const pattern of patterns) {
+      const kept = literal(pattern);
+      if (kept === null || kept === '') return null;
+      literals.push(kept);
     }
   }
-  return tails;
+  return literals;
 }
 
 function compileRule(rule: Rule, index: number, policyNamespace: string, problems: CompileProblem[]): CompiledRule {
@@ -180,7 +169,7 @@ function compileRule(rule: Rule, index: number, policyNamespace: string, problem
     .map((condition, i) => compileCondition(context(`${prefix}.when[${i}]`), condition))
     .filter((condition): condition is FieldMatcher => condition !== null);
   const requiredHeaders = when.flatMap((condition) => (condition.requiredHeader === undefined ? [] : [condition.requiredHeader]));
-  return { index, from, to, when, pathHeads: pathHeadsOf(rule), hostTails: hostTailsOf(rule), requiredHeaders };
+  return { index, from, to, when, pathHeads: literalsOf(rule, 'paths', literalHead), hostTails: literalsOf(rule, 'hosts', literalTail), requiredHeaders };
 }
 
 function findMeshConfig(resources: readonly Resource[]): MeshConfigSpec | undefined {
