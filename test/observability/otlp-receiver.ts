@@ -8,6 +8,9 @@ export interface ReceivedSpan {
   readonly parentSpanId: string;
   readonly name: string;
   readonly kind: number;
+  /** Nanoseconds since the epoch, as the decimal string OTLP/JSON carries. */
+  readonly startTimeUnixNano: string;
+  readonly endTimeUnixNano: string;
   readonly attributes: Readonly<Record<string, unknown>>;
   readonly serviceName: unknown;
 }
@@ -20,7 +23,16 @@ interface OtlpAttribute {
 interface OtlpExport {
   resourceSpans?: {
     resource?: { attributes?: OtlpAttribute[] };
-    scopeSpans?: { spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttribute[] }[] }[];
+    scopeSpans?: { spans?: {
+      traceId: string;
+      spanId: string;
+      parentSpanId?: string;
+      name: string;
+      kind: number;
+      startTimeUnixNano: string | number;
+      endTimeUnixNano: string | number;
+      attributes?: OtlpAttribute[];
+    }[] }[];
   }[];
 }
 
@@ -73,6 +85,8 @@ export class OtlpReceiver {
             parentSpanId: span.parentSpanId ?? '',
             name: span.name,
             kind: span.kind,
+            startTimeUnixNano: String(span.startTimeUnixNano),
+            endTimeUnixNano: String(span.endTimeUnixNano),
             attributes: attributeMap(span.attributes),
             serviceName,
           });

@@ -136,6 +136,20 @@ t.test('sampling: unsampled roots export nothing but still propagate; malformed 
   t.notMatch(malformed.forwarded['traceparent'], /^00-0{32}/);
 });
 
+t.test('client-controlled attribute values are cut to 1024 characters; span times are real', async (t) => {
+  const otlp = await receiver(t);
+  const { plugin, send } = await startTracing(t, { samplingPercent: 100, otlpEndpoint: otlp.url });
+  const before = Date.now();
+  await send(`/routed/${'p'.repeat(3000)}`, { 'user-agent': 'u'.repeat(5000) });
+  await plugin.flush();
+  const span = otlp.spans[0];
+  t.equal((span?.attributes['user_agent.original'] as string).length, 1024);
+  t.equal((span?.attributes['url.path'] as string).length, 1024);
+  const startMs = Number(BigInt(span?.startTimeUnixNano ?? '0') / 1_000_000n);
+  t.ok(startMs >= before - 5 && startMs <= Date.now(), 'start time is when the request came in');
+  t.ok(BigInt(span?.endTimeUnixNano ?? '0') >= BigInt(span?.startTimeUnixNano ?? '0'), 'ends after it starts');
+});
+
 t.test('local replies are spans too, with their response flag; the access log sees the trace id', async (t) => {
   const otlp = await receiver(t);
   let seenTraceId = '';
