@@ -60,7 +60,9 @@ function runToCompletion(command: string, args: readonly string[], timeoutMs: nu
       clearTimeout(timer);
       reject(error);
     });
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': the output can still be in the pipe when the process has exited (an
+    // empty report was once read that way, failing a target for nothing).
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(stdout);
       else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? code}):\n${stderr}${stdout}`));
