@@ -5,13 +5,12 @@
  * the achieved rate is also shown, since the client side may be the limit. Once per run, full
  * handshakes and then TLS 1.3 session resumption.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVER_WORKLOAD, writeClientCertificate } from './mesh-config.js';
 import { meshLayout, startSidecar } from './mesh-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
-import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand } from './processes.js';
+import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { Pinning } from './processes.js';
 import { startUpstream } from './targets.js';
 import type { TargetContext } from './targets.js';
@@ -41,24 +40,14 @@ interface ClientReport {
   readonly resumed: number;
 }
 
-function runClient(pinning: Pinning, args: readonly string[], signal: AbortSignal): Promise<ClientReport> {
+async function runClient(pinning: Pinning, args: readonly string[], signal: AbortSignal): Promise<ClientReport> {
   const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, [join(BENCH_DIST, 'handshakes.js'), ...args]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', timeout: RUN_TIMEOUT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`handshake client failed (${code}):\n${stderr}`));
-      try {
-        resolve(JSON.parse(stdout) as ClientReport);
-      } catch {
-        reject(new Error(`handshake client printed no report:\n${stdout}${stderr}`));
-      }
-    });
-  });
+  const stdout = await runToCompletion(command, argv, RUN_TIMEOUT_MS, signal);
+  try {
+    return JSON.parse(stdout) as ClientReport;
+  } catch {
+    throw new Error(`handshake client printed no report:\n${stdout}`);
+  }
 }
 
 export async function measureHandshakes(context: TargetContext, pinning: Pinning, count: number, signal: AbortSignal): Promise<HandshakeResult[]> {

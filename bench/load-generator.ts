@@ -3,9 +3,9 @@
  * only when wrk is absent, autocannon from devDependencies. Both run as a child pinned to the
  * load-generator CPU and report the same LoadResult.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { LOAD_GENERATOR_CPU, pinnedCommand } from './processes.js';
+import { LOAD_GENERATOR_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { Pinning } from './processes.js';
 
 export interface LoadSpec {
@@ -41,34 +41,6 @@ export interface LoadGenerator {
 
 /** Beyond the run itself: start-up, connection set-up and the final report. */
 const RUN_SLACK_MS = 15_000;
-
-function runToCompletion(command: string, args: readonly string[], timeoutMs: number, signal: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // autocannon only: the HTTPS targets use a throwaway CA (wrk never verifies).
-      env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' },
-      signal,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    // 'close', not 'exit': the output can still be in the pipe when the process has exited (an
-    // empty report was once read that way, failing a target for nothing).
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? code}):\n${stderr}${stdout}`));
-    });
-  });
-}
 
 const LATENCY_UNIT_US: Readonly<Record<string, number>> = { us: 1, ms: 1_000, s: 1_000_000, m: 60_000_000 };
 
@@ -144,7 +116,8 @@ function autocannonGenerator(pinning: Pinning): LoadGenerator {
       for (const [name, value] of Object.entries(spec.headers ?? {})) args.push('-H', `${name}=${value}`);
       args.push(spec.url);
       const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, args);
-      const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal));
+      // The HTTPS targets use a throwaway CA (wrk never verifies).
+      const report: unknown = JSON.parse(await runToCompletion(command, argv, spec.seconds * 1_000 + RUN_SLACK_MS, spec.signal, { NODE_TLS_REJECT_UNAUTHORIZED: '0' }));
       const msToUs = 1_000;
       return {
         requests: numberAt(report, 'requests', 'total'),

@@ -144,3 +144,34 @@ export class ProcessSet {
     for (const child of this.children) child.signal('SIGKILL');
   }
 }
+
+/**
+ * Runs a command to its end and resolves with its standard output (rejects on a non-zero exit, with
+ * its output). The output is taken once the pipes close, not at exit: exit can come first, and one
+ * side-by-side pair failed on an empty wrk report that way.
+ */
+export function runToCompletion(
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  signal: AbortSignal,
+  env: Readonly<Record<string, string>> = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, signal, killSignal: 'SIGKILL' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code, exitSignal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${command} ${args.join(' ')} failed (${exitSignal ?? code}):\n${stderr}${stdout}`));
+    });
+  });
+}
