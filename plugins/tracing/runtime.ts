@@ -108,6 +108,8 @@ export class TracingRuntime {
   private pending = 0;
   private exporting: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Spans per export: a full batch leaves at once, a partial one after the scheduled delay. */
+  private readonly batchSize: number;
 
   constructor(readonly settings: TracingRuntimeSettings) {
     // The exporter (~6 MB of RSS with its dependencies) is loaded only by proxies that export traces.
@@ -118,19 +120,23 @@ export class TracingRuntime {
     this.exporter = new OTLPTraceExporter({ url: settings.url, timeoutMillis: settings.limits.exportTimeoutMillis });
     this.successCode = ExportResultCode.SUCCESS;
     this.resource = resourceFromAttributes({ 'service.name': settings.serviceName });
+    this.batchSize = Math.min(settings.limits.maxExportBatchSize, settings.limits.maxQueueSize);
   }
 
   /** Queues the finished hop span for export, or counts it dropped when the backlog is at its bound. */
   finish(fields: HopSpanFields, name: string, status: SpanStatus, endEpochMs: number): void {
-    const { limits } = this.settings;
-    if (this.pending >= limits.maxQueueSize) {
+    if (this.pending >= this.settings.limits.maxQueueSize) {
       spansDropped.inc({ reason: 'queue_full' });
       return;
     }
     this.pending++;
     this.queued.push(new FinishedSpan(fields, name, status, endEpochMs, this.resource));
-    if (this.queued.length >= Math.min(limits.maxExportBatchSize, limits.maxQueueSize)) this.exportNext();
-    else this.timer ??= setTimeout(this.onTimer, limits.scheduledDelayMillis).unref();
+    this.scheduleExport();
+  }
+
+  private scheduleExport(): void {
+    if (this.queued.length >= this.batchSize) this.exportNext();
+    else if (this.queued.length > 0) this.timer ??= setTimeout(this.onTimer, this.settings.limits.scheduledDelayMillis).unref();
   }
 
   private readonly onTimer = (): void => {
@@ -145,7 +151,7 @@ export class TracingRuntime {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const batch = this.queued.splice(0, this.settings.limits.maxExportBatchSize);
+    const batch = this.queued.splice(0, this.batchSize);
     this.exporting = new Promise<void>((resolve) => {
       this.exporter.export(batch, (result: ExportResult) => {
         this.pending -= batch.length;
@@ -155,9 +161,7 @@ export class TracingRuntime {
       });
     }).finally(() => {
       this.exporting = null;
-      const { limits } = this.settings;
-      if (this.queued.length >= Math.min(limits.maxExportBatchSize, limits.maxQueueSize)) this.exportNext();
-      else if (this.queued.length > 0) this.timer ??= setTimeout(this.onTimer, limits.scheduledDelayMillis).unref();
+      this.scheduleExport();
     });
   }
 
