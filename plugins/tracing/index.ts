@@ -14,6 +14,7 @@ import { extractTraceContext, injectTraceContext, isSampled, randomHexId, remove
 import type { ExtractedContext, HeaderBag } from './propagation.js';
 import { requestTrace, setRequestTrace } from './request-span.js';
 import type { RequestTrace } from './request-span.js';
+import { otlpHeadersFromEnv } from './otlp-exporter.js';
 import { TracingRuntime } from './runtime.js';
 import type { HopSpanFields, TracingRuntimeSettings } from './runtime.js';
 import { otlpTracesUrl, tracingLimits } from './schema.js';
@@ -169,6 +170,7 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
         url,
         samplingRatio: tracing.samplingPercent / 100,
         serviceName: `${input.workload.name}.${input.workload.namespace}`,
+        headers: otlpHeadersFromEnv(env),
         limits,
       });
       return { runtime, trustIncomingContext: input.mode !== 'ingress' || tracing.trustIncomingContext };

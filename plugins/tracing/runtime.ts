@@ -10,14 +10,13 @@
  * direct cost of ~0.1 us per request. A finished span is one plain object handed to the exporter.
  */
 import type { Attributes, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
-import type * as OtelCore from '@opentelemetry/core';
-import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import { createRequire } from 'node:module';
-import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
 import type * as OtelResources from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
-import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { BoundedCounter } from '../metrics/registry.js';
+import { OtlpJsonExporter } from './otlp-exporter.js';
 import type { TracingLimits } from './schema.js';
 
 const spansDropped = new BoundedCounter({
@@ -96,12 +95,13 @@ export interface TracingRuntimeSettings {
   /** 0..1, applied to new traces by the plugin; a trusted parent's decision is followed (parent-based sampling). */
   readonly samplingRatio: number;
   readonly serviceName: string;
+  /** Extra request headers for the collector (OTEL_EXPORTER_OTLP_*HEADERS). */
+  readonly headers: Readonly<Record<string, string>>;
   readonly limits: TracingLimits;
 }
 
 export class TracingRuntime {
-  private readonly exporter: SpanExporter;
-  private readonly successCode: OtelCore.ExportResultCode;
+  private readonly exporter: OtlpJsonExporter;
   private readonly resource: Resource;
   private queued: ReadableSpan[] = [];
   /** Spans queued or in an export still running: a slow collector's batches hold memory as much as queued ones. */
@@ -112,13 +112,9 @@ export class TracingRuntime {
   private readonly batchSize: number;
 
   constructor(readonly settings: TracingRuntimeSettings) {
-    // The exporter (~6 MB of RSS with its dependencies) is loaded only by proxies that export traces.
-    const load = createRequire(import.meta.url);
-    const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http') as typeof OtlpHttp;
-    const { ExportResultCode } = load('@opentelemetry/core') as typeof OtelCore;
-    const { resourceFromAttributes } = load('@opentelemetry/resources') as typeof OtelResources;
-    this.exporter = new OTLPTraceExporter({ url: settings.url, timeoutMillis: settings.limits.exportTimeoutMillis });
-    this.successCode = ExportResultCode.SUCCESS;
+    // OpenTelemetry's packages (several MB of RSS) are loaded only by proxies that export traces.
+    const { resourceFromAttributes } = createRequire(import.meta.url)('@opentelemetry/resources') as typeof OtelResources;
+    this.exporter = new OtlpJsonExporter(settings.url, settings.limits.exportTimeoutMillis, settings.headers);
     this.resource = resourceFromAttributes({ 'service.name': settings.serviceName });
     this.batchSize = Math.min(settings.limits.maxExportBatchSize, settings.limits.maxQueueSize);
   }
@@ -152,17 +148,17 @@ export class TracingRuntime {
       this.timer = null;
     }
     const batch = this.queued.splice(0, this.batchSize);
-    this.exporting = new Promise<void>((resolve) => {
-      this.exporter.export(batch, (result: ExportResult) => {
+    this.exporting = this.exporter
+      .export(batch)
+      .then((accepted) => {
         this.pending -= batch.length;
-        if (result.code === this.successCode) spansExported.inc({}, batch.length);
+        if (accepted) spansExported.inc({}, batch.length);
         else spansDropped.inc({ reason: 'export_failed' }, batch.length);
-        resolve();
+      })
+      .finally(() => {
+        this.exporting = null;
+        this.scheduleExport();
       });
-    }).finally(() => {
-      this.exporting = null;
-      this.scheduleExport();
-    });
   }
 
   /** Exports every finished span now and waits for every export started. */

@@ -1,6 +1,6 @@
 /** A real OTLP/HTTP JSON traces receiver on 127.0.0.1, recording every span it is sent. */
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 
 export interface ReceivedSpan {
   readonly traceId: string;
@@ -45,6 +45,10 @@ function attributeMap(attributes: readonly OtlpAttribute[] = []): Record<string,
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   readonly contentTypes: string[] = [];
+  /** Request headers of every export received. */
+  readonly requestHeaders: IncomingHttpHeaders[] = [];
+  /** Status of the answers (a collector that refuses: 503). */
+  status = 200;
   private held: (() => void)[] = [];
   private holding = false;
 
@@ -59,8 +63,9 @@ export class OtlpReceiver {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        receiver?.accept(request.url ?? '', request.headers['content-type'] ?? '', Buffer.concat(chunks).toString('utf8'));
-        const answer = () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        receiver?.requestHeaders.push(request.headers);
+        if (receiver?.status === 200) receiver.accept(request.url ?? '', request.headers['content-type'] ?? '', Buffer.concat(chunks).toString('utf8'));
+        const answer = () => response.writeHead(receiver?.status ?? 200, { 'content-type': 'application/json' }).end('{}');
         if (receiver?.holding === true) receiver.held.push(answer);
         else answer();
       });

@@ -228,6 +228,52 @@ t.test('the export queue is bounded: spans beyond it are dropped and counted', a
   t.equal(otlp.spans.length, 3);
 });
 
+t.test('a collector that refuses, or answers after the export timeout, loses the batch: counted, and the queue frees up', async (t) => {
+  const otlp = await receiver(t);
+  otlp.status = 503;
+  const failedBefore = await dropped('export_failed');
+  const { plugin, send } = await startTracing(t, { samplingPercent: 100, otlpEndpoint: otlp.url }, 'ingress', {
+    limits: { maxQueueSize: 2, maxExportBatchSize: 2, exportTimeoutMillis: 200 },
+  });
+  for (let i = 0; i < 2; i++) await send(`/routed/${i}`);
+  await plugin.flush();
+  t.equal((await dropped('export_failed')) - failedBefore, 2, 'a 503 answer fails the batch');
+  otlp.status = 200;
+  otlp.hold();
+  for (let i = 2; i < 4; i++) await send(`/routed/${i}`);
+  const started = Date.now();
+  await plugin.flush();
+  t.ok(Date.now() - started < 2000, 'the export gives up at its timeout');
+  t.equal((await dropped('export_failed')) - failedBefore, 4, 'an unanswered batch fails at the timeout');
+  otlp.release();
+  const fullBefore = await dropped('queue_full');
+  for (let i = 4; i < 6; i++) t.equal((await send(`/routed/${i}`)).status, 200);
+  await plugin.flush();
+  t.equal((await dropped('queue_full')) - fullBefore, 0, 'failed batches no longer count against the queue bound');
+  t.equal(otlp.spans.length, 4, 'the refused batch never arrived; the late one did, only its answer came too late');
+});
+
+t.test('OTLP export: JSON over HTTP POST, with the headers of OTEL_EXPORTER_OTLP_TRACES_HEADERS or else OTEL_EXPORTER_OTLP_HEADERS', async (t) => {
+  const otlp = await receiver(t);
+  const env = { OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=ignored', OTEL_EXPORTER_OTLP_TRACES_HEADERS: ' X-Tenant = acme ,authorization=Bearer%20abc%2C1,broken,=x,content-type=text/plain,bad=%E0%A4%A' };
+  const { plugin, send } = await startTracing(t, { samplingPercent: 100, otlpEndpoint: otlp.url }, 'ingress', { env });
+  await send('/routed/1');
+  await plugin.flush();
+  t.equal(otlp.spans.length, 1);
+  const headers = otlp.requestHeaders[0] ?? {};
+  t.equal(headers['x-tenant'], 'acme', 'names are trimmed and lower-cased, the traces variable wins');
+  t.equal(headers['authorization'], 'Bearer abc,1', 'values are percent-decoded');
+  t.equal(headers['content-type'], 'application/json', 'the content type is not the environment\'s to change');
+  t.notOk('bad' in headers, 'a pair with invalid percent-encoding is skipped');
+  t.equal(headers['connection'] ?? 'keep-alive', 'keep-alive');
+
+  const generic = await receiver(t);
+  const second = await startTracing(t, { samplingPercent: 100, otlpEndpoint: generic.url }, 'ingress', { env: { OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=shared' } });
+  await second.send('/routed/2');
+  await second.plugin.flush();
+  t.equal(generic.requestHeaders[0]?.['x-tenant'], 'shared');
+});
+
 t.test('collector URL resolution', async (t) => {
   t.equal(otlpTracesUrl('http://c:4318', {}), 'http://c:4318/v1/traces');
   t.equal(otlpTracesUrl('http://c:4318/custom', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x' }), 'http://c:4318/custom');
