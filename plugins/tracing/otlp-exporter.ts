@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type * as OtlpTransformer from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Pool } from 'undici';
+import { Pool } from '../../gateway/upstream/undici-core.js';
 import type { Dispatcher } from 'undici';
 
 /**
