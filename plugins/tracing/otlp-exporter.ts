@@ -6,14 +6,14 @@
  * parser then pass through the core http and stream functions that a busy proxy has optimised for
  * its own server-side objects: in a proxy under load (tracing at 1 %), the first export deoptimised
  * about 60 of them ("wrong map"), and they were recompiled over the next seconds while throughput
- * sagged. Through undici, the same export deoptimises about 10 (undici's parser callbacks meeting a
- * second handler class).
+ * sagged. Through undici with the upstream path's own handler class (TryExchange), the collector's
+ * request is just one more upstream exchange to every function it passes through.
  */
 import { createRequire } from 'node:module';
 import type * as OtlpTransformer from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Pool } from '../../gateway/upstream/undici-core.js';
-import type { Dispatcher } from 'undici';
+import { TryExchange } from '../../gateway/upstream/try-exchange.js';
 
 /**
  * OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS: comma-separated `key=value`
@@ -35,52 +35,7 @@ export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefin
   return headers;
 }
 
-/** Resolves true on a 2xx answer; false on any other status, a connection error or the timeout. */
-class ExportExchange implements Dispatcher.DispatchHandler {
-  readonly done: Promise<boolean>;
-  private settle!: (accepted: boolean) => void;
-  private statusCode = 0;
-  private readonly timer: NodeJS.Timeout;
-  private controller: Dispatcher.DispatchController | null = null;
-  private timedOut = false;
-
-  constructor(timeoutMs: number) {
-    this.done = new Promise<boolean>((resolve) => {
-      this.settle = resolve;
-    });
-    this.timer = setTimeout(() => {
-      this.timedOut = true;
-      this.controller?.abort(new Error('OTLP export timed out'));
-      this.finish(false);
-    }, timeoutMs);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.timedOut) controller.abort(new Error('OTLP export timed out'));
-  }
-
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
-    if (statusCode >= 200) this.statusCode = statusCode;
-  }
-
-  onResponseData(): void {
-    // The body (a partial-success report at most) is not needed: accepted or not is the status.
-  }
-
-  onResponseEnd(): void {
-    this.finish(this.statusCode >= 200 && this.statusCode < 300);
-  }
-
-  onResponseError(): void {
-    this.finish(false);
-  }
-
-  private finish(accepted: boolean): void {
-    clearTimeout(this.timer);
-    this.settle(accepted);
-  }
-}
+const EXPORT_TIMEOUT = new Error('OTLP export timed out');
 
 type Serializer = typeof OtlpTransformer.JsonTraceSerializer;
 
@@ -103,13 +58,21 @@ export class OtlpJsonExporter {
     this.headers = { ...headers, 'content-type': 'application/json' };
   }
 
-  /** Posts one batch; resolves whether the collector accepted it (never rejects). */
+  /** Posts one batch; resolves whether the collector accepted it (a 2xx before the timeout; never rejects). */
   export(spans: ReadableSpan[]): Promise<boolean> {
     const body = this.serializer.serializeRequest(spans);
     if (body === undefined) return Promise.resolve(false);
-    const exchange = new ExportExchange(this.timeoutMs);
+    const exchange = new TryExchange(() => undefined);
+    const timer = setTimeout(() => exchange.cancel(EXPORT_TIMEOUT), this.timeoutMs);
     this.pool.dispatch({ method: 'POST', path: this.path, headers: this.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) }, exchange);
-    return exchange.done;
+    return exchange.response
+      .then(async (response) => {
+        // The body (a partial-success report at most) is not needed: accepted or not is the status.
+        await response.body.discard();
+        return response.statusCode < 300;
+      })
+      .catch(() => false)
+      .finally(() => clearTimeout(timer));
   }
 
   async shutdown(): Promise<void> {
