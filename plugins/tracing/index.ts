@@ -16,7 +16,8 @@ import { requestTrace, setRequestTrace } from './request-span.js';
 import type { RequestTrace } from './request-span.js';
 import { otlpHeadersFromEnv } from './otlp-exporter.js';
 import { TracingRuntime } from './runtime.js';
-import type { HopSpanFields, TracingRuntimeSettings } from './runtime.js';
+import type { HopSpanFields } from './otlp-json.js';
+import type { TracingRuntimeSettings } from './runtime.js';
 import { otlpTracesUrl, tracingLimits } from './schema.js';
 import type { TracingLimits } from './schema.js';
 

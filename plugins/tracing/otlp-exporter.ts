@@ -1,6 +1,6 @@
 /**
- * OTLP/HTTP JSON export of finished spans, sent through an undici Pool: the client the proxy already
- * uses for its upstream requests.
+ * OTLP/HTTP JSON export of finished spans (their text, otlp-json.ts), sent through an undici Pool: the
+ * client the proxy already uses for its upstream requests.
  *
  * OpenTelemetry's OTLPTraceExporter posts through node:http. Its client request, socket and response
  * parser then pass through the core http and stream functions that a busy proxy has optimised for
@@ -9,11 +9,9 @@
  * sagged. Through undici with the upstream path's own handler class (TryExchange), the collector's
  * request is just one more upstream exchange to every function it passes through.
  */
-import { createRequire } from 'node:module';
-import type * as OtlpTransformer from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Pool } from '../../gateway/upstream/undici-core.js';
 import { TryExchange } from '../../gateway/upstream/try-exchange.js';
+import { OtlpTracesRequest } from './otlp-json.js';
 
 /**
  * OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS: comma-separated `key=value`
@@ -37,34 +35,30 @@ export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefin
 
 const EXPORT_TIMEOUT = new Error('OTLP export timed out');
 
-type Serializer = typeof OtlpTransformer.JsonTraceSerializer;
-
 export class OtlpJsonExporter {
-  private readonly serializer: Serializer;
+  private readonly request: OtlpTracesRequest;
   private readonly pool: Pool;
   private readonly path: string;
   private readonly headers: Record<string, string>;
 
   constructor(
     url: string,
+    serviceName: string,
     private readonly timeoutMs: number,
     headers: Readonly<Record<string, string>>,
   ) {
-    // Loaded on first use, by proxies that export traces only (otlp-transformer brings protobufjs).
-    this.serializer = (createRequire(import.meta.url)('@opentelemetry/otlp-transformer') as typeof OtlpTransformer).JsonTraceSerializer;
+    this.request = new OtlpTracesRequest(serviceName);
     const target = new URL(url);
     this.pool = new Pool(target.origin, { connections: 2 });
     this.path = `${target.pathname}${target.search}`;
     this.headers = { ...headers, 'content-type': 'application/json' };
   }
 
-  /** Posts one batch; resolves whether the collector accepted it (a 2xx before the timeout; never rejects). */
-  export(spans: ReadableSpan[]): Promise<boolean> {
-    const body = this.serializer.serializeRequest(spans);
-    if (body === undefined) return Promise.resolve(false);
+  /** Posts one batch of span texts; resolves whether the collector accepted it (a 2xx before the timeout; never rejects). */
+  export(spans: readonly string[]): Promise<boolean> {
     const exchange = new TryExchange(() => undefined);
     const timer = setTimeout(() => exchange.cancel(EXPORT_TIMEOUT), this.timeoutMs);
-    this.pool.dispatch({ method: 'POST', path: this.path, headers: this.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) }, exchange);
+    this.pool.dispatch({ method: 'POST', path: this.path, headers: this.headers, body: this.request.body(spans) }, exchange);
     return exchange.response
       .then(async (response) => {
         // The body (a partial-success report at most) is not needed: accepted or not is the status.

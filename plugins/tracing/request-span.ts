@@ -1,7 +1,8 @@
 /** The trace context of the hop a request belongs to, for the access log (`trace_id`) and the proxy step (injection). */
 import type { FastifyRequest } from 'fastify';
 import type { HopContext } from './propagation.js';
-import type { HopSpanFields, TracingRuntime } from './runtime.js';
+import type { HopSpanFields } from './otlp-json.js';
+import type { TracingRuntime } from './runtime.js';
 
 export interface RequestTrace extends HopContext {
   /** Where the span goes when the hop ends (the runtime of the snapshot that started it). */
