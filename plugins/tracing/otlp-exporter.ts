@@ -49,7 +49,8 @@ export class OtlpJsonExporter {
   ) {
     this.request = new OtlpTracesRequest(serviceName);
     const target = new URL(url);
-    this.pool = new Pool(target.origin, { connections: 2 });
+    // The runtime sends one batch at a time.
+    this.pool = new Pool(target.origin, { connections: 1 });
     this.path = `${target.pathname}${target.search}`;
     this.headers = { ...headers, 'content-type': 'application/json' };
   }

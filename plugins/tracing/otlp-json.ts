@@ -5,8 +5,9 @@
  * A span becomes its JSON text when the hop ends, and the export queue holds those strings. Queued
  * spans wait up to the scheduled delay (5 s), long enough to be promoted to the old generation: as
  * span objects (an attribute map, time tuples, contexts) they cost the collector a graph to trace,
- * as one flat string each they cost a copy. Measured side by side at 1 % sampling, holding the span
- * objects cost 1.3 us per request and serialising them at export time 1.4 us more.
+ * as one flat string each they cost a copy. Measured side by side at 1 % sampling (both orders, noisy
+ * host): holding span objects cost 1.3 us per request, serialising and posting them 1.4 us; with span
+ * texts, 1 % sampling costs ~2.2 us per request over unsampled, against ~2.9 before.
  */
 import type { AttributeValue, Attributes, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
 
