@@ -7,7 +7,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from './effective-mesh-config.js';
-import { compileIstioLabels, istioLabelKey, istioLabelValues } from './istio-labels.js';
+import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
 import { wireBytes } from './wire-bytes.js';
@@ -27,11 +27,11 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
     const compiled = mesh?.pluginState<CompiledIstioLabels | null>(METRICS_PLUGIN_NAME) ?? null;
     if (mesh !== null && compiled !== null) {
       const bytes = wireBytes(request, reply);
-      cache.record(compiled, istioLabelKey(compiled, request, reply), () => istioLabelValues(compiled, request, reply), {
-        durationMs: Number(process.hrtime.bigint() - mesh.startNs) / 1e6,
-        requestBytes: bytes.received,
-        responseBytes: bytes.sent,
-      });
+      const series = cache.seriesFor(compiled, request, reply);
+      series.requests.inc();
+      series.duration.observe(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
+      series.requestSize.observe(bytes.received);
+      series.responseSize.observe(bytes.sent);
     }
     done();
   }

@@ -6,8 +6,9 @@
  */
 import { BoundCounter, BoundHistogram } from './bound-series.js';
 import type { CounterSeries, HistogramSeries } from './bound-series.js';
-import { ISTIO_LABEL_NAMES } from './istio-labels.js';
-import type { IstioLabelName } from './istio-labels.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ISTIO_LABEL_NAMES, istioLabelKey, istioLabelValues } from './istio-labels.js';
+import type { CompiledIstioLabels, IstioLabelName } from './istio-labels.js';
 import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
 
 /** Envoy's default histogram buckets, in milliseconds (istio-semantics §8.1). */
@@ -31,7 +32,7 @@ const requestBytes = new BoundHistogram('istio_request_bytes', 'Request size on 
 
 const responseBytes = new BoundHistogram('istio_response_bytes', 'Response size on the downstream connection (headers + body), in bytes.', SIZE_BUCKETS, meshRegistry);
 
-interface IstioSeries {
+export interface IstioSeries {
   readonly requests: CounterSeries;
   readonly duration: HistogramSeries;
   readonly requestSize: HistogramSeries;
@@ -53,12 +54,6 @@ function bind(key: string, values: readonly string[]): IstioSeries {
   };
 }
 
-export interface IstioObservation {
-  readonly durationMs: number;
-  readonly requestBytes: number;
-  readonly responseBytes: number;
-}
-
 /** Request kinds remembered per compiled label state; past it the memo starts over (clients can vary the Host). */
 const MEMO_LIMIT = 4096;
 
@@ -67,35 +62,44 @@ export class IstioSeriesCache {
   private readonly guard: SeriesGuard<IstioLabelName>;
   private overflow: IstioSeries | null = null;
   /** Per compiled label state: request-kind key (istioLabelKey) → its series. */
-  private readonly memos = new WeakMap<object, Map<string, IstioSeries>>();
+  private readonly memos = new WeakMap<CompiledIstioLabels, Map<string, IstioSeries>>();
+  /** The last state's memo: every request of a snapshot asks for the same one. */
+  private lastState: CompiledIstioLabels | null = null;
+  private lastMemo = new Map<string, IstioSeries>();
 
   constructor(maxSeries = DEFAULT_MAX_SERIES) {
     this.guard = new SeriesGuard(SERIES_CACHE_METRIC, ISTIO_LABEL_NAMES, maxSeries);
   }
 
   /**
-   * Records one request of the kind `kindKey` names under `state`; `labelValues` computes the kind's
-   * label values, and is only called the first time the kind is seen.
+   * The series of the request's kind under `state`. Only the kind's key (istioLabelKey) is built per
+   * request; the 23 label values are computed the first time a kind is seen.
    */
-  record(state: object, kindKey: string, labelValues: () => readonly string[], observation: IstioObservation): void {
-    let memo = this.memos.get(state);
-    if (memo === undefined) {
-      memo = new Map();
-      this.memos.set(state, memo);
-    }
+  seriesFor(state: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): IstioSeries {
+    const memo = this.memoOf(state);
+    const kindKey = istioLabelKey(state, request, reply);
     let series = memo.get(kindKey);
     if (series === undefined) {
-      series = this.seriesOf(labelValues());
+      series = this.seriesOf(istioLabelValues(state, request, reply));
       // Overflowing kinds are not remembered: each of their requests is counted as dropped.
       if (series !== this.overflow) {
         if (memo.size >= MEMO_LIMIT) memo.clear();
         memo.set(kindKey, series);
       }
     }
-    series.requests.inc();
-    series.duration.observe(observation.durationMs);
-    series.requestSize.observe(observation.requestBytes);
-    series.responseSize.observe(observation.responseBytes);
+    return series;
+  }
+
+  private memoOf(state: CompiledIstioLabels): Map<string, IstioSeries> {
+    if (state === this.lastState) return this.lastMemo;
+    let memo = this.memos.get(state);
+    if (memo === undefined) {
+      memo = new Map();
+      this.memos.set(state, memo);
+    }
+    this.lastState = state;
+    this.lastMemo = memo;
+    return memo;
   }
 
   private seriesOf(rawValues: readonly string[]): IstioSeries {
