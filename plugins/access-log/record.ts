@@ -60,12 +60,51 @@ function withPort(ip: string, port: number | undefined): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-/** `value` cut to `max` characters; a cut is noted in `truncated` and counted. */
-function bound(truncated: string[], field: string, value: string | null, max: number): string | null {
-  if (value === null || value.length <= max) return value;
-  truncated.push(field);
-  truncations.inc({ field });
-  return value.slice(0, max);
+/** The client-controlled fields with a bound, in the order `truncated_fields` lists them. */
+const BOUNDED_FIELDS = ['authority', 'path', 'user_agent', 'x_forwarded_for'] as const;
+
+function boundOf(field: (typeof BOUNDED_FIELDS)[number], limits: AccessLogLimits): number {
+  return field === 'path' ? limits.maxPathLength : limits.maxHeaderValueLength;
+}
+
+/** Cuts every bounded field over its bound, notes each cut in `truncated_fields` and counts it. */
+function cutToBounds(record: AccessLogRecord, limits: AccessLogLimits): void {
+  for (const field of BOUNDED_FIELDS) {
+    const value = record[field];
+    const max = boundOf(field, limits);
+    if (value === null || value.length <= max) continue;
+    record[field] = value.slice(0, max);
+    (record.truncated_fields ??= []).push(field);
+    truncations.inc({ field });
+  }
+}
+
+/** The usual request has nothing to cut: four length checks instead of a pass over the fields. */
+function exceedsBounds(record: AccessLogRecord, limits: AccessLogLimits): boolean {
+  const headerMax = limits.maxHeaderValueLength;
+  return (
+    record.authority.length > headerMax ||
+    record.path.length > limits.maxPathLength ||
+    (record.user_agent?.length ?? 0) > headerMax ||
+    (record.x_forwarded_for?.length ?? 0) > headerMax
+  );
+}
+
+/** `HTTP/<version>` without building the string for the versions Node speaks. */
+const PROTOCOLS: Readonly<Record<string, string>> = { '1.1': 'HTTP/1.1', '1.0': 'HTTP/1.0', '2.0': 'HTTP/2.0' };
+
+let lastLocalIp = '';
+let lastLocalPort: number | undefined = -1;
+let lastLocalAddress = '';
+
+/** A listener's own address, which most requests in a row share: the string is built when it changes. */
+function localAddress(ip: string, port: number | undefined): string {
+  if (ip !== lastLocalIp || port !== lastLocalPort) {
+    lastLocalIp = ip;
+    lastLocalPort = port;
+    lastLocalAddress = withPort(ip, port);
+  }
+  return lastLocalAddress;
 }
 
 let isoSecondStart = -1;
@@ -85,7 +124,6 @@ function isoTimestamp(epochMs: number): string {
 export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits): AccessLogRecord {
   const mesh = request.mesh;
   const attrs = mesh.attrs;
-  const truncated: string[] = [];
   const durationMs = Math.round(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
   const rawUrl = request.raw.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
@@ -95,9 +133,9 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
   const record: AccessLogRecord = {
     start_time: isoTimestamp(Date.now() - durationMs),
     method: request.method,
-    authority: bound(truncated, 'authority', attrs.authority, limits.maxHeaderValueLength) ?? '',
-    path: bound(truncated, 'path', queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt), limits.maxPathLength) ?? '',
-    protocol: `HTTP/${request.raw.httpVersion}`,
+    authority: attrs.authority,
+    path: queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt),
+    protocol: PROTOCOLS[request.raw.httpVersion] ?? `HTTP/${request.raw.httpVersion}`,
     response_code: reply.statusCode,
     response_flags: mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
     response_code_details: localReply !== null ? localReply.details : mesh.upstreamHost !== '' ? 'via_upstream' : '-',
@@ -112,14 +150,14 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
     trace_id: emptyToNull(traceIdOf(request)),
     // The trusted client address; the socket port only belongs to it when no proxy hop stood between.
     downstream_remote_address: attrs.remoteIp === attrs.sourceIp ? withPort(attrs.remoteIp, socket?.remotePort) : attrs.remoteIp,
-    downstream_local_address: withPort(attrs.destinationIp, attrs.destinationPort),
+    downstream_local_address: localAddress(attrs.destinationIp, attrs.destinationPort),
     requested_server_name: emptyToNull(attrs.sni),
     peer_principal: attrs.peer?.uri ?? null,
     request_principal: mesh.auth?.principal ?? null,
-    user_agent: bound(truncated, 'user_agent', headerValue(request.headers['user-agent']), limits.maxHeaderValueLength),
-    x_forwarded_for: bound(truncated, 'x_forwarded_for', headerValue(request.headers['x-forwarded-for']), limits.maxHeaderValueLength),
+    user_agent: headerValue(request.headers['user-agent']),
+    x_forwarded_for: headerValue(request.headers['x-forwarded-for']),
   };
-  if (truncated.length > 0) record.truncated_fields = truncated;
+  if (exceedsBounds(record, limits)) cutToBounds(record, limits);
   return record;
 }
 
