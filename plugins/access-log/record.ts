@@ -67,7 +67,7 @@ function boundOf(field: (typeof BOUNDED_FIELDS)[number], limits: AccessLogLimits
   return field === 'path' ? limits.maxPathLength : limits.maxHeaderValueLength;
 }
 
-/** Cuts every bounded field over its bound, notes each cut in `truncated_fields` and counts it. */
+/** Cuts every bounded field over its bound, notes each cut in `truncated_fields` (created only then) and counts it. */
 function cutToBounds(record: AccessLogRecord, limits: AccessLogLimits): void {
   for (const field of BOUNDED_FIELDS) {
     const value = record[field];
@@ -77,17 +77,6 @@ function cutToBounds(record: AccessLogRecord, limits: AccessLogLimits): void {
     (record.truncated_fields ??= []).push(field);
     truncations.inc({ field });
   }
-}
-
-/** The usual request has nothing to cut: four length checks instead of a pass over the fields. */
-function exceedsBounds(record: AccessLogRecord, limits: AccessLogLimits): boolean {
-  const headerMax = limits.maxHeaderValueLength;
-  return (
-    record.authority.length > headerMax ||
-    record.path.length > limits.maxPathLength ||
-    (record.user_agent?.length ?? 0) > headerMax ||
-    (record.x_forwarded_for?.length ?? 0) > headerMax
-  );
 }
 
 /** `HTTP/<version>` without building the string for the versions Node speaks. */
@@ -157,7 +146,7 @@ export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits
     user_agent: headerValue(request.headers['user-agent']),
     x_forwarded_for: headerValue(request.headers['x-forwarded-for']),
   };
-  if (exceedsBounds(record, limits)) cutToBounds(record, limits);
+  cutToBounds(record, limits);
   return record;
 }
 
