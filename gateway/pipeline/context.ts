@@ -20,7 +20,8 @@ export class MeshRequestContext implements RequestContext {
   relayedHeaders: Readonly<OutgoingHttpHeaders> | null = null;
   trace: HopTrace | null = null;
   downstreamBytes: DownstreamBytes | null = null;
-  readonly startNs: bigint;
+  /** performance.now() when the request arrived: a double, so a duration costs no BigInt allocation. */
+  readonly startMs: number;
 
   constructor(
     readonly snapshotGeneration: number,
@@ -30,7 +31,7 @@ export class MeshRequestContext implements RequestContext {
     private readonly pluginStates: ReadonlyMap<string, unknown>,
   ) {
     this.requestId = requestId;
-    this.startNs = process.hrtime.bigint();
+    this.startMs = performance.now();
   }
 
   pluginState<T>(pluginName: string): T {

@@ -112,7 +112,8 @@ export interface RequestContext {
   readonly snapshotGeneration: number;
   /** MeshConfig.debugHeaders: local replies also say why in `x-meshgate-reason`. */
   readonly debugHeaders: boolean;
-  readonly startNs: bigint;
+  /** performance.now() when the request arrived. */
+  readonly startMs: number;
   readonly attrs: RequestAttributes;
   requestId: string;
   /** Name of the route that matched (`<ns>/<vs>.<rule>`), once routing ran. */

@@ -29,7 +29,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
       const bytes = wireBytes(request, reply);
       const series = cache.seriesFor(compiled, request, reply);
       series.requests.inc();
-      series.duration.observe(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
+      series.duration.observe(performance.now() - mesh.startMs);
       series.requestSize.observe(bytes.received);
       series.responseSize.observe(bytes.sent);
     }

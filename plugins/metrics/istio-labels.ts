@@ -155,12 +155,24 @@ function hostOf(address: string): string {
 }
 
 /** Sidecar inbound traffic is reported by the destination; everything else (gateway, sidecar outbound) by the source. */
-function isDestinationReporter(compiled: CompiledIstioLabels, request: FastifyRequest): boolean {
+export function isDestinationReporter(compiled: CompiledIstioLabels, request: FastifyRequest): boolean {
   if (compiled.mode === 'ingress') return false;
   const cluster = request.mesh.upstreamCluster;
   if (cluster.startsWith('inbound|')) return true;
   // A local reply before routing names no cluster; only inbound traffic arrives over mesh mTLS.
   return cluster === '' && request.mesh.attrs.peer !== null;
+}
+
+/** The other side of the exchange as the labels see it: the peer for a destination reporter, else the upstream endpoint. */
+export function counterpartOf(request: FastifyRequest, destinationReporter: boolean): string {
+  const mesh = request.mesh;
+  if (!destinationReporter) return mesh.upstreamHost;
+  return mesh.attrs.peer === null ? mesh.attrs.sourceIp : mesh.attrs.peer.uri;
+}
+
+export function isGrpc(request: FastifyRequest): boolean {
+  const contentType = request.headers['content-type'];
+  return typeof contentType === 'string' && contentType.startsWith('application/grpc');
 }
 
 /**
@@ -170,11 +182,9 @@ function isDestinationReporter(compiled: CompiledIstioLabels, request: FastifyRe
  */
 export function istioLabelKey(compiled: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): string {
   const mesh = request.mesh;
-  const peer = mesh.attrs.peer;
   const destinationReporter = isDestinationReporter(compiled, request);
-  const counterpart = destinationReporter ? (peer === null ? mesh.attrs.sourceIp : peer.uri) : mesh.upstreamHost;
-  const contentType = request.headers['content-type'];
-  const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc') ? `grpc:${String(mesh.responseHeader(reply, 'grpc-status') ?? '')}` : '';
+  const counterpart = counterpartOf(request, destinationReporter);
+  const grpc = isGrpc(request) ? `grpc:${String(mesh.responseHeader(reply, 'grpc-status') ?? '')}` : '';
   const flags = mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(',');
   return `${destinationReporter ? 'd' : 's'}\u0001${reply.statusCode}\u0001${flags}\u0001${mesh.upstreamCluster}\u0001${counterpart}\u0001${mesh.attrs.host}\u0001${grpc}`;
 }
@@ -201,8 +211,7 @@ export function istioLabelValues(compiled: CompiledIstioLabels, request: Fastify
     securityPolicy = UNKNOWN;
   }
   const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
-  const contentType = request.headers['content-type'];
-  const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
+  const grpc = isGrpc(request);
   const grpcStatus = grpc ? mesh.responseHeader(reply, 'grpc-status') : undefined;
   return [
     destinationReporter ? 'destination' : 'source',

@@ -7,7 +7,7 @@
 import { BoundCounter, BoundHistogram } from './bound-series.js';
 import type { CounterSeries, HistogramSeries } from './bound-series.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ISTIO_LABEL_NAMES, istioLabelKey, istioLabelValues } from './istio-labels.js';
+import { ISTIO_LABEL_NAMES, counterpartOf, isDestinationReporter, isGrpc, istioLabelKey, istioLabelValues } from './istio-labels.js';
 import type { CompiledIstioLabels, IstioLabelName } from './istio-labels.js';
 import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
 
@@ -57,44 +57,91 @@ function bind(key: string, values: readonly string[]): IstioSeries {
 /** Request kinds remembered per compiled label state; past it the memo starts over (clients can vary the Host). */
 const MEMO_LIMIT = 4096;
 
+/** Plain kinds (below) checked before the kind key is built: a proxy's traffic is mostly a handful of them. */
+const RECENT_KINDS = 8;
+
+/**
+ * A request kind without response flags or gRPC, by the inputs istioLabelKey joins for it: a request
+ * matching these fields has that key, so it is compared field by field instead of building the key string.
+ */
+class PlainKind {
+  constructor(
+    readonly destinationReporter: boolean,
+    readonly status: number,
+    readonly cluster: string,
+    readonly counterpart: string,
+    readonly host: string,
+    readonly series: IstioSeries,
+  ) {}
+}
+
+class KindMemo {
+  readonly byKey = new Map<string, IstioSeries>();
+  readonly recent: PlainKind[] = [];
+  private nextSlot = 0;
+
+  remember(kind: PlainKind): void {
+    this.recent[this.nextSlot] = kind;
+    this.nextSlot = (this.nextSlot + 1) % RECENT_KINDS;
+  }
+}
+
 export class IstioSeriesCache {
   private readonly series = new Map<string, IstioSeries>();
   private readonly guard: SeriesGuard<IstioLabelName>;
   private overflow: IstioSeries | null = null;
-  /** Per compiled label state: request-kind key (istioLabelKey) → its series. */
-  private readonly memos = new WeakMap<CompiledIstioLabels, Map<string, IstioSeries>>();
+  private readonly memos = new WeakMap<CompiledIstioLabels, KindMemo>();
   /** The last state's memo: every request of a snapshot asks for the same one. */
   private lastState: CompiledIstioLabels | null = null;
-  private lastMemo = new Map<string, IstioSeries>();
+  private lastMemo = new KindMemo();
 
   constructor(maxSeries = DEFAULT_MAX_SERIES) {
     this.guard = new SeriesGuard(SERIES_CACHE_METRIC, ISTIO_LABEL_NAMES, maxSeries);
   }
 
   /**
-   * The series of the request's kind under `state`. Only the kind's key (istioLabelKey) is built per
-   * request; the 23 label values are computed the first time a kind is seen.
+   * The series of the request's kind under `state`. A recent plain kind is found by comparing a few
+   * fields; otherwise the kind's key (istioLabelKey) is built, and the 23 label values are computed
+   * only the first time a kind is seen.
    */
   seriesFor(state: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): IstioSeries {
     const memo = this.memoOf(state);
+    const mesh = request.mesh;
+    const plain = mesh.responseFlags.length === 0 && !isGrpc(request);
+    const destinationReporter = isDestinationReporter(state, request);
+    const counterpart = counterpartOf(request, destinationReporter);
+    const status = reply.statusCode;
+    if (plain) {
+      for (const kind of memo.recent) {
+        if (
+          kind.status === status &&
+          kind.counterpart === counterpart &&
+          kind.cluster === mesh.upstreamCluster &&
+          kind.host === mesh.attrs.host &&
+          kind.destinationReporter === destinationReporter
+        ) {
+          return kind.series;
+        }
+      }
+    }
     const kindKey = istioLabelKey(state, request, reply);
-    let series = memo.get(kindKey);
+    let series = memo.byKey.get(kindKey);
     if (series === undefined) {
       series = this.seriesOf(istioLabelValues(state, request, reply));
       // Overflowing kinds are not remembered: each of their requests is counted as dropped.
-      if (series !== this.overflow) {
-        if (memo.size >= MEMO_LIMIT) memo.clear();
-        memo.set(kindKey, series);
-      }
+      if (series === this.overflow) return series;
+      if (memo.byKey.size >= MEMO_LIMIT) memo.byKey.clear();
+      memo.byKey.set(kindKey, series);
     }
+    if (plain) memo.remember(new PlainKind(destinationReporter, status, mesh.upstreamCluster, counterpart, mesh.attrs.host, series));
     return series;
   }
 
-  private memoOf(state: CompiledIstioLabels): Map<string, IstioSeries> {
+  private memoOf(state: CompiledIstioLabels): KindMemo {
     if (state === this.lastState) return this.lastMemo;
     let memo = this.memos.get(state);
     if (memo === undefined) {
-      memo = new Map();
+      memo = new KindMemo();
       this.memos.set(state, memo);
     }
     this.lastState = state;

@@ -1,7 +1,8 @@
 import t from 'tap';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PeerIdentity, ProxyMode } from '../../gateway/pipeline/types.js';
-import { compileIstioLabels, istioLabelKey, istioLabelValues } from '../../plugins/metrics/istio-labels.js';
+import { ISTIO_LABEL_NAMES, compileIstioLabels, istioLabelKey, istioLabelValues } from '../../plugins/metrics/istio-labels.js';
+import { IstioSeriesCache } from '../../plugins/metrics/istio-metrics.js';
 import { makeResource } from '../helpers/resources.js';
 
 function peer(namespace: string, serviceAccount: string): PeerIdentity {
@@ -74,3 +75,27 @@ for (const mode of ['ingress', 'sidecar'] as ProxyMode[]) {
     t.ok(distinctValues.size > 100, `the variants cover ${distinctValues.size} distinct label sets`);
   });
 }
+
+t.test('the series cache gives every request the series of its own label values, on the first and on repeated requests of a kind', async (t) => {
+  const compiled = compileIstioLabels({
+    resources: [makeResource('WorkloadEntry', 'details-v1', { address: '10.0.0.5', ports: { http: 9080 }, labels: { app: 'details', version: 'v1' }, serviceAccount: 'orders' }, { namespace: 'shop' })],
+    mode: 'sidecar',
+    workload: { name: 'details-v1', namespace: 'shop', serviceAccount: 'details', labels: { app: 'details' }, principal: 'cluster.local/ns/shop/sa/details' } as never,
+    rootNamespace: 'istio-system',
+    trustDomain: 'cluster.local',
+    diagnostics: [],
+  });
+  const cache = new IstioSeriesCache(100_000);
+  const all = [...variants()];
+  let mismatches = 0;
+  // Each variant is asked for three times, its neighbours in between, so both the recent-kind check and the key memo answer.
+  for (let round = 0; round < 3; round++) {
+    for (const variant of all) {
+      const { request, reply } = exchange(variant);
+      const expected = istioLabelValues(compiled, request, reply);
+      const labels = cache.seriesFor(compiled, request, reply).requests.labels;
+      if (ISTIO_LABEL_NAMES.some((name, index) => labels[name] !== expected[index])) mismatches++;
+    }
+  }
+  t.equal(mismatches, 0, `${all.length * 3} lookups, none answered with another kind's series`);
+});
