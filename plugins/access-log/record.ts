@@ -113,7 +113,7 @@ function isoTimestamp(epochMs: number): string {
 export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits): AccessLogRecord {
   const mesh = request.mesh;
   const attrs = mesh.attrs;
-  const durationMs = Math.round(Number(process.hrtime.bigint() - mesh.startNs) / 1e6);
+  const durationMs = Math.round(performance.now() - mesh.startMs);
   const rawUrl = request.raw.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
   const bytes = wireBytes(request, reply);
@@ -161,23 +161,60 @@ function jsonString(value: string | null): string {
 }
 
 /**
+ * The JSON text of the value a field had on the previous line. Most fields repeat from one request to
+ * the next (method, authority, route, cluster, upstream host, user agent), and comparing with the last
+ * value is cheaper than looking for characters to escape again.
+ */
+class RepeatedField {
+  private last: string | null = null;
+  private json = 'null';
+
+  quote(value: string | null): string {
+    if (value !== this.last) {
+      this.last = value;
+      this.json = jsonString(value);
+    }
+    return this.json;
+  }
+}
+
+/** One per field whose value usually repeats. */
+const repeated = {
+  method: new RepeatedField(),
+  authority: new RepeatedField(),
+  details: new RepeatedField(),
+  routeName: new RepeatedField(),
+  upstreamCluster: new RepeatedField(),
+  upstreamHost: new RepeatedField(),
+  localAddress: new RepeatedField(),
+  serverName: new RepeatedField(),
+  peerPrincipal: new RepeatedField(),
+  requestPrincipal: new RepeatedField(),
+  userAgent: new RepeatedField(),
+  forwardedFor: new RepeatedField(),
+};
+
+/**
  * The record as one JSON line, same bytes as `JSON.stringify(record)` but written field by field: the
  * shape is fixed, so the generic serialiser's key walk and per-value type dispatch are wasted work.
+ * start_time, protocol, response_flags and trace_id are built by meshgate from characters that never
+ * need escaping (digits, letters, '-', ':', '.', ',', '/'), so they are quoted as they are.
  */
 export function formatJson(record: AccessLogRecord): string {
   const truncated = record.truncated_fields === undefined ? '' : `,"truncated_fields":${JSON.stringify(record.truncated_fields)}`;
+  const traceId = record.trace_id === null ? 'null' : `"${record.trace_id}"`;
   return (
-    `{"start_time":${jsonString(record.start_time)},"method":${jsonString(record.method)},"authority":${jsonString(record.authority)}` +
-    `,"path":${jsonString(record.path)},"protocol":${jsonString(record.protocol)},"response_code":${record.response_code}` +
-    `,"response_flags":${jsonString(record.response_flags)},"response_code_details":${jsonString(record.response_code_details)}` +
-    `,"route_name":${jsonString(record.route_name)},"upstream_cluster":${jsonString(record.upstream_cluster)}` +
-    `,"upstream_host":${jsonString(record.upstream_host)},"duration_ms":${record.duration_ms}` +
+    `{"start_time":"${record.start_time}","method":${repeated.method.quote(record.method)},"authority":${repeated.authority.quote(record.authority)}` +
+    `,"path":${jsonString(record.path)},"protocol":"${record.protocol}","response_code":${record.response_code}` +
+    `,"response_flags":"${record.response_flags}","response_code_details":${repeated.details.quote(record.response_code_details)}` +
+    `,"route_name":${repeated.routeName.quote(record.route_name)},"upstream_cluster":${repeated.upstreamCluster.quote(record.upstream_cluster)}` +
+    `,"upstream_host":${repeated.upstreamHost.quote(record.upstream_host)},"duration_ms":${record.duration_ms}` +
     `,"upstream_service_time_ms":${record.upstream_service_time_ms === null ? 'null' : record.upstream_service_time_ms}` +
     `,"bytes_received":${record.bytes_received},"bytes_sent":${record.bytes_sent},"request_id":${jsonString(record.request_id)}` +
-    `,"trace_id":${jsonString(record.trace_id)},"downstream_remote_address":${jsonString(record.downstream_remote_address)}` +
-    `,"downstream_local_address":${jsonString(record.downstream_local_address)},"requested_server_name":${jsonString(record.requested_server_name)}` +
-    `,"peer_principal":${jsonString(record.peer_principal)},"request_principal":${jsonString(record.request_principal)}` +
-    `,"user_agent":${jsonString(record.user_agent)},"x_forwarded_for":${jsonString(record.x_forwarded_for)}${truncated}}\n`
+    `,"trace_id":${traceId},"downstream_remote_address":${jsonString(record.downstream_remote_address)}` +
+    `,"downstream_local_address":${repeated.localAddress.quote(record.downstream_local_address)},"requested_server_name":${repeated.serverName.quote(record.requested_server_name)}` +
+    `,"peer_principal":${repeated.peerPrincipal.quote(record.peer_principal)},"request_principal":${repeated.requestPrincipal.quote(record.request_principal)}` +
+    `,"user_agent":${repeated.userAgent.quote(record.user_agent)},"x_forwarded_for":${repeated.forwardedFor.quote(record.x_forwarded_for)}${truncated}}\n`
   );
 }
 
