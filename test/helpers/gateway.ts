@@ -1,11 +1,11 @@
 /**
- * End-to-end helpers: free ports, a config directory written from YAML text, an in-process gateway
+ * End-to-end helpers: free ports (ports.ts), a config directory written from YAML text, an in-process gateway
  * (the same GatewayRuntime `meshgate run` uses) and tiny loopback upstreams.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -13,17 +13,7 @@ import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
 import type { ProxyMode } from '../../gateway/pipeline/types.js';
 import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
 
-/** A port that was free a moment ago (listen on 0, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 export interface ConfigDir {
   readonly dir: string;

@@ -1,19 +1,18 @@
 /**
  * A private, throw-away `redis-server` for integration tests: its own free port on 127.0.0.1, its own
  * temp dir, no persistence. `stop()` then `start()` restarts it on the SAME port, so clients configured
- * with `url` see a real outage and a real recovery. Never uses the machine's 6379.
+ * with `url` see a real outage and a real recovery. Never uses the machine's 6379 (test ports start at 10000).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 const REDIS_SERVER_BINARY = '/usr/bin/redis-server';
 const START_TIMEOUT_MS = 5000;
 const STOP_TIMEOUT_MS = 5000;
-const DEFAULT_REDIS_PORT = 6379;
 
 export interface PrivateRedis {
   readonly url: string;
@@ -24,22 +23,6 @@ export interface PrivateRedis {
   stop(): Promise<void>;
   /** Stops the server and removes its temp dir. */
   dispose(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const probe = createServer();
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        const chosen = typeof address === 'object' && address !== null ? address.port : 0;
-        probe.close(() => resolve(chosen));
-      });
-    });
-    if (port !== DEFAULT_REDIS_PORT && port !== 0) return port;
-  }
-  throw new Error('could not find a free port for redis-server');
 }
 
 function waitUntilReady(child: ChildProcess, port: number): Promise<void> {
