@@ -1,14 +1,9 @@
 /**
- * One access-log record, Envoy-style field names. What is deliberately never written: the query string
- * (tokens such as `access_token=` travel there), `authorization`, `cookie` and every other header
- * except user-agent and x-forwarded-for. Client-controlled values are cut to bounds and each cut is
- * counted, so a hostile client cannot inflate log storage and the operator can see that it tried.
+ * One access-log line, Envoy-style field names, and its two formats. This module runs on the writer
+ * thread: it turns the raw values the request path captured (capture.ts) into the line's fields.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { BoundedCounter } from '../metrics/registry.js';
-import { wireBytes } from '../metrics/wire-bytes.js';
-import { traceIdOf } from '../tracing/request-span.js';
-import type { AccessLogLimits } from './schema.js';
+import { BOUNDED_FIELDS, StringField } from './record-codec.js';
+import type { RawRecord } from './record-codec.js';
 
 export interface AccessLogRecord {
   start_time: string;
@@ -39,55 +34,20 @@ export interface AccessLogRecord {
   truncated_fields?: string[];
 }
 
-const truncations = new BoundedCounter({
-  name: 'meshgate_access_log_truncated_fields_total',
-  help: 'Access-log values cut to their configured bound, by field.',
-  labelNames: ['field'],
-  maxSeries: 16,
-});
-
-function headerValue(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function emptyToNull(value: string): string | null {
-  return value === '' ? null : value;
-}
-
-function withPort(ip: string, port: number | undefined): string {
-  if (port === undefined) return ip;
+function withPort(ip: string, port: number | null): string {
+  if (port === null) return ip;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
-/** The client-controlled fields with a bound, in the order `truncated_fields` lists them. */
-const BOUNDED_FIELDS = ['authority', 'path', 'user_agent', 'x_forwarded_for'] as const;
-
-function boundOf(field: (typeof BOUNDED_FIELDS)[number], limits: AccessLogLimits): number {
-  return field === 'path' ? limits.maxPathLength : limits.maxHeaderValueLength;
-}
-
-/** Cuts every bounded field over its bound, notes each cut in `truncated_fields` (created only then) and counts it. */
-function cutToBounds(record: AccessLogRecord, limits: AccessLogLimits): void {
-  for (const field of BOUNDED_FIELDS) {
-    const value = record[field];
-    const max = boundOf(field, limits);
-    if (value === null || value.length <= max) continue;
-    record[field] = value.slice(0, max);
-    (record.truncated_fields ??= []).push(field);
-    truncations.inc({ field });
-  }
 }
 
 /** `HTTP/<version>` without building the string for the versions Node speaks. */
 const PROTOCOLS: Readonly<Record<string, string>> = { '1.1': 'HTTP/1.1', '1.0': 'HTTP/1.0', '2.0': 'HTTP/2.0' };
 
 let lastLocalIp = '';
-let lastLocalPort: number | undefined = -1;
+let lastLocalPort: number | null = -1;
 let lastLocalAddress = '';
 
 /** A listener's own address, which most requests in a row share: the string is built when it changes. */
-function localAddress(ip: string, port: number | undefined): string {
+function localAddress(ip: string, port: number | null): string {
   if (ip !== lastLocalIp || port !== lastLocalPort) {
     lastLocalIp = ip;
     lastLocalPort = port;
@@ -110,43 +70,37 @@ function isoTimestamp(epochMs: number): string {
   return `${isoSecondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
-export function buildRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits): AccessLogRecord {
-  const mesh = request.mesh;
-  const attrs = mesh.attrs;
-  const durationMs = Math.round(performance.now() - mesh.startMs);
-  const rawUrl = request.raw.url ?? '/';
-  const queryAt = rawUrl.indexOf('?');
-  const bytes = wireBytes(request, reply);
-  const socket = request.raw.socket as { remotePort?: number; localPort?: number } | null;
-  const localReply = mesh.localReply;
+/** The line's fields from the captured raw values (the writer thread's side of captureRecord). */
+export function toAccessLogRecord(raw: RawRecord): AccessLogRecord {
+  const strings = raw.strings as readonly string[];
+  const httpVersion = strings[StringField.httpVersion] as string;
   const record: AccessLogRecord = {
-    start_time: isoTimestamp(Date.now() - durationMs),
-    method: request.method,
-    authority: attrs.authority,
-    path: queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt),
-    protocol: PROTOCOLS[request.raw.httpVersion] ?? `HTTP/${request.raw.httpVersion}`,
-    response_code: reply.statusCode,
-    response_flags: mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
-    response_code_details: localReply !== null ? localReply.details : mesh.upstreamHost !== '' ? 'via_upstream' : '-',
-    route_name: emptyToNull(mesh.routeName),
-    upstream_cluster: emptyToNull(mesh.upstreamCluster),
-    upstream_host: emptyToNull(mesh.upstreamHost),
-    duration_ms: durationMs,
-    upstream_service_time_ms: mesh.upstreamServiceTimeMs,
-    bytes_received: bytes.received,
-    bytes_sent: bytes.sent,
-    request_id: mesh.requestId,
-    trace_id: emptyToNull(traceIdOf(request)),
-    // The trusted client address; the socket port only belongs to it when no proxy hop stood between.
-    downstream_remote_address: attrs.remoteIp === attrs.sourceIp ? withPort(attrs.remoteIp, socket?.remotePort) : attrs.remoteIp,
-    downstream_local_address: localAddress(attrs.destinationIp, attrs.destinationPort),
-    requested_server_name: emptyToNull(attrs.sni),
-    peer_principal: attrs.peer?.uri ?? null,
-    request_principal: mesh.auth?.principal ?? null,
-    user_agent: headerValue(request.headers['user-agent']),
-    x_forwarded_for: headerValue(request.headers['x-forwarded-for']),
+    start_time: isoTimestamp(raw.startEpochMs),
+    method: strings[StringField.method] as string,
+    authority: strings[StringField.authority] as string,
+    path: strings[StringField.path] as string,
+    protocol: PROTOCOLS[httpVersion] ?? `HTTP/${httpVersion}`,
+    response_code: raw.responseCode,
+    response_flags: strings[StringField.responseFlags] as string,
+    response_code_details: strings[StringField.details] as string,
+    route_name: raw.strings[StringField.routeName] ?? null,
+    upstream_cluster: raw.strings[StringField.upstreamCluster] ?? null,
+    upstream_host: raw.strings[StringField.upstreamHost] ?? null,
+    duration_ms: raw.durationMs,
+    upstream_service_time_ms: raw.upstreamServiceTimeMs,
+    bytes_received: raw.bytesReceived,
+    bytes_sent: raw.bytesSent,
+    request_id: strings[StringField.requestId] as string,
+    trace_id: raw.strings[StringField.traceId] ?? null,
+    downstream_remote_address: withPort(strings[StringField.remoteIp] as string, raw.remotePort),
+    downstream_local_address: localAddress(strings[StringField.localIp] as string, raw.localPort),
+    requested_server_name: raw.strings[StringField.serverName] ?? null,
+    peer_principal: raw.strings[StringField.peerPrincipal] ?? null,
+    request_principal: raw.strings[StringField.requestPrincipal] ?? null,
+    user_agent: raw.strings[StringField.userAgent] ?? null,
+    x_forwarded_for: raw.strings[StringField.forwardedFor] ?? null,
   };
-  cutToBounds(record, limits);
+  if (raw.truncated !== 0) record.truncated_fields = BOUNDED_FIELDS.filter((_, index) => (raw.truncated & (1 << index)) !== 0).map(({ name }) => name);
   return record;
 }
 

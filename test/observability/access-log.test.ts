@@ -106,21 +106,49 @@ t.test('JSON lines with Envoy-like fields; secrets, query strings and other head
   t.match(second, { path: '/no-route/x', response_code: 404, response_flags: 'NR', response_code_details: 'route_not_found', upstream_cluster: null });
 });
 
-t.test('lines are batched across many buffers intact and in order, multi-byte text included', async (t) => {
+t.test('lines cross chunk boundaries intact and in order, multi-byte text included', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'access.log');
   const { plugin, base } = await startHarness(t, { enabled: true, path });
-  // ~900-byte lines whose header text (latin-1 on the wire) takes 2 bytes a character in UTF-8: 300 of them fill several 64 KiB batches.
-  const agent = 'é\u00ff'.repeat(120);
-  for (let index = 0; index < 300; index++) {
-    const response = await request(`${base}/routed/${index}`, { headers: { host: 'details.example.com', 'user-agent': agent } });
+  // A user agent of its own per request (latin-1 on the wire, 2 bytes a character in UTF-8): each record
+  // carries ~250 bytes of it, so 700 of them fill more than one 128 KiB chunk.
+  const agentOf = (index: number): string => `${'é\u00ff'.repeat(120)}${index}`;
+  const count = 700;
+  for (let index = 0; index < count; index++) {
+    const response = await request(`${base}/routed/${index}`, { headers: { host: 'details.example.com', 'user-agent': agentOf(index) } });
     await response.body.dump();
   }
-  const lines = (await flushedLines(plugin, path, 300)).map((line) => JSON.parse(line) as Record<string, unknown>);
-  t.equal(lines.length, 300, 'one line per request');
-  t.same(lines.map((line) => line.path), Array.from({ length: 300 }, (_, index) => `/routed/${index}`), 'in request order');
-  t.ok(lines.every((line) => line.user_agent === agent), 'multi-byte text intact at every batch boundary');
+  const lines = (await flushedLines(plugin, path, count)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.equal(lines.length, count, 'one line per request');
+  t.same(lines.map((line) => line.path), Array.from({ length: count }, (_, index) => `/routed/${index}`), 'in request order');
+  t.ok(lines.every((line, index) => line.user_agent === agentOf(index)), 'multi-byte text intact at every chunk boundary');
+});
+
+t.test('a failing file write loses only its lines, counted and warned about once; requests are unaffected', async (t) => {
+  // /dev/full accepts the open and fails every write with ENOSPC, as a full disk does.
+  const { plugin, base } = await startHarness(t, { enabled: true, path: '/dev/full' });
+  const unwritten = async () => findSamples(parseSamples((await renderPrometheus()).body), 'meshgate_access_log_write_failures_total', { path: '/dev/full' })[0]?.value ?? 0;
+  const before = await unwritten();
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.message);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  for (let index = 0; index < 3; index++) {
+    const response = await request(`${base}/routed/${index}`);
+    t.equal(response.statusCode, 200);
+    await response.body.dump();
+    await plugin.flush();
+  }
+  const deadline = Date.now() + 2000;
+  while ((await unwritten()) - before < 3 && Date.now() < deadline) {
+    await plugin.flush();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.equal((await unwritten()) - before, 3, 'every unwritten line counted');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(warnings.filter((message) => message.includes('/dev/full')).length, 1, 'one warning for the path');
+  t.match(warnings.find((message) => message.includes('/dev/full')), /ENOSPC/);
 });
 
 t.test('without a flush, a line reaches the file within the flush interval', async (t) => {

@@ -1,0 +1,91 @@
+/**
+ * The access log's part of the request path: copy the request's values into a reused RawRecord, cut
+ * client-controlled ones to their bounds and count each cut. What is deliberately never captured: the
+ * query string (tokens such as `access_token=` travel there), `authorization`, `cookie` and every other
+ * header except user-agent and x-forwarded-for. A hostile client cannot inflate log storage, and the
+ * operator can see that it tried.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BoundedCounter } from '../metrics/registry.js';
+import { wireBytes } from '../metrics/wire-bytes.js';
+import { traceIdOf } from '../tracing/request-span.js';
+import { BOUNDED_FIELDS, StringField } from './record-codec.js';
+import type { RawRecord, RecordFormat } from './record-codec.js';
+import type { AccessLogLimits } from './schema.js';
+
+const truncations = new BoundedCounter({
+  name: 'meshgate_access_log_truncated_fields_total',
+  help: 'Access-log values cut to their configured bound, by field.',
+  labelNames: ['field'],
+  maxSeries: 16,
+});
+
+function headerValue(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function emptyToNull(value: string): string | null {
+  return value === '' ? null : value;
+}
+
+/** Cuts every bounded field over its bound, marks each cut in `truncated` and counts it. */
+function cutToBounds(record: RawRecord, limits: AccessLogLimits): void {
+  const strings = record.strings;
+  record.truncated = 0;
+  for (let index = 0; index < BOUNDED_FIELDS.length; index++) {
+    const { name, field } = BOUNDED_FIELDS[index] as (typeof BOUNDED_FIELDS)[number];
+    const value = strings[field] as string | null;
+    const max = field === StringField.path ? limits.maxPathLength : limits.maxHeaderValueLength;
+    if (value === null || value.length <= max) continue;
+    strings[field] = value.slice(0, max);
+    record.truncated |= 1 << index;
+    truncations.inc({ field: name });
+  }
+}
+
+/**
+ * Copies the request's raw values into `record` (reused from one request to the next): what the
+ * request path does for the access log. Everything that only shapes the line (addresses with ports,
+ * the timestamp, the protocol name) is left to the writer thread (toAccessLogRecord).
+ */
+export function captureRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits, format: RecordFormat, record: RawRecord): void {
+  const mesh = request.mesh;
+  const attrs = mesh.attrs;
+  const durationMs = Math.round(performance.now() - mesh.startMs);
+  const rawUrl = request.raw.url ?? '/';
+  const queryAt = rawUrl.indexOf('?');
+  const bytes = wireBytes(request, reply);
+  const socket = request.raw.socket as { remotePort?: number } | null;
+  const localReply = mesh.localReply;
+  const strings = record.strings;
+  record.format = format;
+  record.startEpochMs = Date.now() - durationMs;
+  record.durationMs = durationMs;
+  record.upstreamServiceTimeMs = mesh.upstreamServiceTimeMs;
+  record.bytesReceived = bytes.received;
+  record.bytesSent = bytes.sent;
+  record.responseCode = reply.statusCode;
+  // The trusted client address; the socket port only belongs to it when no proxy hop stood between.
+  record.remotePort = attrs.remoteIp === attrs.sourceIp ? (socket?.remotePort ?? null) : null;
+  record.localPort = attrs.destinationPort ?? null;
+  strings[StringField.method] = request.method;
+  strings[StringField.authority] = attrs.authority;
+  strings[StringField.path] = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+  strings[StringField.httpVersion] = request.raw.httpVersion;
+  strings[StringField.responseFlags] = mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(',');
+  strings[StringField.details] = localReply !== null ? localReply.details : mesh.upstreamHost !== '' ? 'via_upstream' : '-';
+  strings[StringField.routeName] = emptyToNull(mesh.routeName);
+  strings[StringField.upstreamCluster] = emptyToNull(mesh.upstreamCluster);
+  strings[StringField.upstreamHost] = emptyToNull(mesh.upstreamHost);
+  strings[StringField.requestId] = mesh.requestId;
+  strings[StringField.traceId] = emptyToNull(traceIdOf(request));
+  strings[StringField.remoteIp] = attrs.remoteIp;
+  strings[StringField.localIp] = attrs.destinationIp;
+  strings[StringField.serverName] = emptyToNull(attrs.sni);
+  strings[StringField.peerPrincipal] = attrs.peer?.uri ?? null;
+  strings[StringField.requestPrincipal] = mesh.auth?.principal ?? null;
+  strings[StringField.userAgent] = headerValue(request.headers['user-agent']);
+  strings[StringField.forwardedFor] = headerValue(request.headers['x-forwarded-for']);
+  cutToBounds(record, limits);
+}
