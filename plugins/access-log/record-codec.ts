@@ -173,31 +173,37 @@ export class RecordChunk {
   }
 }
 
-/** Reads back the records of `bytes[0, used)`, calling `onRecord` with the same (reused) RawRecord for each. */
-export function decodeRecords(bytes: Buffer, used: number, onRecord: (record: RawRecord) => void): void {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const record = emptyRawRecord();
-  const strings = record.strings;
-  const nullable = (value: number): number | null => (Number.isNaN(value) ? null : value);
-  let at = 0;
-  while (at < used) {
+/** Reads back the records of a chunk's bytes, one at a time, into one reused RawRecord. */
+export class RecordReader {
+  private readonly view: DataView;
+  private at = 0;
+  readonly record = emptyRawRecord();
+
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly used: number,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Decodes the next record into `record`; false past the last one. */
+  next(): boolean {
+    if (this.at >= this.used) return false;
+    const view = this.view;
+    const record = this.record;
+    let at = this.at;
     record.format = view.getUint8(at) === FORMAT_CODES.TEXT ? 'TEXT' : 'JSON';
-    at += 1;
-    const number = (): number => {
-      const value = view.getFloat64(at, true);
-      at += 8;
-      return value;
-    };
-    record.startEpochMs = number();
-    record.durationMs = number();
-    record.upstreamServiceTimeMs = nullable(number());
-    record.bytesReceived = number();
-    record.bytesSent = number();
-    record.responseCode = number();
-    record.remotePort = nullable(number());
-    record.localPort = nullable(number());
-    record.truncated = view.getUint8(at);
-    at += 1;
+    record.startEpochMs = view.getFloat64(at + 1, true);
+    record.durationMs = view.getFloat64(at + 9, true);
+    record.upstreamServiceTimeMs = nullable(view.getFloat64(at + 17, true));
+    record.bytesReceived = view.getFloat64(at + 25, true);
+    record.bytesSent = view.getFloat64(at + 33, true);
+    record.responseCode = view.getFloat64(at + 41, true);
+    record.remotePort = nullable(view.getFloat64(at + 49, true));
+    record.localPort = nullable(view.getFloat64(at + 57, true));
+    record.truncated = view.getUint8(at + 65);
+    at += FIXED_BYTES;
+    const strings = record.strings;
     for (let field = 0; field < STRING_FIELD_COUNT; field++) {
       const tag = view.getUint8(at);
       at += 1;
@@ -208,9 +214,14 @@ export function decodeRecords(bytes: Buffer, used: number, onRecord: (record: Ra
       }
       const length = view.getUint32(at, true);
       at += 4;
-      strings[field] = bytes.toString(tag === TAG_LATIN1 ? 'latin1' : 'utf8', at, at + length);
+      strings[field] = this.bytes.toString(tag === TAG_LATIN1 ? 'latin1' : 'utf8', at, at + length);
       at += length;
     }
-    onRecord(record);
+    this.at = at;
+    return true;
   }
+}
+
+function nullable(value: number): number | null {
+  return Number.isNaN(value) ? null : value;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RecordChunk, STRING_FIELD_COUNT, StringField, decodeRecords, emptyRawRecord } from '../../plugins/access-log/record-codec.js';
+import { RecordChunk, RecordReader, STRING_FIELD_COUNT, StringField, emptyRawRecord } from '../../plugins/access-log/record-codec.js';
 import type { RawRecord } from '../../plugins/access-log/record-codec.js';
 
 function copyOf(record: RawRecord): RawRecord {
@@ -12,8 +12,13 @@ function roundTrip(records: readonly RawRecord[], chunkBytes = 1 << 20): RawReco
     if (chunk.used + RecordChunk.boundOf(record) > chunk.capacity) throw new Error('test chunk too small');
     chunk.append(record);
   }
+  return decodedRecords(chunk);
+}
+
+function decodedRecords(chunk: RecordChunk): RawRecord[] {
+  const reader = new RecordReader(chunk.bytes, chunk.used);
   const decoded: RawRecord[] = [];
-  decodeRecords(chunk.bytes, chunk.used, (record) => decoded.push(copyOf(record)));
+  while (reader.next()) decoded.push(copyOf(reader.record));
   return decoded;
 }
 
@@ -73,9 +78,7 @@ t.test('a repeated value costs one byte, and a new chunk starts with every value
   const next = new RecordChunk(new ArrayBuffer(64 * 1024));
   next.append(record);
   t.equal(next.used, first, 'nothing is assumed from another chunk');
-  const decoded: RawRecord[] = [];
-  decodeRecords(next.bytes, next.used, (read) => decoded.push(copyOf(read)));
-  t.same(decoded[0]?.strings, record.strings);
+  t.same(decodedRecords(next)[0]?.strings, record.strings);
 });
 
 t.test('the bound of a record covers its worst case', async (t) => {
