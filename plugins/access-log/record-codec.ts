@@ -32,7 +32,7 @@ export const StringField = {
   userAgent: 16,
   forwardedFor: 17,
 } as const;
-export const STRING_FIELD_COUNT = 18;
+export const STRING_FIELD_COUNT = Object.keys(StringField).length;
 
 /** The client-controlled fields with a bound, in the order `truncated_fields` lists them (bit i of RawRecord.truncated). */
 export const BOUNDED_FIELDS = [
@@ -57,7 +57,7 @@ export interface RawRecord {
   /** The client's port, or null when the client address is written without one (it came from a proxy header). */
   remotePort: number | null;
   localPort: number | null;
-  /** One bit per bounded field cut to its bound (bit i = BOUNDED_FIELDS[i] in record.ts). */
+  /** One bit per bounded field cut to its bound (bit i = BOUNDED_FIELDS[i]). */
   truncated: number;
   readonly strings: (string | null)[];
 }
@@ -88,7 +88,7 @@ const FIXED_BYTES = 1 + NUMBER_COUNT * 8 + 1;
 /** Tag and length. */
 const STRING_HEADER_BYTES = 5;
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit. */
-const MAX_BYTES_PER_CHAR = 3;
+export const MAX_UTF8_BYTES_PER_CHAR = 3;
 
 /** A chunk of encoded records; the request path fills it, the writer thread formats it. */
 export class RecordChunk {
@@ -111,7 +111,7 @@ export class RecordChunk {
   /** Bytes `record` may take at most, whatever its strings hold. */
   static boundOf(record: RawRecord): number {
     let bound = FIXED_BYTES;
-    for (const value of record.strings) bound += STRING_HEADER_BYTES + (value === null ? 0 : value.length * MAX_BYTES_PER_CHAR);
+    for (const value of record.strings) bound += STRING_HEADER_BYTES + (value === null ? 0 : value.length * MAX_UTF8_BYTES_PER_CHAR);
     return bound;
   }
 

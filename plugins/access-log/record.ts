@@ -72,7 +72,7 @@ function isoTimestamp(epochMs: number): string {
 
 /** The line's fields from the captured raw values (the writer thread's side of captureRecord). */
 export function toAccessLogRecord(raw: RawRecord): AccessLogRecord {
-  const strings = raw.strings as readonly string[];
+  const strings = raw.strings;
   const httpVersion = strings[StringField.httpVersion] as string;
   const record: AccessLogRecord = {
     start_time: isoTimestamp(raw.startEpochMs),
@@ -83,22 +83,22 @@ export function toAccessLogRecord(raw: RawRecord): AccessLogRecord {
     response_code: raw.responseCode,
     response_flags: strings[StringField.responseFlags] as string,
     response_code_details: strings[StringField.details] as string,
-    route_name: raw.strings[StringField.routeName] ?? null,
-    upstream_cluster: raw.strings[StringField.upstreamCluster] ?? null,
-    upstream_host: raw.strings[StringField.upstreamHost] ?? null,
+    route_name: strings[StringField.routeName] ?? null,
+    upstream_cluster: strings[StringField.upstreamCluster] ?? null,
+    upstream_host: strings[StringField.upstreamHost] ?? null,
     duration_ms: raw.durationMs,
     upstream_service_time_ms: raw.upstreamServiceTimeMs,
     bytes_received: raw.bytesReceived,
     bytes_sent: raw.bytesSent,
     request_id: strings[StringField.requestId] as string,
-    trace_id: raw.strings[StringField.traceId] ?? null,
+    trace_id: strings[StringField.traceId] ?? null,
     downstream_remote_address: withPort(strings[StringField.remoteIp] as string, raw.remotePort),
     downstream_local_address: localAddress(strings[StringField.localIp] as string, raw.localPort),
-    requested_server_name: raw.strings[StringField.serverName] ?? null,
-    peer_principal: raw.strings[StringField.peerPrincipal] ?? null,
-    request_principal: raw.strings[StringField.requestPrincipal] ?? null,
-    user_agent: raw.strings[StringField.userAgent] ?? null,
-    x_forwarded_for: raw.strings[StringField.forwardedFor] ?? null,
+    requested_server_name: strings[StringField.serverName] ?? null,
+    peer_principal: strings[StringField.peerPrincipal] ?? null,
+    request_principal: strings[StringField.requestPrincipal] ?? null,
+    user_agent: strings[StringField.userAgent] ?? null,
+    x_forwarded_for: strings[StringField.forwardedFor] ?? null,
   };
   if (raw.truncated !== 0) record.truncated_fields = BOUNDED_FIELDS.filter((_, index) => (raw.truncated & (1 << index)) !== 0).map(({ name }) => name);
   return record;

@@ -7,7 +7,7 @@
  */
 import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { RecordReader } from './record-codec.js';
+import { MAX_UTF8_BYTES_PER_CHAR, RecordReader } from './record-codec.js';
 import { formatJson, formatText, toAccessLogRecord } from './record.js';
 
 export type ToWriter =
@@ -46,8 +46,6 @@ function writeAll(fd: number, bytes: Buffer, length: number): void {
 /** Lines are encoded into this buffer as they are formatted, while still in the cache, and written when it fills. */
 const OUTPUT_BYTES = 64 * 1024;
 const output = Buffer.allocUnsafeSlow(OUTPUT_BYTES);
-/** UTF-8 takes at most 3 bytes per UTF-16 code unit. */
-const MAX_BYTES_PER_CHAR = 3;
 
 interface ChunkOutcome {
   /** Lines in writes that failed, and the last failure. */
@@ -77,7 +75,7 @@ function writeChunk(fd: number, chunk: Buffer, used: number): ChunkOutcome {
   while (reader.next()) {
     const record = toAccessLogRecord(reader.record);
     const line = reader.record.format === 'TEXT' ? formatText(record) : formatJson(record);
-    const worstCase = line.length * MAX_BYTES_PER_CHAR;
+    const worstCase = line.length * MAX_UTF8_BYTES_PER_CHAR;
     if (buffered + worstCase > OUTPUT_BYTES) {
       flush(output, buffered, pending);
       buffered = 0;
