@@ -14,7 +14,8 @@ import type { MeshConfigOptions, SidecarPorts } from './mesh-config.js';
 import { treeRssBytes } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU } from './processes.js';
 import type { ChildService } from './processes.js';
-import { freePort, startMeshgate, startUpstream } from './targets.js';
+import { freePort } from '../test/helpers/ports.js';
+import { startMeshgate, startUpstream } from './targets.js';
 import type { BenchTarget, ComponentProcess, TargetContext } from './targets.js';
 
 export const MESH_PAIR = 'mesh-sidecar-pair';

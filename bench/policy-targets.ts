@@ -17,7 +17,8 @@ import { benchJwt, writeIngressVariantConfig } from './policy-config.js';
 import type { IngressVariant } from './policy-config.js';
 import { LOAD_GENERATOR_CPU } from './processes.js';
 import type { ChildService } from './processes.js';
-import { freePort, startMeshgate, startUpstream } from './targets.js';
+import { freePort } from '../test/helpers/ports.js';
+import { startMeshgate, startUpstream } from './targets.js';
 import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
 
 export const POLICIES_TARGET = 'meshgate-policies-50';

@@ -7,13 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOT_HOST, HOT_PATH, writeIngressConfig } from './config.js';
 import type { ServerCertificateFiles } from './config.js';
 import { SERVICE_CPU } from './processes.js';
 import type { ChildService, ProcessSet } from './processes.js';
+import { freePort } from '../test/helpers/ports.js';
 
 export interface TargetContext {
   readonly processes: ProcessSet;
@@ -58,17 +58,6 @@ export const MESHGATE_CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 const START_TIMEOUT_MS = 15_000;
 const READY_POLL_MS = 50;
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address for a free port');
-  return address.port;
-}
 
 /** Starts dist/bench/<script>.js pinned to the service CPU and waits for its ready line. */
 export async function startBenchScript(context: TargetContext, script: string, args: readonly string[]): Promise<{ service: ChildService; ports: number[] }> {
