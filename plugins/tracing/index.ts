@@ -10,7 +10,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
-import { extractTraceContext, injectTraceContext, isSampled, randomHopIds, removeTraceHeaders } from './propagation.js';
+import { extractTraceContext, hopIds, injectTraceContext, isSampled, removeTraceHeaders } from './propagation.js';
 import type { ExtractedContext, HeaderBag } from './propagation.js';
 import { requestTrace, setRequestTrace } from './request-span.js';
 import type { RequestTrace } from './request-span.js';
@@ -56,11 +56,9 @@ function startHop(request: FastifyRequest, state: CompiledTracing): void {
   const sampled = incoming !== null ? isSampled(incoming.spanContext) : state.runtime.settings.samplingRatio > Math.random();
   const format = incoming?.format ?? 'w3c';
   const traceState = incoming?.spanContext.traceState?.serialize() ?? '';
-  const ids = randomHopIds();
-  const traceId = incoming?.spanContext.traceId ?? ids.traceId;
-  const spanId = ids.spanId;
+  const { traceId, spanId, traceparent } = hopIds(incoming?.spanContext.traceId ?? null, sampled);
   const span = sampled ? hopSpanFields(request, traceId, spanId, incoming) : null;
-  const current: RequestTrace = { traceId, spanId, sampled, traceState, format, runtime: state.runtime, span, ended: false };
+  const current: RequestTrace = { traceId, spanId, traceparent, sampled, traceState, format, runtime: state.runtime, span, ended: false };
   setRequestTrace(request, current);
   // The forwarded request continues from this hop, whatever the proxy step does with the headers.
   const headers = request.headers as HeaderBag;
