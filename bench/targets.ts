@@ -58,7 +58,6 @@ export const MESHGATE_CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 const START_TIMEOUT_MS = 15_000;
 const READY_POLL_MS = 50;
 
-
 /** Starts dist/bench/<script>.js pinned to the service CPU and waits for its ready line. */
 export async function startBenchScript(context: TargetContext, script: string, args: readonly string[]): Promise<{ service: ChildService; ports: number[] }> {
   const service = context.processes.start(script, SERVICE_CPU, process.execPath, [join(BENCH_DIST, `${script}.js`), ...args]);
