@@ -9,8 +9,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BoundedCounter } from '../metrics/registry.js';
 import { wireBytes } from '../metrics/wire-bytes.js';
 import { traceIdOf } from '../tracing/request-span.js';
-import { BOUNDED_FIELDS, StringField } from './record-codec.js';
-import type { RawRecord, RecordFormat } from './record-codec.js';
+import { BOUNDED_FIELDS, NumberField, StringField } from './record.js';
+import type { RawRecord } from './record.js';
 import type { AccessLogLimits } from './schema.js';
 
 const truncations = new BoundedCounter({
@@ -45,11 +45,10 @@ function cutToBounds(record: RawRecord, limits: AccessLogLimits): void {
 }
 
 /**
- * Copies the request's raw values into `record` (reused from one request to the next): what the
- * request path does for the access log. Everything that only shapes the line (addresses with ports,
- * the timestamp, the protocol name) is left to the writer thread (toAccessLogRecord).
+ * Copies the request's raw values into `record` (reused from one request to the next). Everything that
+ * only shapes the line (addresses with ports, the timestamp, the protocol name) is left to the encoder.
  */
-export function captureRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits, format: RecordFormat, record: RawRecord): void {
+export function captureRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits, record: RawRecord): void {
   const mesh = request.mesh;
   const attrs = mesh.attrs;
   const durationMs = Math.round(performance.now() - mesh.startMs);
@@ -59,16 +58,16 @@ export function captureRecord(request: FastifyRequest, reply: FastifyReply, limi
   const socket = request.raw.socket as { remotePort?: number } | null;
   const localReply = mesh.localReply;
   const strings = record.strings;
-  record.format = format;
-  record.startEpochMs = Date.now() - durationMs;
-  record.durationMs = durationMs;
-  record.upstreamServiceTimeMs = mesh.upstreamServiceTimeMs;
-  record.bytesReceived = bytes.received;
-  record.bytesSent = bytes.sent;
-  record.responseCode = reply.statusCode;
+  const numbers = record.numbers;
+  numbers[NumberField.startEpochMs] = Date.now() - durationMs;
+  numbers[NumberField.durationMs] = durationMs;
+  numbers[NumberField.upstreamServiceTimeMs] = mesh.upstreamServiceTimeMs ?? NaN;
+  numbers[NumberField.bytesReceived] = bytes.received;
+  numbers[NumberField.bytesSent] = bytes.sent;
+  numbers[NumberField.responseCode] = reply.statusCode;
   // The trusted client address; the socket port only belongs to it when no proxy hop stood between.
-  record.remotePort = attrs.remoteIp === attrs.sourceIp ? (socket?.remotePort ?? null) : null;
-  record.localPort = attrs.destinationPort ?? null;
+  numbers[NumberField.remotePort] = attrs.remoteIp === attrs.sourceIp ? (socket?.remotePort ?? NaN) : NaN;
+  numbers[NumberField.localPort] = attrs.destinationPort ?? NaN;
   strings[StringField.method] = request.method;
   strings[StringField.authority] = attrs.authority;
   strings[StringField.path] = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);

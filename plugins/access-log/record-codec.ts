@@ -11,80 +11,23 @@
  * the one-byte path; UTF-8 is for config values such as route names.
  */
 
-/** The string fields of a record, by their index in `RawRecord.strings` (the encoding order). */
-export const StringField = {
-  method: 0,
-  authority: 1,
-  path: 2,
-  httpVersion: 3,
-  responseFlags: 4,
-  details: 5,
-  routeName: 6,
-  upstreamCluster: 7,
-  upstreamHost: 8,
-  requestId: 9,
-  traceId: 10,
-  remoteIp: 11,
-  localIp: 12,
-  serverName: 13,
-  peerPrincipal: 14,
-  requestPrincipal: 15,
-  userAgent: 16,
-  forwardedFor: 17,
-} as const;
-export const STRING_FIELD_COUNT = Object.keys(StringField).length;
+import { NUMBER_FIELD_COUNT, STRING_FIELD_COUNT, emptyRawRecord } from './record.js';
+import type { RawRecord, RecordFormat } from './record.js';
 
-/** The client-controlled fields with a bound, in the order `truncated_fields` lists them (bit i of RawRecord.truncated). */
-export const BOUNDED_FIELDS = [
-  { name: 'authority', field: StringField.authority },
-  { name: 'path', field: StringField.path },
-  { name: 'user_agent', field: StringField.userAgent },
-  { name: 'x_forwarded_for', field: StringField.forwardedFor },
-] as const;
-
-export type RecordFormat = 'JSON' | 'TEXT';
 const FORMAT_CODES: Readonly<Record<RecordFormat, number>> = { JSON: 0, TEXT: 1 };
 
-/** The raw values of one request's line; `null` numbers are encoded as NaN. */
-export interface RawRecord {
-  format: RecordFormat;
-  startEpochMs: number;
-  durationMs: number;
-  upstreamServiceTimeMs: number | null;
-  bytesReceived: number;
-  bytesSent: number;
-  responseCode: number;
-  /** The client's port, or null when the client address is written without one (it came from a proxy header). */
-  remotePort: number | null;
-  localPort: number | null;
-  /** One bit per bounded field cut to its bound (bit i = BOUNDED_FIELDS[i]). */
-  truncated: number;
-  readonly strings: (string | null)[];
-}
-
-export function emptyRawRecord(): RawRecord {
-  return {
-    format: 'JSON',
-    startEpochMs: 0,
-    durationMs: 0,
-    upstreamServiceTimeMs: null,
-    bytesReceived: 0,
-    bytesSent: 0,
-    responseCode: 0,
-    remotePort: null,
-    localPort: null,
-    truncated: 0,
-    strings: new Array<string | null>(STRING_FIELD_COUNT).fill(null),
-  };
-}
+/**
+ * Called through `call` rather than as `value.charCodeAt`: the request's strings come in every
+ * representation V8 has, so the property load of the method went megamorphic, once per character.
+ */
+const charCodeAt = String.prototype.charCodeAt;
 
 const TAG_NULL = 0;
 const TAG_SAME = 1;
 const TAG_LATIN1 = 2;
 const TAG_UTF8 = 3;
 
-const NUMBER_COUNT = 8;
-const FIXED_BYTES = 1 + NUMBER_COUNT * 8 + 1;
+const FIXED_BYTES = 1 + NUMBER_FIELD_COUNT * 8 + 1;
 /** Tag and length. */
 const STRING_HEADER_BYTES = 5;
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit. */
@@ -115,20 +58,22 @@ export class RecordChunk {
     return bound;
   }
 
-  /** Appends `record`; the caller has checked that boundOf(record) bytes are free. */
-  append(record: RawRecord): void {
+  /**
+   * Appends `record`, to be written in `format`, and says true; or says false when it does not fit,
+   * leaving the chunk's records as they were (the chunk is then full: the record goes into a new one,
+   * where it fits whenever the chunk is at least boundOf(record)). Only the strings that changed since the
+   * previous record have their length read: on the request path, 18 reads of `length` on strings of
+   * every representation (sliced, cons, internalized...) were a megamorphic property load each.
+   */
+  append(record: RawRecord, format: RecordFormat): boolean {
     const view = this.view;
+    const capacity = this.capacity;
     let at = this.used;
-    view.setUint8(at, FORMAT_CODES[record.format]);
-    view.setFloat64(at + 1, record.startEpochMs, true);
-    view.setFloat64(at + 9, record.durationMs, true);
-    view.setFloat64(at + 17, record.upstreamServiceTimeMs ?? NaN, true);
-    view.setFloat64(at + 25, record.bytesReceived, true);
-    view.setFloat64(at + 33, record.bytesSent, true);
-    view.setFloat64(at + 41, record.responseCode, true);
-    view.setFloat64(at + 49, record.remotePort ?? NaN, true);
-    view.setFloat64(at + 57, record.localPort ?? NaN, true);
-    view.setUint8(at + 65, record.truncated);
+    if (at + FIXED_BYTES + STRING_FIELD_COUNT > capacity) return false;
+    view.setUint8(at, FORMAT_CODES[format]);
+    const numbers = record.numbers;
+    for (let field = 0; field < NUMBER_FIELD_COUNT; field++) view.setFloat64(at + 1 + field * 8, numbers[field] as number, true);
+    view.setUint8(at + FIXED_BYTES - 1, record.truncated);
     at += FIXED_BYTES;
     const strings = record.strings;
     const previous = this.previous;
@@ -137,13 +82,19 @@ export class RecordChunk {
       if (value === previous[field]) {
         view.setUint8(at, TAG_SAME);
         at += 1;
-      } else {
+      } else if (value === null) {
         previous[field] = value;
-        at = value === null ? this.writeNull(at) : this.writeString(at, value);
+        at = this.writeNull(at);
+      } else {
+        // Room for this string and a tag byte for each field after it.
+        if (at + STRING_HEADER_BYTES + value.length * MAX_UTF8_BYTES_PER_CHAR + (STRING_FIELD_COUNT - field - 1) > capacity) return false;
+        previous[field] = value;
+        at = this.writeString(at, value);
       }
     }
     this.used = at;
     this.records += 1;
+    return true;
   }
 
   private writeNull(at: number): number {
@@ -157,7 +108,7 @@ export class RecordChunk {
     const length = value.length;
     let index = 0;
     for (; index < length; index++) {
-      const code = value.charCodeAt(index);
+      const code = charCodeAt.call(value, index);
       if (code > 0xff) break;
       bytes[start + index] = code;
     }
@@ -178,6 +129,7 @@ export class RecordReader {
   private readonly view: DataView;
   private at = 0;
   readonly record = emptyRawRecord();
+  format: RecordFormat = 'JSON';
 
   constructor(
     private readonly bytes: Buffer,
@@ -186,22 +138,16 @@ export class RecordReader {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  /** Decodes the next record into `record`; false past the last one. */
+  /** Decodes the next record into `record` and its format into `format`; false past the last one. */
   next(): boolean {
     if (this.at >= this.used) return false;
     const view = this.view;
     const record = this.record;
     let at = this.at;
-    record.format = view.getUint8(at) === FORMAT_CODES.TEXT ? 'TEXT' : 'JSON';
-    record.startEpochMs = view.getFloat64(at + 1, true);
-    record.durationMs = view.getFloat64(at + 9, true);
-    record.upstreamServiceTimeMs = nullable(view.getFloat64(at + 17, true));
-    record.bytesReceived = view.getFloat64(at + 25, true);
-    record.bytesSent = view.getFloat64(at + 33, true);
-    record.responseCode = view.getFloat64(at + 41, true);
-    record.remotePort = nullable(view.getFloat64(at + 49, true));
-    record.localPort = nullable(view.getFloat64(at + 57, true));
-    record.truncated = view.getUint8(at + 65);
+    this.format = view.getUint8(at) === FORMAT_CODES.TEXT ? 'TEXT' : 'JSON';
+    const numbers = record.numbers;
+    for (let field = 0; field < NUMBER_FIELD_COUNT; field++) numbers[field] = view.getFloat64(at + 1 + field * 8, true);
+    record.truncated = view.getUint8(at + FIXED_BYTES - 1);
     at += FIXED_BYTES;
     const strings = record.strings;
     for (let field = 0; field < STRING_FIELD_COUNT; field++) {
@@ -220,8 +166,4 @@ export class RecordReader {
     this.at = at;
     return true;
   }
-}
-
-function nullable(value: number): number | null {
-  return Number.isNaN(value) ? null : value;
 }

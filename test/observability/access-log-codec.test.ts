@@ -1,24 +1,34 @@
 import t from 'tap';
-import { RecordChunk, RecordReader, STRING_FIELD_COUNT, StringField, emptyRawRecord } from '../../plugins/access-log/record-codec.js';
-import type { RawRecord } from '../../plugins/access-log/record-codec.js';
+import { RecordChunk, RecordReader } from '../../plugins/access-log/record-codec.js';
+import { NumberField, STRING_FIELD_COUNT, StringField, emptyRawRecord } from '../../plugins/access-log/record.js';
+import type { RawRecord, RecordFormat } from '../../plugins/access-log/record.js';
 
-function copyOf(record: RawRecord): RawRecord {
-  return { ...record, strings: [...record.strings] };
+interface Decoded {
+  readonly format: RecordFormat;
+  readonly strings: (string | null)[];
+  readonly numbers: number[];
+  readonly truncated: number;
 }
 
-function roundTrip(records: readonly RawRecord[], chunkBytes = 1 << 20): RawRecord[] {
+function plain(record: RawRecord, format: RecordFormat): Decoded {
+  return { format, strings: [...record.strings], numbers: [...record.numbers], truncated: record.truncated };
+}
+
+const formatOf = (index: number): RecordFormat => (index % 3 === 0 ? 'TEXT' : 'JSON');
+
+function roundTrip(records: readonly RawRecord[], chunkBytes = 1 << 20): Decoded[] {
   const chunk = new RecordChunk(new ArrayBuffer(chunkBytes));
-  for (const record of records) {
+  records.forEach((record, index) => {
     if (chunk.used + RecordChunk.boundOf(record) > chunk.capacity) throw new Error('test chunk too small');
-    chunk.append(record);
-  }
+    chunk.append(record, formatOf(index));
+  });
   return decodedRecords(chunk);
 }
 
-function decodedRecords(chunk: RecordChunk): RawRecord[] {
+function decodedRecords(chunk: RecordChunk): Decoded[] {
   const reader = new RecordReader(chunk.bytes, chunk.used);
-  const decoded: RawRecord[] = [];
-  while (reader.next()) decoded.push(copyOf(reader.record));
+  const decoded: Decoded[] = [];
+  while (reader.next()) decoded.push(plain(reader.record, reader.format));
   return decoded;
 }
 
@@ -40,15 +50,15 @@ t.test('every field of a record sequence decodes to what was captured, whatever 
   const records: RawRecord[] = [];
   for (let index = 0; index < SEQUENCE.length * STRING_FIELD_COUNT; index++) {
     const record = emptyRawRecord();
-    record.format = index % 3 === 0 ? 'TEXT' : 'JSON';
-    record.startEpochMs = 1_790_000_000_000 + index;
-    record.durationMs = index % 7;
-    record.upstreamServiceTimeMs = index % 4 === 0 ? null : index / 2;
-    record.bytesReceived = 100 + index;
-    record.bytesSent = 2 ** 40 + index;
-    record.responseCode = index % 5 === 0 ? 503 : 200;
-    record.remotePort = index % 2 === 0 ? null : 50_000 + index;
-    record.localPort = index % 6 === 0 ? null : 8080;
+    const numbers = record.numbers;
+    numbers[NumberField.startEpochMs] = 1_790_000_000_000 + index;
+    numbers[NumberField.durationMs] = index % 7;
+    numbers[NumberField.upstreamServiceTimeMs] = index % 4 === 0 ? NaN : index / 2;
+    numbers[NumberField.bytesReceived] = 100 + index;
+    numbers[NumberField.bytesSent] = 2 ** 40 + index;
+    numbers[NumberField.responseCode] = index % 5 === 0 ? 503 : 200;
+    numbers[NumberField.remotePort] = index % 2 === 0 ? NaN : 50_000 + index;
+    numbers[NumberField.localPort] = index % 6 === 0 ? NaN : 8080;
     record.truncated = index % 16;
     // Each field walks the sequence at its own offset, so neighbouring fields change on different records.
     for (let field = 0; field < STRING_FIELD_COUNT; field++) record.strings[field] = SEQUENCE[(index + field) % SEQUENCE.length] ?? null;
@@ -58,9 +68,10 @@ t.test('every field of a record sequence decodes to what was captured, whatever 
   t.equal(decoded.length, records.length);
   let mismatches = 0;
   records.forEach((record, index) => {
-    const lost = JSON.stringify(decoded[index]) !== JSON.stringify(record);
+    const captured = plain(record, formatOf(index));
+    const lost = JSON.stringify(decoded[index]) !== JSON.stringify(captured);
     // The lone surrogate has no UTF-8 form: it is the one value that comes back as U+FFFD.
-    const expected = JSON.stringify({ ...record, strings: record.strings.map((value) => value?.replace('\ud800', '\ufffd') ?? null) });
+    const expected = JSON.stringify({ ...captured, strings: captured.strings.map((value) => value?.replace('\ud800', '\ufffd') ?? null) });
     if (lost && JSON.stringify(decoded[index]) !== expected) mismatches++;
   });
   t.equal(mismatches, 0, 'no field differs');
@@ -70,13 +81,13 @@ t.test('a repeated value costs one byte, and a new chunk starts with every value
   const record = emptyRawRecord();
   for (let field = 0; field < STRING_FIELD_COUNT; field++) record.strings[field] = `value of field ${field}`;
   const chunk = new RecordChunk(new ArrayBuffer(64 * 1024));
-  chunk.append(record);
+  chunk.append(record, 'JSON');
   const first = chunk.used;
-  chunk.append(record);
+  chunk.append(record, 'JSON');
   const stringBytes = record.strings.reduce((sum, value) => sum + 1 + 4 + (value?.length ?? 0), 0);
   t.equal(chunk.used - first, first - stringBytes + STRING_FIELD_COUNT, 'the second record holds one tag byte per string, no string bytes');
   const next = new RecordChunk(new ArrayBuffer(64 * 1024));
-  next.append(record);
+  next.append(record, 'JSON');
   t.equal(next.used, first, 'nothing is assumed from another chunk');
   t.same(decodedRecords(next)[0]?.strings, record.strings);
 });
@@ -87,9 +98,25 @@ t.test('the bound of a record covers its worst case', async (t) => {
   record.strings[StringField.userAgent] = '\u00ff'.repeat(1000);
   const bound = RecordChunk.boundOf(record);
   const chunk = new RecordChunk(new ArrayBuffer(bound));
-  chunk.append(record);
+  chunk.append(record, 'JSON');
   t.ok(chunk.used <= bound);
   const [decoded] = roundTrip([record]);
   t.equal(decoded?.strings[StringField.path], record.strings[StringField.path]);
   t.equal(decoded?.strings[StringField.userAgent], record.strings[StringField.userAgent]);
+});
+
+t.test('a record that does not fit is refused whole, and the chunk keeps its records', async (t) => {
+  const record = emptyRawRecord();
+  for (let field = 0; field < STRING_FIELD_COUNT; field++) record.strings[field] = `value of field ${field}`;
+  const chunk = new RecordChunk(new ArrayBuffer(RecordChunk.boundOf(record) + 40));
+  t.ok(chunk.append(record, 'JSON'), 'the first record fits');
+  const used = chunk.used;
+  const changed = { ...record, strings: record.strings.map((value) => `${value} changed`) };
+  t.notOk(chunk.append(changed, 'JSON'), 'the second one does not');
+  t.equal(chunk.used, used);
+  t.equal(chunk.records, 1);
+  t.same(decodedRecords(chunk).map((decoded) => decoded.strings), [record.strings], 'the chunk decodes to the first record alone');
+  const next = new RecordChunk(new ArrayBuffer(RecordChunk.boundOf(changed)));
+  t.ok(next.append(changed, 'JSON'), 'a chunk of its bound takes it');
+  t.same(decodedRecords(next)[0]?.strings, changed.strings);
 });
