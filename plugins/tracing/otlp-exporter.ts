@@ -1,13 +1,6 @@
 /**
- * OTLP/HTTP JSON export of finished spans (their text, otlp-json.ts), sent through an undici Pool: the
- * client the proxy already uses for its upstream requests.
- *
- * OpenTelemetry's OTLPTraceExporter posts through node:http. Its client request, socket and response
- * parser then pass through the core http and stream functions that a busy proxy has optimised for
- * its own server-side objects: in a proxy under load (tracing at 1 %), the first export deoptimised
- * about 60 of them ("wrong map"), and they were recompiled over the next seconds while throughput
- * sagged. Through undici with the upstream path's own handler class (TryExchange), the collector's
- * request is just one more upstream exchange to every function it passes through.
+ * OTLP/HTTP JSON export of finished spans (their text, otlp-json.ts), sent through an undici Pool with
+ * the upstream path's handler class (TryExchange). It runs on the span export thread (exporter-thread.ts).
  */
 import { Pool } from '../../gateway/upstream/undici-core.js';
 import { TryExchange } from '../../gateway/upstream/try-exchange.js';

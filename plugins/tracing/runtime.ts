@@ -1,7 +1,8 @@
 /**
  * One span exporter per distinct tracing configuration: finished hop spans wait in a queue bounded by
- * us and leave in batches as OTLP/HTTP JSON (otlp-exporter.ts), so that every span we give up on is
- * counted (`meshgate_tracing_spans_dropped_total{reason}`) instead of vanishing.
+ * us and leave in batches as OTLP/HTTP JSON, sent from a thread of their own (exporter.ts), so that
+ * every span we give up on is counted (`meshgate_tracing_spans_dropped_total{reason}`) instead of
+ * vanishing.
  *
  * Spans are recorded here rather than through the SDK's tracer and batch processor. A proxy has one
  * kind of span, whose fields are all known when the hop ends, and at 1 % sampling the SDK's generic
@@ -11,7 +12,7 @@
  */
 import type { SpanStatus } from '@opentelemetry/api';
 import { BoundedCounter } from '../metrics/registry.js';
-import { OtlpJsonExporter } from './otlp-exporter.js';
+import { SpanExporter } from './exporter.js';
 import { otlpSpanJson } from './otlp-json.js';
 import type { HopSpanFields } from './otlp-json.js';
 import type { TracingLimits } from './schema.js';
@@ -40,7 +41,7 @@ export interface TracingRuntimeSettings {
 }
 
 export class TracingRuntime {
-  private readonly exporter: OtlpJsonExporter;
+  private readonly exporter: SpanExporter;
   /** Finished spans as their OTLP/JSON text (otlp-json.ts says why text). */
   private queued: string[] = [];
   /** Spans queued or in an export still running: a slow collector's batches hold memory as much as queued ones. */
@@ -51,8 +52,14 @@ export class TracingRuntime {
   private readonly batchSize: number;
 
   constructor(readonly settings: TracingRuntimeSettings) {
-    this.exporter = new OtlpJsonExporter(settings.url, settings.serviceName, settings.limits.exportTimeoutMillis, settings.headers);
+    this.exporter = new SpanExporter({ url: settings.url, serviceName: settings.serviceName, timeoutMs: settings.limits.exportTimeoutMillis, headers: settings.headers });
     this.batchSize = Math.min(settings.limits.maxExportBatchSize, settings.limits.maxQueueSize);
+    // Every series starts at 0: a scrape shows them before the first export, and the counting code runs
+    // once before traffic. Its first run under load (at the first export's answer) deoptimised ~20 of
+    // the proxy's optimised functions at once (V8 "code dependencies"), and recompiling them cost the
+    // proxy for seconds.
+    spansExported.inc({}, 0);
+    for (const reason of ['queue_full', 'export_failed']) spansDropped.inc({ reason }, 0);
   }
 
   /** Queues the finished hop span for export, or counts it dropped when the backlog is at its bound. */

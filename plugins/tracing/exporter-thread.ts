@@ -1,0 +1,31 @@
+/**
+ * The span export thread: it posts the batches of span texts the runtime hands over (exporter.ts) to
+ * the collector (otlp-exporter.ts) and answers whether each was accepted.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { OtlpJsonExporter } from './otlp-exporter.js';
+
+export interface ExporterThreadOptions {
+  readonly url: string;
+  readonly serviceName: string;
+  readonly timeoutMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type ToExporterThread = { readonly kind: 'export'; readonly id: number; readonly spans: readonly string[] } | { readonly kind: 'shutdown'; readonly id: number };
+
+export type FromExporterThread = { readonly kind: 'exported'; readonly id: number; readonly accepted: boolean } | { readonly kind: 'closed'; readonly id: number };
+
+const port = parentPort;
+if (port === null) throw new Error('exporter-thread.js runs as a worker thread');
+const parent = port;
+const options = workerData as ExporterThreadOptions;
+const exporter = new OtlpJsonExporter(options.url, options.serviceName, options.timeoutMs, options.headers);
+
+parent.on('message', (message: ToExporterThread) => {
+  if (message.kind === 'export') {
+    void exporter.export(message.spans).then((accepted) => parent.postMessage({ kind: 'exported', id: message.id, accepted } satisfies FromExporterThread));
+  } else {
+    void exporter.shutdown().finally(() => parent.postMessage({ kind: 'closed', id: message.id } satisfies FromExporterThread));
+  }
+});
