@@ -5,8 +5,9 @@
  * stream functions) met code optimised for the data path's objects and deoptimised it, and V8 recompiled
  * it all over again. Measured side by side at 1 % sampling with one export every few seconds, that cost
  * the proxy ~12 us per request (8 on its event loop, 4 recompiling on V8's helper threads), about a tenth
- * of its CPU. The thread starts with the first batch; if it dies, its batches count as not accepted and
- * the next batch starts a new one.
+ * of its CPU. The thread starts with the exporter, not with the first batch: starting it (an isolate,
+ * undici's modules) takes tens of milliseconds of CPU, which at the first export fell in the middle of
+ * serving. If the thread dies, its batches count as not accepted and the next batch starts a new one.
  */
 import { Worker } from 'node:worker_threads';
 import type { ExporterThreadOptions, FromExporterThread, ToExporterThread } from './exporter-thread.js';
@@ -16,7 +17,10 @@ export class SpanExporter {
   private nextId = 0;
   private readonly waiting = new Map<number, (accepted: boolean) => void>();
 
-  constructor(private readonly options: ExporterThreadOptions) {}
+  constructor(private readonly options: ExporterThreadOptions) {
+    // Idle, the thread does not keep the process alive.
+    this.start().unref();
+  }
 
   /** Sends one batch of span texts; resolves whether the collector accepted it (never rejects). */
   export(spans: readonly string[]): Promise<boolean> {
