@@ -37,6 +37,8 @@ const VALUE_BYTES = 40;
 /** A JSON-escaped UTF-16 code unit takes at most 6 bytes (`\u001f`); UTF-8 at most 3. */
 export const MAX_BYTES_PER_CHAR = 6;
 const TRUNCATED_BYTES = 96;
+/** The most fields a layout may have (the encoder keeps one offset per field). */
+export const MAX_LAYOUT_FIELDS = 64;
 
 export class LineLayout {
   /** Bytes of a line whatever its values, before MAX_BYTES_PER_CHAR per character of the record's strings. */
@@ -48,6 +50,7 @@ export class LineLayout {
     readonly suffix: Uint8Array,
   ) {
     this.fixedBytes = fields.reduce((sum, field) => sum + field.prefix.length + VALUE_BYTES, suffix.length + TRUNCATED_BYTES);
+    if (fields.length > MAX_LAYOUT_FIELDS) throw new Error(`access-log layout ${format}: more than ${MAX_LAYOUT_FIELDS} fields`);
     // The encoder tells an unchanged field by its sources' previous values, so no source may feed two fields.
     const sources = fields.flatMap(sourcesOf);
     if (new Set(sources).size !== sources.length) throw new Error(`access-log layout ${format}: a value is written by two fields`);

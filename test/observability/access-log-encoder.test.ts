@@ -1,5 +1,5 @@
 import t from 'tap';
-import { JSON_LAYOUT, LineLayout, TEXT_LAYOUT, FieldKind } from '../../plugins/access-log/layout.js';
+import { FieldKind, JSON_LAYOUT, LineLayout, MAX_LAYOUT_FIELDS, TEXT_LAYOUT } from '../../plugins/access-log/layout.js';
 import type { LayoutField } from '../../plugins/access-log/layout.js';
 import { LineEncoder } from '../../plugins/access-log/line-encoder.js';
 import { NUMBER_FIELD_COUNT, NumberField, STRING_FIELD_COUNT, StringField, emptyRawRecord } from '../../plugins/access-log/record.js';
@@ -97,7 +97,8 @@ t.test('a line stays within the bound of its layout, in the worst case', async (
   }
 });
 
-t.test('a layout that writes one value twice is refused', async (t) => {
+t.test('a layout that writes one value twice, or has too many fields, is refused', async (t) => {
   const method: LayoutField = { prefix: new Uint8Array(0), kind: FieldKind.string, source: StringField.method, port: -1 };
   t.throws(() => new LineLayout('JSON', [method, method], new Uint8Array(0)), /written by two fields/);
+  t.throws(() => new LineLayout('JSON', Array.from({ length: MAX_LAYOUT_FIELDS + 1 }, () => method), new Uint8Array(0)), /more than 64 fields/);
 });
