@@ -1,9 +1,10 @@
 /**
  * The access log's writer thread (Envoy's access-log flush thread): it receives chunks of raw records
  * from the request path, encodes them into lines (line-encoder.ts) and appends the lines to their file
- * with blocking writes, so neither the encoding nor the kernel's file write runs on the event loop. Each chunk is
- * sent back once written, for the request path to fill again. Chunks are processed in the order they
- * were posted, so a `flush` answered here means everything posted before it is in the file.
+ * with blocking writes, so neither the encoding nor the kernel's file write runs on the event loop.
+ * Each chunk is sent back once written, for the request path to fill again. Chunks are processed in
+ * the order they were posted, so a `flush` answered here means everything posted before it is in the
+ * file.
  */
 import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
