@@ -10,10 +10,10 @@ import { BoundedCounter } from '../metrics/registry.js';
 import { RecordChunk } from './record-codec.js';
 import type { FromWriter, ToWriter } from './writer-thread.js';
 
-/** Bytes of one chunk of raw records (several hundred requests). */
-const CHUNK_BYTES = 128 * 1024;
+/** Bytes of one chunk of raw records (several thousand requests: index.ts says why so many). */
+const CHUNK_BYTES = 1024 * 1024;
 /** Written chunks kept for reuse; more would only hold memory after a burst. */
-const SPARE_CHUNKS = 4;
+const SPARE_CHUNKS = 2;
 
 const unwrittenLines = new BoundedCounter({
   name: 'meshgate_access_log_write_failures_total',

@@ -7,6 +7,7 @@ import type { Test } from 'tap';
 import { request } from 'undici';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
 import { ACCESS_LOG_UNWRITABLE, createAccessLogPlugin } from '../../plugins/access-log/index.js';
+import type { AccessLogPluginOptions } from '../../plugins/access-log/index.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
 import { createTracingPlugin } from '../../plugins/tracing/index.js';
 import { readCompleteJsonLines } from '../helpers/json-lines.js';
@@ -22,8 +23,8 @@ function meshConfig(accessLog: Record<string, unknown>) {
   return makeResource('MeshConfig', 'mesh', { accessLog }, { apiVersion: MESH_CONFIG_API_VERSION, namespace: 'istio-system' });
 }
 
-async function startHarness(t: Test, accessLog: Record<string, unknown>) {
-  const plugin = createAccessLogPlugin();
+async function startHarness(t: Test, accessLog: Record<string, unknown>, options: AccessLogPluginOptions = {}) {
+  const plugin = createAccessLogPlugin(options);
   const { app, diagnostics } = await buildPluginHarness({ plugins: [scenarioPlugin, plugin], resources: [meshConfig(accessLog)] });
   t.teardown(async () => {
     await app.close();
@@ -110,10 +111,11 @@ t.test('lines cross chunk boundaries intact and in order, multi-byte text includ
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'access.log');
-  const { plugin, base } = await startHarness(t, { enabled: true, path });
+  const { plugin, base } = await startHarness(t, { enabled: true, path }, { limits: { maxHeaderValueLength: 4096 } });
   // A user agent of its own per request (latin-1 on the wire, 2 bytes a character in UTF-8): each record
-  // carries ~250 bytes of it, so 700 of them fill more than one 128 KiB chunk.
-  const agentOf = (index: number): string => `${'é\u00ff'.repeat(120)}${index}`;
+  // carries ~3 KB of it, so 700 of them fill two 1 MiB chunks and then some, and each line (~6 KB)
+  // fills a tenth of the writer's output buffer.
+  const agentOf = (index: number): string => `${'é\u00ff'.repeat(1500)}${index}`;
   const count = 700;
   for (let index = 0; index < count; index++) {
     const response = await request(`${base}/routed/${index}`, { headers: { host: 'details.example.com', 'user-agent': agentOf(index) } });
