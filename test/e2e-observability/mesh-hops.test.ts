@@ -157,7 +157,8 @@ t.test('access log: one JSON line per hop, all carrying the request id the apps 
   const requestId = String(productApp.received.at(-1)?.headers['x-request-id']);
   t.equal(orderApp.received.at(-1)?.headers['x-request-id'], requestId, 'the order app saw the same request id');
   let lines: Record<string, unknown>[] = [];
-  for (let attempt = 0; attempt < 50 && lines.length < 4; attempt++) {
+  // The proxies hand their lines to the file at least every 500 ms; a loaded CI machine can take longer.
+  for (const deadline = Date.now() + 5000; lines.length < 4 && Date.now() < deadline; ) {
     lines = await readCompleteJsonLines(accessLogPath);
     if (lines.length < 4) await new Promise((resolve) => setTimeout(resolve, 50));
   }
