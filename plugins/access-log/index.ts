@@ -6,10 +6,10 @@
  * Measured side by side with the proxy pinned to one core, encoding the lines on the event loop cost
  * the process about 1 us more per request than this (0.2-2.1 in six pairs of processes), although it
  * did less work in all: a whole chunk's lines at once stay in the caches, one line between two
- * requests does not. A chunk goes to the writer
- * when it is full or FLUSH_INTERVAL_MS after its first record. The file is opened here, synchronously,
- * so a bad path fails the config load rather than a request; files are opened once per path and kept
- * across reloads. When the snapshot disables the log, the hook returns after one map lookup.
+ * requests does not. A chunk goes to the writer when it is full or FLUSH_INTERVAL_MS after its first
+ * record. The file is opened here, synchronously, so a bad path fails the config load rather than a
+ * request; files are opened once per path and kept across reloads. When the snapshot disables the
+ * log, the hook returns after one map lookup.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
