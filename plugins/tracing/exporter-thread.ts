@@ -26,6 +26,10 @@ parent.on('message', (message: ToExporterThread) => {
   if (message.kind === 'export') {
     void exporter.export(message.spans).then((accepted) => parent.postMessage({ kind: 'exported', id: message.id, accepted } satisfies FromExporterThread));
   } else {
-    void exporter.shutdown().finally(() => parent.postMessage({ kind: 'closed', id: message.id } satisfies FromExporterThread));
+    // Closing the pool can fail (a request it could not end); the answer is the same, so that nobody waits forever.
+    void exporter
+      .shutdown()
+      .catch(() => undefined)
+      .then(() => parent.postMessage({ kind: 'closed', id: message.id } satisfies FromExporterThread));
   }
 });

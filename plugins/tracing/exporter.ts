@@ -16,6 +16,7 @@ export class SpanExporter {
   private worker: Worker | null = null;
   private nextId = 0;
   private readonly waiting = new Map<number, (accepted: boolean) => void>();
+  private closing: Promise<void> | null = null;
 
   constructor(private readonly options: ExporterThreadOptions) {
     // Idle, the thread does not keep the process alive.
@@ -27,8 +28,15 @@ export class SpanExporter {
     return this.ask({ kind: 'export', id: this.nextId++, spans });
   }
 
-  /** Lets the thread finish its requests, then stops it. */
-  async shutdown(): Promise<void> {
+  /** Lets the thread finish its requests, then stops it; calls while it stops share its end. */
+  shutdown(): Promise<void> {
+    this.closing ??= this.close().finally(() => {
+      this.closing = null;
+    });
+    return this.closing;
+  }
+
+  private async close(): Promise<void> {
     const worker = this.worker;
     if (worker === null) return;
     await this.ask({ kind: 'shutdown', id: this.nextId++ });

@@ -39,3 +39,14 @@ t.test('an idle export thread does not keep the process alive', async (t) => {
   await promisify(execFile)(process.execPath, ['-e', script], { timeout: 10_000 });
   t.ok(Date.now() - started < 10_000, 'the process exited by itself');
 });
+
+t.test('two shutdowns at once both end', async (t) => {
+  const receiver = await OtlpReceiver.start();
+  t.teardown(() => receiver.close());
+  const exporter = new SpanExporter({ url: receiver.url, serviceName: 'app.default', timeoutMs: 2000, headers: {} });
+  t.equal(await exporter.export([spanText('5'.repeat(16))]), true);
+  await Promise.all([exporter.shutdown(), exporter.shutdown()]);
+  t.pass('both shutdowns resolved');
+  t.equal(await exporter.export([spanText('6'.repeat(16))]), true, 'and a later batch still goes out, from a new thread');
+  await exporter.shutdown();
+});
