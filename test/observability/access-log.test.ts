@@ -269,3 +269,14 @@ t.test('trace_id is the id of the hop span when tracing is on', async (t) => {
   t.match(forwarded, /^00-[0-9a-f]{32}-/);
   t.equal(line?.['trace_id'], forwarded.split('-')[1]);
 });
+
+t.test('two closes at once both end, with every line written once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const { plugin, base } = await startHarness(t, { enabled: true, path });
+  await (await request(`${base}/routed/closing`)).body.dump();
+  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref());
+  t.equal(await Promise.race([Promise.all([plugin.close(), plugin.close()]).then(() => 'closed'), timeout]), 'closed');
+  t.match(await readLines(path), [/\/routed\/closing/]);
+});
