@@ -35,7 +35,7 @@ export interface LayoutField {
 /** Bytes a value may take beyond its strings' characters: a number, a timestamp, quotes, `null`, brackets. */
 const VALUE_BYTES = 40;
 /** A JSON-escaped UTF-16 code unit takes at most 6 bytes (`\u001f`); UTF-8 at most 3. */
-export const MAX_BYTES_PER_CHAR = 6;
+const MAX_BYTES_PER_CHAR = 6;
 const TRUNCATED_BYTES = 96;
 /** The most fields a layout may have (the encoder keeps one offset per field). */
 export const MAX_LAYOUT_FIELDS = 64;

@@ -32,6 +32,18 @@ function writeBytes(out: Buffer, at: number, bytes: Uint8Array): number {
   return at + bytes.length;
 }
 
+function writeQuote(out: Buffer, at: number): number {
+  out[at] = QUOTE;
+  return at + 1;
+}
+
+/** An absent value: `null` in JSON, `-` in text. */
+function writeAbsent(out: Buffer, at: number, json: boolean): number {
+  if (json) return writeBytes(out, at, NULL_BYTES);
+  out[at] = DASH;
+  return at + 1;
+}
+
 function writeLatin1(out: Buffer, at: number, text: string): number {
   for (let index = 0; index < text.length; index++) out[at++] = text.charCodeAt(index);
   return at;
@@ -258,21 +270,21 @@ export class LineEncoder {
         const value = raw.numbers[field.source] as number;
         this.previousNumbers[field.source] = value;
         if (value === value) return writeNumber(out, at, value);
-        return json ? writeBytes(out, at, NULL_BYTES) : writeText(out, at, null);
+        return writeAbsent(out, at, json);
       }
       case FieldKind.timestamp: {
         const value = raw.numbers[field.source] as number;
         this.previousNumbers[field.source] = value;
-        if (value !== value) return json ? writeBytes(out, at, NULL_BYTES) : writeText(out, at, null);
-        return json ? this.quoted(out, writeTimestamp(out, this.quoted(out, at), value)) : writeTimestamp(out, at, value);
+        if (value !== value) return writeAbsent(out, at, json);
+        return json ? writeQuote(out, writeTimestamp(out, writeQuote(out, at), value)) : writeTimestamp(out, at, value);
       }
       case FieldKind.protocol: {
         const version = raw.strings[field.source] ?? null;
         this.previousStrings[field.source] = version;
-        const start = json ? this.quoted(out, at) : at;
+        const start = json ? writeQuote(out, at) : at;
         // Node's parser gives the version as digits and a dot.
         const end = writeLatin1(out, writeBytes(out, start, HTTP_SLASH), version ?? '');
-        return json ? this.quoted(out, end) : end;
+        return json ? writeQuote(out, end) : end;
       }
       case FieldKind.address:
         return this.writeAddress(out, at, field, raw, json);
@@ -294,18 +306,13 @@ export class LineEncoder {
     }
   }
 
-  private quoted(out: Buffer, at: number): number {
-    out[at] = QUOTE;
-    return at + 1;
-  }
-
   /** `ip:port`, `[ipv6]:port`, or the IP alone when there is no port; quoted and escaped in JSON. */
   private writeAddress(out: Buffer, at: number, field: LayoutField, raw: RawRecord, json: boolean): number {
     const ip = raw.strings[field.source] ?? null;
     const port = raw.numbers[field.port] as number;
     this.previousStrings[field.source] = ip;
     this.previousNumbers[field.port] = port;
-    if (ip === null) return json ? writeBytes(out, at, NULL_BYTES) : writeText(out, at, null);
+    if (ip === null) return writeAbsent(out, at, json);
     if (port !== port || ip === '') return json ? writeJsonString(out, at, ip) : writeText(out, at, ip);
     const bracketed = ip.includes(':');
     // The IP is written as a JSON string and its closing quote then moved past the port.
@@ -319,6 +326,6 @@ export class LineEncoder {
     }
     out[end++] = 0x3a;
     end = writeNumber(out, end, port);
-    return json ? this.quoted(out, end) : end;
+    return json ? writeQuote(out, end) : end;
   }
 }

@@ -31,7 +31,7 @@ const FIXED_BYTES = 1 + NUMBER_FIELD_COUNT * 8 + 1;
 /** Tag and length. */
 const STRING_HEADER_BYTES = 5;
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit. */
-export const MAX_UTF8_BYTES_PER_CHAR = 3;
+const MAX_UTF8_BYTES_PER_CHAR = 3;
 
 /** A chunk of encoded records; the request path fills it, the writer thread formats it. */
 export class RecordChunk {
