@@ -34,6 +34,7 @@ export class AccessLogWriter {
   private readonly chunks = new Map<number, ChunkInFlight>();
   private readonly flushes = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private readonly warnedPaths = new Set<string>();
+  private stopping: Promise<void> | null = null;
 
   /** An empty chunk with room for at least `bytes`. */
   chunk(bytes: number): RecordChunk {
@@ -58,11 +59,26 @@ export class AccessLogWriter {
     });
   }
 
-  async stop(): Promise<void> {
-    await this.flush();
+  /** Ends the thread once everything handed over is written; concurrent calls share one end. */
+  stop(): Promise<void> {
+    this.stopping ??= this.drainAndEnd().finally(() => {
+      this.stopping = null;
+    });
+    return this.stopping;
+  }
+
+  private async drainAndEnd(): Promise<void> {
     const worker = this.worker;
+    if (worker === null) return;
+    // Chunks handed over while a flush was in flight (requests still ending) are drained too.
+    do await this.flush();
+    while (this.worker === worker && this.chunks.size > 0);
+    if (this.worker !== worker) return;
     this.worker = null;
-    await worker?.terminate();
+    // Nothing is in flight any more, so flushes other callers posted after ours have nothing left to wait for.
+    for (const { resolve } of this.flushes.values()) resolve();
+    this.flushes.clear();
+    await worker.terminate();
   }
 
   private post(message: ToWriter, transfer: ArrayBuffer[] = []): void {
