@@ -1,5 +1,5 @@
 /**
- * The span export thread: it posts the batches of span texts the runtime hands over (exporter.ts) to
+ * The span export thread: it posts the batches of spans the runtime hands over (exporter.ts) to
  * the collector (otlp-exporter.ts) and answers whether each was accepted.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,7 +12,7 @@ export interface ExporterThreadOptions {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export type ToExporterThread = { readonly kind: 'export'; readonly id: number; readonly spans: readonly string[] } | { readonly kind: 'shutdown'; readonly id: number };
+export type ToExporterThread = { readonly kind: 'export'; readonly id: number; readonly spansJson: Uint8Array } | { readonly kind: 'shutdown'; readonly id: number };
 
 export type FromExporterThread = { readonly kind: 'exported'; readonly id: number; readonly accepted: boolean } | { readonly kind: 'closed'; readonly id: number };
 
@@ -24,7 +24,7 @@ const exporter = new OtlpJsonExporter(options.url, options.serviceName, options.
 
 parent.on('message', (message: ToExporterThread) => {
   if (message.kind === 'export') {
-    void exporter.export(message.spans).then((accepted) => parent.postMessage({ kind: 'exported', id: message.id, accepted } satisfies FromExporterThread));
+    void exporter.export(message.spansJson).then((accepted) => parent.postMessage({ kind: 'exported', id: message.id, accepted } satisfies FromExporterThread));
   } else {
     // Closing the pool can fail (a request it could not end); the answer is the same, so that nobody waits forever.
     void exporter

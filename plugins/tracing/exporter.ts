@@ -23,9 +23,9 @@ export class SpanExporter {
     this.start().unref();
   }
 
-  /** Sends one batch of span texts; resolves whether the collector accepted it (never rejects). */
-  export(spans: readonly string[]): Promise<boolean> {
-    return this.ask({ kind: 'export', id: this.nextId++, spans });
+  /** Hands one batch's span bytes (and their buffer) to the thread; resolves whether the collector accepted them (never rejects). */
+  export(spansJson: Uint8Array): Promise<boolean> {
+    return this.ask({ kind: 'export', id: this.nextId++, spansJson }, [spansJson.buffer as ArrayBuffer]);
   }
 
   /** Lets the thread finish its requests, then stops it; calls while it stops share its end. */
@@ -44,13 +44,13 @@ export class SpanExporter {
     await worker.terminate();
   }
 
-  private ask(message: ToExporterThread): Promise<boolean> {
+  private ask(message: ToExporterThread, transfer: ArrayBuffer[] = []): Promise<boolean> {
     const worker = this.worker ?? this.start();
     // While a batch is out the thread keeps the process alive, as a pending request would.
     worker.ref();
     return new Promise((resolve) => {
       this.waiting.set(message.id, resolve);
-      worker.postMessage(message);
+      worker.postMessage(message, transfer);
     });
   }
 

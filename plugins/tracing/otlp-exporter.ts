@@ -1,5 +1,5 @@
 /**
- * OTLP/HTTP JSON export of finished spans (their text, otlp-json.ts), sent through an undici Pool with
+ * OTLP/HTTP JSON export of batches of finished spans (span-batch.ts), sent through an undici Pool with
  * the upstream path's handler class (TryExchange). It runs on the span export thread (exporter-thread.ts).
  */
 import { Pool } from '../../gateway/upstream/undici-core.js';
@@ -48,11 +48,11 @@ export class OtlpJsonExporter {
     this.headers = { ...headers, 'content-type': 'application/json' };
   }
 
-  /** Posts one batch of span texts; resolves whether the collector accepted it (a 2xx before the timeout; never rejects). */
-  export(spans: readonly string[]): Promise<boolean> {
+  /** Posts one batch's span bytes; resolves whether the collector accepted it (a 2xx before the timeout; never rejects). */
+  export(spansJson: Uint8Array): Promise<boolean> {
     const exchange = new TryExchange(() => undefined);
     const timer = setTimeout(() => exchange.cancel(EXPORT_TIMEOUT), this.timeoutMs);
-    this.pool.dispatch({ method: 'POST', path: this.path, headers: this.headers, body: this.request.body(spans) }, exchange);
+    this.pool.dispatch({ method: 'POST', path: this.path, headers: this.headers, body: this.request.body(spansJson) }, exchange);
     return exchange.response
       .then(async (response) => {
         // The body (a partial-success report at most) is not needed: accepted or not is the status.

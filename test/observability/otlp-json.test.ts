@@ -8,6 +8,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SpanStatus } from '@opentelemetry/api';
 import t from 'tap';
 import { OtlpTracesRequest, otlpSpanJson, unixNanoOf } from '../../plugins/tracing/otlp-json.js';
+import { SpanBatch } from '../../plugins/tracing/span-batch.js';
 import type { HopSpanFields } from '../../plugins/tracing/otlp-json.js';
 
 type ReferenceSpan = Parameters<typeof JsonTraceSerializer.serializeRequest>[0][number];
@@ -74,7 +75,9 @@ const spans: [HopSpanFields, string, SpanStatus, number][] = [
 ];
 
 t.test('a batch of spans is the JSON OpenTelemetry\'s serializer writes for the same spans', async (t) => {
-  const ours = new OtlpTracesRequest(SERVICE).body(spans.map(([fields, name, status, end]) => otlpSpanJson(fields, name, status, end)));
+  const batch = new SpanBatch();
+  for (const [fields, name, status, end] of spans) batch.add(otlpSpanJson(fields, name, status, end));
+  const ours = new OtlpTracesRequest(SERVICE).body(batch.json);
   const reference = JsonTraceSerializer.serializeRequest(spans.map(([fields, name, status, end]) => referenceSpan(fields, name, status, end)));
   t.ok(reference !== undefined);
   t.strictSame(JSON.parse(ours.toString('utf8')), JSON.parse(Buffer.from(reference ?? new Uint8Array()).toString('utf8')));

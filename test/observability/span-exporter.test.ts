@@ -5,15 +5,23 @@ import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
 import t from 'tap';
 import { SpanExporter } from '../../plugins/tracing/exporter.js';
 import { otlpSpanJson } from '../../plugins/tracing/otlp-json.js';
+import { SpanBatch } from '../../plugins/tracing/span-batch.js';
 import { OtlpReceiver } from './otlp-receiver.js';
 
-function spanText(spanId: string): string {
-  return otlpSpanJson(
-    { context: { traceId: 'a'.repeat(32), spanId, traceFlags: TraceFlags.SAMPLED }, parent: undefined, kind: SpanKind.SERVER, startEpochMs: Date.now() - 5, attributes: { 'http.request.method': 'GET' } },
-    'route',
-    { code: SpanStatusCode.UNSET },
-    Date.now(),
-  );
+/** The bytes of a batch of one span per id. */
+function batchOf(...spanIds: string[]): Uint8Array {
+  const batch = new SpanBatch();
+  for (const spanId of spanIds) {
+    batch.add(
+      otlpSpanJson(
+        { context: { traceId: 'a'.repeat(32), spanId, traceFlags: TraceFlags.SAMPLED }, parent: undefined, kind: SpanKind.SERVER, startEpochMs: Date.now() - 5, attributes: { 'http.request.method': 'GET' } },
+        'route',
+        { code: SpanStatusCode.UNSET },
+        Date.now(),
+      ),
+    );
+  }
+  return batch.json;
 }
 
 t.test('batches go out from the export thread, and a stopped thread is started again by the next batch', async (t) => {
@@ -21,14 +29,14 @@ t.test('batches go out from the export thread, and a stopped thread is started a
   t.teardown(() => receiver.close());
   const exporter = new SpanExporter({ url: receiver.url, serviceName: 'app.default', timeoutMs: 2000, headers: { 'x-tenant': 'blue' } });
   t.teardown(() => exporter.shutdown());
-  t.equal(await exporter.export([spanText('1'.repeat(16)), spanText('2'.repeat(16))]), true, 'accepted');
+  t.equal(await exporter.export(batchOf('1'.repeat(16), '2'.repeat(16))), true, 'accepted');
   t.same(receiver.spans.map((span) => [span.spanId, span.serviceName]), [['1'.repeat(16), 'app.default'], ['2'.repeat(16), 'app.default']]);
   t.equal(receiver.requestHeaders[0]?.['x-tenant'], 'blue', 'the configured headers go along');
   receiver.status = 503;
-  t.equal(await exporter.export([spanText('3'.repeat(16))]), false, 'a refused batch is reported as not accepted');
+  t.equal(await exporter.export(batchOf('3'.repeat(16))), false, 'a refused batch is reported as not accepted');
   receiver.status = 200;
   await exporter.shutdown();
-  t.equal(await exporter.export([spanText('4'.repeat(16))]), true, 'after a stop, the next batch starts a new thread');
+  t.equal(await exporter.export(batchOf('4'.repeat(16))), true, 'after a stop, the next batch starts a new thread');
   t.same(receiver.spans.map((span) => span.spanId).at(-1), '4'.repeat(16));
 });
 
@@ -44,9 +52,9 @@ t.test('two shutdowns at once both end', async (t) => {
   const receiver = await OtlpReceiver.start();
   t.teardown(() => receiver.close());
   const exporter = new SpanExporter({ url: receiver.url, serviceName: 'app.default', timeoutMs: 2000, headers: {} });
-  t.equal(await exporter.export([spanText('5'.repeat(16))]), true);
+  t.equal(await exporter.export(batchOf('5'.repeat(16))), true);
   await Promise.all([exporter.shutdown(), exporter.shutdown()]);
   t.pass('both shutdowns resolved');
-  t.equal(await exporter.export([spanText('6'.repeat(16))]), true, 'and a later batch still goes out, from a new thread');
+  t.equal(await exporter.export(batchOf('6'.repeat(16))), true, 'and a later batch still goes out, from a new thread');
   await exporter.shutdown();
 });
