@@ -3,8 +3,9 @@
  * into a list of fields: the literal text before the field, what kind of value it writes and from which
  * raw values. line-encoder.ts walks a layout to write a line.
  */
+import type { RecordView } from './record-codec.js';
 import { NumberField, STRING_FIELD_COUNT, StringField } from './record.js';
-import type { RawRecord, RecordFormat } from './record.js';
+import type { RecordFormat } from './record.js';
 
 export const FieldKind = {
   /** A string field; JSON quotes and escapes it (`null` when absent), text writes it as it is (`-` when absent or empty). */
@@ -34,14 +35,14 @@ export interface LayoutField {
 
 /** Bytes a value may take beyond its strings' characters: a number, a timestamp, quotes, `null`, brackets. */
 const VALUE_BYTES = 40;
-/** A JSON-escaped UTF-16 code unit takes at most 6 bytes (`\u001f`); UTF-8 at most 3. */
-const MAX_BYTES_PER_CHAR = 6;
+/** A byte of a value takes at most 6 bytes in a line (`\u001f`). */
+const MAX_BYTES_PER_VALUE_BYTE = 6;
 const TRUNCATED_BYTES = 96;
 /** The most fields a layout may have (the encoder keeps one offset per field). */
 export const MAX_LAYOUT_FIELDS = 64;
 
 export class LineLayout {
-  /** Bytes of a line whatever its values, before MAX_BYTES_PER_CHAR per character of the record's strings. */
+  /** Bytes of a line whatever its values, before MAX_BYTES_PER_VALUE_BYTE per byte of the record's strings. */
   private readonly fixedBytes: number;
 
   constructor(
@@ -60,12 +61,12 @@ export class LineLayout {
     return this.format === 'JSON';
   }
 
-  /** Bytes `raw` may take in this layout at most. */
-  boundOf(raw: RawRecord): number {
-    const strings = raw.strings;
-    let characters = 0;
-    for (let index = 0; index < STRING_FIELD_COUNT; index++) characters += strings[index]?.length ?? 0;
-    return this.fixedBytes + characters * MAX_BYTES_PER_CHAR;
+  /** Bytes `record` may take in this layout at most. */
+  boundOf(record: RecordView): number {
+    const lengths = record.lengths;
+    let bytes = 0;
+    for (let index = 0; index < STRING_FIELD_COUNT; index++) bytes += lengths[index] as number;
+    return this.fixedBytes + bytes * MAX_BYTES_PER_VALUE_BYTE;
   }
 }
 

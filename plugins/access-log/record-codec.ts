@@ -1,7 +1,7 @@
 /**
  * The binary form of an access-log record, as it travels from the request path to the writer thread.
  * The request path only copies raw values into a chunk (numbers as float64, strings as their bytes);
- * the writer decodes them and does all the formatting. A string field that has the same value as in the
+ * the writer does all the formatting, from the bytes. A string field that has the same value as in the
  * chunk's previous record is written as one byte, so the values most requests share (method, authority,
  * route, cluster, upstream host, client address, user agent) cost a comparison, not a copy.
  *
@@ -11,7 +11,7 @@
  * the one-byte path; UTF-8 is for config values such as route names.
  */
 
-import { NUMBER_FIELD_COUNT, STRING_FIELD_COUNT, emptyRawRecord } from './record.js';
+import { NUMBER_FIELD_COUNT, STRING_FIELD_COUNT } from './record.js';
 import type { RawRecord, RecordFormat } from './record.js';
 
 const FORMAT_CODES: Readonly<Record<RecordFormat, number>> = { JSON: 0, TEXT: 1 };
@@ -124,43 +124,66 @@ export class RecordChunk {
   }
 }
 
-/** Reads back the records of a chunk's bytes, one at a time, into one reused RawRecord. */
+/**
+ * One record of a chunk as the writer reads it: its numbers, and where each string field's bytes are
+ * in the chunk. The bytes are never decoded into strings: the line encoder copies them into the line.
+ */
+export class RecordView {
+  format: RecordFormat = 'JSON';
+  readonly numbers = new Float64Array(NUMBER_FIELD_COUNT);
+  truncated = 0;
+  /** Per string field: where its bytes start (in the record that last wrote it), -1 for null. */
+  readonly starts = new Int32Array(STRING_FIELD_COUNT).fill(-1);
+  readonly lengths = new Int32Array(STRING_FIELD_COUNT);
+  /** Per string field: 1 when its bytes are UTF-8, 0 when Latin-1. */
+  readonly utf8 = new Uint8Array(STRING_FIELD_COUNT);
+  /** Per string field: 1 when this record wrote its value, 0 when it is the previous record's. */
+  readonly changed = new Uint8Array(STRING_FIELD_COUNT);
+
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** Reads the records of a chunk's bytes, one at a time, into one reused RecordView. */
 export class RecordReader {
   private readonly view: DataView;
   private at = 0;
-  readonly record = emptyRawRecord();
-  format: RecordFormat = 'JSON';
+  readonly record: RecordView;
 
   constructor(
-    private readonly bytes: Buffer,
+    bytes: Buffer,
     private readonly used: number,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.record = new RecordView(bytes);
   }
 
-  /** Decodes the next record into `record` and its format into `format`; false past the last one. */
+  /** Reads the next record into `record`; false past the last one. */
   next(): boolean {
     if (this.at >= this.used) return false;
     const view = this.view;
     const record = this.record;
     let at = this.at;
-    this.format = view.getUint8(at) === FORMAT_CODES.TEXT ? 'TEXT' : 'JSON';
+    record.format = view.getUint8(at) === FORMAT_CODES.TEXT ? 'TEXT' : 'JSON';
     const numbers = record.numbers;
     for (let field = 0; field < NUMBER_FIELD_COUNT; field++) numbers[field] = view.getFloat64(at + 1 + field * 8, true);
     record.truncated = view.getUint8(at + FIXED_BYTES - 1);
     at += FIXED_BYTES;
-    const strings = record.strings;
+    const { starts, lengths, utf8, changed } = record;
     for (let field = 0; field < STRING_FIELD_COUNT; field++) {
       const tag = view.getUint8(at);
       at += 1;
+      changed[field] = tag === TAG_SAME ? 0 : 1;
       if (tag === TAG_SAME) continue;
       if (tag === TAG_NULL) {
-        strings[field] = null;
+        starts[field] = -1;
+        lengths[field] = 0;
         continue;
       }
       const length = view.getUint32(at, true);
       at += 4;
-      strings[field] = this.bytes.toString(tag === TAG_LATIN1 ? 'latin1' : 'utf8', at, at + length);
+      starts[field] = at;
+      lengths[field] = length;
+      utf8[field] = tag === TAG_UTF8 ? 1 : 0;
       at += length;
     }
     this.at = at;

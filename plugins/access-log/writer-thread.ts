@@ -70,7 +70,7 @@ function writeChunk(fd: number, chunk: Buffer, used: number): ChunkOutcome {
     output.reset(output.buffer.length === OUTPUT_BYTES ? output.buffer : Buffer.allocUnsafeSlow(OUTPUT_BYTES));
   };
   while (reader.next()) {
-    const layout = LAYOUTS[reader.format];
+    const layout = LAYOUTS[reader.record.format];
     const bound = layout.boundOf(reader.record);
     if (output.used + bound > output.capacity) {
       if (output.used > 0) flush();

@@ -1,6 +1,8 @@
 /**
  * The access-log line written the obvious way, with JSON.stringify and template strings: the oracle the
- * byte encoder (plugins/access-log/line-encoder.ts) is checked against.
+ * byte encoder (plugins/access-log/line-encoder.ts) is checked against. One difference is by design: a
+ * lone surrogate (only a config value can hold one) is written as U+FFFD, the character it became when
+ * the request path encoded the value as UTF-8, where JSON.stringify would escape it.
  */
 import { BOUNDED_FIELDS, NumberField, StringField } from '../../plugins/access-log/record.js';
 import type { RawRecord } from '../../plugins/access-log/record.js';
@@ -40,8 +42,13 @@ function address(ip: string | null, port: number): string | null {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** U+FFFD for every lone surrogate (String.prototype.toWellFormed, not yet in the ES2023 typings). */
+function wellFormed(value: string | null): string | null {
+  return value === null ? null : value.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
 export function referenceRecord(raw: RawRecord): AccessLogRecord {
-  const strings = raw.strings;
+  const strings = raw.strings.map(wellFormed);
   const numbers = raw.numbers;
   const record: AccessLogRecord = {
     start_time: new Date(numbers[NumberField.startEpochMs] as number).toISOString(),

@@ -1,7 +1,8 @@
 import t from 'tap';
-import { FieldKind, JSON_LAYOUT, LineLayout, MAX_LAYOUT_FIELDS, TEXT_LAYOUT } from '../../plugins/access-log/layout.js';
+import { FieldKind, JSON_LAYOUT, LAYOUTS, LineLayout, MAX_LAYOUT_FIELDS, TEXT_LAYOUT } from '../../plugins/access-log/layout.js';
 import type { LayoutField } from '../../plugins/access-log/layout.js';
 import { LineEncoder } from '../../plugins/access-log/line-encoder.js';
+import { RecordChunk, RecordReader } from '../../plugins/access-log/record-codec.js';
 import { NUMBER_FIELD_COUNT, NumberField, STRING_FIELD_COUNT, StringField, emptyRawRecord } from '../../plugins/access-log/record.js';
 import type { RawRecord } from '../../plugins/access-log/record.js';
 import { referenceJsonLine, referenceTextLine } from '../helpers/access-log-reference.js';
@@ -35,16 +36,29 @@ function recordAt(index: number): RawRecord {
   return record;
 }
 
-function encodeAll(records: readonly RawRecord[], layoutOf: (index: number) => LineLayout, resetEvery = Infinity): Buffer[] {
+/**
+ * Encodes `records` as the writer thread does, from the records' bytes in chunks of `chunkRecords`;
+ * the output buffer starts over every `resetEvery` lines, and otherwise runs on across chunks.
+ */
+function encodeAll(records: readonly RawRecord[], layoutOf: (index: number) => LineLayout, resetEvery = Infinity, chunkRecords = 97): Buffer[] {
   const buffers: Buffer[] = [];
   let encoder = new LineEncoder(Buffer.alloc(1 << 20));
-  records.forEach((record, index) => {
-    if (index > 0 && index % resetEvery === 0) {
-      buffers.push(encoder.buffer.subarray(0, encoder.used));
-      encoder = new LineEncoder(Buffer.alloc(1 << 20));
+  let line = 0;
+  for (let first = 0; first < records.length; first += chunkRecords) {
+    const chunk = new RecordChunk(new ArrayBuffer(1 << 20));
+    records.slice(first, first + chunkRecords).forEach((record, offset) => {
+      if (!chunk.append(record, layoutOf(first + offset).format)) throw new Error('test chunk too small');
+    });
+    const reader = new RecordReader(chunk.bytes, chunk.used);
+    while (reader.next()) {
+      if (line > 0 && line % resetEvery === 0) {
+        buffers.push(encoder.buffer.subarray(0, encoder.used));
+        encoder = new LineEncoder(Buffer.alloc(1 << 20));
+      }
+      encoder.append(reader.record, LAYOUTS[reader.record.format]);
+      line++;
     }
-    encoder.append(record, layoutOf(index));
-  });
+  }
   buffers.push(encoder.buffer.subarray(0, encoder.used));
   return buffers;
 }
@@ -89,9 +103,13 @@ t.test('a line stays within the bound of its layout, in the worst case', async (
   record.numbers[NumberField.startEpochMs] = 8.64e15;
   record.truncated = 0b1111;
   for (const layout of [JSON_LAYOUT, TEXT_LAYOUT]) {
-    const bound = layout.boundOf(record);
+    const chunk = new RecordChunk(new ArrayBuffer(RecordChunk.boundOf(record)));
+    t.ok(chunk.append(record, layout.format));
+    const reader = new RecordReader(chunk.bytes, chunk.used);
+    t.ok(reader.next());
+    const bound = layout.boundOf(reader.record);
     const encoder = new LineEncoder(Buffer.alloc(bound));
-    encoder.append(record, layout);
+    encoder.append(reader.record, layout);
     t.ok(encoder.used <= bound, `${layout.format}: ${encoder.used} <= ${bound}`);
     t.equal(encoder.buffer.subarray(0, encoder.used).toString(), layout === JSON_LAYOUT ? referenceJsonLine(record) : Buffer.from(referenceTextLine(record)).toString());
   }
