@@ -22,6 +22,7 @@ export class MeshRequestContext implements RequestContext {
   downstreamBytes: DownstreamBytes | null = null;
   /** performance.now() when the request arrived: a double, so a duration costs no BigInt allocation. */
   readonly startMs: number;
+  responseEndMs = NaN;
 
   constructor(
     readonly snapshotGeneration: number,

@@ -114,6 +114,8 @@ export interface RequestContext {
   readonly debugHeaders: boolean;
   /** performance.now() when the request arrived. */
   readonly startMs: number;
+  /** performance.now() when the response was complete; NaN before, or when no plugin asked (after-response.ts). */
+  responseEndMs: number;
   readonly attrs: RequestAttributes;
   requestId: string;
   /** Name of the route that matched (`<ns>/<vs>.<rule>`), once routing ran. */

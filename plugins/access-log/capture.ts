@@ -51,7 +51,7 @@ function cutToBounds(record: RawRecord, limits: AccessLogLimits): void {
 export function captureRecord(request: FastifyRequest, reply: FastifyReply, limits: AccessLogLimits, record: RawRecord): void {
   const mesh = request.mesh;
   const attrs = mesh.attrs;
-  const durationMs = Math.round(performance.now() - mesh.startMs);
+  const durationMs = Math.round(mesh.responseEndMs - mesh.startMs);
   const rawUrl = request.raw.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
   const bytes = wireBytes(request, reply);
@@ -59,7 +59,7 @@ export function captureRecord(request: FastifyRequest, reply: FastifyReply, limi
   const localReply = mesh.localReply;
   const strings = record.strings;
   const numbers = record.numbers;
-  numbers[NumberField.startEpochMs] = Date.now() - durationMs;
+  numbers[NumberField.startEpochMs] = Date.now() - Math.round(performance.now() - mesh.startMs);
   numbers[NumberField.durationMs] = durationMs;
   numbers[NumberField.upstreamServiceTimeMs] = mesh.upstreamServiceTimeMs ?? NaN;
   numbers[NumberField.bytesReceived] = bytes.received;

@@ -14,8 +14,9 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import fastifyPlugin from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { diagnosticOf, type DiagnosticDefinition } from '../../gateway/config/diagnostics.js';
+import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig, findMeshConfig } from '../metrics/effective-mesh-config.js';
 import { captureRecord } from './capture.js';
@@ -114,17 +115,20 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
   // One request's values at a time: the chunk copies them before the next request is captured.
   const captured = emptyRawRecord();
 
-  function writeLine(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    const mesh = request.mesh as FastifyRequest['mesh'] | null;
-    const state = mesh?.pluginState<CompiledAccessLog | null>(ACCESS_LOG_PLUGIN_NAME) ?? null;
-    if (state !== null) {
+  const stateFor = (request: FastifyRequest): CompiledAccessLog | null =>
+    (request.mesh as FastifyRequest['mesh'] | null)?.pluginState<CompiledAccessLog | null>(ACCESS_LOG_PLUGIN_NAME) ?? null;
+
+  const writeLine = afterResponseHook({
+    applies: (request) => stateFor(request) !== null,
+    run(request, reply) {
+      const state = stateFor(request) as CompiledAccessLog;
       captureRecord(request, reply, limits, captured);
       state.sink.enqueue(captured, state.format);
-    }
-    done();
-  }
+    },
+  });
 
   async function flush(): Promise<void> {
+    runPendingAfterResponse();
     for (const sink of sinks.values()) sink.handOver();
     await writer.flush();
   }
@@ -162,6 +166,7 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
     ),
     flush,
     async close() {
+      runPendingAfterResponse();
       for (const sink of sinks.values()) sink.handOver();
       await writer.stop();
       for (const sink of sinks.values()) if (sink.fd !== STDOUT_FD) closeSync(sink.fd);

@@ -4,8 +4,9 @@
  * string. Most of a line repeats the line before it (method, authority, route, cluster, upstream host,
  * local address, user agent...): a run of fields whose values did not change is copied from the previous
  * line's bytes in one move, and only the fields that changed are encoded, with the escapes
- * `JSON.stringify` writes. Building each line as a string and encoding it measured 1.5 us a line here;
- * this, under 0.5 us, and decoding the values it no longer needs took ~0.2 us more.
+ * `JSON.stringify` writes. Building each line as a string and encoding it measured 1.5 us a line here,
+ * writing the bytes under 0.5 us; reading them from the chunk instead of decoding each changed value
+ * first took the writer thread ~0.6 us a request less again (side by side, both orders).
  */
 import { FieldKind, MAX_LAYOUT_FIELDS } from './layout.js';
 import type { LayoutField, LineLayout } from './layout.js';
@@ -70,7 +71,7 @@ function writeLatin1High(out: Buffer, at: number, byte: number): number {
   return at + 2;
 }
 
-/** `\uXXXX`, lowercase, as JSON.stringify writes control characters. */
+/** `\u00XX`, lowercase, as JSON.stringify writes control characters. */
 function writeUnicodeEscape(out: Buffer, at: number, code: number): number {
   out[at] = BACKSLASH;
   out[at + 1] = 0x75;

@@ -1,10 +1,12 @@
 /**
- * The metrics plugin: records Istio's standard request series when each response completes (unless
- * MeshConfig `metrics.enabled` is false: then the hook returns after one lookup).
+ * The metrics plugin: records Istio's standard request series for each completed response, in the
+ * event-loop turn's after-response batch (unless MeshConfig `metrics.enabled` is false: then the hook
+ * returns after one lookup).
  * It exposes nothing itself; the admin server serves `renderPrometheus()` / `renderStatsText()`.
  */
 import fastifyPlugin from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { afterResponseHook } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
@@ -22,19 +24,21 @@ export interface MetricsPluginOptions {
 export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlugin<CompiledIstioLabels | null> {
   const cache = options.maxSeries === undefined ? istioSeries : new IstioSeriesCache(options.maxSeries);
 
-  function recordRequest(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    const mesh = request.mesh as FastifyRequest['mesh'] | null;
-    const compiled = mesh?.pluginState<CompiledIstioLabels | null>(METRICS_PLUGIN_NAME) ?? null;
-    if (mesh !== null && compiled !== null) {
+  const compiledFor = (request: FastifyRequest): CompiledIstioLabels | null =>
+    (request.mesh as FastifyRequest['mesh'] | null)?.pluginState<CompiledIstioLabels | null>(METRICS_PLUGIN_NAME) ?? null;
+
+  const recordRequest = afterResponseHook({
+    applies: (request) => compiledFor(request) !== null,
+    run(request, reply) {
+      const mesh = request.mesh;
       const bytes = wireBytes(request, reply);
-      const series = cache.seriesFor(compiled, request, reply);
+      const series = cache.seriesFor(compiledFor(request) as CompiledIstioLabels, request, reply);
       series.requests.inc();
-      series.duration.observe(performance.now() - mesh.startMs);
+      series.duration.observe(mesh.responseEndMs - mesh.startMs);
       series.requestSize.observe(bytes.received);
       series.responseSize.observe(bytes.sent);
-    }
-    done();
-  }
+    },
+  });
 
   return {
     name: METRICS_PLUGIN_NAME,

@@ -8,6 +8,7 @@ import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
 import type { Attributes, SpanStatus } from '@opentelemetry/api';
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
 import { extractTraceContext, hopIds, injectTraceContext, isSampled, removeTraceHeaders } from './propagation.js';
@@ -96,7 +97,8 @@ function hopSpanFields(request: FastifyRequest, traceId: string, spanId: string,
 const STATUS_UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 const STATUS_ERROR: SpanStatus = { code: SpanStatusCode.ERROR };
 
-function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string): void {
+/** Ends the hop's span at `endMs` (performance.now() time), once. */
+function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string, endMs: number): void {
   const current = requestTrace(request);
   if (current === undefined || current.ended) return;
   current.ended = true;
@@ -113,7 +115,7 @@ function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string)
   attributes['meshgate.peer_principal'] = mesh.attrs.peer?.uri ?? '';
   attributes['meshgate.request_id'] = bounded(mesh.requestId);
   const name = mesh.routeName !== '' ? mesh.routeName : `${bounded(mesh.attrs.authority)}/*`;
-  current.runtime.finish(span, name, statusCode >= 500 || statusCode === 0 ? STATUS_ERROR : STATUS_UNSET, performance.timeOrigin + performance.now());
+  current.runtime.finish(span, name, statusCode >= 500 || statusCode === 0 ? STATUS_ERROR : STATUS_UNSET, performance.timeOrigin + endMs);
 }
 
 export function createTracingPlugin(options: TracingPluginOptions = {}): TracingPlugin {
@@ -145,14 +147,15 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
     done();
   }
 
-  function onResponse(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    endSpan(request, reply.statusCode, '');
-    done();
-  }
+  // Only a sampled hop has a span to end; the others propagate their ids and are done.
+  const onResponse = afterResponseHook({
+    applies: (request) => requestTrace(request)?.span != null,
+    run: (request, reply) => endSpan(request, reply.statusCode, '', request.mesh.responseEndMs),
+  });
 
   function onRequestAbort(request: FastifyRequest, done: () => void): void {
     // The client went away before the response: Envoy's DC (downstream connection termination).
-    endSpan(request, 0, 'DC');
+    endSpan(request, 0, 'DC', performance.now());
     done();
   }
 
@@ -184,9 +187,11 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
       { name: 'meshgate-tracing' },
     ),
     async flush() {
+      runPendingAfterResponse();
       for (const runtime of [...retiring, ...(active === null ? [] : [active])]) await runtime.forceFlush();
     },
     async shutdown() {
+      runPendingAfterResponse();
       const runtimes = [...retiring, ...(active === null ? [] : [active])];
       retiring.clear();
       active = null;

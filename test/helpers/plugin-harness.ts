@@ -83,3 +83,11 @@ export async function buildPluginHarness(options: HarnessOptions): Promise<Harne
   await app.ready();
   return { app, diagnostics };
 }
+
+/**
+ * Resolves after the current event-loop turn's after-response batches (gateway/pipeline/after-response.ts)
+ * have run, as they have for any request (a scrape, say) that arrives after a response.
+ */
+export function afterResponses(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,6 +1,8 @@
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
@@ -279,4 +281,23 @@ t.test('two closes at once both end, with every line written once', async (t) =>
   const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref());
   t.equal(await Promise.race([Promise.all([plugin.close(), plugin.close()]).then(() => 'closed'), timeout]), 'closed');
   t.match(await readLines(path), [/\/routed\/closing/]);
+});
+
+t.test('a connection the client closes with its request still logs its port and its bytes (after-response batch)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const { plugin, base } = await startHarness(t, { enabled: true, path });
+  const requestText = 'GET /routed/closing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n';
+  const socket = connect(Number(new URL(base).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const clientPort = socket.localPort;
+  socket.end(requestText);
+  let response = '';
+  for await (const chunk of socket) response += String(chunk);
+  t.match(response, /^HTTP\/1\.1 200/);
+  const [line] = (await flushedLines(plugin, path, 1)).map((entry) => JSON.parse(entry) as Record<string, unknown>);
+  t.equal(line?.['downstream_remote_address'], `127.0.0.1:${clientPort}`);
+  t.equal(line?.['bytes_received'], Buffer.byteLength(requestText));
+  t.equal(line?.['bytes_sent'], Buffer.byteLength(response));
 });

@@ -18,7 +18,7 @@ import {
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
 import { LABEL_VALUE_MAX_LENGTH } from '../../plugins/metrics/registry.js';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
-import { buildPluginHarness } from '../helpers/plugin-harness.js';
+import { afterResponses, buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
 import { findSamples, parseSamples } from './prom-text.js';
 import type { Sample } from './prom-text.js';
@@ -28,6 +28,7 @@ import { scenarioPlugin } from './scenario-plugin.js';
 const detailsEntry = makeResource('WorkloadEntry', 'details-v1', { address: '10.0.0.5', labels: { app: 'details', version: 'v1' } });
 
 async function scrape(): Promise<Sample[]> {
+  await afterResponses();
   return parseSamples((await renderPrometheus()).body);
 }
 

@@ -8,7 +8,7 @@ import { renderPrometheus } from '../../plugins/metrics/index.js';
 import { createTracingPlugin, traceIdOf } from '../../plugins/tracing/index.js';
 import type { TracingPluginOptions } from '../../plugins/tracing/index.js';
 import { otlpTracesUrl } from '../../plugins/tracing/schema.js';
-import { buildPluginHarness } from '../helpers/plugin-harness.js';
+import { afterResponses, buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
 import { OtlpReceiver } from './otlp-receiver.js';
 import { findSamples, parseSamples } from './prom-text.js';
@@ -189,6 +189,7 @@ async function closedPort(): Promise<number> {
 }
 
 async function dropped(reason: string): Promise<number> {
+  await afterResponses();
   return findSamples(parseSamples((await renderPrometheus()).body), 'meshgate_tracing_spans_dropped_total', { reason })[0]?.value ?? 0;
 }
 
