@@ -12,6 +12,7 @@ import { RATE_LIMIT_PLUGIN_NAME, compileRateLimits } from './compile.js';
 import type { CompiledRateLimits } from './compile.js';
 import { RATE_LIMIT_DIAGNOSTICS } from './diagnostics.js';
 import { enforceRateLimits } from './enforce.js';
+import type { Verdict } from './enforce.js';
 import { admittedHeaders, limitedHeaders } from './headers.js';
 import { closeSharedRedisClients } from './redis-client.js';
 import { releaseAllLimiters } from './registry.js';
@@ -31,19 +32,20 @@ function hasPolicies(request: FastifyRequest): boolean {
   return compiled !== undefined && compiled.policies.length > 0;
 }
 
-async function enforce(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const compiled = request.mesh.pluginState<CompiledRateLimits>(RATE_LIMIT_PLUGIN_NAME);
-  const verdict = await enforceRateLimits(request, compiled);
+function enforce(request: FastifyRequest, reply: FastifyReply): Promise<void> | void {
+  const verdict = enforceRateLimits(request, request.mesh.pluginState<CompiledRateLimits>(RATE_LIMIT_PLUGIN_NAME));
+  if (verdict instanceof Promise) return verdict.then((settled) => answer(request, reply, settled));
+  answer(request, reply, verdict);
+}
+
+function answer(request: FastifyRequest, reply: FastifyReply, verdict: Verdict): void {
   if (verdict.kind === 'allowed') {
     if (verdict.reported.length > 0) reply.headers(admittedHeaders(verdict.reported));
-    return;
-  }
-  if (verdict.kind === 'limited') {
+  } else if (verdict.kind === 'limited') {
     sendLocalReply(request, reply, verdict.policy.limitedReply, limitedHeaders(verdict.limit, verdict.resetMs));
   } else {
     sendLocalReply(request, reply, verdict.policy.unavailableReply);
   }
-  return reply;
 }
 
 const register: FastifyPluginAsync = fp(
