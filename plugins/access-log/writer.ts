@@ -89,7 +89,9 @@ export class AccessLogWriter {
   }
 
   private start(): Worker {
-    const worker = new Worker(new URL('./writer-thread.js', import.meta.url));
+    // No inherited `--import`/`--require` preloads (a test runner's hooks, an APM agent): the thread runs
+    // only our encoder, and preloads made its start take seconds instead of ~0.1 s, holding back the log.
+    const worker = new Worker(new URL('./writer-thread.js', import.meta.url), { execArgv: [] });
     worker.on('message', (message: FromWriter) => this.received(message));
     worker.on('error', (error) => this.stopped(worker, error));
     worker.on('exit', (code) => this.stopped(worker, new Error(`the access-log writer thread exited with code ${code}`)));

@@ -55,7 +55,9 @@ export class SpanExporter {
   }
 
   private start(): Worker {
-    const worker = new Worker(new URL('./exporter-thread.js', import.meta.url), { workerData: this.options });
+    // No inherited `--import`/`--require` preloads: an APM agent there would trace the exports themselves,
+    // and any preload delays the thread's start (seconds under a test runner's hooks).
+    const worker = new Worker(new URL('./exporter-thread.js', import.meta.url), { workerData: this.options, execArgv: [] });
     worker.on('message', (message: FromExporterThread) => this.answered(message.id, message.kind === 'exported' ? message.accepted : true));
     worker.on('error', () => this.stopped(worker));
     worker.on('exit', () => this.stopped(worker));

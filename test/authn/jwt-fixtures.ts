@@ -24,7 +24,8 @@ export async function sign(key: SigningKey, claims: JWTPayload, header: Record<s
     .sign(key.privateKey);
 }
 
-export type JwksBehaviour = 'ok' | 'down' | 'slow';
+/** `silent` accepts the request and never answers it (until close): only a timeout ends the fetch. */
+export type JwksBehaviour = 'ok' | 'down' | 'silent';
 
 export interface JwksServer {
   readonly url: string;
@@ -42,11 +43,8 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
       response.writeHead(503).end('down');
       return;
     }
-    const send = (): void => {
-      if (!response.destroyed) response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
-    };
-    if (state.behaviour === 'slow') setTimeout(send, 2_000).unref();
-    else send();
+    if (state.behaviour === 'silent') return;
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

@@ -33,7 +33,8 @@ t.test('concurrent stops, with chunks and flushes posted while they drain, all e
     writer.write(fd, path, chunkOf(writer, `r${round}b`, 2));
     const late = writer.flush();
     for (const label of [`r${round}a`, `r${round}b`]) for (let index = 0; index < (label.endsWith('a') ? 3 : 2); index++) expected.push(`/${label}/${index}`);
-    const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref());
+    // Each round starts a thread, which takes seconds on a loaded machine: the bound only catches a hang.
+    const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 30 s'), 30_000).unref());
     const outcome = await Promise.race([Promise.all([first, second, late]).then(() => 'ended'), timeout]);
     if (outcome !== 'ended') return t.fail(`round ${round}: ${outcome}`);
   }
