@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
-import { ingressYaml, invalidIngressYaml, json, request } from './fixtures.js';
+import { eventually, ingressYaml, invalidIngressYaml, json, request } from './fixtures.js';
 
 const upstream = await startUpstream();
 const adminPort = await freePort();
@@ -117,18 +117,21 @@ t.test('/certs shows the proxy identity and its expiry', async (t) => {
 });
 
 t.test('/ready turns 503 while draining, before the admin port closes', async (t) => {
-  const slow = await startUpstream((_request, response) => setTimeout(() => response.end('slow'), 600));
+  // The upstream holds its answer until the test has looked at the draining state.
+  let answer = (): void => undefined;
+  const slow = await startUpstream((_request, response) => {
+    answer = () => response.end('slow');
+  });
   t.teardown(() => slow.close());
   await dir.write(ingressYaml({ ...config, upstreamPort: slow.port, version: '3' }));
   t.match((await json(`${admin}/reload`, 'POST')).body, { ok: true, generation: 3 });
   const inFlight = request(`http://127.0.0.1:${gatewayPort}/slow`);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.ok(await eventually(() => slow.received.length === 1, 20_000), 'the request reached the upstream');
   const stopped = gateway.stop();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const ready = await json(`${admin}/ready`);
-  t.equal(ready.status, 503);
-  t.same(ready.body, { ready: false, reason: 'draining' });
+  t.ok(await eventually(async () => (await json(`${admin}/ready`)).status === 503, 20_000), '/ready turned 503');
+  t.same((await json(`${admin}/ready`)).body, { ready: false, reason: 'draining' });
   t.match((await json(`${admin}/server_info`)).body, { state: 'DRAINING' });
+  answer();
   t.equal((await inFlight).status, 200, 'the in-flight request finished');
   await stopped;
 });

@@ -3,56 +3,59 @@
  * in-flight requests finish, and the process exits 0 within MeshConfig drainDuration; a request still
  * running at the deadline is cut and the process exits all the same.
  */
+import type { ServerResponse } from 'node:http';
 import t from 'tap';
 import { configDir, startUpstream } from '../helpers/gateway.js';
 import { accepts, eventually, exitWithin, ingressYaml, ports, request, runGateway, spawnCli } from './fixtures.js';
 
 t.test('SIGTERM drains: in-flight requests finish, /ready 503, listener closed, exit 0 before the deadline', async (t) => {
-  const slow = await startUpstream((_request, response) => setTimeout(() => response.end('slow done'), 1500));
+  // The upstream answers only when the test says so: the drain must wait for it, however slow the machine.
+  const held: ServerResponse[] = [];
+  const slow = await startUpstream((_request, response) => void held.push(response));
   t.teardown(() => slow.close());
-  const config = await ports(slow.port, '4s');
+  const config = await ports(slow.port, '30s');
   const dir = await configDir(ingressYaml(config));
   t.teardown(() => dir.remove());
   const cli = await runGateway(t, dir.file, config.adminPort);
 
-  const inFlight = Array.from({ length: 4 }, (_, i) => request(`http://127.0.0.1:${config.gatewayPort}/slow/${i}`, { timeoutMs: 8000 }));
-  t.ok(await eventually(() => slow.received.length === 4, 3000), 'all four requests reached the upstream');
+  const inFlight = Array.from({ length: 4 }, (_, i) => request(`http://127.0.0.1:${config.gatewayPort}/slow/${i}`, { timeoutMs: 60_000 }));
+  t.ok(await eventually(() => slow.received.length === 4), 'all four requests reached the upstream');
   const signalledAt = Date.now();
   cli.child.kill('SIGTERM');
 
-  t.ok(
-    await eventually(async () => (await request(`http://127.0.0.1:${config.adminPort}/ready`)).status === 503, 1200),
-    '/ready is 503 while draining',
-  );
-  t.equal(await accepts(config.gatewayPort), false, 'new connections are refused once the listener closed');
+  t.ok(await eventually(async () => (await request(`http://127.0.0.1:${config.adminPort}/ready`)).status === 503), '/ready is 503 while draining');
+  t.ok(await eventually(async () => !(await accepts(config.gatewayPort))), 'new connections are refused once the listener closed');
+  t.equal(cli.child.exitCode, null, 'still running while requests are in flight');
+  for (const response of held) response.end('slow done');
   const responses = await Promise.all(inFlight);
   t.same(
     responses.map((r) => [r.status, r.body]),
     responses.map(() => [200, 'slow done']),
     'every in-flight request completed',
   );
-  t.equal(await exitWithin(cli, 4000 + 1000), 0, 'exit 0 within drainDuration');
-  t.ok(Date.now() - signalledAt < 4000, `exited after ${Date.now() - signalledAt} ms, before the 4 s deadline`);
+  t.equal(await exitWithin(cli, 20_000), 0, 'exit 0 once the last request ended');
+  t.ok(Date.now() - signalledAt < 30_000, `exited after ${Date.now() - signalledAt} ms, before the 30 s deadline`);
 });
 
 t.test('a request still running at the drain deadline is cut and the process still exits', async (t) => {
-  const stuck = await startUpstream((_request, response) => setTimeout(() => response.end('too late'), 8000));
+  // Never answered: only the drain deadline ends this request.
+  const stuck = await startUpstream(() => undefined);
   t.teardown(() => stuck.close());
   const config = await ports(stuck.port, '1s');
   const dir = await configDir(ingressYaml(config));
   t.teardown(() => dir.remove());
   const cli = await runGateway(t, dir.file, config.adminPort);
 
-  const outcome = request(`http://127.0.0.1:${config.gatewayPort}/stuck`, { timeoutMs: 8000 }).then(
+  const outcome = request(`http://127.0.0.1:${config.gatewayPort}/stuck`, { timeoutMs: 60_000 }).then(
     (response) => `status ${response.status}`,
     (error: Error) => `error ${error.message}`,
   );
-  t.ok(await eventually(() => stuck.received.length === 1, 3000), 'the request reached the upstream');
+  t.ok(await eventually(() => stuck.received.length === 1), 'the request reached the upstream');
   const signalledAt = Date.now();
   cli.child.kill('SIGTERM');
-  t.equal(await exitWithin(cli, 4000), 0, 'exit 0 despite the stuck request');
+  t.equal(await exitWithin(cli, 20_000), 0, 'exit 0 despite the stuck request');
   const elapsed = Date.now() - signalledAt;
-  t.ok(elapsed >= 900 && elapsed < 3000, `exited ${elapsed} ms after SIGTERM (deadline 1 s)`);
+  t.ok(elapsed >= 900, `exited ${elapsed} ms after SIGTERM, not before the 1 s deadline`);
   t.notMatch(await outcome, /^status 200/, 'the stuck request did not complete');
 });
 
@@ -65,9 +68,9 @@ t.test('SIGTERM while the gateway is still starting: exit 0 and nothing left lis
   const cli = spawnCli(['run', '-c', dir.file]);
   t.teardown(() => cli.kill());
   // The first log line is written while start() is still opening the listeners and the admin port.
-  t.ok(await eventually(() => cli.stdout().length > 0, 15_000), 'the gateway began starting');
+  t.ok(await eventually(() => cli.stdout().length > 0, 30_000), 'the gateway began starting');
   cli.child.kill('SIGTERM');
-  t.equal(await exitWithin(cli, 8000), 0, 'exit 0');
+  t.equal(await exitWithin(cli, 20_000), 0, 'exit 0');
   t.equal(await accepts(config.adminPort), false, 'admin port closed');
   t.equal(await accepts(config.gatewayPort), false, 'gateway port closed');
 });

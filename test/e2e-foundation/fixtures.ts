@@ -105,7 +105,7 @@ export function request(
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
-    req.setTimeout(options.timeoutMs ?? 5000, () => req.destroy(new Error(`timeout: ${url}`)));
+    req.setTimeout(options.timeoutMs ?? 15_000, () => req.destroy(new Error(`timeout: ${url}`)));
     req.on('error', reject);
     req.end();
   });
@@ -116,8 +116,11 @@ export async function json(url: string, method = 'GET'): Promise<{ status: numbe
   return { status: response.status, body: JSON.parse(response.body) as Record<string, unknown> };
 }
 
-/** Polls `check` every 25 ms until it returns true or `timeoutMs` passes. */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<boolean> {
+/**
+ * Polls `check` every 25 ms until it returns true or `timeoutMs` passes. The default bounds a failing
+ * test and leaves a loaded machine (processes starting, TLS handshakes) plenty of room.
+ */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
@@ -200,7 +203,7 @@ export function accepts(port: number): Promise<boolean> {
 export async function runGateway(t: Test, configPath: string, adminPort: number): Promise<CliProcess> {
   const cli = spawnCli(['run', '-c', configPath]);
   t.teardown(() => cli.kill());
-  const ready = await eventually(async () => (await request(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 15_000);
+  const ready = await eventually(async () => (await request(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 30_000);
   if (!ready) throw new Error(`gateway did not become ready:\n${cli.stdout()}\n${cli.stderr()}`);
   return cli;
 }

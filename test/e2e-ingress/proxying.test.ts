@@ -135,7 +135,7 @@ t.test(`a ${BODY_MIB} MiB request body reaches the upstream while the client is 
     const chunk = Buffer.alloc(MIB, 0x62);
     void (async () => {
       req.write(chunk);
-      for (let waited = 0; streaming.uploadBytes === 0 && waited < 5000; waited += 10) await sleep(10);
+      for (let waited = 0; streaming.uploadBytes === 0 && waited < 20_000; waited += 10) await sleep(10);
       t.ok(streaming.uploadBytes > 0, 'the upstream got bytes before the client sent the second MiB');
       for (let sent = 1; sent < BODY_MIB; sent++) {
         if (!req.write(chunk)) await new Promise((resolve) => req.once('drain', resolve));

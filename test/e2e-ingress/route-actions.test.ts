@@ -4,6 +4,7 @@
  * The router's compiled forms are unit-tested in test/router; here the point is what the upstream
  * and the client actually see on the wire.
  */
+import type { ServerResponse } from 'node:http';
 import t from 'tap';
 import { startUpstream } from '../helpers/gateway.js';
 import { freePorts, gatewayYaml, httpServerYaml, meshConfigYaml, request, serviceEntryYaml, sleep, startScenario, virtualServiceYaml } from './support.js';
@@ -16,10 +17,11 @@ const app = await startUpstream((req, res) => {
   res.setHeader('x-upstream-version', '1');
   res.end(JSON.stringify({ url: req.url, headers: req.headers }));
 }, 'app');
+const shadowResponses: ServerResponse[] = [];
 const shadow = await startUpstream((req, res) => {
   req.resume();
-  // A slow mirror must never slow the client.
-  setTimeout(() => res.end('shadow'), 1500);
+  // A mirror that never answers must never hold up the client's response.
+  shadowResponses.push(res);
 }, 'shadow');
 t.teardown(() => Promise.all([app.close(), shadow.close()]));
 
@@ -168,12 +170,10 @@ t.test('fault delay holds the request, then forwards it', async (t) => {
   t.equal(seen.url, '/delay');
 });
 
-t.test('mirror: the shadow gets a -shadow copy and a slow shadow does not slow the client', async (t) => {
-  const started = performance.now();
+t.test('mirror: the shadow gets a -shadow copy and a shadow that never answers does not hold up the client', async (t) => {
   const seen = await echo('/mirror/x?y=1');
-  t.ok(performance.now() - started < 1000, 'answered before the shadow did');
   t.equal(seen.headers.host, 'actions.example.com');
-  for (let waited = 0; shadow.received.length === 0 && waited < 2000; waited += 20) await sleep(20);
+  for (let waited = 0; shadow.received.length === 0 && waited < 20_000; waited += 20) await sleep(20);
   const copy = shadow.received[0];
   t.equal(copy?.url, '/mirror/x?y=1');
   t.equal(copy?.headers.host, 'actions.example.com-shadow');

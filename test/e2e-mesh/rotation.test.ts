@@ -92,7 +92,7 @@ async function openConnection(): Promise<{ socket: TLSSocket; get(path: string):
     async get(path: string): Promise<string> {
       buffered = '';
       socket.write(`GET ${path} HTTP/1.1\r\nhost: product\r\n\r\n`);
-      for (let waited = 0; waited < 50 && !/\r\n\r\n[\s\S]*\}/.test(buffered); waited++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let waited = 0; waited < 750 && !/\r\n\r\n[\s\S]*\}/.test(buffered); waited++) await new Promise((resolve) => setTimeout(resolve, 20));
       return buffered.split('\r\n')[0] ?? '';
     },
   };
@@ -114,7 +114,7 @@ t.test('rotated certificate files are served to new connections; old connections
 
   const expected = new X509Certificate(await readFile(second.certPath)).serialNumber;
   let fresh = { status: 0, serial: '' };
-  for (let attempt = 0; attempt < 40 && fresh.serial !== expected; attempt++) {
+  for (let attempt = 0; attempt < 200 && fresh.serial !== expected; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const agent = new https.Agent({ keepAlive: false });
     fresh = await fetchOver(agent);

@@ -42,7 +42,7 @@ async function spawnGateway(): Promise<GatewayProcess> {
 
 const gateways = await Promise.all([spawnGateway(), spawnGateway()]);
 for (const gateway of gateways) {
-  const ready = await eventually(async () => (await get(gateway.adminPort, '/ready', {})).status === 200, 15_000);
+  const ready = await eventually(async () => (await get(gateway.adminPort, '/ready', {})).status === 200, 30_000);
   if (!ready) throw new Error(`gateway did not become ready:\n${gateway.cli.stdout()}\n${gateway.cli.stderr()}`);
 }
 const agents = gateways.map(() => new http.Agent({ keepAlive: true, maxSockets: 8 }));

@@ -22,8 +22,22 @@ function ephemeralStart(): number {
   }
 }
 
-const rangeSize = ephemeralStart() - LOWEST_PORT;
-let cursor = Math.floor(Math.random() * rangeSize);
+/**
+ * tap runs TAP_JOBS test files at once, each with its TAP_JOB_ID: each job walks its own slice of the
+ * range, so two files running side by side can never pick the same port between one's probe and its
+ * bind. Within the slice the start is random (runs in other checkouts on the same machine).
+ */
+function jobSlice(): { readonly first: number; readonly size: number } {
+  const whole = ephemeralStart() - LOWEST_PORT;
+  const jobs = Number(process.env['TAP_JOBS']);
+  const job = Number(process.env['TAP_JOB_ID']);
+  if (!Number.isInteger(jobs) || !Number.isInteger(job) || jobs < 1 || job < 0 || job >= jobs) return { first: LOWEST_PORT, size: whole };
+  const size = Math.floor(whole / jobs);
+  return { first: LOWEST_PORT + job * size, size };
+}
+
+const slice = jobSlice();
+let cursor = Math.floor(Math.random() * slice.size);
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -36,8 +50,8 @@ function canListen(port: number): Promise<boolean> {
 /** A port on 127.0.0.1 that no one listens on and that the kernel will not hand out by itself. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LOWEST_PORT + (cursor++ % rangeSize);
+    const port = slice.first + (cursor++ % slice.size);
     if (await canListen(port)) return port;
   }
-  throw new Error(`no free port between ${LOWEST_PORT} and ${LOWEST_PORT + rangeSize} after 200 tries`);
+  throw new Error(`no free port between ${slice.first} and ${slice.first + slice.size} after 200 tries`);
 }
