@@ -1,6 +1,6 @@
 /**
  * The comparison point: fastify + @fastify/http-proxy with defaults and the logger off, exactly the
- * "fastify" row of performance-baseline §2.2. It forwards everything to `--upstream <url>`.
+ * `bare-fastify` target of bench/README.md#what-runs. It forwards everything to `--upstream <url>`.
  * Prints the ready line (contract.ts) once listening on an ephemeral loopback port.
  */
 import Fastify from 'fastify';

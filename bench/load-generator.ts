@@ -1,5 +1,5 @@
 /**
- * The load generator: wrk (closed loop, one thread, keep-alive; what performance-baseline §2 used) and,
+ * The load generator: wrk (closed loop, one thread, keep-alive; what bench/README.md#method describes) and,
  * only when wrk is absent, autocannon from devDependencies. Both run as a child pinned to the
  * load-generator CPU and report the same LoadResult.
  */

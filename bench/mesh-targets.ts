@@ -2,7 +2,7 @@
  * The `mesh` suite's targets: the sidecar hop and the ingress → sidecar hop, each proxy reported
  * apart (CPU per request, peak and idle RSS).
  *
- * Pinning follows performance-baseline §2.1 for mesh configs: the client-side proxy (sidecar A, or
+ * Pinning follows bench/README.md#method for mesh configs: the client-side proxy (sidecar A, or
  * the ingress) shares CPU 0 with wrk, the "client app"; the server-side sidecar B shares CPU 1 with
  * the upstream, the app it fronts.
  */

@@ -1,6 +1,6 @@
 /**
  * CPU time and peak memory of a process tree, read from /proc (Linux). CPU is utime + stime of every
- * live process in the tree (performance-baseline §2.1 measures "the proxy process tree"), peak RSS is
+ * live process in the tree (bench/README.md#method measures "the proxy process tree"), peak RSS is
  * the sum of each process's VmHWM. Off Linux the readers return null and the table shows "-".
  */
 import { spawnSync } from 'node:child_process';

@@ -3,7 +3,7 @@
  * ProcessSet; the driver stops the set after each target and on error, SIGINT or SIGTERM, and a
  * synchronous SIGKILL on `exit` covers whatever is left, so no proxy outlives the run.
  *
- * Pinning follows performance-baseline §2.1: the load generator on CPU 0, the proxy and the upstream
+ * Pinning follows bench/README.md#method: the load generator on CPU 0, the proxy and the upstream
  * sharing CPU 1 (a co-located sidecar and its app), so throughput ratios read as per-request CPU cost.
  */
 import { spawn, spawnSync } from 'node:child_process';

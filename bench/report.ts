@@ -1,7 +1,7 @@
 /**
  * Turns per-round samples into medians, the two tables (saturation, unloaded) and the headline ratios
  * against `direct` and `bare-fastify`. Each cell is the median over rounds, as in
- * performance-baseline §2.1; errors are totals over rounds, because one is already too many.
+ * bench/README.md#method; errors are totals over rounds, because one is already too many.
  */
 import type { ComponentSample } from './components.js';
 import type { LoadResult } from './load-generator.js';

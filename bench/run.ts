@@ -1,5 +1,5 @@
 /**
- * The benchmark driver (`npm run bench`). Method of performance-baseline §2.1 with our own harness:
+ * The benchmark driver (`npm run bench`). Method (bench/README.md#method), with
  * interleaved rounds (round 1 runs every target, then round 2…), each target in a fresh process set,
  * a warm-up, then a saturating run (`-c50`) and an unloaded run (`-c1`); cells are medians over rounds.
  * Prints two tables and the headline ratios, and writes everything to bench-results/<timestamp>.json.
@@ -45,7 +45,7 @@ const settings = {
   suite: selection.suite,
   seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
   rounds: positiveIntegerFromEnv('BENCH_ROUNDS', 3),
-  // The baseline's warm-up (§2.1): shorter, the first seconds measured still carry JIT compilation.
+  // A 3 s warm-up (bench/README.md#method): shorter, the first seconds measured still carry JIT compilation.
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),

@@ -1,6 +1,6 @@
 /**
  * The benchmark's application: a plain node:http keep-alive server answering every request with the
- * same 117-byte JSON body (as in performance-baseline §2.1). It runs as its own process so its CPU is
+ * same 117-byte JSON body (bench/README.md#method). It runs as its own process so its CPU is
  * measured apart from the proxy's. `--listeners N` opens N ports served by the same process, so a
  * canary split across two endpoints costs no extra process; each listener names itself in
  * `x-bench-listener` so the driver can check which endpoint answered.

@@ -1,4 +1,4 @@
-/** Host name checks shared by the validators (istio-semantics §0 "Hosts"). */
+/** Host name checks shared by the validators (docs/routing.md#conventions). */
 
 const LABEL = /^[a-z0-9_]([-a-z0-9_]*[a-z0-9_])?$/i;
 

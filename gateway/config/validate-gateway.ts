@@ -1,4 +1,4 @@
-/** Semantic checks of Gateway servers (istio-semantics §3.2–3.3, Istio's `validateServer`/`validateTLSOptions`). */
+/** Semantic checks of Gateway servers (docs/routing.md#gateways-and-listeners, Istio's `validateServer`/`validateTLSOptions`). */
 import type { GatewaySpec, Server, ServerTLSSettings } from './kinds/gateway.js';
 import { isDns1123Label } from './envelope.js';
 import { hostProblem } from './hosts.js';

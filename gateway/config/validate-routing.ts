@@ -1,5 +1,5 @@
 /**
- * Cross-reference and semantic checks of VirtualServices and DestinationRules (istio-semantics §1–2,
+ * Cross-reference and semantic checks of VirtualServices and DestinationRules (docs/routing.md,
  * Istio's `validation/virtualservice.go` and `validation.go`): things a schema cannot express.
  */
 import { RE2JS } from 're2js';

@@ -1,6 +1,6 @@
 /**
- * Semantic checks of AuthorizationPolicy (istio-semantics §5.10), PeerAuthentication (§6) and
- * RequestAuthentication (§7.2) that the schema cannot express.
+ * Semantic checks of AuthorizationPolicy (docs/policies.md#authorizationpolicy), PeerAuthentication (docs/policies.md#peerauthentication-mtls-modes) and
+ * RequestAuthentication (docs/policies.md#requestauthentication-jwt) that the schema cannot express.
  */
 import { isIP } from 'node:net';
 import type { AuthorizationPolicySpec, Condition, Operation, Source } from './kinds/authorization-policy.js';

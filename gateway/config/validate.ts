@@ -1,6 +1,6 @@
 /**
  * Cross-reference and semantic validation of a loaded config set — the checks a schema cannot express
- * (istio-semantics §1.3–§7.2 validation rules, plus meshgate's own: one MeshConfig, unique names).
+ * (docs/routing.md#matching-a-request, docs/policies.md validation rules, plus meshgate's own: one MeshConfig, unique names).
  * Pure: the same resources always give the same diagnostics, sorted by file (load order), line and column.
  */
 import type { Diagnostic, Resource } from './resource.js';

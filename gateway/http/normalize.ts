@@ -1,5 +1,5 @@
 /**
- * The ONE request normaliser (istio-semantics §5.7). Routing, AuthorizationPolicy and the request sent
+ * The ONE request normaliser (docs/normalisation.md#path-normalisation). Routing, AuthorizationPolicy and the request sent
  * upstream all see the path it returns, so a policy can never be evaluated on a different path than
  * the one the backend receives — the root of every path-confusion bypass.
  *
@@ -218,7 +218,7 @@ export function normalizeAuthority(raw: string): NormalizedAuthority {
 }
 
 /**
- * `remote.ip` (istio-semantics §9.1): the direct peer, or with `numTrustedProxies = N > 0` the N-th
+ * `remote.ip` (docs/normalisation.md#client-address): the direct peer, or with `numTrustedProxies = N > 0` the N-th
  * address from the right of X-Forwarded-For (as received, before this proxy appends the peer). Too few
  * or unparsable entries fall back to the peer: a forged header must never lend a client a better address.
  */

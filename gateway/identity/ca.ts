@@ -1,7 +1,7 @@
 /**
  * A small certificate authority for the mesh: a self-signed root and the leaf certificates it issues
  * (SPIFFE X.509 SVIDs for workloads, plain DNS-named server certificates for HTTPS). Keys are EC P-256
- * (cheapest handshakes on Node, performance-baseline §2.3). The TBSCertificate is written with der.ts
+ * (measured the cheapest TLS handshakes on Node: bench/README.md, mtls-handshakes). The TBSCertificate is written with der.ts
  * and signed with node:crypto, no openssl CLI and no ASN.1 library held in memory by every sidecar.
  */
 import { X509Certificate, createHash, createPrivateKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';

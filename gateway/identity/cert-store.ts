@@ -1,7 +1,7 @@
 /**
  * The proxy's own mesh identity: its certificate chain, key and the trust bundle, turned into ONE
  * server and ONE client `tls.SecureContext` per rotation (building a context per connection doubles
- * the client handshake cost, performance-baseline §2.3). Files are re-read when their directory
+ * the client handshake cost, measured). Files are re-read when their directory
  * changes; invalid new material is refused and the previous material stays in service.
  */
 import { EventEmitter } from 'node:events';

@@ -1,6 +1,6 @@
 /**
  * The verified client certificate of a TLS connection and the `x-forwarded-client-cert` element built
- * from it (istio-semantics §9.1). SANs come from the DER extension, never from node's printed string.
+ * from it (docs/mtls.md#identities). SANs come from the DER extension, never from node's printed string.
  */
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';

@@ -1,5 +1,5 @@
 /**
- * Gateway resources → the listeners this proxy opens (istio-semantics §3). Pure apart from checking which
+ * Gateway resources → the listeners this proxy opens (docs/routing.md#gateways-and-listeners). Pure apart from checking which
  * credential layout exists on disk; runs once per config snapshot. Servers are grouped by bind address
  * and port; HTTPS servers sharing a port are later told apart by SNI (tls-server.ts).
  */
@@ -110,7 +110,7 @@ function versionOf(value: string | undefined, fallback: SecureVersion): SecureVe
   return value === undefined || value === 'TLS_AUTO' ? fallback : (TLS_VERSIONS[value] ?? fallback);
 }
 
-/** Istio ignores invalid and duplicate entries with a warning (istio-semantics §3.3). */
+/** Istio ignores invalid and duplicate entries with a warning (docs/routing.md#gateways-and-listeners). */
 function cipherSuites(ctx: PlanContext, suites: readonly string[], path: FieldPath): string[] {
   const accepted: string[] = [];
   suites.forEach((suite, index) => {

@@ -1,7 +1,7 @@
 /**
  * TLS for one HTTPS listener: every Gateway server on the port gets ONE SecureContext (rebuilt only when
  * its files change) and the SNICallback picks it: exact host, then the longest `*.suffix`, then a `*`
- * server; an unknown SNI fails the handshake (istio-semantics §3.2).
+ * server; an unknown SNI fails the handshake (docs/routing.md#gateways-and-listeners).
  *
  * Node applies only the certificate and CA store of an SNI context; protocol versions, ciphers and
  * `requestCert` are per listener. So the listener is opened with the loosest settings of its servers and

@@ -1,5 +1,5 @@
 /**
- * The effective inbound mTLS mode of one workload port (istio-semantics §6): mesh (root namespace,
+ * The effective inbound mTLS mode of one workload port (docs/policies.md#peerauthentication-mtls-modes): mesh (root namespace,
  * no selector) → namespace (no selector) → workload (selector) → port-level, each UNSET inheriting,
  * PERMISSIVE when nothing is configured. Within a scope the oldest policy wins (file order here).
  * Selector policies in the root namespace are ignored, as in Istio.

@@ -1,5 +1,5 @@
 /**
- * Which workloads a security/ratelimit policy applies to (istio-semantics §5.1, §6): a policy in the
+ * Which workloads a security/ratelimit policy applies to (docs/policies.md#which-policies-apply): a policy in the
  * root namespace applies mesh-wide, otherwise only to its own namespace; `selector.matchLabels`
  * narrows to workloads whose labels are a superset.
  */

@@ -1,5 +1,5 @@
 /**
- * Istio's security-policy value patterns (istio-semantics §5.5), compiled once at load time:
+ * Istio's security-policy value patterns (docs/policies.md#value-patterns), compiled once at load time:
  * `abc` exact, `abc*` prefix (the bare prefix matches too), `*abc` suffix, `*` any NON-EMPTY value.
  * Only a single leading or trailing `*` is special; a `*` elsewhere is literal.
  */

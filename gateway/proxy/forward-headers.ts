@@ -1,5 +1,5 @@
 /**
- * Builds the header set sent upstream and cleans the one sent back (istio-semantics §9).
+ * Builds the header set sent upstream and cleans the one sent back (docs/normalisation.md#forwarded-headers).
  * Hop-by-hop headers never cross the proxy (including any the client names in `Connection`), and at
  * the edge the client may not smuggle in headers the mesh itself uses for trust decisions.
  */

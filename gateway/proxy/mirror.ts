@@ -1,5 +1,5 @@
 /**
- * Traffic mirroring (istio-semantics §1.13): a fire-and-forget copy with `-shadow` appended to the host
+ * Traffic mirroring (docs/routing.md#mirroring): a fire-and-forget copy with `-shadow` appended to the host
  * (before the port). The mirror's response is discarded and its failure ignored: it can never slow or
  * fail the client. Requests with a body are not mirrored, because the body is streamed once upstream.
  */

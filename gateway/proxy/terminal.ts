@@ -67,7 +67,7 @@ function relayResponse(
   const serviceTimeMs = Math.round(performance.now() - startMs);
   headers['x-envoy-upstream-service-time'] = String(serviceTimeMs);
   const route = ctx.route;
-  // Route-level operations first, then the picked destination's, so a destination `set` wins (§1.12).
+  // Route-level operations first, then the picked destination's, so a destination `set` wins (docs/routing.md#header-operations).
   if (route !== null && !route.responseHeaders.isEmpty) route.responseHeaders.apply(headers);
   if (destination !== null && !destination.responseHeaders.isEmpty) destination.responseHeaders.apply(headers);
   if (outcome.setCookie !== undefined) headers['set-cookie'] = appendValue(headers['set-cookie'], outcome.setCookie);

@@ -1,5 +1,5 @@
 /**
- * One VirtualService's `http[]` → its ordered route entries for one scope (istio-semantics §1.2–1.14).
+ * One VirtualService's `http[]` → its ordered route entries for one scope (docs/routing.md#how-a-request-is-routed).
  * Each match block becomes its own route keeping its position; a catch-all drops every later rule
  * of the VirtualService. A rule that cannot be compiled is dropped and reported.
  */

@@ -1,5 +1,5 @@
 /**
- * `corsPolicy` (istio-semantics §1.14), reproducing Envoy's CORS filter: a preflight (OPTIONS with
+ * `corsPolicy` (docs/routing.md#cors), reproducing Envoy's CORS filter: a preflight (OPTIONS with
  * Origin and Access-Control-Request-Method) is answered locally when the origin matches, and also
  * when it does not if `unmatchedPreflights: IGNORE` (then without Allow-Origin); otherwise requests
  * are forwarded and get the CORS response headers only when the origin matches.

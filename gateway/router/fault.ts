@@ -1,5 +1,5 @@
 /**
- * `fault` (istio-semantics §1.11). An omitted `percentage` means 0 % — Istio passes no percentage to
+ * `fault` (docs/routing.md#fault-injection). An omitted `percentage` means 0 % — Istio passes no percentage to
  * Envoy — so such a fault never fires. The deprecated integer `delay.percent` is used only without
  * `percentage`.
  */

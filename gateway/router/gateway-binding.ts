@@ -1,5 +1,5 @@
 /**
- * Gateway listeners → one route table per port (istio-semantics §3.2). A VirtualService binds to a
+ * Gateway listeners → one route table per port (docs/routing.md#gateways-and-listeners). A VirtualService binds to a
  * server when it names the Gateway, its namespace is allowed by the server host's namespace part,
  * and one of its hosts intersects one of the server's hosts; the intersections become the virtual
  * host domains. Several VirtualServices on one domain are merged (catch-alls last); a host no

@@ -1,5 +1,5 @@
 /**
- * `headers.request` / `headers.response` operations (istio-semantics §1.12), compiled once. Pseudo
+ * `headers.request` / `headers.response` operations (docs/routing.md#header-operations), compiled once. Pseudo
  * headers cannot be changed; `host`/`:authority` in `set`/`add` become an authority rewrite (Istio
  * turns them into Envoy's host rewrite) and are ignored in `remove`.
  */

@@ -1,5 +1,5 @@
 /**
- * Host arithmetic for binding VirtualServices (istio-semantics §0, §3.2): case-insensitive hosts,
+ * Host arithmetic for binding VirtualServices (docs/routing.md#conventions): case-insensitive hosts,
  * leftmost `*.` wildcards (`*.x.com` covers `a.x.com` and `a.b.x.com`, never `x.com`), `*` = any.
  */
 import type { Resource } from '../config/resource.js';

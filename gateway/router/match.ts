@@ -1,5 +1,5 @@
 /**
- * One `HTTPMatchRequest` compiled into a predicate (istio-semantics §1.3). Selectors (`port`,
+ * One `HTTPMatchRequest` compiled into a predicate (docs/routing.md#matching-a-request). Selectors (`port`,
  * `sourceLabels`, `sourceNamespace`, `gateways`) are decided here, at load time: a block that does
  * not select this proxy/listener compiles to null and never becomes a route.
  */

@@ -1,5 +1,5 @@
 /**
- * The sidecar's outbound route table (istio-semantics §0, §1.1): VirtualServices that apply to the
+ * The sidecar's outbound route table (docs/routing.md#sidecars): VirtualServices that apply to the
  * mesh (`gateways` omitted or containing `mesh`), one per host — the earliest document wins, later
  * ones are ignored for that host (sidecars never merge). Hosts without a VirtualService are routed
  * by the caller straight to the host (`hasHost` tells which).

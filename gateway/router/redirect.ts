@@ -1,5 +1,5 @@
 /**
- * `redirect` (istio-semantics §1.7): the Location header of a proxy-generated redirect, built from
+ * `redirect` (docs/routing.md#redirect): the Location header of a proxy-generated redirect, built from
  * the compiled rule and the request. Port rules: with `authority` the request port is never carried
  * over; without it the request Host (port included) is reused, except that a port that is the
  * default of the resulting scheme — or of the request scheme when the scheme changes (Envoy) — is

@@ -1,5 +1,5 @@
 /**
- * `HTTPRetry` → the resolved `RetryPolicy` the forwarder executes (istio-semantics §1.10, Istio
+ * `HTTPRetry` → the resolved `RetryPolicy` the forwarder executes (docs/routing.md#timeouts-and-retries, Istio
  * `route/retry/retry.go`): Istio's default policy when `retries` is absent, the default `retryOn`
  * when only `attempts` is given, integers in `retryOn` become retriable status codes.
  */

@@ -1,5 +1,5 @@
 /**
- * `rewrite` (istio-semantics §1.6). `uri` replaces the part of the path the match consumed: the
+ * `rewrite` (docs/routing.md#rewrite). `uri` replaces the part of the path the match consumed: the
  * matched prefix for prefix matches (a catch-all is prefix `/`, hence `/v1` + `/foo` → `/v1foo`),
  * the whole path for exact/regex matches. `uriRegexRewrite` substitutes every RE2 match on the path
  * with `\1`-style capture references. The query string is always kept.

@@ -1,5 +1,5 @@
 /**
- * The immutable route table of one listener (istio-semantics §1.2): virtual host by Host without
+ * The immutable route table of one listener (docs/routing.md#how-a-request-is-routed): virtual host by Host without
  * port — exact domain, then the longest `*.suffix` wildcard, then `*` — and the first route of that
  * virtual host whose predicate holds. Domain lookups are Map hits, never scans of the config.
  */
@@ -65,7 +65,7 @@ export function createRouteTable(virtualHosts: readonly VirtualHost[]): HostRout
   });
 }
 
-/** Gateway merging (§0, §1.2.5): keep order, move catch-alls behind everything else (stable). */
+/** Gateway merging (docs/routing.md#gateways-and-listeners): keep order, move catch-alls behind everything else (stable). */
 export function mergeRoutes(routeLists: readonly (readonly RouteEntry[])[]): RouteEntry[] {
   const all = routeLists.flat();
   return [...all.filter((entry) => !entry.catchAll), ...all.filter((entry) => entry.catchAll)];

@@ -1,5 +1,5 @@
 /**
- * The router's compiled forms (istio-semantics §1). Everything here is built once per config
+ * The router's compiled forms (docs/routing.md). Everything here is built once per config
  * snapshot and never mutated; per request the core only calls the precompiled functions.
  */
 import type { RetryPolicy } from '../upstream/retry-policy.js';
@@ -91,7 +91,7 @@ export interface CompiledMirror {
   readonly fraction: number;
 }
 
-/** What the CORS step decided for one request (§1.14). */
+/** What the CORS step decided for one request (docs/routing.md#cors). */
 export type CorsDecision =
   /** Answer the preflight locally with status 200 and these headers; do not forward. */
   | { readonly kind: 'preflight'; readonly headers: Readonly<Record<string, string>> }

@@ -1,5 +1,5 @@
 /**
- * Cluster-wide circuit breaking (istio-semantics §2.4; per client proxy, per cluster, summed over
+ * Cluster-wide circuit breaking (docs/routing.md#connection-pool-circuit-breaking; per client proxy, per cluster, summed over
  * endpoints). HTTP/1.1 carries one request per connection, so at most `maxConnections` requests run at
  * once; others wait in a FIFO of at most `http1MaxPendingRequests`; `http2MaxRequests` bounds running +
  * waiting. Anything beyond is an overflow, answered at once with 503 UO and never retried.

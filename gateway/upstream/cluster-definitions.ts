@@ -1,7 +1,7 @@
 /**
  * Turns the registry and the DestinationRules of one snapshot into cluster definitions: for every
  * service port, the host's default cluster plus one cluster per DR subset (endpoints whose labels are
- * a superset of the subset's), each with its §2.1-resolved policy. Subset policies therefore apply
+ * a superset of the subset's), each with its resolved policy (docs/routing.md#policy-resolution). Subset policies therefore apply
  * only to traffic that a route sends to that subset's cluster.
  */
 import { labelsMatch } from '../policy/selector.js';

@@ -1,5 +1,5 @@
 /**
- * Which DestinationRule applies to a host, as seen by this proxy (istio-semantics §0, §2): rules
+ * Which DestinationRule applies to a host, as seen by this proxy (docs/routing.md#conventions): rules
  * visible to the client namespace (`exportTo`) are searched in the client namespace, then the
  * service's namespace, then the root namespace; in the first namespace with a match, the rules for
  * the best-matching host (exact before the longest wildcard) are merged — the first top-level

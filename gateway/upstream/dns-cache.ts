@@ -1,5 +1,5 @@
 /**
- * Background DNS for `resolution: DNS` endpoints (istio-semantics §4): every tracked name is looked up
+ * Background DNS for `resolution: DNS` endpoints (docs/routing.md#serviceentry-and-workloadentry): every tracked name is looked up
  * when first tracked and again on a fixed interval; requests only read the last answer. A failed
  * refresh keeps the previous addresses (a DNS hiccup must not empty a cluster).
  */

@@ -1,6 +1,5 @@
 /**
- * Sends one request to a cluster, with the route's retry policy and timeouts (istio-semantics §1.9,
- * §1.10): picks an endpoint, passes the circuit breaker, sends the try with `x-envoy-attempt-count`,
+ * Sends one request to a cluster, with the route's retry policy and timeouts (docs/routing.md#timeouts-and-retries): picks an endpoint, passes the circuit breaker, sends the try with `x-envoy-attempt-count`,
  * records the result for outlier detection, and retries what the policy allows with full-jitter
  * backoff, all within the route timeout. The final response body is streamed, never buffered; the
  * endpoint and circuit-breaker slots are released when that body ends, fails or is destroyed.

@@ -1,5 +1,5 @@
 /**
- * The consistent-hash key of a request (istio-semantics §2.3): a header, a cookie, the source IP or
+ * The consistent-hash key of a request (docs/routing.md#load-balancing): a header, a cookie, the source IP or
  * a query parameter. A missing key means "no affinity". With `httpCookie.ttl` set and the cookie
  * absent, a cookie is generated (value derived from the client address, as Envoy does, so that
  * concurrent first requests of one client agree) and returned for `Set-Cookie`.

@@ -1,8 +1,8 @@
 /**
- * Endpoint selection for one cluster (istio-semantics §2.3): LEAST_REQUEST (power of two choices on
+ * Endpoint selection for one cluster (docs/routing.md#load-balancing): LEAST_REQUEST (power of two choices on
  * active requests, weighted), ROUND_ROBIN (smooth weighted), RANDOM (weighted), RING_HASH
  * (consistent hashing; ~1/N keys move when a host joins or leaves). Ejected endpoints are skipped
- * unless the cluster is in panic (§2.5 minHealthPercent). On a retry, hosts already tried are avoided
+ * unless the cluster is in panic (outlier detection's minHealthPercent). On a retry, hosts already tried are avoided
  * (Envoy previous_hosts: up to 5 re-selections). Built when the endpoint set changes, never per request.
  */
 import type { UpstreamEndpoint } from './endpoint.js';

@@ -1,5 +1,5 @@
 /**
- * Passive health checking per cluster (istio-semantics §2.5). Every attempt's result is recorded;
+ * Passive health checking per cluster (docs/routing.md#outlier-detection). Every attempt's result is recorded;
  * locally-originated failures arrive as 503 (connect failure, reset) or 504 (timeout), as Envoy
  * maps them when local-origin errors are not split. Ejection happens as soon as a threshold is hit;
  * a sweep every `interval` returns hosts whose ejection time is over.

@@ -1,5 +1,5 @@
 /**
- * DestinationRule traffic policy, resolved once per cluster at load time (istio-semantics §2.1–2.6)
+ * DestinationRule traffic policy, resolved once per cluster at load time (docs/routing.md#policy-resolution)
  * into plain numbers and enums with Istio's defaults applied, so that the hot path never reads YAML.
  *
  * Resolution per host + port + subset: the DR-level policy; a `portLevelSettings` entry for the port
@@ -86,7 +86,7 @@ export interface ResolvedPolicy {
   readonly key: string;
 }
 
-/** The four fields a port-level entry can carry, after §2.1 layering and before defaults. */
+/** The four fields a port-level entry can carry, after the layering of docs/routing.md#policy-resolution and before defaults. */
 interface PolicyLayers {
   readonly loadBalancer: LoadBalancerSettings | undefined;
   readonly connectionPool: ConnectionPoolSettings | undefined;
@@ -107,7 +107,7 @@ function layersOf(policy: TrafficPolicy | PortTrafficPolicy | undefined): Policy
   };
 }
 
-/** §2.1 steps 1–4: which raw settings apply to traffic for `port` (and `subsetPolicy` when routed to a subset). */
+/** The steps of docs/routing.md#policy-resolution: which raw settings apply to traffic for `port` (and `subsetPolicy` when routed to a subset). */
 export function selectPolicyLayers(
   hostPolicy: TrafficPolicy | undefined,
   subsetPolicy: TrafficPolicy | undefined,

@@ -1,5 +1,5 @@
 /**
- * The service registry (istio-semantics §4): ServiceEntries visible to this proxy, their ports and
+ * The service registry (docs/routing.md#serviceentry-and-workloadentry): ServiceEntries visible to this proxy, their ports and
  * endpoints (inline, WorkloadEntries selected by `workloadSelector` in the SE's namespace, and mesh
  * workloads announced by the core). Built once per snapshot; DNS names are NOT resolved here — the
  * cluster manager resolves them in the background (dns-cache.ts), never per request.

@@ -1,4 +1,4 @@
-/** The local replies the upstream layer produces (istio-semantics §1.16, §8.3), with Envoy's bodies and details. */
+/** The local replies the upstream layer produces (docs/routing.md#local-replies, docs/observability.md), with Envoy's bodies and details. */
 import type { LocalReply } from '../pipeline/types.js';
 
 const RESET_PREFIX = 'upstream connect error or disconnect/reset before headers. reset reason:';

@@ -1,5 +1,5 @@
 /**
- * Whether a try's result is retriable under a RetryPolicy (istio-semantics §1.10; Envoy
+ * Whether a try's result is retriable under a RetryPolicy (docs/routing.md#timeouts-and-retries; Envoy
  * retry_state_impl.cc). Failures without a response: a connect failure is retried by
  * connect-failure, reset, reset-before-request, 5xx and gateway-error; a reset after the request
  * was sent and a per-try timeout only by reset, 5xx and gateway-error.

@@ -1,5 +1,5 @@
 /**
- * The resolved retry policy of one route (istio-semantics §1.10). The router builds it from
+ * The resolved retry policy of one route (docs/routing.md#timeouts-and-retries). The router builds it from
  * `HTTPRetry` (applying Istio's defaults); the upstream forwarder executes it.
  */
 export interface RetryPolicy {

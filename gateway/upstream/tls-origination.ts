@@ -1,5 +1,5 @@
 /**
- * Upstream TLS origination (istio-semantics §2.6). Builds, once per cluster endpoint, the undici
+ * Upstream TLS origination (docs/routing.md#tls-to-upstreams). Builds, once per cluster endpoint, the undici
  * connector that opens plain TCP or TLS: SIMPLE / MUTUAL from PEM files (one SecureContext reused
  * for every connection, TLS session resumption by undici's session cache), ISTIO_MUTUAL from the
  * proxy's workload identity. Errors raised while connecting are tagged so that the forwarder can tell

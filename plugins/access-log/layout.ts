@@ -124,7 +124,7 @@ export const JSON_LAYOUT = new LineLayout(
   latin1('}\n'),
 );
 
-/** Istio's default text line (istio-semantics §8.3); fields Envoy has and meshgate does not are `-`. */
+/** Istio's default text line (docs/observability.md#access-log); fields Envoy has and meshgate does not are `-`. */
 export const TEXT_LAYOUT = new LineLayout(
   'TEXT',
   [

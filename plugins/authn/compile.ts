@@ -1,5 +1,5 @@
 /**
- * RequestAuthentication → one merged list of JWT providers for this workload (istio-semantics §7.1:
+ * RequestAuthentication → one merged list of JWT providers for this workload (docs/policies.md#requestauthentication-jwt:
  * root namespace + namespace + selector, unlike PeerAuthentication everything is merged). Inline JWKS are
  * imported here; remote ones start fetching here so the first request rarely waits.
  */

@@ -1,5 +1,5 @@
 /**
- * RequestAuthentication plugin (istio-semantics §7). Runs before authz: no token ⇒ anonymous (authz
+ * RequestAuthentication plugin (docs/policies.md#requestauthentication-jwt). Runs before authz: no token ⇒ anonymous (authz
  * decides whether that is enough); a bad token ⇒ 401 (403 for audience) with `www-authenticate`.
  * On success `request.mesh.auth` holds `<iss>/<sub>` and the claims, and the forwarded request is
  * rewritten: token header removed unless `forwardOriginalToken`, payload/claim headers set.

@@ -1,5 +1,5 @@
 /**
- * Where tokens are read from (istio-semantics §7.2). All locations any rule reads are scanned; more than
+ * Where tokens are read from (docs/policies.md#requestauthentication-jwt). All locations any rule reads are scanned; more than
  * one token (two locations, or a repeated header/param/cookie) is refused, because which one the
  * principal would come from is undefined and an attacker picks the one the backend reads.
  */

@@ -1,5 +1,5 @@
 /**
- * Verifies one token against the providers that read its location (istio-semantics §7). Messages are
+ * Verifies one token against the providers that read its location (docs/policies.md#requestauthentication-jwt). Messages are
  * Envoy jwt_authn's, so clients and runbooks written for Istio keep working. The algorithm is never taken
  * on trust: it must be one the selected key allows (so no `none`, no HS256-with-an-RSA-key confusion).
  */

@@ -1,5 +1,5 @@
 /**
- * AuthorizationPolicy → immutable matcher tables, once per snapshot (istio-semantics §5.1–5.3).
+ * AuthorizationPolicy → immutable matcher tables, once per snapshot (docs/policies.md#which-policies-apply).
  * Only the policies selecting this proxy's workload are kept; they are grouped by action so the
  * request path runs CUSTOM → DENY → ALLOW without looking at anything else.
  */

@@ -1,5 +1,5 @@
 /**
- * `when` conditions (istio-semantics §5.4). An unknown key makes the whole rule invalid, as Istio's code
+ * `when` conditions (docs/policies.md#when-conditions). An unknown key makes the whole rule invalid, as Istio's code
  * does (its docs say "ignored"): silently dropping a condition would widen an ALLOW rule.
  */
 import type { Condition } from '../../gateway/config/kinds/authorization-policy.js';

@@ -1,5 +1,5 @@
 /**
- * The decision (istio-semantics §5.2): CUSTOM → DENY → ALLOW. CUSTOM needs a network call, so it is
+ * The decision (docs/policies.md#evaluation-order): CUSTOM → DENY → ALLOW. CUSTOM needs a network call, so it is
  * split out (`matchingCustomPolicy`); `evaluateRbac` is synchronous and allocation-free on the hot path.
  * When a `trace` array is passed (explain), every policy and rule records why it did or did not match,
  * using the same compiled matchers.

@@ -1,5 +1,5 @@
 /**
- * Compiles the fields of `from.source` and `to.operation` (istio-semantics §5.4–5.6) into matchers.
+ * Compiles the fields of `from.source` and `to.operation` (docs/policies.md#fromsource) into matchers.
  * Each matcher carries a short description so `explain` can say which field decided, using the very
  * same closures the request path runs. Problems are returned as data; the caller turns them into
  * diagnostics and drops the rule, as Istio does for a rule it cannot build.
@@ -106,7 +106,7 @@ function compileNamespacePattern(pattern: string): ValueMatcher {
 
 type RequestPrincipalMatcher = (iss: string, sub: string) => boolean;
 
-/** istio-semantics §5.6: split at the LAST `/`; each side is a value pattern against `iss` / `sub`. */
+/** docs/policies.md#value-patterns: split at the LAST `/`; each side is a value pattern against `iss` / `sub`. */
 function compileRequestPrincipal(pattern: string): RequestPrincipalMatcher {
   if (pattern === '*') return (iss, sub) => iss !== '' && sub !== '';
   const slash = pattern.lastIndexOf('/');

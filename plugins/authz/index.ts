@@ -1,5 +1,5 @@
 /**
- * AuthorizationPolicy plugin (istio-semantics §5). Runs after RequestAuthentication (it reads
+ * AuthorizationPolicy plugin (docs/policies.md#authorizationpolicy). Runs after RequestAuthentication (it reads
  * `request.mesh.auth`) and before routing, as Envoy's RBAC filter does. Every denial names the policy and
  * rule that decided, in the log, in `request.mesh.localReply.details` and (debug headers) in the response.
  */

@@ -1,5 +1,5 @@
 /**
- * Fault injection from the matched route (istio-semantics §1.11): a delay and/or an abort, each with
+ * Fault injection from the matched route (docs/routing.md#fault-injection): a delay and/or an abort, each with
  * its own percentage (absent ⇒ 0 %, never injected). Delay first, then abort; an abort never reaches
  * the upstream and is never retried. Runs after rate limiting, like Envoy's fault filter sits after RBAC.
  */

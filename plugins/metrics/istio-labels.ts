@@ -1,5 +1,5 @@
 /**
- * Istio's standard metric labels (istio-semantics §8.2). Everything known at load time (this proxy's
+ * Istio's standard metric labels (docs/observability.md#metrics). Everything known at load time (this proxy's
  * own workload, ServiceEntry namespaces, WorkloadEntry addresses) is compiled once; per request only
  * the peer, destination service and outcome are filled in. Unknown values are the string `unknown`.
  */

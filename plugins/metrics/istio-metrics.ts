@@ -1,5 +1,5 @@
 /**
- * Istio's standard HTTP series (istio-semantics §8.1), recorded once per request at stream end.
+ * Istio's standard HTTP series (docs/observability.md#metrics), recorded once per request at stream end.
  * The four series share one label set, so one cache maps the joined label values to the four bound
  * series (bound-series.ts): after the first request of a kind, recording is one map lookup and four
  * plain increments, with no per-request label hashing. The cache is also the cardinality guard (SeriesGuard semantics: beyond the cap, the `overflow` series).
@@ -11,7 +11,7 @@ import { ISTIO_LABEL_NAMES, counterpartOf, isDestinationReporter, isGrpc, istioL
 import type { CompiledIstioLabels, IstioLabelName } from './istio-labels.js';
 import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
 
-/** Envoy's default histogram buckets, in milliseconds (istio-semantics §8.1). */
+/** Envoy's default histogram buckets, in milliseconds (docs/observability.md#metrics). */
 export const ENVOY_DEFAULT_BUCKETS_MS = [
   0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
 ] as const;

@@ -1,4 +1,4 @@
-/** RequestAuthentication (istio-semantics §7) through authn + authz plugins, with a real JWKS server. */
+/** RequestAuthentication (docs/policies.md#requestauthentication-jwt) through authn + authz plugins, with a real JWKS server. */
 import { connect } from 'node:net';
 import t from 'tap';
 import { SignJWT, UnsecuredJWT, base64url, exportSPKI, importJWK } from 'jose';

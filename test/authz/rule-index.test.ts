@@ -33,7 +33,7 @@ function compile(resources: readonly Resource[]): CompiledAuthz {
   return compiled;
 }
 
-/** istio-semantics §5.2 walked literally, without the index. */
+/** docs/policies.md#evaluation-order walked literally, without the index. */
 function linearDecision(compiled: CompiledAuthz, request: AuthzRequest): string {
   const first = (indexed: IndexedPolicies): string | null => {
     for (const candidate of indexed.policies) {

@@ -1,4 +1,4 @@
-/** AuthorizationPolicy semantics (istio-semantics §5), checked through `explainRequest` on compiled policies. */
+/** AuthorizationPolicy semantics (docs/policies.md#authorizationpolicy), checked through `explainRequest` on compiled policies. */
 import t from 'tap';
 import type { AuthorizationPolicySpec } from '../../gateway/config/kinds/authorization-policy.js';
 import type { Diagnostic, Resource } from '../../gateway/config/resource.js';
@@ -118,7 +118,7 @@ t.test('mTLS-only fields never match plaintext; not-forms do', async (t) => {
   t.equal(decide(allow({ trustDomains: ['cluster.local'] }), {}), 'DENY');
 });
 
-t.test('requestPrincipals parsing (§5.6)', async (t) => {
+t.test('requestPrincipals parsing (split at the last /)', async (t) => {
   const allow = (requestPrincipals: string[]) => [policy('p', { rules: [{ from: [{ source: { requestPrincipals } }] }] })];
   const jwt = { jwtClaims: { iss: 'https://accounts.example.com', sub: '1234' } };
   t.equal(decide(allow(['*']), jwt), 'ALLOW');

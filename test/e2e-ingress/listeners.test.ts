@@ -1,5 +1,5 @@
 /**
- * Gateway listeners over real sockets (istio-semantics §3): plain HTTP, HTTPS servers sharing a port
+ * Gateway listeners over real sockets (docs/routing.md#gateways-and-listeners): plain HTTP, HTTPS servers sharing a port
  * told apart by SNI (exact and wildcard, unknown SNI refused, a per-server TLS 1.3 minimum), MUTUAL,
  * httpsRedirect, HTTP/2 negotiated by ALPN, certificate rotation without a restart, and the 404 of a
  * host no VirtualService is bound to.

@@ -1,5 +1,5 @@
 /**
- * What the proxy does to a request on its way through (istio-semantics §9): bodies are streamed in
+ * What the proxy does to a request on its way through (docs/normalisation.md#forwarded-headers): bodies are streamed in
  * both directions, WebSocket upgrades are spliced through (after the same policies as any request),
  * hop-by-hop headers stop at the proxy, forwarding headers are set, request ids generated or kept,
  * and at the edge a client cannot smuggle in the mesh's own control headers.

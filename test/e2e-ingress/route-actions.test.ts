@@ -1,5 +1,5 @@
 /**
- * VirtualService route actions through the real gateway (istio-semantics §1.6–1.13): rewrites,
+ * VirtualService route actions through the real gateway (docs/routing.md#rewrite): rewrites,
  * redirect, direct response, header operations, fault injection, mirroring and the route timeout.
  * The router's compiled forms are unit-tested in test/router; here the point is what the upstream
  * and the client actually see on the wire.

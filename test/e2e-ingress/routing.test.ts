@@ -1,6 +1,6 @@
 /**
- * The seed's routing story through the real gateway (service-mesh-seed.md, istio-semantics §1.5,
- * §1.9, §1.10, §2.3–2.5): the product-service VirtualService and DestinationRule bound to an ingress
+ * The seed's routing story through the real gateway (config/examples/seed-istio.yaml; docs/routing.md: destinations and
+ * weights, timeouts and retries, load balancing, connection pool, outlier detection): the product-service VirtualService and DestinationRule bound to an ingress
  * Gateway, subsets v1/v2 served by two upstream servers. Durations are shortened in this copy of the
  * seed (perTryTimeout 400ms, timeout 1s) so the timeout semantics can be observed quickly; the
  * DestinationRule's ISTIO_MUTUAL is dropped because the upstreams here are plain loopback servers.

@@ -225,7 +225,7 @@ t.test('variants the proxy cannot map onto a served route are refused before any
   t.equal(rawStatus(other), 404, other.split('\r\n')[0]);
 });
 
-t.test('paths are case-sensitive (Istio §5): /ADMIN is not /admin, so it is only safe if the backend agrees', async (t) => {
+t.test('paths are case-sensitive, as in Istio: /ADMIN is not /admin, so it is only safe if the backend agrees', async (t) => {
   const before = app.received.length;
   const reply = await request(port, '/ADMIN');
   t.equal(reply.status, 200, 'Istio path matching is case-sensitive; a case-insensitive backend needs its own policy');

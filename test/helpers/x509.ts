@@ -46,5 +46,5 @@ installReflectMetadataShim();
 export const x509 = await import('@peculiar/x509');
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-/** ECDSA P-256 with SHA-256: the cheapest handshake on Node (performance-baseline §2.3). */
+/** ECDSA P-256 with SHA-256: the cheapest handshake on Node (measured). */
 export const EC_P256_SHA256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;

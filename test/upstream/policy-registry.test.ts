@@ -31,7 +31,7 @@ t.test('resolved defaults are Istio defaults', async (t) => {
   t.equal(resolvePolicy({ loadBalancer: { simple: 'LEAST_CONN' } }, undefined, 80).loadBalancer.algorithm, 'LEAST_REQUEST');
 });
 
-t.test('§2.1: port-level settings replace the DR policy; subsets override per top-level field', async (t) => {
+t.test('policy resolution: port-level settings replace the DR policy; subsets override per top-level field', async (t) => {
   const host = {
     connectionPool: { tcp: { maxConnections: 7 }, http: { http2MaxRequests: 9 } },
     loadBalancer: { simple: 'RANDOM' as const },

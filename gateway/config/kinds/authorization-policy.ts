@@ -1,4 +1,4 @@
-/** `security.istio.io` AuthorizationPolicy (istio-semantics §5): access control on inbound traffic. */
+/** `security.istio.io` AuthorizationPolicy (docs/policies.md#authorizationpolicy): access control on inbound traffic. */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { PolicyTargetReference, WorkloadSelector, stringEnum, stringList, strictObject } from './common.js';

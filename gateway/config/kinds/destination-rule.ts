@@ -1,5 +1,5 @@
 /**
- * `networking.istio.io` DestinationRule (istio-semantics §2): policies applied after routing to traffic
+ * `networking.istio.io` DestinationRule (docs/routing.md#destinationrule): policies applied after routing to traffic
  * for a host — load balancing, connection pool limits, outlier detection, upstream TLS, subsets.
  */
 import { Type } from '@sinclair/typebox';

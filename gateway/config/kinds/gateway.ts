@@ -1,5 +1,5 @@
 /**
- * `networking.istio.io` Gateway (istio-semantics §3): the listeners of the ingress proxy and which
+ * `networking.istio.io` Gateway (docs/routing.md#gateways-and-listeners): the listeners of the ingress proxy and which
  * VirtualServices may bind to them.
  */
 import { Type } from '@sinclair/typebox';

@@ -58,7 +58,7 @@ export const MeshConfigSpec = strictObject(
     ),
     pathNormalization: stringEnum(
       ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'],
-      'Path normalisation applied before routing and authorization (istio-semantics §5.7).',
+      'Path normalisation applied before routing and authorization (docs/normalisation.md#path-normalisation).',
       'BASE',
     ),
     numTrustedProxies: Type.Integer({

@@ -1,4 +1,4 @@
-/** `security.istio.io` PeerAuthentication (istio-semantics §6): what the inbound side accepts (mTLS mode). */
+/** `security.istio.io` PeerAuthentication (docs/policies.md#peerauthentication-mtls-modes): what the inbound side accepts (mTLS mode). */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { WorkloadSelector, stringEnum, strictObject } from './common.js';

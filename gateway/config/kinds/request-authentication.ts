@@ -1,4 +1,4 @@
-/** `security.istio.io` RequestAuthentication (istio-semantics §7): JWT validation of inbound requests. */
+/** `security.istio.io` RequestAuthentication (docs/policies.md#requestauthentication-jwt): JWT validation of inbound requests. */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { PolicyTargetReference, WorkloadSelector, durationString, stringList, strictObject } from './common.js';

@@ -1,4 +1,4 @@
-/** `networking.istio.io` ServiceEntry (istio-semantics §4): hosts of the service registry. */
+/** `networking.istio.io` ServiceEntry (docs/routing.md#serviceentry-and-workloadentry): hosts of the service registry. */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { ExportTo, LabelsSelector, described, stringEnum, stringList, strictObject } from './common.js';

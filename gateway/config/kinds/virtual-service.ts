@@ -1,5 +1,5 @@
 /**
- * `networking.istio.io` VirtualService (istio-semantics §1): ordered HTTP/TLS/TCP routing rules for a
+ * `networking.istio.io` VirtualService (docs/routing.md): ordered HTTP/TLS/TCP routing rules for a
  * set of hosts. Field names and sets follow istio/api `virtual_service.proto`.
  */
 import { Type } from '@sinclair/typebox';

@@ -1,4 +1,4 @@
-/** `networking.istio.io` WorkloadEntry (istio-semantics §4): one endpoint of the registry, standalone or inline. */
+/** `networking.istio.io` WorkloadEntry (docs/routing.md#serviceentry-and-workloadentry): one endpoint of the registry, standalone or inline. */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { stringMap, strictObject } from './common.js';
