@@ -57,7 +57,7 @@ t.test('a port already taken at start: exit 1, the error names the address, noth
   t.teardown(() => dir.remove());
   const cli = spawnCli(['run', '-c', dir.file]);
   t.teardown(() => cli.kill());
-  t.equal(await exitWithin(cli, 15_000), 1, 'non-zero exit');
+  t.equal(await exitWithin(cli, 60_000), 1, 'non-zero exit');
   t.match(cli.stdout(), new RegExp(`EADDRINUSE[^\\n]*127\\.0\\.0\\.1:${config.adminPort}[^\\n]*meshgate failed to start`));
   t.equal(await accepts(config.gatewayPort), false, 'the gateway listener opened before the failure was closed');
 });
