@@ -10,11 +10,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { issueServerCertificate } from '../identity/ca.js';
 import { caInit } from '../identity/ca-cli.js';
 import { orderApp, productApp } from '../demo/apps.js';
-import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
+import type { Values } from './commands-spec.js';
+import { EXIT_INVALID, EXIT_OK } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo', import.meta.url));
@@ -103,16 +103,10 @@ meshgate demo mesh is up. Try:
 Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
 `;
 
-export async function demoCommand(args: readonly string[]): Promise<number> {
+export async function demoCommand(values: Values): Promise<number> {
   // The demo apps serve from this process for as long as it runs: their young generation grows as usual.
   releaseYoungGeneration();
-  let values;
-  try {
-    values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, strict: true }).values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const configDir = values.config ?? DEMO_CONFIG;
+  const configDir = typeof values.config === 'string' ? values.config : DEMO_CONFIG;
   const generated = join(configDir, '.generated');
   await prepareCertificates(generated);
   const logs = join(generated, 'logs');
