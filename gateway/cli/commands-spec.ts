@@ -119,10 +119,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'demo',
-    summary: 'the demo mesh on localhost: an ingress, three apps and their sidecars (`npm start`)',
+    summary: 'the demo mesh on 127.0.0.1: an ingress, three apps and their sidecars (`npm start`)',
     options: [
-      { name: 'config', short: 'c', value: '<dir>', description: 'the demo config directory', default: 'config/demo' },
-      { name: 'listen-address', value: '<ip>', description: 'address the ingress listens on (the rest stays on loopback)', default: '127.0.0.1' },
+      {
+        name: 'config',
+        short: 'c',
+        value: '<dir>',
+        description: 'the demo config directory; its Gateway servers bind 127.0.0.1, a copy without `bind` listens on every address',
+        default: 'config/demo',
+      },
     ],
     example: 'meshgate demo',
     load: async () => (await import('./demo.js')).demoCommand,

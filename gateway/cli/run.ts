@@ -27,6 +27,11 @@ export async function runCommand(values: Values): Promise<number> {
     const stop = (signal: string): void => void runtime.shutdown(signal);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Started with an IPC channel (by `meshgate demo`): the parent's death closes it, and this proxy follows.
+    if (process.channel !== undefined) {
+      process.channel.unref();
+      process.once('disconnect', () => stop('parent exited'));
+    }
     runtime.start().then(
       (started) => {
         if (started.ok) {
