@@ -58,6 +58,8 @@ export async function createAdminServer(source: AdminSource, views: readonly Adm
   });
   app.get('/server_info', async () => ({
     version: source.version,
+    // Lets a supervisor (the demo) tell its own child from a stale process answering on the same port.
+    pid: process.pid,
     mode: source.mode,
     state: source.isDraining() ? 'DRAINING' : source.generation() === null ? 'INITIALIZING' : 'LIVE',
     uptimeSeconds: Math.round((Date.now() - source.startedAt.getTime()) / 1000),

@@ -1,35 +1,55 @@
-/** Argument parsing shared by the commands: one wording for every usage mistake. */
-import { existsSync } from 'node:fs';
+/** Argument parsing shared by the commands, read from the command's definition (commands-spec.ts). */
 import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import type { ProxyMode } from '../pipeline/types.js';
+import { LOG_LEVELS, parseArgsOptions } from './commands-spec.js';
+import type { CommandSpec, Values } from './commands-spec.js';
 import { UsageError } from './usage.js';
 
-export type Values = Record<string, string | boolean | string[] | undefined>;
-
-export function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>): Values {
-  try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+function optionList(spec: CommandSpec): string {
+  return spec.options.length === 0 ? 'it takes no options' : `its options: ${spec.options.map((option) => `--${option.name}`).join(', ')}`;
 }
 
+export function parse(args: readonly string[], spec: CommandSpec): Values {
+  let values: Values;
+  try {
+    values = parseArgs({ args: [...args], options: parseArgsOptions(spec), strict: true, allowPositionals: false }).values as Values;
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const option = /'([^']+)'/.exec(message)?.[1] ?? message;
+      throw new UsageError(`unknown option ${option} (${optionList(spec)})`);
+    }
+    throw new UsageError(message.split('\n')[0] ?? message);
+  }
+  if (values.help === true) return values;
+  for (const option of spec.options) {
+    if (option.required === true && values[option.name] === undefined) {
+      throw new UsageError(`missing ${option.short === undefined ? '' : `-${option.short}/`}--${option.name} ${option.value ?? ''}`.trimEnd());
+    }
+  }
+  return values;
+}
+
+/** The config path as given: one that does not exist is the loader's MG0001 diagnostic, not a usage error. */
 export function configPath(values: Values): string {
   const path = values.config;
   if (typeof path !== 'string' || path === '') throw new UsageError('missing -c/--config <file|dir>');
-  if (!existsSync(path)) throw new UsageError(`config path does not exist: ${path}`);
   return path;
 }
 
+/** `--workload` names a sidecar, so it implies `--mode sidecar`; asking for an ingress with it is a contradiction. */
 export function proxyMode(values: Values): ProxyMode {
-  const mode = values.mode ?? 'ingress';
+  const workload = typeof values.workload === 'string';
+  const mode = values.mode ?? (workload ? 'sidecar' : 'ingress');
   if (mode !== 'ingress' && mode !== 'sidecar') throw new UsageError(`--mode must be ingress or sidecar, got "${String(mode)}"`);
+  if (mode === 'ingress' && workload) throw new UsageError('--workload names a sidecar; it cannot be combined with --mode ingress');
   return mode;
 }
 
-export const CONFIG_OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  mode: { type: 'string' },
-  workload: { type: 'string' },
-} as const;
+export function logLevel(values: Values): string {
+  const level = values['log-level'] ?? 'info';
+  if (typeof level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${String(level)}"`);
+  }
+  return level;
+}

@@ -6,16 +6,16 @@ import { formatDiagnostics, summarize } from '../config/format.js';
 import { caInit, caIssue } from '../identity/ca-cli.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { compileConfig } from '../runtime/snapshot.js';
-import { describedRequestFrom } from '../runtime/explain-input.js';
+import { describedRequestFrom, EXPLAIN_REQUEST_FIELDS, jsonFieldName } from '../runtime/explain-input.js';
 import { MESHGATE_VERSION } from '../version.js';
-import { CONFIG_OPTIONS, configPath, parse, proxyMode } from './args.js';
+import { configPath, proxyMode } from './args.js';
+import type { Values } from './commands-spec.js';
 import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
 import { AUTHZ_PLUGIN_NAME } from '../../plugins/authz/index.js';
 import type { CompiledAuthz } from '../../plugins/authz/compile.js';
 import { explainRequest } from '../../plugins/authz/explain.js';
 
-export async function validateCommand(args: readonly string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, output: { type: 'string', short: 'o' }, strict: { type: 'boolean' } });
+export async function validateCommand(values: Values): Promise<number> {
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json') throw new UsageError(`--output must be text or json, got "${String(output)}"`);
   const mode = proxyMode(values);
@@ -39,41 +39,18 @@ export async function validateCommand(args: readonly string[]): Promise<number> 
   return failed ? EXIT_INVALID : EXIT_OK;
 }
 
-export async function explainCommand(args: readonly string[]): Promise<number> {
-  const values = parse(args, {
-    ...CONFIG_OPTIONS,
-    method: { type: 'string' },
-    host: { type: 'string' },
-    path: { type: 'string' },
-    header: { type: 'string', multiple: true },
-    principal: { type: 'string' },
-    claims: { type: 'string' },
-    'source-ip': { type: 'string' },
-  });
-  const headers: Record<string, string> = {};
-  for (const header of (values.header as string[] | undefined) ?? []) {
-    const at = header.indexOf('=');
-    if (at <= 0) throw new UsageError(`--header must be name=value, got "${header}"`);
-    headers[header.slice(0, at).toLowerCase()] = header.slice(at + 1);
+/** The explain options, renamed to the JSON field names admin `POST /explain` takes. */
+function explainInput(values: Values): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const field of EXPLAIN_REQUEST_FIELDS) {
+    const value = values[field.option];
+    if (value !== undefined) input[jsonFieldName(field.option)] = value;
   }
-  let claims: unknown;
-  if (typeof values.claims === 'string') {
-    try {
-      claims = JSON.parse(values.claims);
-    } catch {
-      throw new UsageError('--claims must be a JSON object');
-    }
-  }
-  const described = describedRequestFrom({
-    method: values.method,
-    host: values.host,
-    path: values.path,
-    headers,
-    peerPrincipal: values.principal,
-    sourceIp: values['source-ip'],
-    remoteIp: values['source-ip'],
-    jwtClaims: claims,
-  });
+  return input;
+}
+
+export async function explainCommand(values: Values): Promise<number> {
+  const described = describedRequestFrom(explainInput(values));
   if (!described.ok) throw new UsageError(described.error);
   const mode = proxyMode(values);
   const result = await compileConfig(configPath(values), {
@@ -91,38 +68,28 @@ export async function explainCommand(args: readonly string[]): Promise<number> {
   return EXIT_OK;
 }
 
-export async function caCommand(args: readonly string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === 'init') {
-    const values = parse(rest, { dir: { type: 'string' }, 'trust-domain': { type: 'string' }, force: { type: 'boolean' } });
-    if (typeof values.dir !== 'string') throw new UsageError('ca init needs --dir DIR');
-    const result = await caInit({
-      dir: values.dir,
-      ...(typeof values['trust-domain'] === 'string' ? { trustDomain: values['trust-domain'] } : {}),
-      ...(values.force === true ? { force: true } : {}),
-    });
-    process.stdout.write(`${result.message}\n`);
-    return result.exitCode;
-  }
-  if (sub === 'issue') {
-    const values = parse(rest, { dir: { type: 'string' }, namespace: { type: 'string' }, 'service-account': { type: 'string' }, out: { type: 'string' } });
-    if (typeof values.dir !== 'string' || typeof values.namespace !== 'string' || typeof values['service-account'] !== 'string') {
-      throw new UsageError('ca issue needs --dir DIR --namespace NS --service-account SA');
-    }
-    const result = await caIssue({
-      dir: values.dir,
-      namespace: values.namespace,
-      serviceAccount: values['service-account'],
-      ...(typeof values.out === 'string' ? { out: values.out } : {}),
-    });
-    process.stdout.write(`${result.message}\n`);
-    return result.exitCode;
-  }
-  throw new UsageError(`unknown ca subcommand "${sub ?? ''}" (expected init or issue)`);
+export async function caInitCommand(values: Values): Promise<number> {
+  const result = await caInit({
+    dir: values.dir as string,
+    ...(typeof values['trust-domain'] === 'string' ? { trustDomain: values['trust-domain'] } : {}),
+    ...(values.force === true ? { force: true } : {}),
+  });
+  process.stdout.write(`${result.message}\n`);
+  return result.exitCode;
 }
 
-export async function versionCommand(args: readonly string[]): Promise<number> {
-  parse(args, {});
+export async function caIssueCommand(values: Values): Promise<number> {
+  const result = await caIssue({
+    dir: values.dir as string,
+    namespace: values.namespace as string,
+    serviceAccount: values['service-account'] as string,
+    ...(typeof values.out === 'string' ? { out: values.out } : {}),
+  });
+  process.stdout.write(`${result.message}\n`);
+  return result.exitCode;
+}
+
+export async function versionCommand(): Promise<number> {
   process.stdout.write(`meshgate ${MESHGATE_VERSION} (node ${process.version})\n`);
   return EXIT_OK;
 }

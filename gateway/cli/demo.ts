@@ -3,34 +3,36 @@
  * product-service v1/v2 and order-service, each app behind its own sidecar PROCESS, all driven by
  * config/demo/mesh.yaml with certificates from a CA this command creates. Ctrl-C stops everything.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { issueServerCertificate } from '../identity/ca.js';
 import { caInit } from '../identity/ca-cli.js';
 import { orderApp, productApp } from '../demo/apps.js';
-import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
+import type { Values } from './commands-spec.js';
+import { checkPortFree, PortInUseError, spawnProxy, waitProxyReady } from './demo-process.js';
+import { EXIT_INVALID, EXIT_OK } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo', import.meta.url));
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const LOOPBACK = '127.0.0.1';
 
-interface ProxyProcess {
+interface DemoProxy {
   readonly name: string;
   readonly args: readonly string[];
   readonly admin: string;
+  /** The ports its listeners take in config/demo (checked before anything starts). */
+  readonly ports: readonly number[];
 }
 
-const PROXIES: readonly ProxyProcess[] = [
-  { name: 'ingress', args: ['--mode', 'ingress'], admin: '127.0.0.1:15000' },
-  { name: 'product-v1-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v1'], admin: '127.0.0.1:15301' },
-  { name: 'product-v2-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v2'], admin: '127.0.0.1:15302' },
-  { name: 'order-service-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/order-service'], admin: '127.0.0.1:15303' },
+const PROXIES: readonly DemoProxy[] = [
+  { name: 'ingress', args: ['--mode', 'ingress'], admin: '127.0.0.1:15000', ports: [8443, 8080] },
+  { name: 'product-v1-sidecar', args: ['--workload', 'my-app/product-v1'], admin: '127.0.0.1:15301', ports: [15101, 15201] },
+  { name: 'product-v2-sidecar', args: ['--workload', 'my-app/product-v2'], admin: '127.0.0.1:15302', ports: [15102, 15202] },
+  { name: 'order-service-sidecar', args: ['--workload', 'my-app/order-service'], admin: '127.0.0.1:15303', ports: [15103, 15203] },
 ];
 
 const APPS: readonly { name: string; port: number; create: () => http.Server }[] = [
@@ -38,6 +40,10 @@ const APPS: readonly { name: string; port: number; create: () => http.Server }[]
   { name: 'product-service v2', port: 9102, create: () => productApp('v2') },
   { name: 'order-service', port: 9103, create: () => orderApp('http://127.0.0.1:15203') },
 ];
+
+function adminPort(admin: string): number {
+  return Number(admin.slice(admin.lastIndexOf(':') + 1));
+}
 
 async function prepareCertificates(generated: string): Promise<void> {
   await mkdir(generated, { recursive: true });
@@ -54,27 +60,12 @@ async function prepareCertificates(generated: string): Promise<void> {
   await writeFile(join(credential, 'tls.key'), server.keyPem, { mode: 0o600 });
 }
 
-async function waitReady(admin: string, child: ChildProcess, name: string, logFile: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}; see ${logFile}`);
-    try {
-      const response = await fetch(`http://${admin}/ready`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${name} did not become ready within 15 s; see ${logFile}`);
-}
-
 function listen(server: http.Server, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new Error(error.code === 'EADDRINUSE' ? `port ${port} is already in use (is another demo running?)` : error.message)),
+      reject(error.code === 'EADDRINUSE' ? new PortInUseError(`port ${port} on ${LOOPBACK} is already in use (another demo still running?)`) : error),
     );
-    server.listen(port, '127.0.0.1', resolve);
+    server.listen(port, LOOPBACK, resolve);
   });
 }
 
@@ -103,16 +94,10 @@ meshgate demo mesh is up. Try:
 Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
 `;
 
-export async function demoCommand(args: readonly string[]): Promise<number> {
+export async function demoCommand(values: Values): Promise<number> {
   // The demo apps serve from this process for as long as it runs: their young generation grows as usual.
   releaseYoungGeneration();
-  let values;
-  try {
-    values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, strict: true }).values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const configDir = values.config ?? DEMO_CONFIG;
+  const configDir = typeof values.config === 'string' ? values.config : DEMO_CONFIG;
   const generated = join(configDir, '.generated');
   await prepareCertificates(generated);
   const logs = join(generated, 'logs');
@@ -130,22 +115,23 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
   };
 
   try {
+    // Every port first: a stale demo holding one stops this one before anything starts, with one line.
+    for (const port of [...APPS.map((app) => app.port), ...PROXIES.flatMap((proxy) => [adminPort(proxy.admin), ...proxy.ports])]) {
+      await checkPortFree(LOOPBACK, port);
+    }
     for (const app of APPS) {
       const server = app.create();
       apps.push(server);
       await listen(server, app.port);
     }
     for (const proxy of PROXIES) {
-      const logFile = join(logs, `${proxy.name}.log`);
-      const out = createWriteStream(logFile);
-      const child = spawn(process.execPath, [MAIN, 'run', '-c', configDir, ...proxy.args, '--admin-address', proxy.admin], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout?.pipe(out);
-      child.stderr?.pipe(out);
+      const launch = { name: proxy.name, args: ['-c', configDir, ...proxy.args], admin: proxy.admin, logFile: join(logs, `${proxy.name}.log`) };
+      const child = spawnProxy(launch);
       child.once('exit', (code) => {
-        if (!stopping) process.stderr.write(`meshgate demo: ${proxy.name} exited with code ${code ?? 'null'}; see ${logFile}\n`);
+        if (!stopping) process.stderr.write(`meshgate demo: ${proxy.name} exited with code ${code ?? 'null'}; see ${launch.logFile}\n`);
       });
       children.push(child);
-      await waitReady(proxy.admin, child, proxy.name, logFile);
+      await waitProxyReady(launch, child);
       process.stdout.write(`  ${proxy.name} ready (admin http://${proxy.admin})\n`);
     }
   } catch (error) {

@@ -1,44 +1,61 @@
 #!/usr/bin/env node
 /**
- * `meshgate` entry point: dispatches to a command and turns usage mistakes into exit code 2.
- * Each command's module is imported on use, so a sidecar does not load (and keep in memory) the CA,
- * demo and explain code, nor `validate` the proxy's.
+ * `meshgate` entry point: finds the command in its definition (commands-spec.ts), parses its options
+ * against it, and turns usage mistakes into exit code 2. Each command's module is imported on use, so
+ * a sidecar does not load (and keep in memory) the CA, demo and explain code, nor `validate` the proxy's.
  */
-import { EXIT_USAGE, USAGE, UsageError } from './usage.js';
+import { parse } from './args.js';
+import { commandGroup, commandUsage, findCommand, generalUsage, synopsis } from './commands-spec.js';
+import type { CommandSpec } from './commands-spec.js';
+import { EXIT_OK, EXIT_USAGE, UsageError } from './usage.js';
 import { holdYoungGeneration } from './young-generation.js';
 
-type Command = (args: readonly string[]) => Promise<number>;
-
-const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
-  run: async () => (await import('./run.js')).runCommand,
-  validate: async () => (await import('./commands.js')).validateCommand,
-  explain: async () => (await import('./commands.js')).explainCommand,
-  ca: async () => (await import('./commands.js')).caCommand,
-  demo: async () => (await import('./demo.js')).demoCommand,
-  version: async () => (await import('./commands.js')).versionCommand,
-};
+function usageError(prefix: string, message: string, specs: readonly CommandSpec[]): number {
+  const lines = [`${prefix}: ${message}`, '', 'Usage:', ...specs.map((spec) => `  ${synopsis(spec)}`), ''];
+  const help = specs.length === 1 ? `meshgate ${specs[0]?.name ?? ''} --help` : 'meshgate --help';
+  process.stderr.write(`${lines.join('\n')}Run \`${help}\` for details.\n`);
+  return EXIT_USAGE;
+}
 
 async function main(argv: readonly string[]): Promise<number> {
-  const [name, ...args] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    process.stdout.write(USAGE);
-    return name === undefined ? EXIT_USAGE : 0;
+  const [first] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || (first === 'help' && argv.length === 1)) {
+    process.stdout.write(generalUsage());
+    return first === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  const load = COMMANDS[name];
-  if (load === undefined) {
-    process.stderr.write(`meshgate: unknown command "${name}"\n\n${USAGE}`);
+  if (first === 'help') {
+    const found = findCommand(argv.slice(1));
+    if (found === undefined) return usageError('meshgate help', `unknown command "${argv.slice(1).join(' ')}"`, []);
+    process.stdout.write(commandUsage(found.spec));
+    return EXIT_OK;
+  }
+  const found = findCommand(first === '--version' ? ['version'] : argv);
+  if (found === undefined) {
+    const group = commandGroup(first);
+    if (group.length > 0) {
+      if (argv.includes('--help') || argv.includes('-h')) {
+        process.stdout.write(group.map(commandUsage).join('\n'));
+        return EXIT_OK;
+      }
+      const expected = group.map((spec) => spec.name.split(' ').slice(1).join(' ')).join(' or ');
+      return usageError(`meshgate ${first}`, `unknown ${first} subcommand "${argv[1] ?? ''}" (expected ${expected})`, group);
+    }
+    process.stderr.write(`meshgate: unknown command "${first}"\n\n${generalUsage()}`);
     return EXIT_USAGE;
   }
-  // Before the command's modules load: see young-generation.ts (`run` releases it once ready).
-  holdYoungGeneration();
-  const command = await load();
+  const { spec, rest } = found;
   try {
-    return await command(args);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`meshgate ${name}: ${error.message}\n\n${USAGE}`);
-      return EXIT_USAGE;
+    const values = parse(rest, spec);
+    if (values.help === true) {
+      process.stdout.write(commandUsage(spec));
+      return EXIT_OK;
     }
+    // Before the command's modules load: see young-generation.ts (`run` releases it once ready).
+    holdYoungGeneration();
+    const command = await spec.load();
+    return await command(values);
+  } catch (error) {
+    if (error instanceof UsageError) return usageError(`meshgate ${spec.name}`, error.message, [spec]);
     throw error;
   }
 }

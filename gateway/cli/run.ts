@@ -2,16 +2,16 @@
 import { formatDiagnostics } from '../config/format.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import { CONFIG_OPTIONS, configPath, parse, proxyMode } from './args.js';
+import { configPath, logLevel, proxyMode } from './args.js';
+import type { Values } from './commands-spec.js';
 import { createLogger } from './logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
-export async function runCommand(args: readonly string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, 'log-level': { type: 'string' }, 'admin-address': { type: 'string' } });
-  const logger = createLogger(typeof values['log-level'] === 'string' ? values['log-level'] : 'info');
+export async function runCommand(values: Values): Promise<number> {
   const mode = proxyMode(values);
   const path = configPath(values);
+  const logger = createLogger(logLevel(values));
   return new Promise<number>((resolve) => {
     // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
     let startFailed = false;
@@ -27,6 +27,11 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     const stop = (signal: string): void => void runtime.shutdown(signal);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Started with an IPC channel (by `meshgate demo`): the parent's death closes it, and this proxy follows.
+    if (process.channel !== undefined) {
+      process.channel.unref();
+      process.once('disconnect', () => stop('parent exited'));
+    }
     runtime.start().then(
       (started) => {
         if (started.ok) {

@@ -7,6 +7,7 @@ import type { DiagnosticCode } from './diagnostics.js';
 import { isRecord } from './field-path.js';
 import type { KindDefinition, KindRegistry } from './kinds/index.js';
 import type { ResourceMetadata } from './resource.js';
+import { didYouMean } from './suggest.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -34,6 +35,9 @@ export interface EnvelopeProblem {
   readonly message: string;
 }
 
+/** Istio kinds meshgate does not implement: configs written for a cluster keep them, so they are skipped with a warning. */
+const UNSUPPORTED_ISTIO_KINDS = new Set(['EnvoyFilter', 'WasmPlugin', 'Telemetry', 'ProxyConfig', 'WorkloadGroup']);
+
 export interface Envelope {
   readonly apiVersion: string;
   readonly kind: string;
@@ -41,6 +45,8 @@ export interface Envelope {
   readonly metadata: ResourceMetadata | undefined;
   readonly spec: unknown;
   readonly problems: EnvelopeProblem[];
+  /** Not a mesh resource (MG0014–MG0016): left out without further checks. */
+  readonly skipped: boolean;
 }
 
 export function isDns1123Subdomain(name: string): boolean {
@@ -55,7 +61,7 @@ function stringMap(value: unknown, path: (string | number)[], problems: Envelope
   const result: Record<string, string> = {};
   if (value === undefined || value === null) return result;
   if (!isRecord(value)) {
-    problems.push({ code: 'MG0103', path, message: `${path.join('.')} must be a mapping of strings` });
+    problems.push({ code: 'MG0103', path, message: 'must be a mapping of strings' });
     return result;
   }
   for (const [key, entry] of Object.entries(value)) {
@@ -72,7 +78,7 @@ function readMetadata(value: unknown, problems: EnvelopeProblem[]): ResourceMeta
   }
   for (const key of Object.keys(value)) {
     if (!METADATA_FIELDS.has(key) && !TOLERATED_METADATA_FIELDS.has(key)) {
-      problems.push({ code: 'MG0010', path: ['metadata', key], message: `unknown metadata field "${key}"` });
+      problems.push({ code: 'MG0010', path: ['metadata', key], message: `unknown metadata field "${key}"${didYouMean(key, METADATA_FIELDS)}` });
     }
   }
   const { name, namespace } = value;
@@ -84,7 +90,7 @@ function readMetadata(value: unknown, problems: EnvelopeProblem[]): ResourceMeta
     problems.push({
       code: 'MG0009',
       path: ['metadata', 'name'],
-      message: `metadata.name ${JSON.stringify(name)} is not a DNS-1123 subdomain (lower-case letters, digits, "-", ".")`,
+      message: `${JSON.stringify(name)} is not a DNS-1123 subdomain (lower-case letters, digits, "-", ".")`,
     });
     valid = false;
   }
@@ -92,7 +98,7 @@ function readMetadata(value: unknown, problems: EnvelopeProblem[]): ResourceMeta
     problems.push({
       code: 'MG0009',
       path: ['metadata', 'namespace'],
-      message: `metadata.namespace ${JSON.stringify(namespace)} is not a DNS-1123 label (lower-case letters, digits, "-")`,
+      message: `${JSON.stringify(namespace)} is not a DNS-1123 label (lower-case letters, digits, "-")`,
     });
     valid = false;
   }
@@ -107,39 +113,58 @@ function readMetadata(value: unknown, problems: EnvelopeProblem[]): ResourceMeta
   };
 }
 
-function resolveKind(apiVersion: string, kind: string, registry: KindRegistry, problems: EnvelopeProblem[]): KindDefinition | undefined {
+function apiGroup(apiVersion: string): string {
+  const slash = apiVersion.indexOf('/');
+  return slash === -1 ? '' : apiVersion.slice(0, slash);
+}
+
+type KindResolution = { readonly definition: KindDefinition } | { readonly skip: EnvelopeProblem } | { readonly problem: EnvelopeProblem };
+
+function resolveKind(apiVersion: string, kind: string, registry: KindRegistry): KindResolution {
   const definition = registry.lookup(apiVersion, kind);
-  if (definition !== undefined) return definition;
+  if (definition !== undefined) return { definition };
   const sameKind = registry.byKind(kind);
-  if (sameKind.length === 0) {
-    const known = [...new Set(registry.kinds.map((k) => k.kind))].join(', ');
-    problems.push({ code: 'MG0006', path: ['kind'], message: `unknown kind "${kind}" (known kinds: ${known})` });
-  } else {
+  if (sameKind.length > 0) {
     const versions = sameKind.flatMap((k) => k.versions.map((v) => `${k.group}/${v}`)).join(', ');
-    problems.push({
-      code: 'MG0007',
-      path: ['apiVersion'],
-      message: `${kind} is not served as "${apiVersion}" (use one of ${versions})`,
-    });
+    return { problem: { code: 'MG0007', path: ['apiVersion'], message: `${kind} is not served as "${apiVersion}" (use one of ${versions})` } };
   }
-  return undefined;
+  const group = apiGroup(apiVersion);
+  const istio = group === 'istio.io' || group.endsWith('.istio.io');
+  if (istio && UNSUPPORTED_ISTIO_KINDS.has(kind)) {
+    return { skip: { code: 'MG0016', path: ['kind'], message: 'an Istio kind meshgate does not support; skipped' } };
+  }
+  if (!istio && !registry.kinds.some((k) => k.group === group)) {
+    return { skip: { code: 'MG0015', path: ['kind'], message: `not a mesh resource (${apiVersion}); skipped` } };
+  }
+  const known = [...new Set(registry.kinds.map((k) => k.kind))];
+  return { problem: { code: 'MG0006', path: ['kind'], message: `unknown kind "${kind}"${didYouMean(kind, known)} (known kinds: ${known.join(', ')})` } };
+}
+
+function skippedEnvelope(apiVersion: string, kind: string, problem: EnvelopeProblem): Envelope {
+  return { apiVersion, kind, definition: undefined, metadata: undefined, spec: {}, problems: [problem], skipped: true };
 }
 
 export function readEnvelope(document: Record<string, unknown>, registry: KindRegistry): Envelope {
-  const problems: EnvelopeProblem[] = [];
-  for (const key of Object.keys(document)) {
-    if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"` });
-  }
   const { apiVersion, kind } = document;
+  if (![...ENVELOPE_FIELDS].some((field) => field in document)) {
+    return skippedEnvelope('', '', { code: 'MG0014', path: [], message: 'not a Kubernetes resource (no apiVersion, kind, metadata or spec); skipped' });
+  }
+  const problems: EnvelopeProblem[] = [];
   let definition: KindDefinition | undefined;
+  if (typeof apiVersion === 'string' && apiVersion !== '' && typeof kind === 'string' && kind !== '') {
+    const resolution = resolveKind(apiVersion, kind, registry);
+    if ('skip' in resolution) return skippedEnvelope(apiVersion, kind, resolution.skip);
+    if ('problem' in resolution) problems.push(resolution.problem);
+    else definition = resolution.definition;
+  }
+  for (const key of Object.keys(document)) {
+    if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"${didYouMean(key, ENVELOPE_FIELDS)}` });
+  }
   if (typeof apiVersion !== 'string' || apiVersion === '') {
     problems.push({ code: 'MG0005', path: apiVersion === undefined ? [] : ['apiVersion'], message: 'missing or non-string apiVersion' });
   }
   if (typeof kind !== 'string' || kind === '') {
     problems.push({ code: 'MG0005', path: kind === undefined ? [] : ['kind'], message: 'missing or non-string kind' });
-  }
-  if (typeof apiVersion === 'string' && apiVersion !== '' && typeof kind === 'string' && kind !== '') {
-    definition = resolveKind(apiVersion, kind, registry, problems);
   }
   const metadata = readMetadata(document.metadata, problems);
   return {
@@ -149,5 +174,6 @@ export function readEnvelope(document: Record<string, unknown>, registry: KindRe
     metadata,
     spec: document.spec ?? {},
     problems,
+    skipped: false,
   };
 }

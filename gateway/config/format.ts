@@ -26,7 +26,18 @@ export function summarize(diagnostics: readonly Diagnostic[]): string {
   return `${plural(count('error'), 'error')}, ${plural(count('warning'), 'warning')}${infos > 0 ? `, ${infos} info` : ''}`;
 }
 
+/** By file, then position: the order a reader fixes them in. Stable, so one position keeps its order of discovery. */
+export function sortDiagnostics(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  return diagnostics.toSorted(
+    (a, b) =>
+      (a.position.file < b.position.file ? -1 : a.position.file > b.position.file ? 1 : 0) ||
+      a.position.line - b.position.line ||
+      a.position.col - b.position.col,
+  );
+}
+
 export function formatDiagnostics(diagnostics: readonly Diagnostic[], format: 'text' | 'json'): string {
-  if (format === 'json') return `${JSON.stringify(diagnostics, null, 2)}\n`;
-  return [...diagnostics.map(formatLine), summarize(diagnostics)].join('\n') + '\n';
+  const sorted = sortDiagnostics(diagnostics);
+  if (format === 'json') return `${JSON.stringify(sorted, null, 2)}\n`;
+  return [...sorted.map(formatLine), summarize(sorted)].join('\n') + '\n';
 }

@@ -89,8 +89,14 @@ function toResource(
     diagnostics.push(makeDiagnostic('MG0004', 'document must be a mapping with apiVersion, kind, metadata and spec', at([])));
     return undefined;
   }
-  const order = counter.next++;
   const envelope = readEnvelope(value, registry);
+  if (envelope.skipped) {
+    for (const problem of envelope.problems) {
+      diagnostics.push(makeDiagnostic(problem.code, problem.message, at(problem.path), envelope.kind === '' ? {} : { kind: envelope.kind }));
+    }
+    return undefined;
+  }
+  const order = counter.next++;
   const subject = {
     ...(envelope.kind === '' ? {} : { kind: envelope.kind }),
     ...(envelope.metadata === undefined ? {} : { namespace: envelope.metadata.namespace, name: envelope.metadata.name }),

@@ -9,7 +9,8 @@ import { Value } from '@sinclair/typebox/value';
 import type { DiagnosticCode } from './diagnostics.js';
 import { durationProblem } from './duration.js';
 import { DURATION_FORMAT } from './kinds/common.js';
-import { formatFieldPath, isRecord, pointerToPath } from './field-path.js';
+import { isRecord, pointerToPath } from './field-path.js';
+import { didYouMean } from './suggest.js';
 
 export interface SchemaProblem {
   readonly code: DiagnosticCode;
@@ -88,7 +89,11 @@ function toProblem(error: ValueError, root: unknown): SchemaProblem {
         const pattern = Object.keys(error.schema.patternProperties)[0] ?? '';
         return { code: 'MG0108', path, message: `key "${name}" does not match ${pattern}` };
       }
-      return { code: 'MG0101', path, message: `unknown field "${name}"` };
+      return {
+        code: 'MG0101',
+        path,
+        message: `unknown field "${name}"${isRecord(error.schema.properties) ? didYouMean(name, Object.keys(error.schema.properties)) : ''}`,
+      };
     case ValueErrorType.ObjectRequiredProperty:
       return { code: 'MG0102', path, message: `missing required field "${name}"` };
     case ValueErrorType.ObjectMaxProperties: {
@@ -105,18 +110,19 @@ function toProblem(error: ValueError, root: unknown): SchemaProblem {
     case ValueErrorType.Union: {
       const choices = literalChoices(error.schema);
       if (choices !== null) {
-        return { code: 'MG0104', path, message: `${describeValue(error.value)} is not one of ${choices.join(', ')}` };
+        const suggestion = typeof error.value === 'string' ? didYouMean(error.value, choices) : '';
+        return { code: 'MG0104', path, message: `${describeValue(error.value)} is not one of ${choices.join(', ')}${suggestion}` };
       }
       return { code: 'MG0103', path, message: `${describeValue(error.value)} does not match any allowed shape` };
     }
     default:
       if (RANGE_ERRORS.has(error.type)) {
-        return { code: 'MG0105', path, message: `${formatFieldPath(path) || name} must be ${bound(error.schema, error.type)}, got ${describeValue(error.value)}` };
+        return { code: 'MG0105', path, message: `must be ${bound(error.schema, error.type)}, got ${describeValue(error.value)}` };
       }
       return {
         code: 'MG0103',
         path,
-        message: `${formatFieldPath(path) || 'value'} must be ${expectedType(error.schema)}, got ${describeValue(error.value)}`,
+        message: `must be ${expectedType(error.schema)}, got ${describeValue(error.value)}`,
       };
   }
 }

@@ -17,6 +17,7 @@ import type { WorkloadEntrySpec } from './kinds/workload-entry.js';
 import { hostCovers, hostProblem } from './hosts.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
+import { didYouMean } from './suggest.js';
 
 const MAX_REGEX_LENGTH = 1024;
 const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
@@ -93,7 +94,8 @@ interface DestinationChecks {
 function checkDestination(ctx: ValidationContext, vs: Resource, destination: Destination, path: FieldPath, checks: DestinationChecks): void {
   const host = destination.host.toLowerCase();
   if (destination.subset !== undefined && !checks.subsets.get(host)?.has(destination.subset)) {
-    ctx.report(vs, 'MG0203', [...path, 'subset'], `no DestinationRule for host "${destination.host}" defines subset "${destination.subset}"`);
+    const defined = checks.subsets.get(host) ?? [];
+    ctx.report(vs, 'MG0203', [...path, 'subset'], `no DestinationRule for host "${destination.host}" defines subset "${destination.subset}"${didYouMean(destination.subset, defined)}`);
   }
   const key = `${vs.metadata.namespace}/${vs.metadata.name}/${host}`;
   if (!checks.warned.has(key) && !checks.registry.some((pattern) => hostCovers(pattern, host))) {
@@ -231,7 +233,8 @@ function checkVirtualService(ctx: ValidationContext, vs: VirtualService, checks:
   const checkGatewayList = (list: readonly string[], path: FieldPath): void => {
     list.forEach((reference, index) => {
       if (reference !== 'mesh' && !gatewayExists(gateways, reference, vs.metadata.namespace)) {
-        ctx.report(vs, 'MG0212', [...path, index], `Gateway "${reference}" does not exist`);
+        const names = gateways.flatMap((g) => [`${g.metadata.namespace}/${g.metadata.name}`, ...(g.metadata.namespace === vs.metadata.namespace ? [g.metadata.name] : [])]);
+        ctx.report(vs, 'MG0212', [...path, index], `Gateway "${reference}" does not exist${didYouMean(reference, names)}`);
       }
     });
   };

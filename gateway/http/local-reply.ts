@@ -17,7 +17,10 @@ export function sendLocalReply(
   mesh.localReply = localReply;
   if (localReply.flag !== '' && !mesh.responseFlags.includes(localReply.flag)) mesh.responseFlags.push(localReply.flag);
   if (extraHeaders !== undefined) reply.headers(extraHeaders);
-  if (mesh.debugHeaders) reply.header(REASON_HEADER, localReply.flag === '' ? localReply.details : `${localReply.flag} ${localReply.details}`);
+  if (mesh.debugHeaders) {
+    const reason = localReply.flag === '' ? localReply.details : `${localReply.flag} ${localReply.details}`;
+    reply.header(REASON_HEADER, localReply.debugNote === undefined ? reason : `${reason}; ${localReply.debugNote}`);
+  }
   reply.code(localReply.status);
   if (localReply.message === '') return reply.send();
   return reply.type('text/plain; charset=utf-8').send(`${localReply.message}\n`);

@@ -64,6 +64,8 @@ export interface LocalReply {
   readonly details: string;
   /** Plain words for the body. */
   readonly message: string;
+  /** Appended to `details` in the debug header only (never in logs or metrics): e.g. which policies were tried. */
+  readonly debugNote?: string;
 }
 
 /** Identity of the TLS peer, parsed from its certificate (never from a printed subject). */

@@ -164,6 +164,12 @@ export class GatewayRuntime {
       return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
     }
     if (compiled.config.hash === previous.hash) {
+      // Back to the running content after a rejection: nothing to swap, but the state must stop saying "rejected".
+      if (this.lastRejected.length > 0) {
+        this.lastRejected = [];
+        setConfigDiagnostics(compiled.config.diagnostics);
+        logger.info({ trigger, generation: previous.generation }, 'configuration is valid again and equals the running one; nothing to reload');
+      }
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
     }
     const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(

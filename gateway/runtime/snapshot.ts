@@ -110,6 +110,8 @@ export async function compileConfig(configPath: string, options: CompileOptions)
   const sidecars = ofKind<SidecarSpec>(resources, 'Sidecar');
   const workloadEntries = markSidecarWorkloads(ofKind<WorkloadEntrySpec>(resources, 'WorkloadEntry'), sidecars, mesh.rootNamespace);
   const workload = resolveWorkload(options.mode, options.workloadName, workloadEntries, mesh, diagnostics);
+  // Without its workload a sidecar has no labels or namespace: what would follow only repeats that.
+  if (hasErrors(diagnostics)) return { ok: false, diagnostics };
   const sidecar = options.mode === 'sidecar' ? selectSidecar(sidecars, workload, mesh, diagnostics) : null;
 
   const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');

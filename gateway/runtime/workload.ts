@@ -15,6 +15,11 @@ export const MG_WORKLOAD_REQUIRED = 'MG0903' satisfies DiagnosticCode;
 
 const NO_POSITION = { file: '<command line>', line: 0, col: 0 };
 
+function existingWorkloads(workloadEntries: readonly Resource<WorkloadEntrySpec>[]): string {
+  if (workloadEntries.length === 0) return 'the config has no WorkloadEntry';
+  return `WorkloadEntries: ${workloadEntries.map((entry) => `${entry.metadata.namespace}/${entry.metadata.name}`).join(', ')}`;
+}
+
 export function resolveWorkload(
   mode: ProxyMode,
   workloadName: string | undefined,
@@ -38,7 +43,7 @@ export function resolveWorkload(
   if (candidates.length !== 1) {
     diagnostics.push(
       candidates.length === 0
-        ? makeDiagnostic(MG_WORKLOAD_NOT_FOUND, `no WorkloadEntry named "${workloadName}" describes this sidecar`, NO_POSITION)
+        ? makeDiagnostic(MG_WORKLOAD_NOT_FOUND, `no WorkloadEntry named "${workloadName}" describes this sidecar (${existingWorkloads(workloadEntries)})`, NO_POSITION)
         : makeDiagnostic(
             MG_WORKLOAD_AMBIGUOUS,
             `${candidates.length} WorkloadEntries are named "${workloadName}"; use --workload <namespace>/<name>`,

@@ -64,6 +64,8 @@ export interface CompiledAuthz {
   readonly dryRun: readonly CompiledPolicy[];
   /** Enforced + dry-run policies together: the decision dry-run would lead to; null without dry-run policies. */
   readonly shadow: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies } | null;
+  /** For a request no ALLOW policy matched: the ALLOW policies it was checked against, in config order. */
+  readonly allowTried: string;
 }
 
 const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
@@ -241,5 +243,6 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
     audit: groups.audit,
     dryRun,
     shadow,
+    allowTried: `ALLOW policies tried: ${groups.allow.map((policy) => policy.id).join(', ')}`,
   };
 }

@@ -91,11 +91,19 @@ function enforceRbac(compiled: CompiledAuthz, view: AuthzRequest, request: Fasti
   if (compiled.audit.length + compiled.dryRun.length > 0) logObservers(compiled, view, request, decision.allowed);
   countDecision(decision);
   if (decision.allowed) return false;
+  // No deciding policy means the ALLOW policies all missed: naming them is what makes such a 403 explicable.
+  const allowMiss = decision.policy === null;
   request.log.info(
-    { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex } },
+    { authz: { decision: 'deny', policy: decision.policy ?? 'none', rule: decision.ruleIndex, ...(allowMiss ? { tried: compiled.allowTried } : {}) } },
     'authorization policy denied the request',
   );
-  sendLocalReply(request, reply, { status: 403, flag: '', details: denialDetails(decision), message: RBAC_DENIED_MESSAGE });
+  sendLocalReply(request, reply, {
+    status: 403,
+    flag: '',
+    details: denialDetails(decision),
+    message: RBAC_DENIED_MESSAGE,
+    ...(allowMiss ? { debugNote: compiled.allowTried } : {}),
+  });
   return true;
 }
 

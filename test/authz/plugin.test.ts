@@ -65,7 +65,7 @@ t.test('seed policy: only order-service may GET/POST /api/products/*; anyone may
   const denied = await stranger.inject({ method: 'GET', url: '/api/products/42' });
   t.equal(denied.statusCode, 403);
   t.equal(denied.body, 'RBAC: access denied\n');
-  t.equal(denied.headers['x-meshgate-reason'], 'rbac_access_denied_matched_policy[none]');
+  t.equal(denied.headers['x-meshgate-reason'], 'rbac_access_denied_matched_policy[none]; ALLOW policies tried: my-app/product-service-policy', 'an ALLOW miss names the policies tried');
   t.equal((await plaintext.inject({ method: 'GET', url: '/api/products/42' })).statusCode, 403, 'plaintext has no principal');
   t.equal((await plaintext.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);
   t.equal((await plaintext.inject({ method: 'POST', url: '/health/ready' })).statusCode, 403);

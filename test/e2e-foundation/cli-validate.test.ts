@@ -3,7 +3,10 @@
  * message` lines at exact positions, one verdict line last, `--output json` and `--strict`.
  */
 import t from 'tap';
-import { runCli } from './fixtures.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ingressYaml, REPO_ROOT, runCli } from './fixtures.js';
 
 const SEED = 'config/examples/seed-istio.yaml';
 const BROKEN = 'config/examples/broken/seed-broken.yaml';
@@ -11,8 +14,8 @@ const BROKEN = 'config/examples/broken/seed-broken.yaml';
 const BROKEN_ERRORS = [
   `${BROKEN}:28:13 MG0203 VirtualService default/product-service: spec.http[1].route[1].destination.subset: no DestinationRule for host "product-service" defines subset "v3"`,
   `${BROKEN}:33:9 MG0215 VirtualService default/product-service: spec.http[1].retries.retryOn: unknown retryOn policy "sometimes"`,
-  `${BROKEN}:84:13 MG0101 AuthorizationPolicy my-app/product-service-policy: spec.rules[0].to[0].operation.method: unknown field "method"`,
-  `${BROKEN}:104:5 MG0104 PeerAuthentication my-app/default: spec.mtls.mode: the string "STRIKT" is not one of UNSET, DISABLE, PERMISSIVE, STRICT`,
+  `${BROKEN}:84:13 MG0101 AuthorizationPolicy my-app/product-service-policy: spec.rules[0].to[0].operation.method: unknown field "method" (did you mean "methods"?)`,
+  `${BROKEN}:104:5 MG0104 PeerAuthentication my-app/default: spec.mtls.mode: the string "STRIKT" is not one of UNSET, DISABLE, PERMISSIVE, STRICT (did you mean "STRICT"?)`,
 ];
 const SEED_WARNING = /^config\/examples\/[a-z/-]+\.yaml:19:13 MG0213 VirtualService default\/product-service: warning: spec\.http\[0\]\.route\[0\]\.destination\.host: host "product-service" is not defined/;
 
@@ -48,8 +51,9 @@ t.test('validate on the broken seed: exit 1 and each error at its exact position
   const { code, stdout } = await brokenText;
   t.equal(code, 1);
   const out = lines(stdout);
-  const errors = out.filter((line) => / MG\d{4} /.test(line) && !line.includes(': warning: ')).sort(byPosition);
-  t.same(errors, BROKEN_ERRORS);
+  const diagnostics = out.filter((line) => / MG\d{4} /.test(line));
+  t.same(diagnostics, [...diagnostics].sort(byPosition), 'printed in file and line order');
+  t.same(diagnostics.filter((line) => !line.includes(': warning: ')), BROKEN_ERRORS);
   t.equal(out.filter((line) => line.includes(': warning: ')).length, 2);
   t.equal(out.at(-1), 'configuration invalid: 4 errors, 2 warnings');
 });
@@ -78,4 +82,36 @@ t.test('--strict turns warnings into a failure', async (t) => {
   const { code, stdout } = await seedStrict;
   t.equal(code, 1);
   t.equal(lines(stdout).at(-1), 'configuration invalid: 0 errors, 2 warnings (--strict: warnings count as errors)');
+});
+
+t.test('a directory holding Kubernetes manifests, a JWKS and Istio-only kinds next to mesh resources is valid', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-validate-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'mesh.yaml'), await readFile(join(REPO_ROOT, SEED), 'utf8'));
+  await writeFile(join(dir, 'jwks.json'), '{"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}\n');
+  await writeFile(
+    join(dir, 'app.yaml'),
+    ['apiVersion: apps/v1', 'kind: Deployment', 'metadata: {name: product-service, namespace: my-app}', 'spec: {replicas: 1}', '---',
+      'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: settings}', 'data: {a: b}', '---',
+      'apiVersion: cert-manager.io/v1', 'kind: Certificate', 'metadata: {name: ingress-cert}', 'spec: {secretName: ingress-cert}', '---',
+      'apiVersion: networking.istio.io/v1alpha3', 'kind: EnvoyFilter', 'metadata: {name: lua, namespace: istio-system}', 'spec: {configPatches: []}', ''].join('\n'),
+  );
+  const { code, stdout } = await runCli(['validate', '-c', dir]);
+  t.equal(code, 0, stdout);
+  t.match(stdout, /app\.yaml:2:1 MG0015 Deployment: info: not a mesh resource \(apps\/v1\); skipped/);
+  t.match(stdout, /app\.yaml:7:1 MG0015 ConfigMap: info: not a mesh resource \(v1\); skipped/);
+  t.match(stdout, /app\.yaml:12:1 MG0015 Certificate: info: not a mesh resource \(cert-manager\.io\/v1\); skipped/);
+  t.match(stdout, /app\.yaml:17:1 MG0016 EnvoyFilter: warning: an Istio kind meshgate does not support; skipped/);
+  t.match(stdout, /jwks\.json:1:1 MG0014: info: not a Kubernetes resource/);
+  t.match(stdout.split('\n').filter((line) => line !== '').at(-1) ?? '', /^configuration valid: 4 resources, 0 errors, 3 warnings, 4 info$/);
+});
+
+t.test('did you mean: a misspelt gateway reference names the one that exists', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-validate-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const yaml = ingressYaml({ adminPort: 1, gatewayPort: 2, upstreamPort: 3 });
+  await writeFile(join(dir, 'mesh.yaml'), yaml.replace('gateways: [istio-system/edge]', 'gateways: [istio-system/egde]'));
+  const { code, stdout } = await runCli(['validate', '-c', dir]);
+  t.equal(code, 1);
+  t.match(stdout, /MG0212 VirtualService default\/app: spec\.gateways\[0\]: Gateway "istio-system\/egde" does not exist \(did you mean "istio-system\/edge"\?\)/);
 });

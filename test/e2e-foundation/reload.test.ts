@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
-import { accepts, eventually, ingressYaml, invalidIngressYaml, request } from './fixtures.js';
+import { accepts, eventually, ingressYaml, invalidIngressYaml, json, request } from './fixtures.js';
 
 const upstream = await startUpstream();
 const config = { adminPort: await freePort(), gatewayPort: await freePort(), upstreamPort: upstream.port };
@@ -112,4 +112,24 @@ t.test('a reload that changes a restart-only MeshConfig field says so and keeps 
   );
   t.equal((await request(`http://127.0.0.1:${config.adminPort}/ready`)).status, 200, 'admin still on its original port');
   t.equal(await accepts(otherAdminPort), false);
+});
+
+t.test('fixing a rejected config back to the running content clears the rejection, the error gauge, and says so', async (t) => {
+  const running = ingressYaml({ ...config, version: '9' });
+  await dir.write(running);
+  t.ok(await eventually(async () => (await servedVersion()) === '9'), 'version 9 runs');
+  const errorGauge = async (): Promise<number> => Number(/^meshgate_config_diagnostics\{severity="error"\} (\d+)$/m.exec((await renderPrometheus()).body)?.[1] ?? -1);
+  const lastRejected = async (): Promise<unknown[]> => (await json(`http://127.0.0.1:${config.adminPort}/config_dump`)).body.lastRejected as unknown[];
+  const rejectedBefore = await rejectedReloads();
+  await dir.write(invalidIngressYaml({ ...config, version: '9' }));
+  t.ok(await eventually(async () => (await rejectedReloads()) > rejectedBefore), 'the broken file is rejected');
+  t.equal((await lastRejected()).length, 1, '/config_dump shows the rejection');
+  t.equal(await errorGauge(), 1);
+  const logsBefore = gateway.logs.length;
+  const generation = gateway.runtime.current().generation;
+  await dir.write(running);
+  t.ok(await eventually(async () => (await lastRejected()).length === 0), '/config_dump no longer shows a rejection');
+  t.equal(await errorGauge(), 0, 'meshgate_config_diagnostics{severity="error"} is 0 again');
+  t.equal(gateway.logs.slice(logsBefore).filter((line) => /valid again/.test(String(line.msg))).length, 1, 'one log line says the file is valid again');
+  t.equal(gateway.runtime.current().generation, generation, 'nothing was swapped');
 });

@@ -239,7 +239,7 @@ t.test('admin POST /explain and `meshgate explain` agree with the proxy', async 
     {
       name: 'authenticated /admin',
       proxy: { path: '/admin', headers: { authorization: `Bearer ${token}` } },
-      explain: { method: 'GET', host: 'example.com', path: '/admin', jwtClaims: { iss: ISSUER, sub: 'alice' } },
+      explain: { method: 'GET', host: 'example.com', path: '/admin', claims: { iss: ISSUER, sub: 'alice' } },
     },
     { name: 'anonymous /public', proxy: { path: '/public', headers: {} }, explain: { method: 'GET', host: 'example.com', path: '/public' } },
   ];
@@ -248,7 +248,7 @@ t.test('admin POST /explain and `meshgate explain` agree with the proxy', async 
   const cliDecisions = await Promise.all(
     described.map(async ({ explain }) => {
       const args = [CLI, 'explain', '-c', dir.file, '--method', explain.method, '--host', explain.host, '--path', explain.path];
-      if (explain.jwtClaims !== undefined) args.push('--claims', JSON.stringify(explain.jwtClaims));
+      if (explain.claims !== undefined) args.push('--claims', JSON.stringify(explain.claims));
       const cli = await run(process.execPath, args, { timeout: 15_000 });
       return cli.stdout.split(/\s/)[0];
     }),
@@ -262,4 +262,13 @@ t.test('admin POST /explain and `meshgate explain` agree with the proxy', async 
     t.equal(adminDecision, proxyDecision, `${name}: admin explain = proxy (${proxyDecision})`);
     t.equal(cliDecisions[index], proxyDecision, `${name}: CLI explain = proxy`);
   }
+  // The body's fields are the CLI's option names: an unknown one would silently change the answer.
+  const misnamed = await request(admin, '/explain', {
+    method: 'POST',
+    host: '127.0.0.1',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ path: '/admin', jwtClaims: { iss: ISSUER, sub: 'alice' }, peerPrincipal: 'cluster.local/ns/a/sa/b' }),
+  });
+  t.equal(misnamed.status, 400);
+  t.match(misnamed.body, /unknown fields \\"jwtClaims\\", \\"peerPrincipal\\" \(known: method, host, path, header, principal, claims, sourceIp/);
 });

@@ -16,7 +16,7 @@ t.test('PERMISSIVE: plaintext to the inbound port is accepted; principal-only ru
   const before = mesh.productApp.received.length;
   const denied = await request(mesh.ports.productInbound, '/api/products/1', { host: 'product-service' });
   t.equal(denied.status, 403);
-  t.equal(denied.headers['x-meshgate-reason'], 'rbac_access_denied_matched_policy[none]');
+  t.equal(denied.headers['x-meshgate-reason'], 'rbac_access_denied_matched_policy[none]; ALLOW policies tried: my-app/product-service-policy', 'an ALLOW miss names the policies tried');
   t.equal(mesh.productApp.received.length, before, 'the app never saw the denied request');
   const viaMesh = await request(mesh.ports.orderOutbound, '/api/products/1', { host: 'product-service' });
   t.equal(viaMesh.status, 200, 'the same path over mesh mTLS from order-service is allowed');
