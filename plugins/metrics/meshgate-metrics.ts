@@ -73,6 +73,12 @@ const upstreamRetries = new BoundedCounter({
   labelNames: ['cluster'],
 });
 
+const abusiveSessions = new BoundedCounter({
+  name: 'meshgate_downstream_http2_abusive_sessions_total',
+  help: 'Client HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for resetting too many streams (Rapid Reset, MadeYouReset), by listener.',
+  labelNames: ['listener'],
+});
+
 const certificateExpiry = new BoundedGauge({
   name: 'meshgate_certificate_expiry_timestamp_seconds',
   help: 'notAfter of certificates in use (Unix seconds), by identity (SPIFFE URI or server certificate name).',
@@ -163,6 +169,10 @@ export function refreshUpstreamMetrics(): void {
 
 export function recordUpstreamRetry(cluster: string): void {
   upstreamRetries.inc({ cluster });
+}
+
+export function recordAbusiveSession(listener: string): void {
+  abusiveSessions.inc({ listener });
 }
 
 export function setCertificateExpiry(identity: string, notAfter: Date): void {
