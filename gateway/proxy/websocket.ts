@@ -188,6 +188,7 @@ export async function proxyUpgrade(request: FastifyRequest, reply: FastifyReply,
     upstream = await openConnection(endpoint);
   } catch {
     cluster.breaker.release();
+    cluster.connectFailures += 1;
     cluster.outlier?.record(endpoint, 503);
     return sendLocalReply(request, reply, replies.CONNECT_FAILURE);
   }

@@ -186,7 +186,9 @@ async function sendTry(
     const reason: unknown = exchange.cancelled ? exchange.cancelReason : null;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
-    return { kind: 'failure', failure: isConnectFailure(error) ? 'connect-failure' : 'reset' };
+    if (!isConnectFailure(error)) return { kind: 'failure', failure: 'reset' };
+    cluster.connectFailures += 1;
+    return { kind: 'failure', failure: 'connect-failure' };
   }
 }
 
