@@ -170,9 +170,10 @@ export interface UpstreamClusterSample {
   readonly connectFailures: number;
 }
 
-let upstreamSource: (() => readonly UpstreamClusterSample[]) | null = null;
-const ejectionsSeen = new Map<string, number>();
-const connectFailuresSeen = new Map<string, number>();
+type UpstreamSource = () => readonly UpstreamClusterSample[];
+
+/** Per source (one per running proxy; tests run several in one process), the cumulative counts seen at the last scrape. */
+const upstreamSources = new Map<UpstreamSource, { readonly ejections: Map<string, number>; readonly connectFailures: Map<string, number> }>();
 
 /** What a cumulative cluster count added since the last scrape; a cluster rebuilt by a reload starts again from 0. */
 function sinceLastScrape(seen: Map<string, number>, name: string, total: number): number {
@@ -181,20 +182,22 @@ function sinceLastScrape(seen: Map<string, number>, name: string, total: number)
   return total >= previous ? total - previous : total;
 }
 
-/** The running proxy registers where its cluster statistics come from. */
-export function observeUpstreams(source: () => readonly UpstreamClusterSample[]): void {
-  upstreamSource = source;
+/** The running proxy registers where its cluster statistics come from; call the result when it stops. */
+export function observeUpstreams(source: UpstreamSource): () => void {
+  upstreamSources.set(source, { ejections: new Map(), connectFailures: new Map() });
+  return () => void upstreamSources.delete(source);
 }
 
 /** Brings the upstream gauges and the ejection counter up to date; called before each scrape. */
 export function refreshUpstreamMetrics(): void {
-  if (upstreamSource === null) return;
-  for (const cluster of upstreamSource()) {
-    upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
-    const newEjections = sinceLastScrape(ejectionsSeen, cluster.name, cluster.ejections);
-    if (newEjections > 0) outlierEjections.inc({ cluster: cluster.name }, newEjections);
-    const newConnectFailures = sinceLastScrape(connectFailuresSeen, cluster.name, cluster.connectFailures);
-    if (newConnectFailures > 0) upstreamConnectErrors.inc({ cluster: cluster.name }, newConnectFailures);
+  for (const [source, seen] of upstreamSources) {
+    for (const cluster of source()) {
+      upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
+      const newEjections = sinceLastScrape(seen.ejections, cluster.name, cluster.ejections);
+      if (newEjections > 0) outlierEjections.inc({ cluster: cluster.name }, newEjections);
+      const newConnectFailures = sinceLastScrape(seen.connectFailures, cluster.name, cluster.connectFailures);
+      if (newConnectFailures > 0) upstreamConnectErrors.inc({ cluster: cluster.name }, newConnectFailures);
+    }
   }
 }
 
