@@ -30,6 +30,19 @@ interface Http1Socket extends Socket {
   readonly _httpMessage?: { readonly headersSent: boolean; shouldKeepAlive: boolean } | null;
 }
 
+/** How long an abusive session may take to flush its GOAWAY before its socket is cut. */
+const ABUSIVE_CLOSE_GRACE_MS = 1000;
+
+/**
+ * GOAWAY ENHANCE_YOUR_CALM, then close: new streams are refused at once, and the socket is cut shortly
+ * after whatever happens. Destroying at once could drop the GOAWAY before it is flushed.
+ */
+function closeAbusive(session: Http2Session): void {
+  session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  session.close();
+  setTimeout(() => session.destroy(), ABUSIVE_CLOSE_GRACE_MS).unref();
+}
+
 export class ClientConnections {
   private readonly sockets = new Set<Http1Socket>();
   private readonly sessions = new Set<Http2Session>();
@@ -89,9 +102,9 @@ export class ClientConnections {
         // NO_ERROR is how a completed stream closes; any other code is a reset by one side or the other.
         if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) return;
         resets += 1;
-        if (resets >= limit && resets * 2 >= streams && !session.destroyed) {
+        if (resets >= limit && resets * 2 >= streams && !session.closed && !session.destroyed) {
           this.onAbusive({ resets, streams });
-          session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          closeAbusive(session);
         }
       });
     });
