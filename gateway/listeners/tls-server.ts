@@ -49,6 +49,13 @@ export interface TlsListener {
   attach(server: TlsServer): void;
   /** The Gateway server whose SNI entry handled the connection. */
   serverFor(socket: TLSSocket): PlannedServer | null;
+  /**
+   * Whether a request for `host` on a connection whose handshake named `servername` (null: no SNI)
+   * belongs to another server of this port than the one the handshake selected: that server may have
+   * other TLS settings (MUTUAL where the handshake was SIMPLE), so the request gets 421 (RFC 9110
+   * §15.5.20) rather than its routes. Also catches HTTP/2 connection reuse for another host.
+   */
+  misdirected(servername: string | null, host: string): boolean;
   /** Re-reads certificate files; unchanged files keep their context, bad files keep the previous one. */
   reload(): Promise<void>;
   close(): void;
@@ -225,6 +232,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
       server.on('secureConnection', onSecureConnection);
     },
     serverFor: (socket) => bySocket.get(socket)?.server ?? null,
+    misdirected: (servername, host) => lookup(table, servername) !== lookup(table, host),
     reload,
     close(): void {
       for (const watcher of watchers) watcher.close();

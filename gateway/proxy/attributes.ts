@@ -49,7 +49,8 @@ export function computeAttributes(request: FastifyRequest, listener: ListenerSpe
   if (!normalized.ok) return { ok: false, reason: normalized.reason };
   const invoked = listener.direction === 'outbound' ? daprInvocation(normalized.path) : null;
   const target = invoked === null ? normalized : { ...normalized, path: invoked.path, absoluteAuthority: invoked.appId };
-  const hostHeader = raw.headers.host ?? (raw.headers[':authority'] as string | undefined) ?? '';
+  // HTTP/2: `:authority` wins over a `host` header (RFC 9113 §8.3.1), for routing, policies and forwarding alike.
+  const hostHeader = (raw.headers[':authority'] as string | undefined) ?? raw.headers.host ?? '';
   const authority = normalizeAuthority(target.absoluteAuthority ?? hostHeader);
   if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host' };
   const socket = raw.socket;

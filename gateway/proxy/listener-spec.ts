@@ -13,6 +13,18 @@ export type ListenerDirection =
   /** Sidecar outbound: the local app calls its sidecar (plain HTTP on loopback). */
   | 'outbound';
 
+/** MeshConfig `connections`, resolved once per snapshot into plain numbers. */
+export interface ClientConnectionSettings {
+  /** 0 = no limit. */
+  readonly requestHeadersTimeoutMs: number;
+  /** 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** Lower-case Upgrade tokens that are proxied. */
+  readonly upgrades: readonly string[];
+  readonly http2MaxConcurrentStreams: number;
+  readonly http2MaxPrematureResets: number;
+}
+
 export interface ListenerSpec {
   /** Stable identity across reloads: `<direction>:<bind>:<port>:<protocol>`. */
   readonly key: string;
@@ -27,6 +39,7 @@ export interface ListenerSpec {
   readonly httpsRedirectHosts: readonly string[];
   /** Gateway HTTPS listeners: the servers whose certificates it serves by SNI. */
   readonly gatewayPlan: ListenerPlan | null;
+  readonly connections: ClientConnectionSettings;
 }
 
 export function listenerKey(direction: ListenerDirection, bind: string, port: number, protocol: string): string {

@@ -8,13 +8,16 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, 
 import { randomUUID } from 'node:crypto';
 import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
-import type { MeshPlugin, RequestAttributes } from '../pipeline/types.js';
+import type { LocalReply, MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';
+import type { Server as NetServer } from 'node:net';
+import { ClientConnections } from '../listeners/client-connections.js';
+import type { AbusiveSessionReport } from '../listeners/client-connections.js';
 import type { TlsListener } from '../listeners/tls-server.js';
 import { hostListed } from './listener-spec.js';
-import type { ListenerSpec } from './listener-spec.js';
+import type { ClientConnectionSettings, ListenerSpec } from './listener-spec.js';
 import { ProxyRequestContext } from './proxy-context.js';
 import { proxyHandler } from './terminal.js';
 import { attachUpgradeHandling } from './websocket.js';
@@ -28,9 +31,20 @@ export interface ProxyServerOptions {
   readonly tls?: TlsListener;
   /** For listeners that accept TLS and plaintext on one port (PERMISSIVE). */
   readonly serverFactory?: FastifyServerFactory;
-  /** Idle keep-alive timeout for client connections. */
-  readonly keepAliveTimeoutMs?: number;
+  /** An HTTP/2 session closed for abuse (too many premature stream resets). */
+  readonly onAbusiveSession?: (report: AbusiveSessionReport) => void;
 }
+
+export interface ProxyServer {
+  readonly app: FastifyInstance;
+  /** Null for listeners built by a serverFactory (the sidecar's inbound server tracks its own). */
+  readonly connections: ClientConnections | null;
+}
+
+/** How often node checks the request-head deadline: its 30 s default would let a slowloris client stay up to 30 s longer. */
+const HEADERS_CHECK_INTERVAL_MS = 1000;
+/** node's own default handshake deadline, kept when the head timeout is disabled. */
+const NODE_HANDSHAKE_TIMEOUT_MS = 120_000;
 
 function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): RequestAttributes {
   return {
@@ -61,31 +75,66 @@ function childlessLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
   return shared;
 }
 
+function http2Options(tls: TlsListener, connections: ClientConnectionSettings): Record<string, unknown> {
+  return {
+    ...tls.options,
+    settings: { maxConcurrentStreams: connections.http2MaxConcurrentStreams },
+    handshakeTimeout: connections.requestHeadersTimeoutMs > 0 ? connections.requestHeadersTimeoutMs : NODE_HANDSHAKE_TIMEOUT_MS,
+  };
+}
+
 function fastifyOptions(options: ProxyServerOptions): Record<string, unknown> {
+  const connections = options.listener.connections;
   const base: Record<string, unknown> = {
     loggerInstance: childlessLogger(options.logger),
     // No per-request log lines (the access-log plugin writes those); set through a LogController
     // because fastify 5 deprecates the top-level disableRequestLogging option (FSTDEP023).
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
-    return503OnClosing: true,
+    // A draining listener keeps serving the connections it has, with `Connection: close` (fastify adds
+    // it while closing) or after a GOAWAY: a 503 there would fail requests a client already sent.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+    keepAliveTimeout: connections.idleTimeoutMs,
+    http2SessionTimeout: connections.idleTimeoutMs,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 100 },
     schemaController: SCHEMALESS,
   };
   if (options.serverFactory !== undefined) return { ...base, serverFactory: options.serverFactory };
-  if (options.tls !== undefined) return { ...base, http2: true, https: options.tls.options };
+  if (options.tls !== undefined) return { ...base, http2: true, https: http2Options(options.tls, connections) };
   return base;
 }
 
-export async function createProxyServer(options: ProxyServerOptions): Promise<FastifyInstance> {
-  const { listener } = options;
+const MISDIRECTED: LocalReply = Object.freeze({
+  status: 421,
+  flag: '',
+  details: 'misdirected_request_sni_host_mismatch',
+  message: 'misdirected request: this host is served with other TLS settings; open a connection with its name as SNI',
+});
+
+/**
+ * node's HTTP/1 head deadline (also for the HTTP/1.1 fallback of the h2 server). Read when the server
+ * starts listening, so it is set before `listen`.
+ */
+function applyHeadersTimeout(server: unknown, timeoutMs: number): void {
+  const target = server as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+  target.headersTimeout = timeoutMs;
+  // node refuses a head deadline beyond the whole-request deadline; that one stays as it was unless it would cut the head first.
+  if (timeoutMs > 0 && target.requestTimeout > 0 && target.requestTimeout < timeoutMs) target.requestTimeout = timeoutMs;
+  target.connectionsCheckingInterval = Math.min(HEADERS_CHECK_INTERVAL_MS, timeoutMs > 0 ? timeoutMs : HEADERS_CHECK_INTERVAL_MS);
+}
+
+export async function createProxyServer(options: ProxyServerOptions): Promise<ProxyServer> {
+  const { listener, tls } = options;
   const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
   options.tls?.attach(app.server as unknown as Parameters<TlsListener['attach']>[0]);
+  let connections: ClientConnections | null = null;
   // A sidecar's inbound server (serverFactory) dispatches connections to inner servers; upgrades are an edge/outbound feature.
   if (options.serverFactory === undefined) {
-    attachUpgradeHandling(app);
+    connections = new ClientConnections(app.server as unknown as NetServer, listener.connections, tls !== undefined, options.onAbusiveSession ?? (() => undefined));
+    const tracked = connections;
+    attachUpgradeHandling(app, listener.connections.upgrades, () => tracked.isDraining);
+    applyHeadersTimeout(app.server, listener.connections.requestHeadersTimeoutMs);
     // Read by node's HTTP/1 parser for every new connection (also the HTTP/1.1 fallback of the h2 server);
     // without it node's 16 KiB default would silently override MeshConfig.maxRequestHeadersKb.
     (app.server as { maxHeaderSize?: number }).maxHeaderSize = options.currentSnapshot().mesh.maxRequestHeadersKb * 1024;
@@ -107,6 +156,10 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
       return;
     }
     request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);
+    if (tls !== undefined && tls.misdirected(result.attrs.sni === '' ? null : result.attrs.sni, result.attrs.host)) {
+      sendLocalReply(request, reply, MISDIRECTED);
+      return;
+    }
     if (listener.httpsRedirectHosts.length > 0 && hostListed(listener.httpsRedirectHosts, result.attrs.host)) {
       const attrs = result.attrs;
       const target = `https://${attrs.host}${attrs.path}${attrs.query === '' ? '' : `?${attrs.query}`}`;
@@ -125,5 +178,5 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
   });
   app.setNotFoundHandler(proxyHandler);
   app.all('/*', proxyHandler);
-  return app;
+  return { app, connections };
 }

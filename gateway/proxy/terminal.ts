@@ -16,7 +16,7 @@ import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 import { pendingUpgrade, proxyUpgrade } from './websocket.js';
 import { forwardedClientCert } from './xfcc.js';
-import { recordUpstreamConnectError, recordUpstreamOverflow, recordUpstreamRetry } from '../../plugins/metrics/meshgate-metrics.js';
+import { recordUpstreamOverflow, recordUpstreamRetry } from '../../plugins/metrics/meshgate-metrics.js';
 
 const NO_ROUTE: Record<'no_virtual_host' | 'no_matching_route', LocalReply> = {
   no_virtual_host: { status: 404, flag: 'NR', details: 'route_not_found', message: 'no route: no virtual host serves this host' },
@@ -91,11 +91,10 @@ function appendValue(existing: string | string[] | number | undefined, value: st
   return Array.isArray(existing) ? [...existing, value] : [String(existing), value];
 }
 
-/** Retries, circuit-breaker overflows and connect failures, for meshgate's upstream metrics (rare paths only). */
+/** Retries and circuit-breaker overflows, for meshgate's upstream metrics (rare paths only; connect failures are read from the cluster at scrape time). */
 function recordUpstreamTrouble(cluster: string, attempts: number, flags: readonly string[]): void {
   for (let retry = 1; retry < attempts; retry++) recordUpstreamRetry(cluster);
   if (flags.includes('UO')) recordUpstreamOverflow(cluster);
-  if (flags.includes('UF')) recordUpstreamConnectError(cluster);
 }
 
 export async function proxyHandler(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -65,6 +65,7 @@ export class GatewayRuntime {
   private admin: FastifyInstance | null = null;
   private watcher: ConfigWatcher | null = null;
   private lastRejected: readonly Diagnostic[] = [];
+  private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
@@ -91,7 +92,7 @@ export class GatewayRuntime {
     this.recordCertificate();
     this.clusters = new ClusterManager({ identity: meshIdentityProvider(this.identity, config.mesh.trustDomain), trustDomain: config.mesh.trustDomain });
     const clusters = this.clusters;
-    observeUpstreams(() => clusters.stats());
+    this.stopObservingUpstreams = observeUpstreams(() => clusters.stats());
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);
@@ -135,6 +136,7 @@ export class GatewayRuntime {
     await this.listeners?.closeAll(this.drainMs());
     for (const plugin of this.options.plugins) await plugin.shutdown?.();
     await this.clusters?.close();
+    this.stopObservingUpstreams?.();
     this.identity?.close();
     await this.admin?.close();
     logger.info('meshgate stopped');

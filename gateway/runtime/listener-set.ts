@@ -7,11 +7,13 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'f
 import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { TlsListener } from '../listeners/tls-server.js';
+import type { ClientConnections } from '../listeners/client-connections.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { createProxyServer } from '../proxy/server.js';
 import type { Snapshot } from './snapshot.js';
+import { recordAbusiveSession } from '../../plugins/metrics/meshgate-metrics.js';
 
 /** Longer than the clients' own pool idle timeouts, so the client side decides when to close. */
 const CLIENT_KEEP_ALIVE_MS = 65_000;
@@ -20,6 +22,7 @@ interface OpenListener {
   readonly spec: ListenerSpec;
   readonly app: FastifyInstance;
   readonly tls: TlsListener | null;
+  readonly connections: ClientConnections | null;
 }
 
 export interface ListenerSetOptions {
@@ -80,12 +83,15 @@ export class ListenerSet {
               logger: listenerLogger,
             }) as unknown as ReturnType<FastifyServerFactory>
         : undefined;
-    const app = await createProxyServer({
+    const { app, connections } = await createProxyServer({
       listener: spec,
       currentSnapshot,
       plugins,
       logger: listenerLogger,
-      keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
+      onAbusiveSession: (report) => {
+        recordAbusiveSession(spec.name);
+        listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
+      },
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
@@ -97,15 +103,17 @@ export class ListenerSet {
       throw new Error(`cannot open listener ${spec.name}: ${(error as Error).message}`, { cause: error });
     }
     listenerLogger.info({ address: `${spec.bind}:${spec.port}`, protocol: spec.protocol }, 'listener open');
-    return { spec, app, tls };
+    return { spec, app, tls, connections };
   }
 
   private async drain(listener: OpenListener, drainMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    listener.connections?.startDrain();
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
         // Past the drain deadline the remaining connections are cut.
         listener.app.server.closeAllConnections?.();
+        listener.connections?.closeAll();
         resolve();
       }, drainMs);
     });

@@ -2,11 +2,27 @@
  * The listeners a snapshot asks for. Ingress: one per Gateway bind:port. Sidecar: its inbound port
  * (mTLS and, when PeerAuthentication allows, plaintext) and its outbound port on loopback.
  */
+import { parseDuration } from '../config/duration.js';
+import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import { listenerKey } from '../proxy/listener-spec.js';
-import type { ListenerSpec } from '../proxy/listener-spec.js';
+import type { ClientConnectionSettings, ListenerSpec } from '../proxy/listener-spec.js';
 import type { Snapshot } from './snapshot.js';
 
+export function clientConnectionSettings(mesh: MeshConfigSpec): ClientConnectionSettings {
+  const settings = mesh.connections;
+  return {
+    requestHeadersTimeoutMs: parseDuration(settings.requestHeadersTimeout),
+    idleTimeoutMs: parseDuration(settings.idleTimeout),
+    upgrades: [...new Set(settings.upgrades.map((token) => token.toLowerCase()))],
+    http2MaxConcurrentStreams: settings.http2MaxConcurrentStreams,
+    http2MaxPrematureResets: settings.http2MaxPrematureResets,
+  };
+}
+
 export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
+  const connections = clientConnectionSettings(snapshot.mesh);
+  // Fixed when a listener opens: a change re-opens the listeners.
+  const connectionsKey = JSON.stringify(connections);
   if (snapshot.mode === 'ingress') {
     return snapshot.listenerPlans.map((plan) => {
       const httpsRedirectHosts = plan.protocol === 'http' ? plan.servers.filter((s) => s.httpsRedirect).flatMap((s) => s.hosts.map((h) => h.dnsName)) : [];
@@ -14,7 +30,7 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
         key: listenerKey('gateway', plan.bind, plan.port, plan.protocol),
         // Only what is fixed at listen time: a plain-HTTP listener routes from the live snapshot, so a
         // change of its servers' hosts must not close it (that refuses connections during the drain).
-        fingerprint: plan.protocol === 'https' ? JSON.stringify(plan.servers) : JSON.stringify(httpsRedirectHosts),
+        fingerprint: (plan.protocol === 'https' ? JSON.stringify(plan.servers) : JSON.stringify(httpsRedirectHosts)) + connectionsKey,
         name: `gateway ${plan.key}`,
         direction: 'gateway' as const,
         bind: plan.bind,
@@ -22,6 +38,7 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
         protocol: plan.protocol,
         httpsRedirectHosts,
         gatewayPlan: plan.protocol === 'https' ? plan : null,
+        connections,
       };
     });
   }
@@ -31,7 +48,7 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
     const { bind, port } = sidecar.inbound;
     specs.push({
       key: listenerKey('inbound', bind, port, 'mesh'),
-      fingerprint: '',
+      fingerprint: connectionsKey,
       name: `inbound ${bind}:${port}`,
       direction: 'inbound',
       bind,
@@ -39,13 +56,14 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
       protocol: 'https',
       httpsRedirectHosts: [],
       gatewayPlan: null,
+      connections,
     });
   }
   if (sidecar?.outbound != null) {
     const { bind, port } = sidecar.outbound;
     specs.push({
       key: listenerKey('outbound', bind, port, 'http'),
-      fingerprint: '',
+      fingerprint: connectionsKey,
       name: `outbound ${bind}:${port}`,
       direction: 'outbound',
       bind,
@@ -53,6 +71,7 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
       protocol: 'http',
       httpsRedirectHosts: [],
       gatewayPlan: null,
+      connections,
     });
   }
   return specs;

@@ -1,8 +1,9 @@
 /**
  * Cluster-wide circuit breaking (docs/routing.md#connection-pool-circuit-breaking; per client proxy, per cluster, summed over
  * endpoints). HTTP/1.1 carries one request per connection, so at most `maxConnections` requests run at
- * once; others wait in a FIFO of at most `http1MaxPendingRequests`; `http2MaxRequests` bounds running +
- * waiting. Anything beyond is an overflow, answered at once with 503 UO and never retried.
+ * once, and `http2MaxRequests` bounds the active (running) requests too, as Envoy's max_requests does;
+ * others wait in a FIFO of at most `http1MaxPendingRequests`. Anything beyond is an overflow, answered at
+ * once with 503 UO and never retried.
  * `maxRetries` bounds concurrent retries; over it, a retry is skipped.
  */
 import type { CancelSignal } from './cancellation.js';
@@ -21,7 +22,11 @@ export class CircuitBreaker {
   overflows = 0;
   retryOverflows = 0;
 
-  constructor(private readonly limits: ResolvedConnectionPool) {}
+  private readonly activeLimit: number;
+
+  constructor(private readonly limits: ResolvedConnectionPool) {
+    this.activeLimit = Math.min(limits.maxConnections, limits.http2MaxRequests);
+  }
 
   get pending(): number {
     return this.waiting.length;
@@ -32,11 +37,7 @@ export class CircuitBreaker {
    * `signal` aborts the wait). Every true/`granted` must be paired with one `release()`.
    */
   acquire(signal: CancelSignal | null): Admission {
-    if (this.running + this.waiting.length >= this.limits.http2MaxRequests) {
-      this.overflows += 1;
-      return 'overflow';
-    }
-    if (this.running < this.limits.maxConnections) {
+    if (this.running < this.activeLimit) {
       this.running += 1;
       return 'granted';
     }

@@ -58,6 +58,8 @@ export interface ClusterStats {
   readonly retryOverflows: number;
   readonly totalRequests: number;
   readonly ejections: number;
+  /** Failed connection attempts, retried ones included. */
+  readonly connectFailures: number;
   readonly endpoints: readonly EndpointStats[];
 }
 
@@ -81,6 +83,8 @@ export class Cluster {
   /** Identity + policy text: an update with an equal identity keeps this runtime. */
   readonly identity: string;
   totalRequests = 0;
+  /** Every failed connection attempt, also those a retry then hid from the client. */
+  connectFailures = 0;
   private current: readonly UpstreamEndpoint[] = [];
   private balancer: LoadBalancer;
   private readonly passthroughPools = new Map<string, UpstreamEndpoint>();
@@ -199,6 +203,7 @@ export class Cluster {
       retryOverflows: this.breaker.retryOverflows,
       totalRequests: this.totalRequests,
       ejections: this.outlier?.ejections ?? 0,
+      connectFailures: this.connectFailures,
       endpoints: endpoints.map((e) => ({
         address: e.key,
         healthy: !e.ejected,

@@ -51,9 +51,17 @@ export interface ForwardOptions {
   readonly random?: () => number;
 }
 
-/** The part of node's ServerResponse (HTTP/1 or HTTP/2) the forwarder watches. */
+/**
+ * The part of node's ServerResponse (HTTP/1 or HTTP/2) the forwarder watches. `writableEnded` rather
+ * than `writableFinished`: node's HTTP/2 compatibility layer marks the response of a stream the client
+ * reset (RST_STREAM) as finished, but nobody ended it.
+ */
 export interface ClientResponse {
-  readonly writableFinished: boolean;
+  readonly writableEnded: boolean;
+  /** HTTP/1.1: the client's socket closed. */
+  readonly destroyed?: boolean;
+  /** HTTP/2: the client's stream, destroyed once it is closed or reset. */
+  readonly stream?: { readonly destroyed: boolean };
   once(event: 'close', listener: () => void): unknown;
   removeListener(event: 'close', listener: () => void): unknown;
 }
@@ -177,7 +185,9 @@ async function sendTry(
     const reason: unknown = exchange.cancelled ? exchange.cancelReason : null;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
-    return { kind: 'failure', failure: isConnectFailure(error) ? 'connect-failure' : 'reset' };
+    if (!isConnectFailure(error)) return { kind: 'failure', failure: 'reset' };
+    cluster.connectFailures += 1;
+    return { kind: 'failure', failure: 'connect-failure' };
   }
 }
 
@@ -198,9 +208,11 @@ export async function exchange(cluster: Cluster, request: UpstreamRequest, optio
   const onClientGone = (): void => route.abort(CLIENT_GONE);
   const client = request.client;
   const onClientClose = (): void => {
-    if (client !== undefined && !client.writableFinished) route.abort(CLIENT_GONE);
+    if (client !== undefined && !client.writableEnded) route.abort(CLIENT_GONE);
   };
   client?.once('close', onClientClose);
+  // The stream may be gone already (a rapid reset lands before the pipeline reaches the upstream): then nothing is sent.
+  if (client !== undefined && (client.destroyed === true || client.stream?.destroyed === true) && !client.writableEnded) route.abort(CLIENT_GONE);
   request.signal?.addEventListener('abort', onClientGone, { once: true });
   if (request.signal?.aborted === true) route.abort(CLIENT_GONE);
   let handedOver = false;

@@ -21,6 +21,13 @@ export const UNLIMITED = 4_294_967_295;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
 export const DEFAULT_RING_SIZE = 1024;
+/**
+ * Envoy's circuit-breaker thresholds, applied when no DestinationRule sets a limit. Istio writes 2³²−1
+ * instead (no limit); at the edge that let 2 000 concurrent requests open ~1 800 upstream connections.
+ * Set the field to 4294967295 in a DestinationRule for Istio's behaviour.
+ */
+export const ENVOY_DEFAULT_CONNECTION_LIMIT = 1024;
+export const ENVOY_DEFAULT_MAX_RETRIES = 3;
 
 export type LbAlgorithm = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM' | 'PASSTHROUGH' | 'RING_HASH';
 
@@ -168,13 +175,13 @@ function resolveConnectionPool(settings: ConnectionPoolSettings | undefined): Re
   const httpIdle = durationMs(http?.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS);
   const idleTimeoutMs = tcpIdle === 0 ? httpIdle : httpIdle === 0 ? tcpIdle : Math.min(tcpIdle, httpIdle);
   return {
-    maxConnections: limit(tcp?.maxConnections, UNLIMITED),
+    maxConnections: limit(tcp?.maxConnections, ENVOY_DEFAULT_CONNECTION_LIMIT),
     connectTimeoutMs: durationMs(tcp?.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS) || DEFAULT_CONNECT_TIMEOUT_MS,
     idleTimeoutMs,
-    http1MaxPendingRequests: limit(http?.http1MaxPendingRequests, UNLIMITED),
-    http2MaxRequests: limit(http?.http2MaxRequests, UNLIMITED),
+    http1MaxPendingRequests: limit(http?.http1MaxPendingRequests, ENVOY_DEFAULT_CONNECTION_LIMIT),
+    http2MaxRequests: limit(http?.http2MaxRequests, ENVOY_DEFAULT_CONNECTION_LIMIT),
     maxRequestsPerConnection: limit(http?.maxRequestsPerConnection, 0),
-    maxRetries: limit(http?.maxRetries, UNLIMITED),
+    maxRetries: limit(http?.maxRetries, ENVOY_DEFAULT_MAX_RETRIES),
   };
 }
 

@@ -45,7 +45,7 @@ const rateLimitDecisions = new BoundedCounter({
 
 const upstreamConnectErrors = new BoundedCounter({
   name: 'meshgate_upstream_connect_errors_total',
-  help: 'Failed connection attempts to upstream hosts, by cluster.',
+  help: 'Failed connection attempts to upstream hosts, by cluster, including attempts a retry then hid from the client.',
   labelNames: ['cluster'],
 });
 
@@ -71,6 +71,36 @@ const upstreamRetries = new BoundedCounter({
   name: 'meshgate_upstream_retries_total',
   help: 'Upstream request retries (attempts after the first), by cluster.',
   labelNames: ['cluster'],
+});
+
+const rateLimitBackendState = new BoundedGauge({
+  name: 'meshgate_ratelimit_backend_state',
+  help: 'State of the shared rate-limit store (Redis): 1 for the current state (unused, connecting, up, down), 0 for the others.',
+  labelNames: ['state'],
+});
+
+const rateLimitBackendErrors = new BoundedCounter({
+  name: 'meshgate_ratelimit_backend_errors_total',
+  help: 'Calls to the shared rate-limit store that failed (refused while disconnected, timed out, errored).',
+  labelNames: [],
+});
+
+const rateLimitFallbackDecisions = new BoundedCounter({
+  name: 'meshgate_ratelimit_fallback_decisions_total',
+  help: 'Rate-limit decisions taken by the in-memory insurance limiter because the shared store failed (failureMode open).',
+  labelNames: [],
+});
+
+const rateLimitBackendTransitions = new BoundedCounter({
+  name: 'meshgate_ratelimit_backend_transitions_total',
+  help: 'up→down and down→up changes of the connection to the shared rate-limit store.',
+  labelNames: [],
+});
+
+const abusiveSessions = new BoundedCounter({
+  name: 'meshgate_downstream_http2_abusive_sessions_total',
+  help: 'Client HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for resetting too many streams (Rapid Reset, MadeYouReset), by listener.',
+  labelNames: ['listener'],
 });
 
 const certificateExpiry = new BoundedGauge({
@@ -126,10 +156,6 @@ export function recordRateLimitDecision(policy: string, result: RateLimitResult)
   rateLimitDecisions.inc({ policy, result });
 }
 
-export function recordUpstreamConnectError(cluster: string): void {
-  upstreamConnectErrors.inc({ cluster });
-}
-
 export function recordUpstreamOverflow(cluster: string): void {
   upstreamOverflow.inc({ cluster });
 }
@@ -140,29 +166,77 @@ export interface UpstreamClusterSample {
   readonly active: number;
   /** Cumulative ejections of the cluster's hosts. */
   readonly ejections: number;
+  /** Cumulative failed connection attempts, retried ones included. */
+  readonly connectFailures: number;
 }
 
-let upstreamSource: (() => readonly UpstreamClusterSample[]) | null = null;
-const ejectionsSeen = new Map<string, number>();
+type UpstreamSource = () => readonly UpstreamClusterSample[];
 
-/** The running proxy registers where its cluster statistics come from. */
-export function observeUpstreams(source: () => readonly UpstreamClusterSample[]): void {
-  upstreamSource = source;
+/** Per source (one per running proxy; tests run several in one process), the cumulative counts seen at the last scrape. */
+const upstreamSources = new Map<UpstreamSource, { readonly ejections: Map<string, number>; readonly connectFailures: Map<string, number> }>();
+
+/** What a cumulative cluster count added since the last scrape; a cluster rebuilt by a reload starts again from 0. */
+function sinceLastScrape(seen: Map<string, number>, name: string, total: number): number {
+  const previous = seen.get(name) ?? 0;
+  seen.set(name, total);
+  return total >= previous ? total - previous : total;
+}
+
+/** The running proxy registers where its cluster statistics come from; call the result when it stops. */
+export function observeUpstreams(source: UpstreamSource): () => void {
+  upstreamSources.set(source, { ejections: new Map(), connectFailures: new Map() });
+  return () => void upstreamSources.delete(source);
 }
 
 /** Brings the upstream gauges and the ejection counter up to date; called before each scrape. */
 export function refreshUpstreamMetrics(): void {
-  if (upstreamSource === null) return;
-  for (const cluster of upstreamSource()) {
-    upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
-    const newEjections = cluster.ejections - (ejectionsSeen.get(cluster.name) ?? 0);
-    if (newEjections > 0) outlierEjections.inc({ cluster: cluster.name }, newEjections);
-    ejectionsSeen.set(cluster.name, cluster.ejections);
+  for (const [source, seen] of upstreamSources) {
+    for (const cluster of source()) {
+      upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
+      const newEjections = sinceLastScrape(seen.ejections, cluster.name, cluster.ejections);
+      if (newEjections > 0) outlierEjections.inc({ cluster: cluster.name }, newEjections);
+      const newConnectFailures = sinceLastScrape(seen.connectFailures, cluster.name, cluster.connectFailures);
+      if (newConnectFailures > 0) upstreamConnectErrors.inc({ cluster: cluster.name }, newConnectFailures);
+    }
   }
 }
 
 export function recordUpstreamRetry(cluster: string): void {
   upstreamRetries.inc({ cluster });
+}
+
+/** What the rate limiter keeps about its shared store; read at scrape time. */
+export interface RateLimitBackendSample {
+  readonly state: 'unused' | 'connecting' | 'up' | 'down';
+  readonly errors: number;
+  readonly fallbackDecisions: number;
+  readonly transitions: number;
+}
+
+const RATE_LIMIT_BACKEND_STATES: readonly RateLimitBackendSample['state'][] = ['unused', 'connecting', 'up', 'down'];
+let rateLimitSource: (() => RateLimitBackendSample) | null = null;
+const rateLimitSeen = new Map<string, number>();
+
+/** The rate limiter registers where its store statistics come from. */
+export function observeRateLimitBackend(source: () => RateLimitBackendSample): void {
+  rateLimitSource = source;
+}
+
+/** Brings the rate-limit store series up to date; called before each scrape. */
+export function refreshRateLimitMetrics(): void {
+  if (rateLimitSource === null) return;
+  const sample = rateLimitSource();
+  for (const state of RATE_LIMIT_BACKEND_STATES) rateLimitBackendState.set({ state }, state === sample.state ? 1 : 0);
+  const errors = sinceLastScrape(rateLimitSeen, 'errors', sample.errors);
+  if (errors > 0) rateLimitBackendErrors.inc({}, errors);
+  const fallback = sinceLastScrape(rateLimitSeen, 'fallback', sample.fallbackDecisions);
+  if (fallback > 0) rateLimitFallbackDecisions.inc({}, fallback);
+  const transitions = sinceLastScrape(rateLimitSeen, 'transitions', sample.transitions);
+  if (transitions > 0) rateLimitBackendTransitions.inc({}, transitions);
+}
+
+export function recordAbusiveSession(listener: string): void {
+  abusiveSessions.inc({ listener });
 }
 
 export function setCertificateExpiry(identity: string, notAfter: Date): void {

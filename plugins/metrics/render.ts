@@ -1,6 +1,6 @@
 /** What the admin server serves: `/stats/prometheus` + `/metrics` (exposition format) and `/stats` (plain text). */
 import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
-import { refreshUpstreamMetrics } from './meshgate-metrics.js';
+import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
 import { meshRegistry } from './registry.js';
 
 export interface RenderedMetrics {
@@ -10,6 +10,7 @@ export interface RenderedMetrics {
 
 export async function renderPrometheus(): Promise<RenderedMetrics> {
   refreshUpstreamMetrics();
+  refreshRateLimitMetrics();
   return { contentType: meshRegistry.contentType, body: await meshRegistry.metrics() };
 }
 
@@ -46,6 +47,7 @@ function isHistogram(metric: AnyMetric): boolean {
 /** One `name{label=value,…}: value` line per series, sorted; histograms as count/sum/mean. */
 export async function renderStatsText(): Promise<string> {
   refreshUpstreamMetrics();
+  refreshRateLimitMetrics();
   const metrics = (await meshRegistry.getMetricsAsJSON()) as AnyMetric[];
   const lines: string[] = [];
   for (const metric of metrics) {

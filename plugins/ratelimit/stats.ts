@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { recordRateLimitDecision } from '../metrics/meshgate-metrics.js';
+import { observeRateLimitBackend, recordRateLimitDecision } from '../metrics/meshgate-metrics.js';
 
 export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
 /** `unused`: no policy needs Redis yet. `down` covers both "never connected" and "connection lost". */
@@ -32,6 +32,13 @@ export const rateLimitStats: RateLimitStats = {
   backendState: 'unused',
   backendTransitions: 0,
 };
+
+observeRateLimitBackend(() => ({
+  state: rateLimitStats.backendState,
+  errors: rateLimitStats.backendErrors,
+  fallbackDecisions: rateLimitStats.insuranceDecisions,
+  transitions: rateLimitStats.backendTransitions,
+}));
 
 export function recordDecision(policy: string, decision: RateLimitDecision): void {
   let counts = rateLimitStats.decisions.get(policy);

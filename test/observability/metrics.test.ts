@@ -13,6 +13,7 @@ import {
   setCertificateExpiry,
   setConfigDiagnostics,
   setConfigGeneration,
+  observeRateLimitBackend,
   observeUpstreams,
 } from '../../plugins/metrics/index.js';
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
@@ -210,7 +211,7 @@ t.test('meshgate series are set by the typed functions', async (t) => {
   ]);
   recordAuthzDecision('default/deny-all', 'DENY', 'denied');
   recordRateLimitDecision('default/per-ip', 'limited');
-  observeUpstreams(() => [{ name: 'outbound|80||a', active: 1, ejections: 2 }]);
+  observeUpstreams(() => [{ name: 'outbound|80||a', active: 1, ejections: 2, connectFailures: 3 }]);
   setCertificateExpiry('spiffe://cluster.local/ns/default/sa/x', new Date('2030-01-01T00:00:00Z'));
   const samples = await scrape();
   t.equal(findSamples(samples, 'meshgate_config_generation')[0]?.value, 7);
@@ -221,12 +222,31 @@ t.test('meshgate series are set by the typed functions', async (t) => {
   t.equal(findSamples(samples, 'meshgate_ratelimit_decisions_total', { policy: 'default/per-ip', result: 'limited' })[0]?.value, 1);
   t.equal(findSamples(samples, 'meshgate_upstream_requests_active', { cluster: 'outbound|80||a' })[0]?.value, 1);
   t.equal(findSamples(samples, 'meshgate_outlier_ejections_total', { cluster: 'outbound|80||a' })[0]?.value, 2);
+  t.equal(findSamples(samples, 'meshgate_upstream_connect_errors_total', { cluster: 'outbound|80||a' })[0]?.value, 3, 'connect failures read from the cluster, retried ones included');
   t.equal(findSamples(samples, 'meshgate_certificate_expiry_timestamp_seconds')[0]?.value, 1893456000);
   t.equal(findSamples(samples, 'meshgate_build_info')[0]?.labels['node_version'], process.versions.node);
 
   const stats = await renderStatsText();
   t.match(stats, /^meshgate_config_generation: 7$/m);
   t.match(stats, /^istio_request_duration_milliseconds\{.*reporter=source.*\}: count=\d+ sum=[\d.]+ mean=[\d.]+$/m);
+});
+
+t.test('the rate limiter store state and its fallback decisions are exported (read at scrape time)', async (t) => {
+  const backend = { state: 'down' as 'down' | 'up', errors: 4, fallbackDecisions: 3, transitions: 1 };
+  observeRateLimitBackend(() => backend);
+  let samples = await scrape();
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_state', { state: 'down' })[0]?.value, 1);
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_state', { state: 'up' })[0]?.value, 0);
+  t.equal(findSamples(samples, 'meshgate_ratelimit_fallback_decisions_total')[0]?.value, 3);
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_errors_total')[0]?.value, 4);
+  backend.state = 'up';
+  backend.fallbackDecisions = 5;
+  backend.transitions = 2;
+  samples = await scrape();
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_state', { state: 'up' })[0]?.value, 1);
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_state', { state: 'down' })[0]?.value, 0);
+  t.equal(findSamples(samples, 'meshgate_ratelimit_fallback_decisions_total')[0]?.value, 5, 'counts what was added since the last scrape');
+  t.equal(findSamples(samples, 'meshgate_ratelimit_backend_transitions_total')[0]?.value, 2);
 });
 
 function promtoolPath(): string | null {

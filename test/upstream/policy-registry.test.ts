@@ -6,7 +6,7 @@ import type { WorkloadEntrySpec } from '../../gateway/config/kinds/workload-entr
 import { buildClusterDefinitions } from '../../gateway/upstream/cluster-definitions.js';
 import { ClusterManager } from '../../gateway/upstream/cluster-manager.js';
 import { indexDestinationRules } from '../../gateway/upstream/destination-rules.js';
-import { UNLIMITED, resolvePolicy } from '../../gateway/upstream/policy.js';
+import { ENVOY_DEFAULT_CONNECTION_LIMIT, ENVOY_DEFAULT_MAX_RETRIES, resolvePolicy } from '../../gateway/upstream/policy.js';
 import { buildServiceRegistry } from '../../gateway/upstream/registry.js';
 import { makeResource } from '../helpers/resources.js';
 
@@ -14,13 +14,16 @@ const dr = (name: string, spec: DestinationRuleSpec, namespace = 'default') => m
 const se = (name: string, spec: ServiceEntrySpec, namespace = 'default') => makeResource('ServiceEntry', name, spec, { namespace });
 const client = { namespace: 'default', labels: {} };
 
-t.test('resolved defaults are Istio defaults', async (t) => {
+t.test('resolved defaults are Istio defaults, except the circuit breakers: Envoy thresholds (1024, 3 retries) rather than unlimited', async (t) => {
   const policy = resolvePolicy(undefined, undefined, 80);
   t.equal(policy.loadBalancer.algorithm, 'LEAST_REQUEST');
   t.equal(policy.connectionPool.connectTimeoutMs, 10_000);
   t.equal(policy.connectionPool.idleTimeoutMs, 3_600_000);
-  t.equal(policy.connectionPool.http2MaxRequests, UNLIMITED);
-  t.equal(policy.connectionPool.maxRetries, UNLIMITED);
+  t.equal(policy.connectionPool.maxConnections, ENVOY_DEFAULT_CONNECTION_LIMIT);
+  t.equal(policy.connectionPool.http1MaxPendingRequests, ENVOY_DEFAULT_CONNECTION_LIMIT);
+  t.equal(policy.connectionPool.http2MaxRequests, ENVOY_DEFAULT_CONNECTION_LIMIT);
+  t.equal(policy.connectionPool.maxRetries, ENVOY_DEFAULT_MAX_RETRIES);
+  t.equal(resolvePolicy({ connectionPool: { tcp: { maxConnections: 4_294_967_295 } } }, undefined, 80).connectionPool.maxConnections, 4_294_967_295, "Istio's unlimited stays one setting away");
   t.equal(policy.outlierDetection, null, 'no outlierDetection block: no ejection');
   t.equal(policy.tls.mode, 'DISABLE');
   const outlier = resolvePolicy({ outlierDetection: {} }, undefined, 80).outlierDetection;
@@ -40,11 +43,11 @@ t.test('policy resolution: port-level settings replace the DR policy; subsets ov
   const on80 = resolvePolicy(host, undefined, 80);
   t.same([on80.connectionPool.maxConnections, on80.connectionPool.http2MaxRequests, on80.loadBalancer.algorithm], [7, 9, 'RANDOM']);
   const on8080 = resolvePolicy(host, undefined, 8080);
-  t.equal(on8080.connectionPool.maxConnections, UNLIMITED, 'port entry replaces: no inheritance');
+  t.equal(on8080.connectionPool.maxConnections, ENVOY_DEFAULT_CONNECTION_LIMIT, 'port entry replaces: no inheritance');
   t.equal(on8080.loadBalancer.algorithm, 'LEAST_REQUEST');
   t.equal(on8080.outlierDetection?.consecutive5xxErrors, 2);
   const subset = resolvePolicy(host, { connectionPool: { http: { http1MaxPendingRequests: 3 } } }, 80);
-  t.equal(subset.connectionPool.maxConnections, UNLIMITED, 'subset connectionPool discards the DR tcp block');
+  t.equal(subset.connectionPool.maxConnections, ENVOY_DEFAULT_CONNECTION_LIMIT, 'subset connectionPool discards the DR tcp block');
   t.equal(subset.connectionPool.http1MaxPendingRequests, 3);
   t.equal(subset.loadBalancer.algorithm, 'RANDOM', 'fields the subset omits come from the DR');
   const subsetPort = resolvePolicy(host, { loadBalancer: { simple: 'ROUND_ROBIN' }, portLevelSettings: [{ port: { number: 80 }, tls: { mode: 'SIMPLE' } }] }, 80);

@@ -146,6 +146,32 @@ export const MeshConfigSpec = strictObject(
       default: false,
       description: 'Add `x-meshgate-reason` (response flag and details) to locally generated responses.',
     }),
+    connections: defaultedObject(
+      {
+        requestHeadersTimeout: durationString(
+          'How long a client may take to send a request head (HTTP/1.1: from the connection or the previous response; HTTP/2: from the connection to its first HEADERS). Slowloris clients are cut after it. 0s disables it.',
+          '10s',
+        ),
+        idleTimeout: durationString('A client connection with no request in flight is closed after this long (HTTP/1.1 keep-alive, HTTP/2 sessions). 0s disables it.', '65s'),
+        upgrades: Type.Array(Type.String({ minLength: 1, pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), {
+          default: ['websocket'],
+          description: 'HTTP/1.1 Upgrade tokens proxied to the upstream (Envoy `upgrade_configs`). Any other Upgrade (h2c included) is not attempted: the header is dropped and the request served as plain HTTP.',
+        }),
+        http2MaxConcurrentStreams: Type.Integer({
+          minimum: 1,
+          maximum: 2_147_483_647,
+          default: 100,
+          description: 'SETTINGS_MAX_CONCURRENT_STREAMS advertised to HTTP/2 clients (Envoy edge guidance: 100).',
+        }),
+        http2MaxPrematureResets: Type.Integer({
+          minimum: 1,
+          default: 200,
+          description:
+            'An HTTP/2 connection on which this many streams were reset (by the client, or by the proxy because of a client frame error) before their response completed, and on which such resets are at least half of all streams, is closed with GOAWAY ENHANCE_YOUR_CALM (Rapid Reset CVE-2023-44487, MadeYouReset CVE-2025-8671).',
+        }),
+      },
+      'Client-facing connection limits and timeouts of every listener. A change re-opens the listeners (draining the old ones).',
+    ),
     maxRequestHeadersKb: Type.Integer({ minimum: 1, maximum: 8192, default: 60, description: 'Max request header size in KiB (Envoy default 60).' }),
   },
   'MeshConfig: mesh-wide and process-level settings of meshgate.',
