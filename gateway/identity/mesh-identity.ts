@@ -14,7 +14,8 @@ export function meshIdentityProvider(store: CertificateStore, trustDomain: strin
     secureContext: () => store.clientContext(),
     verifyPeer(cert: PeerCertificate): string | null {
       if (cert.raw === undefined) return null;
-      const result = peerIdentityFromCertificate(new X509Certificate(cert.raw), trustDomain);
+      // We connected to this peer: it is a server and needs serverAuth.
+      const result = peerIdentityFromCertificate(new X509Certificate(cert.raw), trustDomain, new Date(), 'server');
       return result.ok ? result.identity.uri : null;
     },
   };
