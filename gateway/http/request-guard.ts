@@ -39,13 +39,14 @@ export function effectiveEdgeSettings(mesh: MeshConfigSpec, mode: ProxyMode): Ed
 export const OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']);
 
 /**
- * Fields node keeps only the first of when repeated (RFC 9110 §5.3: singletons, never a list): the
- * second value would be invisible to every policy but may be what a backend reads, so a repeat is
- * refused. `host` is refused by the attribute step with its own reason.
+ * Fields node keeps only the first of when repeated (RFC 9110 §5.3: singletons, never a list): a
+ * policy and the upstream both see the first value only, but a server or proxy behind may pick the
+ * other, so a repeat is refused. `host` is refused by the attribute step with its own reason, and a
+ * repeated `authorization` by RequestAuthentication (401 with `www-authenticate`) when it checks
+ * tokens; without it the first value is the one policies see and the one forwarded.
  */
 const SINGLETON_HEADERS: ReadonlySet<string> = new Set([
   'age',
-  'authorization',
   'content-length',
   'content-type',
   'etag',
