@@ -112,6 +112,40 @@ function checkCondition(ctx: ValidationContext, policy: Resource, condition: Con
   }
 }
 
+/** Whether some `*`-suffixed (or `{**}`) entry of the list covers what lies under the exact path. */
+function coveredBelow(path: string, entries: readonly string[]): boolean {
+  const below = path.endsWith('/') ? path : `${path}/`;
+  return entries.some((entry) => {
+    const prefix = entry.endsWith('/{**}') ? entry.slice(0, -4) : entry.endsWith('*') ? entry.slice(0, -1) : null;
+    return prefix !== null && below.startsWith(prefix);
+  });
+}
+
+/**
+ * Rules a request can walk around (MG0316, MG0317): the list that narrows what a DENY refuses (`hosts`,
+ * `paths`), or what an ALLOW exempts (`notHosts`, `notPaths`), names an exact host without its port form
+ * or an exact path without the paths under it.
+ */
+function checkWalkArounds(ctx: ValidationContext, policy: Resource, action: string, operation: Operation, path: FieldPath): void {
+  const deny = action === 'DENY' || action === 'AUDIT';
+  if (!deny && action !== 'ALLOW') return;
+  const hostField = deny ? 'hosts' : 'notHosts';
+  const hosts = operation[hostField] ?? [];
+  hosts.forEach((host, index) => {
+    if (host === '' || host.includes(':') || host.endsWith('*')) return;
+    if (hosts.some((other) => other.toLowerCase() === `${host.toLowerCase()}:*`)) return;
+    ctx.report(policy, 'MG0316', [...path, hostField, index], `"${host}" does not match "${host}:443" or "${host}:80"; add "${host}:*" so that a Host with a port cannot walk around this rule`);
+  });
+  const pathField = deny ? 'paths' : 'notPaths';
+  const paths = operation[pathField] ?? [];
+  paths.forEach((exact, index) => {
+    if (exact === '' || exact === '/' || exact.includes('*') || exact.includes('{')) return;
+    if (coveredBelow(exact, paths)) return;
+    const suggestion = `${exact.endsWith('/') ? exact : `${exact}/`}*`;
+    ctx.report(policy, 'MG0317', [...path, pathField, index], `"${exact}" matches only that exact path, not "${suggestion.slice(0, -1)}…"; add "${suggestion}" unless only this one path is meant`);
+  });
+}
+
 function checkAuthorizationPolicy(ctx: ValidationContext, policy: Resource<AuthorizationPolicySpec>): void {
   const { action = 'ALLOW', rules, provider } = policy.spec;
   if ((action === 'DENY' || action === 'CUSTOM') && (rules?.length ?? 0) === 0) {
@@ -147,6 +181,7 @@ function checkAuthorizationPolicy(ctx: ValidationContext, policy: Resource<Autho
           }
         } else {
           checkOperation(ctx, policy, value as Operation, [...path, inner]);
+          checkWalkArounds(ctx, policy, action, value as Operation, [...path, inner]);
         }
       });
     }

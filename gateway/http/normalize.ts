@@ -13,6 +13,12 @@ import { isIP } from 'node:net';
 
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 
+/**
+ * `;params` in path segments: Tomcat-style servlet containers drop them before mapping a path, so
+ * `/admin;x/` is `/admin/` to the backend while a policy on `/admin/*` would not see it.
+ */
+export type PathParameters = 'KEEP' | 'STRIP' | 'REJECT';
+
 export type NormalizedTarget =
   | {
       readonly ok: true;
@@ -108,6 +114,11 @@ function removeDotSegments(path: string): string | null {
   return `/${output.join('/')}`;
 }
 
+/** Removes `;…` from every segment (up to the next `/`), as a servlet container does before mapping. */
+function stripPathParameters(path: string): string {
+  return path.replace(/;[^/]*/g, '');
+}
+
 function mergeSlashes(path: string): string {
   return path.replace(/\/{2,}/g, '/');
 }
@@ -158,17 +169,19 @@ function splitTarget(rawUrl: string): SplitTarget | string {
   return absoluteAuthority === undefined ? { path, query } : { path, query, absoluteAuthority };
 }
 
-export function createNormalizer(mode: PathNormalization): Normalizer {
+const PATH_PARAMETERS_REJECTED = 'path parameters (;) are not accepted here';
+
+export function createNormalizer(mode: PathNormalization, parameters: PathParameters = 'KEEP'): Normalizer {
   const merge = mode === 'MERGE_SLASHES' || mode === 'DECODE_AND_MERGE_SLASHES';
   const decodeSlashes = mode === 'DECODE_AND_MERGE_SLASHES';
 
-  function normalizePath(path: string): string | null {
+  function normalizePath(raw: string): string | null {
+    if (raw.includes('\0')) return null;
+    const path = parameters === 'STRIP' && raw.includes(';') ? stripPathParameters(raw) : raw;
     if (mode === 'NONE') {
-      if (path.includes('\0')) return null;
       const zero = path.search(/%(?:00|(?![0-9a-fA-F]{2}))/);
       return zero === -1 ? path : null;
     }
-    if (path.includes('\0')) return null;
     let result = decodeEscapes(path, decodeSlashes);
     if (result === null) return null;
     result = result.replaceAll('\\', '/');
@@ -179,11 +192,12 @@ export function createNormalizer(mode: PathNormalization): Normalizer {
 
   return (rawUrl) => {
     const fastPath = rawUrl.charCodeAt(0) === CHAR_SLASH && !rawUrl.includes('?') && !rawUrl.includes('#');
-    if (fastPath && (mode === 'NONE' ? !rawUrl.includes('%') && !rawUrl.includes('\0') : isAlreadyNormal(rawUrl, merge))) {
+    if (fastPath && (mode === 'NONE' ? !rawUrl.includes('%') && !rawUrl.includes('\0') && (parameters === 'KEEP' || !rawUrl.includes(';')) : isAlreadyNormal(rawUrl, merge))) {
       return { ok: true, path: rawUrl, query: '' };
     }
     const split = splitTarget(rawUrl);
     if (typeof split === 'string') return { ok: false, reason: split };
+    if (parameters === 'REJECT' && split.path.includes(';')) return { ok: false, reason: PATH_PARAMETERS_REJECTED };
     const path = mode !== 'NONE' && isAlreadyNormal(split.path, merge) ? split.path : normalizePath(split.path);
     if (path === null) return { ok: false, reason: 'invalid path: NUL, malformed percent-encoding or a dot segment with parameters' };
     return split.absoluteAuthority === undefined
@@ -206,15 +220,46 @@ export interface NormalizedAuthority {
   readonly port: number | null;
 }
 
-export function normalizeAuthority(raw: string): NormalizedAuthority {
-  const authority = raw.trim().toLowerCase();
-  const portMatch = /:(\d{1,5})$/.exec(authority);
-  if (portMatch === null || (authority.startsWith('[') && !authority.slice(0, portMatch.index).endsWith(']'))) {
-    return { authority, host: authority, port: null };
+/** RFC 3986 reg-name restricted to what DNS names and IPv4 literals use, after lower-casing. */
+const HOST_NAME = /^[a-z0-9_~-]+(?:\.[a-z0-9_~-]+)*$/;
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
+/** A decimal port without leading zeros: `host:080` and `host:` are refused, never read two ways. */
+const PORT = /^[1-9][0-9]{0,4}$/;
+
+/**
+ * Host/:authority as every later step reads it, or null when it is no valid authority: an empty or
+ * zero-padded port, a comma (two hosts joined by an intermediary), spaces, userinfo or any other
+ * character a DNS name cannot hold. A single trailing dot (`api.example.com.`, the absolute DNS form)
+ * is removed once, so that policies, routing and the forwarded Host all see the same name.
+ */
+export function normalizeAuthority(raw: string): NormalizedAuthority | null {
+  const lowered = raw.trim().toLowerCase();
+  if (lowered === '') return { authority: '', host: '', port: null };
+  let host = lowered;
+  let portText: string | null = null;
+  if (lowered.charCodeAt(0) === 0x5b /* '[' */) {
+    const close = lowered.indexOf(']');
+    if (close === -1) return null;
+    host = lowered.slice(0, close + 1);
+    if (close + 1 < lowered.length) {
+      if (lowered.charCodeAt(close + 1) !== 0x3a /* ':' */) return null;
+      portText = lowered.slice(close + 2);
+    }
+    if (!IPV6_LITERAL.test(host)) return null;
+  } else {
+    const colon = lowered.indexOf(':');
+    if (colon !== -1) {
+      host = lowered.slice(0, colon);
+      portText = lowered.slice(colon + 1);
+    }
+    if (host.charCodeAt(host.length - 1) === CHAR_DOT) host = host.slice(0, -1);
+    if (!HOST_NAME.test(host)) return null;
   }
-  const host = authority.slice(0, portMatch.index);
-  if (!host.startsWith('[') && host.includes(':')) return { authority, host: authority, port: null };
-  return { authority, host, port: Number(portMatch[1]) };
+  if (portText === null) return { authority: host, host, port: null };
+  if (!PORT.test(portText)) return null;
+  const port = Number(portText);
+  if (port > 65535) return null;
+  return { authority: host.length + 1 + portText.length === lowered.length ? lowered : `${host}:${portText}`, host, port };
 }
 
 /**

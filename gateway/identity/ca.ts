@@ -42,7 +42,10 @@ export interface IssuedCertificate extends KeyAndCertificate {
 }
 
 /** Extended key usages (RFC 5280 §4.2.1.12). */
-export const EXTENDED_KEY_USAGE = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' } as const;
+export const EXTENDED_KEY_USAGE = { serverAuth: OID.serverAuth, clientAuth: OID.clientAuth } as const;
+
+/** KeyUsage bit numbers (RFC 5280 §4.2.1.3), for `keyUsageBits`. */
+export const KEY_USAGE_BIT = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
 
 /** Backdating absorbs clock skew between the issuer and the peers that check the certificate. */
 const CLOCK_SKEW_MS = 60_000;
@@ -50,11 +53,6 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const SERIAL_BYTES = 16;
 
-// KeyUsage bits (RFC 5280 §4.2.1.3).
-const DIGITAL_SIGNATURE = 0;
-const KEY_ENCIPHERMENT = 2;
-const KEY_CERT_SIGN = 5;
-const CRL_SIGN = 6;
 
 const ECDSA_WITH_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
 const SHA256_WITH_RSA = sequence(oid('1.2.840.113549.1.1.11'), nullValue());
@@ -213,7 +211,7 @@ export async function createRootCa(options: RootCaOptions): Promise<KeyAndCertif
       notAfter,
       extensions: [
         basicConstraints(true),
-        { id: OID.keyUsage, critical: true, value: namedBits([KEY_CERT_SIGN, CRL_SIGN]) },
+        { id: OID.keyUsage, critical: true, value: namedBits([KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign]) },
         { id: OID.subjectKeyIdentifier, critical: false, value: octetString(ownKeyIdentifier) },
       ],
     },
@@ -230,8 +228,16 @@ export interface CertificateRequest {
   readonly ipAddresses?: readonly string[];
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** Empty: no extendedKeyUsage extension at all. */
   readonly extendedKeyUsages: readonly string[];
+  /** KeyUsage bits (RFC 5280 §4.2.1.3); default digitalSignature + keyEncipherment. */
+  readonly keyUsageBits?: readonly number[];
+  /** basicConstraints cA; default false (an end-entity certificate). */
+  readonly isCa?: boolean;
+  /** authorityInfoAccess id-ad-ocsp URL (RFC 5280 §4.2.2.1): where OCSP responses for this certificate are fetched. */
+  readonly ocspResponderUrl?: string;
 }
+
 
 /** Low-level issuance; prefer `issueWorkloadCertificate` / `issueServerCertificate`. Tests use it to craft invalid certificates. */
 export async function issueCertificate(request: CertificateRequest): Promise<IssuedCertificate> {
@@ -246,12 +252,19 @@ export async function issueCertificate(request: CertificateRequest): Promise<Iss
   ];
   const commonName = request.commonName ?? '';
   const extensions: Extension[] = [
-    basicConstraints(false),
-    { id: OID.keyUsage, critical: true, value: namedBits([DIGITAL_SIGNATURE, KEY_ENCIPHERMENT]) },
-    { id: OID.extendedKeyUsage, critical: false, value: sequence(...request.extendedKeyUsages.map(oid)) },
+    basicConstraints(request.isCa === true),
+    { id: OID.keyUsage, critical: true, value: namedBits(request.keyUsageBits ?? [KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyEncipherment]) },
     { id: OID.subjectKeyIdentifier, critical: false, value: octetString(keyIdentifier(subjectPublicKeyOf(spki))) },
     { id: OID.authorityKeyIdentifier, critical: false, value: sequence(element(0x80, issuer.signer.keyIdentifier)) },
   ];
+  if (request.extendedKeyUsages.length > 0) {
+    extensions.push({ id: OID.extendedKeyUsage, critical: false, value: sequence(...request.extendedKeyUsages.map(oid)) });
+  }
+  if (request.ocspResponderUrl !== undefined) {
+    // AccessDescription { id-ad-ocsp, [6] uniformResourceIdentifier }
+    const ocsp = sequence(oid(OID.adOcsp), element(0x86, Buffer.from(request.ocspResponderUrl, 'latin1')));
+    extensions.push({ id: OID.authorityInfoAccess, critical: false, value: sequence(ocsp) });
+  }
   // With an empty subject the SAN carries the identity and must be critical (RFC 5280 §4.2.1.6).
   if (names.length > 0) extensions.push({ id: OID.subjectAltName, critical: commonName === '', value: sequence(...names) });
   const der = signCertificate(issuer.signer, {

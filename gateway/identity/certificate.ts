@@ -1,9 +1,10 @@
 /**
  * The fields of an X.509 certificate (RFC 5280 §4.1) that the mesh reads, parsed from its DER: the
  * validity window, the subject (printed RFC 4514-style in certificate order, as @peculiar/x509 prints
- * it, which XFCC `Subject` has always carried), the subjectAltName entries by type, basicConstraints
- * and the key identifiers. SANs come from the extension's GeneralNames, never from node's printed
- * `subjectAltName` string, where a crafted value containing `, URI:` is ambiguous.
+ * it, which XFCC `Subject` has always carried), the subjectAltName entries by type, basicConstraints,
+ * the key usages, the OCSP responder and the key identifiers. SANs come from the extension's
+ * GeneralNames, never from node's printed `subjectAltName` string, where a crafted value containing
+ * `, URI:` is ambiguous.
  */
 import { TAG, children, contents, decodeOid, decodeString, decodeTime, encoded, expectTag, readSingle } from './der.js';
 import type { Element } from './der.js';
@@ -15,6 +16,10 @@ export const OID = {
   subjectKeyIdentifier: '2.5.29.14',
   authorityKeyIdentifier: '2.5.29.35',
   subjectAltName: '2.5.29.17',
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
+  adOcsp: '1.3.6.1.5.5.7.48.1',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
   commonName: '2.5.4.3',
   organization: '2.5.4.10',
 } as const;
@@ -59,8 +64,16 @@ export interface ParsedCertificate {
   readonly subjectPublicKeyInfo: Uint8Array;
   /** The subjectPublicKey BIT STRING's key bytes (what key identifiers hash). */
   readonly subjectPublicKey: Uint8Array;
+  /** The serial number INTEGER's content bytes (what an OCSP CertID carries). */
+  readonly serialNumber: Uint8Array;
   /** basicConstraints cA, or null without the extension. */
   readonly isCa: boolean | null;
+  /** KeyUsage bit numbers that are set (RFC 5280 §4.2.1.3), or null without the extension. */
+  readonly keyUsageBits: readonly number[] | null;
+  /** extendedKeyUsage purpose OIDs, or null without the extension. */
+  readonly extendedKeyUsages: readonly string[] | null;
+  /** authorityInfoAccess id-ad-ocsp URIs (empty without any). */
+  readonly ocspResponderUrls: readonly string[];
   readonly subjectKeyIdentifier: Uint8Array | null;
   /** null when the certificate has no subjectAltName extension. */
   readonly subjectAltNames: SubjectAltNames | null;
@@ -175,13 +188,37 @@ function parseBasicConstraints(value: Uint8Array): boolean {
   return first !== undefined && first.tag === TAG.BOOLEAN && contents(value, first)[0] !== 0;
 }
 
+function parseKeyUsage(value: Uint8Array): number[] {
+  const bits = contents(value, expectTag(readSingle(value), TAG.BIT_STRING, 'KeyUsage'));
+  const set: number[] = [];
+  // The first byte counts the unused bits of the last byte; named bits follow, most significant first.
+  for (let index = 1; index < bits.length; index += 1) {
+    for (let bit = 0; bit < 8; bit += 1) if (((bits[index] as number) & (0x80 >> bit)) !== 0) set.push((index - 1) * 8 + bit);
+  }
+  return set;
+}
+
+function parseExtendedKeyUsage(value: Uint8Array): string[] {
+  return children(value, expectTag(readSingle(value), TAG.SEQUENCE, 'ExtKeyUsageSyntax')).map((purpose) => decodeOid(contents(value, expectTag(purpose, TAG.OID, 'KeyPurposeId'))));
+}
+
+function parseOcspResponders(value: Uint8Array): string[] {
+  const urls: string[] = [];
+  for (const description of children(value, expectTag(readSingle(value), TAG.SEQUENCE, 'AuthorityInfoAccessSyntax'))) {
+    const [method, location] = children(value, expectTag(description, TAG.SEQUENCE, 'AccessDescription'));
+    if (decodeOid(contents(value, expectTag(method, TAG.OID, 'accessMethod'))) !== OID.adOcsp) continue;
+    if (location?.tag === GENERAL_NAME_URI) urls.push(Buffer.from(contents(value, location)).toString('latin1'));
+  }
+  return urls;
+}
+
 /** Parses a DER certificate; throws on anything malformed. */
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
   const certificate = children(der, expectTag(readSingle(der), TAG.SEQUENCE, 'Certificate'));
   const tbs = children(der, expectTag(certificate[0], TAG.SEQUENCE, 'TBSCertificate'));
   // version [0] EXPLICIT is optional (absent = v1).
   const fields = tbs[0]?.tag === 0xa0 ? tbs.slice(1) : tbs;
-  const [, , , validity, subject, publicKeyInfo, ...optional] = fields;
+  const [serial, , , validity, subject, publicKeyInfo, ...optional] = fields;
   const [notBefore, notAfter] = children(der, expectTag(validity, TAG.SEQUENCE, 'Validity'));
   if (notBefore === undefined || notAfter === undefined) throw new Error('DER: validity times expected');
   const subjectName = expectTag(subject, TAG.SEQUENCE, 'subject');
@@ -191,6 +228,9 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   const basicConstraints = extensions.get(OID.basicConstraints);
   const keyIdentifier = extensions.get(OID.subjectKeyIdentifier);
   const san = extensions.get(OID.subjectAltName);
+  const keyUsage = extensions.get(OID.keyUsage);
+  const extendedKeyUsage = extensions.get(OID.extendedKeyUsage);
+  const authorityInfo = extensions.get(OID.authorityInfoAccess);
   return {
     notBefore: decodeTime(der, notBefore),
     notAfter: decodeTime(der, notAfter),
@@ -198,7 +238,11 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     subject: parseName(der, subjectName),
     subjectPublicKeyInfo: encoded(der, spki),
     subjectPublicKey: contents(der, keyBits).subarray(1),
+    serialNumber: contents(der, expectTag(serial, TAG.INTEGER, 'serialNumber')),
     isCa: basicConstraints === undefined ? null : parseBasicConstraints(basicConstraints.value),
+    keyUsageBits: keyUsage === undefined ? null : parseKeyUsage(keyUsage.value),
+    extendedKeyUsages: extendedKeyUsage === undefined ? null : parseExtendedKeyUsage(extendedKeyUsage.value),
+    ocspResponderUrls: authorityInfo === undefined ? [] : parseOcspResponders(authorityInfo.value),
     subjectKeyIdentifier: keyIdentifier === undefined ? null : contents(keyIdentifier.value, expectTag(readSingle(keyIdentifier.value), TAG.OCTET_STRING, 'SubjectKeyIdentifier')),
     subjectAltNames: san === undefined ? null : parseSubjectAltNames(san.value),
   };

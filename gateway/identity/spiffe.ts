@@ -5,7 +5,7 @@
  */
 import { createHash, type X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { PeerIdentity } from '../pipeline/types.js';
-import { parseCertificate, type ParsedCertificate } from './certificate.js';
+import { OID, parseCertificate, type ParsedCertificate } from './certificate.js';
 
 export interface SpiffeId {
   readonly trustDomain: string;
@@ -14,6 +14,13 @@ export interface SpiffeId {
   /** Canonical `spiffe://…` form. */
   readonly uri: string;
 }
+
+/**
+ * What the peer does in the connection, hence the extendedKeyUsage it needs (RFC 5280 §4.2.1.12):
+ * `client` (we accepted its connection), `server` (we connected to it), `workload` (this proxy's own
+ * certificate, which serves and connects: both).
+ */
+export type CertificateRole = 'client' | 'server' | 'workload';
 
 export type SpiffeParseResult = { readonly ok: true; readonly id: SpiffeId } | { readonly ok: false; readonly reason: string };
 export type PeerIdentityResult = { readonly ok: true; readonly identity: PeerIdentity } | { readonly ok: false; readonly reason: string };
@@ -71,15 +78,41 @@ export function uriSubjectAltNames(der: Uint8Array): string[] {
   return [...(parseCertificate(der).subjectAltNames?.uris ?? [])];
 }
 
+const KEY_CERT_SIGN_BIT = 5;
+const ROLE_USAGES: Readonly<Record<CertificateRole, readonly ('clientAuth' | 'serverAuth')[]>> = {
+  client: ['clientAuth'],
+  server: ['serverAuth'],
+  workload: ['serverAuth', 'clientAuth'],
+};
+
+/**
+ * Why the certificate cannot be a workload identity in this role, or null. OpenSSL accepts a CA
+ * certificate or one without the right purpose as a peer's leaf, so meshgate checks itself (SPIFFE
+ * X509-SVID §4.1-4.4: a leaf SVID is no CA, may not sign certificates, and carries the usage of its role).
+ * `anyExtendedKeyUsage` is not taken for either purpose, and a certificate with no extendedKeyUsage is refused.
+ */
+function usageProblem(parsed: ParsedCertificate, role: CertificateRole): string | null {
+  if (parsed.isCa === true) return 'certificate is a CA (basicConstraints CA:TRUE), not a workload identity';
+  if (parsed.keyUsageBits?.includes(KEY_CERT_SIGN_BIT) === true) return 'certificate may sign certificates (keyUsage keyCertSign), not a workload identity';
+  const usages = parsed.extendedKeyUsages;
+  for (const usage of ROLE_USAGES[role]) {
+    if (usages === null) return `certificate has no extendedKeyUsage; as a ${role} it needs ${usage}`;
+    if (!usages.includes(OID[usage])) return `certificate's extendedKeyUsage lacks ${usage}, which a ${role} needs`;
+  }
+  return null;
+}
+
 /**
  * The mesh identity of a peer certificate whose chain the TLS stack already verified. Fails closed:
- * no URI SAN, several URI SANs, a non-SPIFFE URI, a foreign trust domain or a certificate outside its
- * validity window all yield a reason instead of an identity.
+ * no URI SAN, several URI SANs, a non-SPIFFE URI, a foreign trust domain, a certificate outside its
+ * validity window, a CA certificate or one without the usage of its role all yield a reason instead of
+ * an identity.
  */
 export function peerIdentityFromCertificate(
   cert: NodeX509Certificate,
   expectedTrustDomain: string,
   now: Date = new Date(),
+  role: CertificateRole = 'workload',
 ): PeerIdentityResult {
   let parsed: ParsedCertificate;
   try {
@@ -89,6 +122,8 @@ export function peerIdentityFromCertificate(
   }
   if (now < parsed.notBefore) return { ok: false, reason: `certificate is not valid before ${parsed.notBefore.toISOString()}` };
   if (now > parsed.notAfter) return { ok: false, reason: `certificate expired at ${parsed.notAfter.toISOString()}` };
+  const misuse = usageProblem(parsed, role);
+  if (misuse !== null) return { ok: false, reason: misuse };
   const uris = parsed.subjectAltNames?.uris ?? [];
   if (uris.length === 0) return { ok: false, reason: 'certificate has no URI SAN (not a SPIFFE SVID)' };
   if (uris.length > 1) return { ok: false, reason: `certificate has ${uris.length} URI SANs; a SPIFFE SVID has exactly one` };

@@ -10,6 +10,7 @@ import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { GatewaySpec, Server, ServerTLSSettings } from '../config/kinds/gateway.js';
 import type { Diagnostic, FieldPath, Resource } from '../config/resource.js';
 import { labelsMatch } from '../policy/selector.js';
+import { INTERMEDIATE_CIPHER_SUITES } from './tls-profile.js';
 
 export type ListenerProtocol = 'http' | 'https';
 export type TerminatingTlsMode = 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
@@ -110,8 +111,11 @@ function versionOf(value: string | undefined, fallback: SecureVersion): SecureVe
   return value === undefined || value === 'TLS_AUTO' ? fallback : (TLS_VERSIONS[value] ?? fallback);
 }
 
-/** Istio ignores invalid and duplicate entries with a warning (docs/routing.md#gateways-and-listeners). */
-function cipherSuites(ctx: PlanContext, suites: readonly string[], path: FieldPath): string[] {
+/**
+ * Istio ignores invalid and duplicate entries with a warning (docs/routing.md#gateways-and-listeners). With no entry (or
+ * none left), Mozilla's intermediate profile applies rather than OpenSSL's defaults, which offer CBC suites.
+ */
+function cipherSuites(ctx: PlanContext, suites: readonly string[], path: FieldPath): readonly string[] {
   const accepted: string[] = [];
   suites.forEach((suite, index) => {
     const name = suite.toUpperCase();
@@ -119,7 +123,7 @@ function cipherSuites(ctx: PlanContext, suites: readonly string[], path: FieldPa
     else if (accepted.includes(name)) report(ctx, 'MG0408', [...path, index], `cipher suite "${suite}" is listed twice; ignored`);
     else accepted.push(name);
   });
-  return accepted;
+  return accepted.length === 0 ? INTERMEDIATE_CIPHER_SUITES : accepted;
 }
 
 /** `<name>/tls.crt|tls.key|ca.crt` (Kubernetes secret mounted as a directory) or flat `<name>.crt|.key`, `<name>-cacert.crt`. */

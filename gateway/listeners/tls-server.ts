@@ -6,7 +6,8 @@
  * Node applies only the certificate and CA store of an SNI context; protocol versions, ciphers and
  * `requestCert` are per listener. So the listener is opened with the loosest settings of its servers and
  * each connection is then checked against the settings of the server its SNI selected (`secureConnection`);
- * a connection that falls short is closed before any request is read.
+ * a connection that falls short is closed before any request is read. Certificates that name an OCSP
+ * responder get their status stapled (ocsp-stapling.ts).
  */
 import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import type { Logger } from 'pino';
 import { CertificateFileError } from '../identity/cert-store.js';
 import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
 import { certificateNames, clientCertHash } from './client-cert.js';
+import { createOcspStapler } from './ocsp-stapling.js';
 import type { ListenerPlan, PlannedServer, ServerTlsPlan } from './plan.js';
 
 export type TlsLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -174,6 +176,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
   const attached: TlsServer[] = [];
   const watchers: ConfigWatcher[] = [];
   const bySocket = new WeakMap<TLSSocket, ServerEntry>();
+  const stapler = createOcspStapler({ logger });
 
   const initial = listenerOptions(table, ticketKeys);
   const options = {
@@ -230,12 +233,14 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     attach(server: TlsServer): void {
       attached.push(server);
       server.on('secureConnection', onSecureConnection);
+      server.on('OCSPRequest', stapler.onOcspRequest);
     },
     serverFor: (socket) => bySocket.get(socket)?.server ?? null,
     misdirected: (servername, host) => lookup(table, servername) !== lookup(table, host),
     reload,
     close(): void {
       for (const watcher of watchers) watcher.close();
+      stapler.close();
     },
   };
 }

@@ -11,7 +11,9 @@ import type { Snapshot } from '../runtime/snapshot.js';
 import type { ListenerSpec } from './listener-spec.js';
 import { peerIdentityOf } from './peer.js';
 
-export type AttributesResult = { readonly ok: true; readonly attrs: RequestAttributes } | { readonly ok: false; readonly reason: string };
+export type AttributesResult =
+  | { readonly ok: true; readonly attrs: RequestAttributes }
+  | { readonly ok: false; readonly reason: string; readonly status: 400 | 431 };
 
 function stripMappedPrefix(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
@@ -43,16 +45,19 @@ export function daprInvocation(path: string): { appId: string; path: string } | 
 
 export function computeAttributes(request: FastifyRequest, listener: ListenerSpec, snapshot: Snapshot): AttributesResult {
   const raw = request.raw;
-  if (!validateMethod(raw.method ?? '')) return { ok: false, reason: 'invalid_method' };
-  if (hasDuplicateHost(raw.rawHeaders)) return { ok: false, reason: 'duplicate_host_header' };
+  if (!validateMethod(raw.method ?? '')) return { ok: false, reason: 'invalid_method', status: 400 };
+  const refused = snapshot.guardRequest(raw);
+  if (refused !== null) return { ok: false, reason: refused.reason, status: refused.status };
+  if (hasDuplicateHost(raw.rawHeaders)) return { ok: false, reason: 'duplicate_host_header', status: 400 };
   const normalized = snapshot.normalize(raw.url ?? '/');
-  if (!normalized.ok) return { ok: false, reason: normalized.reason };
+  if (!normalized.ok) return { ok: false, reason: normalized.reason, status: 400 };
   const invoked = listener.direction === 'outbound' ? daprInvocation(normalized.path) : null;
   const target = invoked === null ? normalized : { ...normalized, path: invoked.path, absoluteAuthority: invoked.appId };
   // HTTP/2: `:authority` wins over a `host` header (RFC 9113 §8.3.1), for routing, policies and forwarding alike.
   const hostHeader = (raw.headers[':authority'] as string | undefined) ?? raw.headers.host ?? '';
   const authority = normalizeAuthority(target.absoluteAuthority ?? hostHeader);
-  if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host' };
+  if (authority === null) return { ok: false, reason: 'invalid_authority', status: 400 };
+  if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host', status: 400 };
   const socket = raw.socket;
   const sourceIp = stripMappedPrefix(socket.remoteAddress ?? '');
   const tls = socket instanceof TLSSocket;

@@ -26,13 +26,16 @@ interface CachedResult {
 const byCertificate = new Map<string, CachedResult>();
 const identities = new WeakMap<Socket, PeerIdentity | null>();
 
-/** `peerIdentityFromCertificate`, remembered per certificate and trust domain. */
+/**
+ * `peerIdentityFromCertificate` for a peer that connected to us (so its certificate needs clientAuth),
+ * remembered per certificate and trust domain.
+ */
 export function checkPeerCertificate(cert: X509Certificate, trustDomain: string): PeerIdentityResult {
   const key = `${trustDomain} ${cert.fingerprint256}`;
   const now = Date.now();
   const cached = byCertificate.get(key);
   if (cached !== undefined && now >= cached.validFromMs && now <= cached.validToMs) return cached.result;
-  const result = peerIdentityFromCertificate(cert, trustDomain, new Date(now));
+  const result = peerIdentityFromCertificate(cert, trustDomain, new Date(now), 'client');
   if (byCertificate.size >= MAX_CACHED_CERTIFICATES) byCertificate.clear();
   byCertificate.set(key, { result, validFromMs: Date.parse(cert.validFrom), validToMs: Date.parse(cert.validTo) });
   return result;

@@ -152,7 +152,8 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     const result = computeAttributes(request, listener, snapshot);
     if (!result.ok) {
       request.mesh = new ProxyRequestContext(snapshot, listener, fallbackAttributes(request, listener), requestId);
-      sendLocalReply(request, reply, { status: 400, flag: 'DPE', details: result.reason, message: `bad request: ${result.reason.replace(/_/g, ' ')}` });
+      const message = result.status === 431 ? 'request header fields too large' : `bad request: ${result.reason.replace(/_/g, ' ')}`;
+      sendLocalReply(request, reply, { status: result.status, flag: 'DPE', details: result.reason, message });
       return;
     }
     request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);

@@ -23,6 +23,8 @@ import type { Diagnostic, Resource } from '../config/resource.js';
 import { validateResources } from '../config/validate.js';
 import { createNormalizer } from '../http/normalize.js';
 import type { Normalizer } from '../http/normalize.js';
+import { createRequestGuard, effectiveEdgeSettings } from '../http/request-guard.js';
+import type { EdgeSettings, RequestGuard } from '../http/request-guard.js';
 import type { MeshPlugin, ProxyMode, WorkloadInfo } from '../pipeline/types.js';
 import { buildGatewayRouteTables } from '../router/gateway-binding.js';
 import { buildMeshRouteTable } from '../router/mesh-table.js';
@@ -46,6 +48,10 @@ export interface Snapshot extends Omit<CompiledConfig, 'clusterDefinitions'> {
   readonly loadedAt: Date;
   readonly mode: ProxyMode;
   readonly normalize: Normalizer;
+  /** MeshConfig's header, path and authority hygiene with this mode's defaults (docs/security.md). */
+  readonly edge: EdgeSettings;
+  /** Header hygiene run before the normaliser (gateway/http/request-guard.ts). */
+  readonly guardRequest: RequestGuard;
   readonly clusters: ClusterSet;
   /** Retry policies for traffic no VirtualService route covers. */
   readonly defaultRetry: DefaultRetryPolicies;
@@ -198,12 +204,15 @@ function configDirectory(configPath: string): string {
 /** Instantiates the compiled config against the long-lived cluster manager (keeps pools of unchanged clusters). */
 export function activate(config: CompiledConfig, mode: ProxyMode, generation: number, clusterManager: ClusterManager): Snapshot {
   const { clusterDefinitions, ...compiled } = config;
+  const edge = effectiveEdgeSettings(config.mesh, mode);
   return {
     ...compiled,
     generation,
     loadedAt: new Date(),
     mode,
-    normalize: createNormalizer(config.mesh.pathNormalization),
+    normalize: createNormalizer(edge.pathNormalization, edge.pathParameters),
+    edge,
+    guardRequest: createRequestGuard(edge),
     clusters: clusterManager.update(clusterDefinitions),
     defaultRetry: {
       outbound: resolveRetryPolicy(config.mesh.defaultHttpRetryPolicy),

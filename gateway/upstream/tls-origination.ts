@@ -16,9 +16,11 @@ import type { Connector } from './undici-core.js';
 export interface MeshIdentityProvider {
   /** Our workload certificate + key, trusting the mesh CA. May return a new object after rotation. */
   secureContext(): SecureContext;
-  /** The peer's SPIFFE URI when its certificate is a valid mesh certificate, else null. */
-  verifyPeer(cert: PeerCertificate): string | null;
+  /** The peer's SPIFFE URI when its certificate is a valid mesh server certificate, else why not. */
+  verifyPeer(cert: PeerCertificate): PeerVerdict;
 }
+
+export type PeerVerdict = { readonly ok: true; readonly uri: string } | { readonly ok: false; readonly reason: string };
 
 export interface TlsOriginationInput {
   readonly tls: ResolvedTls;
@@ -82,8 +84,8 @@ const MAX_REMEMBERED_PEERS = 16;
  * every pooled connection, so its verdict is remembered by fingerprint, used only inside the
  * certificate's validity window (the chain itself is verified by TLS on every handshake).
  */
-function rememberedPeerVerifier(identity: MeshIdentityProvider): (cert: PeerCertificate) => string | null {
-  const verdicts = new Map<string, { readonly peer: string | null; readonly validFromMs: number; readonly validToMs: number }>();
+function rememberedPeerVerifier(identity: MeshIdentityProvider): (cert: PeerCertificate) => PeerVerdict {
+  const verdicts = new Map<string, { readonly peer: PeerVerdict; readonly validFromMs: number; readonly validToMs: number }>();
   return (cert) => {
     const now = Date.now();
     const known = verdicts.get(cert.fingerprint256);
@@ -99,8 +101,9 @@ function istioMutualConnector(input: TlsOriginationInput, identity: MeshIdentity
   const expected = new Set(input.expectedIdentities);
   const verifyPeer = rememberedPeerVerifier(identity);
   const checkServerIdentity = (_hostname: string, cert: PeerCertificate): Error | undefined => {
-    const peer = verifyPeer(cert);
-    if (peer === null) return new Error('upstream certificate is not a valid mesh certificate');
+    const verdict = verifyPeer(cert);
+    if (!verdict.ok) return new Error(`upstream certificate is not a valid mesh certificate: ${verdict.reason}`);
+    const peer = verdict.uri;
     if (expected.size > 0 && !expected.has(peer)) return new Error(`upstream identity ${peer} is not one of [${[...expected].join(', ')}]`);
     return undefined;
   };

@@ -6,6 +6,7 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { isValidHeaderValue } from '../../gateway/http/header-value.js';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import type { CompileInput, MeshPlugin } from '../../gateway/pipeline/types.js';
 import { compileAuthn } from './compile.js';
@@ -45,7 +46,12 @@ function claimHeaderValue(claims: Readonly<Record<string, unknown>>, path: reado
   return null;
 }
 
-function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule, found: FoundToken, claims: Readonly<Record<string, unknown>>): void {
+/** Rewrites the forwarded headers; returns the claim header whose value cannot be sent, or null. */
+function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule, found: FoundToken, claims: Readonly<Record<string, unknown>>): string | null {
+  for (const { header, claimPath } of rule.claimHeaders) {
+    const value = claimHeaderValue(claims, claimPath);
+    if (value !== null && !isValidHeaderValue(value)) return header;
+  }
   // Cleared rather than deleted (here and below): a delete turns node's header object into a slow
   // dictionary for every later step; the proxy step forwards no header whose value is undefined.
   if (!rule.forwardOriginalToken && found.location.kind === 'header') request.headers[found.location.name] = undefined;
@@ -54,11 +60,18 @@ function rewriteForwardedRequest(request: FastifyRequest, rule: CompiledJwtRule,
     const value = claimHeaderValue(claims, claimPath);
     if (value !== null) request.headers[header] = value;
   }
+  return null;
 }
 
-function accept(request: FastifyRequest, compiled: CompiledAuthn, found: FoundToken, verified: VerifiedToken): void {
+function accept(request: FastifyRequest, reply: FastifyReply, compiled: CompiledAuthn, found: FoundToken, verified: VerifiedToken): void {
   request.mesh.auth = { principal: verified.principal, claims: verified.claims };
-  rewriteForwardedRequest(request, compiled.rules[verified.ruleIndex] as CompiledJwtRule, found, verified.claims);
+  const unsendable = rewriteForwardedRequest(request, compiled.rules[verified.ruleIndex] as CompiledJwtRule, found, verified.claims);
+  if (unsendable === null) return;
+  // A valid token whose claim holds CR, LF, NUL or another control: forwarding it would split or break the
+  // upstream request, so the request is refused with the header named rather than failing upstream (5xx).
+  const message = `JWT claim for header ${unsendable} holds characters a header value cannot carry (CR, LF, NUL or another control)`;
+  request.log.info({ authn: { reason: message } }, 'JWT claim cannot be forwarded');
+  sendLocalReply(request, reply, { status: 400, flag: 'DPE', details: `jwt_claim_header_invalid{${unsendable}}`, message });
 }
 
 async function verifyAndAccept(request: FastifyRequest, reply: FastifyReply, compiled: CompiledAuthn, found: FoundToken): Promise<void> {
@@ -68,7 +81,7 @@ async function verifyAndAccept(request: FastifyRequest, reply: FastifyReply, com
     reject(request, reply, outcome.status, outcome.message);
     return;
   }
-  accept(request, compiled, found, outcome.verified);
+  accept(request, reply, compiled, found, outcome.verified);
 }
 
 /** The token to verify, or null when the request is done with (no token, a preflight, or answered). */
@@ -100,7 +113,7 @@ function authenticateHook(request: FastifyRequest, reply: FastifyReply, done: Ho
     if (found !== null) {
       const cached = cachedVerification(compiled, found, Date.now());
       if (cached !== null) {
-        accept(request, compiled, found, cached);
+        accept(request, reply, compiled, found, cached);
         found = null;
       }
     }

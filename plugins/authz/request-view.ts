@@ -3,7 +3,6 @@
  * from a described request (`explain`), so both run the very same compiled matchers.
  */
 import type { FastifyRequest } from 'fastify';
-import { isRawHeaderName } from '../../gateway/http/raw-headers.js';
 import type { JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
 
 export interface AuthzRequest {
@@ -24,22 +23,14 @@ export interface AuthzRequest {
 }
 
 /**
- * `request.headers` is the truth (earlier plugins strip forged headers and write claim headers there),
- * but Node folds duplicates (', ', '; ' or first-wins), so when a header is still as the client sent it
- * and was repeated, the raw values are joined with ',' as Envoy does for `request.headers[]`.
+ * `request.headers` is the truth: earlier steps strip forged headers and write claim headers there,
+ * and the core's request guard has already folded repeated headers with `,` (Envoy's join) in that
+ * very object, so the value matched here is byte for byte the value forwarded.
  */
 function headerValue(request: FastifyRequest, name: string): string | undefined {
   const current = request.headers[name];
   if (current === undefined) return undefined;
-  const folded = Array.isArray(current) ? current.join(', ') : current;
-  const rawHeaders = request.raw.rawHeaders;
-  const rawValues: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (isRawHeaderName(rawHeaders[i] as string, name)) rawValues.push(rawHeaders[i + 1] as string);
-  }
-  if (rawValues.length < 2) return folded;
-  const untouched = folded === rawValues.join(', ') || folded === rawValues.join('; ') || folded === rawValues[0];
-  return untouched ? rawValues.join(',') : folded;
+  return Array.isArray(current) ? current.join(',') : current;
 }
 
 export function authzRequestFrom(request: FastifyRequest): AuthzRequest {

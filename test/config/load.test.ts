@@ -11,6 +11,7 @@ import { loadConfig } from '../../gateway/config/load.js';
 import { parseConfigText } from '../../gateway/config/parse-documents.js';
 import type { Diagnostic, Resource } from '../../gateway/config/resource.js';
 import { validateResources } from '../../gateway/config/validate.js';
+import { effectiveEdgeSettings } from '../../gateway/http/request-guard.js';
 
 const registry = buildKindRegistry();
 const where = (d: Diagnostic) => `${d.position.line}:${d.position.col} ${d.code}`;
@@ -88,7 +89,10 @@ t.test('defaults: namespace, enum zero values, a whole default MeshConfig', asyn
   t.equal(resources[0]?.metadata.namespace, 'default');
   t.equal(mesh.trustDomain, 'cluster.local');
   t.equal(mesh.rootNamespace, 'istio-system');
-  t.equal(mesh.pathNormalization, 'BASE');
+  t.equal(mesh.pathNormalization, undefined, 'unset: the mode decides (MERGE_SLASHES at the ingress, BASE in a sidecar)');
+  t.equal(effectiveEdgeSettings(mesh, 'sidecar').pathNormalization, 'BASE');
+  t.equal(effectiveEdgeSettings(mesh, 'ingress').pathNormalization, 'MERGE_SLASHES');
+  t.equal(mesh.maxRequestHeaders, 100);
   t.same(mesh.outboundTrafficPolicy, { mode: 'ALLOW_ANY' });
   t.same(mesh.ingress, { namespace: 'istio-system', serviceAccount: 'istio-ingressgateway', labels: { istio: 'ingressgateway' } });
   t.same(mesh.tracing, { samplingPercent: 100, trustIncomingContext: true }, 'given fields kept, missing ones defaulted');

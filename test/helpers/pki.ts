@@ -12,6 +12,8 @@ import {
   issueCertificate,
   issueServerCertificate,
   issueWorkloadCertificate,
+  KEY_USAGE_BIT,
+  type CertificateRequest,
   type IssuedCertificate,
   type KeyAndCertificate,
 } from '../../gateway/identity/ca.js';
@@ -47,6 +49,16 @@ export interface BadCerts {
   readonly twoUriSans: CertFiles;
   readonly wrongTrustDomain: CertFiles;
   readonly nonSpiffeUri: CertFiles;
+  /** Right trust domain and SAN, but a CA (basicConstraints CA:TRUE, keyCertSign). */
+  readonly caSvid: CertFiles;
+  /** Not a CA, but allowed to sign certificates (keyUsage keyCertSign). */
+  readonly keyCertSignSvid: CertFiles;
+  /** extendedKeyUsage serverAuth only: no client identity. */
+  readonly serverOnlySvid: CertFiles;
+  /** extendedKeyUsage clientAuth only: no server identity. */
+  readonly clientOnlySvid: CertFiles;
+  /** No extendedKeyUsage extension at all. */
+  readonly noEkuSvid: CertFiles;
 }
 
 export interface TestPki {
@@ -102,8 +114,13 @@ async function buildPki(dir: string): Promise<TestPki> {
       }),
     );
 
-  const crafted = async (name: string, uris: readonly string[], window: { notBefore: Date; notAfter: Date }): Promise<CertFiles> =>
-    writeIssued(dir, name, await issueCertificate({ ca, uris, dnsNames: ['bad.example.com'], ...window, extendedKeyUsages: svidEku }));
+  const crafted = async (
+    name: string,
+    uris: readonly string[],
+    window: { notBefore: Date; notAfter: Date },
+    usage: Pick<CertificateRequest, 'isCa' | 'keyUsageBits'> & { extendedKeyUsages?: readonly string[] } = {},
+  ): Promise<CertFiles> =>
+    writeIssued(dir, name, await issueCertificate({ ca, uris, dnsNames: ['bad.example.com'], ...window, extendedKeyUsages: svidEku, ...usage }));
 
   const goodUri = spiffeUri(trustDomain, 'default', 'bad');
   const badCerts: BadCerts = {
@@ -119,6 +136,11 @@ async function buildPki(dir: string): Promise<TestPki> {
     twoUriSans: await crafted('two-uri-sans', [goodUri, spiffeUri(trustDomain, 'kube-system', 'admin')], validNow),
     wrongTrustDomain: await issue('default', 'foreign', { trustDomain: 'evil.example' }),
     nonSpiffeUri: await crafted('non-spiffe-uri', ['https://cluster.local/ns/default/sa/bad'], validNow),
+    caSvid: await crafted('ca-svid', [goodUri], validNow, { isCa: true, keyUsageBits: [KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign] }),
+    keyCertSignSvid: await crafted('key-cert-sign-svid', [goodUri], validNow, { keyUsageBits: [KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyCertSign] }),
+    serverOnlySvid: await crafted('server-only-svid', [goodUri], validNow, { extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth] }),
+    clientOnlySvid: await crafted('client-only-svid', [goodUri], validNow, { extendedKeyUsages: [x509.ExtendedKeyUsage.clientAuth] }),
+    noEkuSvid: await crafted('no-eku-svid', [goodUri], validNow, { extendedKeyUsages: [] }),
   };
 
   return {

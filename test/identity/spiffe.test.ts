@@ -56,7 +56,12 @@ t.test('peerIdentityFromCertificate rejects every bad certificate kind', async (
     ['twoUriSans', pki.badCerts.twoUriSans.certPem, /2 URI SANs/],
     ['wrongTrustDomain', pki.badCerts.wrongTrustDomain.certPem, /trust domain "evil.example"/],
     ['nonSpiffeUri', pki.badCerts.nonSpiffeUri.certPem, /not a spiffe/],
-    ['server certificate', (await pki.serverCert(['a.example.com'])).certPem, /no URI SAN/],
+    ['server certificate', (await pki.serverCert(['a.example.com'])).certPem, /lacks clientAuth|no URI SAN/],
+    ['caSvid', pki.badCerts.caSvid.certPem, /is a CA/],
+    ['keyCertSignSvid', pki.badCerts.keyCertSignSvid.certPem, /keyCertSign/],
+    ['serverOnlySvid', pki.badCerts.serverOnlySvid.certPem, /lacks clientAuth/],
+    ['clientOnlySvid', pki.badCerts.clientOnlySvid.certPem, /lacks serverAuth/],
+    ['noEkuSvid', pki.badCerts.noEkuSvid.certPem, /no extendedKeyUsage/],
   ];
   for (const [name, pem, reason] of cases) {
     const result = peerIdentityFromCertificate(new X509Certificate(pem), pki.trustDomain);

@@ -40,7 +40,7 @@ t.test('ISTIO_MUTUAL checks an endpoint certificate once, then every pooled conn
     verifyPeer(cert: PeerCertificate) {
       checks += 1;
       const result = peerIdentityFromCertificate(new X509Certificate(cert.raw), pki.trustDomain);
-      return result.ok ? result.identity.uri : null;
+      return result.ok ? { ok: true as const, uri: result.identity.uri } : result;
     },
   };
   const input = {

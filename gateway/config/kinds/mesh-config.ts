@@ -56,10 +56,29 @@ export const MeshConfigSpec = strictObject(
       },
       'Default outbound policy (a Sidecar resource can override it).',
     ),
-    pathNormalization: stringEnum(
-      ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'],
-      'Path normalisation applied before routing and authorization (docs/normalisation.md#path-normalisation).',
-      'BASE',
+    pathNormalization: Type.Optional(
+      stringEnum(
+        ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'],
+        "Path normalisation applied before routing, authorization and rate limiting (docs/normalisation.md#path-normalisation). Unset: MERGE_SLASHES at the ingress (Envoy Gateway's default), BASE in a sidecar (Istio's default).",
+      ),
+    ),
+    pathParameters: Type.Optional(
+      stringEnum(
+        ['KEEP', 'STRIP', 'REJECT'],
+        'Path parameters (`;` in a path segment, e.g. `/admin;x=1/`), which Java servlet containers ignore when they map a path: REJECT answers 400, STRIP removes them from every segment before routing and forwarding, KEEP passes them on (Istio). Unset: REJECT at the ingress, KEEP in a sidecar.',
+      ),
+    ),
+    headersWithUnderscoresAction: Type.Optional(
+      stringEnum(
+        ['ALLOW', 'REJECT_REQUEST', 'DROP_HEADER'],
+        "Request header names containing `_` (which some backends read as `-`, so `x_debug` could stand in for `x-debug`): Envoy's option. Unset: DROP_HEADER at the ingress (as nginx does), ALLOW in a sidecar (Istio).",
+      ),
+    ),
+    stripOverrideHeaders: Type.Optional(
+      Type.Boolean({
+        description:
+          'Remove request-override headers (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) before policies run and before forwarding. Unset: true at the ingress, false in a sidecar.',
+      }),
     ),
     numTrustedProxies: Type.Integer({
       minimum: 0,
@@ -172,7 +191,18 @@ export const MeshConfigSpec = strictObject(
       },
       'Client-facing connection limits and timeouts of every listener. A change re-opens the listeners (draining the old ones).',
     ),
-    maxRequestHeadersKb: Type.Integer({ minimum: 1, maximum: 8192, default: 60, description: 'Max request header size in KiB (Envoy default 60).' }),
+    maxRequestHeadersKb: Type.Integer({
+      minimum: 1,
+      maximum: 8192,
+      default: 60,
+      description: "Max size of a request's header block in KiB (Envoy's default 60; node's own 16 is raised to it); larger requests get 431.",
+    }),
+    maxRequestHeaders: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 100,
+      description: "Max number of request header lines, repeats included (Envoy's default 100); more get 431.",
+    }),
   },
   'MeshConfig: mesh-wide and process-level settings of meshgate.',
 );
