@@ -19,8 +19,8 @@ import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
-import { activate, compileConfig } from './snapshot.js';
-import type { Snapshot } from './snapshot.js';
+import { activate, compileConfig, discardCompiled } from './snapshot.js';
+import type { CompileOptions, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
@@ -164,6 +164,7 @@ export class GatewayRuntime {
       return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
     }
     if (compiled.config.hash === previous.hash) {
+      discardCompiled(compiled.config.pluginStates, this.options.plugins);
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
     }
     const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
@@ -189,9 +190,9 @@ export class GatewayRuntime {
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
   }
 
-  private compileOptions(): { mode: ProxyMode; workloadName?: string; plugins: readonly MeshPlugin[] } {
-    const { mode, workloadName, plugins } = this.options;
-    return workloadName === undefined ? { mode, plugins } : { mode, workloadName, plugins };
+  private compileOptions(): CompileOptions {
+    const { mode, workloadName, plugins, logger } = this.options;
+    return workloadName === undefined ? { mode, plugins, logger } : { mode, workloadName, plugins, logger };
   }
 
   private publish(snapshot: Snapshot): void {
