@@ -10,6 +10,7 @@ import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply } from 'fastif
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import type { ListenerSpec } from '../proxy/listener-spec.js';
 import type { CompiledRoute } from '../router/types.js';
 
 /** The proxy instance this process is: the ingress gateway or one sidecar's workload. */
@@ -77,6 +78,8 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
    */
   prepare?(input: PrepareInput): Promise<Prepared<PreparedValue>>;
   compile(input: CompileInput, prepared: PreparedValue): Compiled;
+  /** What config_dump shows of this plugin per listener (e.g. an effective order); absent: nothing. */
+  describe?(compiled: unknown, listeners: readonly ListenerSpec[]): unknown;
   /** Called with the compiled state of a snapshot that will never become active (rejected config, `validate`). */
   discard?(compiled: unknown): void;
   readonly register: FastifyPluginAsync;

@@ -103,7 +103,7 @@ export class GatewayRuntime {
       startedAt: this.startedAt,
       generation: () => this.snapshot?.generation ?? null,
       isDraining: () => this.draining,
-      configDump: () => configDump(this.snapshot, this.lastRejected),
+      configDump: () => configDump(this.snapshot, this.lastRejected, options.plugins),
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
