@@ -118,9 +118,16 @@ export interface UserPlugin<Config = unknown, State = unknown> {
   dispose?(state: State): void | Promise<void>;
 }
 
-/** Types a plugin: `Config` is derived from `configSchema`. Returns its argument. */
-export function definePlugin<Schema extends TSchema, State>(plugin: UserPlugin<Static<Schema>, State> & { readonly configSchema: Schema }): UserPlugin<Static<Schema>, State>;
-export function definePlugin<State>(plugin: UserPlugin<undefined, State>): UserPlugin<undefined, State>;
-export function definePlugin(plugin: UserPlugin): UserPlugin {
-  return plugin;
+/** A plugin with a config: `compile` sees the config typed from `configSchema`. */
+export interface PluginDefinition<Schema extends TSchema, State> {
+  readonly apiVersion?: number;
+  readonly configSchema: Schema;
+  compile?(setup: PluginSetup<Static<Schema>>): State | Promise<State>;
+  onRequest(request: PluginRequest, state: State): void | Promise<void>;
+  dispose?(state: State): void | Promise<void>;
+}
+
+/** Types a plugin whose `Config` is derived from its `configSchema`. Returns its argument. */
+export function definePlugin<Schema extends TSchema, State = undefined>(plugin: PluginDefinition<Schema, State>): UserPlugin<Static<Schema>, State> {
+  return plugin as UserPlugin<Static<Schema>, State>;
 }
