@@ -137,7 +137,8 @@ async function loadOne(resource: Resource<PluginSpec>, input: PrepareInput, fing
   try {
     state = module.compile === undefined ? undefined : await module.compile(setup);
   } catch (error) {
-    diagnostics.push(pluginDiagnostic('MG1504', `plugin ${key} failed to compile its config: ${(error as Error).message ?? String(error)}`, resource, CONFIG_PATH));
+    const at = spec.pluginConfig === undefined ? URL_PATH : CONFIG_PATH;
+    diagnostics.push(pluginDiagnostic('MG1504', `plugin ${key} failed to compile its config: ${(error as Error).message ?? String(error)}`, resource, at));
     return null;
   }
   const plugin: LoadedPlugin = { key, resource, file: resolved.file, module, state, logger };
