@@ -91,6 +91,11 @@ function phaseHook(phase: Phase) {
   };
 }
 
+/** `authn`, `authz`, `stats`, `unspecified`: step and fastify plugin names. */
+function phaseSlug(phase: Phase): string {
+  return phase === 'UNSPECIFIED_PHASE' ? 'unspecified' : phase.toLowerCase();
+}
+
 function phaseRegistration(phase: Phase) {
   // The last phase runs after rate limits and faults, which are preHandler hooks; the others sit among the onRequest steps.
   const hookName = phase === 'UNSPECIFIED_PHASE' ? 'preHandler' : 'onRequest';
@@ -98,7 +103,7 @@ function phaseRegistration(phase: Phase) {
     async (app) => {
       app.addHook(hookName, phaseHook(phase));
     },
-    { name: `meshgate-user-plugins-${phase.toLowerCase()}`, fastify: '5.x' },
+    { name: `meshgate-user-plugins-${phaseSlug(phase)}`, fastify: '5.x' },
   );
 }
 
@@ -111,7 +116,7 @@ export interface UserPluginSteps {
 }
 
 function phaseStep(phase: Phase): MeshPlugin<null> {
-  return { name: `${USER_PLUGINS_NAME}-${phase.toLowerCase()}`, compile: () => null, register: phaseRegistration(phase) };
+  return { name: `${USER_PLUGINS_NAME}-${phaseSlug(phase)}`, compile: () => null, register: phaseRegistration(phase) };
 }
 
 export function createUserPluginSteps(): UserPluginSteps {
