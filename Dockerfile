@@ -7,6 +7,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY gateway ./gateway
 COPY plugins ./plugins
+COPY examples ./examples
 COPY test ./test
 COPY bench ./bench
 RUN npx tsc -p tsconfig.json

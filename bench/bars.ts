@@ -5,7 +5,7 @@
  */
 import type { ComponentSummaries } from './components.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
-import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET } from './policy-targets.js';
+import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
 import type { CellSummary, Summaries } from './report.js';
@@ -19,6 +19,7 @@ export const BARS = {
   localRateLimitThroughputCost: 0.05,
   redisAddedP50Us: 500,
   observabilityThroughputCost: 0.1,
+  userPluginAddedCpuUs: 2,
 } as const;
 
 export interface Bar {
@@ -115,6 +116,28 @@ export function computeBars(
     return { measured: `${percent(cost)} side by side (${ratios})${inRounds === null ? '' : `; ${inRounds}`}`, pass: pass(cost) };
   };
 
+  /**
+   * `measured`'s extra proxy CPU per request over `reference` in microseconds: the median of the
+   * side-by-side repetitions' differences when the run made them, else of the rounds' differences.
+   */
+  const addedCpuBar = (measured: string, reference: string, limitUs: number) => (): { measured: string; pass: boolean } | null => {
+    const together = sideBySide.find((result) => result.measured === measured && result.reference === reference);
+    if (together !== undefined) {
+      const added = together.measuredCpuUsPerRequest.map((value, index) => value - (together.referenceCpuUsPerRequest[index] ?? value));
+      const cost = median(added);
+      return { measured: `${cost >= 0 ? '+' : ''}${cost.toFixed(2)} us/req side by side (${added.map((value) => value.toFixed(2)).join(', ')})`, pass: cost <= limitUs };
+    }
+    const [target, base] = [sat(measured), sat(reference)];
+    if (target === undefined || base === undefined) return null;
+    const added = [...target.proxyCpuUsPerRequestByRound].flatMap(([round, value]) => {
+      const baseValue = base.proxyCpuUsPerRequestByRound.get(round);
+      return baseValue === undefined ? [] : [value - baseValue];
+    });
+    if (added.length === 0) return null;
+    const cost = median(added);
+    return { measured: `${cost >= 0 ? '+' : ''}${cost.toFixed(2)} us/req one after the other (rounds ${added.map((value) => value.toFixed(2)).join(', ')})`, pass: cost <= limitUs };
+  };
+
   return [
     bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
       const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
@@ -135,6 +158,7 @@ export function computeBars(
       costBar('throughput', RATELIMIT_LOCAL_TARGET, 'meshgate-http', (cost) => cost < BARS.localRateLimitThroughputCost),
     ),
     bar(`${RATELIMIT_REDIS_TARGET}: adds <= +${BARS.redisAddedP50Us} us p50 unloaded vs meshgate-http`, addedP50Bar(RATELIMIT_REDIS_TARGET, 'meshgate-http', BARS.redisAddedP50Us)),
+    bar(`${USER_PLUGIN_TARGET}: proxy CPU per request <= +${BARS.userPluginAddedCpuUs} us vs meshgate-http`, addedCpuBar(USER_PLUGIN_TARGET, 'meshgate-http', BARS.userPluginAddedCpuUs)),
     bar(`${OBSERVABILITY_TARGET}: throughput within ${(BARS.observabilityThroughputCost * 100).toFixed(0)} % of ${QUIET_TARGET}`, () =>
       costBar('throughput', OBSERVABILITY_TARGET, QUIET_TARGET, (cost) => cost <= BARS.observabilityThroughputCost),
     ),

@@ -12,6 +12,8 @@
  *   backend local or redis.
  * - observability: the access log to a file and 1 % tracing exported to a local OTLP/HTTP sink.
  * - quiet: all three off: access log off, tracing sampling 0 % with no collector, Istio request metrics off.
+ * - user plugin: one user plugin that does nothing, scoped to the hot VirtualService's routes (the
+ *   route check runs on every request), phase STATS.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -144,12 +146,27 @@ function rateLimitPolicy(backend: 'local' | 'redis'): Document {
   };
 }
 
+/** The module file the user-plugin variant loads, relative to the config (written beside it by the target). */
+export const NOOP_PLUGIN_FILE = 'noop-plugin.js';
+export const NOOP_PLUGIN_SOURCE = 'export default { onRequest() {} };\n';
+export const NOOP_PLUGIN_NAME = 'noop';
+
+function noopUserPlugin(): Document {
+  return {
+    apiVersion: 'meshgate.dev/v1alpha1',
+    kind: 'Plugin',
+    metadata: { name: NOOP_PLUGIN_NAME, namespace: 'default' },
+    spec: { url: `./${NOOP_PLUGIN_FILE}`, phase: 'STATS', targetRefs: [{ kind: 'VirtualService', name: 'api' }] },
+  };
+}
+
 export type IngressVariant =
   | { readonly kind: 'policies'; readonly jwks: string }
   | { readonly kind: 'ratelimit-local' }
   | { readonly kind: 'ratelimit-redis'; readonly redisUrl: string }
   | { readonly kind: 'observability'; readonly accessLogPath: string; readonly otlpEndpoint: string }
-  | { readonly kind: 'quiet' };
+  | { readonly kind: 'quiet' }
+  | { readonly kind: 'user-plugin' };
 
 function variantPatch(variant: IngressVariant): { meshConfig: Record<string, unknown>; documents: Document[] } {
   switch (variant.kind) {
@@ -164,6 +181,8 @@ function variantPatch(variant: IngressVariant): { meshConfig: Record<string, unk
         meshConfig: { accessLog: { enabled: true, path: variant.accessLogPath }, tracing: { samplingPercent: 1, otlpEndpoint: variant.otlpEndpoint } },
         documents: [],
       };
+    case 'user-plugin':
+      return { meshConfig: {}, documents: [noopUserPlugin()] };
     case 'quiet':
       return { meshConfig: { accessLog: { enabled: false }, tracing: { samplingPercent: 0 }, metrics: { enabled: false } }, documents: [] };
   }

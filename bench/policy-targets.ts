@@ -7,13 +7,13 @@
  * OTLP sink are pinned to CPU 0 with the load generator, as a remote store or collector would not
  * share the proxy's core.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOT_HOST, HOT_PATH } from './config.js';
-import { benchJwt, writeIngressVariantConfig } from './policy-config.js';
+import { NOOP_PLUGIN_FILE, NOOP_PLUGIN_NAME, NOOP_PLUGIN_SOURCE, benchJwt, writeIngressVariantConfig } from './policy-config.js';
 import type { IngressVariant } from './policy-config.js';
 import { LOAD_GENERATOR_CPU } from './processes.js';
 import type { ChildService } from './processes.js';
@@ -26,6 +26,7 @@ export const RATELIMIT_LOCAL_TARGET = 'meshgate-ratelimit-local';
 export const RATELIMIT_REDIS_TARGET = 'meshgate-ratelimit-redis';
 export const OBSERVABILITY_TARGET = 'meshgate-observability';
 export const QUIET_TARGET = 'meshgate-quiet';
+export const USER_PLUGIN_TARGET = 'meshgate-user-plugin-noop';
 
 const REDIS_SERVER = 'redis-server';
 const HELPER_START_TIMEOUT_MS = 10_000;
@@ -89,7 +90,14 @@ interface Prepared {
   readonly headers?: Readonly<Record<string, string>>;
   readonly helpers?: readonly ChildService[];
   /** Proves the feature is really active (throws otherwise), so a silently ignored resource cannot pass as "free". */
-  readonly verify?: (running: RunningTarget) => Promise<void>;
+  readonly verify?: (running: RunningTarget, adminPort: number) => Promise<void>;
+}
+
+/** The no-op plugin must be placed on the listener, or the target would measure meshgate-http twice. */
+async function verifyPluginPlaced(adminPort: number): Promise<void> {
+  const dump = (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as { plugins?: Record<string, { phases: Record<string, { plugin: string }[]> }[]> };
+  const placed = dump.plugins?.['user-plugins']?.[0]?.phases.STATS?.map((entry) => entry.plugin) ?? [];
+  if (!placed.includes(`default/${NOOP_PLUGIN_NAME}`)) throw new Error(`the no-op user plugin is not placed on the listener (config_dump STATS: ${JSON.stringify(placed)})`);
 }
 
 function ingressVariant(name: string, description: string, prepare: (context: TargetContext, directory: string) => Promise<Prepared>): BenchTarget {
@@ -112,7 +120,7 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
         upstreamPid: upstream.service.pid,
         stop: () => context.processes.stop([proxy, upstream.service, ...(prepared.helpers ?? [])]),
       };
-      await prepared.verify?.(running);
+      await prepared.verify?.(running, adminPort);
       return running;
     },
   };
@@ -142,6 +150,10 @@ export const POLICY_TARGETS: readonly BenchTarget[] = [
         if (status !== 200 || keys === null || !/^:[1-9]/.test(keys)) throw new Error(`after one request (${status}) redis holds ${keys?.trim() ?? 'no answer'} keys: the limiter does not use redis`);
       },
     };
+  }),
+  ingressVariant(USER_PLUGIN_TARGET, 'meshgate-http + one no-op user plugin (Plugin resource, phase STATS) scoped to the hot VirtualService', async (_context, directory) => {
+    await writeFile(join(directory, NOOP_PLUGIN_FILE), NOOP_PLUGIN_SOURCE);
+    return { variant: { kind: 'user-plugin' }, verify: (_running, adminPort) => verifyPluginPlaced(adminPort) };
   }),
   ingressVariant(QUIET_TARGET, 'meshgate-http with access log, tracing and Istio request metrics all off', async () => ({ variant: { kind: 'quiet' } })),
   ingressVariant(OBSERVABILITY_TARGET, 'meshgate-http + access log to a file + tracing 1 % to a local OTLP/HTTP sink (metrics on)', async (context, directory) => {

@@ -9,7 +9,7 @@
  * sharing a CPU split it by the scheduler's rules, not by their cost alone.
  */
 import type { LoadGenerator } from './load-generator.js';
-import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET } from './policy-targets.js';
+import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { median } from './report.js';
 import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
@@ -23,6 +23,7 @@ export interface SideBySidePair {
 export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
   { reference: 'meshgate-http', measured: POLICIES_TARGET },
   { reference: 'meshgate-http', measured: RATELIMIT_LOCAL_TARGET },
+  { reference: 'meshgate-http', measured: USER_PLUGIN_TARGET },
   { reference: QUIET_TARGET, measured: OBSERVABILITY_TARGET },
 ];
 

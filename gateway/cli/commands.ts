@@ -5,7 +5,7 @@
 import { formatDiagnostics, summarize } from '../config/format.js';
 import { caInit, caIssue } from '../identity/ca-cli.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
-import { compileConfig } from '../runtime/snapshot.js';
+import { compileConfig, discardCompiled } from '../runtime/snapshot.js';
 import { describedRequestFrom, EXPLAIN_REQUEST_FIELDS, jsonFieldName } from '../runtime/explain-input.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { configPath, proxyMode } from './args.js';
@@ -24,6 +24,7 @@ export async function validateCommand(values: Values): Promise<number> {
     plugins: PIPELINE_PLUGINS,
     ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
   });
+  if (result.ok) discardCompiled(result.config.pluginStates, PIPELINE_PLUGINS);
   const diagnostics = result.ok ? result.config.diagnostics : result.diagnostics;
   const failed = !result.ok || (values.strict === true && diagnostics.some((d) => d.severity === 'warning'));
   if (output === 'json') {
@@ -62,6 +63,7 @@ export async function explainCommand(values: Values): Promise<number> {
     process.stderr.write(formatDiagnostics(result.diagnostics, 'text'));
     return EXIT_INVALID;
   }
+  discardCompiled(result.config.pluginStates, PIPELINE_PLUGINS);
   const explanation = explainRequest(result.config.pluginStates.get(AUTHZ_PLUGIN_NAME) as CompiledAuthz, described.request);
   process.stdout.write(`${explanation.decision}${explanation.policy === null ? '' : ` by ${explanation.policy} rule[${explanation.ruleIndex}]`}\n`);
   for (const line of explanation.trace) process.stdout.write(`  ${line}\n`);

@@ -17,6 +17,7 @@ export class MeshRequestContext implements RequestContext {
   upstreamCluster = '';
   upstreamHost = '';
   upstreamServiceTimeMs: number | null = null;
+  responseHeaderEdits: Record<string, string> | null = null;
   relayedHeaders: Readonly<OutgoingHttpHeaders> | null = null;
   trace: HopTrace | null = null;
   downstreamBytes: DownstreamBytes | null = null;

@@ -6,10 +6,11 @@
  * never changes the rules under a request in flight. Plugins never parse raw config per request.
  */
 import type { TSchema } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import type { ListenerSpec } from '../proxy/listener-spec.js';
 import type { CompiledRoute } from '../router/types.js';
 
 /** The proxy instance this process is: the ingress gateway or one sidecar's workload. */
@@ -42,12 +43,45 @@ export interface PluginKind {
   readonly spec: TSchema;
 }
 
-export interface MeshPlugin<Compiled = unknown> {
+/** What `prepare` sees: the validated resources and where relative paths in them start. */
+export interface PrepareInput {
+  readonly resources: readonly Resource[];
+  readonly mode: ProxyMode;
+  readonly workload: WorkloadInfo;
+  readonly rootNamespace: string;
+  /** Directory of the config file (or the config directory): relative paths in resources start here. */
+  readonly configDirectory: string;
+  /** The process logger; a silent one when compiling for `validate`. */
+  readonly logger: FastifyBaseLogger;
+  /** Push load-time problems here; an `error` rejects the whole snapshot. */
+  readonly diagnostics: Diagnostic[];
+}
+
+/** The result of the asynchronous stage before `compile`. */
+export interface Prepared<Value> {
+  readonly value: Value;
+  /**
+   * Folded into the snapshot's hash, so that a reload picks up a change outside the config files
+   * (a plugin module's file); '' when nothing outside the config was read.
+   */
+  readonly fingerprint: string;
+}
+
+export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
   readonly name: string;
   readonly kinds?: readonly PluginKind[];
   /** The diagnostic codes this plugin's `compile` reports; they join the core catalogue (docs/diagnostics.md). */
   readonly diagnostics?: readonly DiagnosticDefinition[];
-  compile(input: CompileInput): Compiled;
+  /**
+   * Optional asynchronous stage per snapshot, before the synchronous `compile` (loading modules,
+   * reading files). Runs for `run`, every reload and `validate` alike.
+   */
+  prepare?(input: PrepareInput): Promise<Prepared<PreparedValue>>;
+  compile(input: CompileInput, prepared: PreparedValue): Compiled;
+  /** What config_dump shows of this plugin per listener (e.g. an effective order); absent: nothing. */
+  describe?(compiled: unknown, listeners: readonly ListenerSpec[]): unknown;
+  /** Called with the compiled state of a snapshot that will never become active (rejected config, `validate`). */
+  discard?(compiled: unknown): void;
   readonly register: FastifyPluginAsync;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
   activated?(compiled: unknown): void;
@@ -139,6 +173,11 @@ export interface RequestContext {
    * is written straight to the socket, so its headers are kept here rather than on the fastify reply.
    */
   responseHeader(reply: FastifyReply, name: string): OutgoingHttpHeader | undefined;
+  /**
+   * Response headers a step set for whatever answers (user plugins): a relayed upstream response gets
+   * them last, over the upstream's own; null when none.
+   */
+  responseHeaderEdits: Record<string, string> | null;
   /** Set by the proxy step when it relays an upstream response. */
   relayedHeaders: Readonly<OutgoingHttpHeaders> | null;
   /** This hop's trace, set by the tracing plugin (which keeps more in it); null when tracing is off. */

@@ -71,6 +71,7 @@ function relayResponse(
   if (route !== null && !route.responseHeaders.isEmpty) route.responseHeaders.apply(headers);
   if (destination !== null && !destination.responseHeaders.isEmpty) destination.responseHeaders.apply(headers);
   if (outcome.setCookie !== undefined) headers['set-cookie'] = appendValue(headers['set-cookie'], outcome.setCookie);
+  if (ctx.responseHeaderEdits !== null) Object.assign(headers, ctx.responseHeaderEdits);
   ctx.upstreamHost = outcome.endpoint;
   for (const flag of outcome.flags) if (!ctx.responseFlags.includes(flag)) ctx.responseFlags.push(flag);
   // Headers an earlier step put on the reply (CORS) are sent too, unless the response sets them.

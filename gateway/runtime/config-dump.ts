@@ -4,6 +4,8 @@
  * last rejected reload, so an operator can see why a change did not take effect.
  */
 import type { Diagnostic } from '../config/resource.js';
+import type { MeshPlugin } from '../pipeline/types.js';
+import { listenerSpecs } from './listener-specs.js';
 import type { Snapshot } from './snapshot.js';
 
 const URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i;
@@ -26,7 +28,17 @@ function diagnosticView(d: Diagnostic): Record<string, string | undefined> {
   return { code: d.code, severity: d.severity, at: where(d), field: d.field, message: d.message };
 }
 
-export function configDump(snapshot: Snapshot | null, lastRejected: readonly Diagnostic[]): unknown {
+/** What plugins with a `describe` show per listener (user plugins: their effective order). */
+function pluginViews(snapshot: Snapshot, plugins: readonly MeshPlugin[]): Record<string, unknown> {
+  const listeners = listenerSpecs(snapshot);
+  const views: Record<string, unknown> = {};
+  for (const plugin of plugins) {
+    if (plugin.describe !== undefined) views[plugin.name] = plugin.describe(snapshot.pluginStates.get(plugin.name), listeners);
+  }
+  return views;
+}
+
+export function configDump(snapshot: Snapshot | null, lastRejected: readonly Diagnostic[], plugins: readonly MeshPlugin[] = []): unknown {
   if (snapshot === null) return { generation: null, lastRejected: lastRejected.map(diagnosticView) };
   const byResource = new Map<string, Diagnostic[]>();
   for (const d of snapshot.diagnostics) {
@@ -59,6 +71,7 @@ export function configDump(snapshot: Snapshot | null, lastRejected: readonly Dia
         : snapshot.sidecar,
     inboundMtls: snapshot.mode === 'sidecar' ? snapshot.inboundMtls : undefined,
     clusters: snapshot.clusters.clusters.map((c) => ({ name: c.name, policy: c.policy, endpoints: c.endpoints.length })),
+    plugins: pluginViews(snapshot, plugins),
     services: snapshot.registry.services.map((s) => ({ host: s.host, namespace: s.namespace, resolution: s.resolution, source: s.source })),
     diagnostics: snapshot.diagnostics.map(diagnosticView),
     lastRejected: lastRejected.map(diagnosticView),

@@ -19,8 +19,8 @@ import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
-import { activate, compileConfig } from './snapshot.js';
-import type { Snapshot } from './snapshot.js';
+import { activate, compileConfig, discardCompiled } from './snapshot.js';
+import type { CompileOptions, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
@@ -104,7 +104,7 @@ export class GatewayRuntime {
       startedAt: this.startedAt,
       generation: () => this.snapshot?.generation ?? null,
       isDraining: () => this.draining,
-      configDump: () => configDump(this.snapshot, this.lastRejected),
+      configDump: () => configDump(this.snapshot, this.lastRejected, options.plugins),
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
@@ -166,6 +166,7 @@ export class GatewayRuntime {
       return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
     }
     if (compiled.config.hash === previous.hash) {
+      discardCompiled(compiled.config.pluginStates, this.options.plugins);
       // Back to the running content after a rejection: nothing to swap, but the state must stop saying "rejected".
       if (this.lastRejected.length > 0) {
         this.lastRejected = [];
@@ -197,9 +198,9 @@ export class GatewayRuntime {
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
   }
 
-  private compileOptions(): { mode: ProxyMode; workloadName?: string; plugins: readonly MeshPlugin[] } {
-    const { mode, workloadName, plugins } = this.options;
-    return workloadName === undefined ? { mode, plugins } : { mode, workloadName, plugins };
+  private compileOptions(): CompileOptions {
+    const { mode, workloadName, plugins, logger } = this.options;
+    return workloadName === undefined ? { mode, plugins, logger } : { mode, workloadName, plugins, logger };
   }
 
   private publish(snapshot: Snapshot): void {

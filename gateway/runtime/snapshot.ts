@@ -3,7 +3,10 @@
  * clusters, plugin states, normaliser) so that `run`, every reload and `validate` go through exactly
  * the same code. A snapshot is immutable; requests pin the one they started on.
  */
+import type { FastifyBaseLogger } from 'fastify';
+import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { pino } from 'pino';
 import { dirname, resolve } from 'node:path';
 import type { PeerAuthenticationSpec } from '../config/kinds/peer-authentication.js';
 import { buildListenerPlans } from '../listeners/plan.js';
@@ -68,6 +71,8 @@ export interface CompileOptions {
   readonly mode: ProxyMode;
   readonly workloadName?: string;
   readonly plugins: readonly MeshPlugin[];
+  /** Handed to plugins' `prepare` (user plugins log through it); silent when absent (`validate`). */
+  readonly logger?: FastifyBaseLogger;
 }
 
 /** The compiled parts of a snapshot before clusters are instantiated (pure: no sockets, no timers). */
@@ -162,18 +167,38 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       ? 'PERMISSIVE'
       : effectiveMtlsMode(ofKind<PeerAuthenticationSpec>(resources, 'PeerAuthentication'), workload, sidecar.inbound.port, mesh.rootNamespace).mode;
 
+  const prepared = new Map<string, unknown>();
+  const fingerprints: string[] = [];
+  for (const plugin of options.plugins) {
+    if (plugin.prepare === undefined) continue;
+    const result = await plugin.prepare({
+      resources,
+      mode: options.mode,
+      workload,
+      rootNamespace: mesh.rootNamespace,
+      configDirectory: configDirectory(configPath),
+      logger: options.logger ?? SILENT_LOGGER,
+      diagnostics,
+    });
+    prepared.set(plugin.name, result.value);
+    if (result.fingerprint !== '') fingerprints.push(`${plugin.name}\u0000${result.fingerprint}`);
+  }
   const pluginStates = new Map<string, unknown>();
   for (const plugin of options.plugins) {
     pluginStates.set(
       plugin.name,
-      plugin.compile({ resources, mode: options.mode, workload, rootNamespace: mesh.rootNamespace, trustDomain: mesh.trustDomain, diagnostics }),
+      plugin.compile({ resources, mode: options.mode, workload, rootNamespace: mesh.rootNamespace, trustDomain: mesh.trustDomain, diagnostics }, prepared.get(plugin.name)),
     );
   }
-  if (hasErrors(diagnostics)) return { ok: false, diagnostics };
+  if (hasErrors(diagnostics)) {
+    discardCompiled(pluginStates, options.plugins);
+    return { ok: false, diagnostics };
+  }
   return {
     ok: true,
     config: {
-      hash: loaded.hash,
+      // Files a plugin read outside the config (its module) count, so that a changed module reloads.
+      hash: fingerprints.length === 0 ? loaded.hash : createHash('sha256').update(loaded.hash).update(fingerprints.join('\u0000')).digest('hex'),
       files: loaded.files,
       resources,
       diagnostics,
@@ -189,6 +214,13 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       pluginStates,
     },
   };
+}
+
+const SILENT_LOGGER: FastifyBaseLogger = pino({ level: 'silent' });
+
+/** Releases what plugins hold for compiled states that will never serve (a rejected config, `validate`). */
+export function discardCompiled(pluginStates: ReadonlyMap<string, unknown>, plugins: readonly MeshPlugin[]): void {
+  for (const plugin of plugins) plugin.discard?.(pluginStates.get(plugin.name));
 }
 
 function collect(result: { listeners: ListenerPlan[]; diagnostics: Diagnostic[] }, diagnostics: Diagnostic[]): ListenerPlan[] {

@@ -103,6 +103,12 @@ const abusiveSessions = new BoundedCounter({
   labelNames: ['listener'],
 });
 
+const pluginErrors = new BoundedCounter({
+  name: 'meshgate_plugin_errors_total',
+  help: 'User plugin hooks that threw or rejected, by plugin (`<ns>/<name>`) and what happened to the request: local_reply (500, FAIL_CLOSE) or skipped (FAIL_OPEN).',
+  labelNames: ['plugin', 'outcome'],
+});
+
 const certificateExpiry = new BoundedGauge({
   name: 'meshgate_certificate_expiry_timestamp_seconds',
   help: 'notAfter of certificates in use (Unix seconds), by identity (SPIFFE URI or server certificate name).',
@@ -199,6 +205,10 @@ export function refreshUpstreamMetrics(): void {
       if (newConnectFailures > 0) upstreamConnectErrors.inc({ cluster: cluster.name }, newConnectFailures);
     }
   }
+}
+
+export function recordPluginError(plugin: string, outcome: 'local_reply' | 'skipped'): void {
+  pluginErrors.inc({ plugin, outcome });
 }
 
 export function recordUpstreamRetry(cluster: string): void {

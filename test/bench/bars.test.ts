@@ -64,3 +64,19 @@ t.test('every compared target runs right after its reference within a round', as
   t.equal(order.indexOf('meshgate-policies-50'), order.indexOf('meshgate-http') + 1);
   t.equal(order.indexOf('meshgate-observability'), order.indexOf('meshgate-quiet') + 1);
 });
+
+t.test('the user-plugin bar judges the added CPU per request in microseconds, side by side when measured so', async (t) => {
+  const http = summarize([sample(1, 20000, 40), sample(2, 20000, 41)]);
+  const withPlugin = summarize([sample(1, 19800, 41.5), sample(2, 19800, 44)]);
+  const summaries = new Map([
+    ['meshgate-http', new Map([['sat', http]])],
+    ['meshgate-user-plugin-noop', new Map([['sat', withPlugin]])],
+  ]);
+  const rounds = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
+  t.equal(rounds?.measured, '+2.25 us/req one after the other (rounds 1.50, 3.00)');
+  t.equal(rounds?.pass, false);
+  const together = { reference: 'meshgate-http', measured: 'meshgate-user-plugin-noop', cpuRatios: [1.02, 1.03, 1.01], throughputRatios: [1, 1, 1], referenceCpuUsPerRequest: [40, 40, 41], measuredCpuUsPerRequest: [40.8, 41.2, 41.4] };
+  const sideBySide = computeBars(summaries, new Map(), 'sat', 'c1', 1, [together]).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
+  t.equal(sideBySide?.measured, '+0.80 us/req side by side (0.80, 1.20, 0.40)');
+  t.equal(sideBySide?.pass, true);
+});

@@ -48,7 +48,7 @@ export async function buildPluginHarness(options: HarnessOptions): Promise<Harne
         rootNamespace: options.rootNamespace ?? 'istio-system',
         trustDomain,
         diagnostics,
-      }),
+      }, undefined),
     );
   }
 

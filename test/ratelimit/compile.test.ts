@@ -18,7 +18,7 @@ function diagnosticsOf(resources: readonly Resource[]): Diagnostic[] {
     rootNamespace: 'istio-system',
     trustDomain: 'cluster.local',
     diagnostics,
-  });
+  }, undefined);
   return diagnostics;
 }
 
