@@ -27,7 +27,7 @@ interface Reply {
 
 function get(port: number, path: string, headers: Record<string, string>): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path, headers, agent: false, timeout: 5000 }, (response) => {
+    const request = http.get({ host: '127.0.0.1', port, path, headers, agent: false, timeout: 30_000 }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -145,7 +145,7 @@ t.test('istio_requests_total on each proxy: reporters, principals, code and flag
   }
   const exposition = (await get(ports.admins[0] as number, '/stats/prometheus', {})).body;
   const output = await new Promise<string>((resolve) => {
-    const child = execFile(PROMTOOL, ['check', 'metrics'], { timeout: 10_000 }, (_error, stdout, stderr) => resolve(`${stdout}${stderr}`));
+    const child = execFile(PROMTOOL, ['check', 'metrics'], { timeout: 30_000 }, (_error, stdout, stderr) => resolve(`${stdout}${stderr}`));
     child.stdin?.end(exposition);
   });
   // Istio's own histogram name is not in base units; keeping it is the point of compatibility.

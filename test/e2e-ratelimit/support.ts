@@ -88,7 +88,7 @@ export interface Reply {
 
 export function get(port: number, path: string, headers: Record<string, string>, agent: http.Agent | false = false): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path, headers, agent, timeout: 5000 }, (response) => {
+    const request = http.get({ host: '127.0.0.1', port, path, headers, agent, timeout: 30_000 }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));

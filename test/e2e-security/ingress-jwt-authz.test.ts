@@ -251,7 +251,7 @@ t.test('admin POST /explain and `meshgate explain` agree with the proxy', async 
     described.map(async ({ explain }) => {
       const args = [CLI, 'explain', '-c', dir.file, '--method', explain.method, '--host', explain.host, '--path', explain.path];
       if (explain.claims !== undefined) args.push('--claims', JSON.stringify(explain.claims));
-      const cli = await run(process.execPath, args, { timeout: 15_000 });
+      const cli = await run(process.execPath, args, { timeout: 60_000 });
       return cli.stdout.split(/\s/)[0];
     }),
   );

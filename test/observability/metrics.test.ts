@@ -265,7 +265,7 @@ t.test('promtool check metrics accepts the exposition', { skip: promtoolSkip }, 
   const { contentType, body } = await renderPrometheus();
   t.match(contentType, /^text\/plain; version=0\.0\.4/);
   const problems = await new Promise<string>((resolve) => {
-    const child = execFile(promtool, ['check', 'metrics'], { timeout: 10000 }, (_error, stdout, stderr) => resolve(`${stdout}${stderr}`));
+    const child = execFile(promtool, ['check', 'metrics'], { timeout: 30_000 }, (_error, stdout, stderr) => resolve(`${stdout}${stderr}`));
     child.stdin?.end(body);
   });
   // Istio's own name is not in base units; that is the one lint problem we must keep for compatibility.

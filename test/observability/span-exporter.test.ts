@@ -44,8 +44,8 @@ t.test('an idle export thread does not keep the process alive', async (t) => {
   const exporterModule = fileURLToPath(new URL('../../plugins/tracing/exporter.js', import.meta.url));
   const script = `import(${JSON.stringify(exporterModule)}).then(({ SpanExporter }) => { new SpanExporter({ url: 'http://127.0.0.1:9/v1/traces', serviceName: 's', timeoutMs: 1000, headers: {} }); })`;
   const started = Date.now();
-  await promisify(execFile)(process.execPath, ['-e', script], { timeout: 10_000 });
-  t.ok(Date.now() - started < 10_000, 'the process exited by itself');
+  await promisify(execFile)(process.execPath, ['-e', script], { timeout: 60_000 });
+  t.ok(Date.now() - started < 60_000, 'the process exited by itself');
 });
 
 t.test('two shutdowns at once both end', async (t) => {
