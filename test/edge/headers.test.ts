@@ -8,7 +8,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { createRequestGuard, effectiveEdgeSettings } from '../../gateway/http/request-guard.js';
 import { defaultMeshConfig } from '../../gateway/config/kinds/mesh-config.js';
-import { startUpstream } from '../helpers/gateway.js';
+import { loadConfig } from '../../gateway/config/load.js';
+import { validateResources } from '../../gateway/config/validate.js';
+import { configDir, startUpstream } from '../helpers/gateway.js';
 import { makeKey, sign, startJwksServer } from '../authn/jwt-fixtures.js';
 import { freePorts, gatewayYaml, httpServerYaml, meshConfigYaml, rawExchange, rawStatus, request, serviceEntryYaml, startScenario, virtualServiceYaml } from '../e2e-ingress/support.js';
 
@@ -174,4 +176,21 @@ t.test('class 4 headers — REJECT_REQUEST and the sidecar defaults (guard unit)
     { underscores: 'ALLOW', strip: false, params: 'KEEP', paths: 'BASE' },
     "a sidecar keeps Istio's defaults",
   );
+});
+
+t.test('class 4 headers — a route header value with CR/LF is refused when the config loads, naming file, line and field', async (t) => {
+  const [admin = 0, listener = 0] = await freePorts(2);
+  const yaml = [
+    meshConfigYaml(admin),
+    gatewayYaml('edge', httpServerYaml(listener, ['*'])),
+    serviceEntryYaml('app', 'app.internal', [{ port: app.port }]),
+    virtualServiceYaml('app', ['example.com'], 'edge', '    - route: [{destination: {host: app.internal}}]\n      headers: {request: {set: {x-tenant: "a\\r\\nx-injected: 1"}}}\n'),
+  ].join('\n');
+  const dir = await configDir(yaml);
+  t.teardown(() => dir.remove());
+  const loaded = await loadConfig(dir.file);
+  const diagnostics = [...loaded.diagnostics, ...validateResources(loaded.resources)].filter((d) => d.severity === 'error');
+  t.equal(diagnostics.length, 1, diagnostics.map((d) => `${d.code} ${d.message}`).join('; '));
+  const line = yaml.split('\n').findIndex((text) => text.includes('x-tenant')) + 1;
+  t.match(diagnostics[0], { code: 'MG0108', position: { file: /mesh\.yaml$/, line }, field: 'spec.http[0].headers.request.set["x-tenant"]' });
 });

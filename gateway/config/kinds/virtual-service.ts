@@ -47,10 +47,15 @@ export const Destination = strictObject(
 );
 export type Destination = Static<typeof Destination>;
 
+/** RFC 9110 §5.5 field-value: HTAB, visible ASCII and obs-text; never CR, LF, NUL or another control (checked at load, not per request). */
+function headerValueMap(description: string) {
+  return Type.Record(Type.String(), Type.String({ pattern: '^[\t\x20-\x7e\x80-\xff]*$', description: 'A header value: no CR, LF, NUL or other control characters.' }), { description });
+}
+
 export const HeaderOperations = strictObject(
   {
-    set: Type.Optional(stringMap('Overwrite these headers (add when absent).')),
-    add: Type.Optional(stringMap('Append these header values.')),
+    set: Type.Optional(headerValueMap('Overwrite these headers (add when absent).')),
+    add: Type.Optional(headerValueMap('Append these header values.')),
     remove: Type.Optional(stringList('Remove these headers (applied before additions).')),
   },
   'Header manipulations: remove, then set/add.',
