@@ -168,7 +168,7 @@ export const MeshConfigSpec = strictObject(
     connections: defaultedObject(
       {
         requestHeadersTimeout: durationString(
-          'How long a client may take to send a request head (HTTP/1.1: from the connection or the previous response; HTTP/2: from the connection to its first HEADERS). Slowloris clients are cut after it. 0s disables it.',
+          'How long a client may take to send an HTTP/1.1 request head, and to complete its TLS handshake. Slowloris clients are cut after it (checked every second). 0s leaves node\'s defaults (60 s head, 120 s handshake).',
           '10s',
         ),
         idleTimeout: durationString('A client connection with no request in flight is closed after this long (HTTP/1.1 keep-alive, HTTP/2 sessions). 0s disables it.', '65s'),
