@@ -4,6 +4,7 @@
  */
 import { healthBlock } from '../health/block.js';
 import { metadataBlock } from '../metadata/block.js';
+import { stateBlock } from '../state/block.js';
 import type { DaprBuildingBlock } from './building-block.js';
 
-export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [healthBlock, metadataBlock];
+export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [stateBlock, metadataBlock, healthBlock];
