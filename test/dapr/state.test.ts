@@ -266,6 +266,28 @@ t.test('Redis down: state calls fail at once with Dapr errors, invocation and he
   t.equal(await client.state.get('order-store', 'k'), 'again');
 });
 
+t.test('Components hot-reload and show in /config_dump with their scopes', async (t) => {
+  const admin = mesh.ports.admins[2] as number;
+  const dump = JSON.parse((await call(admin, 'GET', '/config_dump')).body) as { resources: { kind: string; name: string; scopes?: string[]; source: string }[] };
+  const scoped = dump.resources.find((r) => r.kind === 'Component' && r.name === 'product-only');
+  t.same(scoped?.scopes, ['product']);
+  t.match(scoped?.source, /mesh\.yaml:\d+:\d+$/);
+  const original = await readFile(mesh.config.file, 'utf8');
+  await mesh.config.write(`${original}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: late, namespace: my-app }
+spec: { type: state.in-memory }
+`);
+  t.equal((await call(admin, 'POST', '/reload')).status, 200);
+  t.same(await client.state.save('late', [{ key: 'a', value: 1 }]), {}, 'a Component added by a reload serves at once');
+  await mesh.config.write(original);
+  t.equal((await call(admin, 'POST', '/reload')).status, 200);
+  t.equal((await call(port, 'GET', '/v1.0/state/late/a')).status, 400, 'and is gone after it is removed');
+  t.equal((await call(port, 'GET', '/v1.0/state/order-store/k')).status, 200, 'unchanged stores keep serving');
+});
+
 t.test('DAPR_API_TOKEN: every call but the health checks needs dapr-api-token, which is not forwarded', async (t) => {
   process.env.DAPR_API_TOKEN = 'secret-token';
   t.teardown(() => {

@@ -30,11 +30,17 @@ export interface DeleteOperation {
 export type StateOperation = SetOperation | DeleteOperation;
 
 /** The ETag given does not match the stored one (HTTP 409). */
-export class EtagMismatchError extends Error {}
+export class EtagMismatchError extends Error {
+  override readonly name = 'EtagMismatchError';
+}
 /** The ETag given cannot be one this store issued (HTTP 400). */
-export class EtagInvalidError extends Error {}
+export class EtagInvalidError extends Error {
+  override readonly name = 'EtagInvalidError';
+}
 /** The backend did not answer (down, timed out): HTTP 500 with Dapr's error, at once. */
-export class StoreUnavailableError extends Error {}
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
 
 export interface StateStore {
   get(key: string): Promise<StoredItem | null>;
