@@ -168,6 +168,8 @@ t.test('ETags: first-write, last-write, mismatch 409, invalid 400, delete with I
 t.test('TTL: metadata.ttlInSeconds expires the key in Redis, a later save without it keeps the expiry, ≤ 0 persists', async (t) => {
   t.equal((await call(port, 'POST', '/v1.0/state/order-store?metadata.ttlInSeconds=100', JSON.stringify([{ key: 'ttl', value: 1 }]))).status, 204);
   t.ok((await raw.ttl('order||ttl')) > 90);
+  await client.state.save('order-store', [{ key: 'ttl', value: 3 }]);
+  t.ok((await raw.ttl('order||ttl')) > 90, 'a save without TTL keeps the expiry');
   await client.state.save('order-store', [{ key: 'ttl', value: 2, metadata: { ttlInSeconds: '0' } }]);
   t.equal(await raw.ttl('order||ttl'), -1, 'persisted');
   const bad = await call(port, 'POST', '/v1.0/state/order-store?metadata.ttlInSeconds=soon', JSON.stringify([{ key: 'ttl', value: 1 }]));
