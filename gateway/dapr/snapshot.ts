@@ -121,7 +121,12 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
   checkResources(options.resources, served, options.diagnostics);
   const { workload } = options;
   if (workload === null) {
-    compileComponents({ ...options, appId: null, namespace: '' });
+    // No Dapr API here, but the blocks still check every Component they can (`meshgate validate`).
+    const checkable = compileComponents({ ...options, appId: null, namespace: '' });
+    const all = checkable.all.filter((component) => served.has(component.type));
+    for (const block of blocks) {
+      block.compile({ appId: '', namespace: '', components: { all, get: (name) => all.find((c) => c.name === name) }, subscriptions: [], resources: options.resources, diagnostics: options.diagnostics });
+    }
     return null;
   }
   const appId = daprAppId(options.resources, workload, options.diagnostics);

@@ -268,3 +268,30 @@ t.test('invocation resolves app ids to registry hosts: short names, appId.namesp
   t.equal(dapr?.invokeHost('audit'), 'audit.my-app.svc.cluster.local');
   t.equal(dapr?.invokeHost('nobody'), null);
 });
+
+t.test('without a sidecar (validate, ingress) the building blocks still check inline Component metadata', async (t) => {
+  const parsed = parseConfigText(
+    `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: order-store, namespace: anywhere }
+spec:
+  type: state.redis
+  metadata:
+    - { name: redisHost, value: no-port }
+    - { name: redisDB, value: two }
+    - { name: ttlInSeconds, value: "1.5" }
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: from-secret }
+spec:
+  type: state.redis
+  metadata: [{ name: redisHost, secretKeyRef: { name: host } }]
+`,
+    'v.yaml',
+    registry,
+  );
+  const diagnostics: Diagnostic[] = [];
+  t.equal(compileDapr({ resources: parsed.resources, workload: null, registry: emptyRegistry, credentialsDirectory: '/x', configDirectory: '/x', env: {}, diagnostics }), null);
+  t.same(codes(diagnostics).sort(), ['7 MG1302 spec.metadata[0]', '8 MG1302 spec.metadata[1]', '9 MG1302 spec.metadata[2]'], 'values from secrets are left to the sidecar that resolves them');
+});

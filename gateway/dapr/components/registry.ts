@@ -43,7 +43,7 @@ export interface ComponentRegistry {
 
 export interface ComponentCompileInput {
   readonly resources: readonly Resource[];
-  /** Null: no sidecar (ingress, validate): only the checks that hold for every proxy run. */
+  /** Null: no sidecar (ingress, validate): every namespace's Components with inline values only, for checks. */
   readonly appId: string | null;
   readonly namespace: string;
   /** Absolute MeshConfig `credentialsDirectory`: secrets without `auth.secretStore` are `<dir>/<name>/<key>` files. */
@@ -170,8 +170,10 @@ export function compileComponents(input: ComponentCompileInput): ComponentRegist
   const components = input.resources.filter((r) => r.kind === 'Component') as Resource<DaprComponentSpec>[];
   const wellFormed = components.filter((resource) => checkMetadataShape(resource, input.diagnostics));
   const appId = input.appId;
-  if (appId === null) return { all: [], get: () => undefined };
   const visible = wellFormed.filter((resource) => {
+    // Without a sidecar (ingress, validate): every Component whose values are all inline, so the
+    // blocks can check them; values from secrets are checked by the sidecar that loads them.
+    if (appId === null) return (resource.spec.metadata ?? []).every((item) => item.value !== undefined) && resource.topLevel?.auth === undefined;
     const scopes = (resource.topLevel as DaprComponentTopLevel | undefined)?.scopes ?? [];
     return resource.metadata.namespace === input.namespace && (scopes.length === 0 || scopes.includes(appId));
   });

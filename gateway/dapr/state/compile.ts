@@ -89,7 +89,11 @@ function bind(component: ResolvedComponent, input: DaprCompileInput): StateStore
   if (component.type === MEMORY_STATE) {
     const identity = `${input.namespace}/${input.appId}/${component.name}`;
     let store = memoryStores.get(identity);
-    if (store === undefined) memoryStores.set(identity, (store = new MemoryStateStore()));
+    if (store === undefined) {
+      store = new MemoryStateStore();
+      // A check without a sidecar (appId '') serves nothing: its store is not kept.
+      if (input.appId !== '') memoryStores.set(identity, store);
+    }
     return ttl === undefined ? null : { name: component.name, type: component.type, keys, defaultTtlSeconds: ttl, store, warmUp: () => undefined };
   }
   const settings = redisSettings(component, diagnostics);
