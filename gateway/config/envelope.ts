@@ -44,6 +44,8 @@ export interface Envelope {
   readonly definition: KindDefinition | undefined;
   readonly metadata: ResourceMetadata | undefined;
   readonly spec: unknown;
+  /** The kind's extra top-level fields (KindDefinition.topLevel) as written; undefined for kinds without any. */
+  readonly topLevel: Record<string, unknown> | undefined;
   readonly problems: EnvelopeProblem[];
   /** Not a mesh resource (MG0014–MG0016): left out without further checks. */
   readonly skipped: boolean;
@@ -141,7 +143,7 @@ function resolveKind(apiVersion: string, kind: string, registry: KindRegistry): 
 }
 
 function skippedEnvelope(apiVersion: string, kind: string, problem: EnvelopeProblem): Envelope {
-  return { apiVersion, kind, definition: undefined, metadata: undefined, spec: {}, problems: [problem], skipped: true };
+  return { apiVersion, kind, definition: undefined, metadata: undefined, spec: {}, topLevel: undefined, problems: [problem], skipped: true };
 }
 
 export function readEnvelope(document: Record<string, unknown>, registry: KindRegistry): Envelope {
@@ -157,8 +159,11 @@ export function readEnvelope(document: Record<string, unknown>, registry: KindRe
     if ('problem' in resolution) problems.push(resolution.problem);
     else definition = resolution.definition;
   }
+  const extraFields = new Set(definition?.topLevel === undefined ? [] : Object.keys(definition.topLevel.properties));
+  const topLevel: Record<string, unknown> | undefined = definition?.topLevel === undefined ? undefined : {};
   for (const key of Object.keys(document)) {
-    if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"${didYouMean(key, ENVELOPE_FIELDS)}` });
+    if (topLevel !== undefined && extraFields.has(key)) topLevel[key] = document[key];
+    else if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"${didYouMean(key, ENVELOPE_FIELDS)}` });
   }
   if (typeof apiVersion !== 'string' || apiVersion === '') {
     problems.push({ code: 'MG0005', path: apiVersion === undefined ? [] : ['apiVersion'], message: 'missing or non-string apiVersion' });
@@ -173,6 +178,7 @@ export function readEnvelope(document: Record<string, unknown>, registry: KindRe
     definition,
     metadata,
     spec: document.spec ?? {},
+    topLevel,
     problems,
     skipped: false,
   };

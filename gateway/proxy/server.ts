@@ -10,6 +10,7 @@ import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
 import type { LocalReply, MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
+import { registerDaprApi } from '../dapr/api/routes.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';
 import type { Server as NetServer } from 'node:net';
@@ -17,6 +18,7 @@ import { ClientConnections } from '../listeners/client-connections.js';
 import type { AbusiveSessionReport } from '../listeners/client-connections.js';
 import type { TlsListener } from '../listeners/tls-server.js';
 import { hostListed } from './listener-spec.js';
+import { LOOP_DETECTED, MAX_PROXY_HOPS, hopsOf } from './loop-guard.js';
 import type { ClientConnectionSettings, ListenerSpec } from './listener-spec.js';
 import { ProxyRequestContext } from './proxy-context.js';
 import { proxyHandler } from './terminal.js';
@@ -33,6 +35,8 @@ export interface ProxyServerOptions {
   readonly serverFactory?: FastifyServerFactory;
   /** An HTTP/2 session closed for abuse (too many premature stream resets). */
   readonly onAbusiveSession?: (report: AbusiveSessionReport) => void;
+  /** Outbound listeners: what the Dapr API's `POST /v1.0/shutdown` calls. */
+  readonly requestShutdown?: () => void;
 }
 
 export interface ProxyServer {
@@ -157,6 +161,10 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
       return;
     }
     request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);
+    if (hopsOf(request.headers) >= MAX_PROXY_HOPS) {
+      sendLocalReply(request, reply, LOOP_DETECTED);
+      return;
+    }
     if (tls !== undefined && tls.misdirected(result.attrs.sni === '' ? null : result.attrs.sni, result.attrs.host)) {
       sendLocalReply(request, reply, MISDIRECTED);
       return;
@@ -178,6 +186,9 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });
   });
   app.setNotFoundHandler(proxyHandler);
+  if (listener.direction === 'outbound' && options.currentSnapshot().dapr !== null) {
+    await registerDaprApi(app, proxyHandler, { requestShutdown: options.requestShutdown ?? (() => undefined) });
+  }
   app.all('/*', proxyHandler);
   return { app, connections };
 }

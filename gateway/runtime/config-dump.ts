@@ -20,6 +20,21 @@ export function redactSecrets(value: unknown): unknown {
   return value;
 }
 
+/** Dapr Component metadata written inline under these names holds credentials (redisPassword, connectionString, …). */
+const SECRET_METADATA_NAME = /password|secret|token|credential|connectionstring|accesskey|apikey/i;
+
+/** A Component's inline secret values are masked; `secretKeyRef`s (references, not values) are shown. */
+export function redactComponentSpec(spec: unknown): unknown {
+  const metadata = (spec as { metadata?: unknown }).metadata;
+  if (!Array.isArray(metadata)) return redactSecrets(spec);
+  return redactSecrets({
+    ...(spec as Record<string, unknown>),
+    metadata: metadata.map((item: { name?: unknown; value?: unknown }) =>
+      typeof item.name === 'string' && SECRET_METADATA_NAME.test(item.name) && item.value !== undefined ? { ...item, value: '[redacted]' } : item,
+    ),
+  });
+}
+
 function where(d: Diagnostic): string {
   return `${d.position.file}:${d.position.line}:${d.position.col}`;
 }
@@ -62,7 +77,8 @@ export function configDump(snapshot: Snapshot | null, lastRejected: readonly Dia
         source: `${r.source.file}:${r.source.line}:${r.source.col}`,
         status: warnings.length === 0 ? 'valid' : 'valid-with-warnings',
         warnings: warnings.map(diagnosticView),
-        spec: redactSecrets(r.spec),
+        spec: r.kind === 'Component' ? redactComponentSpec(r.spec) : redactSecrets(r.spec),
+        ...(r.topLevel === undefined ? {} : redactSecrets(r.topLevel) as Record<string, unknown>),
       };
     }),
     listeners:

@@ -14,6 +14,7 @@ import { meshIdentityProvider } from '../identity/mesh-identity.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
+import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
 import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
@@ -96,7 +97,13 @@ export class GatewayRuntime {
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);
-    this.listeners = new ListenerSet({ currentSnapshot: () => this.current(), plugins: options.plugins, logger: options.logger, identity: this.identity });
+    this.listeners = new ListenerSet({
+      currentSnapshot: () => this.current(),
+      plugins: options.plugins,
+      logger: options.logger,
+      identity: this.identity,
+      requestShutdown: () => void this.shutdown('dapr shutdown API'),
+    });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
     const source: AdminSource = {
       mode: options.mode,
@@ -135,6 +142,7 @@ export class GatewayRuntime {
     this.watcher?.close();
     await this.listeners?.closeAll(this.drainMs());
     for (const plugin of this.options.plugins) await plugin.shutdown?.();
+    await shutdownDapr();
     await this.clusters?.close();
     this.stopObservingUpstreams?.();
     this.identity?.close();
@@ -207,6 +215,7 @@ export class GatewayRuntime {
     setConfigGeneration(snapshot.generation);
     setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
+    activateDapr(snapshot.dapr);
   }
 
   private recordCertificate(): void {

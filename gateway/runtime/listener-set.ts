@@ -30,6 +30,8 @@ export interface ListenerSetOptions {
   readonly plugins: readonly MeshPlugin[];
   readonly logger: FastifyBaseLogger;
   readonly identity: CertificateStore;
+  /** Drain and stop the process (the Dapr API's `POST /v1.0/shutdown`). */
+  readonly requestShutdown: () => void;
 }
 
 export class ListenerSet {
@@ -92,6 +94,7 @@ export class ListenerSet {
         recordAbusiveSession(spec.name);
         listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
       },
+      requestShutdown: this.options.requestShutdown,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });

@@ -24,6 +24,9 @@ import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import { validateResources } from '../config/validate.js';
+import { ownOutboundMatcher } from '../proxy/loop-guard.js';
+import { compileDapr } from '../dapr/snapshot.js';
+import type { DaprSnapshot } from '../dapr/snapshot.js';
 import { createNormalizer } from '../http/normalize.js';
 import type { Normalizer } from '../http/normalize.js';
 import { createRequestGuard, effectiveEdgeSettings } from '../http/request-guard.js';
@@ -97,6 +100,10 @@ export interface CompiledConfig {
   /** Ingress mode: the listeners the Gateway servers ask for. */
   readonly listenerPlans: readonly ListenerPlan[];
   readonly pluginStates: ReadonlyMap<string, unknown>;
+  /** Sidecar mode: the Dapr API's app id, components and building blocks; null for the ingress. */
+  readonly dapr: DaprSnapshot | null;
+  /** Whether a passthrough destination is this sidecar's own outbound listener (a certain loop). */
+  readonly isOwnOutbound: (host: string, port: number) => boolean;
 }
 
 export type CompileResult = { readonly ok: true; readonly config: CompiledConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -183,6 +190,17 @@ export async function compileConfig(configPath: string, options: CompileOptions)
     prepared.set(plugin.name, result.value);
     if (result.fingerprint !== '') fingerprints.push(`${plugin.name}\u0000${result.fingerprint}`);
   }
+
+  const dapr = compileDapr({
+    resources,
+    workload: options.mode === 'sidecar' && sidecar !== null ? workload : null,
+    registry,
+    credentialsDirectory: resolve(configDirectory(configPath), mesh.credentialsDirectory),
+    configDirectory: configDirectory(configPath),
+    env: process.env,
+    diagnostics,
+  });
+
   const pluginStates = new Map<string, unknown>();
   for (const plugin of options.plugins) {
     pluginStates.set(
@@ -212,6 +230,11 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       inboundMtls,
       listenerPlans,
       pluginStates,
+      dapr,
+      isOwnOutbound: ownOutboundMatcher(
+        sidecar,
+        workloadEntries.find((entry) => entry.metadata.name === workload.name && entry.metadata.namespace === workload.namespace)?.spec.address,
+      ),
     },
   };
 }
