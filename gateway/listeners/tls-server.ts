@@ -195,7 +195,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     const entry = lookup(table, servername);
     const problem = entry === null ? 'no server for this SNI' : connectionProblem(socket, entry.tls);
     if (entry === null || problem !== null) {
-      logger.warn({ listener: plan.key, sni: servername, server: entry?.server.name, reason: problem }, 'TLS connection refused');
+      logger.warn({ sni: servername, server: entry?.server.name, reason: problem }, 'TLS connection refused');
       socket.destroy();
       return;
     }
@@ -209,14 +209,14 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     try {
       entries = await Promise.all(servers.map((server) => loadEntry(server, server.tls, previous.get(server))));
     } catch (error) {
-      logger.error({ listener: plan.key, reason: (error as Error).message }, 'new listener certificates refused; keeping the current ones');
+      logger.error({ reason: (error as Error).message }, 'new listener certificates refused; keeping the current ones');
       return;
     }
     if (entries.every((entry, index) => entry === table.entries[index])) return;
     table = buildSniTable(entries);
     const next = listenerOptions(table, ticketKeys);
     for (const server of attached) server.setSecureContext(next);
-    logger.info({ listener: plan.key }, 'listener certificates reloaded');
+    logger.info('listener certificates reloaded');
   };
   const reload = (): Promise<void> => {
     reloading ??= reloadOnce().finally(() => {

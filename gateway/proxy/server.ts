@@ -180,7 +180,8 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
   for (const plugin of options.plugins) await app.register(plugin.register);
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
-    request.log.error({ err: error, listener: listener.name }, 'request failed inside the proxy');
+    // request.log already carries the listener's name (a child binding); repeating it would duplicate the JSON key.
+    request.log.error({ err: error }, 'request failed inside the proxy');
     if (reply.sent || reply.raw.headersSent) return reply;
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });

@@ -21,7 +21,7 @@ import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
-import type { CompileOptions, Snapshot } from './snapshot.js';
+import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
@@ -52,6 +52,14 @@ function splitAddress(address: string): { host: string; port: number } {
 
 function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
   return diagnostics.filter((d) => d.severity === severity).length;
+}
+
+/** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
+function presentsMeshIdentity(config: CompiledConfig): boolean {
+  return (
+    config.sidecar !== null ||
+    config.clusterDefinitions.some((cluster) => cluster.policy.tls.mode === 'ISTIO_MUTUAL' || cluster.endpoints.some((endpoint) => endpoint.meshWorkload))
+  );
 }
 
 export class GatewayRuntime {
@@ -88,7 +96,7 @@ export class GatewayRuntime {
     const compiled = await compileConfig(options.configPath, this.compileOptions());
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
     const { config } = compiled;
-    this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger);
+    this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
     this.clusters = new ClusterManager({ identity: meshIdentityProvider(this.identity, config.mesh.trustDomain), trustDomain: config.mesh.trustDomain });

@@ -17,6 +17,7 @@ export async function openCertificateStore(
   mesh: MeshConfigSpec,
   workload: WorkloadInfo,
   logger: FastifyBaseLogger,
+  presentedToPeers = true,
 ): Promise<CertificateStore> {
   const base = statSync(configPath).isDirectory() ? configPath : dirname(configPath);
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
@@ -36,6 +37,7 @@ export async function openCertificateStore(
       logger,
     });
   }
-  logger.warn('MeshConfig has no certificates: using an in-memory CA; other proxies will not trust this one');
+  // Only worth a warning when another proxy will see this identity: an ingress without mesh upstreams never presents it.
+  if (presentedToPeers) logger.warn('MeshConfig has no certificates: using an in-memory CA; other proxies will not trust this one');
   return CertificateStore.ephemeral({ ...identity, ttlHours: SELF_ISSUED_TTL_HOURS });
 }

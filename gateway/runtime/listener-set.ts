@@ -99,7 +99,8 @@ export class ListenerSet {
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
     try {
-      await app.listen({ host: spec.bind, port: spec.port });
+      // fastify only knows the scheme of servers it created itself: an mTLS inbound listener is https too.
+      await app.listen({ host: spec.bind, port: spec.port, listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, `${spec.protocol}:`)}` });
     } catch (error) {
       tls?.close();
       await app.close();

@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ingressYaml, REPO_ROOT, runCli } from './fixtures.js';
 
+// Every assertion waits on CLI children, each a Node start plus a config compile: on a loaded machine
+// (load 20 on 2 cores) they take seconds each, more than the default per-file budget.
+t.setTimeout(300_000);
+
 const SEED = 'config/examples/seed-istio.yaml';
 const BROKEN = 'config/examples/broken/seed-broken.yaml';
 

@@ -29,6 +29,8 @@ t.test('SIGHUP reloads the config (a change the directory watch cannot see)', as
   cli.child.kill('SIGHUP');
   t.ok(await eventually(async () => (await version()) === '2'), 'SIGHUP applied the new route');
   t.ok(await eventually(() => /"trigger":"SIGHUP","generation":2[^\n]*configuration reloaded/.test(cli.stdout())), 'reload logged with its trigger');
+  t.notMatch(cli.stdout(), /in-memory CA/, 'an ingress without mesh upstreams never presents its identity: no CA warning');
+  t.match(cli.stdout(), `Server listening at http://127.0.0.1:${config.gatewayPort}`);
 });
 
 t.test('POST /shutdown from loopback: the process drains and exits 0', async (t) => {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { get, startMesh } from './mesh-fixture.js';
+import { runCli } from '../e2e-foundation/fixtures.js';
 import type { Mesh, Reply } from './mesh-fixture.js';
 import type { CertFiles } from '../helpers/pki.js';
 
@@ -58,6 +59,28 @@ t.test('the seed AuthorizationPolicy: the ingress may read /health/* but not /ap
   t.equal(denied.status, 403);
   t.equal(denied.body, 'RBAC: access denied\n');
   t.equal(mesh.productApp.received.length, before, 'the app never saw the denied request');
+});
+
+t.test('`meshgate explain --workload` answers what the running sidecar answers', async (t) => {
+  const ingress = 'cluster.local/ns/istio-system/sa/istio-ingressgateway';
+  for (const path of ['/api/products/1', '/health/ping']) {
+    const live = await get(mesh.ports.ingress, path, { host: 'shop.example.com' });
+    const explained = await runCli(['explain', '-c', mesh.config.file, '--workload', 'my-app/product', '--principal', ingress, '--method', 'GET', '--path', path]);
+    t.equal(explained.code, 0, explained.stderr);
+    t.equal(explained.stdout.split('\n')[0]?.split(' ')[0], live.status === 403 ? 'DENY' : 'ALLOW', `${path}: explain = the sidecar's ${live.status}`);
+  }
+});
+
+t.test('logs: the mTLS inbound listener says https, and no line repeats a key', async (t) => {
+  const listening = mesh.productSidecar.rawLogs.filter((line) => line.includes('Server listening at'));
+  t.ok(listening.some((line) => line.includes(`Server listening at https://127.0.0.1:${mesh.ports.productInbound}`)), listening.join(''));
+  for (const gateway of [mesh.ingress, mesh.productSidecar, mesh.orderSidecar]) {
+    for (const line of gateway.rawLogs) {
+      const keys = [...line.matchAll(/[{,]"([^"]+)":/g)].map((match) => match[1]);
+      const topLevel = Object.keys(JSON.parse(line) as object);
+      t.equal(keys.filter((key) => topLevel.includes(key ?? '')).length, new Set(keys.filter((key) => topLevel.includes(key ?? ''))).size, `no duplicate key: ${line.slice(0, 200)}`);
+    }
+  }
 });
 
 t.test('order-service calls product-service through its sidecar: Host header, HTTP proxy form and Dapr invoke', async (t) => {

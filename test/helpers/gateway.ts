@@ -38,6 +38,8 @@ export interface RunningGateway {
   readonly runtime: GatewayRuntime;
   /** Log lines the gateway wrote (JSON objects). */
   readonly logs: Record<string, unknown>[];
+  /** The same lines as written (JSON.parse would hide a key written twice). */
+  readonly rawLogs: string[];
   stop(): Promise<void>;
 }
 
@@ -50,7 +52,16 @@ export interface StartGatewayOptions {
 
 export async function startGateway(configPath: string, options: StartGatewayOptions = {}): Promise<RunningGateway> {
   const logs: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const rawLogs: string[] = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        rawLogs.push(line);
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  );
   const runtime = new GatewayRuntime({
     configPath,
     mode: options.mode ?? 'ingress',
@@ -62,7 +73,7 @@ export async function startGateway(configPath: string, options: StartGatewayOpti
   });
   const started = await runtime.start();
   if (!started.ok) throw new Error(`gateway refused the config: ${started.diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);
-  return { runtime, logs, stop: () => runtime.shutdown('test') };
+  return { runtime, logs, rawLogs, stop: () => runtime.shutdown('test') };
 }
 
 export interface Upstream {
