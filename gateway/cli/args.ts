@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
+import { LISTEN_ADDRESS_PATTERN } from '../config/kinds/mesh-config.js';
 import type { ProxyMode } from '../pipeline/types.js';
 import { UsageError } from './usage.js';
 
@@ -26,6 +27,16 @@ export function proxyMode(values: Values): ProxyMode {
   const mode = values.mode ?? 'ingress';
   if (mode !== 'ingress' && mode !== 'sidecar') throw new UsageError(`--mode must be ingress or sidecar, got "${String(mode)}"`);
   return mode;
+}
+
+const LISTEN_ADDRESS = new RegExp(LISTEN_ADDRESS_PATTERN);
+
+/** A `--<flag> HOST:PORT` listener address; an empty value turns that listener off. */
+export function listenAddress(values: Values, flag: string): string | undefined {
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !LISTEN_ADDRESS.test(value)) throw new UsageError(`--${flag} must be HOST:PORT or empty (off), got "${String(value)}"`);
+  return value;
 }
 
 export const CONFIG_OPTIONS = {

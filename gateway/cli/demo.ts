@@ -5,10 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants, createWriteStream, existsSync } from 'node:fs';
+import { access, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { issueServerCertificate } from '../identity/ca.js';
@@ -26,11 +27,14 @@ interface ProxyProcess {
   readonly admin: string;
 }
 
+/** The sidecars share the host with the ingress: only the ingress keeps the status (15021) and metrics (15020) ports. */
+const NO_OPERATOR_PORTS = ['--status-address=', '--metrics-address='];
+
 const PROXIES: readonly ProxyProcess[] = [
   { name: 'ingress', args: ['--mode', 'ingress'], admin: '127.0.0.1:15000' },
-  { name: 'product-v1-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v1'], admin: '127.0.0.1:15301' },
-  { name: 'product-v2-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v2'], admin: '127.0.0.1:15302' },
-  { name: 'order-service-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/order-service'], admin: '127.0.0.1:15303' },
+  { name: 'product-v1-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v1', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15301' },
+  { name: 'product-v2-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/product-v2', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15302' },
+  { name: 'order-service-sidecar', args: ['--mode', 'sidecar', '--workload', 'my-app/order-service', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15303' },
 ];
 
 const APPS: readonly { name: string; port: number; create: () => http.Server }[] = [
@@ -52,6 +56,35 @@ async function prepareCertificates(generated: string): Promise<void> {
   await mkdir(credential, { recursive: true });
   await writeFile(join(credential, 'tls.crt'), server.chainPem);
   await writeFile(join(credential, 'tls.key'), server.keyPem, { mode: 0o600 });
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the demo runs from: the config directory itself when it is writable (certificates and logs go
+ * to its `.generated/`), else a copy of its config files in `workDir` — an installed package or a
+ * container's non-root user cannot write beside the shipped config. Paths in the config are relative
+ * to it, so the copy works the same.
+ */
+async function demoDirectory(configDir: string, workDir: string | undefined): Promise<string> {
+  if (workDir === undefined && (await writable(configDir))) return configDir;
+  const target = resolve(workDir ?? join(tmpdir(), `meshgate-demo-${process.getuid?.() ?? 'user'}`));
+  try {
+    await mkdir(target, { recursive: true });
+    for (const entry of await readdir(configDir, { withFileTypes: true })) {
+      if (entry.isFile() && /\.(ya?ml|json)$/.test(entry.name)) await copyFile(join(configDir, entry.name), join(target, entry.name));
+    }
+  } catch (error) {
+    throw new Error(`cannot prepare the demo in ${target} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); pass --dir DIR with a writable directory`);
+  }
+  return target;
 }
 
 async function waitReady(admin: string, child: ChildProcess, name: string, logFile: string): Promise<void> {
@@ -100,7 +133,7 @@ meshgate demo mesh is up. Try:
   curl -s http://127.0.0.1:15000/stats/prometheus | grep istio_requests_total
   curl -s http://127.0.0.1:15000/clusters
 
-Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
+Ctrl-C stops every process.
 `;
 
 export async function demoCommand(args: readonly string[]): Promise<number> {
@@ -108,15 +141,24 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
   releaseYoungGeneration();
   let values;
   try {
-    values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, strict: true }).values;
+    values = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' }, dir: { type: 'string' } }, strict: true }).values;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const configDir = values.config ?? DEMO_CONFIG;
-  const generated = join(configDir, '.generated');
-  await prepareCertificates(generated);
-  const logs = join(generated, 'logs');
-  await mkdir(logs, { recursive: true });
+  let configDir: string;
+  let logs: string;
+  try {
+    configDir = await demoDirectory(values.config ?? DEMO_CONFIG, values.dir);
+    const generated = join(configDir, '.generated');
+    await prepareCertificates(generated);
+    logs = join(generated, 'logs');
+    await mkdir(logs, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'EACCES' || code === 'EROFS' ? `${(error as Error).message}; pass --dir DIR with a writable directory` : (error as Error).message;
+    process.stderr.write(`meshgate demo: ${reason}\n`);
+    return EXIT_INVALID;
+  }
 
   const apps: http.Server[] = [];
   const children: ChildProcess[] = [];
@@ -152,7 +194,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`meshgate demo: ${(error as Error).message}\n`);
     return stop(EXIT_INVALID);
   }
-  process.stdout.write(TRY_IT);
+  process.stdout.write(`${TRY_IT}Logs: ${logs}/\n`);
   return new Promise<number>((resolve) => {
     const onSignal = (): void => void stop(EXIT_OK).then(resolve);
     process.once('SIGINT', onSignal);
