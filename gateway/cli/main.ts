@@ -15,6 +15,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   explain: async () => (await import('./commands.js')).explainCommand,
   ca: async () => (await import('./commands.js')).caCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  inject: async () => (await import('./inject.js')).injectCommand,
   version: async () => (await import('./commands.js')).versionCommand,
 };
 

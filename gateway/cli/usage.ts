@@ -13,6 +13,7 @@ Usage:
   meshgate explain -c <file|dir> --method M --host H --path P [--workload NAME] [--header k=v]... [--principal P] [--claims JSON]
   meshgate ca init --dir DIR [--trust-domain TD]
   meshgate ca issue --dir DIR --namespace NS --service-account SA [--out DIR]
+  meshgate inject [-f FILE|-] [--image IMAGE] [--config-map NAME] [--identity-secret-prefix P] [--namespace NS] [--mesh-output FILE]
   meshgate demo [--dir DIR]
   meshgate version
 

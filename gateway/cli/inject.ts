@@ -1,0 +1,189 @@
+/**
+ * `meshgate inject` (as `istioctl kube-inject`): Kubernetes YAML in (a file or stdin, multi-document,
+ * `kind: List` too), the same YAML out with every Deployment/StatefulSet/DaemonSet/ReplicaSet/Pod
+ * given its sidecar, followed by the mesh Service, WorkloadEntry and Sidecar each one needs. Other
+ * documents pass through as they were. Idempotent: injecting the output again changes nothing. Any
+ * workload it cannot inject stops the command with the reason and its line, and nothing is written.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { LineCounter, parseAllDocuments, stringify } from 'yaml';
+import type { Document } from 'yaml';
+import { isRecord } from '../config/field-path.js';
+import { MESHGATE_VERSION } from '../version.js';
+import { parse } from './args.js';
+import { injectObject } from './inject-pod.js';
+import type { InjectOptions, JsonObject } from './inject-pod.js';
+import { EXIT_INVALID, EXIT_OK } from './usage.js';
+
+export const DEFAULT_IMAGE = `meshgate:${MESHGATE_VERSION}`;
+export const DEFAULT_CONFIG_MAP = 'meshgate-mesh';
+export const DEFAULT_IDENTITY_SECRET_PREFIX = 'meshgate-identity-';
+const MESH_KINDS = new Set(['WorkloadEntry', 'Sidecar']);
+
+export interface InjectResult {
+  readonly ok: boolean;
+  /** Kubernetes documents (and, without a separate mesh output, the mesh resources too). */
+  readonly output: string;
+  /** WorkloadEntry and Sidecar documents, for `--mesh-output`. */
+  readonly mesh: string;
+  /** Refusals (ok false) or notes and the summary (ok true), one per line. */
+  readonly messages: readonly string[];
+}
+
+interface Emitted {
+  readonly text: string;
+  readonly mesh: boolean;
+}
+
+function identity(object: JsonObject, defaultNamespace: string): string {
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  return `${String(object.kind)}/${typeof metadata.namespace === 'string' ? metadata.namespace : defaultNamespace}/${String(metadata.name)}`;
+}
+
+function label(object: JsonObject, defaultNamespace: string): string {
+  return identity(object, defaultNamespace).replace('/', ' ');
+}
+
+const asText = (value: unknown): string => stringify(value, { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd();
+
+/** Injects every workload of `text` (the content of `file`, for messages). */
+export function injectText(text: string, file: string, options: InjectOptions, separateMesh: boolean): InjectResult {
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false }) as Document.Parsed[];
+  const messages: string[] = [];
+  const refusals: string[] = [];
+  const lineOf = (document: Document.Parsed): number => lineCounter.linePos(document.contents?.range[0] ?? 0).line;
+  for (const document of documents) {
+    for (const error of document.errors) {
+      const { line, col } = lineCounter.linePos(error.pos[0]);
+      refusals.push(`${file}:${line}:${col}: YAML error: ${error.message.split('\n')[0] ?? ''}`);
+    }
+  }
+  if (refusals.length > 0) return { ok: false, output: '', mesh: '', messages: refusals };
+
+  const values = documents.map((document) => document.toJS({ maxAliasCount: 1000 }) as unknown);
+  // Already present (a re-injection of our own output): never emitted twice.
+  const present = new Set<string>();
+  for (const value of values) {
+    if (!isRecord(value)) continue;
+    const items = value.kind === 'List' && Array.isArray(value.items) ? value.items.filter(isRecord) : [value];
+    for (const item of items) present.add(identity(item as JsonObject, options.namespace));
+  }
+
+  const emitted: Emitted[] = [];
+  let injected = 0;
+  let already = 0;
+  const emitGenerated = (generated: readonly JsonObject[]): void => {
+    for (const object of generated) {
+      const key = identity(object, options.namespace);
+      if (present.has(key)) continue;
+      present.add(key);
+      emitted.push({ text: asText(object), mesh: MESH_KINDS.has(String(object.kind)) });
+    }
+  };
+  /** The object to write in place of `object` (itself when untouched), or undefined after a refusal. */
+  const inject = (object: JsonObject, line: number): JsonObject | undefined => {
+    const outcome = injectObject(object, options);
+    switch (outcome.kind) {
+      case 'injected':
+        injected += 1;
+        pendingGenerated.push(...outcome.generated);
+        return outcome.object;
+      case 'already-injected':
+        already += 1;
+        pendingGenerated.push(...outcome.generated);
+        return object;
+      case 'skipped':
+        if (/Deployment|StatefulSet|DaemonSet|ReplicaSet|Pod|Job/.test(String(object.kind))) messages.push(`${file}:${line}: ${label(object, options.namespace)}: not injected: ${outcome.reason}`);
+        return object;
+      case 'refused':
+        refusals.push(`${file}:${line}: ${label(object, options.namespace)}: cannot inject: ${outcome.reason}`);
+        return undefined;
+    }
+  };
+  let pendingGenerated: JsonObject[] = [];
+
+  documents.forEach((document, index) => {
+    const value = values[index];
+    if (value === null || value === undefined) return;
+    const line = lineOf(document);
+    pendingGenerated = [];
+    let changed = false;
+    if (isRecord(value) && value.kind === 'List' && Array.isArray(value.items)) {
+      const items = value.items.map((item: unknown) => {
+        if (!isRecord(item)) return item;
+        const result = inject(item as JsonObject, line);
+        if (result !== item) changed = true;
+        return result;
+      });
+      if (changed) emitted.push({ text: asText({ ...value, items }), mesh: false });
+    } else if (isRecord(value)) {
+      const result = inject(value as JsonObject, line);
+      if (result !== value && result !== undefined) {
+        changed = true;
+        emitted.push({ text: asText(result), mesh: false });
+      }
+    }
+    // Untouched documents keep their text and comments.
+    if (!changed) emitted.push({ text: document.toString({ lineWidth: 0 }).trimEnd(), mesh: isRecord(value) && MESH_KINDS.has(String(value.kind)) });
+    emitGenerated(pendingGenerated);
+  });
+  if (refusals.length > 0) return { ok: false, output: '', mesh: '', messages: refusals };
+
+  const join = (parts: readonly Emitted[]): string => (parts.length === 0 ? '' : `${parts.map((part) => part.text.replace(/^---\n/, '')).join('\n---\n')}\n`);
+  messages.push(
+    `meshgate inject: ${injected} workload(s) injected, ${already} already injected. Put the WorkloadEntry and Sidecar documents in the mesh config (ConfigMap ${options.configMap}); each workload's ServiceEntry needs resolution: DNS and a port named http.`,
+  );
+  return {
+    ok: true,
+    output: join(separateMesh ? emitted.filter((part) => !part.mesh) : emitted),
+    mesh: separateMesh ? join(emitted.filter((part) => part.mesh)) : '',
+    messages,
+  };
+}
+
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') return readFile(file, 'utf8');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function injectCommand(args: readonly string[]): Promise<number> {
+  const values = parse(args, {
+    filename: { type: 'string', short: 'f' },
+    image: { type: 'string' },
+    'config-map': { type: 'string' },
+    'identity-secret-prefix': { type: 'string' },
+    namespace: { type: 'string', short: 'n' },
+    'cluster-domain': { type: 'string' },
+    'mesh-output': { type: 'string' },
+  });
+  const file = typeof values.filename === 'string' ? values.filename : '-';
+  const string = (name: string, fallback: string): string => (typeof values[name] === 'string' ? (values[name] as string) : fallback);
+  let text: string;
+  try {
+    text = await readInput(file);
+  } catch (error) {
+    process.stderr.write(`meshgate inject: cannot read ${file}: ${(error as Error).message}\n`);
+    return EXIT_INVALID;
+  }
+  const meshOutput = typeof values['mesh-output'] === 'string' ? values['mesh-output'] : undefined;
+  const result = injectText(
+    text,
+    file === '-' ? '<stdin>' : file,
+    {
+      image: string('image', DEFAULT_IMAGE),
+      configMap: string('config-map', DEFAULT_CONFIG_MAP),
+      identitySecretPrefix: string('identity-secret-prefix', DEFAULT_IDENTITY_SECRET_PREFIX),
+      namespace: string('namespace', 'default'),
+      clusterDomain: string('cluster-domain', 'cluster.local'),
+    },
+    meshOutput !== undefined,
+  );
+  for (const message of result.messages) process.stderr.write(`${message}\n`);
+  if (!result.ok) return EXIT_INVALID;
+  if (meshOutput !== undefined) await writeFile(meshOutput, result.mesh);
+  process.stdout.write(result.output);
+  return EXIT_OK;
+}
