@@ -6,8 +6,7 @@
  * workload it cannot inject stops the command with the reason and its line, and nothing is written.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { LineCounter, parseAllDocuments, stringify } from 'yaml';
-import type { Document } from 'yaml';
+import { LineCounter, parseDocument, stringify } from 'yaml';
 import { isRecord } from '../config/field-path.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { parse } from './args.js';
@@ -46,22 +45,55 @@ function label(object: JsonObject, defaultNamespace: string): string {
 
 const asText = (value: unknown): string => stringify(value, { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd();
 
+interface Chunk {
+  readonly text: string;
+  /** 1-based line of the chunk's first line in the whole input. */
+  readonly firstLine: number;
+}
+
+/**
+ * The input cut at its `---` lines (a `---` at column 0 always starts a document in YAML), so an
+ * untouched document is written back as the very text it came as, comments and layout included.
+ */
+function splitDocuments(text: string): Chunk[] {
+  const chunks: Chunk[] = [];
+  let lines: string[] = [];
+  let firstLine = 1;
+  text.split('\n').forEach((line, index) => {
+    if (/^---(\s|$)/.test(line)) {
+      chunks.push({ text: lines.join('\n'), firstLine });
+      lines = [line.slice(3)];
+      firstLine = index + 1;
+    } else {
+      lines.push(line);
+    }
+  });
+  chunks.push({ text: lines.join('\n'), firstLine });
+  return chunks.filter((chunk) => chunk.text.trim() !== '');
+}
+
 /** Injects every workload of `text` (the content of `file`, for messages). */
 export function injectText(text: string, file: string, options: InjectOptions, separateMesh: boolean): InjectResult {
-  const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false }) as Document.Parsed[];
+  const documents = splitDocuments(text).map((chunk) => {
+    const lineCounter = new LineCounter();
+    const document = parseDocument(chunk.text, { lineCounter, prettyErrors: false });
+    const lineAt = (offset: number): { line: number; col: number } => {
+      const position = lineCounter.linePos(offset);
+      return { line: position.line + chunk.firstLine - 1, col: position.col };
+    };
+    return { chunk, document, lineAt };
+  });
   const messages: string[] = [];
   const refusals: string[] = [];
-  const lineOf = (document: Document.Parsed): number => lineCounter.linePos(document.contents?.range[0] ?? 0).line;
-  for (const document of documents) {
+  for (const { document, lineAt } of documents) {
     for (const error of document.errors) {
-      const { line, col } = lineCounter.linePos(error.pos[0]);
+      const { line, col } = lineAt(error.pos[0]);
       refusals.push(`${file}:${line}:${col}: YAML error: ${error.message.split('\n')[0] ?? ''}`);
     }
   }
   if (refusals.length > 0) return { ok: false, output: '', mesh: '', messages: refusals };
 
-  const values = documents.map((document) => document.toJS({ maxAliasCount: 1000 }) as unknown);
+  const values = documents.map(({ document }) => document.toJS({ maxAliasCount: 1000 }) as unknown);
   // Already present (a re-injection of our own output): never emitted twice.
   const present = new Set<string>();
   for (const value of values) {
@@ -103,10 +135,10 @@ export function injectText(text: string, file: string, options: InjectOptions, s
   };
   let pendingGenerated: JsonObject[] = [];
 
-  documents.forEach((document, index) => {
+  documents.forEach(({ chunk, document, lineAt }, index) => {
     const value = values[index];
     if (value === null || value === undefined) return;
-    const line = lineOf(document);
+    const line = lineAt(document.contents?.range[0] ?? 0).line;
     pendingGenerated = [];
     let changed = false;
     if (isRecord(value) && value.kind === 'List' && Array.isArray(value.items)) {
@@ -125,12 +157,12 @@ export function injectText(text: string, file: string, options: InjectOptions, s
       }
     }
     // Untouched documents keep their text and comments.
-    if (!changed) emitted.push({ text: document.toString({ lineWidth: 0 }).trimEnd(), mesh: isRecord(value) && MESH_KINDS.has(String(value.kind)) });
+    if (!changed) emitted.push({ text: chunk.text.trim(), mesh: isRecord(value) && MESH_KINDS.has(String(value.kind)) });
     emitGenerated(pendingGenerated);
   });
   if (refusals.length > 0) return { ok: false, output: '', mesh: '', messages: refusals };
 
-  const join = (parts: readonly Emitted[]): string => (parts.length === 0 ? '' : `${parts.map((part) => part.text.replace(/^---\n/, '')).join('\n---\n')}\n`);
+  const join = (parts: readonly Emitted[]): string => (parts.length === 0 ? '' : `${parts.map((part) => part.text).join('\n---\n')}\n`);
   messages.push(
     `meshgate inject: ${injected} workload(s) injected, ${already} already injected. Put the WorkloadEntry and Sidecar documents in the mesh config (ConfigMap ${options.configMap}); each workload's ServiceEntry needs resolution: DNS and a port named http.`,
   );
