@@ -30,6 +30,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist/gateway ./dist/gateway
 COPY --from=build /src/dist/plugins ./dist/plugins
 COPY config ./config
+# A home for certificates a container generates (the compose `certs` service): an empty named volume
+# mounted here starts owned by the non-root user.
+RUN mkdir -p /var/lib/meshgate && chown 1000:1000 /var/lib/meshgate
 # uid/gid 1000 is the image's `node` user. /app stays root-owned and read-only to it: `meshgate demo`
 # writes its certificates and logs to $TMPDIR (or --dir), which works with a read-only root filesystem
 # plus a writable /tmp.
