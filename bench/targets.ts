@@ -103,7 +103,8 @@ export async function startMeshgate(
   options: MeshgateProcessOptions = {},
 ): Promise<ChildService> {
   if (!existsSync(MESHGATE_CLI)) throw new Error(`${MESHGATE_CLI} not built (gateway/cli/main.ts missing?)`);
-  const args = [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode, ...(options.extraArgs ?? [])];
+  // Several proxies run at once here: none takes the default status/metrics ports (the admin port serves metrics).
+  const args = [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode, '--status-address=', '--metrics-address=', ...(options.extraArgs ?? [])];
   const service = context.processes.start(name, options.cpu ?? SERVICE_CPU, process.execPath, args);
   await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
   return service;

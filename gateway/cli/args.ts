@@ -1,5 +1,6 @@
 /** Argument parsing shared by the commands, read from the command's definition (commands-spec.ts). */
 import { parseArgs } from 'node:util';
+import { LISTEN_ADDRESS_PATTERN } from '../config/kinds/mesh-config.js';
 import type { ProxyMode } from '../pipeline/types.js';
 import { LOG_LEVELS, parseArgsOptions } from './commands-spec.js';
 import type { CommandSpec, Values } from './commands-spec.js';
@@ -52,4 +53,14 @@ export function logLevel(values: Values): string {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${String(level)}"`);
   }
   return level;
+}
+
+const LISTEN_ADDRESS = new RegExp(LISTEN_ADDRESS_PATTERN);
+
+/** A `--<flag> HOST:PORT` listener address; an empty value turns that listener off. */
+export function listenAddress(values: Values, flag: string): string | undefined {
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !LISTEN_ADDRESS.test(value)) throw new UsageError(`--${flag} must be HOST:PORT or empty (off), got "${String(value)}"`);
+  return value;
 }

@@ -6,6 +6,7 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { EXPLAIN_REQUEST_FIELDS } from '../runtime/explain-input.js';
+import { INJECT_DEFAULTS } from './inject-defaults.js';
 
 /** Parsed options by long name. */
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -59,6 +60,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       MODE,
       WORKLOAD,
       { name: 'admin-address', value: '<host:port>', description: 'admin API address (overrides MeshConfig adminAddress)' },
+      { name: 'status-address', value: '<host:port>', description: 'status listener, GET /healthz/ready only (overrides MeshConfig statusAddress; empty: off)', default: '0.0.0.0:15021' },
+      { name: 'metrics-address', value: '<host:port>', description: 'metrics listener, GET /stats/prometheus only (overrides MeshConfig metricsAddress; empty: off)', default: '0.0.0.0:15020' },
       { name: 'log-level', value: '<level>', description: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
     ],
     example: 'meshgate run -c config/demo --workload my-app/product-v1',
@@ -128,9 +131,25 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: 'the demo config directory; its Gateway servers bind 127.0.0.1, a copy without `bind` listens on every address',
         default: 'config/demo',
       },
+      { name: 'dir', value: '<dir>', description: 'where the demo writes its certificates and logs when the config directory is read-only', default: '$TMPDIR/meshgate-demo-<uid>' },
     ],
     example: 'meshgate demo',
     load: async () => (await import('./demo.js')).demoCommand,
+  },
+  {
+    name: 'inject',
+    summary: 'adds the meshgate sidecar to Kubernetes workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod) and prints the WorkloadEntry + Sidecar they need, as `istioctl kube-inject`',
+    options: [
+      { name: 'filename', short: 'f', value: '<file|->', description: 'the manifests to inject', default: '- (stdin)' },
+      { name: 'image', value: '<image>', description: 'the sidecar image', default: INJECT_DEFAULTS.image },
+      { name: 'config-map', value: '<name>', description: 'the ConfigMap holding the mesh config', default: INJECT_DEFAULTS.configMap },
+      { name: 'identity-secret-prefix', value: '<prefix>', description: 'Secrets named <prefix><service account> hold the workload certificates', default: INJECT_DEFAULTS.identitySecretPrefix },
+      { name: 'namespace', short: 'n', value: '<ns>', description: 'namespace of manifests that name none', default: 'default' },
+      { name: 'cluster-domain', value: '<domain>', description: 'Kubernetes cluster domain', default: 'cluster.local' },
+      { name: 'mesh-output', value: '<file>', description: 'write the mesh resources there instead of after the manifests' },
+    ],
+    example: 'meshgate inject -f deployment.yaml > injected.yaml',
+    load: async () => (await import('./inject.js')).injectCommand,
   },
   {
     name: 'version',

@@ -4,10 +4,11 @@
  * config/demo/mesh.yaml with certificates from a CA this command creates. Ctrl-C stops everything.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { issueServerCertificate } from '../identity/ca.js';
 import { caInit } from '../identity/ca-cli.js';
@@ -28,11 +29,19 @@ interface DemoProxy {
   readonly ports: readonly number[];
 }
 
+/** The sidecars share the host with the ingress: only the ingress keeps the status (15021) and metrics (15020) ports, on loopback like the rest of the demo. */
+const NO_OPERATOR_PORTS = ['--status-address=', '--metrics-address='];
+
 const PROXIES: readonly DemoProxy[] = [
-  { name: 'ingress', args: ['--mode', 'ingress'], admin: '127.0.0.1:15000', ports: [8443, 8080] },
-  { name: 'product-v1-sidecar', args: ['--workload', 'my-app/product-v1'], admin: '127.0.0.1:15301', ports: [15101, 15201] },
-  { name: 'product-v2-sidecar', args: ['--workload', 'my-app/product-v2'], admin: '127.0.0.1:15302', ports: [15102, 15202] },
-  { name: 'order-service-sidecar', args: ['--workload', 'my-app/order-service'], admin: '127.0.0.1:15303', ports: [15103, 15203] },
+  {
+    name: 'ingress',
+    args: ['--mode', 'ingress', '--status-address=127.0.0.1:15021', '--metrics-address=127.0.0.1:15020'],
+    admin: '127.0.0.1:15000',
+    ports: [8443, 8080, 15021, 15020],
+  },
+  { name: 'product-v1-sidecar', args: ['--workload', 'my-app/product-v1', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15301', ports: [15101, 15201] },
+  { name: 'product-v2-sidecar', args: ['--workload', 'my-app/product-v2', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15302', ports: [15102, 15202] },
+  { name: 'order-service-sidecar', args: ['--workload', 'my-app/order-service', ...NO_OPERATOR_PORTS], admin: '127.0.0.1:15303', ports: [15103, 15203] },
 ];
 
 const APPS: readonly { name: string; port: number; create: () => http.Server }[] = [
@@ -58,6 +67,35 @@ async function prepareCertificates(generated: string): Promise<void> {
   await mkdir(credential, { recursive: true });
   await writeFile(join(credential, 'tls.crt'), server.chainPem);
   await writeFile(join(credential, 'tls.key'), server.keyPem, { mode: 0o600 });
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the demo runs from: the config directory itself when it is writable (certificates and logs go
+ * to its `.generated/`), else a copy of its config files in `workDir` — an installed package or a
+ * container's non-root user cannot write beside the shipped config. Paths in the config are relative
+ * to it, so the copy works the same.
+ */
+async function demoDirectory(configDir: string, workDir: string | undefined): Promise<string> {
+  if (workDir === undefined && (await writable(configDir))) return configDir;
+  const target = resolve(workDir ?? join(tmpdir(), `meshgate-demo-${process.getuid?.() ?? 'user'}`));
+  try {
+    await mkdir(target, { recursive: true });
+    for (const entry of await readdir(configDir, { withFileTypes: true })) {
+      if (entry.isFile() && /\.(ya?ml|json)$/.test(entry.name)) await copyFile(join(configDir, entry.name), join(target, entry.name));
+    }
+  } catch (error) {
+    throw new Error(`cannot prepare the demo in ${target} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); pass --dir DIR with a writable directory`);
+  }
+  return target;
 }
 
 function listen(server: http.Server, port: number): Promise<void> {
@@ -91,17 +129,26 @@ meshgate demo mesh is up. Try:
   curl -s http://127.0.0.1:15000/stats/prometheus | grep istio_requests_total
   curl -s http://127.0.0.1:15000/clusters
 
-Logs: config/demo/.generated/logs/. Ctrl-C stops every process.
+Ctrl-C stops every process.
 `;
 
 export async function demoCommand(values: Values): Promise<number> {
   // The demo apps serve from this process for as long as it runs: their young generation grows as usual.
   releaseYoungGeneration();
-  const configDir = typeof values.config === 'string' ? values.config : DEMO_CONFIG;
-  const generated = join(configDir, '.generated');
-  await prepareCertificates(generated);
-  const logs = join(generated, 'logs');
-  await mkdir(logs, { recursive: true });
+  let configDir: string;
+  let logs: string;
+  try {
+    configDir = await demoDirectory(typeof values.config === 'string' ? values.config : DEMO_CONFIG, typeof values.dir === 'string' ? values.dir : undefined);
+    const generated = join(configDir, '.generated');
+    await prepareCertificates(generated);
+    logs = join(generated, 'logs');
+    await mkdir(logs, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'EACCES' || code === 'EROFS' ? `${(error as Error).message}; pass --dir DIR with a writable directory` : (error as Error).message;
+    process.stderr.write(`meshgate demo: ${reason}\n`);
+    return EXIT_INVALID;
+  }
 
   const apps: http.Server[] = [];
   const children: ChildProcess[] = [];
@@ -138,7 +185,7 @@ export async function demoCommand(values: Values): Promise<number> {
     process.stderr.write(`meshgate demo: ${(error as Error).message}\n`);
     return stop(EXIT_INVALID);
   }
-  process.stdout.write(TRY_IT);
+  process.stdout.write(`${TRY_IT}Logs: ${logs}/\n`);
   return new Promise<number>((resolve) => {
     const onSignal = (): void => void stop(EXIT_OK).then(resolve);
     process.once('SIGINT', onSignal);

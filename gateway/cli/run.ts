@@ -2,13 +2,15 @@
 import { formatDiagnostics } from '../config/format.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import { configPath, logLevel, proxyMode } from './args.js';
+import { configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
 import { createLogger } from './logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
 export async function runCommand(values: Values): Promise<number> {
+  const statusAddress = listenAddress(values, 'status-address');
+  const metricsAddress = listenAddress(values, 'metrics-address');
   const mode = proxyMode(values);
   const path = configPath(values);
   const logger = createLogger(logLevel(values));
@@ -23,6 +25,8 @@ export async function runCommand(values: Values): Promise<number> {
       onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
       ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
       ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
+      ...(statusAddress === undefined ? {} : { statusAddress }),
+      ...(metricsAddress === undefined ? {} : { metricsAddress }),
     });
     const stop = (signal: string): void => void runtime.shutdown(signal);
     process.once('SIGTERM', () => stop('SIGTERM'));

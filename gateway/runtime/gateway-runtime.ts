@@ -5,8 +5,12 @@
  * path; an invalid config is logged and counted, and the last good snapshot keeps serving.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createAdminServer } from '../admin/server.js';
 import type { AdminSource, ReloadOutcome } from '../admin/server.js';
+import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
+import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
@@ -24,6 +28,7 @@ import { activate, compileConfig, discardCompiled } from './snapshot.js';
 import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
+import { renderPrometheus } from '../../plugins/metrics/index.js';
 import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
@@ -34,6 +39,9 @@ export interface RuntimeOptions {
   readonly logger: FastifyBaseLogger;
   /** Overrides MeshConfig.adminAddress (several proxies on one host need one admin port each). */
   readonly adminAddress?: string;
+  /** Override MeshConfig.statusAddress / metricsAddress; '' turns that listener off. */
+  readonly statusAddress?: string;
+  readonly metricsAddress?: string;
   /** Watch the config directory (default true). */
   readonly watch?: boolean;
   /** Called once the process should exit (after drain). */
@@ -42,12 +50,16 @@ export interface RuntimeOptions {
 
 export type StartResult = { readonly ok: true } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
-/** Bound at start (admin socket, certificate store, cluster identity), so a reload cannot change them. */
-const RESTART_ONLY_MESH_FIELDS = ['adminAddress', 'certificates', 'trustDomain'] as const;
+/** Bound at start (admin, status and metrics sockets, certificate store, cluster identity), so a reload cannot change them. */
+const RESTART_ONLY_MESH_FIELDS = ['adminAddress', 'statusAddress', 'metricsAddress', 'appMetricsUrl', 'certificates', 'trustDomain'] as const;
+/** Fields a RuntimeOptions override (a CLI flag) may replace: a change in the file is then not news. */
+const OVERRIDABLE_FIELDS: ReadonlySet<string> = new Set(['adminAddress', 'statusAddress', 'metricsAddress'] satisfies (keyof RuntimeOptions)[]);
 
-function splitAddress(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(':');
-  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+/** The sockets a runtime listens on besides its proxy listeners; null when that listener is off or not yet bound. */
+export interface OperatorAddresses {
+  readonly admin: AddressInfo | null;
+  readonly status: AddressInfo | null;
+  readonly metrics: AddressInfo | null;
 }
 
 function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
@@ -72,6 +84,8 @@ export class GatewayRuntime {
   private identity: CertificateStore | null = null;
   private listeners: ListenerSet | null = null;
   private admin: FastifyInstance | null = null;
+  private status: http.Server | null = null;
+  private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
   private lastRejected: readonly Diagnostic[] = [];
   private stopObservingUpstreams: (() => void) | null = null;
@@ -126,10 +140,37 @@ export class GatewayRuntime {
     this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, snapshot: () => this.snapshot }));
     const adminAddress = options.adminAddress ?? this.snapshot.mesh.adminAddress;
     await this.admin.listen(splitAddress(adminAddress));
+    const mesh = this.snapshot.mesh;
+    const statusAddress = options.statusAddress ?? mesh.statusAddress;
+    if (statusAddress !== '') {
+      this.status = createStatusServer(() => this.readiness());
+      await listenOn(this.status, statusAddress);
+    }
+    const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
+    if (metricsAddress !== '') {
+      this.metrics = createMetricsServer({ render: renderPrometheus, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
+      await listenOn(this.metrics, metricsAddress);
+    }
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
     process.on('SIGHUP', this.onSighup);
-    options.logger.info({ generation: this.generation, listeners: this.listeners.addresses(), admin: adminAddress }, 'meshgate ready');
+    options.logger.info(
+      { generation: this.generation, listeners: this.listeners.addresses(), admin: adminAddress, status: statusAddress || 'off', metrics: metricsAddress || 'off' },
+      'meshgate ready',
+    );
     return { ok: true };
+  }
+
+  operatorAddresses(): OperatorAddresses {
+    const bound = (server: http.Server | null): AddressInfo | null => (server?.listening === true ? (server.address() as AddressInfo) : null);
+    const admin = this.admin?.server ?? null;
+    return { admin: bound(admin), status: bound(this.status), metrics: bound(this.metrics) };
+  }
+
+  /** What the status port says: ready once a snapshot serves, not ready again while draining. */
+  readiness(): Readiness {
+    if (this.draining) return { ready: false, reason: 'draining' };
+    if (this.snapshot === null) return { ready: false, reason: 'no active configuration' };
+    return { ready: true };
   }
 
   /** Serialised: a reload waits for the previous one, so snapshots are applied in order. */
@@ -154,6 +195,9 @@ export class GatewayRuntime {
     await this.clusters?.close();
     this.stopObservingUpstreams?.();
     this.identity?.close();
+    // The status port said 503 through the drain so load balancers stopped sending; now it goes too.
+    if (this.status !== null) await closeServer(this.status);
+    if (this.metrics !== null) await closeServer(this.metrics);
     await this.admin?.close();
     logger.info('meshgate stopped');
     this.options.onExit?.(0);
@@ -194,7 +238,7 @@ export class GatewayRuntime {
     const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
       (field) =>
         JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]) &&
-        !(field === 'adminAddress' && this.options.adminAddress !== undefined),
+        !(OVERRIDABLE_FIELDS.has(field) && this.options[field as keyof RuntimeOptions] !== undefined),
     );
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');

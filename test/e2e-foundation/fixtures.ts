@@ -143,8 +143,18 @@ export interface CliProcess {
   kill(): void;
 }
 
+/**
+ * `run` gets its status and metrics listeners turned off unless the test names them: test files run
+ * in parallel, and every gateway on the defaults (0.0.0.0:15021/15020) would collide.
+ */
+export function withOperatorPortsOff(args: readonly string[]): readonly string[] {
+  if (args[0] !== 'run') return args;
+  const named = (flag: string): boolean => args.some((arg) => arg === flag || arg.startsWith(`${flag}=`));
+  return [...args, ...(named('--status-address') ? [] : ['--status-address=']), ...(named('--metrics-address') ? [] : ['--metrics-address='])];
+}
+
 export function spawnCli(args: readonly string[], cwd = REPO_ROOT): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  const child = spawn(process.execPath, [CLI, ...withOperatorPortsOff(args)], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));

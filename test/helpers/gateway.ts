@@ -47,6 +47,9 @@ export interface StartGatewayOptions {
   readonly mode?: ProxyMode;
   readonly workload?: string;
   readonly adminAddress?: string;
+  /** Default '' (off): tests run many gateways at once, and 15020/15021 would collide. */
+  readonly statusAddress?: string;
+  readonly metricsAddress?: string;
   readonly watch?: boolean;
 }
 
@@ -68,6 +71,8 @@ export async function startGateway(configPath: string, options: StartGatewayOpti
     plugins: PIPELINE_PLUGINS,
     logger,
     watch: options.watch ?? false,
+    statusAddress: options.statusAddress ?? '',
+    metricsAddress: options.metricsAddress ?? '',
     ...(options.workload === undefined ? {} : { workloadName: options.workload }),
     ...(options.adminAddress === undefined ? {} : { adminAddress: options.adminAddress }),
   });

@@ -12,6 +12,9 @@ import { HTTPRetry } from './virtual-service.js';
 
 export const MESH_CONFIG_API_VERSION = 'meshgate.dev/v1alpha1';
 
+/** `host:port`, `[v6]:port`, or empty (the listener is off). */
+export const LISTEN_ADDRESS_PATTERN = '^$|^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$';
+
 export const ExtensionProvider = strictObject(
   {
     name: Type.String({ minLength: 1, description: 'Name referenced by AuthorizationPolicy `provider.name`.' }),
@@ -46,6 +49,23 @@ export const MeshConfigSpec = strictObject(
       default: '127.0.0.1:15000',
       description: 'host:port of the admin listener (/live, /ready, /metrics, /config_dump). Keep it on loopback.',
     }),
+    statusAddress: Type.String({
+      default: '0.0.0.0:15021',
+      pattern: LISTEN_ADDRESS_PATTERN,
+      description: 'host:port of the status listener (`GET /healthz/ready` only) for kubelet probes and load balancers; empty ⇒ no status listener.',
+    }),
+    metricsAddress: Type.String({
+      default: '0.0.0.0:15020',
+      pattern: LISTEN_ADDRESS_PATTERN,
+      description: 'host:port of the Prometheus listener (`GET /stats/prometheus` only); empty ⇒ no metrics listener (the admin port still serves them).',
+    }),
+    appMetricsUrl: Type.Optional(
+      Type.String({
+        pattern: '^http://[^\\s/]+(/\\S*)?$',
+        description:
+          "http:// URL of the application's own Prometheus metrics, appended to the metrics listener's answer (Istio's metrics merge); an unreachable app adds a comment, never a failed scrape.",
+      }),
+    ),
     outboundTrafficPolicy: defaultedObject(
       {
         mode: stringEnum(
@@ -147,7 +167,7 @@ export const MeshConfigSpec = strictObject(
           description: "Record Istio's standard per-request series (istio_requests_total and the three histograms); meshgate's own series are always kept.",
         }),
       },
-      'Prometheus metrics on the admin port.',
+      'Prometheus metrics on the metrics and admin ports.',
     ),
     tracing: defaultedObject(
       {
