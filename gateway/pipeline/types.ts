@@ -145,6 +145,11 @@ export interface RequestAttributes {
 }
 
 export interface RequestContext {
+  /**
+   * True on a sidecar's outbound (app-facing) listener. Istio applies AuthorizationPolicy and
+   * RequestAuthentication to the traffic a workload receives, never to the calls it makes.
+   */
+  readonly outbound: boolean;
   readonly snapshotGeneration: number;
   /** MeshConfig.debugHeaders: local replies also say why in `x-meshgate-reason`. */
   readonly debugHeaders: boolean;

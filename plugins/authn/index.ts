@@ -103,7 +103,7 @@ function tokenToVerify(request: FastifyRequest, reply: FastifyReply, compiled: C
  */
 function authenticateHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const compiled = request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME);
-  if (compiled.rules.length === 0) {
+  if (request.mesh.outbound || compiled.rules.length === 0) {
     done();
     return;
   }

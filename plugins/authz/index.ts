@@ -123,7 +123,7 @@ const customHook = conditionalHook(() => true, authorizeWithCustom);
  */
 function authorizeHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
-  if (!hasPolicies(compiled)) {
+  if (request.mesh.outbound || !hasPolicies(compiled)) {
     done();
     return;
   }

@@ -107,6 +107,16 @@ t.test('order-service calls product-service through its sidecar: Host header, HT
   t.match(seen.headers['x-forwarded-client-cert'], /URI=spiffe:\/\/cluster\.local\/ns\/my-app\/sa\/order-service$/, 'the product app sees the order-service identity');
 });
 
+t.test("a workload's own AuthorizationPolicy guards what it receives, not the calls its app makes through its sidecar (Istio)", async (t) => {
+  // product-service's ALLOW policy admits only order-service to /api/products/* and anyone to /health/*:
+  // applied to product's outbound listener, it would refuse product's own call to /orders/….
+  const outbound = await get(mesh.ports.productOutbound, '/orders/5', { host: 'order-service' });
+  t.equal(outbound.status, 200, outbound.body);
+  t.equal(JSON.parse(outbound.body).url, '/orders/5', 'the call reached order-service');
+  const inbound = await get(mesh.ports.ingress, '/api/products/5');
+  t.equal(inbound.status, 403, 'the same policy still denies the ingress on product’s inbound listener');
+});
+
 t.test('STRICT: plaintext straight to the inbound port is refused and the app never sees it', async (t) => {
   const before = mesh.productApp.received.length;
   await t.rejects(get(mesh.ports.productInbound, '/health/ping'), 'the connection is closed');
