@@ -27,8 +27,26 @@ export interface SubscribeOptions {
 }
 
 export interface BrokerSubscription {
-  /** Stops taking new messages; resolves once the messages being handled are settled. */
+  /**
+   * Stops taking new messages; resolves once the messages being handled are settled or after
+   * CLOSE_DRAIN_MS, whichever comes first (an unsettled message stays with the broker and is redelivered).
+   */
   close(): Promise<void>;
+}
+
+/** How long closing a subscription waits for the app to answer the messages it is handling. */
+export const CLOSE_DRAIN_MS = 5000;
+
+/** Resolves when `work` settles or after `ms`, whichever is first. */
+export function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void work.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 export interface PubSubBroker {
@@ -71,35 +89,4 @@ export function metadataBoolean(metadata: Readonly<Record<string, string>>, fiel
   if (text === 'true' || text === '1') return true;
   if (text === 'false' || text === '0') return false;
   throw new BrokerConfigError(`metadata ${field}: expected true or false, got ${JSON.stringify(text)}`);
-}
-
-/** Runs at most `limit` handlers at once, so one slow app cannot make a broker buffer without bound. */
-export class ConcurrencyGate {
-  private active = 0;
-  private readonly waiters: Array<() => void> = [];
-  private readonly idleWaiters: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiters.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      const next = this.waiters.shift();
-      if (next !== undefined) next();
-      else if (this.active === 0) for (const idle of this.idleWaiters.splice(0)) idle();
-    }
-  }
-
-  get busy(): boolean {
-    return this.active >= this.limit;
-  }
-
-  idle(): Promise<void> {
-    if (this.active === 0 && this.waiters.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
 }

@@ -4,7 +4,7 @@
  * puts the message back after `redeliverInterval` (default 1s). Nothing survives a restart.
  */
 import type { Logger } from 'pino';
-import { metadataDurationMs } from './broker.js';
+import { CLOSE_DRAIN_MS, metadataDurationMs, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const DEFAULT_REDELIVER_INTERVAL_MS = 1000;
@@ -84,7 +84,7 @@ export class InMemoryBroker implements PubSubBroker {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    await Promise.all([...this.pending]);
+    await settledWithin(Promise.all([...this.pending]), CLOSE_DRAIN_MS);
     this.topics.clear();
   }
 }

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import type * as Amqp from 'amqplib';
 import type { Logger } from 'pino';
-import { BrokerConfigError, metadataBoolean, metadataInteger } from './broker.js';
+import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -200,7 +200,7 @@ class RabbitSubscription implements BrokerSubscription {
     if (this.closed) return;
     this.closed = true;
     await this.stopConsuming();
-    await Promise.all([...this.inFlight]);
+    await settledWithin(Promise.all([...this.inFlight]), CLOSE_DRAIN_MS);
     const channel = this.channel;
     this.channel = null;
     this.wake?.();

@@ -15,11 +15,7 @@ import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import type * as IORedis from 'ioredis';
 import type { Logger } from 'pino';
-import {
-  BrokerConfigError,
-  metadataDurationMs,
-  metadataInteger,
-} from './broker.js';
+import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const DEFAULT_PROCESSING_TIMEOUT_MS = 60_000;
@@ -111,7 +107,7 @@ function toMessage(entry: RawEntry): BrokerMessage | null {
 
 class StreamSubscription implements BrokerSubscription {
   private closed = false;
-  private readonly inFlight = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<void>>();
   private slotWaiter: (() => void) | null = null;
   private readonly readLoop: Promise<void>;
   private readonly reclaimTimer: NodeJS.Timeout | undefined;
@@ -174,13 +170,13 @@ class StreamSubscription implements BrokerSubscription {
   private dispatch(entry: RawEntry): void {
     const message = toMessage(entry);
     if (message === null || this.inFlight.has(message.brokerId)) return;
-    this.inFlight.add(message.brokerId);
-    void this.handle(message).finally(() => {
+    const settled = this.handle(message).finally(() => {
       this.inFlight.delete(message.brokerId);
       const waiter = this.slotWaiter;
       this.slotWaiter = null;
       waiter?.();
     });
+    this.inFlight.set(message.brokerId, settled);
   }
 
   private async handle(message: BrokerMessage): Promise<void> {
@@ -232,7 +228,7 @@ class StreamSubscription implements BrokerSubscription {
     this.slotWaiter?.();
     this.reader.disconnect();
     await this.readLoop;
-    while (this.inFlight.size > 0) await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+    await settledWithin(Promise.all(this.inFlight.values()), CLOSE_DRAIN_MS);
   }
 }
 
