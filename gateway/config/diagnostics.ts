@@ -2,7 +2,8 @@
  * The catalogue of config diagnostics. Codes are stable (tests, docs and users' CI scripts pin them):
  * never renumber, only add. MG00xx = reading and parsing, MG01xx = schema, MG02xx = routing and
  * traffic cross-references, MG03xx = security policies, MG04xx = gateways and listeners, MG07xx = route
- * compilation, MG09xx = which proxy this process is (workload and Sidecar).
+ * compilation, MG09xx = which proxy this process is (workload and Sidecar), MG13xx = the Dapr API
+ * (Components, Subscriptions, app id).
  * A plugin owns the codes of its feature and declares them on its MeshPlugin (`diagnostics`):
  * MG08xx = access log, MG11xx = rate limiting. One code means one problem with one severity.
  * docs/diagnostics.md is generated from this table plus the plugins' definitions
@@ -90,6 +91,12 @@ const definitions = [
   ['MG0903', 'error', 'Workload required', 'Sidecar mode needs `--workload NAME`, the WorkloadEntry this proxy runs beside; without it the proxy has no identity, labels or policies.'],
   ['MG0904', 'error', 'No Sidecar selects the workload', 'No Sidecar resource in the workload\'s namespace or the root namespace selects the workload (by `workloadSelector`, or by having none). The Sidecar defines the inbound port, the local app (`ingress[].defaultEndpoint`) and the outbound listener, so the proxy cannot start without one.'],
   ['MG0905', 'error', 'Invalid defaultEndpoint', 'The selected Sidecar\'s `ingress[0].defaultEndpoint` must be `<host>:<port>` of the local app (an IPv6 address in brackets, port 1 to 65535); `0.0.0.0` means 127.0.0.1. Istio\'s `unix://` endpoints are not supported.'],
+  ['MG1301', 'warning', 'Component type not served', 'No building block of this sidecar serves the Component\'s `spec.type` (meshgate serves `state.redis`, `state.in-memory` and the `secretstores.local.env`/`secretstores.local.file` secret stores, plus the types of the other enabled building blocks). The Component is left out of the Dapr API and `/v1.0/metadata`; the rest of the config is used.'],
+  ['MG1302', 'error', 'Invalid component metadata', 'A Component metadata field is missing, repeated, malformed (e.g. a non-numeric `redisDB` or `ttlInSeconds`, an unknown `keyPrefix` form), or sets more than one of `value`, `secretKeyRef` and `envRef`.'],
+  ['MG1303', 'error', 'Secret not found', 'A `secretKeyRef` or `envRef` of a Component this sidecar loads cannot be resolved: the environment variable is unset, the secrets file has no such key, or the secret directory `<credentialsDirectory>/<name>/<key>` is missing. The sidecar would otherwise start with an empty password.'],
+  ['MG1304', 'error', 'Unknown secret store', 'A Component\'s `auth.secretStore` names no `secretstores.local.env` or `secretstores.local.file` Component in its namespace.'],
+  ['MG1305', 'warning', 'Subscription without pub/sub', 'A Subscription names a `pubsubname` that no pub/sub Component of its namespace defines; it delivers nothing until one does.'],
+  ['MG1306', 'error', 'Invalid app id', 'The `dapr.io/app-id` annotation of the WorkloadEntry (the sidecar\'s Dapr app id) must be a DNS-1123 label: no `.` (it separates the namespace in `appId.namespace`) and no `||` (the state key separator).'],
 ] as const satisfies readonly (readonly [string, Severity, string, string])[];
 
 export type DiagnosticCode = (typeof definitions)[number][0];

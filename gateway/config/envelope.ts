@@ -40,6 +40,8 @@ export interface Envelope {
   readonly definition: KindDefinition | undefined;
   readonly metadata: ResourceMetadata | undefined;
   readonly spec: unknown;
+  /** The kind's extra top-level fields (KindDefinition.topLevel) as written; undefined for kinds without any. */
+  readonly topLevel: Record<string, unknown> | undefined;
   readonly problems: EnvelopeProblem[];
 }
 
@@ -127,9 +129,6 @@ function resolveKind(apiVersion: string, kind: string, registry: KindRegistry, p
 
 export function readEnvelope(document: Record<string, unknown>, registry: KindRegistry): Envelope {
   const problems: EnvelopeProblem[] = [];
-  for (const key of Object.keys(document)) {
-    if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"` });
-  }
   const { apiVersion, kind } = document;
   let definition: KindDefinition | undefined;
   if (typeof apiVersion !== 'string' || apiVersion === '') {
@@ -141,6 +140,12 @@ export function readEnvelope(document: Record<string, unknown>, registry: KindRe
   if (typeof apiVersion === 'string' && apiVersion !== '' && typeof kind === 'string' && kind !== '') {
     definition = resolveKind(apiVersion, kind, registry, problems);
   }
+  const extraFields = new Set(definition?.topLevel === undefined ? [] : Object.keys(definition.topLevel.properties));
+  const topLevel: Record<string, unknown> | undefined = definition?.topLevel === undefined ? undefined : {};
+  for (const key of Object.keys(document)) {
+    if (topLevel !== undefined && extraFields.has(key)) topLevel[key] = document[key];
+    else if (!ENVELOPE_FIELDS.has(key)) problems.push({ code: 'MG0010', path: [key], message: `unknown top-level field "${key}"` });
+  }
   const metadata = readMetadata(document.metadata, problems);
   return {
     apiVersion: typeof apiVersion === 'string' ? apiVersion : '',
@@ -148,6 +153,7 @@ export function readEnvelope(document: Record<string, unknown>, registry: KindRe
     definition,
     metadata,
     spec: document.spec ?? {},
+    topLevel,
     problems,
   };
 }

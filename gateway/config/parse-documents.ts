@@ -109,6 +109,11 @@ function toResource(
   for (const problem of schemaProblems(envelope.definition.spec, spec)) {
     report(problem.code, ['spec', ...problem.path], problem.message);
   }
+  let topLevel: unknown;
+  if (envelope.definition.topLevel !== undefined) {
+    topLevel = Value.Default(envelope.definition.topLevel, structuredClone(envelope.topLevel ?? {}));
+    for (const problem of schemaProblems(envelope.definition.topLevel, topLevel)) report(problem.code, problem.path, problem.message);
+  }
   if (failed || envelope.metadata === undefined) return undefined;
   const metadata: ResourceMetadata = envelope.metadata;
   return {
@@ -116,6 +121,7 @@ function toResource(
     kind: envelope.kind,
     metadata: deepFreeze(metadata),
     spec: deepFreeze(spec),
+    ...(topLevel === undefined ? {} : { topLevel: deepFreeze(topLevel as Record<string, unknown>) }),
     source: { ...at([]), order },
     at,
   };

@@ -80,6 +80,10 @@ export function buildPublishedSchema(extraKinds: readonly PluginKind[] = []): Js
         metadata: METADATA,
         spec: { type: 'object', description: 'The resource specification.' },
         status: { description: 'Ignored.' },
+        // Dapr writes these beside spec; the loader accepts each only for the kinds that declare it.
+        ...Object.fromEntries(
+          registry.kinds.flatMap((k) => Object.entries(k.topLevel?.properties ?? {})).map(([name, schema]) => [name, forEditors(JSON.parse(JSON.stringify(schema)) as Json)]),
+        ),
       },
       required: ['apiVersion', 'kind', 'metadata'],
       additionalProperties: false,

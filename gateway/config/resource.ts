@@ -23,6 +23,8 @@ export interface Resource<Spec = unknown> {
   readonly kind: string;
   readonly metadata: ResourceMetadata;
   readonly spec: Spec;
+  /** Kinds with fields beside `spec` (dapr.io: `scopes`, `auth`): those fields, schema-checked; absent for other kinds. */
+  readonly topLevel?: Readonly<Record<string, unknown>>;
   /** Position of the document start; `order` is the global document order across all files (file order = "oldest wins"). */
   readonly source: SourcePosition & { readonly order: number };
   /** Position of a field inside this resource, e.g. `at(['spec', 'http', 0, 'route'])`; falls back to the nearest parent. */

@@ -51,6 +51,7 @@ export function configDump(snapshot: Snapshot | null, lastRejected: readonly Dia
         status: warnings.length === 0 ? 'valid' : 'valid-with-warnings',
         warnings: warnings.map(diagnosticView),
         spec: redactSecrets(r.spec),
+        ...(r.topLevel === undefined ? {} : redactSecrets(r.topLevel) as Record<string, unknown>),
       };
     }),
     listeners:

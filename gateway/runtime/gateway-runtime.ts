@@ -14,6 +14,7 @@ import { meshIdentityProvider } from '../identity/mesh-identity.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
+import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
 import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
@@ -134,6 +135,7 @@ export class GatewayRuntime {
     this.watcher?.close();
     await this.listeners?.closeAll(this.drainMs());
     for (const plugin of this.options.plugins) await plugin.shutdown?.();
+    await shutdownDapr();
     await this.clusters?.close();
     this.identity?.close();
     await this.admin?.close();
@@ -198,6 +200,7 @@ export class GatewayRuntime {
     setConfigGeneration(snapshot.generation);
     setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
+    activateDapr(snapshot.dapr);
   }
 
   private recordCertificate(): void {

@@ -21,6 +21,8 @@ import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import { validateResources } from '../config/validate.js';
+import { compileDapr } from '../dapr/snapshot.js';
+import type { DaprSnapshot } from '../dapr/snapshot.js';
 import { createNormalizer } from '../http/normalize.js';
 import type { Normalizer } from '../http/normalize.js';
 import type { MeshPlugin, ProxyMode, WorkloadInfo } from '../pipeline/types.js';
@@ -86,6 +88,8 @@ export interface CompiledConfig {
   /** Ingress mode: the listeners the Gateway servers ask for. */
   readonly listenerPlans: readonly ListenerPlan[];
   readonly pluginStates: ReadonlyMap<string, unknown>;
+  /** Sidecar mode: the Dapr API's app id, components and building blocks; null for the ingress. */
+  readonly dapr: DaprSnapshot | null;
 }
 
 export type CompileResult = { readonly ok: true; readonly config: CompiledConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -154,6 +158,16 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       ? 'PERMISSIVE'
       : effectiveMtlsMode(ofKind<PeerAuthenticationSpec>(resources, 'PeerAuthentication'), workload, sidecar.inbound.port, mesh.rootNamespace).mode;
 
+  const dapr = compileDapr({
+    resources,
+    workload: options.mode === 'sidecar' && sidecar !== null ? workload : null,
+    registry,
+    credentialsDirectory: resolve(configDirectory(configPath), mesh.credentialsDirectory),
+    configDirectory: configDirectory(configPath),
+    env: process.env,
+    diagnostics,
+  });
+
   const pluginStates = new Map<string, unknown>();
   for (const plugin of options.plugins) {
     pluginStates.set(
@@ -179,6 +193,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       inboundMtls,
       listenerPlans,
       pluginStates,
+      dapr,
     },
   };
 }

@@ -2,9 +2,11 @@
  * The registry of config kinds: Istio's core kinds with every API version Istio serves them under
  * (the versions share one schema), meshgate's own kinds, and kinds contributed by plugins.
  */
-import type { TSchema } from '@sinclair/typebox';
+import type { TObject, TSchema } from '@sinclair/typebox';
 import type { PluginKind } from '../../pipeline/types.js';
 import { AuthorizationPolicySpec } from './authorization-policy.js';
+import { DAPR_COMPONENT_TOP_LEVEL, DaprComponentSpec } from './dapr-component.js';
+import { DAPR_SUBSCRIPTION_TOP_LEVEL, DaprSubscriptionV1Spec, DaprSubscriptionV2Spec } from './dapr-subscription.js';
 import { DestinationRuleSpec } from './destination-rule.js';
 import { GatewaySpec } from './gateway.js';
 import { MeshConfigSpec } from './mesh-config.js';
@@ -18,6 +20,7 @@ import { WorkloadEntrySpec } from './workload-entry.js';
 export const NETWORKING_GROUP = 'networking.istio.io';
 export const SECURITY_GROUP = 'security.istio.io';
 export const MESHGATE_GROUP = 'meshgate.dev';
+export const DAPR_GROUP = 'dapr.io';
 
 const NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
 const SECURITY_VERSIONS = ['v1', 'v1beta1'] as const;
@@ -29,6 +32,11 @@ export interface KindDefinition {
   readonly spec: TSchema;
   /** Whether the kind came from a plugin (affects nothing but diagnostics and the published schema's ordering). */
   readonly origin: 'core' | 'plugin';
+  /**
+   * Fields the document carries at its top level beside `spec` (Dapr's `scopes`, `auth`), as one closed
+   * object schema; validated like the spec and kept on the resource as `topLevel`.
+   */
+  readonly topLevel?: TObject;
 }
 
 export const CORE_KINDS: readonly KindDefinition[] = [
@@ -42,6 +50,10 @@ export const CORE_KINDS: readonly KindDefinition[] = [
   { group: SECURITY_GROUP, versions: SECURITY_VERSIONS, kind: 'PeerAuthentication', spec: PeerAuthenticationSpec, origin: 'core' },
   { group: SECURITY_GROUP, versions: SECURITY_VERSIONS, kind: 'RequestAuthentication', spec: RequestAuthenticationSpec, origin: 'core' },
   { group: MESHGATE_GROUP, versions: ['v1alpha1'], kind: 'MeshConfig', spec: MeshConfigSpec, origin: 'core' },
+  { group: DAPR_GROUP, versions: ['v1alpha1'], kind: 'Component', spec: DaprComponentSpec, origin: 'core', topLevel: DAPR_COMPONENT_TOP_LEVEL },
+  // Dapr's two Subscription versions have different shapes (route vs routes), hence two definitions.
+  { group: DAPR_GROUP, versions: ['v2alpha1'], kind: 'Subscription', spec: DaprSubscriptionV2Spec, origin: 'core', topLevel: DAPR_SUBSCRIPTION_TOP_LEVEL },
+  { group: DAPR_GROUP, versions: ['v1alpha1'], kind: 'Subscription', spec: DaprSubscriptionV1Spec, origin: 'core', topLevel: DAPR_SUBSCRIPTION_TOP_LEVEL },
 ];
 
 export interface KindRegistry {
