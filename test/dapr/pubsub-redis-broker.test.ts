@@ -59,7 +59,7 @@ t.test('metadata is read as Dapr documents it, and bad values name the field', a
   t.equal(settings.processingTimeoutMs, 1500, 'a bare number is milliseconds');
   t.equal(settings.redeliverIntervalMs, 2000);
   t.equal(settings.maxLenApprox, 50);
-  t.throws(() => redisStreamsSettings({}), /redisHost is required/);
+  t.throws(() => redisStreamsSettings({}), /redisHost: is required/);
   t.ok(captureError(() => redisStreamsSettings({})) instanceof BrokerConfigError);
   t.throws(() => redisStreamsSettings({ redisHost: 'x:1', processingTimeout: 'soon' }), /processingTimeout/);
   t.throws(() => redisStreamsSettings({ redisHost: 'x:1', maxLenApprox: '-3' }), /maxLenApprox/);

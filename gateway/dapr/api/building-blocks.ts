@@ -3,5 +3,6 @@
  * gateway/dapr/<name>/ exporting a DaprBuildingBlock and add one line here.
  */
 import type { DaprBuildingBlock } from './building-block.js';
+import { pubsubBlock } from '../pubsub/index.js';
 
-export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [];
+export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [pubsubBlock];

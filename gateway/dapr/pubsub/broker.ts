@@ -58,8 +58,17 @@ export interface PubSubBroker {
   close(): Promise<void>;
 }
 
-/** A component whose metadata cannot make a broker; the message names the field. */
-export class BrokerConfigError extends Error {}
+/** A component whose metadata cannot make a broker; `field` is the metadata field at fault. */
+export class BrokerConfigError extends Error {
+  override readonly name = 'BrokerConfigError';
+
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`metadata ${field}: ${message}`);
+  }
+}
 
 /** Dapr's duration metadata: Go durations (`"60s"`) or a bare number of milliseconds. */
 export function metadataDurationMs(metadata: Readonly<Record<string, string>>, field: string, fallbackMs: number): number {
@@ -69,7 +78,7 @@ export function metadataDurationMs(metadata: Readonly<Record<string, string>>, f
   try {
     return parseDuration(text);
   } catch (error) {
-    throw new BrokerConfigError(`metadata ${field}: ${(error as Error).message}`);
+    throw new BrokerConfigError(field, (error as Error).message);
   }
 }
 
@@ -78,7 +87,7 @@ export function metadataInteger(metadata: Readonly<Record<string, string>>, fiel
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
   if (!Number.isInteger(value) || value < minimum) {
-    throw new BrokerConfigError(`metadata ${field}: expected an integer ≥ ${minimum}, got ${JSON.stringify(text)}`);
+    throw new BrokerConfigError(field, `expected an integer ≥ ${minimum}, got ${JSON.stringify(text)}`);
   }
   return value;
 }
@@ -88,5 +97,5 @@ export function metadataBoolean(metadata: Readonly<Record<string, string>>, fiel
   if (text === undefined || text === '') return fallback;
   if (text === 'true' || text === '1') return true;
   if (text === 'false' || text === '0') return false;
-  throw new BrokerConfigError(`metadata ${field}: expected true or false, got ${JSON.stringify(text)}`);
+  throw new BrokerConfigError(field, `expected true or false, got ${JSON.stringify(text)}`);
 }

@@ -7,7 +7,7 @@
  * out the message goes to the dead-letter topic, or is handed back to the broker (`nack`) so it is
  * redelivered later — nothing is acked before the app said so.
  */
-import type { Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { CLOUDEVENTS_CONTENT_TYPE, CloudEventError, eventForDelivery, SYSTEM_ENVELOPE_CLOCK } from './cloudevent.js';
 import type { EnvelopeClock } from './cloudevent.js';
 import type { BrokerMessage, HandlerVerdict, MessageHandler } from './broker.js';
@@ -100,7 +100,7 @@ export interface DeliveryDependencies {
   readonly clock?: EnvelopeClock;
   /** Publishes to the dead-letter topic on the SAME pubsub. */
   readonly publishDeadLetter: (topic: string, data: Buffer, metadata: Readonly<Record<string, string>>) => Promise<void>;
-  readonly logger: Logger;
+  readonly logger: FastifyBaseLogger;
   /** Called once per message with its outcome: metrics, spans, access log. */
   readonly onDelivered?: (report: DeliveryReport) => void;
 }
@@ -160,6 +160,11 @@ export function deliveryHandler(target: DeliveryTarget, deps: DeliveryDependenci
       return 'ack';
     }
     const path = target.route(event.envelope);
+    if (path === '') {
+      log.warn({ eventId: event.id }, 'pubsub: no routing rule matched and the subscription has no default route; dropping the event');
+      report(event.id, path, 'dropped', 0, event.traceparent);
+      return 'ack';
+    }
     const headers = deliveryHeaders(message, target, event.traceparent);
     let lastReason = '';
     for (let attempt = 1; attempt <= deps.policy.maxAttempts; attempt++) {

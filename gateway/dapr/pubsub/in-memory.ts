@@ -3,7 +3,7 @@
  * consumer group gets every message once, spread round-robin over the group's subscribers. A `nack`
  * puts the message back after `redeliverInterval` (default 1s). Nothing survives a restart.
  */
-import type { Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { CLOSE_DRAIN_MS, metadataDurationMs, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -29,7 +29,7 @@ export class InMemoryBroker implements PubSubBroker {
 
   constructor(
     metadata: Readonly<Record<string, string>>,
-    private readonly logger: Logger,
+    private readonly logger: FastifyBaseLogger,
   ) {
     this.redeliverIntervalMs = metadataDurationMs(metadata, 'redeliverInterval', DEFAULT_REDELIVER_INTERVAL_MS);
   }

@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import type * as Amqp from 'amqplib';
-import type { Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -46,12 +46,12 @@ function connectionUrl(metadata: Readonly<Record<string, string>>): string {
   // Older Dapr releases (and the seed's component) give the URL as `host`.
   const given = metadata['connectionString']?.trim() || metadata['host']?.trim();
   if (given !== undefined && given !== '') {
-    if (!/^amqps?:\/\//.test(given)) throw new BrokerConfigError(`metadata connectionString: expected amqp://user:pass@host:port, got ${JSON.stringify(given)}`);
+    if (!/^amqps?:\/\//.test(given)) throw new BrokerConfigError(metadata['connectionString'] ? 'connectionString' : 'host', `expected amqp://user:pass@host:port, got ${JSON.stringify(safeUrl(given))}`);
     return given;
   }
   const hostname = metadata['hostname']?.trim();
   if (hostname === undefined || hostname === '') {
-    throw new BrokerConfigError('metadata connectionString (or host, or hostname) is required');
+    throw new BrokerConfigError('connectionString', 'is required (or host, or hostname)');
   }
   const protocol = metadata['protocol']?.trim() || 'amqp';
   const user = encodeURIComponent(metadata['username'] ?? 'guest');
@@ -62,7 +62,7 @@ function connectionUrl(metadata: Readonly<Record<string, string>>): string {
 export function rabbitMqSettings(metadata: Readonly<Record<string, string>>): RabbitMqSettings {
   const exchangeKind = metadata['exchangeKind']?.trim() || 'fanout';
   if (!['fanout', 'topic', 'direct', 'headers'].includes(exchangeKind)) {
-    throw new BrokerConfigError(`metadata exchangeKind: expected fanout, topic, direct or headers, got ${JSON.stringify(exchangeKind)}`);
+    throw new BrokerConfigError('exchangeKind', `expected fanout, topic, direct or headers, got ${JSON.stringify(exchangeKind)}`);
   }
   const deliveryMode = metadataInteger(metadata, 'deliveryMode', 2);
   return {
@@ -97,7 +97,7 @@ class RabbitSubscription implements BrokerSubscription {
     private readonly settings: RabbitMqSettings,
     private readonly options: SubscribeOptions,
     private readonly handler: MessageHandler,
-    private readonly logger: Logger,
+    private readonly logger: FastifyBaseLogger,
   ) {
     this.running = this.run();
   }
@@ -223,7 +223,7 @@ export class RabbitMqBroker implements PubSubBroker {
 
   constructor(
     private readonly settings: RabbitMqSettings,
-    private readonly logger: Logger,
+    private readonly logger: FastifyBaseLogger,
   ) {}
 
   /** The live connection, made on first use and again after a loss. */

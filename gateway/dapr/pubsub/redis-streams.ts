@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import type * as IORedis from 'ioredis';
-import type { Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -51,15 +51,15 @@ export interface RedisStreamsSettings {
 /** Reads Dapr's `pubsub.redis` metadata; throws BrokerConfigError naming the field. */
 export function redisStreamsSettings(metadata: Readonly<Record<string, string>>): RedisStreamsSettings {
   const address = metadata['redisHost']?.trim();
-  if (address === undefined || address === '') throw new BrokerConfigError('metadata redisHost is required (host:port)');
+  if (address === undefined || address === '') throw new BrokerConfigError('redisHost', 'is required (host:port)');
   const colon = address.lastIndexOf(':');
   const host = colon === -1 ? address : address.slice(0, colon);
   const port = colon === -1 ? 6379 : Number(address.slice(colon + 1));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BrokerConfigError(`metadata redisHost: bad port in ${JSON.stringify(address)}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BrokerConfigError('redisHost', `bad port in ${JSON.stringify(address)}`);
   if (metadata['maxLenApprox'] !== undefined && metadata['streamTTL'] !== undefined) {
-    throw new BrokerConfigError('metadata maxLenApprox and streamTTL exclude each other');
+    throw new BrokerConfigError('streamTTL', 'maxLenApprox and streamTTL exclude each other');
   }
-  if (metadata['streamTTL'] !== undefined) throw new BrokerConfigError('metadata streamTTL is not supported; use maxLenApprox');
+  if (metadata['streamTTL'] !== undefined) throw new BrokerConfigError('streamTTL', 'is not supported; use maxLenApprox');
   const maxLen = metadata['maxLenApprox'] === undefined ? undefined : metadataInteger(metadata, 'maxLenApprox', 0, 1);
   return {
     host: host.replace(/^\[(.*)\]$/, '$1'),
@@ -120,7 +120,7 @@ class StreamSubscription implements BrokerSubscription {
     private readonly topic: string,
     private readonly group: string,
     private readonly handler: MessageHandler,
-    private readonly logger: Logger,
+    private readonly logger: FastifyBaseLogger,
   ) {
     this.readLoop = this.read();
     if (settings.processingTimeoutMs > 0 && settings.redeliverIntervalMs > 0) {
@@ -240,7 +240,7 @@ export class RedisStreamsBroker implements PubSubBroker {
 
   constructor(
     private readonly settings: RedisStreamsSettings,
-    private readonly logger: Logger,
+    private readonly logger: FastifyBaseLogger,
   ) {
     this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS });
     this.control = this.connect({ maxRetriesPerRequest: null });
