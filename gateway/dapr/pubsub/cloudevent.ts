@@ -15,7 +15,9 @@ const DEFAULT_DATA_CONTENT_TYPE = 'text/plain';
 const OVERRIDABLE_FIELDS = ['id', 'source', 'type', 'subject', 'traceparent', 'tracestate'] as const;
 
 /** A publish request the envelope cannot be built from; the API answers 400. */
-export class CloudEventError extends Error {}
+export class CloudEventError extends Error {
+  override readonly name = 'CloudEventError';
+}
 
 export interface PublishInput {
   readonly pubsubName: string;

@@ -8,7 +8,9 @@
 
 export type EventPredicate = (event: Readonly<Record<string, unknown>>) => boolean;
 
-export class RoutingRuleError extends Error {}
+export class RoutingRuleError extends Error {
+  override readonly name = 'RoutingRuleError';
+}
 
 const COMPARISON = /^event\.([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*(==|!=)\s*("(?:[^"\\]|\\.)*"|'[^'\\]*'|-?\d+(?:\.\d+)?|true|false)$/;
 
