@@ -32,10 +32,15 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
 const DAPR_INVOKE = /^\/v1\.0\/invoke\/([^/]+)\/method(\/.*)?$/;
 
 /**
- * Dapr-style service invocation on the outbound listener: `/v1.0/invoke/<app-id>/method/<path>` calls
- * `<path>` on the service whose host is the app id (what the seed's Go example does through its sidecar).
+ * Dapr-style service invocation on the outbound listener: `/v1.0/invoke/<app-id>/method/<path>`, or any
+ * path with a `dapr-app-id` header (which wins, as in Dapr), calls `<path>` on the service of that app
+ * id (what the seed's Go example does through its sidecar). The app id may be `appId.namespace`.
  */
-export function daprInvocation(path: string): { appId: string; path: string } | null {
+export function daprInvocation(path: string, appIdHeader: string | string[] | undefined): { appId: string; path: string } | null {
+  if (typeof appIdHeader === 'string' && appIdHeader !== '') {
+    const match = DAPR_INVOKE.exec(path);
+    return { appId: appIdHeader.toLowerCase(), path: match === null ? path : (match[2] ?? '/') };
+  }
   const match = DAPR_INVOKE.exec(path);
   if (match === null) return null;
   return { appId: (match[1] as string).toLowerCase(), path: match[2] ?? '/' };
@@ -47,8 +52,10 @@ export function computeAttributes(request: FastifyRequest, listener: ListenerSpe
   if (hasDuplicateHost(raw.rawHeaders)) return { ok: false, reason: 'duplicate_host_header' };
   const normalized = snapshot.normalize(raw.url ?? '/');
   if (!normalized.ok) return { ok: false, reason: normalized.reason };
-  const invoked = listener.direction === 'outbound' ? daprInvocation(normalized.path) : null;
-  const target = invoked === null ? normalized : { ...normalized, path: invoked.path, absoluteAuthority: invoked.appId };
+  const invoked = listener.direction === 'outbound' ? daprInvocation(normalized.path, raw.headers['dapr-app-id']) : null;
+  // An app id no service has keeps its own name as host; the Dapr API answers it before routing matters.
+  const target =
+    invoked === null ? normalized : { ...normalized, path: invoked.path, absoluteAuthority: snapshot.dapr?.invokeHost(invoked.appId) ?? invoked.appId };
   const hostHeader = raw.headers.host ?? (raw.headers[':authority'] as string | undefined) ?? '';
   const authority = normalizeAuthority(target.absoluteAuthority ?? hostHeader);
   if (authority.host === '' && listener.direction !== 'inbound') return { ok: false, reason: 'missing_host' };

@@ -8,6 +8,7 @@ import type { CompiledDestination } from '../router/types.js';
 import { INBOUND_APP_HOST, PASSTHROUGH_HOST } from '../runtime/core-clusters.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { NO_CLUSTER } from '../upstream/replies.js';
+import { OWN_LISTENER } from './loop-guard.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 
 export type DestinationChoice =
@@ -54,5 +55,6 @@ export function chooseDestination(ctx: ProxyRequestContext, random: number): Des
   if (cluster !== undefined) return { kind: 'cluster', cluster, destination: null };
   const passthrough = clusters.get(PASSTHROUGH_HOST);
   if (passthrough === undefined) return { kind: 'reply', reply: blackhole(host) };
+  if (ctx.snapshot.isOwnOutbound(host, port)) return { kind: 'reply', reply: OWN_LISTENER };
   return { kind: 'cluster', cluster: passthrough, destination: null, passthrough: { host, port } };
 }

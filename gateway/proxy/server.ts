@@ -10,10 +10,12 @@ import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
 import type { MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
+import { registerDaprApi } from '../dapr/api/routes.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';
 import type { TlsListener } from '../listeners/tls-server.js';
 import { hostListed } from './listener-spec.js';
+import { LOOP_DETECTED, MAX_PROXY_HOPS, hopsOf } from './loop-guard.js';
 import type { ListenerSpec } from './listener-spec.js';
 import { ProxyRequestContext } from './proxy-context.js';
 import { proxyHandler } from './terminal.js';
@@ -30,6 +32,8 @@ export interface ProxyServerOptions {
   readonly serverFactory?: FastifyServerFactory;
   /** Idle keep-alive timeout for client connections. */
   readonly keepAliveTimeoutMs?: number;
+  /** Outbound listeners: what the Dapr API's `POST /v1.0/shutdown` calls. */
+  readonly requestShutdown?: () => void;
 }
 
 function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): RequestAttributes {
@@ -107,6 +111,10 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
       return;
     }
     request.mesh = new ProxyRequestContext(snapshot, listener, result.attrs, requestId);
+    if (hopsOf(request.headers) >= MAX_PROXY_HOPS) {
+      sendLocalReply(request, reply, LOOP_DETECTED);
+      return;
+    }
     if (listener.httpsRedirectHosts.length > 0 && hostListed(listener.httpsRedirectHosts, result.attrs.host)) {
       const attrs = result.attrs;
       const target = `https://${attrs.host}${attrs.path}${attrs.query === '' ? '' : `?${attrs.query}`}`;
@@ -124,6 +132,9 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
     return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });
   });
   app.setNotFoundHandler(proxyHandler);
+  if (listener.direction === 'outbound' && options.currentSnapshot().dapr !== null) {
+    await registerDaprApi(app, proxyHandler, { requestShutdown: options.requestShutdown ?? (() => undefined) });
+  }
   app.all('/*', proxyHandler);
   return app;
 }

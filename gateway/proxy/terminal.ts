@@ -12,6 +12,7 @@ import { exchange } from '../upstream/forward.js';
 import type { UpstreamExchange } from '../upstream/forward.js';
 import { chooseDestination } from './destination.js';
 import { appendForwardedFor, cleanResponseHeaders, copyRequestHeaders } from './forward-headers.js';
+import { HOPS_HEADER, hopsOf } from './loop-guard.js';
 import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 import { pendingUpgrade, proxyUpgrade } from './websocket.js';
@@ -44,6 +45,12 @@ function upstreamHeaders(request: FastifyRequest, ctx: ProxyRequestContext, auth
   const headers = copyRequestHeaders(request.headers, direction === 'gateway');
   headers.host = authority;
   headers['x-request-id'] = ctx.requestId;
+  headers[HOPS_HEADER] = String(hopsOf(request.headers) + 1);
+  if (direction === 'outbound') {
+    // The app's credentials and addressing for its own sidecar (Dapr deletes both before forwarding).
+    delete headers['dapr-api-token'];
+    delete headers['dapr-app-id'];
+  }
   if (direction === 'gateway') {
     headers['x-forwarded-for'] = appendForwardedFor(request.headers['x-forwarded-for'], attrs.sourceIp);
     if (ctx.snapshot.mesh.numTrustedProxies === 0 || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = attrs.scheme;

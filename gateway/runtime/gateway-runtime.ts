@@ -96,7 +96,13 @@ export class GatewayRuntime {
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);
-    this.listeners = new ListenerSet({ currentSnapshot: () => this.current(), plugins: options.plugins, logger: options.logger, identity: this.identity });
+    this.listeners = new ListenerSet({
+      currentSnapshot: () => this.current(),
+      plugins: options.plugins,
+      logger: options.logger,
+      identity: this.identity,
+      requestShutdown: () => void this.shutdown('dapr shutdown API'),
+    });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
     const source: AdminSource = {
       mode: options.mode,

@@ -27,6 +27,8 @@ export interface ListenerSetOptions {
   readonly plugins: readonly MeshPlugin[];
   readonly logger: FastifyBaseLogger;
   readonly identity: CertificateStore;
+  /** Drain and stop the process (the Dapr API's `POST /v1.0/shutdown`). */
+  readonly requestShutdown: () => void;
 }
 
 export class ListenerSet {
@@ -86,6 +88,7 @@ export class ListenerSet {
       plugins,
       logger: listenerLogger,
       keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
+      requestShutdown: this.options.requestShutdown,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });

@@ -21,6 +21,7 @@ import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import { validateResources } from '../config/validate.js';
+import { ownOutboundMatcher } from '../proxy/loop-guard.js';
 import { compileDapr } from '../dapr/snapshot.js';
 import type { DaprSnapshot } from '../dapr/snapshot.js';
 import { createNormalizer } from '../http/normalize.js';
@@ -90,6 +91,8 @@ export interface CompiledConfig {
   readonly pluginStates: ReadonlyMap<string, unknown>;
   /** Sidecar mode: the Dapr API's app id, components and building blocks; null for the ingress. */
   readonly dapr: DaprSnapshot | null;
+  /** Whether a passthrough destination is this sidecar's own outbound listener (a certain loop). */
+  readonly isOwnOutbound: (host: string, port: number) => boolean;
 }
 
 export type CompileResult = { readonly ok: true; readonly config: CompiledConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -195,6 +198,10 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       listenerPlans,
       pluginStates,
       dapr,
+      isOwnOutbound: ownOutboundMatcher(
+        sidecar,
+        workloadEntries.find((entry) => entry.metadata.name === workload.name && entry.metadata.namespace === workload.namespace)?.spec.address,
+      ),
     },
   };
 }

@@ -41,8 +41,10 @@ t.test('mirror copies get -shadow before the port', async (t) => {
 });
 
 t.test('Dapr-style invocation names the app and the method path', async (t) => {
-  t.same(daprInvocation('/v1.0/invoke/Product-Service/method/api/products/1'), { appId: 'product-service', path: '/api/products/1' });
-  t.same(daprInvocation('/v1.0/invoke/orders/method'), { appId: 'orders', path: '/' });
-  t.equal(daprInvocation('/v1.0/invoke//method/x'), null);
-  t.equal(daprInvocation('/api/products/1'), null);
+  t.same(daprInvocation('/v1.0/invoke/Product-Service/method/api/products/1', undefined), { appId: 'product-service', path: '/api/products/1' });
+  t.same(daprInvocation('/v1.0/invoke/orders/method', undefined), { appId: 'orders', path: '/' });
+  t.equal(daprInvocation('/v1.0/invoke//method/x', undefined), null);
+  t.equal(daprInvocation('/api/products/1', undefined), null);
+  t.same(daprInvocation('/checkout/100', 'Checkout'), { appId: 'checkout', path: '/checkout/100' }, 'dapr-app-id names the app on any path');
+  t.same(daprInvocation('/v1.0/invoke/a/method/b', 'c'), { appId: 'c', path: '/b' }, 'the header wins over the path');
 });

@@ -45,6 +45,12 @@ export interface DaprMetadataContribution {
   readonly extended?: Readonly<Record<string, string>>;
 }
 
+/** What the running sidecar offers the blocks' routes beyond the request's snapshot. */
+export interface DaprApiHost {
+  /** Drain and stop the sidecar (`POST /v1.0/shutdown`), as SIGTERM does. */
+  requestShutdown(): void;
+}
+
 export interface DaprBuildingBlock<Compiled = unknown> {
   readonly name: string;
   /** Component types the block serves (`state.redis`); a loaded Component no block serves gets MG1301. */
@@ -57,6 +63,6 @@ export interface DaprBuildingBlock<Compiled = unknown> {
   /** Release connections and timers at process exit. */
   shutdown?(): Promise<void>;
   /** Adds the block's routes to an outbound listener's app. */
-  register(app: FastifyInstance): void | Promise<void>;
+  register(app: FastifyInstance, host: DaprApiHost): void | Promise<void>;
   metadata?(compiled: Compiled): DaprMetadataContribution;
 }

@@ -2,7 +2,9 @@
  * THE list of Dapr building blocks a sidecar's outbound listener serves. To add one: write
  * gateway/dapr/<name>/ exporting a DaprBuildingBlock and add one line here.
  */
+import { healthBlock } from '../health/block.js';
+import { metadataBlock } from '../metadata/block.js';
 import type { DaprBuildingBlock } from './building-block.js';
 import { pubsubBlock } from '../pubsub/index.js';
 
-export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [pubsubBlock];
+export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [healthBlock, metadataBlock, pubsubBlock];
