@@ -44,7 +44,23 @@ const BROKER_FACTORIES: Readonly<Record<string, (metadata: Readonly<Record<strin
   },
 };
 
-const runtime = new PubSubRuntime();
+/**
+ * One runtime per app (`namespace/appId`): a process normally serves one sidecar, but tests and the
+ * demo run several in one process, and each must keep its own brokers and subscriptions.
+ */
+const runtimes = new Map<string, PubSubRuntime>();
+let apiLogger: FastifyBaseLogger | null = null;
+
+function runtimeFor(compiled: CompiledPubSub): PubSubRuntime {
+  const key = `${compiled.namespace}/${compiled.appId}`;
+  let runtime = runtimes.get(key);
+  if (runtime === undefined) {
+    runtime = new PubSubRuntime();
+    if (apiLogger !== null) runtime.setLogger(apiLogger.child({ app: key }));
+    runtimes.set(key, runtime);
+  }
+  return runtime;
+}
 
 function brokerKey(component: ResolvedComponent): string {
   const sorted = Object.entries(component.metadata).sort(([a], [b]) => a.localeCompare(b));
@@ -136,6 +152,7 @@ export const pubsubBlock: DaprBuildingBlock<CompiledPubSub> = {
     const token = process.env['APP_API_TOKEN'];
     return {
       appId: input.appId,
+      namespace: input.namespace,
       app: input.appEndpoint,
       appApiToken: token === undefined || token === '' ? null : token,
       components,
@@ -143,14 +160,18 @@ export const pubsubBlock: DaprBuildingBlock<CompiledPubSub> = {
     };
   },
   activated(compiled) {
-    runtime.activate(compiled);
+    runtimeFor(compiled).activate(compiled);
   },
-  shutdown: () => runtime.shutdown(),
+  async shutdown() {
+    const stopping = [...runtimes.values()];
+    runtimes.clear();
+    await Promise.all(stopping.map((runtime) => runtime.shutdown()));
+  },
   register(app) {
-    runtime.setLogger(app.log.child({ block: PUBSUB_BLOCK_NAME }));
-    registerPublishRoutes(app, runtime);
+    apiLogger ??= app.log.child({ block: PUBSUB_BLOCK_NAME });
+    registerPublishRoutes(app, runtimeFor);
   },
-  metadata() {
-    return { subscriptions: runtime.programmaticSubscriptions().map(metadataEntry) };
+  metadata(compiled) {
+    return { subscriptions: runtimeFor(compiled).programmaticSubscriptions().map(metadataEntry) };
   },
 };

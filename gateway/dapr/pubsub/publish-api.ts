@@ -71,7 +71,7 @@ async function readPublishBody(request: FastifyRequest, reply: FastifyReply): Pr
   } catch (error) {
     if (error instanceof BodyTooLargeError) {
       reply.header('connection', 'close');
-      return daprError(request, reply, 413, 'ERR_PUBSUB_REQUEST_TOO_LARGE', error.message);
+      return daprError(request, reply, 413, 'ERR_BODY_TOO_LARGE', error.message);
     }
     throw error;
   }
@@ -118,7 +118,7 @@ function eventBytes(entry: BulkEntry): Buffer {
   return Buffer.from(JSON.stringify(entry.event));
 }
 
-export function registerPublishRoutes(app: FastifyInstance, runtime: PubSubRuntime): void {
+export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compiled: CompiledPubSub) => PubSubRuntime): void {
   const publish = async (request: FastifyRequest<{ Params: PublishParams }>, reply: FastifyReply): Promise<FastifyReply> => {
     const target = resolveTarget(request, reply);
     if (!('component' in target)) return target;
@@ -144,7 +144,7 @@ export function registerPublishRoutes(app: FastifyInstance, runtime: PubSubRunti
       return daprError(request, reply, 400, 'ERR_PUBSUB_CLOUD_EVENTS_SER', error.message);
     }
     try {
-      await withDeadline(runtime.broker(component).publish(topic, event, metadata), `publishing to ${component.name}/${topic}`);
+      await withDeadline(runtimeFor(compiled).broker(component).publish(topic, event, metadata), `publishing to ${component.name}/${topic}`);
     } catch (error) {
       recordPubSubPublish(component.name, topic, 'broker_error');
       return daprError(request, reply, 500, 'ERR_PUBSUB_PUBLISH_MESSAGE', `error when publishing to topic ${topic} in pubsub ${component.name}: ${(error as Error).message}`);
@@ -162,7 +162,7 @@ export function registerPublishRoutes(app: FastifyInstance, runtime: PubSubRunti
     const entries = parseBulkEntries(body);
     if (typeof entries === 'string') return daprError(request, reply, 400, 'ERR_PUBSUB_EVENTS_SER', entries);
     const requestMetadata = queryMetadata(request.query);
-    const broker = runtime.broker(component);
+    const broker = runtimeFor(compiled).broker(component);
     const failedEntries: { entryId: string; error: string }[] = [];
     await Promise.all(
       entries.map(async (entry) => {

@@ -33,6 +33,7 @@ export interface CompiledPubSubComponent {
 
 export interface CompiledPubSub {
   readonly appId: string;
+  readonly namespace: string;
   readonly app: AppEndpoint | null;
   readonly appApiToken: string | null;
   readonly components: ReadonlyMap<string, CompiledPubSubComponent>;
