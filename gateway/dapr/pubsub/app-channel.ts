@@ -3,7 +3,7 @@
  * events and asks for `GET /dapr/subscribe`. One keep-alive pool per app endpoint; every call has a
  * deadline for the answer's headers and body, so an app that never answers costs one timeout, then a retry.
  */
-import { Pool } from '../../upstream/undici-core.js';
+import { loadUndiciRequest, Pool } from '../../upstream/undici-core.js';
 import type { AppAnswer, AppChannel } from './delivery.js';
 
 export interface AppEndpoint {
@@ -16,6 +16,7 @@ const APP_CONNECTIONS = 32;
 
 export class HttpAppChannel implements AppChannel {
   private readonly pool: Pool;
+  private readonly origin: string;
 
   constructor(
     readonly endpoint: AppEndpoint,
@@ -24,13 +25,15 @@ export class HttpAppChannel implements AppChannel {
     private readonly appApiToken: string | null,
   ) {
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
-    this.pool = new Pool(`http://${host}:${endpoint.port}`, { connections: APP_CONNECTIONS, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    this.origin = `http://${host}:${endpoint.port}`;
+    this.pool = new Pool(this.origin, { connections: APP_CONNECTIONS, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
   private async call(method: 'GET' | 'POST', path: string, body: Buffer | null, headers: Readonly<Record<string, string>>): Promise<AppAnswer> {
     const sent = this.appApiToken === null ? headers : { ...headers, 'dapr-api-token': this.appApiToken };
     const signal = AbortSignal.timeout(this.timeoutMs);
-    const response = await this.pool.request({ method, path, headers: sent, body, signal });
+    const request = await loadUndiciRequest();
+    const response = await request(`${this.origin}${path}`, { dispatcher: this.pool, method, headers: sent, body, signal });
     const chunks: Buffer[] = [];
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
     return { status: response.statusCode, body: Buffer.concat(chunks) };

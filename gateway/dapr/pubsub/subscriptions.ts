@@ -113,6 +113,7 @@ export async function fetchProgrammaticSubscriptions(
     try {
       answer = await app.get('/dapr/subscribe');
     } catch (error) {
+      if (options.stopped()) break;
       if (attempt === 1 || attempt % 50 === 0) {
         options.logger.info({ attempt, err: (error as Error).message }, 'pubsub: the app does not answer GET /dapr/subscribe yet; retrying');
       }
