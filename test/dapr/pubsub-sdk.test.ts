@@ -13,6 +13,7 @@ import { CommunicationProtocolEnum, DaprClient, DaprPubSubStatusEnum, DaprServer
 import { allocateMeshPorts, meshYaml } from '../e2e-mesh/mesh-fixture.js';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
+import { Redis } from 'ioredis';
 import { startPrivateRedis } from '../helpers/redis-server.js';
 import { connectTestAmqp, deleteAmqpNames, TEST_AMQP_URL, uniqueAmqpName } from '../helpers/amqp.js';
 
@@ -57,7 +58,7 @@ spec:
     - { name: deliveryTimeout, value: "1s" }
     - { name: deliveryBackoff, value: "50ms" }
     - { name: deliveryMaxAttempts, value: "3" }
-    - { name: publishingScopes, value: "order=events,slow,flaky,dropme,audit,bulk" }
+    - { name: publishingScopes, value: "order=events,slow,flaky,dropme,audit,bulk,restart" }
 ---
 apiVersion: dapr.io/v2alpha1
 kind: Subscription
@@ -116,6 +117,16 @@ await server.pubsub.subscribeWithOptions('events', 'dropme', {
   callback: async () => DaprPubSubStatusEnum.DROP,
 });
 await server.pubsub.subscribe('events', 'dropped', async (data, headers) => record('dropped', data, headers));
+let holdRestartTopic = true;
+let restartAttemptsWhileHeld = 0;
+await server.pubsub.subscribe('events', 'restart', async (data, headers) => {
+  if (holdRestartTopic) {
+    restartAttemptsWhileHeld++;
+    return DaprPubSubStatusEnum.RETRY;
+  }
+  record('restart', data, headers);
+  return DaprPubSubStatusEnum.SUCCESS;
+});
 await server.start();
 t.teardown(() => server.stop());
 
@@ -155,7 +166,7 @@ async function programmaticTopics(): Promise<string[]> {
   const body = JSON.parse(answer.body) as { subscriptions?: { topic: string; type: string }[] };
   return (body.subscriptions ?? []).filter((s) => s.type === 'PROGRAMMATIC').map((s) => s.topic).sort();
 }
-await until('programmatic subscriptions', async () => (await programmaticTopics()).length === 5);
+await until('programmatic subscriptions', async () => (await programmaticTopics()).length === 6);
 
 t.test("the seed's sequence through the SDK: invoke product-service, publish order-created on RabbitMQ", async (t) => {
   const product = (await client.invoker.invoke('product-service', 'api/products/1', HttpMethod.GET)) as { url: string };
@@ -249,4 +260,23 @@ t.test('Redis down: publishes fail fast with ERR_PUBSUB_PUBLISH_MESSAGE, invoke 
   await redis.start();
   await until('publishing recovers', async () => (await call(ports.orderOutbound, 'POST', '/v1.0/publish/events/events', '{"n":1001}', { 'content-type': 'application/json' })).status === 204);
   await until('the subscriber recovers', () => (received.get('events') ?? []).some((entry) => (entry.data as { n: number }).n === 1001));
+});
+
+t.test('at-least-once across a sidecar restart: nothing is acked before the app says SUCCESS', async (t) => {
+  const inspector = new Redis(redis.url);
+  inspector.on('error', () => {});
+  t.teardown(() => inspector.disconnect());
+  const total = 20;
+  for (let n = 0; n < total; n++) await client.pubsub.publish('events', 'restart', { n });
+  await until('the app has refused deliveries', () => restartAttemptsWhileHeld >= total);
+  const pending = async (): Promise<number> => Number(((await inspector.xpending('restart', 'order')) as [number])[0]);
+  t.equal(await pending(), total, 'every message still pending: the app never said SUCCESS');
+  // Every building block's runtime of this process stops with it (shutdown is process-wide), as at a real restart.
+  await orderSidecar.stop();
+  holdRestartTopic = false;
+  const restarted = await startGateway(config.file, { mode: 'sidecar', workload: 'my-app/order', adminAddress: `127.0.0.1:${ports.admins[2]}` });
+  t.teardown(() => restarted.stop());
+  await until('every message after the restart', () => new Set((received.get('restart') ?? []).map((entry) => (entry.data as { n: number }).n)).size === total, 30_000);
+  await until('all acked', async () => (await pending()) === 0, 30_000);
+  t.pass('delivered and acked once the app accepted them');
 });
