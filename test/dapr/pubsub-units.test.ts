@@ -14,6 +14,12 @@ import { compileMatch, compileRoutes, RoutingRuleError } from '../../gateway/dap
 import { parseProgrammaticSubscriptions } from '../../gateway/dapr/pubsub/subscriptions.js';
 import { InMemoryBroker } from '../../gateway/dapr/pubsub/in-memory.js';
 import type { BrokerMessage } from '../../gateway/dapr/pubsub/broker.js';
+import { pubsubBlock } from '../../gateway/dapr/pubsub/index.js';
+import { buildKindRegistry } from '../../gateway/config/kinds/index.js';
+import { parseConfigText } from '../../gateway/config/parse-documents.js';
+import type { Diagnostic } from '../../gateway/config/resource.js';
+import { compileDapr } from '../../gateway/dapr/snapshot.js';
+import type { ServiceRegistry } from '../../gateway/upstream/registry.js';
 
 const silent = pino({ level: 'silent' });
 const NOW = new Date('2026-12-05T12:00:00.000Z');
@@ -289,4 +295,48 @@ t.test('in-memory broker: a copy per group, round-robin inside a group, nack red
   for (let waited = 0; got.length < 4 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
   t.same(got.filter((g) => g.startsWith('a')).sort(), ['a1:1', 'a2:2']);
   t.same(got.filter((g) => g.startsWith('b')).sort(), ['b:1', 'b:2']);
+});
+
+t.test('compiling a sidecar: bad broker metadata is MG1302 at the field, an unsupported rule MG1320 at its match', async (t) => {
+  const registry = buildKindRegistry();
+  const parsed = parseConfigText(
+    `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: events, namespace: my-app }
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+    - { name: redisHost, value: "127.0.0.1:6379" }
+    - { name: processingTimeout, value: "soon" }
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: mem, namespace: my-app }
+spec: { type: pubsub.in-memory, version: v1 }
+---
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata: { name: s, namespace: my-app }
+spec:
+  pubsubname: mem
+  topic: t
+  routes:
+    rules:
+      - { match: 'event.type == "a"', path: /a }
+      - { match: 'size(event.data) > 2', path: /b }
+`,
+    'pubsub.yaml',
+    registry,
+  );
+  t.same(parsed.diagnostics, []);
+  const diagnostics: Diagnostic[] = [];
+  const emptyRegistry: ServiceRegistry = { services: [], lookup: () => undefined };
+  const workload = { name: 'order', namespace: 'my-app', labels: {}, serviceAccount: 'order', principal: '' };
+  compileDapr({ resources: parsed.resources, workload, registry: emptyRegistry, credentialsDirectory: '/x', configDirectory: '/x', env: {}, diagnostics, blocks: [pubsubBlock] });
+  t.same(
+    diagnostics.map((d) => `${d.position.line} ${d.code} ${d.field ?? ''}`),
+    ['9 MG1302 spec.metadata[1]', '25 MG1320 spec.routes.rules[1].match'],
+  );
+  t.match(diagnostics[0]?.message, /processingTimeout/);
 });

@@ -87,13 +87,15 @@ export class PubSubRuntime {
   activate(compiled: CompiledPubSub): void {
     if (this.closed) return;
     this.active = compiled;
-    const key = endpointKey(compiled.app);
+    // Without a pub/sub component the app has nothing to subscribe to: it is never asked.
+    const app = compiled.components.size === 0 ? null : compiled.app;
+    const key = endpointKey(app);
     if (this.programmatic?.endpointKey !== key) {
       if (this.programmatic !== null) this.programmatic.stopped = true;
-      const state: ProgrammaticState = { endpointKey: key, specs: compiled.app === null ? [] : null, stopped: false };
+      const state: ProgrammaticState = { endpointKey: key, specs: app === null ? [] : null, stopped: false };
       this.programmatic = state;
-      if (compiled.app !== null) {
-        const channel = this.channel(compiled.app, compiled.components.values().next().value?.deliveryTimeoutMs ?? 30_000, compiled.appApiToken);
+      if (app !== null) {
+        const channel = this.channel(app, compiled.components.values().next().value?.deliveryTimeoutMs ?? 30_000, compiled.appApiToken);
         void fetchProgrammaticSubscriptions(channel, { timer: SYSTEM_RETRY_TIMER, stopped: () => state.stopped || this.closed, logger: this.logger }).then((specs) => {
           if (specs === null || state.stopped) return;
           state.specs = specs;
