@@ -102,6 +102,7 @@ const definitions = [
   ['MG1304', 'error', 'Unknown secret store', 'A Component\'s `auth.secretStore` names no `secretstores.local.env` or `secretstores.local.file` Component in its namespace.'],
   ['MG1305', 'warning', 'Subscription without pub/sub', 'A Subscription names a `pubsubname` that no pub/sub Component of its namespace defines; it delivers nothing until one does.'],
   ['MG1306', 'error', 'Invalid app id', 'The `dapr.io/app-id` annotation of the WorkloadEntry (the sidecar\'s Dapr app id) must be a DNS-1123 label: no `.` (it separates the namespace in `appId.namespace`) and no `||` (the state key separator).'],
+  ['MG1320', 'error', 'Unsupported routing rule', 'A Subscription routing rule\'s `match` is CEL; meshgate evaluates comparisons `event.<field> == <literal>` and `!=` (string, number or boolean literals) joined by `&&` and `||`, without parentheses. A rule outside that subset would route events by a guess, so the Subscription is refused.'],
 ] as const satisfies readonly (readonly [string, Severity, string, string])[];
 
 export type DiagnosticCode = (typeof definitions)[number][0];

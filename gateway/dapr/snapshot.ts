@@ -48,6 +48,7 @@ export interface DaprCompileOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly diagnostics: Diagnostic[];
   readonly blocks?: readonly DaprBuildingBlock[];
+  readonly appEndpoint?: { readonly host: string; readonly port: number } | null;
 }
 
 const SECRET_STORE_TYPES = [ENV_SECRET_STORE, FILE_SECRET_STORE];
@@ -138,7 +139,7 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
     .filter((r) => r.kind === 'Subscription' && r.metadata.namespace === workload.namespace)
     .map(normalizeSubscription)
     .filter((subscription) => allows(subscription.scopes, appId));
-  const input = { appId, namespace: workload.namespace, components, subscriptions, resources: options.resources, diagnostics: options.diagnostics };
+  const input = { appId, namespace: workload.namespace, components, subscriptions, resources: options.resources, appEndpoint: options.appEndpoint ?? null, diagnostics: options.diagnostics };
   const compiled = new Map<string, unknown>();
   for (const block of blocks) compiled.set(block.name, block.compile(input));
   return {

@@ -199,6 +199,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
     configDirectory: configDirectory(configPath),
     env: process.env,
     diagnostics,
+    appEndpoint: sidecar?.inbound == null ? null : { host: sidecar.inbound.appHost, port: sidecar.inbound.appPort },
   });
 
   const pluginStates = new Map<string, unknown>();

@@ -256,3 +256,32 @@ export function setCertificateExpiry(identity: string, notAfter: Date): void {
 export function removeCertificateExpiry(identity: string): void {
   certificateExpiry.remove({ identity });
 }
+
+const pubsubPublishes = new BoundedCounter({
+  name: 'meshgate_pubsub_publish_total',
+  help: 'Dapr pub/sub publishes by pub/sub component, topic and result (published, forbidden, invalid, broker_error).',
+  labelNames: ['pubsub', 'topic', 'result'],
+});
+
+const pubsubDeliveries = new BoundedCounter({
+  name: 'meshgate_pubsub_deliveries_total',
+  help: 'Dapr pub/sub messages handled for the local app, by pub/sub component, topic and result (delivered, dropped, dead-lettered, expired, returned-to-broker).',
+  labelNames: ['pubsub', 'topic', 'result'],
+});
+
+const pubsubDeliveryAttempts = new BoundedCounter({
+  name: 'meshgate_pubsub_delivery_attempts_total',
+  help: 'HTTP deliveries of pub/sub events to the local app (retries included), by pub/sub component and topic.',
+  labelNames: ['pubsub', 'topic'],
+});
+
+export type PubSubPublishResult = 'published' | 'forbidden' | 'invalid' | 'broker_error';
+
+export function recordPubSubPublish(pubsub: string, topic: string, result: PubSubPublishResult): void {
+  pubsubPublishes.inc({ pubsub, topic, result });
+}
+
+export function recordPubSubDelivery(pubsub: string, topic: string, result: string, attempts: number): void {
+  pubsubDeliveries.inc({ pubsub, topic, result });
+  if (attempts > 0) pubsubDeliveryAttempts.inc({ pubsub, topic }, attempts);
+}

@@ -19,8 +19,11 @@ export interface PrivateRedis {
   readonly port: number;
   /** (Re)starts the server on the same port; resolves once it accepts connections. */
   start(): Promise<void>;
-  /** Stops the server (SIGTERM, SIGKILL after a deadline); resolves once the process exited. */
-  stop(): Promise<void>;
+  /**
+   * Stops the server (SIGTERM, SIGKILL after a deadline; or at once with `'SIGKILL'`, a crash);
+   * resolves once the process exited.
+   */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** Stops the server and removes its temp dir. */
   dispose(): Promise<void>;
 }
@@ -54,7 +57,12 @@ function waitUntilReady(child: ChildProcess, port: number): Promise<void> {
   });
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export interface PrivateRedisOptions {
+  /** Keep data across a restart, even a SIGKILL: an append-only file fsynced on every write. */
+  readonly persistent?: boolean;
+}
+
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
@@ -63,7 +71,10 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     if (child !== null) return;
     const spawned = spawn(
       REDIS_SERVER_BINARY,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'],
+      [
+        '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--daemonize', 'no',
+        ...(options.persistent === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     child = spawned;
@@ -73,7 +84,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     await waitUntilReady(spawned, port);
   }
 
-  async function stop(): Promise<void> {
+  async function stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const running = child;
     if (running === null || running.exitCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -82,7 +93,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
         clearTimeout(killer);
         resolve();
       });
-      running.kill('SIGTERM');
+      running.kill(signal);
     });
     child = null;
   }

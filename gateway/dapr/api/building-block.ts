@@ -19,6 +19,8 @@ export interface DaprCompileInput {
   /** Declarative Subscriptions of its namespace whose scopes allow its app id. */
   readonly subscriptions: readonly DaprSubscription[];
   readonly resources: readonly Resource[];
+  /** The local app (the Sidecar's `ingress[0].defaultEndpoint`), for calls into it; null without an inbound listener. */
+  readonly appEndpoint: { readonly host: string; readonly port: number } | null;
   /** Push problems of the block's components here (positions via `component.at(field)`); an error rejects the snapshot. */
   readonly diagnostics: Diagnostic[];
 }

@@ -6,5 +6,6 @@ import { healthBlock } from '../health/block.js';
 import { metadataBlock } from '../metadata/block.js';
 import { stateBlock } from '../state/block.js';
 import type { DaprBuildingBlock } from './building-block.js';
+import { pubsubBlock } from '../pubsub/index.js';
 
-export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [stateBlock, metadataBlock, healthBlock];
+export const DAPR_BUILDING_BLOCKS: readonly DaprBuildingBlock[] = [stateBlock, pubsubBlock, metadataBlock, healthBlock];

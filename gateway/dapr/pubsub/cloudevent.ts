@@ -1,0 +1,188 @@
+/**
+ * CloudEvents 1.0 envelopes as Dapr writes and reads them (components-contrib `pubsub/envelope.go`).
+ * Publish side: the request body becomes the envelope's `data` (JSON parsed, text as a string, binary as
+ * `data_base64`), or is taken AS the envelope when it is `application/cloudevents+json`, or is sent
+ * untouched with `metadata.rawPayload=true`. Delivery side: the broker's bytes become the JSON the app
+ * receives, wrapped on the subscriber side when the subscription is raw.
+ */
+import { randomUUID } from 'node:crypto';
+
+export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
+const SPEC_VERSION = '1.0';
+const DEFAULT_EVENT_TYPE = 'com.dapr.event.sent';
+const DEFAULT_DATA_CONTENT_TYPE = 'text/plain';
+/** Query metadata `cloudevent.<field>` overrides exactly these envelope fields. */
+const OVERRIDABLE_FIELDS = ['id', 'source', 'type', 'subject', 'traceparent', 'tracestate'] as const;
+
+/** A publish request the envelope cannot be built from; the API answers 400. */
+export class CloudEventError extends Error {
+  override readonly name = 'CloudEventError';
+}
+
+export interface PublishInput {
+  readonly pubsubName: string;
+  readonly topic: string;
+  readonly body: Buffer;
+  /** The request's Content-Type, parameters included; undefined when the request had none. */
+  readonly contentType: string | undefined;
+  /** `metadata.*` query parameters with the prefix removed. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly sourceAppId: string;
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+}
+
+export interface EnvelopeClock {
+  now(): Date;
+  newId(): string;
+}
+
+export const SYSTEM_ENVELOPE_CLOCK: EnvelopeClock = {
+  now: () => new Date(),
+  newId: () => randomUUID(),
+};
+
+/** Dapr's metadata booleans: the SDK JSON-stringifies values, so `"\"true\""` also means true. */
+export function metadataFlag(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const unquoted = value.trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+  return unquoted === 'true' || unquoted === '1' || unquoted === 'yes' || unquoted === 'y';
+}
+
+function mediaType(contentType: string): string {
+  const semicolon = contentType.indexOf(';');
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+}
+
+function isJsonMediaType(type: string): boolean {
+  return type === 'application/json' || type.endsWith('+json') || type === 'text/json';
+}
+
+function isTextMediaType(type: string): boolean {
+  return type.startsWith('text/') || type === 'application/xml' || type.endsWith('+xml') || type === '';
+}
+
+function dataFields(body: Buffer, type: string): Record<string, unknown> {
+  if (isJsonMediaType(type)) {
+    const text = body.toString('utf8');
+    try {
+      return { data: JSON.parse(text) as unknown };
+    } catch {
+      return { data: text };
+    }
+  }
+  if (isTextMediaType(type)) return { data: body.toString('utf8') };
+  return { data_base64: body.toString('base64') };
+}
+
+function parseEnvelopeObject(body: Buffer, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new CloudEventError(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CloudEventError(`${what} must be a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The bytes to hand to the broker for one publish. Throws CloudEventError for a body that claims to be
+ * a CloudEvent and is not one.
+ */
+export function buildPublishedEvent(input: PublishInput, clock: EnvelopeClock = SYSTEM_ENVELOPE_CLOCK): Buffer {
+  if (metadataFlag(input.metadata['rawPayload'])) return input.body;
+
+  const declaredType = input.contentType === undefined ? '' : mediaType(input.contentType);
+  let envelope: Record<string, unknown>;
+  if (declaredType === CLOUDEVENTS_CONTENT_TYPE) {
+    envelope = parseEnvelopeObject(input.body, 'a body sent as application/cloudevents+json');
+    envelope['specversion'] ??= SPEC_VERSION;
+    envelope['id'] ??= clock.newId();
+    envelope['source'] ??= input.sourceAppId;
+    envelope['type'] ??= DEFAULT_EVENT_TYPE;
+    envelope['time'] ??= clock.now().toISOString();
+  } else {
+    const dataContentType = input.contentType === undefined || declaredType === '' ? DEFAULT_DATA_CONTENT_TYPE : input.contentType;
+    envelope = {
+      id: clock.newId(),
+      specversion: SPEC_VERSION,
+      source: input.sourceAppId,
+      type: DEFAULT_EVENT_TYPE,
+      datacontenttype: dataContentType,
+      time: clock.now().toISOString(),
+      ...dataFields(input.body, mediaType(dataContentType)),
+    };
+  }
+  envelope['topic'] = input.topic;
+  envelope['pubsubname'] = input.pubsubName;
+  if (input.traceparent !== undefined) {
+    envelope['traceparent'] ??= input.traceparent;
+    envelope['traceid'] ??= input.traceparent;
+    envelope['tracestate'] ??= input.tracestate ?? '';
+  }
+  for (const field of OVERRIDABLE_FIELDS) {
+    const override = input.metadata[`cloudevent.${field}`];
+    if (override !== undefined) envelope[field] = override;
+  }
+  if (envelope['traceparent'] !== undefined) envelope['traceid'] = envelope['traceparent'];
+  const ttl = input.metadata['ttlInSeconds'];
+  if (ttl !== undefined) {
+    const seconds = Number(ttl);
+    if (!Number.isInteger(seconds) || seconds < 0) {
+      throw new CloudEventError(`metadata.ttlInSeconds must be a non-negative integer, got ${JSON.stringify(ttl)}`);
+    }
+    envelope['expiration'] = new Date(clock.now().getTime() + seconds * 1000).toISOString();
+  }
+  return Buffer.from(JSON.stringify(envelope));
+}
+
+export interface DeliveredEvent {
+  readonly id: string;
+  readonly envelope: Record<string, unknown>;
+  /** The exact JSON bytes POSTed to the app. */
+  readonly body: Buffer;
+  readonly traceparent: string | undefined;
+  readonly expired: boolean;
+}
+
+function stringField(envelope: Record<string, unknown>, field: string): string | undefined {
+  const value = envelope[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The CloudEvent an app receives for one broker message. Non-raw subscriptions need a JSON object (a
+ * CloudEventError otherwise: Dapr treats it as a deserialization failure); raw ones wrap any bytes.
+ */
+export function eventForDelivery(
+  data: Buffer,
+  options: { readonly rawPayload: boolean; readonly pubsubName: string; readonly topic: string },
+  clock: EnvelopeClock = SYSTEM_ENVELOPE_CLOCK,
+): DeliveredEvent {
+  if (options.rawPayload) {
+    const envelope: Record<string, unknown> = {
+      id: clock.newId(),
+      specversion: SPEC_VERSION,
+      datacontenttype: 'application/octet-stream',
+      source: 'Dapr',
+      type: DEFAULT_EVENT_TYPE,
+      topic: options.topic,
+      pubsubname: options.pubsubName,
+      data_base64: data.toString('base64'),
+    };
+    return { id: envelope['id'] as string, envelope, body: Buffer.from(JSON.stringify(envelope)), traceparent: undefined, expired: false };
+  }
+  const envelope = parseEnvelopeObject(data, 'the broker message');
+  const expiration = stringField(envelope, 'expiration');
+  const expiresAt = expiration === undefined ? Number.NaN : Date.parse(expiration);
+  return {
+    id: stringField(envelope, 'id') ?? '',
+    envelope,
+    body: data,
+    traceparent: stringField(envelope, 'traceparent'),
+    expired: Number.isFinite(expiresAt) && expiresAt <= clock.now().getTime(),
+  };
+}

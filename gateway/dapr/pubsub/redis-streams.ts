@@ -1,0 +1,304 @@
+/**
+ * `pubsub.redis`: Redis Streams with Dapr's layout (components-contrib `pubsub/redis`). The stream is
+ * the topic name; an entry holds `data` (the envelope bytes) and `metadata` (JSON of the publish
+ * metadata). Consumers read with XREADGROUP in group = consumer name = `consumerID` (the app id), so
+ * replicas share the work. An entry is XACKed only after its handler said `ack`; a `nack`, a crash or
+ * a restart leaves it pending, and the reclaim loop takes it back with XAUTOCLAIM once it has been idle
+ * for `processingTimeout` — the classic at-least-once behaviour, not contrib ≥1.17's ack-on-error.
+ *
+ * Three kinds of connection, because they fail differently: publishes fail fast (no offline queue)
+ * so the API answers ERR_PUBSUB_PUBLISH_MESSAGE at once during an outage; each subscription blocks in
+ * XREADGROUP on its own connection; acks and reclaims go through a control connection that queues
+ * while Redis is away, so an ack issued during an outage lands once Redis is back instead of being lost.
+ */
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
+import type * as IORedis from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
+import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
+
+const DEFAULT_PROCESSING_TIMEOUT_MS = 60_000;
+const DEFAULT_REDELIVER_INTERVAL_MS = 15_000;
+const DEFAULT_QUEUE_DEPTH = 100;
+const DEFAULT_CONCURRENCY = 10;
+/** How long one XREADGROUP blocks; bounds how long `close()` waits for the read to come back. */
+const READ_BLOCK_MS = 1000;
+const PUBLISH_TIMEOUT_MS = 2000;
+const RECONNECT_STEP_MS = 100;
+const RECONNECT_MAX_MS = 1000;
+const READ_ERROR_PAUSE_MS = 250;
+
+/** ioredis weighs ~10 MB; a sidecar without a Redis component never loads it. */
+function redisClass(): typeof IORedis.Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis;
+}
+
+export interface RedisStreamsSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly password: string | undefined;
+  readonly username: string | undefined;
+  readonly db: number;
+  readonly tls: boolean;
+  readonly processingTimeoutMs: number;
+  readonly redeliverIntervalMs: number;
+  readonly queueDepth: number;
+  readonly concurrency: number;
+  readonly maxLenApprox: number | undefined;
+}
+
+/** Reads Dapr's `pubsub.redis` metadata; throws BrokerConfigError naming the field. */
+export function redisStreamsSettings(metadata: Readonly<Record<string, string>>): RedisStreamsSettings {
+  const address = metadata['redisHost']?.trim();
+  if (address === undefined || address === '') throw new BrokerConfigError('redisHost', 'is required (host:port)');
+  const colon = address.lastIndexOf(':');
+  const host = colon === -1 ? address : address.slice(0, colon);
+  const port = colon === -1 ? 6379 : Number(address.slice(colon + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BrokerConfigError('redisHost', `bad port in ${JSON.stringify(address)}`);
+  if (metadata['maxLenApprox'] !== undefined && metadata['streamTTL'] !== undefined) {
+    throw new BrokerConfigError('streamTTL', 'maxLenApprox and streamTTL exclude each other');
+  }
+  if (metadata['streamTTL'] !== undefined) throw new BrokerConfigError('streamTTL', 'is not supported; use maxLenApprox');
+  const maxLen = metadata['maxLenApprox'] === undefined ? undefined : metadataInteger(metadata, 'maxLenApprox', 0, 1);
+  return {
+    host: host.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    password: metadata['redisPassword'] || undefined,
+    username: metadata['redisUsername'] || undefined,
+    db: metadataInteger(metadata, 'redisDB', 0),
+    tls: (metadata['enableTLS'] ?? '').toLowerCase() === 'true',
+    processingTimeoutMs: metadataDurationMs(metadata, 'processingTimeout', DEFAULT_PROCESSING_TIMEOUT_MS),
+    redeliverIntervalMs: metadataDurationMs(metadata, 'redeliverInterval', DEFAULT_REDELIVER_INTERVAL_MS),
+    queueDepth: metadataInteger(metadata, 'queueDepth', DEFAULT_QUEUE_DEPTH, 1),
+    concurrency: metadataInteger(metadata, 'concurrency', DEFAULT_CONCURRENCY, 1),
+    maxLenApprox: maxLen,
+  };
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** `[id, [field, value, …]]` from XREADGROUP/XAUTOCLAIM replies, in Buffers. */
+type RawEntry = [Buffer, Buffer[] | null];
+
+function toMessage(entry: RawEntry): BrokerMessage | null {
+  const [id, fields] = entry;
+  if (fields === null) return null;
+  let data: Buffer | undefined;
+  let metadata: Record<string, string> = {};
+  for (let index = 0; index + 1 < fields.length; index += 2) {
+    const name = fields[index]?.toString();
+    const value = fields[index + 1];
+    if (value === undefined) continue;
+    if (name === 'data') data = value;
+    else if (name === 'metadata') {
+      try {
+        const parsed = JSON.parse(value.toString()) as unknown;
+        if (parsed !== null && typeof parsed === 'object') metadata = parsed as Record<string, string>;
+      } catch {
+        // Metadata is advisory (it becomes headers); an entry written by another tool may lack it.
+      }
+    }
+  }
+  return { brokerId: id.toString(), data: data ?? Buffer.alloc(0), metadata };
+}
+
+class StreamSubscription implements BrokerSubscription {
+  private closed = false;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private slotWaiter: (() => void) | null = null;
+  private readonly readLoop: Promise<void>;
+  private readonly reclaimTimer: NodeJS.Timeout | undefined;
+  private reclaiming = false;
+
+  constructor(
+    private readonly reader: Redis,
+    private readonly control: Redis,
+    private readonly settings: RedisStreamsSettings,
+    private readonly topic: string,
+    private readonly group: string,
+    private readonly handler: MessageHandler,
+    private readonly logger: FastifyBaseLogger,
+  ) {
+    this.readLoop = this.read();
+    if (settings.processingTimeoutMs > 0 && settings.redeliverIntervalMs > 0) {
+      this.reclaimTimer = setInterval(() => void this.reclaim(), settings.redeliverIntervalMs);
+      this.reclaimTimer.unref();
+    }
+  }
+
+  private async ensureGroup(): Promise<void> {
+    try {
+      await this.control.xgroup('CREATE', this.topic, this.group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+    }
+  }
+
+  private async read(): Promise<void> {
+    let groupReady = false;
+    while (!this.closed) {
+      try {
+        if (!groupReady) {
+          await this.ensureGroup();
+          groupReady = true;
+        }
+        await this.freeSlot();
+        if (this.closed) break;
+        const count = Math.min(this.settings.queueDepth, this.settings.concurrency - this.inFlight.size);
+        const reply = (await this.reader.callBuffer(
+          'XREADGROUP', 'GROUP', this.group, this.group, 'COUNT', count, 'BLOCK', READ_BLOCK_MS, 'STREAMS', this.topic, '>',
+        )) as Array<[Buffer, RawEntry[]]> | null;
+        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(entry);
+      } catch (error) {
+        if (this.closed) break;
+        const message = (error as Error).message;
+        if (message.includes('NOGROUP')) groupReady = false;
+        this.logger.warn({ topic: this.topic, group: this.group, err: message }, 'pubsub.redis: reading the stream failed; retrying');
+        await pause(READ_ERROR_PAUSE_MS);
+      }
+    }
+  }
+
+  private freeSlot(): Promise<void> {
+    if (this.inFlight.size < this.settings.concurrency) return Promise.resolve();
+    return new Promise((resolve) => (this.slotWaiter = resolve));
+  }
+
+  private dispatch(entry: RawEntry): void {
+    const message = toMessage(entry);
+    if (message === null || this.inFlight.has(message.brokerId)) return;
+    const settled = this.handle(message).finally(() => {
+      this.inFlight.delete(message.brokerId);
+      const waiter = this.slotWaiter;
+      this.slotWaiter = null;
+      waiter?.();
+    });
+    this.inFlight.set(message.brokerId, settled);
+  }
+
+  private async handle(message: BrokerMessage): Promise<void> {
+    let verdict;
+    try {
+      verdict = await this.handler(message);
+    } catch (error) {
+      this.logger.error({ topic: this.topic, id: message.brokerId, err: (error as Error).message }, 'pubsub.redis: handler failed; the entry stays pending');
+      return;
+    }
+    if (verdict !== 'ack') return;
+    try {
+      await this.control.xack(this.topic, this.group, message.brokerId);
+    } catch (error) {
+      // The entry stays pending and is redelivered after processingTimeout: at-least-once, never lost.
+      this.logger.warn({ topic: this.topic, id: message.brokerId, err: (error as Error).message }, 'pubsub.redis: XACK failed; the entry will be redelivered');
+    }
+  }
+
+  /** Takes back entries idle for processingTimeout (their consumer died, or the handler said nack). */
+  private async reclaim(): Promise<void> {
+    if (this.reclaiming || this.closed || this.control.status !== 'ready') return;
+    this.reclaiming = true;
+    try {
+      let cursor = '0-0';
+      do {
+        const free = this.settings.concurrency - this.inFlight.size;
+        if (free <= 0) break;
+        const reply = (await this.control.callBuffer(
+          'XAUTOCLAIM', this.topic, this.group, this.group, Math.ceil(this.settings.processingTimeoutMs), cursor, 'COUNT', Math.min(free, this.settings.queueDepth),
+        )) as [Buffer, RawEntry[], Buffer[]?];
+        cursor = reply[0].toString();
+        for (const entry of reply[1]) this.dispatch(entry);
+        // Entries trimmed away (maxLenApprox) while pending can never be delivered; settle them.
+        const deleted = reply[2] ?? [];
+        if (deleted.length > 0) await this.control.xack(this.topic, this.group, ...deleted.map((id) => id.toString()));
+      } while (cursor !== '0-0' && !this.closed);
+    } catch (error) {
+      if (!this.closed) this.logger.warn({ topic: this.topic, err: (error as Error).message }, 'pubsub.redis: reclaiming pending entries failed');
+    } finally {
+      this.reclaiming = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reclaimTimer !== undefined) clearInterval(this.reclaimTimer);
+    this.slotWaiter?.();
+    this.reader.disconnect();
+    await this.readLoop;
+    await settledWithin(Promise.all(this.inFlight.values()), CLOSE_DRAIN_MS);
+  }
+}
+
+export class RedisStreamsBroker implements PubSubBroker {
+  readonly capabilities: readonly string[] = [];
+  private readonly publisher: Redis;
+  private readonly control: Redis;
+  private readonly subscriptions = new Set<StreamSubscription>();
+
+  constructor(
+    private readonly settings: RedisStreamsSettings,
+    private readonly logger: FastifyBaseLogger,
+  ) {
+    this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS });
+    this.control = this.connect({ maxRetriesPerRequest: null });
+  }
+
+  private connect(overrides: RedisOptions): Redis {
+    const client = new (redisClass())({
+      host: this.settings.host,
+      port: this.settings.port,
+      password: this.settings.password,
+      username: this.settings.username,
+      db: this.settings.db,
+      ...(this.settings.tls ? { tls: {} } : {}),
+      connectTimeout: PUBLISH_TIMEOUT_MS,
+      retryStrategy: (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
+      ...overrides,
+    });
+    // Without a listener ioredis throws; the read loop and publish errors already report outages.
+    client.on('error', () => {});
+    return client;
+  }
+
+  async publish(topic: string, data: Buffer, metadata: Readonly<Record<string, string>>): Promise<void> {
+    if (this.publisher.status === 'wait' || this.publisher.status === 'connecting') {
+      // A publish that arrives while the broker's first connection is being made waits for that attempt only.
+      await new Promise<void>((resolve) => {
+        const done = (): void => resolve();
+        this.publisher.once('ready', done);
+        this.publisher.once('error', done);
+        setTimeout(done, PUBLISH_TIMEOUT_MS).unref();
+      });
+    }
+    const trim = this.settings.maxLenApprox === undefined ? [] : ['MAXLEN', '~', this.settings.maxLenApprox];
+    await this.publisher.xadd(topic, ...trim, '*', 'data', data, 'metadata', JSON.stringify(metadata));
+  }
+
+  async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
+    const reader = this.connect({ maxRetriesPerRequest: null });
+    const subscription = new StreamSubscription(reader, this.control, this.settings, options.topic, options.consumerGroup, handler, this.logger);
+    this.subscriptions.add(subscription);
+    return {
+      close: async () => {
+        this.subscriptions.delete(subscription);
+        await subscription.close();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    this.subscriptions.clear();
+    for (const client of [this.publisher, this.control]) {
+      try {
+        if (client.status === 'ready') await client.quit();
+        else client.disconnect();
+      } catch {
+        client.disconnect();
+      }
+    }
+  }
+}
