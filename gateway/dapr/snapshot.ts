@@ -126,7 +126,7 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
     const checkable = compileComponents({ ...options, appId: null, namespace: '' });
     const all = checkable.all.filter((component) => served.has(component.type));
     for (const block of blocks) {
-      block.compile({ appId: '', namespace: '', components: { all, get: (name) => all.find((c) => c.name === name) }, subscriptions: [], resources: options.resources, diagnostics: options.diagnostics });
+      block.compile({ appId: '', namespace: '', components: { all, get: (name) => all.find((c) => c.name === name) }, subscriptions: [], resources: options.resources, appEndpoint: null, diagnostics: options.diagnostics });
     }
     return null;
   }
