@@ -118,10 +118,11 @@ await server.pubsub.subscribeWithOptions('events', 'dropme', {
 });
 await server.pubsub.subscribe('events', 'dropped', async (data, headers) => record('dropped', data, headers));
 let holdRestartTopic = true;
-let restartAttemptsWhileHeld = 0;
+/** The messages the app refused at least once while held: each was read from the stream, so it is pending until acked. */
+const refusedWhileHeld = new Set<number>();
 await server.pubsub.subscribe('events', 'restart', async (data, headers) => {
   if (holdRestartTopic) {
-    restartAttemptsWhileHeld++;
+    refusedWhileHeld.add((data as { n: number }).n);
     return DaprPubSubStatusEnum.RETRY;
   }
   record('restart', data, headers);
@@ -171,6 +172,19 @@ await until('programmatic subscriptions', async () => (await programmaticTopics(
 t.test("the seed's sequence through the SDK: invoke product-service, publish order-created on RabbitMQ", async (t) => {
   const product = (await client.invoker.invoke('product-service', 'api/products/1', HttpMethod.GET)) as { url: string };
   t.equal(product.url, '/api/products/1', 'product-service answered the invocation');
+  // The sidecar lists a subscription once the app asked for it; the broker binds its queue a moment
+  // later, and a fanout exchange drops what no queue is bound to yet.
+  await until('the order-created queue has its consumer', async () => {
+    const channel = await amqpAdmin.createChannel();
+    channel.on('error', () => {});
+    try {
+      return (await channel.checkQueue(`order-${orderCreated}`)).consumerCount > 0;
+    } catch {
+      return false;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  });
   const published = await client.pubsub.publish('order-pubsub', orderCreated, { orderId: 42, productId: 1 });
   t.same(published, {}, 'the SDK reports no error');
   await until('order-created delivered', () => (received.get('order-created')?.length ?? 0) === 1);
@@ -268,7 +282,8 @@ t.test('at-least-once across a sidecar restart: nothing is acked before the app 
   t.teardown(() => inspector.disconnect());
   const total = 20;
   for (let n = 0; n < total; n++) await client.pubsub.publish('events', 'restart', { n });
-  await until('the app has refused deliveries', () => restartAttemptsWhileHeld >= total);
+  // Distinct messages, not attempts: the stream is read in batches, and a batch's retries come before the next batch.
+  await until('the app has refused every message', () => refusedWhileHeld.size === total);
   const pending = async (): Promise<number> => Number(((await inspector.xpending('restart', 'order')) as [number])[0]);
   t.equal(await pending(), total, 'every message still pending: the app never said SUCCESS');
   // Every building block's runtime of this process stops with it (shutdown is process-wide), as at a real restart.

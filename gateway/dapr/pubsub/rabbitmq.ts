@@ -91,6 +91,9 @@ class RabbitSubscription implements BrokerSubscription {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly running: Promise<void>;
   private wake: (() => void) | null = null;
+  private firstAttemptDone: () => void = () => undefined;
+  /** Settles once the first setup attempt is over (queue declared, bound and consumed, or failed and retrying). */
+  readonly firstAttempt = new Promise<void>((resolve) => (this.firstAttemptDone = resolve));
 
   constructor(
     private readonly broker: RabbitMqBroker,
@@ -115,6 +118,7 @@ class RabbitSubscription implements BrokerSubscription {
         failures = 0;
         await lost;
       } catch (error) {
+        this.firstAttemptDone();
         if (this.closed) break;
         failures++;
         this.logger.warn({ topic: this.options.topic, queue: this.queueName, err: (error as Error).message }, 'pubsub.rabbitmq: subscribing failed; retrying');
@@ -124,6 +128,7 @@ class RabbitSubscription implements BrokerSubscription {
         });
       }
     }
+    this.firstAttemptDone();
   }
 
   /** Sets up one channel and its consumer; resolves with a promise that settles when that channel is gone. */
@@ -161,6 +166,7 @@ class RabbitSubscription implements BrokerSubscription {
       void settled.finally(() => this.inFlight.delete(settled));
     }, { noAck: false, consumerTag: `${queue}-${randomUUID()}` });
     this.consumerTag = consumerTag;
+    this.firstAttemptDone();
     if (this.closed) await this.stopConsuming();
     return lost;
   }
@@ -306,6 +312,9 @@ export class RabbitMqBroker implements PubSubBroker {
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
     const subscription = new RabbitSubscription(this, this.settings, options, handler, this.logger);
     this.subscriptions.add(subscription);
+    // A message published after subscribe() returns must find the queue bound (fanout exchanges drop
+    // what no queue is bound to), so the first setup is waited for; a broker that is down does not hold it.
+    await subscription.firstAttempt;
     return {
       close: async () => {
         this.subscriptions.delete(subscription);
