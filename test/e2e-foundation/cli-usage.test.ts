@@ -16,7 +16,7 @@ const SEED = 'config/examples/seed-istio.yaml';
 t.test('usage mistakes exit 2 with a message saying what is wrong', async (t) => {
   const cases: { args: string[]; message: RegExp }[] = [
     { args: ['validate', '-c', SEED, '--frobnicate'], message: /meshgate validate: unknown option --frobnicate \(its options: --config, --output, --strict, --mode, --workload\)/ },
-    { args: ['demo', '--port', '8443'], message: /meshgate demo: unknown option --port \(its options: --config\)/ },
+    { args: ['demo', '--port', '8443'], message: /meshgate demo: unknown option --port \(its options: --config, --dir\)/ },
     { args: ['run', '-c', SEED, '--log-level', 'verbose'], message: /--log-level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/ },
     { args: ['run', '-c', SEED, '--mode', 'ingress', '--workload', 'my-app/product-v1'], message: /--workload names a sidecar; it cannot be combined with --mode ingress/ },
     { args: ['ca', 'issue', '--dir', 'x'], message: /meshgate ca issue: missing --namespace <ns>/ },

@@ -82,7 +82,7 @@ const cases: Case[] = [
     plugin: pluginYaml({ name: 'p', url: fixtureUrl('probe'), config: '\n    label: 42' }),
     code: 'MG1503',
     at: 'label: 42',
-    message: /label must be a string, got 42/,
+    message: /must be a string, got 42/,
   },
   {
     name: 'config for a plugin without a schema',
