@@ -49,7 +49,7 @@ spec:
   rules: [{ to: [{ operation: { paths: ["/denied"] } }] }]
 `,
     // Declared out of order on purpose: placement comes from phase and priority, not file order.
-    pluginYaml({ name: 'last', url: './plugins/probe-link.js', config: probe('last') }),
+    pluginYaml({ name: 'last', url: './plugins/probe-link.mjs', config: probe('last') }),
     pluginYaml({ name: 'stats-low', url: fixtureUrl('probe'), phase: 'STATS', priority: -5, config: probe('stats-low') }),
     pluginYaml({ name: 'stats', url: 'probe-package', phase: 'STATS', config: probe('stats') }),
     pluginYaml({ name: 'stats-high', url: fixtureUrl('probe'), phase: 'STATS', priority: 10, config: probe('stats-high'), kind: 'WasmPlugin' }),
@@ -61,7 +61,7 @@ const dir = await configDir(yaml);
 t.teardown(() => dir.remove());
 // A relative path (to the config file) and an installed package, both re-exporting the compiled fixture.
 await mkdir(join(dir.dir, 'plugins'));
-await writeFile(join(dir.dir, 'plugins', 'probe-link.js'), `export { default } from '${fixtureUrl('probe')}';\n`);
+await writeFile(join(dir.dir, 'plugins', 'probe-link.mjs'), `export { default } from '${fixtureUrl('probe')}';\n`);
 await mkdir(join(dir.dir, 'node_modules', 'probe-package'), { recursive: true });
 await writeFile(join(dir.dir, 'node_modules', 'probe-package', 'package.json'), JSON.stringify({ name: 'probe-package', type: 'module', exports: { '.': { import: './main.js' } } }));
 await writeFile(join(dir.dir, 'node_modules', 'probe-package', 'main.js'), `export { default } from '${fixtureUrl('probe')}';\n`);

@@ -35,9 +35,9 @@ t.test('a module that cannot load refuses the start with the resource position',
 });
 
 t.test('config and module changes reload; a broken module keeps the last good snapshot', async (t) => {
-  const dir = await configDir(configWith(pluginYaml({ name: 'versioned', url: './versioned.js' })));
+  const dir = await configDir(configWith(pluginYaml({ name: 'versioned', url: './versioned.mjs' })));
   t.teardown(() => dir.remove());
-  const moduleFile = join(dir.dir, 'versioned.js');
+  const moduleFile = join(dir.dir, 'versioned.mjs');
   await writeFile(moduleFile, versionPlugin('v1'));
   const gateway = await startGateway(dir.file);
   t.teardown(() => gateway.stop());
@@ -75,13 +75,13 @@ t.test('a changed pluginConfig reloads', async (t) => {
   onRequest(request, label) { request.setResponseHeader('x-plugin-label', label); },
 };
 `;
-  const dir = await configDir(configWith(pluginYaml({ name: 'labelled', url: './labelled.js', config: '{ label: first }' })));
+  const dir = await configDir(configWith(pluginYaml({ name: 'labelled', url: './labelled.mjs', config: '{ label: first }' })));
   t.teardown(() => dir.remove());
-  await writeFile(join(dir.dir, 'labelled.js'), labelPlugin);
+  await writeFile(join(dir.dir, 'labelled.mjs'), labelPlugin);
   const gateway = await startGateway(dir.file);
   t.teardown(() => gateway.stop());
   t.equal((await request(port, '/')).headers['x-plugin-label'], 'first');
-  await dir.write(configWith(pluginYaml({ name: 'labelled', url: './labelled.js', config: '{ label: second }' })));
+  await dir.write(configWith(pluginYaml({ name: 'labelled', url: './labelled.mjs', config: '{ label: second }' })));
   t.equal((await gateway.runtime.reload('test')).message, 'applied');
   t.equal((await request(port, '/')).headers['x-plugin-label'], 'second');
 });
