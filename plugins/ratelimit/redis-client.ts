@@ -7,15 +7,9 @@
  * and background reconnection with capped backoff. State changes are logged once per transition,
  * never per request.
  */
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-import type * as IORedis from 'ioredis';
+import { closeRedisClient, redisClass } from '../../gateway/redis/client.js';
 import { rateLimitLogger, rateLimitStats } from './stats.js';
-
-/** ioredis weighs ~10 MB of memory; a proxy without Redis-backed policies (most sidecars) never loads it. */
-function redisClass(): typeof IORedis.Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis;
-}
 
 export const REDIS_COMMAND_TIMEOUT_MS = 250;
 const RECONNECT_STEP_MS = 100;
@@ -96,22 +90,10 @@ export function sharedRedisConnection(settings: RedisSettings): RedisConnection 
   return shared;
 }
 
-async function quit(client: Redis): Promise<void> {
-  try {
-    if (client.status === 'ready') {
-      await client.quit();
-      return;
-    }
-  } catch {
-    // A quit that cannot be sent falls through to a hard disconnect.
-  }
-  client.disconnect();
-}
-
 export async function closeSharedRedisClients(): Promise<void> {
   const clients = [...retired, ...(shared === null ? [] : [shared.client])];
   shared = null;
   retired.length = 0;
   rateLimitStats.backendState = 'unused';
-  await Promise.all(clients.map(quit));
+  await Promise.all(clients.map(closeRedisClient));
 }

@@ -11,10 +11,9 @@
  * XREADGROUP on its own connection; acks and reclaims go through a control connection that queues
  * while Redis is away, so an ack issued during an outage lands once Redis is back instead of being lost.
  */
-import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
-import type * as IORedis from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
+import { closeRedisClient, redisClass } from '../../redis/client.js';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -28,11 +27,6 @@ const PUBLISH_TIMEOUT_MS = 2000;
 const RECONNECT_STEP_MS = 100;
 const RECONNECT_MAX_MS = 1000;
 const READ_ERROR_PAUSE_MS = 250;
-
-/** ioredis weighs ~10 MB; a sidecar without a Redis component never loads it. */
-function redisClass(): typeof IORedis.Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis;
-}
 
 export interface RedisStreamsSettings {
   readonly host: string;
@@ -292,13 +286,6 @@ export class RedisStreamsBroker implements PubSubBroker {
   async close(): Promise<void> {
     await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
     this.subscriptions.clear();
-    for (const client of [this.publisher, this.control]) {
-      try {
-        if (client.status === 'ready') await client.quit();
-        else client.disconnect();
-      } catch {
-        client.disconnect();
-      }
-    }
+    for (const client of [this.publisher, this.control]) await closeRedisClient(client);
   }
 }

@@ -10,8 +10,7 @@
  * one attempt per command, a command timeout, background reconnection with capped backoff. A pool
  * shares one connection per server/database/credentials across snapshots and stores.
  */
-import { createRequire } from 'node:module';
-import type * as IORedis from 'ioredis';
+import { closeRedisClient, redisClass } from '../../redis/client.js';
 import type { Redis } from 'ioredis';
 import { EtagMismatchError, StoreUnavailableError, checkEtag } from './store.js';
 import type { DeleteOperation, SetOperation, StateOperation, StateStore, StoredItem } from './store.js';
@@ -66,11 +65,6 @@ const COMMAND_TIMEOUT_MS = 2000;
 const RECONNECT_STEP_MS = 100;
 const RECONNECT_MAX_MS = 2000;
 
-/** ioredis weighs ~10 MB; a sidecar without Redis state stores never loads it. */
-function redisClass(): typeof IORedis.Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof IORedis).Redis;
-}
-
 const pool = new Map<string, ScriptedRedis>();
 
 function poolKey(settings: RedisStoreSettings): string {
@@ -113,19 +107,7 @@ export function redisConnection(settings: RedisStoreSettings, onError: (message:
 export async function closeRedisConnections(): Promise<void> {
   const clients = [...pool.values()];
   pool.clear();
-  await Promise.all(
-    clients.map(async (client) => {
-      try {
-        if (client.status === 'ready') {
-          await client.quit();
-          return;
-        }
-      } catch {
-        // A quit that cannot be sent falls through to a hard disconnect.
-      }
-      client.disconnect();
-    }),
-  );
+  await Promise.all(clients.map(closeRedisClient));
 }
 
 function isScriptRefusal(error: unknown): boolean {
