@@ -42,6 +42,8 @@ interface SniTable {
   readonly wildcards: readonly (readonly [string, ServerEntry])[];
   readonly fallback: ServerEntry | null;
   readonly entries: readonly ServerEntry[];
+  /** One server on the port, serving `*`: every name resolves to it, so no request can be misdirected (no lookup per request). */
+  readonly onlyServerForAnyHost: boolean;
 }
 
 export interface TlsListener {
@@ -103,7 +105,7 @@ function buildSniTable(entries: readonly ServerEntry[]): SniTable {
     }
   }
   wildcards.sort((a, b) => b[0].length - a[0].length);
-  return { exact, wildcards, fallback, entries };
+  return { exact, wildcards, fallback, entries, onlyServerForAnyHost: entries.length === 1 && fallback !== null };
 }
 
 function lookup(table: SniTable, servername: string | null): ServerEntry | null {
@@ -236,7 +238,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
       server.on('OCSPRequest', stapler.onOcspRequest);
     },
     serverFor: (socket) => bySocket.get(socket)?.server ?? null,
-    misdirected: (servername, host) => lookup(table, servername) !== lookup(table, host),
+    misdirected: (servername, host) => !table.onlyServerForAnyHost && lookup(table, servername) !== lookup(table, host),
     reload,
     close(): void {
       for (const watcher of watchers) watcher.close();
