@@ -31,7 +31,6 @@ export class MeshRequestContext implements RequestContext {
     readonly attrs: RequestAttributes,
     requestId: string,
     private readonly pluginStates: ReadonlyMap<string, unknown>,
-    readonly outbound = false,
   ) {
     this.requestId = requestId;
     this.startMs = performance.now();

@@ -83,6 +83,12 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
   /** Called with the compiled state of a snapshot that will never become active (rejected config, `validate`). */
   discard?(compiled: unknown): void;
   readonly register: FastifyPluginAsync;
+  /**
+   * Registered only where a workload receives traffic (gateway and inbound listeners), not on a
+   * sidecar's outbound listener: Istio applies AuthorizationPolicy and RequestAuthentication to what a
+   * workload receives, never to the calls its app makes.
+   */
+  readonly inboundOnly?: boolean;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
   activated?(compiled: unknown): void;
   /** Flush and release process-wide resources on shutdown (exporters, files, connections). */
@@ -145,11 +151,6 @@ export interface RequestAttributes {
 }
 
 export interface RequestContext {
-  /**
-   * True on a sidecar's outbound (app-facing) listener. Istio applies AuthorizationPolicy and
-   * RequestAuthentication to the traffic a workload receives, never to the calls it makes.
-   */
-  readonly outbound: boolean;
   readonly snapshotGeneration: number;
   /** MeshConfig.debugHeaders: local replies also say why in `x-meshgate-reason`. */
   readonly debugHeaders: boolean;

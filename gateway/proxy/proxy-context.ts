@@ -18,6 +18,6 @@ export class ProxyRequestContext extends MeshRequestContext {
     attrs: RequestAttributes,
     requestId: string,
   ) {
-    super(snapshot.generation, snapshot.mesh.debugHeaders, attrs, requestId, snapshot.pluginStates, listener.direction === 'outbound');
+    super(snapshot.generation, snapshot.mesh.debugHeaders, attrs, requestId, snapshot.pluginStates);
   }
 }

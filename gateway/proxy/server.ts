@@ -177,7 +177,9 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     }
     done();
   });
-  for (const plugin of options.plugins) await app.register(plugin.register);
+  for (const plugin of options.plugins) {
+    if (plugin.inboundOnly !== true || listener.direction !== 'outbound') await app.register(plugin.register);
+  }
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     // request.log already carries the listener's name (a child binding); repeating it would duplicate the JSON key.

@@ -103,7 +103,7 @@ function tokenToVerify(request: FastifyRequest, reply: FastifyReply, compiled: C
  */
 function authenticateHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const compiled = request.mesh.pluginState<CompiledAuthn>(AUTHN_PLUGIN_NAME);
-  if (request.mesh.outbound || compiled.rules.length === 0) {
+  if (compiled.rules.length === 0) {
     done();
     return;
   }
@@ -138,6 +138,7 @@ export function createAuthnPlugin(options: Partial<AuthnOptions> = {}): MeshPlug
   return {
     name: AUTHN_PLUGIN_NAME,
     compile: (input: CompileInput) => compileAuthn(input, resolved),
+    inboundOnly: true,
     // Loaded as soon as a configuration needs it, so the first token does not wait for the import.
     activated: (compiled) => {
       if ((compiled as CompiledAuthn).rules.length > 0) void loadJose();

@@ -123,7 +123,7 @@ const customHook = conditionalHook(() => true, authorizeWithCustom);
  */
 function authorizeHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const compiled = request.mesh.pluginState<CompiledAuthz>(AUTHZ_PLUGIN_NAME);
-  if (request.mesh.outbound || !hasPolicies(compiled)) {
+  if (!hasPolicies(compiled)) {
     done();
     return;
   }
@@ -144,6 +144,7 @@ function authorizeHook(request: FastifyRequest, reply: FastifyReply, done: HookH
 export const authzPlugin: MeshPlugin<CompiledAuthz> = {
   name: AUTHZ_PLUGIN_NAME,
   compile: compileAuthz,
+  inboundOnly: true,
   register: fp(
     async (app) => {
       app.addHook('onRequest', authorizeHook);
