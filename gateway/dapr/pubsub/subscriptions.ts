@@ -10,15 +10,10 @@ import type { DaprSubscription } from '../../config/kinds/dapr-subscription.js';
 import type { AppAnswer } from './delivery.js';
 import type { RetryTimer } from './delivery.js';
 
-export interface SubscriptionSpec {
-  readonly pubsubname: string;
-  readonly topic: string;
-  readonly rules: readonly { readonly match: string; readonly path: string }[];
-  readonly defaultPath: string | null;
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly deadLetterTopic: string | null;
+/** What delivery needs of a subscription, declarative (a Subscription resource) or programmatic (the app's `/dapr/subscribe`). */
+export type SubscriptionSpec = Pick<DaprSubscription, 'pubsubname' | 'topic' | 'rules' | 'defaultPath' | 'metadata' | 'deadLetterTopic'> & {
   readonly type: 'PROGRAMMATIC' | 'DECLARATIVE';
-}
+};
 
 export function declarativeSpec(subscription: DaprSubscription): SubscriptionSpec {
   return {
