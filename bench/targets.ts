@@ -5,6 +5,7 @@
  * lines in TARGETS: a name and a start() built from the helpers below (startUpstream,
  * startBenchScript, startMeshgate).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -114,10 +115,23 @@ export async function startMeshgate(
   const cli = options.cli ?? MESHGATE_CLI;
   if (!existsSync(cli)) throw new Error(`${cli} not built (gateway/cli/main.ts missing?)`);
   // Several proxies run at once here: none takes the default status/metrics ports (the admin port serves metrics).
-  const args = [cli, 'run', '-c', configPath, '--mode', mode, '--status-address=', '--metrics-address=', ...(options.extraArgs ?? [])];
+  const operatorPorts = knowsOperatorPorts(cli) ? ['--status-address=', '--metrics-address='] : [];
+  const args = [cli, 'run', '-c', configPath, '--mode', mode, ...operatorPorts, ...(options.extraArgs ?? [])];
   const service = context.processes.start(name, options.cpu ?? SERVICE_CPU, process.execPath, args);
   await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
   return service;
+}
+
+const operatorPortFlags = new Map<string, boolean>();
+
+/** Builds before the status and metrics ports know no flags for them (and open no such ports). */
+function knowsOperatorPorts(cli: string): boolean {
+  let known = operatorPortFlags.get(cli);
+  if (known === undefined) {
+    known = execFileSync(process.execPath, [cli, 'run', '--help'], { encoding: 'utf8' }).includes('--status-address');
+    operatorPortFlags.set(cli, known);
+  }
+  return known;
 }
 
 function stopper(context: TargetContext, services: readonly ChildService[]): () => Promise<void> {
