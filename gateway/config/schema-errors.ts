@@ -6,6 +6,8 @@ import { ValueErrorType } from '@sinclair/typebox/errors';
 import type { ValueError } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { TypeCheck } from '@sinclair/typebox/compiler';
 import type { DiagnosticCode } from './diagnostics.js';
 import { durationProblem } from './duration.js';
 import { DURATION_FORMAT } from './kinds/common.js';
@@ -128,7 +130,20 @@ function toProblem(error: ValueError, root: unknown): SchemaProblem {
 }
 
 /** Every problem of `value` against `schema`, at most one per field path. */
+const compiledCheckers = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+/** A compiled check per schema: a valid document (the common case) is checked without walking it for errors. */
+function checkerFor(schema: TSchema): TypeCheck<TSchema> {
+  let checker = compiledCheckers.get(schema);
+  if (checker === undefined) {
+    checker = TypeCompiler.Compile(schema);
+    compiledCheckers.set(schema, checker);
+  }
+  return checker;
+}
+
 export function schemaProblems(schema: TSchema, value: unknown): SchemaProblem[] {
+  if (checkerFor(schema).Check(value)) return [];
   const problems: SchemaProblem[] = [];
   const seen = new Set<string>();
   for (const error of Value.Errors(schema, value)) {

@@ -49,7 +49,7 @@ export type Destination = Static<typeof Destination>;
 
 /** RFC 9110 §5.5 field-value: HTAB, visible ASCII and obs-text; never CR, LF, NUL or another control (checked at load, not per request). */
 function headerValueMap(description: string) {
-  return Type.Record(Type.String(), Type.String({ pattern: '^[\t\x20-\x7e\x80-\xff]*$', description: 'A header value: no CR, LF, NUL or other control characters.' }), { description });
+  return Type.Record(Type.String(), Type.String({ pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$', description: 'A header value: no CR, LF, NUL or other control characters.' }), { description });
 }
 
 export const HeaderOperations = strictObject(
