@@ -8,6 +8,8 @@ import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from 
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
+import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
+import type { CompileTiming } from './scale.js';
 import type { CellSummary, Summaries } from './report.js';
 
 export const BARS = {
@@ -20,6 +22,8 @@ export const BARS = {
   redisAddedP50Us: 500,
   observabilityThroughputCost: 0.1,
   userPluginAddedCpuUs: 2,
+  largeTableCpuCost: 0.05,
+  largeTableCompileMs: 1000,
 } as const;
 
 export interface Bar {
@@ -68,6 +72,7 @@ export function computeBars(
   unloadedMode: string,
   latencyResolutionUs: number,
   sideBySide: readonly SideBySideResult[] = [],
+  compile: CompileTiming | null = null,
 ): Bar[] {
   const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
   const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
@@ -162,6 +167,15 @@ export function computeBars(
     bar(`${OBSERVABILITY_TARGET}: throughput within ${(BARS.observabilityThroughputCost * 100).toFixed(0)} % of ${QUIET_TARGET}`, () =>
       costBar('throughput', OBSERVABILITY_TARGET, QUIET_TARGET, (cost) => cost <= BARS.observabilityThroughputCost),
     ),
+    bar(`${LARGE_TABLE_TARGET}: proxy CPU per request <= ${percent(BARS.largeTableCpuCost)} vs ${SMALL_TABLE_TARGET}`, () =>
+      costBar('cpu', LARGE_TABLE_TARGET, SMALL_TABLE_TARGET, (increase) => increase <= BARS.largeTableCpuCost),
+    ),
+    bar(`10 000-rule config loads and compiles in <= ${BARS.largeTableCompileMs} ms`, () => {
+      if (compile === null) return null;
+      const wall = median(compile.wallMs);
+      const list = (values: readonly number[]): string => values.map((value) => value.toFixed(0)).join(', ');
+      return { measured: `${wall.toFixed(0)} ms wall (${list(compile.wallMs)}), CPU ${list(compile.cpuMs)} ms`, pass: wall <= BARS.largeTableCompileMs };
+    }),
   ];
 }
 

@@ -36,7 +36,19 @@ export interface IngressConfigOptions {
   readonly adminPort: number;
   /** null = plain HTTP server; otherwise an HTTPS SIMPLE server with these files. */
   readonly tls: ServerCertificateFiles | null;
+  /** The table's size (default: the 106-rule table described above). */
+  readonly table?: RouteTableShape;
 }
+
+/** How many rules surround the hot route: `serviceHosts` × `rulesPerServiceHost`, plus the hot host's decoys. */
+export interface RouteTableShape {
+  readonly serviceHosts: number;
+  /** 4 to 10: the four shapes of serviceRules, then plain prefix rules. */
+  readonly rulesPerServiceHost: number;
+  readonly hotHostDecoys: number;
+}
+
+export const DEFAULT_TABLE: RouteTableShape = { serviceHosts: SERVICE_HOST_COUNT, rulesPerServiceHost: 4, hotHostDecoys: HOT_HOST_DECOY_RULES };
 
 export type Document = Record<string, unknown>;
 type HttpRoute = Record<string, unknown>;
@@ -56,9 +68,15 @@ function virtualService(name: string, host: string, http: HttpRoute[]): Document
   };
 }
 
-function serviceRules(index: number): HttpRoute[] {
+function serviceRules(index: number, count: number): HttpRoute[] {
   const id = String(index).padStart(2, '0');
+  const extra = Array.from({ length: Math.max(0, count - 4) }, (_, rule) => ({
+    name: `svc-${id}-area-${rule}`,
+    match: [{ uri: { prefix: `/svc-${id}/area-${rule}/` } }],
+    route: [destination(rule % 2 === 0 ? 'v1' : 'v2')],
+  }));
   return [
+    ...extra,
     {
       name: `svc-${id}-tenant`,
       match: [{ uri: { prefix: `/svc-${id}/v1/` }, headers: { 'x-tenant': { exact: `tenant-${id}` } } }],
@@ -84,9 +102,9 @@ function serviceRules(index: number): HttpRoute[] {
 }
 
 /** Rules on the hot host that the hot request (`GET /api/products/42`, no special headers) must walk past. */
-function decoyRules(): HttpRoute[] {
+function decoyRules(count: number): HttpRoute[] {
   const rules: HttpRoute[] = [];
-  for (let index = 0; index < HOT_HOST_DECOY_RULES; index += 1) {
+  for (let index = 0; index < count; index += 1) {
     const shape = index % 4;
     const match =
       shape === 0
@@ -101,9 +119,9 @@ function decoyRules(): HttpRoute[] {
   return rules;
 }
 
-function hotHostRules(): HttpRoute[] {
+function hotHostRules(decoys: number): HttpRoute[] {
   return [
-    ...decoyRules(),
+    ...decoyRules(decoys),
     {
       name: 'api-products-canary',
       match: [{ uri: { prefix: '/api/products' } }],
@@ -115,8 +133,12 @@ function hotHostRules(): HttpRoute[] {
   ];
 }
 
-/** Number of VirtualService http rules the generated table holds. */
-export const ROUTE_RULE_COUNT = SERVICE_HOST_COUNT * serviceRules(0).length + hotHostRules().length;
+/** Number of VirtualService http rules a table of this shape holds. */
+export function routeRuleCount(table: RouteTableShape): number {
+  return table.serviceHosts * Math.max(4, table.rulesPerServiceHost) + hotHostRules(table.hotHostDecoys).length;
+}
+
+export const ROUTE_RULE_COUNT = routeRuleCount(DEFAULT_TABLE);
 
 function gatewayServer(options: IngressConfigOptions): Record<string, unknown> {
   if (options.tls === null) {
@@ -131,6 +153,7 @@ function gatewayServer(options: IngressConfigOptions): Record<string, unknown> {
 
 export function ingressDocuments(options: IngressConfigOptions): Document[] {
   const [v1Port, v2Port] = options.upstreamPorts;
+  const table = options.table ?? DEFAULT_TABLE;
   return [
     {
       apiVersion: 'meshgate.dev/v1alpha1',
@@ -170,10 +193,10 @@ export function ingressDocuments(options: IngressConfigOptions): Document[] {
         ],
       },
     },
-    virtualService('api', HOT_HOST, hotHostRules()),
-    ...Array.from({ length: SERVICE_HOST_COUNT }, (_, index) => {
+    virtualService('api', HOT_HOST, hotHostRules(table.hotHostDecoys)),
+    ...Array.from({ length: table.serviceHosts }, (_, index) => {
       const id = String(index).padStart(2, '0');
-      return virtualService(`svc-${id}`, `svc-${id}.bench.local`, serviceRules(index));
+      return virtualService(`svc-${id}`, `svc-${id}.bench.local`, serviceRules(index, table.rulesPerServiceHost));
     }),
   ];
 }

@@ -27,6 +27,8 @@ import { probe } from './probe.js';
 import { headlines, saturationTable, summarize, unloadedTable } from './report.js';
 import type { CellSummary, Mode, Sample } from './report.js';
 import { selectTargets } from './suites.js';
+import { LARGE_TABLE_TARGET, measureLargeTableCompile } from './scale.js';
+import type { CompileTiming } from './scale.js';
 import { REPO_ROOT } from './targets.js';
 import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
 
@@ -168,6 +170,7 @@ async function main(): Promise<void> {
 
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
   let handshakes: HandshakeResult[] = [];
+  let compile: CompileTiming | null = null;
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -193,6 +196,10 @@ async function main(): Promise<void> {
         state.failures.set(`${pair.measured} vs ${pair.reference}`, message);
         console.log(`  ${pair.measured} vs ${pair.reference}: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
+    }
+    if (targets.some((target) => target.name === LARGE_TABLE_TARGET) && !interrupted) {
+      compile = await measureLargeTableCompile(workDirectory);
+      console.log(`${compile.rules}-rule config: load + compile ${compile.wallMs.map((ms) => ms.toFixed(0)).join(', ')} ms wall, ${compile.cpuMs.map((ms) => ms.toFixed(0)).join(', ')} ms CPU`);
     }
     if (selection.handshakes && !interrupted) {
       console.log('mTLS handshakes on a sidecar inbound port');
@@ -228,7 +235,7 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
@@ -251,6 +258,7 @@ async function main(): Promise<void> {
     failures: Object.fromEntries(state.failures),
     components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
     handshakes,
+    compile,
     sideBySide,
     bars,
   };

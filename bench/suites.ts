@@ -7,11 +7,13 @@ import { HANDSHAKE_TARGET } from './handshake-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BASELINE_TARGET, TARGETS } from './targets.js';
+import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import type { BenchTarget } from './targets.js';
 
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET],
+  scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
 };
 export const DEFAULT_SUITE = 'all';
@@ -33,6 +35,8 @@ const RUN_ORDER: readonly string[] = [
   QUIET_TARGET,
   OBSERVABILITY_TARGET,
   'meshgate-https',
+  SMALL_TABLE_TARGET,
+  LARGE_TABLE_TARGET,
   MESH_PAIR,
   INGRESS_TO_SIDECAR,
 ];

@@ -11,6 +11,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOT_HOST, HOT_PATH, writeIngressConfig } from './config.js';
+import type { RouteTableShape } from './config.js';
+import { LARGE_TABLE, LARGE_TABLE_TARGET, SMALL_TABLE, SMALL_TABLE_TARGET } from './scale.js';
 import type { ServerCertificateFiles } from './config.js';
 import { SERVICE_CPU } from './processes.js';
 import type { ChildService, ProcessSet } from './processes.js';
@@ -169,10 +171,16 @@ const bareFastify: BenchTarget = {
   },
 };
 
-function meshgateIngress(name: string, tls: boolean, cli = MESHGATE_CLI): BenchTarget {
+interface IngressVariant {
+  readonly cli?: string;
+  readonly table?: RouteTableShape;
+  readonly tableName?: string;
+}
+
+function meshgateIngress(name: string, tls: boolean, { cli = MESHGATE_CLI, table, tableName = '106-rule' }: IngressVariant = {}): BenchTarget {
   return {
     name,
-    description: `meshgate --mode ingress, ${tls ? 'HTTPS (TLS 1.3 keep-alive)' : 'HTTP'}, 106-rule table, canary 90/10${cli === MESHGATE_CLI ? '' : ` (${cli})`}`,
+    description: `meshgate --mode ingress, ${tls ? 'HTTPS (TLS 1.3 keep-alive)' : 'HTTP'}, ${tableName} table, canary 90/10${cli === MESHGATE_CLI ? '' : ` (${cli})`}`,
     async start(context) {
       const upstream = await startUpstream(context);
       const [listenerPort, adminPort] = [await freePort(), await freePort()];
@@ -184,6 +192,7 @@ function meshgateIngress(name: string, tls: boolean, cli = MESHGATE_CLI): BenchT
         listenerPort,
         adminPort,
         tls: tls ? context.serverCertificate : null,
+        ...(table === undefined ? {} : { table }),
       });
       const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress', { cli });
       return {
@@ -203,5 +212,7 @@ export const TARGETS: readonly BenchTarget[] = [
   bareFastify,
   meshgateIngress('meshgate-http', false),
   meshgateIngress('meshgate-https', true),
-  ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, BASELINE_CLI)]),
+  ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, { cli: BASELINE_CLI })]),
+  meshgateIngress(SMALL_TABLE_TARGET, false, { table: SMALL_TABLE, tableName: '10-rule' }),
+  meshgateIngress(LARGE_TABLE_TARGET, false, { table: LARGE_TABLE, tableName: '10 000-rule (1 000 hosts)' }),
 ];
