@@ -91,11 +91,21 @@ interface DestinationChecks {
   readonly warned: Set<string>;
 }
 
-function checkDestination(ctx: ValidationContext, vs: Resource, destination: Destination, path: FieldPath, checks: DestinationChecks): void {
+/** `route "name"` for a named rule; unnamed rules are identified by the diagnostic's field path alone. */
+function routeLabel(name: string | undefined): string {
+  return name === undefined ? 'this route' : `route "${name}"`;
+}
+
+function checkDestination(ctx: ValidationContext, vs: Resource, destination: Destination, path: FieldPath, checks: DestinationChecks, routeName?: string): void {
   const host = destination.host.toLowerCase();
   if (destination.subset !== undefined && !checks.subsets.get(host)?.has(destination.subset)) {
     const defined = checks.subsets.get(host) ?? [];
-    ctx.report(vs, 'MG0203', [...path, 'subset'], `no DestinationRule for host "${destination.host}" defines subset "${destination.subset}"${didYouMean(destination.subset, defined)}`);
+    ctx.report(
+      vs,
+      'MG0203',
+      [...path, 'subset'],
+      `${routeLabel(routeName)} sends to subset "${destination.subset}" of host "${destination.host}", which no DestinationRule defines${didYouMean(destination.subset, defined)}; it answers 503 (NC) until one does`,
+    );
   }
   const key = `${vs.metadata.namespace}/${vs.metadata.name}/${host}`;
   if (!checks.warned.has(key) && !checks.registry.some((pattern) => hostCovers(pattern, host))) {
@@ -158,13 +168,13 @@ function checkHttpRule(ctx: ValidationContext, vs: VirtualService, rule: HTTPRou
   rule.match?.forEach((match, index) => checkMatch(ctx, vs, match, [...path, 'match', index]));
   if (rule.route !== undefined) {
     checkWeights(ctx, vs, rule.route, [...path, 'route']);
-    rule.route.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks));
+    rule.route.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks, rule.name));
   }
   if (rule.mirror !== undefined) {
     if (rule.mirrors !== undefined) ctx.report(vs, 'MG0214', [...path, 'mirrors'], 'mirror and mirrors cannot both be set');
-    checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks);
+    checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks, rule.name);
   }
-  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks));
+  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks, rule.name));
   const rewrite = rule.rewrite;
   if (rewrite?.uri !== undefined && rewrite.uriRegexRewrite !== undefined) {
     ctx.report(vs, 'MG0214', [...path, 'rewrite', 'uriRegexRewrite'], 'rewrite.uri and uriRegexRewrite cannot both be set');
