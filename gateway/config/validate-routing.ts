@@ -15,6 +15,9 @@ import type {
 } from './kinds/virtual-service.js';
 import type { WorkloadEntrySpec } from './kinds/workload-entry.js';
 import { hostCovers, hostProblem } from './hosts.js';
+import { defaultMeshConfig } from './kinds/mesh-config.js';
+import type { MeshConfigSpec } from './kinds/mesh-config.js';
+import { expandShortHost } from './short-hosts.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
 import { didYouMean } from './suggest.js';
@@ -62,14 +65,17 @@ function checkMatch(ctx: ValidationContext, vs: Resource, match: HTTPMatchReques
   }
 }
 
-/** Registry hosts: ServiceEntry hosts plus WorkloadEntry names and `app` labels (how sidecar workloads are addressed). */
+/**
+ * Registry hosts: ServiceEntry hosts plus WorkloadEntry names and `app` labels (how sidecar workloads
+ * are addressed), those also as the Kubernetes-style FQDN a short route host expands to.
+ */
 function registryHosts(ctx: ValidationContext): string[] {
+  const clusterDomain = ctx.ofKind<MeshConfigSpec>('MeshConfig')[0]?.spec.clusterDomain ?? defaultMeshConfig().clusterDomain;
   const hosts: string[] = [];
   for (const entry of ctx.ofKind<ServiceEntrySpec>('ServiceEntry')) hosts.push(...entry.spec.hosts);
   for (const entry of ctx.ofKind<WorkloadEntrySpec>('WorkloadEntry')) {
-    hosts.push(entry.metadata.name);
-    const app = entry.spec.labels?.app;
-    if (app !== undefined) hosts.push(app);
+    const names = [entry.metadata.name, ...(entry.spec.labels?.app === undefined ? [] : [entry.spec.labels.app])];
+    for (const name of names) hosts.push(name, expandShortHost(name, entry.metadata.namespace, clusterDomain));
   }
   return hosts;
 }

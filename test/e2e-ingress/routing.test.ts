@@ -43,6 +43,9 @@ t.teardown(() => Promise.all(upstreams.map((u) => u.close())));
 
 const [admin = 0, port = 0] = await freePorts(2);
 
+// The seed's short \`product-service\` (namespace default) is this service; a ServiceEntry host is never expanded.
+const PRODUCT_SERVICE = 'product-service.default.svc.cluster.local';
+
 const seedCopy = `---
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
@@ -123,7 +126,7 @@ await startScenario(
   [
     meshConfigYaml(admin),
     gatewayYaml('edge', httpServerYaml(port, ['*'])),
-    serviceEntryYaml('product-service', 'product-service', [
+    serviceEntryYaml('product-service', PRODUCT_SERVICE, [
       { port: v1.port, labels: { version: 'v1' } },
       { port: v2.port, labels: { version: 'v2' } },
     ]),
@@ -166,12 +169,12 @@ async function load(total: number, connections: number, host: string, headers: R
 }
 
 t.test('x-canary: true always goes to v2', async (t) => {
-  const counts = await load(200, 4, 'product-service', { 'x-canary': 'true' });
+  const counts = await load(200, 4, PRODUCT_SERVICE, { 'x-canary': 'true' });
   t.same([...counts], [['v2', 200]]);
 });
 
 t.test('without the header 10 000 requests split 90/10 within ±2 %', async (t) => {
-  const counts = await load(10_000, 32, 'product-service');
+  const counts = await load(10_000, 32, PRODUCT_SERVICE);
   const toV1 = counts.get('v1') ?? 0;
   const toV2 = counts.get('v2') ?? 0;
   t.equal(toV1 + toV2, 10_000, `only v1/v2 answered: ${JSON.stringify([...counts])}`);
@@ -180,7 +183,7 @@ t.test('without the header 10 000 requests split 90/10 within ±2 %', async (t) 
 
 t.test('retryOn 5xx: a 503 on the first try is retried and the client sees 200', async (t) => {
   const before = v1.received.length + v2.received.length;
-  const res = await request(port, '/retry-me', { host: 'product-service', headers: { 'x-fail-first': '1' } });
+  const res = await request(port, '/retry-me', { host: PRODUCT_SERVICE, headers: { 'x-fail-first': '1' } });
   t.equal(res.status, 200);
   const tries = [...v1.received, ...v2.received].filter((r) => r.url === '/retry-me');
   t.equal(v1.received.length + v2.received.length - before, 2);
@@ -192,7 +195,7 @@ t.test('retryOn 5xx: a 503 on the first try is retried and the client sees 200',
 
 t.test('perTryTimeout: a try that hangs is retried within the route timeout', async (t) => {
   const started = performance.now();
-  const res = await request(port, '/hang-first', { host: 'product-service', headers: { 'x-hang': 'first' } });
+  const res = await request(port, '/hang-first', { host: PRODUCT_SERVICE, headers: { 'x-hang': 'first' } });
   const elapsed = performance.now() - started;
   t.equal(res.status, 200);
   t.ok(elapsed >= 380 && elapsed < 1000, `answered after the per-try timeout (${Math.round(elapsed)} ms)`);
@@ -200,7 +203,7 @@ t.test('perTryTimeout: a try that hangs is retried within the route timeout', as
 
 t.test('route timeout bounds every try: 504 UT after 1 s although tries remain', async (t) => {
   const started = performance.now();
-  const res = await request(port, '/hang-always', { host: 'product-service', headers: { 'x-hang': 'always' } });
+  const res = await request(port, '/hang-always', { host: PRODUCT_SERVICE, headers: { 'x-hang': 'always' } });
   const elapsed = performance.now() - started;
   t.equal(res.status, 504);
   t.equal(res.body, 'upstream request timeout\n');
