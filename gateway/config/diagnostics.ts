@@ -46,7 +46,7 @@ const definitions = [
   ['MG0108', 'error', 'Invalid format', 'The string does not have the required format (for example a header name or a port key).'],
   ['MG0201', 'error', 'Duplicate resource', 'Two resources have the same kind, namespace and name. Only the first would be used; rename or remove the other.'],
   ['MG0202', 'error', 'Several MeshConfigs', 'At most one MeshConfig may be present; mesh-wide settings must have one source.'],
-  ['MG0203', 'error', 'Undefined subset', 'A route names a subset that no DestinationRule for that host defines. Istio answers such requests with 503 (NC); meshgate refuses the config instead.'],
+  ['MG0203', 'warning', 'Undefined subset', 'A route names a subset that no DestinationRule for that host defines. As in Istio, the config still loads and reloads: requests that pick this destination are answered 503 with response flag NC (no upstream cluster) until a DestinationRule defines the subset, and every other route is unaffected. `meshgate validate --strict` fails on it.'],
   ['MG0204', 'error', 'Invalid weights', 'In a rule with several destinations, weights are relative shares: they must not be negative and must not all be 0 (omitted counts as 0).'],
   ['MG0205', 'error', 'Conflicting route actions', 'An HTTP rule needs exactly one of `route`, `redirect`, `directResponse` or `delegate`; `rewrite` and `fault` cannot be combined with `redirect` or `directResponse`.'],
   ['MG0206', 'error', 'Retries disabled with options', '`retries.attempts: 0` disables retries; setting `perTryTimeout`, `retryOn` or other retry fields alongside it is contradictory.'],

@@ -37,7 +37,7 @@ function hasCycle(value: unknown, ancestors = new Set<object>()): boolean {
   return false;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);

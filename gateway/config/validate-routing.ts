@@ -15,6 +15,9 @@ import type {
 } from './kinds/virtual-service.js';
 import type { WorkloadEntrySpec } from './kinds/workload-entry.js';
 import { hostCovers, hostProblem } from './hosts.js';
+import { defaultMeshConfig } from './kinds/mesh-config.js';
+import type { MeshConfigSpec } from './kinds/mesh-config.js';
+import { expandShortHost } from './short-hosts.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
 import { didYouMean } from './suggest.js';
@@ -62,14 +65,17 @@ function checkMatch(ctx: ValidationContext, vs: Resource, match: HTTPMatchReques
   }
 }
 
-/** Registry hosts: ServiceEntry hosts plus WorkloadEntry names and `app` labels (how sidecar workloads are addressed). */
+/**
+ * Registry hosts: ServiceEntry hosts plus WorkloadEntry names and `app` labels (how sidecar workloads
+ * are addressed), those also as the Kubernetes-style FQDN a short route host expands to.
+ */
 function registryHosts(ctx: ValidationContext): string[] {
+  const clusterDomain = ctx.ofKind<MeshConfigSpec>('MeshConfig')[0]?.spec.clusterDomain ?? defaultMeshConfig().clusterDomain;
   const hosts: string[] = [];
   for (const entry of ctx.ofKind<ServiceEntrySpec>('ServiceEntry')) hosts.push(...entry.spec.hosts);
   for (const entry of ctx.ofKind<WorkloadEntrySpec>('WorkloadEntry')) {
-    hosts.push(entry.metadata.name);
-    const app = entry.spec.labels?.app;
-    if (app !== undefined) hosts.push(app);
+    const names = [entry.metadata.name, ...(entry.spec.labels?.app === undefined ? [] : [entry.spec.labels.app])];
+    for (const name of names) hosts.push(name, expandShortHost(name, entry.metadata.namespace, clusterDomain));
   }
   return hosts;
 }
@@ -91,11 +97,21 @@ interface DestinationChecks {
   readonly warned: Set<string>;
 }
 
-function checkDestination(ctx: ValidationContext, vs: Resource, destination: Destination, path: FieldPath, checks: DestinationChecks): void {
+/** `route "name"` for a named rule; unnamed rules are identified by the diagnostic's field path alone. */
+function routeLabel(name: string | undefined): string {
+  return name === undefined ? 'this route' : `route "${name}"`;
+}
+
+function checkDestination(ctx: ValidationContext, vs: Resource, destination: Destination, path: FieldPath, checks: DestinationChecks, routeName?: string): void {
   const host = destination.host.toLowerCase();
   if (destination.subset !== undefined && !checks.subsets.get(host)?.has(destination.subset)) {
     const defined = checks.subsets.get(host) ?? [];
-    ctx.report(vs, 'MG0203', [...path, 'subset'], `no DestinationRule for host "${destination.host}" defines subset "${destination.subset}"${didYouMean(destination.subset, defined)}`);
+    ctx.report(
+      vs,
+      'MG0203',
+      [...path, 'subset'],
+      `${routeLabel(routeName)} sends to subset "${destination.subset}" of host "${destination.host}", which no DestinationRule defines${didYouMean(destination.subset, defined)}; it answers 503 (NC) until one does`,
+    );
   }
   const key = `${vs.metadata.namespace}/${vs.metadata.name}/${host}`;
   if (!checks.warned.has(key) && !checks.registry.some((pattern) => hostCovers(pattern, host))) {
@@ -158,13 +174,13 @@ function checkHttpRule(ctx: ValidationContext, vs: VirtualService, rule: HTTPRou
   rule.match?.forEach((match, index) => checkMatch(ctx, vs, match, [...path, 'match', index]));
   if (rule.route !== undefined) {
     checkWeights(ctx, vs, rule.route, [...path, 'route']);
-    rule.route.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks));
+    rule.route.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks, rule.name));
   }
   if (rule.mirror !== undefined) {
     if (rule.mirrors !== undefined) ctx.report(vs, 'MG0214', [...path, 'mirrors'], 'mirror and mirrors cannot both be set');
-    checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks);
+    checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks, rule.name);
   }
-  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks));
+  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks, rule.name));
   const rewrite = rule.rewrite;
   if (rewrite?.uri !== undefined && rewrite.uriRegexRewrite !== undefined) {
     ctx.report(vs, 'MG0214', [...path, 'rewrite', 'uriRegexRewrite'], 'rewrite.uri and uriRegexRewrite cannot both be set');

@@ -49,6 +49,8 @@ export interface DaprCompileOptions {
   readonly diagnostics: Diagnostic[];
   readonly blocks?: readonly DaprBuildingBlock[];
   readonly appEndpoint?: { readonly host: string; readonly port: number } | null;
+  /** MeshConfig `clusterDomain`: app id `name.ns` is the service `name.ns.svc.<clusterDomain>` (default cluster.local). */
+  readonly clusterDomain?: string;
 }
 
 const SECRET_STORE_TYPES = [ENV_SECRET_STORE, FILE_SECRET_STORE];
@@ -85,7 +87,7 @@ function allows(scopes: readonly string[], appId: string): boolean {
   return scopes.length === 0 || scopes.includes(appId);
 }
 
-function invokeTable(registry: ServiceRegistry, namespace: string): (appId: string) => string | null {
+function invokeTable(registry: ServiceRegistry, namespace: string, clusterDomain: string): (appId: string) => string | null {
   const hosts = new Set(registry.services.map((service) => service.host));
   const shortNames = new Map<string, string>();
   for (const service of registry.services) {
@@ -98,11 +100,11 @@ function invokeTable(registry: ServiceRegistry, namespace: string): (appId: stri
     const dot = id.indexOf('.');
     if (dot < 0) {
       if (hosts.has(id)) return id;
-      const qualified = `${id}.${namespace}.svc.cluster.local`;
+      const qualified = `${id}.${namespace}.svc.${clusterDomain}`;
       return hosts.has(qualified) ? qualified : null;
     }
     const [name, ns] = [id.slice(0, dot), id.slice(dot + 1)];
-    for (const candidate of [`${name}.${ns}.svc.cluster.local`, id]) if (hosts.has(candidate)) return candidate;
+    for (const candidate of [`${name}.${ns}.svc.${clusterDomain}`, id]) if (hosts.has(candidate)) return candidate;
     return shortNames.get(`${name}.${ns}`) ?? null;
   };
   return (appId) => {
@@ -151,7 +153,7 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
     blockList: blocks,
     apiToken: nonEmpty(options.env.DAPR_API_TOKEN),
     appApiToken: nonEmpty(options.env.APP_API_TOKEN),
-    invokeHost: invokeTable(options.registry, workload.namespace),
+    invokeHost: invokeTable(options.registry, workload.namespace, options.clusterDomain ?? 'cluster.local'),
   };
 }
 

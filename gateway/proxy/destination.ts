@@ -51,7 +51,8 @@ export function chooseDestination(ctx: ProxyRequestContext, random: number): Des
   const routeRequest = ctx.routeRequest;
   const host = ctx.attrs.host;
   const port = routeRequest?.port ?? 80;
-  const cluster = clusters.get(host, port) ?? clusters.get(host);
+  const serviceHost = ctx.snapshot.serviceHost(host);
+  const cluster = clusters.get(serviceHost, port) ?? clusters.get(serviceHost);
   if (cluster !== undefined) return { kind: 'cluster', cluster, destination: null };
   const passthrough = clusters.get(PASSTHROUGH_HOST);
   if (passthrough === undefined) return { kind: 'reply', reply: blackhole(host) };

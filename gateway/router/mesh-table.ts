@@ -2,10 +2,13 @@
  * The sidecar's outbound route table (docs/routing.md#sidecars): VirtualServices that apply to the
  * mesh (`gateways` omitted or containing `mesh`), one per host — the earliest document wins, later
  * ones are ignored for that host (sidecars never merge). Hosts without a VirtualService are routed
- * by the caller straight to the host (`hasHost` tells which).
+ * by the caller straight to the host (`hasHost` tells which). A host `name.ns.svc.<clusterDomain>` is
+ * also served under the names a client may use for it (`name.ns.svc`, `name.ns`, and `name` from its
+ * own namespace), unless another VirtualService claims that name itself.
  */
 import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import { hostAliases } from '../config/short-hosts.js';
 import { compileVirtualServiceRoutes } from './compile-route.js';
 import { MG_ROUTE_DUPLICATE_HOST, routeDiagnostic } from './errors.js';
 import { byDocumentOrder, isVisibleTo } from './hosts.js';
@@ -16,6 +19,7 @@ export interface MeshRouteInput {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
   readonly proxyLabels: Readonly<Record<string, string>>;
   readonly proxyNamespace: string;
+  readonly clusterDomain: string;
   /** Service port the table is for. Absent: match-level `port` selectors are checked per request
    * against the port in the request's authority (default 80/443 by scheme). */
   readonly port?: number;
@@ -30,6 +34,7 @@ export function appliesToMesh(virtualService: Resource<VirtualServiceSpec>): boo
 export function buildMeshRouteTable(input: MeshRouteInput): HostRouteTable {
   const claimed = new Set<string>();
   const virtualHosts: VirtualHost[] = [];
+  const aliasHosts: VirtualHost[] = [];
   const candidates = byDocumentOrder(input.virtualServices).filter(
     (vs) => appliesToMesh(vs) && isVisibleTo(vs, input.proxyNamespace),
   );
@@ -64,6 +69,8 @@ export function buildMeshRouteTable(input: MeshRouteInput): HostRouteTable {
       input.diagnostics,
     );
     virtualHosts.push({ domains, routes });
+    aliasHosts.push({ domains: domains.flatMap((host) => hostAliases(host, input.proxyNamespace, input.clusterDomain)), routes });
   }
-  return createRouteTable(virtualHosts);
+  // After every host named as written, so that an alias never shadows a VirtualService's own host.
+  return createRouteTable([...virtualHosts, ...aliasHosts]);
 }

@@ -46,6 +46,8 @@ export interface RuntimeOptions {
   readonly watch?: boolean;
   /** Called once the process should exit (after drain). */
   readonly onExit?: (code: number) => void;
+  /** Clock of upstream outlier ejections (default Date.now); tests advance their own instead of sleeping. */
+  readonly now?: () => number;
 }
 
 export type StartResult = { readonly ok: true } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -114,7 +116,11 @@ export class GatewayRuntime {
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
-    this.clusters = new ClusterManager({ identity: meshIdentityProvider(this.identity, config.mesh.trustDomain), trustDomain: config.mesh.trustDomain });
+    this.clusters = new ClusterManager({
+      identity: meshIdentityProvider(this.identity, config.mesh.trustDomain),
+      trustDomain: config.mesh.trustDomain,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
     const clusters = this.clusters;
     this.stopObservingUpstreams = observeUpstreams(() => clusters.stats());
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);

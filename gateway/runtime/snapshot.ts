@@ -23,6 +23,7 @@ import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import { expandShortHosts, serviceHostResolver } from '../config/short-hosts.js';
 import { validateResources } from '../config/validate.js';
 import { ownOutboundMatcher } from '../proxy/loop-guard.js';
 import { compileDapr } from '../dapr/snapshot.js';
@@ -104,6 +105,8 @@ export interface CompiledConfig {
   readonly dapr: DaprSnapshot | null;
   /** Whether a passthrough destination is this sidecar's own outbound listener (a certain loop). */
   readonly isOwnOutbound: (host: string, port: number) => boolean;
+  /** The registry host a client's `Host` names: `reviews` (same namespace), `reviews.ns` and `reviews.ns.svc` → `reviews.ns.svc.<clusterDomain>`. */
+  readonly serviceHost: (host: string) => string;
 }
 
 export type CompileResult = { readonly ok: true; readonly config: CompiledConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -119,12 +122,11 @@ function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
 /** Load + validate + compile. Never throws for bad config: problems come back as diagnostics. */
 export async function compileConfig(configPath: string, options: CompileOptions): Promise<CompileResult> {
   const loaded = await loadConfig(configPath, { extraKinds: options.plugins.flatMap((p) => p.kinds ?? []) });
-  const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...validateResources(loaded.resources)];
+  const mesh = ofKind<MeshConfigSpec>(loaded.resources, 'MeshConfig')[0]?.spec ?? defaultMeshConfig();
+  const resources = expandShortHosts(loaded.resources, mesh.clusterDomain);
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...validateResources(resources)];
   if (hasErrors(diagnostics)) return { ok: false, diagnostics };
-  const resources = loaded.resources;
 
-  const meshResource = ofKind<MeshConfigSpec>(resources, 'MeshConfig')[0];
-  const mesh = meshResource?.spec ?? defaultMeshConfig();
   const sidecars = ofKind<SidecarSpec>(resources, 'Sidecar');
   const workloadEntries = markSidecarWorkloads(ofKind<WorkloadEntrySpec>(resources, 'WorkloadEntry'), sidecars, mesh.rootNamespace);
   const workload = resolveWorkload(options.mode, options.workloadName, workloadEntries, mesh, diagnostics);
@@ -143,7 +145,13 @@ export async function compileConfig(configPath: string, options: CompileOptions)
           diagnostics,
         })
       : new Map<number, HostRouteTable>();
-  const meshRoutes = buildMeshRouteTable({ virtualServices, proxyLabels: workload.labels, proxyNamespace: workload.namespace, diagnostics });
+  const meshRoutes = buildMeshRouteTable({
+    virtualServices,
+    proxyLabels: workload.labels,
+    proxyNamespace: workload.namespace,
+    clusterDomain: mesh.clusterDomain,
+    diagnostics,
+  });
 
   const registry = buildServiceRegistry({
     serviceEntries: ofKind<ServiceEntrySpec>(resources, 'ServiceEntry'),
@@ -200,6 +208,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
     env: process.env,
     diagnostics,
     appEndpoint: sidecar?.inbound == null ? null : { host: sidecar.inbound.appHost, port: sidecar.inbound.appPort },
+    clusterDomain: mesh.clusterDomain,
   });
 
   const pluginStates = new Map<string, unknown>();
@@ -232,6 +241,11 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       listenerPlans,
       pluginStates,
       dapr,
+      serviceHost: serviceHostResolver(
+        registry.services.map((service) => service.host),
+        workload.namespace,
+        mesh.clusterDomain,
+      ),
       isOwnOutbound: ownOutboundMatcher(
         sidecar,
         workloadEntries.find((entry) => entry.metadata.name === workload.name && entry.metadata.namespace === workload.namespace)?.spec.address,

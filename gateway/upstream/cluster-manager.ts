@@ -5,7 +5,7 @@
  * counters); clusters that disappear or change drain. DNS names are resolved in the background.
  */
 import { Cluster, clusterIdentity } from './cluster.js';
-import type { ClusterDefinition, ClusterStats } from './cluster.js';
+import type { ClusterDefinition, ClusterRuntimeOptions, ClusterStats } from './cluster.js';
 import { DnsCache } from './dns-cache.js';
 import type { DnsLookup } from './dns-cache.js';
 import type { RegistryEndpoint } from './registry.js';
@@ -20,6 +20,8 @@ export interface ClusterManagerOptions {
   readonly dnsLookup?: DnsLookup;
   /** Source of randomness for load balancing (tests pass a seeded one). */
   readonly random?: () => number;
+  /** Clock of outlier ejections (default Date.now; tests pass one they advance). */
+  readonly now?: () => number;
 }
 
 export interface ClusterSet {
@@ -66,7 +68,7 @@ export class ClusterManager {
   private clusters = new Map<string, Cluster>();
   private definitions = new Map<string, ClusterDefinition>();
   private readonly dns: DnsCache;
-  private readonly runtime: { identity: MeshIdentityProvider | null; trustDomain: string; random: () => number };
+  private readonly runtime: ClusterRuntimeOptions;
   private closed = false;
 
   constructor(options: ClusterManagerOptions = {}) {
@@ -74,6 +76,7 @@ export class ClusterManager {
       identity: options.identity ?? null,
       trustDomain: options.trustDomain ?? 'cluster.local',
       random: options.random ?? Math.random,
+      now: options.now ?? Date.now,
     };
     this.dns = new DnsCache({
       refreshMs: options.dnsRefreshMs ?? DEFAULT_DNS_REFRESH_MS,

@@ -34,6 +34,8 @@ export interface ClusterRuntimeOptions {
   readonly identity: MeshIdentityProvider | null;
   readonly trustDomain: string;
   readonly random: () => number;
+  /** Wall clock (ms) of ejection times; outlier detection reads it at every ejection and sweep. */
+  readonly now: () => number;
 }
 
 export interface EndpointStats {
@@ -106,7 +108,7 @@ export class Cluster {
     this.passthrough = definition.resolution === 'NONE' || definition.policy.loadBalancer.algorithm === 'PASSTHROUGH';
     this.breaker = new CircuitBreaker(definition.policy.connectionPool);
     const outlier = definition.policy.outlierDetection;
-    this.outlier = outlier === null ? null : new OutlierDetector(outlier, () => this.current);
+    this.outlier = outlier === null ? null : new OutlierDetector(outlier, () => this.current, runtime.now);
     this.serviceSans = definition.subjectAltNames;
     const accounts = new Set<string>(definition.subjectAltNames);
     for (const e of definition.endpoints) {

@@ -33,12 +33,6 @@ export function isVisibleTo(exportTo: readonly string[] | undefined, ownNamespac
   return exportTo.some((entry) => entry === '*' || (entry === '.' ? ownNamespace === clientNamespace : entry === clientNamespace));
 }
 
-/** Short names (no dot) are expanded with the rule's namespace, as Kubernetes Istio does; an FQDN is kept. */
-function candidateHosts(host: string, namespace: string): readonly string[] {
-  const lower = host.toLowerCase();
-  return lower.includes('.') || lower === '*' ? [lower] : [lower, `${lower}.${namespace}.svc.cluster.local`];
-}
-
 /** 0 = no match; larger = more specific. Exact matches beat every wildcard. */
 function matchScore(pattern: string, host: string): number {
   if (pattern === host) return Number.MAX_SAFE_INTEGER;
@@ -49,7 +43,8 @@ function matchScore(pattern: string, host: string): number {
 
 interface IndexedRule {
   readonly resource: Resource<DestinationRuleSpec>;
-  readonly hosts: readonly string[];
+  /** Lower-cased; a short host was already expanded by the loader (config/short-hosts.ts). */
+  readonly host: string;
   readonly selected: boolean;
 }
 
@@ -82,7 +77,7 @@ export function indexDestinationRules(
     const selector = resource.spec.workloadSelector?.matchLabels;
     if (selector !== undefined && (namespace !== client.namespace || !labelsMatch(selector, client.labels))) continue;
     const list = byNamespace.get(namespace) ?? [];
-    list.push({ resource, hosts: candidateHosts(resource.spec.host, namespace), selected: selector !== undefined });
+    list.push({ resource, host: resource.spec.host.toLowerCase(), selected: selector !== undefined });
     byNamespace.set(namespace, list);
   }
   for (const list of byNamespace.values()) {
@@ -96,7 +91,7 @@ export function indexDestinationRules(
     let best = 0;
     let matching: IndexedRule[] = [];
     for (const rule of rules) {
-      const score = Math.max(...rule.hosts.map((pattern) => matchScore(pattern, host)));
+      const score = matchScore(rule.host, host);
       if (score === 0 || score < best) continue;
       if (score > best) {
         best = score;

@@ -17,7 +17,7 @@ export class OutlierDetector {
   constructor(
     private readonly config: ResolvedOutlierDetection,
     private readonly endpoints: () => readonly UpstreamEndpoint[],
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number,
   ) {
     this.timer = setInterval(() => this.sweep(), config.intervalMs);
     this.timer.unref();

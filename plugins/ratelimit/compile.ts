@@ -92,6 +92,7 @@ class PolicyCompiler {
     private readonly diagnostics: Diagnostic[],
     private readonly redis: ReturnType<typeof redisSettings>,
     private readonly session: LimiterSession,
+    private readonly clock: () => number,
   ) {}
 
   private report(code: codes.RateLimitDiagnosticCode, message: string, path: FieldPath): void {
@@ -235,7 +236,7 @@ class PolicyCompiler {
             keyPrefix: `${redis.keyPrefix}rl:${counterName}`,
             insuranceRequests: insurance,
           })
-        : createMemoryStore(window),
+        : createMemoryStore(window, this.clock),
     );
     const headerName = quoteSfString(`${policyId}#${ruleIndex}.${limitIndex}`);
     return {
@@ -249,7 +250,8 @@ class PolicyCompiler {
   }
 }
 
-export function compileRateLimits(input: CompileInput): CompiledRateLimits {
+/** `clock`: the time of the in-process (`backend: local`) windows; Redis windows are timed by Redis. */
+export function compileRateLimits(input: CompileInput, clock: () => number): CompiledRateLimits {
   const redis = redisSettings(input.resources);
   const session = new LimiterSession();
   const policies: CompiledPolicy[] = [];
@@ -259,7 +261,7 @@ export function compileRateLimits(input: CompileInput): CompiledRateLimits {
   for (const resource of own) {
     const applies = policyAppliesTo(resource.metadata.namespace, resource.spec.selector, input.workload, input.rootNamespace);
     // Every policy is checked so `validate` reports all problems; only those that apply keep stores in the registry.
-    const compiled = new PolicyCompiler(resource, input.diagnostics, redis, applies ? session : new LimiterSession()).compile();
+    const compiled = new PolicyCompiler(resource, input.diagnostics, redis, applies ? session : new LimiterSession(), clock).compile();
     if (compiled !== null && applies) policies.push(compiled);
   }
   session.commit();

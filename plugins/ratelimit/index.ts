@@ -63,10 +63,20 @@ const register: FastifyPluginAsync = fp(
   { name: 'meshgate-ratelimit', fastify: '5.x' },
 );
 
-export const rateLimitPlugin: MeshPlugin<CompiledRateLimits> = {
-  name: RATE_LIMIT_PLUGIN_NAME,
-  kinds: [{ group: RATE_LIMIT_GROUP, versions: [RATE_LIMIT_VERSION], kind: RATE_LIMIT_KIND, spec: RateLimitPolicySpec }],
-  diagnostics: RATE_LIMIT_DIAGNOSTICS,
-  compile: compileRateLimits,
-  register,
-};
+export interface RateLimitPluginOptions {
+  /** Clock of the in-process (`backend: local`) windows (default Date.now); tests advance their own instead of sleeping. */
+  readonly now?: () => number;
+}
+
+export function createRateLimitPlugin(options: RateLimitPluginOptions = {}): MeshPlugin<CompiledRateLimits> {
+  const clock = options.now ?? Date.now;
+  return {
+    name: RATE_LIMIT_PLUGIN_NAME,
+    kinds: [{ group: RATE_LIMIT_GROUP, versions: [RATE_LIMIT_VERSION], kind: RATE_LIMIT_KIND, spec: RateLimitPolicySpec }],
+    diagnostics: RATE_LIMIT_DIAGNOSTICS,
+    compile: (input) => compileRateLimits(input, clock),
+    register,
+  };
+}
+
+export const rateLimitPlugin: MeshPlugin<CompiledRateLimits> = createRateLimitPlugin();

@@ -83,7 +83,7 @@ class LimiterStore implements RateLimitStore {
 
 interface CounterWindow {
   used: number;
-  /** Date.now() at which the window ends. */
+  /** Clock time (ms) at which the window ends. */
   endsAt: number;
 }
 
@@ -97,13 +97,16 @@ export class LocalStore implements RateLimitStore {
   private readonly windowMs: number;
   private nextSweepAt: number;
 
-  constructor(private readonly limit: WindowLimit) {
+  constructor(
+    private readonly limit: WindowLimit,
+    private readonly clock: () => number,
+  ) {
     this.windowMs = limit.windowSeconds * 1000;
-    this.nextSweepAt = Date.now() + this.windowMs;
+    this.nextSweepAt = clock() + this.windowMs;
   }
 
   consume(key: string, cost: number): ConsumeOutcome {
-    const now = Date.now();
+    const now = this.clock();
     if (now >= this.nextSweepAt) this.sweep(now);
     let window = this.windows.get(key);
     if (window === undefined) {
@@ -130,8 +133,8 @@ export class LocalStore implements RateLimitStore {
   }
 }
 
-export function createMemoryStore(limit: WindowLimit): RateLimitStore {
-  return new LocalStore(limit);
+export function createMemoryStore(limit: WindowLimit, clock: () => number): RateLimitStore {
+  return new LocalStore(limit, clock);
 }
 
 export interface RedisStoreOptions {

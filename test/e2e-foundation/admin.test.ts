@@ -72,7 +72,7 @@ t.test('POST /reload: unchanged, rejected (422, diagnostics in the dump), applie
   t.match(rejected.body, { ok: false, generation: 1, errors: 1, message: 'configuration rejected' });
   const dump = (await json(`${admin}/config_dump`)).body;
   t.equal(dump.generation, 1, 'the old snapshot is still the active one');
-  t.match(dump.lastRejected, [{ code: 'MG0203', severity: 'error', at: new RegExp(`^${dir.file}:\\d+:\\d+$`) }]);
+  t.match(dump.lastRejected, [{ code: 'MG0207', severity: 'error', at: new RegExp(`^${dir.file}:\\d+:\\d+$`) }]);
 
   await dir.write(ingressYaml({ ...config, version: '2' }));
   const applied = await json(`${admin}/reload`, 'POST');

@@ -62,7 +62,7 @@ t.test('run on an invalid config exits 1, lists the problems and opens no port',
   t.teardown(() => dir.remove());
   const { code, stderr } = await runCli(['run', '-c', dir.file]);
   t.equal(code, 1);
-  t.match(stderr, new RegExp(`${dir.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+ MG0203 VirtualService default/app: spec\\.http\\[0\\]\\.route\\[0\\]\\.destination\\.subset: no DestinationRule for host "app.example.internal" defines subset "missing"`));
+  t.match(stderr, new RegExp(`${dir.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+ MG0207 VirtualService default/app: spec\\.http\\[0\\]\\.match\\[0\\]\\.uri\\.regex: invalid RE2 regex "\\(unclosed"`));
   t.match(stderr, /refusing to start on an invalid configuration/);
   t.equal(await accepts(adminPort), false, 'admin port never opened');
   t.equal(await accepts(gatewayPort), false, 'gateway port never opened');

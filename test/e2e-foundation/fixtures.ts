@@ -83,9 +83,9 @@ spec:
 `;
 }
 
-/** A VirtualService whose route names a subset no DestinationRule defines: a reload must reject it. */
+/** A VirtualService whose route matches on a regex RE2 cannot compile: a reload must reject it. */
 export function invalidIngressYaml(config: IngressConfig): string {
-  return ingressYaml(config).replace('host: app.example.internal\n      headers', 'host: app.example.internal\n            subset: missing\n      headers');
+  return ingressYaml(config).replace('    - name: to-app\n', '    - name: to-app\n      match: [{uri: {regex: "(unclosed"}}]\n');
 }
 
 export interface Response {

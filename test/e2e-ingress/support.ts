@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import type { Test } from 'tap';
 import type { TLSSocket } from 'node:tls';
 import { configDir, freePort, startGateway } from '../helpers/gateway.js';
-import type { RunningGateway } from '../helpers/gateway.js';
+import type { RunningGateway, StartGatewayOptions } from '../helpers/gateway.js';
 
 export interface EndpointSpec {
   readonly port: number;
@@ -91,10 +91,10 @@ ${httpRules}`;
 }
 
 /** Writes `yaml` to a fresh directory, starts an in-process gateway on it and stops both at teardown. */
-export async function startScenario(t: Test, yaml: string): Promise<RunningGateway> {
+export async function startScenario(t: Test, yaml: string, options: StartGatewayOptions = {}): Promise<RunningGateway> {
   const dir = await configDir(yaml);
   t.teardown(() => dir.remove());
-  const gateway = await startGateway(dir.file);
+  const gateway = await startGateway(dir.file, options);
   t.teardown(() => gateway.stop());
   return gateway;
 }

@@ -51,8 +51,8 @@ spec:
   gateways: [edge]
   http:
     - match: [{ uri: { prefix: /orders } }]
-      route: [{ destination: { host: order-service } }]
-    - route: [{ destination: { host: product-service } }]
+      route: [{ destination: { host: order-service.my-app.svc.cluster.local } }]
+    - route: [{ destination: { host: product-service.my-app.svc.cluster.local } }]
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -80,7 +80,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: product-service, namespace: my-app }
 spec:
-  hosts: [product-service]
+  hosts: [product-service.my-app.svc.cluster.local]
   location: MESH_INTERNAL
   ports: [{ number: 80, name: http, protocol: HTTP }]
   resolution: STATIC
@@ -90,7 +90,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: order-service, namespace: my-app }
 spec:
-  hosts: [order-service]
+  hosts: [order-service.my-app.svc.cluster.local]
   location: MESH_INTERNAL
   ports: [{ number: 80, name: http, protocol: HTTP }]
   resolution: STATIC

@@ -11,9 +11,8 @@ import { eventually, spawnCli } from '../e2e-foundation/fixtures.js';
 import type { CliProcess } from '../e2e-foundation/fixtures.js';
 import { countOf, get, metricSum, rateLimitYaml } from './support.js';
 
+/** Per minute: the whole burst falls in one fixed window, so there is no boundary slack to allow for. */
 const LIMIT = 10;
-/** Fixed windows: a burst that straddles a window boundary may get one more window's quota (plugins/ratelimit/README.md). */
-const WINDOW_SLACK = LIMIT;
 
 const redis = await startPrivateRedis();
 t.teardown(() => redis.dispose());
@@ -33,7 +32,7 @@ async function spawnGateway(): Promise<GatewayProcess> {
   const cli = spawnCli(['run', '-c', dir.file, '--log-level', 'warn']);
   t.teardown(async () => {
     cli.child.kill('SIGTERM');
-    const killer = setTimeout(() => cli.kill(), 3000);
+    const killer = setTimeout(() => cli.kill(), 30_000);
     await cli.exited;
     clearTimeout(killer);
   });
@@ -42,7 +41,7 @@ async function spawnGateway(): Promise<GatewayProcess> {
 
 const gateways = await Promise.all([spawnGateway(), spawnGateway()]);
 for (const gateway of gateways) {
-  const ready = await eventually(async () => (await get(gateway.adminPort, '/ready', {})).status === 200, 30_000);
+  const ready = await eventually(async () => (await get(gateway.adminPort, '/ready', {})).status === 200, 120_000);
   if (!ready) throw new Error(`gateway did not become ready:\n${gateway.cli.stdout()}\n${gateway.cli.stderr()}`);
 }
 const agents = gateways.map(() => new http.Agent({ keepAlive: true, maxSockets: 8 }));
@@ -57,7 +56,7 @@ t.test('the limit holds across both processes and forged client IPs', async (t) 
     }),
   );
   const admitted = countOf(replies, 200);
-  t.ok(admitted >= LIMIT && admitted <= LIMIT + WINDOW_SLACK, `admitted ${admitted}: the limit (${LIMIT}) plus at most one window of slack, shared by both processes`);
+  t.equal(admitted, LIMIT, `admitted ${admitted}: the limit once, shared by both processes`);
   t.equal(countOf(replies, 429), replies.length - admitted, 'everything else is limited');
   t.equal(app.received.length - before, admitted, 'only admitted requests reach the upstream');
 

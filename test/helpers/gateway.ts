@@ -51,6 +51,8 @@ export interface StartGatewayOptions {
   readonly statusAddress?: string;
   readonly metricsAddress?: string;
   readonly watch?: boolean;
+  /** Clock of outlier ejections (RuntimeOptions.now). */
+  readonly now?: () => number;
 }
 
 export async function startGateway(configPath: string, options: StartGatewayOptions = {}): Promise<RunningGateway> {
@@ -75,6 +77,7 @@ export async function startGateway(configPath: string, options: StartGatewayOpti
     metricsAddress: options.metricsAddress ?? '',
     ...(options.workload === undefined ? {} : { workloadName: options.workload }),
     ...(options.adminAddress === undefined ? {} : { adminAddress: options.adminAddress }),
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
   const started = await runtime.start();
   if (!started.ok) throw new Error(`gateway refused the config: ${started.diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);

@@ -1,13 +1,19 @@
-/** Rate limiting with the in-process backend: admission counts, keys, evasion attempts, headers. */
+/**
+ * Rate limiting with the in-process backend: admission counts, keys, evasion attempts, headers. The
+ * windows run on `clock`, which only the tests move: a slow machine cannot split a burst across windows.
+ */
 import t from 'tap';
 import type { FastifyInstance, FastifyRequest, InjectOptions } from 'fastify';
 import type { Resource } from '../../gateway/config/resource.js';
 import type { RequestAttributes } from '../../gateway/pipeline/types.js';
-import { rateLimitPlugin, rateLimitStats } from '../../plugins/ratelimit/index.js';
+import { createRateLimitPlugin, rateLimitStats } from '../../plugins/ratelimit/index.js';
 import { buildPluginHarness } from '../helpers/plugin-harness.js';
 import { fakeAuthAndRouting, rateLimitPolicy } from './fixtures/policies.js';
 
 type TestScope = Pick<typeof t, 'same' | 'teardown'>;
+
+let clock = 1_000_000;
+const rateLimitPlugin = createRateLimitPlugin({ now: () => clock });
 
 async function harness(
   t: TestScope,
@@ -42,7 +48,9 @@ t.test('a burst admits exactly the limit, then 429 RL with Retry-After and draft
   t.equal(limited.headers['x-envoy-ratelimited'], 'true');
   t.equal(limited.body, 'rate limited by default/burst\n');
   t.ok((rateLimitStats.decisions.get('default/burst')?.limited ?? 0) >= 16, 'limited decisions are counted per policy');
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  clock += 999;
+  t.equal(await admitted(app, 1), 0, 'still limited 1 ms before the window ends');
+  clock += 1;
   t.equal(await admitted(app, 3), 3, 'the next window admits again');
 });
 
@@ -51,7 +59,7 @@ t.test('two limits on one rule are both enforced; the refused short window does 
     rateLimitPolicy('two', { rules: [{ limits: [{ requests: 5, per: '1h' }, { requests: 3, per: '1s' }] }] }),
   ]);
   t.equal(await admitted(app, 6), 3, 'the per-second limit binds first');
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  clock += 1000;
   t.equal(await admitted(app, 2), 2, 'the hourly limit then leaves 5 - 3 = 2');
   const limited = await app.inject({ url: '/' });
   t.equal(limited.headers['ratelimit-policy'], '"default/two#0.0";q=5;w=3600', 'the refusing limit is the hourly one');

@@ -74,16 +74,19 @@ t.test('a backend that cannot decide gives the policy\'s unavailable verdict; ot
 });
 
 t.test('local store: a fixed window per key from its first request, refusals counted, ended windows swept', async (t) => {
-  const local = new LocalStore({ requests: 2, windowSeconds: 1 });
+  let now = 1_000_000;
+  const local = new LocalStore({ requests: 2, windowSeconds: 1 }, () => now);
   t.match(local.consume('a', 1), { allowed: true, remaining: 1 });
   t.match(local.consume('a', 1), { allowed: true, remaining: 0 });
   const refused = local.consume('a', 1);
   t.match(refused, { allowed: false, remaining: 0 });
-  t.ok(refused.resetMs > 0 && refused.resetMs <= 1000, `resets within the window (${refused.resetMs} ms)`);
+  t.equal(refused.resetMs, 1000, 'resets when the window that began with the first request ends');
   t.match(local.consume('b', 2), { allowed: true, remaining: 0 }, 'another key has its own window');
   for (let index = 0; index < 1000; index++) local.consume(`flood-${index}`, 1);
   t.equal(local.size, 1002);
-  await new Promise((resolve) => setTimeout(resolve, 1050));
+  now += 999;
+  t.match(local.consume('a', 1), { allowed: false, resetMs: 1 }, 'still the same window 1 ms before its end');
+  now += 1;
   t.match(local.consume('a', 1), { allowed: true, remaining: 1 }, 'a new window after the last one ended');
   t.equal(local.size, 1, 'the ended windows of every other key are gone');
 });

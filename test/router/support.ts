@@ -52,6 +52,7 @@ export function meshTable(
     virtualServices: specs,
     proxyLabels: options.labels ?? {},
     proxyNamespace: options.namespace ?? 'default',
+    clusterDomain: 'cluster.local',
     ...(options.port !== undefined ? { port: options.port } : {}),
   });
 }

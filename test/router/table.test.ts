@@ -83,6 +83,7 @@ t.test('sidecars use only the earliest VirtualService per host; later duplicates
     ],
     proxyLabels: {},
     proxyNamespace: 'default',
+    clusterDomain: 'cluster.local',
     diagnostics,
   });
   t.equal(routed(table, request('http://svc/a')), 'default/first.0');
@@ -120,6 +121,7 @@ t.test('an invalid rule is dropped with a diagnostic; the other rules still rout
     ],
     proxyLabels: {},
     proxyNamespace: 'default',
+    clusterDomain: 'cluster.local',
     diagnostics,
   });
   t.equal(routed(table, request('http://svc/r')), 'default/vs.2');
@@ -127,4 +129,21 @@ t.test('an invalid rule is dropped with a diagnostic; the other rules still rout
     ['MG0701', 'spec.http[0].match[0].uri.regex'],
     ['MG0701', 'spec.http[1].redirect.redirectCode'],
   ]);
+});
+
+t.test('a sidecar serves a Kubernetes-style host under the names its clients may use, never over a host named as written', async (t) => {
+  const table = meshTable(
+    [
+      virtualService('reviews', { hosts: ['reviews.shop.svc.cluster.local'], http: [{ route: to('reviews') }] }, 'shop'),
+      virtualService('ratings', { hosts: ['ratings.other.svc.cluster.local'], http: [{ route: to('ratings') }] }, 'other'),
+      virtualService('literal', { hosts: ['ratings.other'], http: [{ route: to('literal') }] }, 'other'),
+    ],
+    { namespace: 'shop' },
+  );
+  for (const host of ['reviews.shop.svc.cluster.local', 'reviews.shop.svc', 'reviews.shop', 'reviews', 'REVIEWS.shop']) {
+    t.equal(routed(table, request(`http://${host}/`)), 'shop/reviews.0', host);
+  }
+  t.equal(routed(table, request('http://ratings.other.svc/')), 'other/ratings.0');
+  t.equal(routed(table, request('http://ratings/')), '!no_virtual_host', 'the bare name only from the service\'s own namespace');
+  t.equal(routed(table, request('http://ratings.other/')), 'other/literal.0', 'a VirtualService naming the alias itself keeps it');
 });

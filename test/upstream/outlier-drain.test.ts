@@ -4,7 +4,8 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { ClusterManager } from '../../gateway/upstream/cluster-manager.js';
 import { forward } from '../../gateway/upstream/forward.js';
-import { definition, delay, endpoint, readAll, request, retryPolicy, startUpstream } from './fixtures.js';
+import { eventually } from '../helpers/eventually.js';
+import { definition, endpoint, readAll, request, retryPolicy, startUpstream } from './fixtures.js';
 
 const NO_RETRY = retryPolicy({ attempts: 0 });
 
@@ -16,7 +17,10 @@ t.test('outlier detection ejects after N consecutive 5xx and returns the host af
   });
   const good = await startUpstream((_req, res) => res.end('good'));
   t.teardown(() => Promise.all([bad.close(), good.close()]));
-  const manager = new ClusterManager();
+  // Ejection times are read from this clock: the host stays out however slow the requests below are, and
+  // comes back only when the test moves the clock past baseEjectionTime.
+  let now = 1_000_000;
+  const manager = new ClusterManager({ now: () => now });
   t.teardown(() => manager.close());
   const cluster = manager
     .update([
@@ -35,14 +39,21 @@ t.test('outlier detection ejects after N consecutive 5xx and returns the host af
   t.equal(badHits, 3, 'the failing host got exactly 3 requests before ejection');
   const badStats = cluster.stats().endpoints.find((e) => e.address === `127.0.0.1:${bad.port}`);
   t.equal(badStats?.healthy, false);
-  t.ok((badStats?.ejectedUntil ?? 0) > Date.now());
+  t.equal(badStats?.ejectedUntil, now + 300, 'ejected for baseEjectionTime');
   for (let i = 0; i < 4; i++) {
     const outcome = await forward(cluster, request({ retry: NO_RETRY }));
     t.equal(outcome.kind === 'response' ? await readAll(outcome.body) : '', 'good', 'ejected host gets no traffic');
   }
   failing = false;
-  await delay(450);
-  t.equal(cluster.stats().endpoints.find((e) => e.address === `127.0.0.1:${bad.port}`)?.healthy, true, 'back after the ejection time');
+  now += 299;
+  cluster.outlier?.sweep();
+  t.equal(cluster.stats().endpoints.find((e) => e.address === `127.0.0.1:${bad.port}`)?.healthy, false, 'still out 1 ms before the ejection time');
+  now += 1;
+  const healthy = await eventually(
+    () => cluster.stats().endpoints.find((e) => e.address === `127.0.0.1:${bad.port}`)?.healthy,
+    (value) => value === true,
+  );
+  t.equal(healthy, true, 'back after the ejection time, at the next interval sweep');
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) {
     const outcome = await forward(cluster, request({ retry: NO_RETRY }));
@@ -98,7 +109,10 @@ t.test('an endpoint removed by a reload drains: the in-flight request completes'
   const first = manager.update([definition([endpoint(old.port)])]).get('svc.test');
   if (first === undefined) throw new Error('no cluster');
   const inFlight = forward(first, request({ retry: NO_RETRY }));
-  await delay(100);
+  await eventually(
+    () => held,
+    (response) => response !== null,
+  );
   const second = manager.update([definition([endpoint(replacement.port)])]).get('svc.test');
   t.equal(second, first, 'same identity and policy: the cluster runtime is kept');
   const fresh = second === undefined ? null : await forward(second, request({ retry: NO_RETRY }));

@@ -45,6 +45,11 @@ export const MeshConfigSpec = strictObject(
   {
     trustDomain: Type.String({ default: 'cluster.local', description: 'SPIFFE trust domain of the mesh identities.' }),
     rootNamespace: Type.String({ default: 'istio-system', description: 'Namespace whose security policies apply mesh-wide.' }),
+    clusterDomain: Type.String({
+      default: 'cluster.local',
+      pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+      description: 'DNS domain of the mesh\'s services: a short host `reviews` in a VirtualService or DestinationRule of namespace `foo` means `reviews.foo.svc.<clusterDomain>`.',
+    }),
     adminAddress: Type.String({
       default: '127.0.0.1:15000',
       description: 'host:port of the admin listener (/live, /ready, /metrics, /config_dump). Keep it on loopback.',
