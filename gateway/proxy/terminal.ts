@@ -15,7 +15,7 @@ import { appendForwardedFor, cleanResponseHeaders, copyRequestHeaders } from './
 import { HOPS_HEADER, hopsOf } from './loop-guard.js';
 import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
-import { pendingUpgrade, proxyUpgrade } from './websocket.js';
+import { attemptsUpgrade, proxyUpgrade } from './websocket.js';
 import { forwardedClientCert } from './xfcc.js';
 import { recordUpstreamOverflow, recordUpstreamRetry } from '../../plugins/metrics/meshgate-metrics.js';
 
@@ -142,7 +142,7 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
   if (route !== null && !route.requestHeaders.isEmpty) route.requestHeaders.apply(headers as MutableHeaders);
   if (destination !== null && !destination.requestHeaders.isEmpty) destination.requestHeaders.apply(headers as MutableHeaders);
 
-  if (pendingUpgrade(request) !== undefined) {
+  if (attemptsUpgrade(request, route?.upgrades ?? null)) {
     return proxyUpgrade(request, reply, ctx, { cluster, method: request.method, path, headers, ...(choice.passthrough === undefined ? {} : { passthrough: choice.passthrough }) });
   }
 

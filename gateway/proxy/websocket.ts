@@ -124,9 +124,16 @@ export function attachUpgradeHandling(app: FastifyInstance, upgrades: readonly s
   });
 }
 
-/** The upgrade this request carries (an offered token, or any upgrade with a body), or undefined for ordinary requests. */
-export function pendingUpgrade(request: FastifyRequest): PendingUpgrade | undefined {
-  return pending.get(request.raw);
+/**
+ * Whether the terminal step attempts this request's upgrade: it carries one the listener offers and the
+ * route allows it (`routeTokens` null: every offered token). An upgrade with a body is always taken
+ * there, to be refused. Otherwise an upgrade request is forwarded as a plain request (its `Upgrade` is
+ * hop-by-hop and not sent) and the connection stays HTTP.
+ */
+export function attemptsUpgrade(request: FastifyRequest, routeTokens: readonly string[] | null): boolean {
+  const upgrade = pending.get(request.raw);
+  if (upgrade === undefined) return false;
+  return upgrade.hasBody || routeTokens === null || routeTokens.includes(upgrade.token);
 }
 
 function openConnection(endpoint: UpstreamEndpoint): Promise<Socket> {

@@ -120,6 +120,15 @@ function routeName(resource: Resource<VirtualServiceSpec>, rule: HTTPRoute, rule
   return matchName === undefined ? base : `${base}.${matchName}`;
 }
 
+/** The annotation that narrows which upgrades a VirtualService's routes attempt (Envoy's per-route upgrade_configs). */
+export const UPGRADES_ANNOTATION = 'meshgate.dev/upgrades';
+
+function upgradeTokens(resource: Resource<VirtualServiceSpec>): readonly string[] | null {
+  const listed = resource.metadata.annotations[UPGRADES_ANNOTATION];
+  if (listed === undefined) return null;
+  return Object.freeze(listed.split(',').map((token) => token.trim().toLowerCase()).filter((token) => token !== '' && token !== 'none'));
+}
+
 function compileRule(
   resource: Resource<VirtualServiceSpec>,
   rule: HTTPRoute,
@@ -139,6 +148,7 @@ function compileRule(
     fault: compileFault(rule.fault),
     mirrors: Object.freeze(compileMirrors(rule)),
     cors: compileCors(rule.corsPolicy, ['corsPolicy']),
+    upgrades: upgradeTokens(resource),
   };
   const authority = rule.rewrite?.authority ?? requestHeaders.authority;
 

@@ -121,6 +121,11 @@ export interface CompiledRoute {
   readonly fault: CompiledFault | null;
   readonly mirrors: readonly CompiledMirror[];
   readonly cors: CompiledCors | null;
+  /**
+   * Upgrade tokens (lower case) this route attempts, from its VirtualService's `meshgate.dev/upgrades`
+   * annotation; null = every token the listener offers (MeshConfig `connections.upgrades`).
+   */
+  readonly upgrades: readonly string[] | null;
 }
 
 export type NoRouteReason = 'no_virtual_host' | 'no_matching_route';

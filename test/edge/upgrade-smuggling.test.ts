@@ -3,7 +3,8 @@
  * §4.1). Over raw TCP sockets: a request with `Upgrade:` never gets its following bytes sent upstream,
  * nor its connections spliced, before the upstream answered 101; a refusal (400, 200) is relayed as an
  * ordinary response and the connection stays HTTP, so the next request on it is parsed, routed and
- * authorised (a DENY policy answers it); only the configured upgrade tokens are attempted (h2c never).
+ * authorised (a DENY policy answers it); only the configured upgrade tokens are attempted (h2c never),
+ * and only on routes that allow them (a VirtualService's `meshgate.dev/upgrades` annotation).
  */
 import t from 'tap';
 import http from 'node:http';
@@ -77,6 +78,20 @@ await startScenario(
 `,
     ),
     `---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: no-upgrades
+  namespace: default
+  annotations:
+    meshgate.dev/upgrades: none
+spec:
+  hosts: [no-upgrades.example.com]
+  gateways: [istio-system/edge]
+  http:
+    - route: [{destination: {host: sockets.internal}}]
+`,
+    `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -96,8 +111,8 @@ spec:
 
 const SMUGGLED = 'GET /admin/secrets HTTP/1.1\r\nHost: edge.example.com\r\n\r\n';
 
-function upgradeHead(path: string, upgrade = 'websocket', extra = ''): string {
-  return `GET ${path} HTTP/1.1\r\nHost: edge.example.com\r\nUpgrade: ${upgrade}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+function upgradeHead(path: string, upgrade = 'websocket', extra = '', host = 'edge.example.com'): string {
+  return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: ${upgrade}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 }
 
 async function open(): Promise<Socket> {
@@ -225,4 +240,20 @@ t.test('class 1: an upgrade request with a body is refused (400) and nothing rea
   t.ok(closed, 'the connection is closed: its body must not be read as a request');
   t.equal(upgrades.length, before);
   t.equal(app.received.length, appBefore);
+});
+
+t.test('class 1: a route whose VirtualService allows no upgrade (meshgate.dev/upgrades: none) serves the request as plain HTTP and the connection stays HTTP', async (t) => {
+  const before = upgrades.length;
+  const socket = await open();
+  t.teardown(() => socket.destroy());
+  socket.write(upgradeHead('/ws/plain', 'websocket', '', 'no-upgrades.example.com') + 'GET /ws/next HTTP/1.1\r\nHost: no-upgrades.example.com\r\n\r\n');
+  const { text } = await readUntil(socket, (sofar) => sofar.includes('plain /ws/next'));
+  t.same(statuses(text), [200, 200], 'two ordinary responses, no 101');
+  t.match(text, /plain \/ws\/plain[\s\S]*plain \/ws\/next/, 'the upstream served both as plain requests');
+  t.equal(upgrades.length, before, 'no upgrade was attempted upstream');
+  const other = await open();
+  t.teardown(() => other.destroy());
+  other.write(upgradeHead('/ws/allowed'));
+  const switched = await readUntil(other, (sofar) => sofar.includes('\r\n\r\n'));
+  t.match(switched.text, /^HTTP\/1\.1 101 /, 'a VirtualService without the annotation still upgrades on the same listener');
 });
