@@ -8,6 +8,8 @@
  */
 import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
+import { portKind } from '../config/port-protocol.js';
+import type { PortKind } from '../config/port-protocol.js';
 import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
@@ -19,16 +21,6 @@ export const MG_SIDECAR_MISSING = 'MG0904' satisfies DiagnosticCode;
 export const MG_SIDECAR_BAD_ENDPOINT = 'MG0905' satisfies DiagnosticCode;
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
-
-/** How a listener port is proxied. */
-export type PortKind = 'http' | 'tcp';
-
-const OPAQUE_PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL']);
-
-/** Istio's protocol selection for a declared port protocol (unset: HTTP, meshgate does not sniff). */
-export function portKind(protocol: string | undefined): PortKind {
-  return protocol !== undefined && OPAQUE_PROTOCOLS.has(protocol.toUpperCase()) ? 'tcp' : 'http';
-}
 
 export interface SidecarIngressPort {
   readonly bind: string;
