@@ -266,7 +266,7 @@ function buildTcpRoutes(
   for (const plan of listenerPlans) {
     if (plan.protocol !== 'passthrough') continue;
     const gateways = [...new Set(plan.servers.map((server) => server.gateway))];
-    tables.set(plan.port, buildGatewayTlsTable({ virtualServices, scope: scope(plan.port, gateways), diagnostics }));
+    tables.set(plan.port, buildGatewayTlsTable({ virtualServices, servers: plan.servers, scope: scope(plan.port, gateways), diagnostics }));
   }
   return tables;
 }

@@ -161,17 +161,28 @@ export function buildSidecarTcpTable(input: SidecarTcpInput): TcpRouteTable {
 
 export interface GatewayTlsInput {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  /** The PASSTHROUGH servers of the port: their Gateway (`<ns>/<name>`) and hosts. */
+  readonly servers: readonly { readonly gateway: string; readonly hosts: readonly { readonly namespace: string; readonly dnsName: string }[] }[];
   readonly scope: TcpScope;
   readonly diagnostics?: Diagnostic[];
 }
 
-/** A Gateway PASSTHROUGH port: the `tls[]` rules of the VirtualServices bound to its gateways. */
+/** A Gateway PASSTHROUGH port: the `tls[]` rules of the VirtualServices bound to its gateways whose hosts a server there admits. */
 export function buildGatewayTlsTable(input: GatewayTlsInput): TcpRouteTable {
   const { scope } = input;
   const rules: TcpRule[] = [];
   for (const virtualService of byDocumentOrder(input.virtualServices)) {
     const bound = (virtualService.spec.gateways ?? []).map((ref) => gatewayRef(ref, virtualService.metadata.namespace));
-    if (!bound.some((name) => scope.gateways.includes(name))) continue;
+    const admitted = input.servers.some(
+      (server) =>
+        bound.includes(server.gateway) &&
+        server.hosts.some(
+          (host) =>
+            (host.namespace === '*' || host.namespace === virtualService.metadata.namespace) &&
+            (virtualService.spec.hosts ?? []).some((vsHost) => intersectHosts(host.dnsName, vsHost) !== null),
+        ),
+    );
+    if (!admitted) continue;
     rules.push(...compileRules(virtualService, 'tls', scope, input.diagnostics));
   }
   return { port: scope.listenerPort, rules };
