@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { rawExchange, startTcpMesh } from './tcp-fixture.js';
+import { rawExchange, startTcpMesh, tcpMeshYaml } from './tcp-fixture.js';
 import type { TcpMesh } from './tcp-fixture.js';
 
 let mesh: TcpMesh;
@@ -41,4 +41,19 @@ t.test('the raw protocol passes untouched, half-close included', async (t) => {
   const outcome = await rawExchange(mesh.ports.egress, 'PING\r\nECHO abc\r\nQUIT\r\n');
   t.equal(outcome.received, '+PONG\r\n$3\r\nabc\r\n+OK\r\n');
   t.equal(outcome.closed, true);
+});
+
+t.test('PeerAuthentication on the inbound TCP port: PERMISSIVE and DISABLE relay plaintext, STRICT again refuses it', async (t) => {
+  for (const mode of ['PERMISSIVE', 'DISABLE'] as const) {
+    await mesh.config.write(tcpMeshYaml(mesh.pki, mesh.ports, mesh.redis.port, mesh.httpApp.port, { peerAuthentication: mode }));
+    t.equal((await mesh.cache.runtime.reload(mode)).ok, true);
+    t.equal((await rawExchange(mesh.ports.cacheInbound, 'PING\r\n', 2_000)).received, '+PONG\r\n', `${mode}: plaintext relayed`);
+  }
+  // PERMISSIVE still terminates the client sidecar's mTLS.
+  await mesh.config.write(tcpMeshYaml(mesh.pki, mesh.ports, mesh.redis.port, mesh.httpApp.port, { peerAuthentication: 'PERMISSIVE' }));
+  t.equal((await mesh.cache.runtime.reload('PERMISSIVE')).ok, true);
+  t.equal((await rawExchange(mesh.ports.egress, 'PING\r\n', 2_000)).received, '+PONG\r\n', 'PERMISSIVE: mTLS from the client sidecar relayed');
+  await mesh.config.write(tcpMeshYaml(mesh.pki, mesh.ports, mesh.redis.port, mesh.httpApp.port, { peerAuthentication: 'STRICT' }));
+  t.equal((await mesh.cache.runtime.reload('STRICT')).ok, true);
+  t.same(await rawExchange(mesh.ports.cacheInbound, 'PING\r\n'), { received: '', closed: true });
 });
