@@ -74,12 +74,17 @@ export class TcpListener extends net.Server {
   }
 
   private dispatchInbound(socket: Socket, meshTls: MeshTlsOptions): void {
+    // DISABLE relays at once, TLS bytes included, untouched: nothing waits for the client's first
+    // byte, so server-first protocols (MySQL, SMTP) work, as in Istio.
+    if (meshTls.mode() === 'DISABLE') {
+      proxyConnection(socket, attributesOf(socket, '', null, this.options.proxy), this.options.proxy);
+      return;
+    }
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);
       const mode = meshTls.mode();
       const isTls = chunk[0] === TLS_HANDSHAKE;
-      // DISABLE passes TLS bytes through untouched to the app, as Istio does.
       if (!isTls && mode === 'STRICT') {
         this.options.logger.warn({ peer: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication mode is STRICT');
         socket.destroy();

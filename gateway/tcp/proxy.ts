@@ -18,7 +18,11 @@ import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamEndpoint } from '../upstream/endpoint.js';
+import { computeHashKey } from '../upstream/hash-key.js';
 import { routeConnection } from './routes.js';
+
+/** Only `useSourceIp` of a consistent hash applies to a TCP connection: the other keys are HTTP's. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export interface TcpProxyContext {
   readonly spec: ListenerSpec;
@@ -82,7 +86,7 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   const refuse = (flag: string, details: string): void => {
     if (flag !== '') record.responseFlags.push(flag);
     record.details = details;
-    downstream.once('close', finish);
+    onceClosed(downstream, finish);
     downstream.destroy();
   };
   downstream.on('error', () => downstream.destroy());
@@ -106,7 +110,8 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   }
   if (cluster === undefined) return refuse('NC', 'cluster_not_found');
   record.upstreamCluster = cluster.name;
-  const endpoint = cluster.pick(null, null);
+  const { hash } = computeHashKey(cluster.policy.loadBalancer.hashKey, { headers: NO_HEADERS, sourceIp: attrs.sourceIp, path: '' });
+  const endpoint = cluster.pick(hash, null);
   if (endpoint === null) return refuse('UH', 'no_healthy_upstream');
   record.upstreamHost = endpoint.key;
   const limits = cluster.policy.connectionPool;
@@ -142,11 +147,17 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   );
 }
 
+/** `callback` once `socket` has closed, also when it already has (the client may leave while the upstream connects). */
+function onceClosed(socket: Socket, callback: () => void): void {
+  if (socket.closed) callback();
+  else socket.once('close', callback);
+}
+
 function splice(downstream: Socket, upstream: Socket, cluster: Cluster, record: LiveRecord, done: () => void): void {
   const limits = cluster.policy.connectionPool;
   if (downstream.destroyed) {
     upstream.destroy();
-    downstream.once('close', done);
+    onceClosed(downstream, done);
     return;
   }
   upstream.setNoDelay(true);
