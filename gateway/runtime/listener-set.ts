@@ -69,14 +69,14 @@ export class ListenerSet {
       if (this.open.has(spec.key)) continue;
       const listener = await this.start(spec);
       this.open.set(spec.key, listener);
-      openedTls ||= listener.tls !== null;
+      openedTls ||= 'tls' in listener && listener.tls !== null;
     }
     if (openedTls || closing.length > 0) this.options.onServedCertificatesChanged();
   }
 
   /** The Gateway certificates of every open TLS listener. */
   servedCertificates(): ServedCertificate[] {
-    return [...this.open.values()].flatMap(({ tls }) => tls?.certificates() ?? []);
+    return [...this.open.values()].flatMap((listener) => ('tls' in listener ? (listener.tls?.certificates() ?? []) : []));
   }
 
   addresses(): { name: string; address: string }[] {
