@@ -36,7 +36,7 @@ export interface TcpProxyContext {
 /** Connections each cluster has open through the TCP proxy (Envoy's per-cluster `max_connections` for tcp_proxy). */
 const openConnections = new WeakMap<Cluster, number>();
 
-export function tcpConnectionsOpen(cluster: Cluster): number {
+function tcpConnectionsOpen(cluster: Cluster): number {
   return openConnections.get(cluster) ?? 0;
 }
 
@@ -106,7 +106,6 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
     record.routeName = rule.name;
     const destination = rule.pick(context.random());
     cluster = snapshot.clusters.get(destination.host, destination.port ?? context.spec.port, destination.subset ?? '');
-    if (cluster === undefined) return refuse('NC', 'cluster_not_found');
   }
   if (cluster === undefined) return refuse('NC', 'cluster_not_found');
   record.upstreamCluster = cluster.name;
