@@ -59,15 +59,16 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
       connections,
     });
   }
-  for (const { bind, port, kind } of sidecar?.egress ?? []) {
+  for (const { bind, port, kind, sni } of sidecar?.egress ?? []) {
+    const protocol = kind === 'http' ? 'http' : sni ? 'passthrough' : 'tcp';
     specs.push({
-      key: listenerKey('outbound', bind, port, kind),
+      key: listenerKey('outbound', bind, port, protocol),
       fingerprint: connectionsKey,
       name: `outbound ${bind}:${port}`,
       direction: 'outbound',
       bind,
       port,
-      protocol: kind,
+      protocol,
       httpsRedirectHosts: [],
       gatewayPlan: null,
       connections,

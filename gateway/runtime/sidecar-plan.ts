@@ -34,6 +34,8 @@ export interface SidecarEgressPort {
   readonly bind: string;
   readonly port: number;
   readonly kind: PortKind;
+  /** Protocol TLS: connections are routed by the ClientHello's SNI (`tls` rules) before the `tcp` rules. */
+  readonly sni: boolean;
 }
 
 export interface SidecarPlan {
@@ -128,6 +130,7 @@ export function selectSidecar(
     bind: entry.bind ?? '127.0.0.1',
     port: entry.port?.number ?? DEFAULT_OUTBOUND_PORT,
     kind: portKind(entry.port?.protocol),
+    sni: entry.port?.protocol?.toUpperCase() === 'TLS',
   }));
   return {
     source: `${sidecar.metadata.namespace}/${sidecar.metadata.name}`,

@@ -261,7 +261,7 @@ function buildTcpRoutes(
     gateways,
   });
   for (const egress of sidecar?.egress ?? []) {
-    if (egress.kind === 'tcp') tables.set(egress.port, buildSidecarTcpTable({ virtualServices, registry, scope: scope(egress.port, ['mesh']), diagnostics }));
+    if (egress.kind === 'tcp') tables.set(egress.port, buildSidecarTcpTable({ virtualServices, registry, sni: egress.sni, scope: scope(egress.port, ['mesh']), diagnostics }));
   }
   for (const plan of listenerPlans) {
     if (plan.protocol !== 'passthrough') continue;

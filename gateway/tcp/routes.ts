@@ -5,8 +5,9 @@
  * are compared. First matching rule wins; no rule matching closes the connection (NR).
  *
  * A sidecar's egress TCP port serves the services that declare that port: the `tcp[]` rules of the
- * mesh VirtualServices for those hosts, then — when no rule matched — the one service declaring it
- * (Istio identifies TCP traffic without a VIP by its port alone). A Gateway PASSTHROUGH port serves the
+ * mesh VirtualServices for those hosts (on a TLS port their `tls[]` rules by SNI first), then — when
+ * no rule matched — the one service declaring it (Istio identifies TCP traffic without a VIP by its
+ * port alone). A Gateway PASSTHROUGH port serves the
  * `tls[]` rules of the VirtualServices bound to its servers, selected by the ClientHello's SNI.
  */
 import { BlockList, isIPv6 } from 'node:net';
@@ -132,23 +133,29 @@ function declaresPort(registry: ServiceRegistry, host: string, port: number): bo
 export interface SidecarTcpInput {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
   readonly registry: ServiceRegistry;
+  /** A TLS port: `tls` rules (by SNI) come before the `tcp` rules. */
+  readonly sni: boolean;
   readonly scope: TcpScope;
   readonly diagnostics?: Diagnostic[];
 }
 
-/** A sidecar egress TCP port: mesh VirtualServices' `tcp[]` rules for the services on the port, then the service itself. */
+/** A sidecar egress TCP port: mesh VirtualServices' `tls[]` (TLS port) and `tcp[]` rules for the services on the port, then the service itself. */
 export function buildSidecarTcpTable(input: SidecarTcpInput): TcpRouteTable {
   const { scope, registry } = input;
-  const rules: TcpRule[] = [];
+  const kinds: readonly ('tls' | 'tcp')[] = input.sni ? ['tls', 'tcp'] : ['tcp'];
   const candidates = byDocumentOrder(input.virtualServices).filter((vs) => {
     const gateways = vs.spec.gateways ?? [];
-    return (gateways.length === 0 || gateways.includes('mesh')) && isVisibleTo(vs, scope.proxyNamespace) && (vs.spec.tcp ?? []).length > 0;
+    return (gateways.length === 0 || gateways.includes('mesh')) && isVisibleTo(vs, scope.proxyNamespace);
   });
-  for (const virtualService of candidates) {
-    const forPort =
-      (virtualService.spec.hosts ?? []).some((host) => declaresPort(registry, host, scope.listenerPort)) ||
-      (virtualService.spec.tcp ?? []).some((rule) => (rule.match ?? []).some((match) => match.port === scope.listenerPort));
-    if (forPort) rules.push(...compileRules(virtualService, 'tcp', scope, input.diagnostics));
+  const rules: TcpRule[] = [];
+  for (const kind of kinds) {
+    for (const virtualService of candidates) {
+      const source = virtualService.spec[kind] ?? [];
+      const forPort =
+        (virtualService.spec.hosts ?? []).some((host) => declaresPort(registry, host, scope.listenerPort)) ||
+        source.some((rule) => (rule.match ?? []).some((match) => match.port === scope.listenerPort));
+      if (source.length > 0 && forPort) rules.push(...compileRules(virtualService, kind, scope, input.diagnostics));
+    }
   }
   const services = registry.services.filter((service) => service.ports.some((p) => p.number === scope.listenerPort));
   const [only] = services;

@@ -36,12 +36,15 @@ let config: ConfigDir;
 let db: Backend;
 let cache: Backend;
 let port = 0;
+let egressPort = 0;
+let sidecar: RunningGateway;
 
 t.before(async () => {
   pki = await makeTestPki();
   db = await startBackend(pki, 'db', ['db.example.com']);
   cache = await startBackend(pki, 'cache', ['cache.example.com']);
   port = await freePort();
+  egressPort = await freePort();
   const service = (host: string, backend: Backend): string => `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -91,12 +94,36 @@ spec:
   tls:
     - match: [{ sniHosts: [cache.example.com] }]
       route: [{ destination: { host: cache.example.com, port: { number: 443 } } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: egress-tls, namespace: edge }
+spec:
+  hosts: [db.example.com, cache.example.com]
+  tls:
+    - match: [{ port: ${egressPort}, sniHosts: [db.example.com] }]
+      route: [{ destination: { host: db.example.com, port: { number: 443 } } }]
+    - match: [{ port: ${egressPort}, sniHosts: ["*.example.com"] }]
+      route: [{ destination: { host: cache.example.com, port: { number: 443 } } }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: client, namespace: edge }
+spec: { address: 127.0.0.1, labels: { app: client }, serviceAccount: client }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: client, namespace: edge }
+spec:
+  workloadSelector: { labels: { app: client } }
+  egress: [{ port: { number: ${egressPort}, protocol: TLS, name: tls }, bind: 127.0.0.1, hosts: ["*/*"] }]
 ${service('db.example.com', db)}
 ${service('cache.example.com', cache)}`);
   gateway = await startGateway(config.file);
+  sidecar = await startGateway(config.file, { mode: 'sidecar', workload: 'edge/client', adminAddress: `127.0.0.1:${await freePort()}` });
 });
 t.teardown(async () => {
-  await gateway.stop();
+  await Promise.all([gateway.stop(), sidecar.stop()]);
   await Promise.all([db, cache].map((backend) => new Promise<void>((resolve) => backend.server.close(() => resolve()))));
   await config.remove();
 });
@@ -106,9 +133,9 @@ interface TlsOutcome {
   readonly greeting: string;
 }
 
-function connectTls(servername: string | undefined): Promise<TlsOutcome> {
+function connectTls(servername: string | undefined, to = port): Promise<TlsOutcome> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(pki.ca.certPath), ...(servername === undefined ? { checkServerIdentity: () => undefined } : { servername }) });
+    const socket = tls.connect({ host: '127.0.0.1', port: to, ca: readFileSync(pki.ca.certPath), ...(servername === undefined ? { checkServerIdentity: () => undefined } : { servername }) });
     let text = '';
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString();
@@ -150,4 +177,14 @@ t.test('a client that sends no TLS at all is closed', async (t) => {
     socket.on('close', () => resolve(text));
   });
   t.equal(closed, '');
+});
+
+t.test('a sidecar egress TLS port routes by SNI through mesh tls rules (exact first, then a wildcard)', async (t) => {
+  const first = await connectTls('db.example.com', egressPort);
+  t.equal(first.greeting, 'db:db.example.com');
+  t.equal(first.fingerprint, db.fingerprint);
+  const second = await connectTls('cache.example.com', egressPort);
+  t.equal(second.greeting, 'cache:cache.example.com');
+  t.equal(second.fingerprint, cache.fingerprint);
+  await t.rejects(connectTls(undefined, egressPort), 'no SNI: no rule matches, no single service declares the port');
 });
