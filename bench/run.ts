@@ -21,6 +21,8 @@ import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, 
 import type { ComponentSamples } from './components.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
+import { measureTcp, tcpLines } from './tcp-bench.js';
+import type { TcpCase } from './tcp-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
 import { ProcessSet, detectPinning } from './processes.js';
 import { probe } from './probe.js';
@@ -171,6 +173,7 @@ async function main(): Promise<void> {
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
   let handshakes: HandshakeResult[] = [];
   let compile: CompileTiming | null = null;
+  let tcp: TcpCase[] = [];
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -212,6 +215,17 @@ async function main(): Promise<void> {
         console.log(`  mtls-handshakes: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.tcp && !interrupted) {
+      console.log('TCP (redis PING) through a sidecar pair and direct');
+      try {
+        tcp = await measureTcp(context, pinning, settings.seconds, settings.rounds, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set('tcp-sidecar-pair', message);
+        console.log(`  tcp-sidecar-pair: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
   } catch (error) {
     // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
     if (!interrupted) throw error;
@@ -235,6 +249,7 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
+  if (tcp.length > 0) console.log(`\nTCP through a sidecar pair (mTLS, STRICT) vs direct to redis-server; A and the load on CPU 0, B and redis on CPU 1; medians of ${settings.rounds} round(s)\n${tcpLines(tcp).join('\n')}`);
   const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
@@ -259,6 +274,7 @@ async function main(): Promise<void> {
     components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
     handshakes,
     compile,
+    tcp,
     sideBySide,
     bars,
   };

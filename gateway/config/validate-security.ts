@@ -3,7 +3,11 @@
  * RequestAuthentication (docs/policies.md#requestauthentication-jwt) that the schema cannot express.
  */
 import { isIP } from 'node:net';
-import type { AuthorizationPolicySpec, Condition, Operation, Source } from './kinds/authorization-policy.js';
+import { portKind } from './port-protocol.js';
+import { labelsMatch } from '../policy/selector.js';
+import { httpOnlyFields, ruleForTcp } from '../policy/tcp-authz.js';
+import type { AuthorizationPolicySpec, Condition, Operation, Rule, Source } from './kinds/authorization-policy.js';
+import type { SidecarSpec } from './kinds/sidecar.js';
 import type { PeerAuthenticationSpec } from './kinds/peer-authentication.js';
 import type { JWTRule, RequestAuthenticationSpec } from './kinds/request-authentication.js';
 import { isRecord } from './field-path.js';
@@ -260,8 +264,57 @@ function checkJwtRule(ctx: ValidationContext, policy: Resource, rule: JWTRule, p
   });
 }
 
+/** `namespace → TCP ports` of the Sidecars there, with the labels each selects (undefined: every workload of the namespace). */
+function tcpIngressPorts(ctx: ValidationContext): { namespace: string; labels: Readonly<Record<string, string>> | undefined; ports: number[] }[] {
+  return ctx.ofKind<SidecarSpec>('Sidecar').flatMap((sidecar) => {
+    const ports = (sidecar.spec.ingress ?? []).filter((entry) => portKind(entry.port.protocol) === 'tcp').map((entry) => entry.port.number);
+    return ports.length === 0 ? [] : [{ namespace: sidecar.metadata.namespace, labels: sidecar.spec.workloadSelector?.labels, ports }];
+  });
+}
+
+/** Whether every `to` entry of the rule names `ports` and none of them is one of `tcpPorts`. */
+function scopedAway(rule: Rule, tcpPorts: readonly number[]): boolean {
+  const to = rule.to ?? [];
+  return to.length > 0 && to.every((entry) => entry.operation?.ports !== undefined && !entry.operation.ports.some((port) => tcpPorts.includes(Number(port))));
+}
+
+/** MG0318: an AuthorizationPolicy with HTTP-only fields that selects a workload with a TCP port (docs/policies.md#authorizationpolicy-on-tcp). */
+function checkTcpPolicies(ctx: ValidationContext, rootNamespace: string): void {
+  const sidecars = tcpIngressPorts(ctx);
+  if (sidecars.length === 0) return;
+  for (const policy of ctx.ofKind<AuthorizationPolicySpec>('AuthorizationPolicy')) {
+    const action = policy.spec.action ?? 'ALLOW';
+    if (action === 'CUSTOM') continue;
+    const selector = policy.spec.selector?.matchLabels;
+    const ports = sidecars
+      .filter((sidecar) => policy.metadata.namespace === rootNamespace || policy.metadata.namespace === sidecar.namespace)
+      // The policy selects the Sidecar's workloads when its labels are among those the Sidecar selects by.
+      .filter((sidecar) => selector === undefined || (sidecar.labels !== undefined && labelsMatch(selector, sidecar.labels)))
+      .flatMap((sidecar) => sidecar.ports);
+    if (ports.length === 0) continue;
+    policy.spec.rules?.forEach((rule, index) => {
+      const fields = httpOnlyFields(rule);
+      if (fields.length === 0 || scopedAway(rule, ports)) return;
+      const remaining = action === 'ALLOW' ? null : ruleForTcp(rule, 'DENY');
+      const effect =
+        remaining === null
+          ? 'on TCP the whole rule is dropped, so it never admits a connection'
+          : Object.keys(remaining).length === 0
+            ? `on TCP only those fields are dropped, which leaves nothing: the rule ${action === 'DENY' ? 'denies' : 'audits'} every TCP connection`
+            : 'on TCP only those fields are dropped: the rest of the rule matches more connections';
+      ctx.report(
+        policy,
+        'MG0318',
+        ['spec', 'rules', index],
+        `rule ${index} uses HTTP-only fields (${fields.join(', ')}) and the policy selects TCP port(s) ${[...new Set(ports)].join(', ')}: ${effect}; scope it with \`ports\``,
+      );
+    });
+  }
+}
+
 export function validateSecurity(ctx: ValidationContext): void {
   for (const policy of ctx.ofKind<AuthorizationPolicySpec>('AuthorizationPolicy')) checkAuthorizationPolicy(ctx, policy);
+  checkTcpPolicies(ctx, ctx.mesh?.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
   for (const policy of ctx.ofKind<PeerAuthenticationSpec>('PeerAuthentication')) checkPeerAuthentication(ctx, policy);
   for (const policy of ctx.ofKind<RequestAuthenticationSpec>('RequestAuthentication')) {
     policy.spec.jwtRules?.forEach((rule, index) => checkJwtRule(ctx, policy, rule, ['spec', 'jwtRules', index]));

@@ -12,7 +12,8 @@ import type { Diagnostic, FieldPath, Resource } from '../config/resource.js';
 import { labelsMatch } from '../policy/selector.js';
 import { INTERMEDIATE_CIPHER_SUITES } from './tls-profile.js';
 
-export type ListenerProtocol = 'http' | 'https';
+/** `passthrough`: TLS not terminated, routed by the ClientHello's SNI through VirtualService `tls` rules (docs/tcp.md). */
+export type ListenerProtocol = 'http' | 'https' | 'passthrough';
 export type TerminatingTlsMode = 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
 
 export interface ServerHost {
@@ -210,6 +211,7 @@ function planTls(ctx: PlanContext, tls: ServerTLSSettings | undefined, path: Fie
 function protocolOf(server: Server): ListenerProtocol | null {
   const protocol = server.port.protocol.toUpperCase();
   if (HTTP_PROTOCOLS.has(protocol)) return 'http';
+  if ((protocol === 'HTTPS' || protocol === 'TLS') && (server.tls?.mode ?? 'PASSTHROUGH') === 'PASSTHROUGH') return 'passthrough';
   if (protocol === 'HTTPS') return 'https';
   return null;
 }

@@ -89,10 +89,64 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
    * workload receives, never to the calls its app makes.
    */
   readonly inboundOnly?: boolean;
+  /** What the plugin does for TCP connections (gateway/tcp/); absent: nothing. `inboundOnly` applies as for HTTP. */
+  readonly connections?: ConnectionHooks;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
   activated?(compiled: unknown): void;
   /** Flush and release process-wide resources on shutdown (exporters, files, connections). */
   shutdown?(): Promise<void>;
+}
+
+/** One TCP connection as the connection hooks see it. */
+export interface ConnectionAttributes {
+  readonly direction: ListenerSpec['direction'];
+  /** Direct peer address of the connection. */
+  readonly sourceIp: string;
+  readonly sourcePort: number;
+  /** The address and port the client connected to. */
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+  /** SNI of the ClientHello (passthrough ports, mesh mTLS); '' when none. */
+  readonly sni: string;
+  /** Present only for mesh mTLS connections with a valid mesh certificate. */
+  readonly peer: PeerIdentity | null;
+}
+
+/** What became of one TCP connection; filled in as it goes and final when `closed` is called. */
+export interface ConnectionRecord {
+  readonly attrs: ConnectionAttributes;
+  /** Epoch ms when the connection was accepted. */
+  readonly startEpochMs: number;
+  /** performance.now() when the connection was accepted, and when it closed (NaN before). */
+  readonly startMs: number;
+  readonly endMs: number;
+  /** `<ns>/<vs>.tcp[<i>]`, `.tls[<i>]`, or the service a port's default rule forwards to; '' before routing. */
+  readonly routeName: string;
+  readonly upstreamCluster: string;
+  readonly upstreamHost: string;
+  /** Envoy response flags (UF, UO, UH, NR, NC, DT…). */
+  readonly responseFlags: readonly string[];
+  /** Why the proxy closed the connection itself (e.g. `rbac_access_denied_matched_policy[ns/name]`), '' otherwise. */
+  readonly details: string;
+  /** Bytes received from the client, and sent to it. */
+  readonly receivedBytes: number;
+  readonly sentBytes: number;
+}
+
+/** A connection a plugin refuses: it is closed before anything is forwarded. */
+export interface ConnectionDenial {
+  /** e.g. `rbac_access_denied_matched_policy[ns/name]`. */
+  readonly details: string;
+}
+
+/** A plugin's part in TCP connections. Each hook gets the plugin's compiled state of the snapshot the connection started on. */
+export interface ConnectionHooks {
+  /** Whether an accepted connection may go on; a denial closes it. */
+  admit?(compiled: unknown, connection: ConnectionAttributes): ConnectionDenial | null;
+  /** Once per connection, when it has been routed (or refused before that). */
+  opened?(compiled: unknown, record: ConnectionRecord): void;
+  /** Once per connection, when both sides are closed. */
+  closed?(compiled: unknown, record: ConnectionRecord): void;
 }
 
 /** Why the proxy itself answered, for the access log, metrics and the `x-meshgate-reason` header. */

@@ -37,7 +37,7 @@ function clusterNotFound(host: string, subset: string | undefined): LocalReply {
 export function chooseDestination(ctx: ProxyRequestContext, random: number): DestinationChoice {
   const clusters = ctx.snapshot.clusters;
   if (ctx.listener.direction === 'inbound') {
-    const cluster = clusters.get(INBOUND_APP_HOST);
+    const cluster = clusters.get(INBOUND_APP_HOST, ctx.listener.port);
     return cluster === undefined ? { kind: 'reply', reply: clusterNotFound('local app', undefined) } : { kind: 'cluster', cluster, destination: null };
   }
   const route = ctx.route;

@@ -34,7 +34,8 @@ export interface ListenerSpec {
   readonly direction: ListenerDirection;
   readonly bind: string;
   readonly port: number;
-  readonly protocol: 'http' | 'https';
+  /** `tcp` and `passthrough` (SNI-routed TLS) are proxied as opaque TCP by gateway/tcp/. */
+  readonly protocol: 'http' | 'https' | 'tcp' | 'passthrough';
   /** Hosts (exact, `*.suffix` or `*`) whose plain-HTTP requests get a 301 to https (Gateway `tls.httpsRedirect`). */
   readonly httpsRedirectHosts: readonly string[];
   /** Gateway HTTPS listeners: the servers whose certificates it serves by SNI. */

@@ -57,7 +57,7 @@ function fallbackAttributes(request: FastifyRequest, listener: ListenerSpec): Re
     host: '',
     path: '/',
     query: '',
-    scheme: listener.protocol,
+    scheme: listener.protocol === 'http' ? 'http' : 'https',
     sourceIp: request.raw.socket.remoteAddress ?? '',
     remoteIp: request.raw.socket.remoteAddress ?? '',
     destinationIp: request.raw.socket.localAddress ?? '',

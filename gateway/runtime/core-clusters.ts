@@ -1,5 +1,6 @@
 /**
- * Clusters the core adds beside the registry's: a sidecar's local app (`inbound|<port>||`) and the
+ * Clusters the core adds beside the registry's: a sidecar's local app, one per ingress port
+ * (`inbound|<port>||`, looked up by INBOUND_APP_HOST and the listener port), and the
  * passthrough cluster for sidecar outbound traffic to hosts outside the registry (ALLOW_ANY).
  */
 import type { ClusterDefinition } from '../upstream/cluster.js';
@@ -13,12 +14,11 @@ export const PASSTHROUGH_HOST = 'passthrough|any';
 export function coreClusterDefinitions(sidecar: SidecarPlan | null, namespace: string): ClusterDefinition[] {
   if (sidecar === null) return [];
   const definitions: ClusterDefinition[] = [];
-  if (sidecar.inbound !== null) {
-    const { port, appHost, appPort } = sidecar.inbound;
+  for (const { port, appHost, appPort } of sidecar.ingress) {
     definitions.push({
       name: `inbound|${port}||`,
       host: INBOUND_APP_HOST,
-      port: appPort,
+      port,
       subset: '',
       resolution: 'STATIC',
       endpoints: [{ address: appHost, port: appPort, labels: {}, weight: 1, serviceAccount: '', locality: '', namespace, meshWorkload: false }],

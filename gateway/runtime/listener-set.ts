@@ -10,20 +10,31 @@ import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js'
 import type { ClientConnections } from '../listeners/client-connections.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
+import { TcpListener } from '../tcp/listener.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { createProxyServer } from '../proxy/server.js';
 import type { Snapshot } from './snapshot.js';
 import { recordAbusiveSession } from '../../plugins/metrics/meshgate-metrics.js';
 
+/** A passthrough client that sends no ClientHello within this (when MeshConfig sets no header timeout) is closed. */
+const CLIENT_HELLO_TIMEOUT_MS = 15_000;
+
 /** Longer than the clients' own pool idle timeouts, so the client side decides when to close. */
 const CLIENT_KEEP_ALIVE_MS = 65_000;
 
-interface OpenListener {
+interface OpenHttpListener {
   readonly spec: ListenerSpec;
   readonly app: FastifyInstance;
   readonly tls: TlsListener | null;
   readonly connections: ClientConnections | null;
 }
+
+interface OpenTcpListener {
+  readonly spec: ListenerSpec;
+  readonly server: TcpListener;
+}
+
+type OpenListener = OpenHttpListener | OpenTcpListener;
 
 export interface ListenerSetOptions {
   readonly currentSnapshot: () => Snapshot;
@@ -58,19 +69,20 @@ export class ListenerSet {
       if (this.open.has(spec.key)) continue;
       const listener = await this.start(spec);
       this.open.set(spec.key, listener);
-      openedTls ||= listener.tls !== null;
+      openedTls ||= 'tls' in listener && listener.tls !== null;
     }
     if (openedTls || closing.length > 0) this.options.onServedCertificatesChanged();
   }
 
   /** The Gateway certificates of every open TLS listener. */
   servedCertificates(): ServedCertificate[] {
-    return [...this.open.values()].flatMap(({ tls }) => tls?.certificates() ?? []);
+    return [...this.open.values()].flatMap((listener) => ('tls' in listener ? (listener.tls?.certificates() ?? []) : []));
   }
 
   addresses(): { name: string; address: string }[] {
-    return [...this.open.values()].map(({ spec, app }) => {
-      const address = app.server.address();
+    return [...this.open.values()].map((listener) => {
+      const spec = listener.spec;
+      const address = 'server' in listener ? listener.server.address() : listener.app.server.address();
       return { name: spec.name, address: typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address) };
     });
   }
@@ -82,6 +94,7 @@ export class ListenerSet {
   }
 
   private async start(spec: ListenerSpec): Promise<OpenListener> {
+    if (spec.protocol === 'tcp' || spec.protocol === 'passthrough') return this.startTcp(spec);
     const { currentSnapshot, plugins, logger, identity } = this.options;
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
@@ -92,7 +105,7 @@ export class ListenerSet {
             new InboundServer(handler, {
               tlsOptions: () => identity.tlsOptions(),
               keepCurrent: (server) => identity.keepServerCurrent(server),
-              mode: () => currentSnapshot().inboundMtls,
+              mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
               logger: listenerLogger,
@@ -123,7 +136,40 @@ export class ListenerSet {
     return { spec, app, tls, connections };
   }
 
+  private async startTcp(spec: ListenerSpec): Promise<OpenTcpListener> {
+    const { currentSnapshot, plugins, logger, identity } = this.options;
+    const listenerLogger = logger.child({ listener: spec.name });
+    const server = new TcpListener({
+      proxy: {
+        spec,
+        currentSnapshot,
+        plugins: plugins.filter((plugin) => plugin.connections !== undefined && (plugin.inboundOnly !== true || spec.direction !== 'outbound')),
+        logger: listenerLogger,
+        random: Math.random,
+      },
+      logger: listenerLogger,
+      meshTls:
+        spec.direction === 'inbound'
+          ? {
+              tlsOptions: () => identity.tlsOptions(),
+              keepCurrent: (tlsServer) => identity.keepServerCurrent(tlsServer),
+              mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
+              trustDomain: () => currentSnapshot().mesh.trustDomain,
+            }
+          : null,
+      peekSni: spec.protocol === 'passthrough',
+      clientHelloTimeoutMs: spec.connections.requestHeadersTimeoutMs || CLIENT_HELLO_TIMEOUT_MS,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) => reject(new Error(`cannot open listener ${spec.name}: ${error.message}`, { cause: error })));
+      server.listen({ host: spec.bind, port: spec.port }, resolve);
+    });
+    listenerLogger.info({ address: `${spec.bind}:${spec.port}`, protocol: spec.protocol }, 'listener open');
+    return { spec, server };
+  }
+
   private async drain(listener: OpenListener, drainMs: number): Promise<void> {
+    if ('server' in listener) return this.drainTcp(listener, drainMs);
     let timer: NodeJS.Timeout | undefined;
     listener.connections?.startDrain();
     const deadline = new Promise<void>((resolve) => {
@@ -137,5 +183,19 @@ export class ListenerSet {
     await Promise.race([listener.app.close(), deadline]);
     clearTimeout(timer);
     listener.tls?.close();
+  }
+
+  /** Stops accepting; open connections run until they close or the drain deadline cuts them. */
+  private async drainTcp(listener: OpenTcpListener, drainMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        listener.server.closeAllConnections();
+        resolve();
+      }, drainMs);
+    });
+    await Promise.race([closed, deadline]);
+    clearTimeout(timer);
   }
 }

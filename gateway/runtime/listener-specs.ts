@@ -1,6 +1,7 @@
 /**
- * The listeners a snapshot asks for. Ingress: one per Gateway bind:port. Sidecar: its inbound port
- * (mTLS and, when PeerAuthentication allows, plaintext) and its outbound port on loopback.
+ * The listeners a snapshot asks for. Ingress: one per Gateway bind:port. Sidecar: one per ingress port
+ * (mTLS and, when PeerAuthentication allows, plaintext) and one per egress port, HTTP or opaque TCP
+ * by the port's protocol.
  */
 import { parseDuration } from '../config/duration.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
@@ -44,31 +45,30 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
   }
   const specs: ListenerSpec[] = [];
   const sidecar = snapshot.sidecar;
-  if (sidecar?.inbound != null) {
-    const { bind, port } = sidecar.inbound;
+  for (const { bind, port, kind } of sidecar?.ingress ?? []) {
     specs.push({
-      key: listenerKey('inbound', bind, port, 'mesh'),
+      key: listenerKey('inbound', bind, port, kind === 'tcp' ? 'tcp' : 'mesh'),
       fingerprint: connectionsKey,
       name: `inbound ${bind}:${port}`,
       direction: 'inbound',
       bind,
       port,
-      protocol: 'https',
+      protocol: kind === 'tcp' ? 'tcp' : 'https',
       httpsRedirectHosts: [],
       gatewayPlan: null,
       connections,
     });
   }
-  if (sidecar?.outbound != null) {
-    const { bind, port } = sidecar.outbound;
+  for (const { bind, port, kind, sni } of sidecar?.egress ?? []) {
+    const protocol = kind === 'http' ? 'http' : sni ? 'passthrough' : 'tcp';
     specs.push({
-      key: listenerKey('outbound', bind, port, 'http'),
+      key: listenerKey('outbound', bind, port, protocol),
       fingerprint: connectionsKey,
       name: `outbound ${bind}:${port}`,
       direction: 'outbound',
       bind,
       port,
-      protocol: 'http',
+      protocol,
       httpsRedirectHosts: [],
       gatewayPlan: null,
       connections,

@@ -1,11 +1,15 @@
 /**
- * A sidecar's shape comes from Istio's own `Sidecar` resource: `ingress[0]` is the inbound listener and
- * its `defaultEndpoint` the local app; `egress[0]` is the outbound listener the app calls. A
+ * A sidecar's shape comes from Istio's own `Sidecar` resource: every `ingress[]` entry is an inbound
+ * listener in front of its `defaultEndpoint` (a port of the local app), every `egress[]` entry an
+ * outbound listener the app calls. A port's protocol decides how it is proxied, as Istio's protocol
+ * selection does: TCP, TLS, MONGO, REDIS and MYSQL as opaque TCP, anything else as HTTP. A
  * WorkloadEntry that some Sidecar selects runs a mesh proxy, so it is marked with Istio's tlsMode label
  * and clients reach it with mesh mTLS (auto-mTLS) — the same signal Istio itself uses.
  */
 import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
+import { portKind } from '../config/port-protocol.js';
+import type { PortKind } from '../config/port-protocol.js';
 import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
@@ -18,11 +22,33 @@ export const MG_SIDECAR_BAD_ENDPOINT = 'MG0905' satisfies DiagnosticCode;
 
 export const DEFAULT_OUTBOUND_PORT = 15001;
 
+export interface SidecarIngressPort {
+  readonly bind: string;
+  readonly port: number;
+  readonly kind: PortKind;
+  readonly appHost: string;
+  readonly appPort: number;
+}
+
+export interface SidecarEgressPort {
+  readonly bind: string;
+  readonly port: number;
+  readonly kind: PortKind;
+  /** Protocol TLS: connections are routed by the ClientHello's SNI (`tls` rules) before the `tcp` rules. */
+  readonly sni: boolean;
+}
+
 export interface SidecarPlan {
   /** `namespace/name` of the Sidecar resource. */
   readonly source: string;
-  readonly inbound: { readonly bind: string; readonly port: number; readonly appHost: string; readonly appPort: number } | null;
-  readonly outbound: { readonly bind: string; readonly port: number } | null;
+  /** Every usable `ingress[]` entry, in document order. */
+  readonly ingress: readonly SidecarIngressPort[];
+  /** The app's HTTP channel: the first HTTP ingress entry (Dapr calls the app there), null when none. */
+  readonly inbound: SidecarIngressPort | null;
+  /** Every `egress[]` entry, in document order. */
+  readonly egress: readonly SidecarEgressPort[];
+  /** The first HTTP egress entry: where the app's HTTP calls (and Dapr's) leave. */
+  readonly outbound: SidecarEgressPort | null;
   readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
 }
 
@@ -84,28 +110,34 @@ export function selectSidecar(
     );
     return null;
   }
-  const ingress = sidecar.spec.ingress?.[0];
-  let inbound: SidecarPlan['inbound'] = null;
-  if (ingress !== undefined) {
-    const app = parseEndpoint(ingress.defaultEndpoint ?? '');
+  const ingress: SidecarIngressPort[] = [];
+  for (const [index, entry] of (sidecar.spec.ingress ?? []).entries()) {
+    const app = parseEndpoint(entry.defaultEndpoint ?? '');
     if (app === null) {
       diagnostics.push(
         makeDiagnostic(
           MG_SIDECAR_BAD_ENDPOINT,
-          `ingress.defaultEndpoint must be "<ip>:<port>" of the local app, got "${ingress.defaultEndpoint ?? ''}"`,
-          sidecar.at(['spec', 'ingress', 0, 'defaultEndpoint']),
-          { kind: 'Sidecar', namespace: sidecar.metadata.namespace, name: sidecar.metadata.name, field: 'spec.ingress[0].defaultEndpoint' },
+          `ingress.defaultEndpoint must be "<ip>:<port>" of the local app, got "${entry.defaultEndpoint ?? ''}"`,
+          sidecar.at(['spec', 'ingress', index, 'defaultEndpoint']),
+          { kind: 'Sidecar', namespace: sidecar.metadata.namespace, name: sidecar.metadata.name, field: `spec.ingress[${index}].defaultEndpoint` },
         ),
       );
-    } else {
-      inbound = { bind: ingress.bind ?? '0.0.0.0', port: ingress.port.number, appHost: app.host, appPort: app.port };
+      continue;
     }
+    ingress.push({ bind: entry.bind ?? '0.0.0.0', port: entry.port.number, kind: portKind(entry.port.protocol), appHost: app.host, appPort: app.port });
   }
-  const egress = sidecar.spec.egress?.[0];
+  const egress: SidecarEgressPort[] = (sidecar.spec.egress ?? []).map((entry) => ({
+    bind: entry.bind ?? '127.0.0.1',
+    port: entry.port?.number ?? DEFAULT_OUTBOUND_PORT,
+    kind: portKind(entry.port?.protocol),
+    sni: entry.port?.protocol?.toUpperCase() === 'TLS',
+  }));
   return {
     source: `${sidecar.metadata.namespace}/${sidecar.metadata.name}`,
-    inbound,
-    outbound: egress === undefined ? null : { bind: egress.bind ?? '127.0.0.1', port: egress.port?.number ?? DEFAULT_OUTBOUND_PORT },
+    ingress,
+    inbound: ingress.find((port) => port.kind === 'http') ?? null,
+    egress,
+    outbound: egress.find((port) => port.kind === 'http') ?? null,
     outboundTrafficPolicy: sidecar.spec.outboundTrafficPolicy?.mode ?? mesh.outboundTrafficPolicy.mode,
   };
 }

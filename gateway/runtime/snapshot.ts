@@ -44,6 +44,8 @@ import type { ClusterManager, ClusterSet } from '../upstream/cluster-manager.js'
 import { indexDestinationRules } from '../upstream/destination-rules.js';
 import { buildServiceRegistry } from '../upstream/registry.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
+import { buildGatewayTlsTable, buildSidecarTcpTable } from '../tcp/routes.js';
+import type { TcpRouteTable, TcpScope } from '../tcp/routes.js';
 import { coreClusterDefinitions } from './core-clusters.js';
 import { markSidecarWorkloads, selectSidecar } from './sidecar-plan.js';
 import type { SidecarPlan } from './sidecar-plan.js';
@@ -92,12 +94,14 @@ export interface CompiledConfig {
   readonly gatewayRoutes: ReadonlyMap<number, HostRouteTable>;
   /** Sidecar outbound: VirtualServices bound to `mesh`. */
   readonly meshRoutes: HostRouteTable;
+  /** Opaque TCP ports (sidecar egress TCP ports, Gateway PASSTHROUGH ports): their L4 rules by listener port. */
+  readonly tcpRoutes: ReadonlyMap<number, TcpRouteTable>;
   readonly registry: ServiceRegistry;
   readonly clusterDefinitions: readonly ClusterDefinition[];
   /** Sidecar mode: its inbound/outbound listeners and local app. */
   readonly sidecar: SidecarPlan | null;
-  /** Sidecar mode: PeerAuthentication's effective mode on the inbound port. */
-  readonly inboundMtls: MtlsMode;
+  /** Sidecar mode: PeerAuthentication's effective mode on each ingress port (keyed by port number). */
+  readonly inboundMtls: Readonly<Record<string, MtlsMode>>;
   /** Ingress mode: the listeners the Gateway servers ask for. */
   readonly listenerPlans: readonly ListenerPlan[];
   readonly pluginStates: ReadonlyMap<string, unknown>;
@@ -177,10 +181,10 @@ export async function compileConfig(configPath: string, options: CompileOptions)
           diagnostics,
         )
       : [];
-  const inboundMtls =
-    sidecar?.inbound == null
-      ? 'PERMISSIVE'
-      : effectiveMtlsMode(ofKind<PeerAuthenticationSpec>(resources, 'PeerAuthentication'), workload, sidecar.inbound.port, mesh.rootNamespace).mode;
+  const tcpRoutes = buildTcpRoutes(sidecar, listenerPlans, virtualServices, registry, workload, diagnostics);
+  const peerAuthentications = ofKind<PeerAuthenticationSpec>(resources, 'PeerAuthentication');
+  const inboundMtls: Record<string, MtlsMode> = {};
+  for (const { port } of sidecar?.ingress ?? []) inboundMtls[port] = effectiveMtlsMode(peerAuthentications, workload, port, mesh.rootNamespace).mode;
 
   const prepared = new Map<string, unknown>();
   const fingerprints: string[] = [];
@@ -234,6 +238,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       workload,
       gatewayRoutes,
       meshRoutes,
+      tcpRoutes,
       registry,
       clusterDefinitions,
       sidecar,
@@ -252,6 +257,32 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       ),
     },
   };
+}
+
+function buildTcpRoutes(
+  sidecar: SidecarPlan | null,
+  listenerPlans: readonly ListenerPlan[],
+  virtualServices: readonly Resource<VirtualServiceSpec>[],
+  registry: ServiceRegistry,
+  workload: WorkloadInfo,
+  diagnostics: Diagnostic[],
+): Map<number, TcpRouteTable> {
+  const tables = new Map<number, TcpRouteTable>();
+  const scope = (listenerPort: number, gateways: readonly string[]): TcpScope => ({
+    listenerPort,
+    proxyLabels: workload.labels,
+    proxyNamespace: workload.namespace,
+    gateways,
+  });
+  for (const egress of sidecar?.egress ?? []) {
+    if (egress.kind === 'tcp') tables.set(egress.port, buildSidecarTcpTable({ virtualServices, registry, sni: egress.sni, scope: scope(egress.port, ['mesh']), diagnostics }));
+  }
+  for (const plan of listenerPlans) {
+    if (plan.protocol !== 'passthrough') continue;
+    const gateways = [...new Set(plan.servers.map((server) => server.gateway))];
+    tables.set(plan.port, buildGatewayTlsTable({ virtualServices, servers: plan.servers, scope: scope(plan.port, gateways), diagnostics }));
+  }
+  return tables;
 }
 
 const SILENT_LOGGER: FastifyBaseLogger = pino({ level: 'silent' });

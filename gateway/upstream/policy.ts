@@ -54,6 +54,12 @@ export interface ResolvedConnectionPool {
   /** 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
   readonly maxRetries: number;
+  /** Opaque TCP proxying (gateway/tcp/): idle timeout of a proxied connection, 0 = never. */
+  readonly tcpIdleTimeoutMs: number;
+  /** 0 = no limit. */
+  readonly maxConnectionDurationMs: number;
+  /** SO_KEEPALIVE on upstream connections when set: the idle time before the first probe (0 = the OS default). */
+  readonly tcpKeepalive: { readonly timeMs: number } | null;
 }
 
 export interface ResolvedOutlierDetection {
@@ -182,6 +188,9 @@ function resolveConnectionPool(settings: ConnectionPoolSettings | undefined): Re
     http2MaxRequests: limit(http?.http2MaxRequests, ENVOY_DEFAULT_CONNECTION_LIMIT),
     maxRequestsPerConnection: limit(http?.maxRequestsPerConnection, 0),
     maxRetries: limit(http?.maxRetries, ENVOY_DEFAULT_MAX_RETRIES),
+    tcpIdleTimeoutMs: tcpIdle,
+    maxConnectionDurationMs: durationMs(tcp?.maxConnectionDuration, 0),
+    tcpKeepalive: tcp?.tcpKeepalive === undefined ? null : { timeMs: durationMs(tcp.tcpKeepalive.time, 0) },
   };
 }
 

@@ -6,6 +6,7 @@
  * operator can see that it tried.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionRecord } from '../../gateway/pipeline/types.js';
 import { BoundedCounter } from '../metrics/registry.js';
 import { wireBytes } from '../metrics/wire-bytes.js';
 import { traceIdOf } from '../tracing/request-span.js';
@@ -87,4 +88,33 @@ export function captureRecord(request: FastifyRequest, reply: FastifyReply, limi
   strings[StringField.userAgent] = headerValue(request.headers['user-agent']);
   strings[StringField.forwardedFor] = headerValue(request.headers['x-forwarded-for']);
   cutToBounds(record, limits);
+}
+
+/**
+ * A TCP connection's line: no method, path, HTTP version (the protocol is written as TCP), headers or
+ * request id; response code 0, as Envoy writes it for TCP. Nothing in it is client-controlled text.
+ */
+export function captureConnection(connection: ConnectionRecord, record: RawRecord): void {
+  const attrs = connection.attrs;
+  const strings = record.strings;
+  const numbers = record.numbers;
+  strings.fill(null);
+  record.truncated = 0;
+  numbers[NumberField.startEpochMs] = connection.startEpochMs;
+  numbers[NumberField.durationMs] = Math.round(connection.endMs - connection.startMs);
+  numbers[NumberField.upstreamServiceTimeMs] = NaN;
+  numbers[NumberField.bytesReceived] = connection.receivedBytes;
+  numbers[NumberField.bytesSent] = connection.sentBytes;
+  numbers[NumberField.responseCode] = 0;
+  numbers[NumberField.remotePort] = attrs.sourcePort;
+  numbers[NumberField.localPort] = attrs.destinationPort;
+  strings[StringField.responseFlags] = connection.responseFlags.length === 0 ? '-' : connection.responseFlags.join(',');
+  strings[StringField.details] = connection.details === '' ? (connection.upstreamHost === '' ? '-' : 'via_upstream') : connection.details;
+  strings[StringField.routeName] = emptyToNull(connection.routeName);
+  strings[StringField.upstreamCluster] = emptyToNull(connection.upstreamCluster);
+  strings[StringField.upstreamHost] = emptyToNull(connection.upstreamHost);
+  strings[StringField.remoteIp] = attrs.sourceIp;
+  strings[StringField.localIp] = attrs.destinationIp;
+  strings[StringField.serverName] = emptyToNull(attrs.sni);
+  strings[StringField.peerPrincipal] = attrs.peer?.uri ?? null;
 }

@@ -19,6 +19,7 @@ const DASH = 0x2d;
 const COLON = 0x3a;
 const NULL_BYTES = Uint8Array.from([0x6e, 0x75, 0x6c, 0x6c]);
 const HTTP_SLASH = Uint8Array.from([0x48, 0x54, 0x54, 0x50, 0x2f]);
+const TCP_NAME = Uint8Array.from([0x54, 0x43, 0x50]);
 const TRUNCATED_PREFIX = Uint8Array.from(Buffer.from(',"truncated_fields":[', 'latin1'));
 const TRUNCATED_NAMES = BOUNDED_FIELDS.map(({ name }) => Uint8Array.from(Buffer.from(`"${name}"`, 'latin1')));
 const HEX = Uint8Array.from(Buffer.from('0123456789abcdef', 'latin1'));
@@ -262,8 +263,8 @@ export class LineEncoder {
       }
       case FieldKind.protocol: {
         const start = json ? writeQuote(out, at) : at;
-        // Node's parser gives the version as digits and a dot.
-        const end = writeText(out, writeBytes(out, start, HTTP_SLASH), record, field.source);
+        // Node's parser gives the version as digits and a dot; a TCP connection's record has none.
+        const end = record.starts[field.source] === -1 ? writeBytes(out, start, TCP_NAME) : writeText(out, writeBytes(out, start, HTTP_SLASH), record, field.source);
         return json ? writeQuote(out, end) : end;
       }
       case FieldKind.address:

@@ -9,6 +9,7 @@ import { makeDiagnostic } from '../../gateway/config/diagnostics.js';
 import type { DiagnosticCode } from '../../gateway/config/diagnostics.js';
 import type { Resource } from '../../gateway/config/resource.js';
 import { policyAppliesTo } from '../../gateway/policy/selector.js';
+import { ruleForTcp } from '../../gateway/policy/tcp-authz.js';
 import type { CompileInput } from '../../gateway/pipeline/types.js';
 import { compileCondition } from './conditions.js';
 import { createExtAuthzClient } from './ext-authz.js';
@@ -66,6 +67,8 @@ export interface CompiledAuthz {
   readonly shadow: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies } | null;
   /** For a request no ALLOW policy matched: the ALLOW policies it was checked against, in config order. */
   readonly allowTried: string;
+  /** The enforced DENY and ALLOW policies as they apply to TCP connections (gateway/policy/tcp-authz.ts). */
+  readonly tcp: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies };
 }
 
 const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
@@ -183,6 +186,7 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
   const extAuthzClients = new Map<string, ExtAuthzClient>();
   const groups = { custom: [] as CompiledPolicy[], deny: [] as CompiledPolicy[], allow: [] as CompiledPolicy[], audit: [] as CompiledPolicy[] };
   const dryRun: CompiledPolicy[] = [];
+  const tcp = { deny: [] as CompiledPolicy[], allow: [] as CompiledPolicy[] };
 
   for (const resource of input.resources) {
     if (resource.kind !== 'AuthorizationPolicy') continue;
@@ -211,12 +215,18 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
     }
 
     const rules: CompiledRule[] = [];
+    const tcpRules: CompiledRule[] = [];
     (spec.rules ?? []).forEach((rule, index) => {
       const problems: CompileProblem[] = [];
       const compiled = compileRule(rule, index, namespace, problems);
-      // A rule that cannot be built is dropped whole, as Istio does: never half-enforced.
-      if (problems.length === 0) rules.push(compiled);
       for (const problem of problems) report(problemCode(problem.message), problem.message, problem.field);
+      // A rule that cannot be built is dropped whole, as Istio does: never half-enforced.
+      if (problems.length > 0) return;
+      rules.push(compiled);
+      if (action !== 'ALLOW' && action !== 'DENY') return;
+      const forTcp = ruleForTcp(rule, action);
+      if (forTcp === rule) tcpRules.push(compiled);
+      else if (forTcp !== null) tcpRules.push(compileRule(forTcp, index, namespace, []));
     });
 
     const policy: CompiledPolicy = {
@@ -226,6 +236,7 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
       extAuthz,
       rules,
     };
+    if (!policy.dryRun && (action === 'ALLOW' || action === 'DENY')) tcp[action === 'ALLOW' ? 'allow' : 'deny'].push({ ...policy, rules: tcpRules });
     if (policy.dryRun) dryRun.push(policy);
     else groups[action === 'ALLOW' ? 'allow' : action === 'DENY' ? 'deny' : action === 'AUDIT' ? 'audit' : 'custom'].push(policy);
   }
@@ -244,5 +255,6 @@ export function compileAuthz(input: CompileInput): CompiledAuthz {
     dryRun,
     shadow,
     allowTried: `ALLOW policies tried: ${groups.allow.map((policy) => policy.id).join(', ')}`,
+    tcp: { deny: indexPolicies(tcp.deny), allow: indexPolicies(tcp.allow) },
   };
 }

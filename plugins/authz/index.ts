@@ -7,14 +7,14 @@ import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import { conditionalHook } from '../../gateway/pipeline/hooks.js';
-import type { MeshPlugin } from '../../gateway/pipeline/types.js';
+import type { ConnectionAttributes, ConnectionDenial, MeshPlugin } from '../../gateway/pipeline/types.js';
 import { authzDecisionSeries, recordAuthzDecision } from '../metrics/meshgate-metrics.js';
 import type { PreparedCounter } from '../metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
 import type { RbacDecision } from './evaluate.js';
-import { authzRequestFrom } from './request-view.js';
+import { authzConnectionView, authzRequestFrom } from './request-view.js';
 import type { AuthzRequest } from './request-view.js';
 
 export const AUTHZ_PLUGIN_NAME = 'authz';
@@ -141,10 +141,20 @@ function authorizeHook(request: FastifyRequest, reply: FastifyReply, done: HookH
   if (!answered) done();
 }
 
+/** A TCP connection the policies deny is closed before a byte is forwarded (docs/policies.md#authorizationpolicy-on-tcp). */
+function admitConnection(compiled: unknown, connection: ConnectionAttributes): ConnectionDenial | null {
+  const { tcp } = compiled as CompiledAuthz;
+  if (tcp.deny.policies.length + tcp.allow.policies.length === 0) return null;
+  const decision = evaluateRbac(tcp.deny, tcp.allow, authzConnectionView(connection));
+  countDecision(decision);
+  return decision.allowed ? null : { details: denialDetails(decision) };
+}
+
 export const authzPlugin: MeshPlugin<CompiledAuthz> = {
   name: AUTHZ_PLUGIN_NAME,
   compile: compileAuthz,
   inboundOnly: true,
+  connections: { admit: admitConnection },
   register: fp(
     async (app) => {
       app.addHook('onRequest', authorizeHook);

@@ -3,7 +3,7 @@
  * from a described request (`explain`), so both run the very same compiled matchers.
  */
 import type { FastifyRequest } from 'fastify';
-import type { JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
+import type { ConnectionAttributes, JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
 
 export interface AuthzRequest {
   readonly method: string;
@@ -47,6 +47,25 @@ export function authzRequestFrom(request: FastifyRequest): AuthzRequest {
     peer: attrs.peer,
     auth: request.mesh.auth,
     header: (name) => headerValue(request, name),
+  };
+}
+
+const NO_HEADER = (): undefined => undefined;
+
+/** A TCP connection: no method, authority, path, headers or token (the HTTP-only fields were dropped at load time). */
+export function authzConnectionView(connection: ConnectionAttributes): AuthzRequest {
+  return {
+    method: '',
+    authority: '',
+    path: '',
+    sourceIp: connection.sourceIp,
+    remoteIp: connection.sourceIp,
+    destinationIp: connection.destinationIp,
+    destinationPort: connection.destinationPort,
+    sni: connection.sni,
+    peer: connection.peer,
+    auth: null,
+    header: NO_HEADER,
   };
 }
 

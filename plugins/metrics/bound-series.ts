@@ -37,6 +37,10 @@ export class CounterSeries {
   inc(): void {
     this.value += 1;
   }
+
+  add(amount: number): void {
+    this.value += amount;
+  }
 }
 
 export class BoundCounter implements RegistrableMetric {

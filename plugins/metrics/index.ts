@@ -12,6 +12,7 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
+import { recordConnectionClosed, recordConnectionOpened } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
 
 export const METRICS_PLUGIN_NAME = 'metrics';
@@ -43,6 +44,14 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
   return {
     name: METRICS_PLUGIN_NAME,
     compile: (input) => (effectiveMeshConfig(input.resources).metrics.enabled ? compileIstioLabels(input) : null),
+    connections: {
+      opened: (compiled, record) => {
+        if (compiled !== null) recordConnectionOpened(compiled as CompiledIstioLabels, record);
+      },
+      closed: (compiled, record) => {
+        if (compiled !== null) recordConnectionClosed(compiled as CompiledIstioLabels, record);
+      },
+    },
     register: fastifyPlugin(
       async (app) => {
         app.addHook('onResponse', recordRequest);

@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Resource } from '../../gateway/config/resource.js';
 import type { ServiceEntrySpec } from '../../gateway/config/kinds/service-entry.js';
 import type { WorkloadEntrySpec } from '../../gateway/config/kinds/workload-entry.js';
-import type { CompileInput, ProxyMode } from '../../gateway/pipeline/types.js';
+import type { CompileInput, ConnectionRecord, ProxyMode } from '../../gateway/pipeline/types.js';
 
 export const ISTIO_LABEL_NAMES = [
   'reporter',
@@ -237,5 +237,54 @@ export function istioLabelValues(compiled: CompiledIstioLabels, request: Fastify
     mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
     securityPolicy,
     grpcStatus === undefined ? '' : String(grpcStatus),
+  ];
+}
+
+/** The labels of Istio's TCP series: the request label set without `response_code` and `grpc_response_status`. */
+export const TCP_LABEL_NAMES = ISTIO_LABEL_NAMES.filter((name) => name !== 'response_code' && name !== 'grpc_response_status');
+
+/** Label values of one TCP connection, in TCP_LABEL_NAMES order. A sidecar's inbound connections are reported by the destination. */
+export function tcpLabelValues(compiled: CompiledIstioLabels, record: ConnectionRecord): string[] {
+  const peer = record.attrs.peer;
+  const destinationReporter = record.attrs.direction === 'inbound';
+  let source: WorkloadLabels;
+  let destination: WorkloadLabels;
+  let securityPolicy: string;
+  if (destinationReporter) {
+    if (peer === null) source = compiled.workloadsByAddress.get(record.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
+    else {
+      const known = compiled.workloadsByIdentity.get(`${peer.namespace}/${peer.serviceAccount}`) ?? UNKNOWN_WORKLOAD;
+      source = { ...known, principal: peer.uri, namespace: peer.namespace };
+    }
+    destination = peer === null ? { ...compiled.local, principal: UNKNOWN } : compiled.local;
+    securityPolicy = peer === null ? 'none' : 'mutual_tls';
+  } else {
+    source = compiled.local;
+    destination = compiled.workloadsByAddress.get(record.upstreamHost) ?? compiled.workloadsByAddress.get(hostOf(record.upstreamHost)) ?? UNKNOWN_WORKLOAD;
+    securityPolicy = UNKNOWN;
+  }
+  const service = destinationService(compiled, record.upstreamCluster, record.attrs.sni);
+  return [
+    destinationReporter ? 'destination' : 'source',
+    source.workload,
+    source.namespace,
+    source.principal,
+    source.app,
+    source.version,
+    source.canonicalService,
+    source.canonicalRevision,
+    destination.workload,
+    destination.namespace,
+    destination.principal,
+    destination.app,
+    destination.version,
+    service.service,
+    service.name,
+    service.namespace,
+    destination.canonicalService,
+    destination.canonicalRevision,
+    'tcp',
+    record.responseFlags.length === 0 ? '-' : record.responseFlags.join(','),
+    securityPolicy,
   ];
 }

@@ -58,7 +58,7 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
               subjectAltNames: ['spiffe://cluster.local/ns/a/sa/b'],
             },
           },
-          { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['*'], tls: { mode: 'PASSTHROUGH' } },
+          { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['*'], tls: { mode: 'AUTO_PASSTHROUGH' } },
           { port: { number: 8444, protocol: 'HTTPS', name: 'q' }, hosts: ['*'], tls: { mode: 'SIMPLE', serverCertificate: '/c', privateKey: '/k', minProtocolVersion: 'TLSV1_3', maxProtocolVersion: 'TLSV1_2' } },
         ],
       }),
@@ -83,6 +83,27 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
       ['MG0405', 'error'],
     ],
   );
+});
+
+t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no certificate; TLS terminated is not served yet', async (t) => {
+  const { listeners, diagnostics } = buildListenerPlans({
+    proxyLabels: labels,
+    credentialsDirectory: '/nonexistent',
+    gateways: [
+      gateway('a', {
+        servers: [
+          { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['a.example.com'], tls: { mode: 'PASSTHROUGH' } },
+          { port: { number: 8443, protocol: 'TLS', name: 'q' }, hosts: ['b.example.com'] },
+          { port: { number: 9443, protocol: 'TLS', name: 'r' }, hosts: ['*'], tls: { mode: 'SIMPLE', serverCertificate: '/c', privateKey: '/k' } },
+        ],
+      }),
+    ],
+  });
+  t.same(
+    listeners.map((listener) => [listener.port, listener.protocol, listener.servers.map((server) => server.tls)]),
+    [[8443, 'passthrough', [null, null]]],
+  );
+  t.same(diagnostics.map((d) => d.code), ['MG0407']);
 });
 
 t.test('credentialName resolves both directory layouts', async (t) => {

@@ -1,0 +1,10 @@
+/** Istio's protocol selection for a declared port protocol: how a listener port is proxied (docs/tcp.md). */
+
+export type PortKind = 'http' | 'tcp';
+
+const OPAQUE_PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL']);
+
+/** TCP, TLS, MONGO, REDIS and MYSQL are opaque TCP; anything else, unset included, is HTTP (meshgate does not sniff). */
+export function portKind(protocol: string | undefined): PortKind {
+  return protocol !== undefined && OPAQUE_PROTOCOLS.has(protocol.toUpperCase()) ? 'tcp' : 'http';
+}
