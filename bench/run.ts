@@ -19,6 +19,8 @@ import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepeti
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
+import { daprLines, measureDapr } from './dapr-bench.js';
+import type { DaprResults } from './dapr-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
@@ -49,6 +51,12 @@ const settings = {
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
+  dapr: {
+    repetitions: positiveIntegerFromEnv('DAPR_REPETITIONS', 5),
+    messages: positiveIntegerFromEnv('DAPR_MESSAGES', 20_000),
+    latencyMessages: positiveIntegerFromEnv('DAPR_LATENCY_MESSAGES', 2_000),
+    seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
+  },
 };
 const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };
 const UNLOADED: Mode = { name: 'c1', connections: 1, title: 'Unloaded (wrk -t1 -c1: one connection, serial requests)' };
@@ -160,7 +168,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', interrupt);
   process.on('exit', () => processes.killAllNow());
 
-  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}`);
+  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}${selection.dapr.length > 0 ? `; then ${selection.dapr.join(', ')}` : ''}`);
   console.log(`load generator ${generator.name}; ${pinning.enabled ? 'load generator on CPU 0, proxy + upstream on CPU 1' : 'no CPU pinning'}; ${cpus().length} CPUs, Node ${process.version}`);
   const [loadAverage] = loadavg();
   const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
@@ -168,6 +176,7 @@ async function main(): Promise<void> {
 
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
   let handshakes: HandshakeResult[] = [];
+  let dapr: DaprResults | null = null;
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -205,6 +214,17 @@ async function main(): Promise<void> {
         console.log(`  mtls-handshakes: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.dapr.length > 0 && !interrupted) {
+      console.log('Dapr API on a sidecar pair (app side on CPU 0 with sidecar A and the broker; sidecar B on CPU 1)');
+      try {
+        dapr = await measureDapr(context, pinning, selection.dapr, settings.dapr, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set('dapr', message);
+        console.log(`  dapr: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
   } catch (error) {
     // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
     if (!interrupted) throw error;
@@ -228,7 +248,8 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide);
+  if (dapr !== null) console.log(`\nDapr API\n${daprLines(dapr, settings.dapr).join('\n')}`);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, dapr);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
@@ -251,6 +272,7 @@ async function main(): Promise<void> {
     failures: Object.fromEntries(state.failures),
     components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
     handshakes,
+    dapr,
     sideBySide,
     bars,
   };

@@ -236,8 +236,10 @@ export class RedisStreamsBroker implements PubSubBroker {
     private readonly settings: RedisStreamsSettings,
     private readonly logger: FastifyBaseLogger,
   ) {
-    this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS });
-    this.control = this.connect({ maxRetriesPerRequest: null });
+    // Auto-pipelining sends the XADDs (and XACKs) issued in one event-loop turn as one write: under
+    // load, one syscall and one Redis read for many messages instead of one each.
+    this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS, enableAutoPipelining: true });
+    this.control = this.connect({ maxRetriesPerRequest: null, enableAutoPipelining: true });
   }
 
   private connect(overrides: RedisOptions): Redis {
