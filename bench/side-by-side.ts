@@ -12,7 +12,7 @@ import type { LoadGenerator } from './load-generator.js';
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { median } from './report.js';
-import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
+import { BASELINE_TARGET, type BenchTarget, type RunningTarget, type TargetContext } from './targets.js';
 
 export interface SideBySidePair {
   readonly reference: string;
@@ -25,6 +25,8 @@ export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
   { reference: 'meshgate-http', measured: RATELIMIT_LOCAL_TARGET },
   { reference: 'meshgate-http', measured: USER_PLUGIN_TARGET },
   { reference: QUIET_TARGET, measured: OBSERVABILITY_TARGET },
+  // Only with BENCH_BASELINE_CLI: this build against another one, for information (no bar).
+  { reference: BASELINE_TARGET, measured: 'meshgate-http' },
 ];
 
 /**

@@ -8,7 +8,7 @@ import { DAPR_MEASUREMENTS } from './dapr-bench.js';
 import { HANDSHAKE_TARGET } from './handshake-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
-import { TARGETS } from './targets.js';
+import { BASELINE_TARGET, TARGETS } from './targets.js';
 import type { BenchTarget } from './targets.js';
 
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
@@ -27,6 +27,7 @@ export const DEFAULT_SUITE = 'all';
 const RUN_ORDER: readonly string[] = [
   'direct',
   'bare-fastify',
+  BASELINE_TARGET,
   'meshgate-http',
   POLICIES_TARGET,
   RATELIMIT_LOCAL_TARGET,

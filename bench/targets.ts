@@ -5,6 +5,7 @@
  * lines in TARGETS: a name and a start() built from the helpers below (startUpstream,
  * startBenchScript, startMeshgate).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -53,7 +54,14 @@ export interface BenchTarget {
 /** dist/bench/targets.js → repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
-export const MESHGATE_CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
+/** The build under test; `BENCH_MESHGATE_CLI` points at another build's `dist/gateway/cli/main.js`. */
+export const MESHGATE_CLI = process.env.BENCH_MESHGATE_CLI ?? join(REPO_ROOT, 'dist/gateway/cli/main.js');
+/**
+ * Another build to compare with (`BENCH_BASELINE_CLI`, e.g. a worktree of the commit before a change):
+ * adds `meshgate-http-baseline`, the same target on that build, judged side by side against `meshgate-http`.
+ */
+const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
+export const BASELINE_TARGET = 'meshgate-http-baseline';
 
 const START_TIMEOUT_MS = 15_000;
 const READY_POLL_MS = 50;
@@ -91,6 +99,8 @@ export interface MeshgateProcessOptions {
   readonly cpu?: number;
   /** Appended to `run` (e.g. `--workload ns/name --admin-address 127.0.0.1:port` for a sidecar). */
   readonly extraArgs?: readonly string[];
+  /** The build's CLI (default MESHGATE_CLI). */
+  readonly cli?: string;
 }
 
 /** `meshgate run -c <config> --mode <mode>` pinned to the service CPU; resolves once the admin /ready says 200. */
@@ -102,12 +112,26 @@ export async function startMeshgate(
   mode: 'ingress' | 'sidecar',
   options: MeshgateProcessOptions = {},
 ): Promise<ChildService> {
-  if (!existsSync(MESHGATE_CLI)) throw new Error(`${MESHGATE_CLI} not built (gateway/cli/main.ts missing?)`);
+  const cli = options.cli ?? MESHGATE_CLI;
+  if (!existsSync(cli)) throw new Error(`${cli} not built (gateway/cli/main.ts missing?)`);
   // Several proxies run at once here: none takes the default status/metrics ports (the admin port serves metrics).
-  const args = [MESHGATE_CLI, 'run', '-c', configPath, '--mode', mode, '--status-address=', '--metrics-address=', ...(options.extraArgs ?? [])];
+  const operatorPorts = knowsOperatorPorts(cli) ? ['--status-address=', '--metrics-address='] : [];
+  const args = [cli, 'run', '-c', configPath, '--mode', mode, ...operatorPorts, ...(options.extraArgs ?? [])];
   const service = context.processes.start(name, options.cpu ?? SERVICE_CPU, process.execPath, args);
   await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
   return service;
+}
+
+const operatorPortFlags = new Map<string, boolean>();
+
+/** Builds before the status and metrics ports know no flags for them (and open no such ports). */
+function knowsOperatorPorts(cli: string): boolean {
+  let known = operatorPortFlags.get(cli);
+  if (known === undefined) {
+    known = execFileSync(process.execPath, [cli, 'run', '--help'], { encoding: 'utf8' }).includes('--status-address');
+    operatorPortFlags.set(cli, known);
+  }
+  return known;
 }
 
 function stopper(context: TargetContext, services: readonly ChildService[]): () => Promise<void> {
@@ -145,10 +169,10 @@ const bareFastify: BenchTarget = {
   },
 };
 
-function meshgateIngress(name: string, tls: boolean): BenchTarget {
+function meshgateIngress(name: string, tls: boolean, cli = MESHGATE_CLI): BenchTarget {
   return {
     name,
-    description: `meshgate --mode ingress, ${tls ? 'HTTPS (TLS 1.3 keep-alive)' : 'HTTP'}, 106-rule table, canary 90/10`,
+    description: `meshgate --mode ingress, ${tls ? 'HTTPS (TLS 1.3 keep-alive)' : 'HTTP'}, 106-rule table, canary 90/10${cli === MESHGATE_CLI ? '' : ` (${cli})`}`,
     async start(context) {
       const upstream = await startUpstream(context);
       const [listenerPort, adminPort] = [await freePort(), await freePort()];
@@ -161,7 +185,7 @@ function meshgateIngress(name: string, tls: boolean): BenchTarget {
         adminPort,
         tls: tls ? context.serverCertificate : null,
       });
-      const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress');
+      const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress', { cli });
       return {
         url: `${tls ? 'https' : 'http'}://127.0.0.1:${listenerPort}${HOT_PATH}`,
         host: HOT_HOST,
@@ -174,4 +198,10 @@ function meshgateIngress(name: string, tls: boolean): BenchTarget {
 }
 
 /** In run order; `direct` and `bare-fastify` are the reference points of the ratios. */
-export const TARGETS: readonly BenchTarget[] = [direct, bareFastify, meshgateIngress('meshgate-http', false), meshgateIngress('meshgate-https', true)];
+export const TARGETS: readonly BenchTarget[] = [
+  direct,
+  bareFastify,
+  meshgateIngress('meshgate-http', false),
+  meshgateIngress('meshgate-https', true),
+  ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, BASELINE_CLI)]),
+];

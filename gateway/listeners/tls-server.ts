@@ -9,11 +9,12 @@
  * a connection that falls short is closed before any request is read. Certificates that name an OCSP
  * responder get their status stapled (ocsp-stapling.ts).
  */
-import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { CertificateFileError } from '../identity/cert-store.js';
+import { splitPemCertificates } from '../identity/pem.js';
 import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
 import { certificateNames, clientCertHash } from './client-cert.js';
 import { createOcspStapler } from './ocsp-stapling.js';
@@ -34,6 +35,31 @@ interface ServerEntry {
   readonly pem: { readonly cert: string; readonly key: string; readonly ca: string | null };
   readonly contextOptions: SecureContextOptions;
   readonly context: SecureContext;
+  readonly served: ServedCertificate;
+}
+
+export interface CertificateSummary {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serialNumber: string;
+  readonly validFrom: Date;
+  readonly validTo: Date;
+  readonly fingerprint256: string;
+}
+
+/** A certificate a Gateway server presents, with the client CAs it trusts (MUTUAL), as the admin `/certs` lists it. */
+export interface ServedCertificate extends CertificateSummary {
+  /** `<bind>:<port>` of the listener. */
+  readonly listener: string;
+  /** The Gateway server's name (`server.name`, else `<namespace>/<gateway>/<index>`). */
+  readonly server: string;
+  readonly hosts: readonly string[];
+  readonly certPath: string;
+  readonly subjectAltNames: readonly string[];
+  /** Certificates after the leaf in the served chain. */
+  readonly chain: readonly CertificateSummary[];
+  readonly clientCaPath: string | null;
+  readonly clientCertificateAuthorities: readonly CertificateSummary[];
 }
 
 interface SniTable {
@@ -60,6 +86,8 @@ export interface TlsListener {
    * §15.5.20) rather than its routes. Also catches HTTP/2 connection reuse for another host.
    */
   misdirected(servername: string | null, host: string): boolean;
+  /** What each server presents now; changes only when `reload` takes new files. */
+  certificates(): readonly ServedCertificate[];
   /** Re-reads certificate files; unchanged files keep their context, bad files keep the previous one. */
   reload(): Promise<void>;
   close(): void;
@@ -77,7 +105,34 @@ function ciphersOption(tls: ServerTlsPlan): string | undefined {
   return tls.cipherSuites.length === 0 ? undefined : [...TLS13_SUITES, ...tls.cipherSuites].join(':');
 }
 
-async function loadEntry(server: PlannedServer, tls: ServerTlsPlan, previous: ServerEntry | undefined): Promise<ServerEntry> {
+function summary(cert: X509Certificate): CertificateSummary {
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    issuer: cert.issuer.replace(/\n/g, ', '),
+    serialNumber: cert.serialNumber,
+    validFrom: new Date(cert.validFrom),
+    validTo: new Date(cert.validTo),
+    fingerprint256: cert.fingerprint256,
+  };
+}
+
+function describeServed(listener: string, server: PlannedServer, tls: ServerTlsPlan, certPem: string, caPem: string | null): ServedCertificate {
+  const [leaf, ...chain] = splitPemCertificates(certPem).map((pem) => new X509Certificate(pem));
+  if (leaf === undefined) throw new CertificateFileError(tls.certificate.certPath, 'no certificate in the file');
+  return {
+    ...summary(leaf),
+    listener,
+    server: server.name,
+    hosts: server.hosts.map((host) => host.dnsName),
+    certPath: tls.certificate.certPath,
+    subjectAltNames: leaf.subjectAltName === undefined ? [] : leaf.subjectAltName.split(', '),
+    chain: chain.map(summary),
+    clientCaPath: tls.certificate.caPath,
+    clientCertificateAuthorities: caPem === null ? [] : splitPemCertificates(caPem).map((pem) => summary(new X509Certificate(pem))),
+  };
+}
+
+async function loadEntry(listener: string, server: PlannedServer, tls: ServerTlsPlan, previous: ServerEntry | undefined): Promise<ServerEntry> {
   const { certPath, keyPath, caPath } = tls.certificate;
   const [cert, key, ca] = await Promise.all([readPem(certPath), readPem(keyPath), caPath === null ? null : readPem(caPath)]);
   if (previous !== undefined && previous.pem.cert === cert && previous.pem.key === key && previous.pem.ca === ca) return previous;
@@ -89,7 +144,8 @@ async function loadEntry(server: PlannedServer, tls: ServerTlsPlan, previous: Se
     maxVersion: tls.maxVersion,
     ...(tls.cipherSuites.length === 0 ? {} : { ciphers: ciphersOption(tls) }),
   };
-  return { server, tls, pem: { cert, key, ca }, contextOptions, context: createSecureContext(contextOptions) };
+  const context = createSecureContext(contextOptions);
+  return { server, tls, pem: { cert, key, ca }, contextOptions, context, served: describeServed(listener, server, tls, cert, ca) };
 }
 
 function buildSniTable(entries: readonly ServerEntry[]): SniTable {
@@ -170,10 +226,17 @@ function listenerOptions(table: SniTable, ticketKeys: Buffer): SecureContextOpti
   };
 }
 
-export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogger, debounceMs?: number): Promise<TlsListener> {
+export interface TlsListenerOptions {
+  readonly logger: TlsLogger;
+  /** Called after `reload` replaced a certificate. */
+  readonly onCertificatesChanged?: () => void;
+  readonly debounceMs?: number;
+}
+
+export async function createTlsServerOptions(plan: ListenerPlan, { logger, onCertificatesChanged, debounceMs }: TlsListenerOptions): Promise<TlsListener> {
   const servers = plan.servers.filter((server): server is PlannedServer & { tls: ServerTlsPlan } => server.tls !== null);
   if (servers.length === 0) throw new Error(`listener ${plan.key} has no TLS server`);
-  let table = buildSniTable(await Promise.all(servers.map((server) => loadEntry(server, server.tls, undefined))));
+  let table = buildSniTable(await Promise.all(servers.map((server) => loadEntry(plan.key, server, server.tls, undefined))));
   const ticketKeys = randomBytes(TICKET_KEY_BYTES);
   const attached: TlsServer[] = [];
   const watchers: ConfigWatcher[] = [];
@@ -209,7 +272,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     const previous = new Map(table.entries.map((entry) => [entry.server, entry]));
     let entries: ServerEntry[];
     try {
-      entries = await Promise.all(servers.map((server) => loadEntry(server, server.tls, previous.get(server))));
+      entries = await Promise.all(servers.map((server) => loadEntry(plan.key, server, server.tls, previous.get(server))));
     } catch (error) {
       logger.error({ reason: (error as Error).message }, 'new listener certificates refused; keeping the current ones');
       return;
@@ -219,6 +282,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     const next = listenerOptions(table, ticketKeys);
     for (const server of attached) server.setSecureContext(next);
     logger.info('listener certificates reloaded');
+    onCertificatesChanged?.();
   };
   const reload = (): Promise<void> => {
     reloading ??= reloadOnce().finally(() => {
@@ -239,6 +303,7 @@ export async function createTlsServerOptions(plan: ListenerPlan, logger: TlsLogg
     },
     serverFor: (socket) => bySocket.get(socket)?.server ?? null,
     misdirected: (servername, host) => !table.onlyServerForAnyHost && lookup(table, servername) !== lookup(table, host),
+    certificates: () => table.entries.map((entry) => entry.served),
     reload,
     close(): void {
       for (const watcher of watchers) watcher.close();

@@ -4,6 +4,7 @@
  */
 import type { AdminView } from '../admin/server.js';
 import type { CertificateStore } from '../identity/cert-store.js';
+import type { CertificateSummary, ServedCertificate } from '../listeners/tls-server.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { Snapshot } from './snapshot.js';
 import { renderPrometheus, renderStatsText } from '../../plugins/metrics/index.js';
@@ -17,7 +18,39 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export interface AdminViewSources {
   readonly clusters: ClusterManager;
   readonly identity: CertificateStore;
+  /** The Gateway servers' certificates on the open TLS listeners. */
+  readonly servedCertificates: () => readonly ServedCertificate[];
   readonly snapshot: () => Snapshot | null;
+}
+
+function secondsUntil(date: Date, now: number): number {
+  return Math.round((date.getTime() - now) / 1000);
+}
+
+function describeSummary(certificate: CertificateSummary, now: number) {
+  return {
+    subject: certificate.subject,
+    issuer: certificate.issuer,
+    serialNumber: certificate.serialNumber,
+    validFrom: certificate.validFrom.toISOString(),
+    validTo: certificate.validTo.toISOString(),
+    secondsToExpiry: secondsUntil(certificate.validTo, now),
+    fingerprint256: certificate.fingerprint256,
+  };
+}
+
+function describeServed(certificate: ServedCertificate, now: number) {
+  return {
+    listener: certificate.listener,
+    server: certificate.server,
+    hosts: certificate.hosts,
+    certPath: certificate.certPath,
+    subjectAltNames: certificate.subjectAltNames,
+    ...describeSummary(certificate, now),
+    chain: certificate.chain.map((link) => describeSummary(link, now)),
+    clientCaPath: certificate.clientCaPath,
+    clientCertificateAuthorities: certificate.clientCertificateAuthorities.map((ca) => describeSummary(ca, now)),
+  };
 }
 
 export function adminViews(sources: AdminViewSources): AdminView[] {
@@ -41,11 +74,13 @@ export function adminViews(sources: AdminViewSources): AdminView[] {
       path: '/certs',
       handle: async () => {
         const store = sources.identity;
+        const now = Date.now();
         const body = {
           identity: store.identity,
           expiresAt: store.expiresAt.toISOString(),
-          secondsToExpiry: Math.round((store.expiresAt.getTime() - Date.now()) / 1000),
+          secondsToExpiry: secondsUntil(store.expiresAt, now),
           trustBundle: store.trustBundle.map((cert) => ({ subject: cert.subject, validTo: cert.validTo, fingerprint256: cert.fingerprint256 })),
+          servedCertificates: sources.servedCertificates().map((certificate) => describeServed(certificate, now)),
         };
         return { contentType: JSON_TYPE, body: JSON.stringify(body, null, 2) };
       },

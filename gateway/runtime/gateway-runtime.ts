@@ -29,7 +29,7 @@ import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
-import { observeUpstreams, recordReload, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
+import { observeUpstreams, recordReload, removeCertificateExpiry, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -88,6 +88,7 @@ export class GatewayRuntime {
   private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
   private lastRejected: readonly Diagnostic[] = [];
+  private servedCertificateSeries = new Set<string>();
   private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
@@ -125,6 +126,7 @@ export class GatewayRuntime {
       logger: options.logger,
       identity: this.identity,
       requestShutdown: () => void this.shutdown('dapr shutdown API'),
+      onServedCertificatesChanged: () => this.recordServedCertificates(),
     });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
     const source: AdminSource = {
@@ -137,7 +139,7 @@ export class GatewayRuntime {
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
-    this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, snapshot: () => this.snapshot }));
+    this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, servedCertificates: () => this.listeners?.servedCertificates() ?? [], snapshot: () => this.snapshot }));
     const adminAddress = options.adminAddress ?? this.snapshot.mesh.adminAddress;
     await this.admin.listen(splitAddress(adminAddress));
     const mesh = this.snapshot.mesh;
@@ -272,6 +274,15 @@ export class GatewayRuntime {
 
   private recordCertificate(): void {
     if (this.identity !== null) setCertificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
+  }
+
+  /** One expiry series per Gateway server certificate being served; servers that went away lose theirs. */
+  private recordServedCertificates(): void {
+    const served = this.listeners?.servedCertificates() ?? [];
+    const current = new Set(served.map((certificate) => certificate.server));
+    for (const server of this.servedCertificateSeries) if (!current.has(server)) removeCertificateExpiry(server);
+    for (const certificate of served) setCertificateExpiry(certificate.server, certificate.validTo);
+    this.servedCertificateSeries = current;
   }
 
   private drainMs(): number {

@@ -6,7 +6,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'fastify';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
-import type { TlsListener } from '../listeners/tls-server.js';
+import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
 import type { ClientConnections } from '../listeners/client-connections.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
@@ -32,6 +32,8 @@ export interface ListenerSetOptions {
   readonly identity: CertificateStore;
   /** Drain and stop the process (the Dapr API's `POST /v1.0/shutdown`). */
   readonly requestShutdown: () => void;
+  /** Called when the certificates the listeners serve change: a TLS listener opened or closed, or its files were reloaded. */
+  readonly onServedCertificatesChanged: () => void;
 }
 
 export class ListenerSet {
@@ -51,9 +53,19 @@ export class ListenerSet {
       }
     }
     await Promise.all(closing);
+    let openedTls = false;
     for (const spec of specs) {
-      if (!this.open.has(spec.key)) this.open.set(spec.key, await this.start(spec));
+      if (this.open.has(spec.key)) continue;
+      const listener = await this.start(spec);
+      this.open.set(spec.key, listener);
+      openedTls ||= listener.tls !== null;
     }
+    if (openedTls || closing.length > 0) this.options.onServedCertificatesChanged();
+  }
+
+  /** The Gateway certificates of every open TLS listener. */
+  servedCertificates(): ServedCertificate[] {
+    return [...this.open.values()].flatMap(({ tls }) => tls?.certificates() ?? []);
   }
 
   addresses(): { name: string; address: string }[] {
@@ -72,7 +84,8 @@ export class ListenerSet {
   private async start(spec: ListenerSpec): Promise<OpenListener> {
     const { currentSnapshot, plugins, logger, identity } = this.options;
     const listenerLogger = logger.child({ listener: spec.name });
-    const tls = spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, listenerLogger);
+    const tls =
+      spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged });
     const serverFactory: FastifyServerFactory | undefined =
       spec.direction === 'inbound'
         ? (handler) =>

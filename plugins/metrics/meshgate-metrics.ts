@@ -111,7 +111,7 @@ const pluginErrors = new BoundedCounter({
 
 const certificateExpiry = new BoundedGauge({
   name: 'meshgate_certificate_expiry_timestamp_seconds',
-  help: 'notAfter of certificates in use (Unix seconds), by identity (SPIFFE URI or server certificate name).',
+  help: 'notAfter of certificates in use (Unix seconds), by identity: the SPIFFE URI of the mesh certificate, or the Gateway server (`server.name`, else `<namespace>/<gateway>/<index>`) presenting a served certificate.',
   labelNames: ['identity'],
 });
 

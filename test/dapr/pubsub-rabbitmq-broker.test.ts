@@ -32,7 +32,7 @@ function names(label: string, group: string): { topic: string; queue: string } {
   return { topic, queue };
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
+async function until(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 60_000): Promise<void> {
   const started = Date.now();
   while (!(await condition())) {
     if (Date.now() - started > deadlineMs) throw new Error(`timed out waiting for ${what}`);

@@ -30,7 +30,7 @@ function broker(extra: Record<string, string> = {}): RedisStreamsBroker {
   return created;
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
+async function until(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 60_000): Promise<void> {
   const started = Date.now();
   while (!(await condition())) {
     if (Date.now() - started > deadlineMs) throw new Error(`timed out waiting for ${what}`);

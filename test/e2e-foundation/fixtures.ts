@@ -186,7 +186,7 @@ async function slot(): Promise<() => void> {
 }
 
 /** Runs a CLI command to completion (bounded: killed after `timeoutMs`). */
-export async function runCli(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   const release = await slot();
   const cli = spawnCli(args);
   const timer = setTimeout(() => cli.kill(), timeoutMs);

@@ -107,7 +107,7 @@ async function open(): Promise<Socket> {
 }
 
 /** Collects what the gateway sends until `done` says the text is complete, or the connection closes; bounded. */
-function readUntil(socket: Socket, done: (text: string) => boolean, deadlineMs = 10_000): Promise<{ text: string; closed: boolean }> {
+function readUntil(socket: Socket, done: (text: string) => boolean, deadlineMs = 30_000): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     let text = '';
     let closed = false;

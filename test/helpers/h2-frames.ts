@@ -146,7 +146,7 @@ export class RawH2Connection {
   }
 
   /** Resolves with the first frame that `match` accepts (or null once the connection closed or the deadline passed). */
-  async waitFor(match: (received: Frame) => boolean, deadlineMs = 10_000): Promise<Frame | null> {
+  async waitFor(match: (received: Frame) => boolean, deadlineMs = 30_000): Promise<Frame | null> {
     const deadline = Date.now() + deadlineMs;
     for (;;) {
       const found = this.frames.find(match);

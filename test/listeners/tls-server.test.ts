@@ -55,7 +55,7 @@ interface Running {
 
 /** A TLS echo server: greets with the name of the Gateway server that SNI selected, then echoes. */
 async function start(t: Teardown, plan: ListenerPlan, debounceMs = 50): Promise<Running> {
-  const listener = await createTlsServerOptions(plan, logger, debounceMs);
+  const listener = await createTlsServerOptions(plan, { logger, debounceMs });
   const tlsServer = createServer(listener.options);
   listener.attach(tlsServer);
   const accepted: TLSSocket[] = [];
@@ -232,7 +232,7 @@ t.test('a missing certificate file at start is an error naming the path', async 
   const pki = await makeTestPki();
   const cert = await pki.serverCert(['x.example.com']);
   const missing = join(pki.dir, 'missing.key');
-  await t.rejects(createTlsServerOptions(listenerPlan([server('x', ['*'], tlsPlan(cert, { certificate: { certPath: cert.chainPath, keyPath: missing, caPath: null } }))]), logger), {
+  await t.rejects(createTlsServerOptions(listenerPlan([server('x', ['*'], tlsPlan(cert, { certificate: { certPath: cert.chainPath, keyPath: missing, caPath: null } }))]), { logger }), {
     message: new RegExp(`${missing}.*ENOENT`),
   });
 });
