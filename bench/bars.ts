@@ -4,6 +4,8 @@
  * always between targets of the same run, never with absolute figures from another machine.
  */
 import type { ComponentSummaries } from './components.js';
+import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from './dapr-bench.js';
+import type { DaprResults } from './dapr-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
@@ -24,6 +26,9 @@ export const BARS = {
   userPluginAddedCpuUs: 2,
   largeTableCpuCost: 0.05,
   largeTableCompileMs: 1000,
+  daprStateAddedP50Us: 150,
+  daprPubSubDeliveryP50Ms: 3,
+  daprPubSubMessagesPerSecond: 5000,
 } as const;
 
 export interface Bar {
@@ -73,6 +78,7 @@ export function computeBars(
   latencyResolutionUs: number,
   sideBySide: readonly SideBySideResult[] = [],
   compile: CompileTiming | null = null,
+  dapr: DaprResults | null = null,
 ): Bar[] {
   const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
   const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
@@ -143,6 +149,14 @@ export function computeBars(
     return { measured: `${cost >= 0 ? '+' : ''}${cost.toFixed(2)} us/req one after the other (rounds ${added.map((value) => value.toFixed(2)).join(', ')})`, pass: cost <= limitUs };
   };
 
+  const pubsub = (name: string) => dapr?.pubsub.find((result) => result.name === name);
+  const pubsubThroughput = (name: string) => () => {
+    const result = pubsub(name);
+    if (result === undefined) return null;
+    const { median: rate, min, max } = result.messagesPerSecond;
+    return { measured: `${rate.toFixed(0)} msg/s (min ${min.toFixed(0)}, max ${max.toFixed(0)}); lost ${result.lost}, duplicated ${result.duplicated}`, pass: rate >= BARS.daprPubSubMessagesPerSecond && result.lost === 0 };
+  };
+
   return [
     bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
       const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
@@ -176,6 +190,18 @@ export function computeBars(
       const list = (values: readonly number[]): string => values.map((value) => value.toFixed(0)).join(', ');
       return { measured: `${wall.toFixed(0)} ms wall (${list(compile.wallMs)}), CPU ${list(compile.cpuMs)} ms`, pass: wall <= BARS.largeTableCompileMs };
     }),
+    bar(`Dapr state GET through the sidecar adds <= +${BARS.daprStateAddedP50Us} us p50 over a direct ioredis GET`, () => {
+      const state = dapr?.state ?? null;
+      if (state === null) return null;
+      const { median: added, min, max } = state.addedP50Us;
+      return { measured: `+${added.toFixed(0)} us (min ${min.toFixed(0)}, max ${max.toFixed(0)})`, pass: added <= BARS.daprStateAddedP50Us };
+    }),
+    bar(`${DAPR_PUBSUB_REDIS}: publish → delivery p50 <= ${BARS.daprPubSubDeliveryP50Ms} ms`, () => {
+      const p50 = pubsub(DAPR_PUBSUB_REDIS)?.latencyP50Ms ?? null;
+      return p50 === null ? null : { measured: `${p50.toFixed(2)} ms`, pass: p50 <= BARS.daprPubSubDeliveryP50Ms };
+    }),
+    bar(`${DAPR_PUBSUB_REDIS}: >= ${BARS.daprPubSubMessagesPerSecond} msg/s through one sidecar pair, none lost`, pubsubThroughput(DAPR_PUBSUB_REDIS)),
+    bar(`${DAPR_PUBSUB_RABBITMQ}: >= ${BARS.daprPubSubMessagesPerSecond} msg/s through one sidecar pair, none lost`, pubsubThroughput(DAPR_PUBSUB_RABBITMQ)),
   ];
 }
 

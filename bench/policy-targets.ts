@@ -65,7 +65,7 @@ function statusOf(running: RunningTarget, headers: Readonly<Record<string, strin
   });
 }
 
-async function startRedis(context: TargetContext): Promise<{ service: ChildService; url: string }> {
+export async function startRedis(context: TargetContext): Promise<{ service: ChildService; url: string }> {
   const port = await freePort();
   const service = context.processes.start('redis-server', LOAD_GENERATOR_CPU, REDIS_SERVER, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',

@@ -19,6 +19,8 @@ import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepeti
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
+import { daprLines, measureDapr } from './dapr-bench.js';
+import type { DaprResults } from './dapr-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
 import { measureTcp, tcpLines } from './tcp-bench.js';
@@ -53,6 +55,12 @@ const settings = {
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
+  dapr: {
+    repetitions: positiveIntegerFromEnv('DAPR_REPETITIONS', 5),
+    messages: positiveIntegerFromEnv('DAPR_MESSAGES', 20_000),
+    latencyMessages: positiveIntegerFromEnv('DAPR_LATENCY_MESSAGES', 2_000),
+    seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
+  },
 };
 const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };
 const UNLOADED: Mode = { name: 'c1', connections: 1, title: 'Unloaded (wrk -t1 -c1: one connection, serial requests)' };
@@ -164,7 +172,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', interrupt);
   process.on('exit', () => processes.killAllNow());
 
-  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}`);
+  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}${selection.dapr.length > 0 ? `; then ${selection.dapr.join(', ')}` : ''}`);
   console.log(`load generator ${generator.name}; ${pinning.enabled ? 'load generator on CPU 0, proxy + upstream on CPU 1' : 'no CPU pinning'}; ${cpus().length} CPUs, Node ${process.version}`);
   const [loadAverage] = loadavg();
   const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
@@ -174,6 +182,7 @@ async function main(): Promise<void> {
   let handshakes: HandshakeResult[] = [];
   let compile: CompileTiming | null = null;
   let tcp: TcpCase[] = [];
+  let dapr: DaprResults | null = null;
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -226,6 +235,17 @@ async function main(): Promise<void> {
         console.log(`  tcp-sidecar-pair: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.dapr.length > 0 && !interrupted) {
+      console.log('Dapr API on a sidecar pair (app side on CPU 0 with sidecar A and the broker; sidecar B on CPU 1)');
+      try {
+        dapr = await measureDapr(context, pinning, selection.dapr, settings.dapr, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set('dapr', message);
+        console.log(`  dapr: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
   } catch (error) {
     // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
     if (!interrupted) throw error;
@@ -250,7 +270,8 @@ async function main(): Promise<void> {
   }
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
   if (tcp.length > 0) console.log(`\nTCP through a sidecar pair (mTLS, STRICT) vs direct to redis-server; A and the load on CPU 0, B and redis on CPU 1; medians of ${settings.rounds} round(s)\n${tcpLines(tcp).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile);
+  if (dapr !== null) console.log(`\nDapr API\n${daprLines(dapr, settings.dapr).join('\n')}`);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile, dapr);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
@@ -275,6 +296,7 @@ async function main(): Promise<void> {
     handshakes,
     compile,
     tcp,
+    dapr,
     sideBySide,
     bars,
   };

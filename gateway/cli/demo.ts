@@ -116,8 +116,13 @@ meshgate demo mesh is up. Try:
   # header override: x-canary: true always reaches v2
   curl -sk -H 'x-canary: true' https://localhost:8443/health/ping
 
-  # order-service calls product-service through its sidecar (Dapr-style invoke, mTLS, retries, canary)
+  # order-service, through its sidecar's Dapr API: invokes product-service (mTLS, retries, canary),
+  # saves order-42 in order-store and publishes order-created on order-pubsub
   curl -sk https://localhost:8443/api/orders/42
+
+  # ...which its subscriber route received (Subscription order-created), and the saved order
+  curl -sk https://localhost:8443/api/orders/events
+  curl -sk https://localhost:8443/api/orders/42/saved
 
   # authorization denial: only order-service may call /api/products/*; the ingress may not (403 RBAC)
   curl -sk -i https://localhost:8443/api/products/1

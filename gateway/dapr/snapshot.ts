@@ -167,6 +167,8 @@ export function activateDapr(dapr: DaprSnapshot | null): void {
   for (const block of dapr.blockList) block.activated?.(dapr.blocks.get(block.name));
 }
 
-export async function shutdownDapr(blocks: readonly DaprBuildingBlock[] = DAPR_BUILDING_BLOCKS): Promise<void> {
-  await Promise.all(blocks.map((block) => block.shutdown?.()));
+/** The sidecar serving `dapr` stops: each block releases what that sidecar holds. */
+export async function shutdownDapr(dapr: DaprSnapshot | null): Promise<void> {
+  if (dapr === null) return;
+  await Promise.all(dapr.blockList.map((block) => block.shutdown?.(dapr.blocks.get(block.name))));
 }

@@ -199,7 +199,7 @@ export class GatewayRuntime {
     this.watcher?.close();
     await this.listeners?.closeAll(this.drainMs());
     for (const plugin of this.options.plugins) await plugin.shutdown?.();
-    await shutdownDapr();
+    await shutdownDapr(this.snapshot?.dapr ?? null);
     await this.clusters?.close();
     this.stopObservingUpstreams?.();
     this.identity?.close();

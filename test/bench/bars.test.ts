@@ -1,4 +1,6 @@
 import t from 'tap';
+import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from '../../bench/dapr-bench.js';
+import type { DaprResults, PubSubResult, Spread } from '../../bench/dapr-bench.js';
 import { computeBars, pairedRatio } from '../../bench/bars.js';
 import { summarize } from '../../bench/report.js';
 import type { Sample } from '../../bench/report.js';
@@ -79,4 +81,31 @@ t.test('the user-plugin bar judges the added CPU per request in microseconds, si
   const sideBySide = computeBars(summaries, new Map(), 'sat', 'c1', 1, [together]).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
   t.equal(sideBySide?.measured, '+0.80 us/req side by side (0.80, 1.20, 0.40)');
   t.equal(sideBySide?.pass, true);
+});
+
+t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fails the throughput bar', async (t) => {
+  const spread = (median: number): Spread => ({ median, min: median * 0.9, max: median * 1.1 });
+  const pubsub = (name: string, rate: number, lost: number): PubSubResult => ({
+    name,
+    latencyP50Ms: 2.5,
+    latencyP99Ms: 9,
+    messagesPerSecond: spread(rate),
+    publisherCpuUsPerMessage: null,
+    subscriberCpuUsPerMessage: null,
+    lost,
+    duplicated: 0,
+    runs: [],
+  });
+  const dapr: DaprResults = {
+    pubsub: [pubsub(DAPR_PUBSUB_REDIS, 6000, 0), pubsub(DAPR_PUBSUB_RABBITMQ, 6000, 3)],
+    state: { name: 'dapr-state-get', addedP50Us: spread(160), sidecarP50Us: spread(260), directP50Us: spread(100), runs: [] },
+  };
+  const verdicts = new Map(computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, dapr).map((entry) => [entry.name, entry.pass]));
+  const verdict = (fragment: string): boolean | null | undefined => [...verdicts].find(([name]) => name.includes(fragment))?.[1];
+  t.equal(verdict('Dapr state GET'), false, '+160 us is over the +150 us bar');
+  t.equal(verdict('publish → delivery p50'), true, '2.5 ms is within 3 ms');
+  t.equal(verdict(`${DAPR_PUBSUB_REDIS}: >=`), true, '6000 msg/s and nothing lost');
+  t.equal(verdict(`${DAPR_PUBSUB_RABBITMQ}: >=`), false, 'fast enough, but 3 messages lost');
+  const unmeasured = computeBars(new Map(), new Map(), 'sat', 'c1', 1).filter((entry) => entry.name.includes('Dapr') || entry.name.includes('dapr-'));
+  t.ok(unmeasured.length === 4 && unmeasured.every((entry) => entry.pass === null), 'without the dapr suite the four bars are n/a');
 });

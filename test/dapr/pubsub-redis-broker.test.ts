@@ -101,6 +101,37 @@ t.test('each consumer group gets every message; replicas of one group share them
   t.same(groupA, Array.from({ length: 40 }, (_, i) => String(i)), 'group a saw each message exactly once across its replicas');
 });
 
+t.test('entries are read up to queueDepth ahead and handled by at most concurrency workers; their acks all land', async (t) => {
+  const topic = freshTopic();
+  // No reclaim during the test: every delivery below comes from the read loop.
+  const pubsub = broker({ concurrency: '3', queueDepth: '5', processingTimeout: '0' });
+  let running = 0;
+  let mostAtOnce = 0;
+  const handled: string[] = [];
+  const releases: (() => void)[] = [];
+  await pubsub.subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async (message) => {
+    running++;
+    mostAtOnce = Math.max(mostAtOnce, running);
+    await new Promise<void>((resolve) => releases.push(resolve));
+    running--;
+    handled.push(message.data.toString());
+    return 'ack';
+  });
+  await until('the group', async () => (await inspector.exists(topic)) === 1);
+  for (let n = 0; n < 20; n++) await pubsub.publish(topic, Buffer.from(String(n)), {});
+  await until('three handlers busy', () => running === 3);
+  // Read = handed to a worker or waiting in the local queue: both are pending in the group.
+  await until('the local queue full', async () => (await pendingCount(topic, 'app-a')) === 3 + 5);
+  t.equal(await pendingCount(topic, 'app-a'), 8, 'no more than concurrency + queueDepth entries are read ahead');
+  while (handled.length < 20) {
+    releases.splice(0).forEach((release) => release());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  t.equal(mostAtOnce, 3, 'never more than concurrency handlers at once');
+  t.same([...handled].sort((a, b) => Number(a) - Number(b)), Array.from({ length: 20 }, (_, n) => String(n)), 'every entry handled once');
+  await until('every ack', async () => (await pendingCount(topic, 'app-a')) === 0);
+});
+
 t.test('a nack leaves the entry pending and the reclaim loop redelivers it after processingTimeout', async (t) => {
   const topic = freshTopic();
   const pubsub = broker();

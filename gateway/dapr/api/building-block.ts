@@ -60,8 +60,11 @@ export interface DaprBuildingBlock<Compiled = unknown> {
   compile(input: DaprCompileInput): Compiled;
   /** The snapshot holding `compiled` became the active one (compile may run for a config that is then rejected). */
   activated?(compiled: Compiled): void;
-  /** Release connections and timers at process exit. */
-  shutdown?(): Promise<void>;
+  /**
+   * The sidecar whose active snapshot holds `compiled` stops: release what it holds (connections,
+   * subscriptions, timers). Tests and the demo run several sidecars in one process; the others keep theirs.
+   */
+  shutdown?(compiled: Compiled): Promise<void>;
   /** Adds the block's routes to an outbound listener's app. */
   register(app: FastifyInstance, host: DaprApiHost): void | Promise<void>;
   metadata?(compiled: Compiled): DaprMetadataContribution;

@@ -17,10 +17,11 @@ const APP_CONNECTIONS = 32;
 export class HttpAppChannel implements AppChannel {
   private readonly pool: Pool;
   private readonly origin: string;
+  private readonly requestApi = loadUndiciRequest();
 
   constructor(
     readonly endpoint: AppEndpoint,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
     /** `APP_API_TOKEN`, sent as `dapr-api-token` so the app can tell its sidecar's calls apart. */
     private readonly appApiToken: string | null,
   ) {
@@ -31,12 +32,13 @@ export class HttpAppChannel implements AppChannel {
 
   private async call(method: 'GET' | 'POST', path: string, body: Buffer | null, headers: Readonly<Record<string, string>>): Promise<AppAnswer> {
     const sent = this.appApiToken === null ? headers : { ...headers, 'dapr-api-token': this.appApiToken };
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    const request = await loadUndiciRequest();
-    const response = await request(`${this.origin}${path}`, { dispatcher: this.pool, method, headers: sent, body, signal });
+    // undici's index gives every dispatcher its request(); the pool's headersTimeout and bodyTimeout
+    // are the deadline, so a delivery costs no timer and no URL parse.
+    await this.requestApi;
+    const response = await this.pool.request({ origin: this.origin, path, method, headers: sent, body });
     const chunks: Buffer[] = [];
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
-    return { status: response.statusCode, body: Buffer.concat(chunks) };
+    return { status: response.statusCode, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) };
   }
 
   post(path: string, body: Buffer, headers: Readonly<Record<string, string>>): Promise<AppAnswer> {

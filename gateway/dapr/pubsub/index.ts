@@ -51,8 +51,12 @@ const BROKER_FACTORIES: Readonly<Record<string, (metadata: Readonly<Record<strin
 const runtimes = new Map<string, PubSubRuntime>();
 let apiLogger: FastifyBaseLogger | null = null;
 
+function runtimeKey(compiled: CompiledPubSub): string {
+  return `${compiled.namespace}/${compiled.appId}`;
+}
+
 function runtimeFor(compiled: CompiledPubSub): PubSubRuntime {
-  const key = `${compiled.namespace}/${compiled.appId}`;
+  const key = runtimeKey(compiled);
   let runtime = runtimes.get(key);
   if (runtime === undefined) {
     runtime = new PubSubRuntime();
@@ -162,10 +166,11 @@ export const pubsubBlock: DaprBuildingBlock<CompiledPubSub> = {
   activated(compiled) {
     runtimeFor(compiled).activate(compiled);
   },
-  async shutdown() {
-    const stopping = [...runtimes.values()];
-    runtimes.clear();
-    await Promise.all(stopping.map((runtime) => runtime.shutdown()));
+  async shutdown(compiled) {
+    const key = runtimeKey(compiled);
+    const stopping = runtimes.get(key);
+    runtimes.delete(key);
+    await stopping?.shutdown();
   },
   register(app) {
     apiLogger ??= app.log.child({ block: PUBSUB_BLOCK_NAME });

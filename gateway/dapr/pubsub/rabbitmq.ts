@@ -224,6 +224,8 @@ export class RabbitMqBroker implements PubSubBroker {
   private connecting: Promise<Amqp.ChannelModel> | null = null;
   private confirmChannel: Promise<Amqp.ConfirmChannel> | null = null;
   private readonly declaredExchanges = new Set<string>();
+  /** Publishes the confirm channel has not confirmed yet; a closing channel fails them all at once. */
+  private readonly awaitingConfirm = new Set<(error: Error) => void>();
   private readonly subscriptions = new Set<RabbitSubscription>();
   private closed = false;
 
@@ -269,6 +271,9 @@ export class RabbitMqBroker implements PubSubBroker {
           this.confirmChannel = null;
           this.declaredExchanges.clear();
         }
+        const unconfirmed = [...this.awaitingConfirm];
+        this.awaitingConfirm.clear();
+        for (const reject of unconfirmed) reject(new Error('the RabbitMQ channel closed before the broker confirmed the message'));
       });
       return channel;
     });
@@ -287,9 +292,9 @@ export class RabbitMqBroker implements PubSubBroker {
     }
     const ttl = metadata['ttlInSeconds'];
     const headers: Record<string, string> = { ...metadata };
+    // Confirms are pipelined: every publish in flight waits for its own ack, none for another's.
     await new Promise<void>((resolve, reject) => {
-      const onClose = (): void => reject(new Error('the RabbitMQ channel closed before the broker confirmed the message'));
-      channel.once('close', onClose);
+      this.awaitingConfirm.add(reject);
       channel.publish(
         topic,
         metadata['routingKey'] ?? '',
@@ -301,7 +306,7 @@ export class RabbitMqBroker implements PubSubBroker {
           ...(ttl !== undefined && /^\d+$/.test(ttl) ? { expiration: String(Number(ttl) * 1000) } : {}),
         },
         (error: unknown) => {
-          channel.off('close', onClose);
+          this.awaitingConfirm.delete(reject);
           if (error) reject(error instanceof Error ? error : new Error('the RabbitMQ broker rejected the message'));
           else resolve();
         },

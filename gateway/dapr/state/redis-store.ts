@@ -125,13 +125,17 @@ function itemOf(fields: Record<string, Buffer>): StoredItem | null {
 }
 
 export class RedisStateStore implements StateStore {
+  private connection: ScriptedRedis | null = null;
+
   constructor(
     private readonly settings: RedisStoreSettings,
     private readonly onError: (message: string) => void,
   ) {}
 
+  /** The pooled connection, looked up again only after a shutdown ended it (not on every call). */
   private client(): ScriptedRedis {
-    return redisConnection(this.settings, this.onError);
+    if (this.connection === null || this.connection.status === 'end') this.connection = redisConnection(this.settings, this.onError);
+    return this.connection;
   }
 
   async get(key: string): Promise<StoredItem | null> {

@@ -1,0 +1,254 @@
+/**
+ * The `dapr` suite: the sidecar's Dapr API measured against its own bars. Not wrk targets — each is one
+ * measurement run after the rounds (like the mTLS handshakes), its app side in dapr-client.ts on CPU 0.
+ *
+ * - `dapr-pubsub-redis`, `dapr-pubsub-rabbitmq`: app → sidecar A (`bench/client`, CPU 0) publish →
+ *   broker → sidecar B (`bench/server`, CPU 1; declarative Subscription) → the app. One run of
+ *   publish → delivery latency (events one at a time), then DAPR_REPETITIONS (5) throughput runs of
+ *   DAPR_MESSAGES (20 000) events with 64 publishes in flight, each waiting until every event arrived;
+ *   lost and duplicated events are counted, and each sidecar's CPU per message is read from /proc. Redis
+ *   runs on CPU 0 (a private redis-server); RabbitMQ is the machine's (MESHGATE_TEST_AMQP_URL, else
+ *   127.0.0.1:5672), with an exchange and queue of the run's own, deleted afterwards.
+ * - `dapr-state-get`: `GET /v1.0/state/store/bench` through sidecar A (state.redis) and a direct ioredis
+ *   GET of the same value, alternated request by request (dapr-client.ts), DAPR_REPETITIONS runs of
+ *   BENCH_SECONDS each.
+ */
+import { randomBytes } from 'node:crypto';
+import { appendFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as Amqp from 'amqplib';
+import { stringify } from 'yaml';
+import { CLIENT_WORKLOAD, MESH_NAMESPACE, SERVER_WORKLOAD } from './mesh-config.js';
+import { meshLayout, startSidecar } from './mesh-targets.js';
+import { startRedis } from './policy-targets.js';
+import { treeCpuMicros } from './proc-stats.js';
+import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
+import type { ChildService, Pinning } from './processes.js';
+import { median } from './report.js';
+import type { TargetContext } from './targets.js';
+import { freePort } from '../test/helpers/ports.js';
+import type { PubSubReport, StateRepetition } from './dapr-client.js';
+
+export const DAPR_PUBSUB_REDIS = 'dapr-pubsub-redis';
+export const DAPR_PUBSUB_RABBITMQ = 'dapr-pubsub-rabbitmq';
+export const DAPR_STATE_GET = 'dapr-state-get';
+export const DAPR_MEASUREMENTS: readonly string[] = [DAPR_PUBSUB_REDIS, DAPR_PUBSUB_RABBITMQ, DAPR_STATE_GET];
+
+const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
+const RUN_TIMEOUT_MS = 300_000;
+const IN_FLIGHT = 64;
+const AMQP_URL = process.env['MESHGATE_TEST_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** The app id of sidecar B (`bench/server`): its consumer group and the RabbitMQ queue's prefix. */
+const SUBSCRIBER_APP_ID = SERVER_WORKLOAD.split('/')[1] ?? 'server';
+
+export interface DaprSettings {
+  readonly repetitions: number;
+  readonly messages: number;
+  readonly latencyMessages: number;
+  readonly seconds: number;
+}
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface PubSubResult {
+  readonly name: string;
+  readonly latencyP50Ms: number | null;
+  readonly latencyP99Ms: number | null;
+  readonly messagesPerSecond: Spread;
+  readonly publisherCpuUsPerMessage: Spread | null;
+  readonly subscriberCpuUsPerMessage: Spread | null;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly runs: readonly PubSubReport[];
+}
+
+export interface StateResult {
+  readonly name: string;
+  readonly addedP50Us: Spread;
+  readonly sidecarP50Us: Spread;
+  readonly directP50Us: Spread;
+  readonly runs: readonly StateRepetition[];
+}
+
+export interface DaprResults {
+  readonly pubsub: PubSubResult[];
+  readonly state: StateResult | null;
+}
+
+function spread(values: readonly number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function spreadOrNull(values: readonly (number | null)[]): Spread | null {
+  const present = values.filter((value): value is number => value !== null);
+  return present.length === 0 ? null : spread(present);
+}
+
+async function runClient(pinning: Pinning, args: readonly string[], signal: AbortSignal): Promise<string> {
+  const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, [join(BENCH_DIST, 'dapr-client.js'), ...args]);
+  return runToCompletion(command, argv, RUN_TIMEOUT_MS, signal);
+}
+
+interface DaprLayout {
+  readonly appPort: number;
+  readonly clientOutbound: number;
+  readonly sidecars: readonly ChildService[];
+  readonly publisher: ChildService;
+  readonly subscriber: ChildService;
+}
+
+/** The bench mesh (mesh-config.ts) plus the given Components, sidecars A and B started. */
+async function startDaprMesh(context: TargetContext, name: string, documents: readonly Record<string, unknown>[], withSubscriber: boolean): Promise<DaprLayout> {
+  const appPort = await freePort();
+  const { configPath, options } = await meshLayout(context, name, appPort, false);
+  await appendFile(configPath, documents.map((document) => `---\n${stringify(document)}`).join(''));
+  const publisher = await startSidecar(context, `${name}-a`, configPath, CLIENT_WORKLOAD, options.client.admin, LOAD_GENERATOR_CPU);
+  const subscriber = withSubscriber ? await startSidecar(context, `${name}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU) : publisher;
+  return { appPort, clientOutbound: options.client.outbound, sidecars: withSubscriber ? [publisher, subscriber] : [publisher], publisher, subscriber };
+}
+
+function component(name: string, type: string, metadata: Readonly<Record<string, string>>): Record<string, unknown> {
+  return {
+    apiVersion: 'dapr.io/v1alpha1',
+    kind: 'Component',
+    metadata: { name, namespace: MESH_NAMESPACE },
+    spec: { type, version: 'v1', metadata: Object.entries(metadata).map(([key, value]) => ({ name: key, value })) },
+  };
+}
+
+function subscription(topic: string): Record<string, unknown> {
+  return {
+    apiVersion: 'dapr.io/v2alpha1',
+    kind: 'Subscription',
+    metadata: { name: 'bench', namespace: MESH_NAMESPACE },
+    spec: { pubsubname: 'events', topic, routes: { default: '/bench' } },
+    scopes: [SUBSCRIBER_APP_ID],
+  };
+}
+
+async function measurePubSub(
+  context: TargetContext,
+  pinning: Pinning,
+  settings: DaprSettings,
+  signal: AbortSignal,
+  name: string,
+  pubsubComponent: Record<string, unknown>,
+  topic: string,
+): Promise<PubSubResult> {
+  const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true);
+  try {
+    const common = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
+    const latency = JSON.parse(await runClient(pinning, [...common, '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
+    const runs: PubSubReport[] = [];
+    const publisherCpu: (number | null)[] = [];
+    const subscriberCpu: (number | null)[] = [];
+    for (let repetition = 0; repetition < settings.repetitions; repetition++) {
+      const before = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
+      const run = JSON.parse(await runClient(pinning, [...common, '--messages', String(settings.messages)], signal)) as PubSubReport;
+      const after = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
+      const perMessage = (index: number): number | null => {
+        const [start, end] = [before[index], after[index]];
+        return start === null || start === undefined || end === null || end === undefined ? null : (end - start) / run.messages;
+      };
+      publisherCpu.push(perMessage(0));
+      subscriberCpu.push(perMessage(1));
+      runs.push(run);
+      console.log(`  ${name} run ${repetition + 1}: ${run.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, lost ${run.lost}, duplicated ${run.duplicated}`);
+    }
+    return {
+      name,
+      latencyP50Ms: latency.latencyP50Ms,
+      latencyP99Ms: latency.latencyP99Ms,
+      messagesPerSecond: spread(runs.map((run) => run.messagesPerSecond ?? 0)),
+      publisherCpuUsPerMessage: spreadOrNull(publisherCpu),
+      subscriberCpuUsPerMessage: spreadOrNull(subscriberCpu),
+      lost: runs.reduce((sum, run) => sum + run.lost, 0),
+      duplicated: runs.reduce((sum, run) => sum + run.duplicated, 0),
+      runs,
+    };
+  } finally {
+    await context.processes.stop(mesh.sidecars);
+  }
+}
+
+async function deleteRabbitNames(topic: string): Promise<void> {
+  const amqp = createRequire(import.meta.url)('amqplib') as typeof Amqp;
+  const connection = await amqp.connect(AMQP_URL, { timeout: 5000 });
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(`${SUBSCRIBER_APP_ID}-${topic}`);
+    await channel.deleteExchange(topic);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function measureState(context: TargetContext, pinning: Pinning, settings: DaprSettings, redisPort: number, signal: AbortSignal): Promise<StateResult> {
+  const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false);
+  try {
+    const args = ['--mode', 'state', '--sidecar-port', String(mesh.clientOutbound), '--redis-port', String(redisPort), '--seconds', String(settings.seconds), '--repetitions', String(settings.repetitions)];
+    const { repetitions } = JSON.parse(await runClient(pinning, args, signal)) as { repetitions: StateRepetition[] };
+    return {
+      name: DAPR_STATE_GET,
+      addedP50Us: spread(repetitions.map((run) => run.sidecarP50Us - run.directP50Us)),
+      sidecarP50Us: spread(repetitions.map((run) => run.sidecarP50Us)),
+      directP50Us: spread(repetitions.map((run) => run.directP50Us)),
+      runs: repetitions,
+    };
+  } finally {
+    await context.processes.stop(mesh.sidecars);
+  }
+}
+
+export async function measureDapr(context: TargetContext, pinning: Pinning, selected: readonly string[], settings: DaprSettings, signal: AbortSignal): Promise<DaprResults> {
+  const results: { pubsub: PubSubResult[]; state: StateResult | null } = { pubsub: [], state: null };
+  const redis = await startRedis(context);
+  const redisPort = Number(new URL(redis.url).port);
+  try {
+    if (selected.includes(DAPR_PUBSUB_REDIS)) {
+      const pubsub = component('events', 'pubsub.redis', { redisHost: `127.0.0.1:${redisPort}` });
+      results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench'));
+    }
+    if (selected.includes(DAPR_PUBSUB_RABBITMQ)) {
+      const topic = `meshgate-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
+      const pubsub = component('events', 'pubsub.rabbitmq', { connectionString: AMQP_URL, durable: 'false', deletedWhenUnused: 'false' });
+      try {
+        results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic));
+      } finally {
+        await deleteRabbitNames(topic);
+      }
+    }
+    if (selected.includes(DAPR_STATE_GET)) results.state = await measureState(context, pinning, settings, redisPort, signal);
+  } finally {
+    await context.processes.stop([redis.service]);
+  }
+  return results;
+}
+
+const range = (value: Spread, digits: number): string => `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`;
+
+export function daprLines(results: DaprResults, settings: DaprSettings): string[] {
+  const lines: string[] = [];
+  for (const result of results.pubsub) {
+    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
+    lines.push(
+      `${result.name}: ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
+        `lost ${result.lost}, duplicated ${result.duplicated}; publish → delivery p50 ${result.latencyP50Ms?.toFixed(2) ?? '-'} ms, p99 ${result.latencyP99Ms?.toFixed(2) ?? '-'} ms (${settings.latencyMessages} one at a time); ` +
+        `CPU per message: sidecar A ${cpu(result.publisherCpuUsPerMessage)} us, sidecar B ${cpu(result.subscriberCpuUsPerMessage)} us`,
+    );
+  }
+  if (results.state !== null) {
+    const { state } = results;
+    lines.push(
+      `${state.name}: sidecar p50 ${range(state.sidecarP50Us, 0)} us vs direct ioredis GET p50 ${range(state.directP50Us, 0)} us → added ${range(state.addedP50Us, 0)} us ` +
+        `(median, min–max of ${state.runs.length} × ${settings.seconds} s, alternating request by request)`,
+    );
+  }
+  return lines;
+}
