@@ -15,6 +15,7 @@ import { createEndpointPool, endpointOrigin } from './pool.js';
 import type { RegistryEndpoint, Resolution } from './registry.js';
 import { buildUpstreamConnector } from './tls-origination.js';
 import type { MeshIdentityProvider } from './tls-origination.js';
+import type { Connector } from './undici-core.js';
 
 export interface ClusterDefinition {
   readonly name: string;
@@ -160,8 +161,24 @@ export class Cluster {
       identity: this.runtime.identity,
       connectTimeoutMs: this.policy.connectionPool.connectTimeoutMs,
     });
-    const pool = createEndpointPool(endpointOrigin(meta.address, meta.port, secure), this.policy.connectionPool, connect);
-    return new UpstreamEndpoint(meta, pool, { connect, secure });
+    const breaker = this.breaker;
+    const counters = { connections: 0 };
+    // Connections are counted per endpoint (is one idle?) and per cluster (maxConnections), until the socket closes.
+    const countedConnect: Connector = (options, callback) =>
+      connect(options, (...args) => {
+        const socket = args[0] === null ? args[1] : null;
+        if (socket !== null) {
+          counters.connections += 1;
+          breaker.connectionOpened();
+          socket.once('close', () => {
+            counters.connections -= 1;
+            breaker.connectionClosed();
+          });
+        }
+        callback(...args);
+      });
+    const pool = createEndpointPool(endpointOrigin(meta.address, meta.port, secure), this.policy.connectionPool, countedConnect);
+    return new UpstreamEndpoint(meta, pool, { connect, secure }, counters);
   }
 
   /** Apply a new endpoint list (concrete IPs): state of staying endpoints is kept, leaving ones drain. */
@@ -196,7 +213,7 @@ export class Cluster {
     const endpoints = [...this.current, ...this.passthroughPools.values()];
     return {
       name: this.name,
-      active: this.breaker.running,
+      active: this.breaker.active,
       pending: this.breaker.pending,
       activeRetries: this.breaker.retriesActive,
       overflows: this.breaker.overflows,

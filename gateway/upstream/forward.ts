@@ -97,6 +97,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
 const ROUTE_TIMEOUT = Symbol('route timeout');
 const PER_TRY_TIMEOUT = Symbol('per-try timeout');
 const CLIENT_GONE = Symbol('client gone');
+/** The try waited for a connection and got one while http2MaxRequests requests were active. */
+const OVERFLOW_ON_ATTACH = Symbol('overflow on attach');
 
 /** The headers of the first try, as undici's flat name/value list ending with `x-envoy-attempt-count: 1`. */
 function flattenHeaders(headers: HeaderMap): string[] {
@@ -132,11 +134,15 @@ function sleep(ms: number, signal: CancelSignal): Promise<void> {
 
 type TryResult =
   | { readonly kind: 'response'; readonly response: TryResponse }
-  | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE };
+  | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE | typeof OVERFLOW_ON_ATTACH };
 
 function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamExchange {
   if (!flags.includes(reply.flag)) flags.unshift(reply.flag);
   return endpoint === undefined ? { kind: 'local', reply, attempts, flags } : { kind: 'local', reply, attempts, flags, endpoint };
+}
+
+function overflow(attempts: number, flags: readonly string[]): UpstreamExchange {
+  return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts, flags: ['UO', ...flags] };
 }
 
 function bodyForTry(body: PreparedBody): Buffer | Readable | null {
@@ -156,6 +162,9 @@ function endpointFor(cluster: Cluster, request: UpstreamRequest, hash: number | 
   return cluster.host.startsWith('*') ? null : cluster.passthroughEndpoint(cluster.host, cluster.port);
 }
 
+/** A try admitted by the circuit breaker: running, or pending (and whether it reserved a new connection). */
+type TrySlotAdmission = 'active' | 'pending' | 'pending-opens';
+
 async function sendTry(
   cluster: Cluster,
   endpoint: UpstreamEndpoint,
@@ -163,17 +172,24 @@ async function sendTry(
   headers: string[],
   body: PreparedBody,
   route: Cancellation,
+  admission: TrySlotAdmission,
 ): Promise<TryResult> {
   const perTry = request.retry.perTryTimeoutMs;
   let perTryTimer: NodeJS.Timeout | null = null;
   endpoint.active += 1;
   endpoint.totalRequests += 1;
-  const exchange = new TryExchange(() => {
-    if (perTryTimer !== null) clearTimeout(perTryTimer);
-    route.removeEventListener('abort', onRouteAbort);
-    endpoint.active -= 1;
-    cluster.breaker.release();
-  });
+  const breaker = cluster.breaker;
+  const opened = admission === 'pending-opens';
+  const exchange = new TryExchange(
+    (slot) => {
+      if (perTryTimer !== null) clearTimeout(perTryTimer);
+      route.removeEventListener('abort', onRouteAbort);
+      endpoint.active -= 1;
+      if (slot === 'active') breaker.releaseActive();
+      else if (slot === 'pending') breaker.releasePending(opened);
+    },
+    admission === 'active' ? null : { attach: () => breaker.attach(opened), overflowReason: OVERFLOW_ON_ATTACH },
+  );
   const onRouteAbort = (): void => exchange.cancel(route.reason);
   route.addEventListener('abort', onRouteAbort);
   if (perTry > 0) perTryTimer = setTimeout(() => exchange.cancel(PER_TRY_TIMEOUT), perTry);
@@ -181,8 +197,9 @@ async function sendTry(
   try {
     return { kind: 'response', response: await exchange.response };
   } catch (error) {
-    endpoint.totalFailures += 1;
     const reason: unknown = exchange.cancelled ? exchange.cancelReason : null;
+    if (reason === OVERFLOW_ON_ATTACH) return { kind: 'failure', failure: OVERFLOW_ON_ATTACH };
+    endpoint.totalFailures += 1;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
     if (!isConnectFailure(error)) return { kind: 'failure', failure: 'reset' };
@@ -268,19 +285,20 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
       const endpoint = endpointFor(cluster, request, hash, tried);
       if (endpoint === null) return local(replies.NO_HEALTHY_UPSTREAM, attempt - 1, flags);
       tried.push(endpoint);
-      const admission = cluster.breaker.acquire(route);
-      if (admission === 'overflow') {
-        return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts: attempt - 1, flags: ['UO', ...flags] };
-      }
-      if (admission !== 'granted' && !(await admission)) {
+      const breaker = cluster.breaker;
+      const first = breaker.admit(endpoint.readiness());
+      const admission = first === 'wait' ? await breaker.waitForConnection(() => endpoint.readiness(), route) : first;
+      if (admission === 'overflow') return overflow(attempt - 1, flags);
+      if (admission === 'cancelled') {
         return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
       }
       // undici copies the headers when the try is dispatched, and a retry starts only after the previous try is over.
       const headers = attempt === 1 ? firstTryHeaders : withAttemptCount(firstTryHeaders, attempt);
-      const result = await sendTry(cluster, endpoint, request, headers, body, route);
+      const result = await sendTry(cluster, endpoint, request, headers, body, route, admission);
       const retriesLeft = attempt < maxTries;
       if (result.kind === 'failure') {
         const failure = result.failure;
+        if (failure === OVERFLOW_ON_ATTACH) return overflow(attempt - 1, flags);
         if (failure === CLIENT_GONE) return local(replies.DOWNSTREAM_DISCONNECT, attempt, flags, endpoint.key);
         cluster.outlier?.record(endpoint, failure === 'per-try-timeout' || failure === ROUTE_TIMEOUT ? 504 : 503);
         if (failure === ROUTE_TIMEOUT) return local(replies.ROUTE_TIMEOUT, attempt, flags, endpoint.key);

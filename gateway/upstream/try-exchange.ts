@@ -150,6 +150,14 @@ export class UpstreamBody {
   }
 }
 
+/** `overflowed`: it got a connection but the circuit breaker refused to let it run (already accounted). */
+export type TrySlot = 'active' | 'pending' | 'overflowed';
+
+export interface PendingTry {
+  attach(): boolean;
+  readonly overflowReason: unknown;
+}
+
 /**
  * The undici handler of one try. `cancel` works at any point: before undici starts the request (it is
  * aborted as soon as it does), while waiting for headers, and while the body streams.
@@ -164,8 +172,20 @@ export class TryExchange implements Dispatcher.DispatchHandler {
   private reject!: (error: Error) => void;
   private finished = false;
 
-  /** `release` runs exactly once, when the try is over: failed, or its body ended or failed. */
-  constructor(private readonly release: () => void) {
+  /** Where the try stands with the circuit breaker when it ends. */
+  private slot: TrySlot;
+
+  /**
+   * `release` runs exactly once, when the try is over: failed, or its body ended or failed. A try that
+   * waits for a connection passes `pending`: undici starts it once it has one, and `pending.attach()`
+   * then decides whether it may run (false: circuit-breaker overflow, the try is cancelled with
+   * `pending.overflowReason`).
+   */
+  constructor(
+    private readonly release: (slot: TrySlot) => void,
+    private readonly pending: PendingTry | null = null,
+  ) {
+    this.slot = pending === null ? 'active' : 'pending';
     this.response = new Promise<TryResponse>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -181,7 +201,17 @@ export class TryExchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.cancelled) controller.abort(new Error('upstream try cancelled'));
+    if (this.cancelled) {
+      controller.abort(new Error('upstream try cancelled'));
+      return;
+    }
+    if (this.slot !== 'pending' || this.pending === null) return;
+    if (this.pending.attach()) {
+      this.slot = 'active';
+      return;
+    }
+    this.slot = 'overflowed';
+    this.cancel(this.pending.overflowReason);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
@@ -209,6 +239,6 @@ export class TryExchange implements Dispatcher.DispatchHandler {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.release();
+    this.release(this.slot);
   }
 }
