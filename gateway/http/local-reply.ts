@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LocalReply } from '../pipeline/types.js';
+import { encodeGrpcMessage, grpcStatusForHttp, isGrpcRequest } from './grpc.js';
 
 export const REASON_HEADER = 'x-meshgate-reason';
 
@@ -20,6 +21,14 @@ export function sendLocalReply(
   if (mesh.debugHeaders) {
     const reason = localReply.flag === '' ? localReply.details : `${localReply.flag} ${localReply.details}`;
     reply.header(REASON_HEADER, localReply.debugNote === undefined ? reason : `${reason}; ${localReply.debugNote}`);
+  }
+  if (isGrpcRequest(request.headers)) {
+    // A gRPC client reads the outcome from grpc-status, never from the HTTP status: trailers-only, as Envoy answers.
+    const message = localReply.message === '' ? localReply.details : localReply.message;
+    return reply
+      .code(200)
+      .headers({ 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusForHttp(localReply.status)), 'grpc-message': encodeGrpcMessage(message) })
+      .send();
   }
   reply.code(localReply.status);
   if (localReply.message === '') return reply.send();

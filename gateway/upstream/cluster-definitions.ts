@@ -9,7 +9,19 @@ import { clusterName } from './cluster.js';
 import type { ClusterDefinition } from './cluster.js';
 import type { DestinationRuleIndex } from './destination-rules.js';
 import { resolvePolicy } from './policy.js';
-import type { ServiceRegistry } from './registry.js';
+import type { ResolvedPolicy } from './policy.js';
+import type { RegistryPort, ServiceRegistry } from './registry.js';
+
+/**
+ * Istio's upstream protocol choice: GRPC and HTTP2 ports always speak HTTP/2; HTTP ports do when the
+ * DestinationRule says `h2UpgradePolicy: UPGRADE` (and not `useClientProtocol`).
+ */
+export function speaksHttp2(port: RegistryPort, policy: ResolvedPolicy): boolean {
+  const protocol = port.protocol;
+  if (protocol === 'GRPC' || protocol === 'HTTP2') return true;
+  const pool = policy.connectionPool;
+  return protocol === 'HTTP' && pool.h2UpgradePolicy === 'UPGRADE' && !pool.useClientProtocol;
+}
 
 export function buildClusterDefinitions(
   registry: ServiceRegistry,
@@ -26,21 +38,25 @@ export function buildClusterDefinitions(
         resolution: service.resolution,
         subjectAltNames: service.subjectAltNames,
       };
+      const policy = resolvePolicy(rule?.trafficPolicy, undefined, port.number);
       definitions.push({
         ...base,
         name: clusterName(service.host, port.number, ''),
         subset: '',
         endpoints,
-        policy: resolvePolicy(rule?.trafficPolicy, undefined, port.number),
+        policy,
+        http2: speaksHttp2(port, policy),
       });
       for (const subset of rule?.subsets.values() ?? []) {
         const subsetEndpoints = endpoints.filter((e) => labelsMatch(subset.labels, e.labels));
+        const subsetPolicy = resolvePolicy(rule?.trafficPolicy, subset.trafficPolicy, port.number);
         definitions.push({
           ...base,
           name: clusterName(service.host, port.number, subset.name),
           subset: subset.name,
           endpoints: subsetEndpoints,
-          policy: resolvePolicy(rule?.trafficPolicy, subset.trafficPolicy, port.number),
+          policy: subsetPolicy,
+          http2: speaksHttp2(port, subsetPolicy),
         });
       }
     }

@@ -11,6 +11,7 @@ import { createLoadBalancer } from './lb.js';
 import type { LoadBalancer } from './lb.js';
 import { OutlierDetector } from './outlier.js';
 import type { ResolvedPolicy, ResolvedTls } from './policy.js';
+import { H2Pool } from './h2-pool.js';
 import { createEndpointPool, endpointOrigin } from './pool.js';
 import type { RegistryEndpoint, Resolution } from './registry.js';
 import { buildUpstreamConnector } from './tls-origination.js';
@@ -29,6 +30,8 @@ export interface ClusterDefinition {
   readonly policy: ResolvedPolicy;
   /** ServiceEntry `subjectAltNames` (DR `tls.subjectAltNames` overrides them). */
   readonly subjectAltNames: readonly string[];
+  /** Upstream connections speak HTTP/2 (a GRPC/HTTP2 port, or h2UpgradePolicy UPGRADE). */
+  readonly http2?: boolean;
 }
 
 export interface ClusterRuntimeOptions {
@@ -79,6 +82,7 @@ export class Cluster {
   readonly policy: ResolvedPolicy;
   /** Forward to the requested destination instead of load balancing (resolution NONE, LB PASSTHROUGH). */
   readonly passthrough: boolean;
+  readonly http2: boolean;
   readonly breaker: CircuitBreaker;
   readonly outlier: OutlierDetector | null;
   /** Identity + policy text: an update with an equal identity keeps this runtime. */
@@ -104,6 +108,7 @@ export class Cluster {
     this.subset = definition.subset;
     this.policy = definition.policy;
     this.identity = clusterIdentity(definition);
+    this.http2 = definition.http2 === true;
     this.passthrough = definition.resolution === 'NONE' || definition.policy.loadBalancer.algorithm === 'PASSTHROUGH';
     this.breaker = new CircuitBreaker(definition.policy.connectionPool);
     const outlier = definition.policy.outlierDetection;
@@ -160,6 +165,7 @@ export class Cluster {
       istioSni: `outbound_.${this.port}_.${this.subset}_.${this.host}`,
       identity: this.runtime.identity,
       connectTimeoutMs: this.policy.connectionPool.connectTimeoutMs,
+      http2: this.http2,
     });
     const breaker = this.breaker;
     const counters = { connections: 0 };
@@ -177,7 +183,10 @@ export class Cluster {
         }
         callback(...args);
       });
-    const pool = createEndpointPool(endpointOrigin(meta.address, meta.port, secure), this.policy.connectionPool, countedConnect);
+    const limits = this.policy.connectionPool;
+    const pool = this.http2
+      ? new H2Pool({ address: meta.address, port: meta.port, secure, connect: countedConnect, idleTimeoutMs: limits.idleTimeoutMs, maxRequestsPerConnection: limits.maxRequestsPerConnection })
+      : createEndpointPool(endpointOrigin(meta.address, meta.port, secure), limits, countedConnect);
     return new UpstreamEndpoint(meta, pool, { connect, secure }, counters);
   }
 
@@ -254,6 +263,7 @@ export function clusterIdentity(definition: ClusterDefinition): string {
     definition.name,
     definition.resolution,
     definition.policy.key,
+    definition.http2 === true,
     definition.subjectAltNames,
     definition.endpoints.map((e) => (e.serviceAccount === '' ? '' : `${e.namespace}/${e.serviceAccount}`)).sort(),
   ]);

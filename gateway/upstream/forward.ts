@@ -13,7 +13,7 @@ import type { Cluster } from './cluster.js';
 import type { UpstreamEndpoint } from './endpoint.js';
 import { NO_HASH_KEY, computeHashKey } from './hash-key.js';
 import * as replies from './replies.js';
-import { NO_BODY, prepareBody } from './request-body.js';
+import { NO_BODY, prepareBody, streamBody } from './request-body.js';
 import type { PreparedBody } from './request-body.js';
 import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-decision.js';
 import type { TryFailure } from './retry-decision.js';
@@ -33,6 +33,8 @@ export interface UpstreamRequest {
   /** Final request headers; the forwarder adds only `x-envoy-attempt-count` (hop-by-hop headers are dropped). */
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** Send the body as it arrives instead of buffering its start first (gRPC: a stream's messages may wait for replies). */
+  readonly streamBody?: boolean;
   readonly retry: RetryPolicy;
   /** Route timeout covering all tries and backoff; 0 = none. */
   readonly timeoutMs: number;
@@ -153,7 +155,7 @@ function bodyForTry(body: PreparedBody): Buffer | Readable | null {
 /** Whether this body can be sent again after `failure` (or after a response, when `failure` is null). */
 function canResend(body: PreparedBody, failure: TryFailure | null): boolean {
   if (body.kind !== 'stream') return true;
-  return failure === 'connect-failure' && !body.started();
+  return (failure === 'connect-failure' && !body.started()) || body.replayable();
 }
 
 function endpointFor(cluster: Cluster, request: UpstreamRequest, hash: number | null, tried: UpstreamEndpoint[]): UpstreamEndpoint | null {
@@ -260,7 +262,7 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
     hashSource === null ? NO_HASH_KEY : computeHashKey(hashSource, { headers: request.headers, sourceIp: request.sourceIp, path: request.path });
   let body: PreparedBody;
   try {
-    body = request.body === null ? NO_BODY : await prepareBody(request.body, route);
+    body = request.body === null ? NO_BODY : request.streamBody === true ? streamBody(request.body) : await prepareBody(request.body, route);
   } catch {
     return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
   }

@@ -54,6 +54,10 @@ export interface ResolvedConnectionPool {
   /** 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
   readonly maxRetries: number;
+  /** `UPGRADE`: HTTP/1.1 service ports are served upstream over HTTP/2. */
+  readonly h2UpgradePolicy: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+  /** Istio's useClientProtocol: no upgrade (meshgate then keeps HTTP/1.1 for HTTP ports). */
+  readonly useClientProtocol: boolean;
 }
 
 export interface ResolvedOutlierDetection {
@@ -182,6 +186,8 @@ function resolveConnectionPool(settings: ConnectionPoolSettings | undefined): Re
     http2MaxRequests: limit(http?.http2MaxRequests, ENVOY_DEFAULT_CONNECTION_LIMIT),
     maxRequestsPerConnection: limit(http?.maxRequestsPerConnection, 0),
     maxRetries: limit(http?.maxRetries, ENVOY_DEFAULT_MAX_RETRIES),
+    h2UpgradePolicy: http?.h2UpgradePolicy ?? 'DEFAULT',
+    useClientProtocol: http?.useClientProtocol ?? false,
   };
 }
 

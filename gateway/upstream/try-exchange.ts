@@ -20,6 +20,8 @@ export interface TryResponse {
 /** What a relayed body is written to: node's ServerResponse and Http2ServerResponse both fit. */
 export interface RelayTarget {
   write(chunk: Buffer): boolean;
+  /** Trailers the upstream sent after the body (gRPC's grpc-status), relayed before the end. */
+  addTrailers(trailers: ResponseHeaders): unknown;
   end(): unknown;
   destroy(): unknown;
   once(event: 'drain', listener: () => void): unknown;
@@ -27,7 +29,7 @@ export interface RelayTarget {
 
 interface BodySink {
   write(chunk: Buffer): boolean;
-  end(): void;
+  end(trailers: ResponseHeaders | null): void;
   fail(error: Error): void;
 }
 
@@ -42,6 +44,7 @@ export class UpstreamBody {
   private queuedBytes = 0;
   private state: 'open' | 'ended' | 'failed' = 'open';
   private failure: Error | null = null;
+  private trailers: ResponseHeaders | null = null;
   private settled: (() => void) | null = null;
 
   constructor(private readonly controller: Dispatcher.DispatchController) {}
@@ -69,7 +72,10 @@ export class UpstreamBody {
         }
         return false;
       },
-      end: () => target.end(),
+      end: (trailers) => {
+        if (trailers !== null) target.addTrailers(trailers);
+        target.end();
+      },
       // As fastify does for a failed stream payload: destroy without an error, the client sees a cut response.
       fail: () => target.destroy(),
     });
@@ -97,7 +103,7 @@ export class UpstreamBody {
           if (read > DISCARD_LIMIT) this.controller.abort(new Error('discarded response too large'));
           return true;
         },
-        end: resolve,
+        end: () => resolve(),
         fail: () => resolve(),
       });
     });
@@ -113,9 +119,10 @@ export class UpstreamBody {
     if (this.queuedBytes > HELD_LIMIT) this.controller.pause();
   }
 
-  onEnd(): void {
+  onEnd(trailers: ResponseHeaders | null): void {
     this.state = 'ended';
-    this.sink?.end();
+    this.trailers = trailers;
+    this.sink?.end(trailers);
     this.settle();
   }
 
@@ -143,11 +150,17 @@ export class UpstreamBody {
     this.queued = null;
     let flowing = true;
     if (queued !== null) for (const chunk of queued) flowing = sink.write(chunk) && flowing;
-    if (this.state === 'ended') sink.end();
+    if (this.state === 'ended') sink.end(this.trailers);
     else if (this.state === 'failed') sink.fail(this.failure as Error);
     else if (flowing) this.resume();
     else this.controller.pause();
   }
+}
+
+function hasTrailers(trailers: ResponseHeaders | undefined): trailers is ResponseHeaders {
+  if (trailers === undefined || trailers === null) return false;
+  for (const _name in trailers) return true;
+  return false;
 }
 
 /** `overflowed`: it got a connection but the circuit breaker refused to let it run (already accounted). */
@@ -225,9 +238,9 @@ export class TryExchange implements Dispatcher.DispatchHandler {
     this.body?.onData(chunk);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: ResponseHeaders): void {
     this.finish();
-    this.body?.onEnd();
+    this.body?.onEnd(hasTrailers(trailers) ? trailers : null);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
