@@ -9,18 +9,15 @@ import { clusterName } from './cluster.js';
 import type { ClusterDefinition } from './cluster.js';
 import type { DestinationRuleIndex } from './destination-rules.js';
 import { resolvePolicy } from './policy.js';
-import type { ResolvedPolicy } from './policy.js';
 import type { RegistryPort, ServiceRegistry } from './registry.js';
 
 /**
- * Istio's upstream protocol choice: GRPC and HTTP2 ports always speak HTTP/2; HTTP ports do when the
- * DestinationRule says `h2UpgradePolicy: UPGRADE` (and not `useClientProtocol`).
+ * Istio's upstream protocol choice for GRPC and HTTP2 ports: they always speak HTTP/2 upstream.
+ * `h2UpgradePolicy: UPGRADE` on HTTP ports is resolved but not yet acted on (docs/grpc.md): the shipped
+ * demo and its tests set it in front of HTTP/1.1-only apps, which h2c prior knowledge would break.
  */
-export function speaksHttp2(port: RegistryPort, policy: ResolvedPolicy): boolean {
-  const protocol = port.protocol;
-  if (protocol === 'GRPC' || protocol === 'HTTP2') return true;
-  const pool = policy.connectionPool;
-  return protocol === 'HTTP' && pool.h2UpgradePolicy === 'UPGRADE' && !pool.useClientProtocol;
+export function speaksHttp2(port: RegistryPort): boolean {
+  return port.protocol === 'GRPC' || port.protocol === 'HTTP2';
 }
 
 export function buildClusterDefinitions(
@@ -45,7 +42,7 @@ export function buildClusterDefinitions(
         subset: '',
         endpoints,
         policy,
-        http2: speaksHttp2(port, policy),
+        http2: speaksHttp2(port),
       });
       for (const subset of rule?.subsets.values() ?? []) {
         const subsetEndpoints = endpoints.filter((e) => labelsMatch(subset.labels, e.labels));
@@ -56,7 +53,7 @@ export function buildClusterDefinitions(
           subset: subset.name,
           endpoints: subsetEndpoints,
           policy: subsetPolicy,
-          http2: speaksHttp2(port, subsetPolicy),
+          http2: speaksHttp2(port),
         });
       }
     }
