@@ -233,8 +233,10 @@ t.test('outlier detection ejects the failing endpoint, then lets it back after b
 
 t.test('connection-pool overflow is answered at once with 503 UO and x-envoy-overloaded', async (t) => {
   const first = request(port, '/1', { host: 'pool.example.com' });
-  const second = request(port, '/2', { host: 'pool.example.com' });
+  // The second is sent once the first holds the connection: on a cold pool both would be pending at once
+  // (Envoy counts a request waiting for its new connection as pending), and the second would overflow.
   for (let waited = 0; held.length < 1 && waited < 20_000; waited += 10) await sleep(10);
+  const second = request(port, '/2', { host: 'pool.example.com' });
   // Nothing outside the gateway shows the second request waiting for the pool; give it time to get there.
   await sleep(500);
   const started = performance.now();
