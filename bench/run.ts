@@ -19,6 +19,8 @@ import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepeti
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
+import { GRPC_TARGET, grpcLines, measureGrpcUnary } from './grpc-bench.js';
+import type { GrpcResult } from './grpc-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
@@ -168,6 +170,7 @@ async function main(): Promise<void> {
 
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
   let handshakes: HandshakeResult[] = [];
+  let grpcResults: GrpcResult[] = [];
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -205,6 +208,17 @@ async function main(): Promise<void> {
         console.log(`  mtls-handshakes: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.grpc && !interrupted) {
+      console.log('gRPC unary calls, direct and through the ingress');
+      try {
+        grpcResults = await measureGrpcUnary(context, pinning, settings.seconds, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set(GRPC_TARGET, message);
+        console.log(`  ${GRPC_TARGET}: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
   } catch (error) {
     // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
     if (!interrupted) throw error;
@@ -227,6 +241,7 @@ async function main(): Promise<void> {
     console.log(`\nPer proxy (multi-proxy targets; the main tables show their sum; idle RSS = VmRSS once ready, before any request)`);
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
+  if (grpcResults.length > 0) console.log(`\ngRPC unary (grpc-js client on CPU 0; server and meshgate on CPU 1; TLS to the client, h2c behind meshgate)\n${grpcLines(grpcResults).join('\n')}`);
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
   const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);

@@ -1,8 +1,10 @@
 /**
  * Which targets a run measures. `BENCH_SUITE` picks a group (default `all`); `BENCH_TARGETS` picks
  * names across every group and wins over the suite. `mtls-handshakes` is not a load target: it is the
- * handshake measurement (handshake-bench.ts), run once after the rounds when selected.
+ * handshake measurement (handshake-bench.ts), and `grpc-unary` the gRPC side-by-side measurement
+ * (grpc-bench.ts, its own gRPC load generator); each runs once after the rounds when selected.
  */
+import { GRPC_TARGET } from './grpc-bench.js';
 import { HANDSHAKE_TARGET } from './handshake-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
@@ -12,6 +14,7 @@ import type { BenchTarget } from './targets.js';
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET],
+  grpc: [GRPC_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
 };
 export const DEFAULT_SUITE = 'all';
@@ -48,6 +51,7 @@ export interface Selection {
   readonly suite: string;
   readonly targets: readonly BenchTarget[];
   readonly handshakes: boolean;
+  readonly grpc: boolean;
 }
 
 export function selectTargets(suiteName: string | undefined, filter: string | undefined): Selection {
@@ -56,18 +60,19 @@ export function selectTargets(suiteName: string | undefined, filter: string | un
   if (filter !== undefined && filter !== '') {
     names = filter.split(',').map((name) => name.trim());
   } else if (suite === 'all') {
-    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET];
+    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, GRPC_TARGET];
   } else {
     const members = SUITES[suite];
     if (members === undefined) throw new Error(`unknown BENCH_SUITE "${suite}" (known: all, ${Object.keys(SUITES).join(', ')})`);
     names = members;
   }
-  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET];
+  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, GRPC_TARGET];
   const unknown = names.filter((name) => !known.includes(name));
   if (unknown.length > 0) throw new Error(`unknown BENCH_TARGETS ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return {
     suite: filter !== undefined && filter !== '' ? 'custom' : suite,
     targets: ALL_TARGETS.filter((target) => names.includes(target.name)),
     handshakes: names.includes(HANDSHAKE_TARGET),
+    grpc: names.includes(GRPC_TARGET),
   };
 }
