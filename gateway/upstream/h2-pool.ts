@@ -235,11 +235,11 @@ export class H2Pool implements EndpointPool {
     stream.on('trailers', (received: IncomingHttpHeaders) => {
       trailers = responseHeaders(received);
     });
-    stream.once('end', () => settle(null));
+    const cut = (): Error => controller.reason ?? new Error(`upstream stream closed (HTTP/2 code ${stream.rstCode ?? 0})${responded ? '' : ' before a response'}`);
+    // Closing a stream (a cancelled try) ends its readable side too: only a response that ended on its own is complete.
+    stream.once('end', () => settle(responded && !controller.aborted ? null : cut()));
     stream.on('error', (error: Error) => settle(error));
-    stream.once('close', () => {
-      if (!settled) settle(controller.reason ?? new Error(`upstream stream closed (HTTP/2 code ${stream.rstCode ?? 0})${responded ? '' : ' before a response'}`));
-    });
+    stream.once('close', () => settle(cut()));
     if (controller.paused) stream.pause();
     if (Buffer.isBuffer(body)) stream.end(body);
     else if (body !== null && body !== undefined) {

@@ -2,12 +2,14 @@
  * gRPC through the ingress: @grpc/grpc-js clients over TLS (HTTP/2 by ALPN) to a GRPC ServiceEntry
  * port, served upstream over h2c by a grpc-js server. Unary, server streaming and bidi streaming
  * calls keep their messages, metadata and trailers; a trailers-only UNAVAILABLE is retried by the
- * route's `retryOn: unavailable`; the proxy's own answers to a gRPC client are gRPC errors.
+ * route's `retryOn: unavailable`; the proxy's own answers to a gRPC client are gRPC errors; and
+ * grpc-timeout bounds the upstream wait when the route has no timeout.
  */
 import t from 'tap';
 import type { Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
+import { eventually } from '../helpers/eventually.js';
 import { makeTestPki } from '../helpers/pki.js';
 import { freePorts, gatewayYaml, meshConfigYaml, startScenario, virtualServiceYaml } from './support.js';
 
@@ -163,10 +165,10 @@ t.test('retryOn unavailable: a trailers-only UNAVAILABLE is retried', async (t) 
 });
 
 /** One raw gRPC request over HTTP/2: the response HEADERS. */
-async function rawGrpc(t: Test, path: string): Promise<http2.IncomingHttpHeaders> {
+async function rawGrpc(t: Test, path: string, extra: http2.OutgoingHttpHeaders = {}): Promise<http2.IncomingHttpHeaders> {
   const session = http2.connect(`https://127.0.0.1:${port}`, { ca: pki.ca.certPem, servername: 'grpc.example.com' });
   t.teardown(() => session.close());
-  const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'grpc.example.com', 'content-type': 'application/grpc', te: 'trailers' });
+  const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'grpc.example.com', 'content-type': 'application/grpc', te: 'trailers', ...extra });
   stream.end(Buffer.from([0, 0, 0, 0, 1, 0x78]));
   const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', (received) => resolve(received)));
   stream.resume();
@@ -179,4 +181,16 @@ t.test('a local reply to a gRPC client is a gRPC error: no route → UNIMPLEMENT
   t.equal(headers['content-type'], 'application/grpc');
   t.equal(headers['grpc-status'], '12');
   t.equal(headers['grpc-message'], 'no route: no rule of the virtual host matched this request');
+});
+
+t.test('grpc-timeout bounds the upstream wait when the route has none: UNAVAILABLE, upstream request timeout', async (t) => {
+  silentCancelled = 0;
+  const started = performance.now();
+  const headers = await rawGrpc(t, '/test.Echo/Silent', { 'grpc-timeout': '200m' });
+  t.ok(performance.now() - started >= 190, 'answered at the deadline');
+  t.equal(headers[':status'], 200);
+  t.equal(headers['grpc-status'], '14');
+  t.equal(headers['grpc-message'], 'upstream request timeout');
+  await eventually(() => silentCancelled, (n) => n === 1);
+  t.equal(silentCancelled, 1, 'the upstream call was cancelled');
 });
