@@ -35,7 +35,9 @@ export function sendLocalReply(
       'grpc-message': encodeGrpcMessage(message),
     };
     reply.hijack();
-    reply.raw.writeHead(200, headers);
+    const stream = (reply.raw as { stream?: { headersSent: boolean; respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void } }).stream;
+    if (stream !== undefined && !stream.headersSent) stream.respond({ ':status': 200, ...headers }, { endStream: true });
+    else reply.raw.writeHead(200, headers);
     reply.raw.end();
     return reply;
   }

@@ -194,3 +194,17 @@ t.test('grpc-timeout bounds the upstream wait when the route has none: UNAVAILAB
   await eventually(() => silentCancelled, (n) => n === 1);
   t.equal(silentCancelled, 1, 'the upstream call was cancelled');
 });
+
+t.test('a grpc-js client reads the local reply as a gRPC status', async (t) => {
+  const Other = grpc.makeGenericClientConstructor({ call: method('/other.Service/Call', false, false) }, 'Other');
+  const other = new Other(`127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(pki.ca.certPem)), {
+    'grpc.ssl_target_name_override': 'grpc.example.com',
+    'grpc.default_authority': 'grpc.example.com',
+  }) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
+  t.teardown(() => other.close());
+  const error = await new Promise<grpc.ServiceError | null>((resolve) => {
+    other['call']?.(Buffer.from('x'), (e: grpc.ServiceError | null) => resolve(e));
+  });
+  t.equal(error?.code, grpc.status.UNIMPLEMENTED);
+  t.equal(error?.details, 'no route: no rule of the virtual host matched this request');
+});
