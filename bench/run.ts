@@ -21,6 +21,8 @@ import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, 
 import type { ComponentSamples } from './components.js';
 import { daprLines, measureDapr } from './dapr-bench.js';
 import type { DaprResults } from './dapr-bench.js';
+import { GRPC_TARGET, grpcLines, measureGrpcUnary } from './grpc-bench.js';
+import type { GrpcResult } from './grpc-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
 import { measureTcp, tcpLines } from './tcp-bench.js';
@@ -183,6 +185,7 @@ async function main(): Promise<void> {
   let compile: CompileTiming | null = null;
   let tcp: TcpCase[] = [];
   let dapr: DaprResults | null = null;
+  let grpcResults: GrpcResult[] = [];
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
@@ -246,6 +249,17 @@ async function main(): Promise<void> {
         console.log(`  dapr: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.grpc && !interrupted) {
+      console.log('gRPC unary calls, direct and through the ingress');
+      try {
+        grpcResults = await measureGrpcUnary(context, pinning, settings.seconds, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set(GRPC_TARGET, message);
+        console.log(`  ${GRPC_TARGET}: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
   } catch (error) {
     // After an interrupt the aborted load generator rejects; the signal handler finishes the exit.
     if (!interrupted) throw error;
@@ -268,6 +282,7 @@ async function main(): Promise<void> {
     console.log(`\nPer proxy (multi-proxy targets; the main tables show their sum; idle RSS = VmRSS once ready, before any request)`);
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
+  if (grpcResults.length > 0) console.log(`\ngRPC unary (grpc-js client on CPU 0; server and meshgate on CPU 1; TLS to the client, h2c behind meshgate)\n${grpcLines(grpcResults).join('\n')}`);
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
   if (tcp.length > 0) console.log(`\nTCP through a sidecar pair (mTLS, STRICT) vs direct to redis-server; A and the load on CPU 0, B and redis on CPU 1; medians of ${settings.rounds} round(s)\n${tcpLines(tcp).join('\n')}`);
   if (dapr !== null) console.log(`\nDapr API\n${daprLines(dapr, settings.dapr).join('\n')}`);
@@ -297,6 +312,7 @@ async function main(): Promise<void> {
     compile,
     tcp,
     dapr,
+    grpc: grpcResults,
     sideBySide,
     bars,
   };

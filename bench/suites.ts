@@ -1,10 +1,12 @@
 /**
  * Which targets a run measures. `BENCH_SUITE` picks a group (default `all`); `BENCH_TARGETS` picks
- * names across every group and wins over the suite. `mtls-handshakes`, `tcp-sidecar-pair` and the `dapr`
- * suite's names are not wrk targets: they are measurements of their own (handshake-bench.ts,
- * tcp-bench.ts, dapr-bench.ts), run once after the rounds when selected.
+ * names across every group and wins over the suite. `mtls-handshakes`, `tcp-sidecar-pair`, `grpc-unary` and
+ * the `dapr` suite's names are not wrk targets: they are measurements of their own (handshake-bench.ts,
+ * tcp-bench.ts, grpc-bench.ts with its own gRPC load generator, dapr-bench.ts), run once after the rounds
+ * when selected.
  */
 import { DAPR_MEASUREMENTS } from './dapr-bench.js';
+import { GRPC_TARGET } from './grpc-bench.js';
 import { HANDSHAKE_TARGET } from './handshake-bench.js';
 import { TCP_TARGET } from './tcp-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
@@ -17,6 +19,7 @@ export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
   scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
+  grpc: [GRPC_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
   dapr: DAPR_MEASUREMENTS,
 };
@@ -60,6 +63,7 @@ export interface Selection {
   readonly tcp: boolean;
   /** The `dapr` suite's measurements selected, in DAPR_MEASUREMENTS order. */
   readonly dapr: readonly string[];
+  readonly grpc: boolean;
 }
 
 export function selectTargets(suiteName: string | undefined, filter: string | undefined): Selection {
@@ -68,13 +72,13 @@ export function selectTargets(suiteName: string | undefined, filter: string | un
   if (filter !== undefined && filter !== '') {
     names = filter.split(',').map((name) => name.trim());
   } else if (suite === 'all') {
-    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, ...DAPR_MEASUREMENTS];
+    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, ...DAPR_MEASUREMENTS];
   } else {
     const members = SUITES[suite];
     if (members === undefined) throw new Error(`unknown BENCH_SUITE "${suite}" (known: all, ${Object.keys(SUITES).join(', ')})`);
     names = members;
   }
-  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, ...DAPR_MEASUREMENTS];
+  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, ...DAPR_MEASUREMENTS];
   const unknown = names.filter((name) => !known.includes(name));
   if (unknown.length > 0) throw new Error(`unknown BENCH_TARGETS ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return {
@@ -83,5 +87,6 @@ export function selectTargets(suiteName: string | undefined, filter: string | un
     handshakes: names.includes(HANDSHAKE_TARGET),
     tcp: names.includes(TCP_TARGET),
     dapr: DAPR_MEASUREMENTS.filter((name) => names.includes(name)),
+    grpc: names.includes(GRPC_TARGET),
   };
 }

@@ -3,7 +3,9 @@
  * the reason is recorded on the request (access log, metrics) and the body says it in plain words.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { LocalReply } from '../pipeline/types.js';
+import { encodeGrpcMessage, grpcStatusForHttp, isGrpcRequest } from './grpc.js';
 
 export const REASON_HEADER = 'x-meshgate-reason';
 
@@ -20,6 +22,24 @@ export function sendLocalReply(
   if (mesh.debugHeaders) {
     const reason = localReply.flag === '' ? localReply.details : `${localReply.flag} ${localReply.details}`;
     reply.header(REASON_HEADER, localReply.debugNote === undefined ? reason : `${reason}; ${localReply.debugNote}`);
+  }
+  if (isGrpcRequest(request.headers)) {
+    // A gRPC client reads the outcome from grpc-status, never from the HTTP status: trailers-only, as Envoy
+    // answers. Written on the raw response, so that over HTTP/2 the HEADERS frame itself ends the stream
+    // (fastify's send would end it with a DATA frame, and a gRPC client takes the headers for metadata).
+    const message = localReply.message === '' ? localReply.details : localReply.message;
+    const headers: OutgoingHttpHeaders = {
+      ...(reply.getHeaders() as OutgoingHttpHeaders),
+      'content-type': 'application/grpc',
+      'grpc-status': String(grpcStatusForHttp(localReply.status)),
+      'grpc-message': encodeGrpcMessage(message),
+    };
+    reply.hijack();
+    const stream = (reply.raw as { stream?: { headersSent: boolean; respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void } }).stream;
+    if (stream !== undefined && !stream.headersSent) stream.respond({ ':status': 200, ...headers }, { endStream: true });
+    else reply.raw.writeHead(200, headers);
+    reply.raw.end();
+    return reply;
   }
   reply.code(localReply.status);
   if (localReply.message === '') return reply.send();

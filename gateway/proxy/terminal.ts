@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
+import { effectiveGrpcTimeoutMs, isGrpcRequest } from '../http/grpc.js';
 import { sendLocalReply } from '../http/local-reply.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { CompiledDestination, CompiledRoute, MutableHeaders, RouteRequest } from '../router/types.js';
@@ -25,6 +26,9 @@ const NO_ROUTE: Record<'no_virtual_host' | 'no_matching_route', LocalReply> = {
 };
 
 function hasBody(request: FastifyRequest): boolean {
+  // HTTP/2 says it by ending the stream with the HEADERS frame or not; a length is optional there.
+  const stream = (request.raw as { stream?: { endAfterHeaders: boolean } }).stream;
+  if (stream !== undefined) return !stream.endAfterHeaders;
   const headers = request.raw.headers;
   const length = headers['content-length'];
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
@@ -150,13 +154,15 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
   if (route !== null && route.mirrors.length > 0 && !withBody) mirrorRequest(ctx, route, request.method, path, headers);
 
   const startMs = performance.now();
+  const grpc = isGrpcRequest(request.headers);
   const outcome = await exchange(cluster, {
     method: request.method,
     path,
     headers: headers as Readonly<Record<string, string | readonly string[] | undefined>>,
     body: withBody ? request.raw : null,
     retry: route?.retry ?? (ctx.listener.direction === 'inbound' ? ctx.snapshot.defaultRetry.inbound : ctx.snapshot.defaultRetry.outbound),
-    timeoutMs: route?.timeoutMs ?? 0,
+    streamBody: grpc,
+    timeoutMs: grpc ? effectiveGrpcTimeoutMs(route?.timeoutMs ?? 0, request.headers) : (route?.timeoutMs ?? 0),
     sourceIp: ctx.attrs.remoteIp,
     signal: null,
     client: reply.raw,

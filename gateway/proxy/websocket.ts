@@ -187,17 +187,26 @@ export async function proxyUpgrade(request: FastifyRequest, reply: FastifyReply,
   const endpoint = endpointOf(target, ctx);
   if (endpoint === null) return sendLocalReply(request, reply, replies.NO_HEALTHY_UPSTREAM);
   ctx.upstreamHost = endpoint.key;
-  const admission = cluster.breaker.acquire(null);
+  // An upgraded connection is never shared: it always waits for a connection of its own.
+  const breaker = cluster.breaker;
+  const first = breaker.admit('none');
+  const admission = first === 'wait' ? await breaker.waitForConnection(() => 'none', null) : first;
   if (admission === 'overflow') return sendLocalReply(request, reply, replies.OVERFLOW, replies.OVERFLOW_HEADERS);
-  if (admission !== 'granted') await admission;
+  const opened = admission === 'pending-opens';
   let upstream: Socket;
   try {
     upstream = await openConnection(endpoint);
   } catch {
-    cluster.breaker.release();
+    breaker.releasePending(opened);
     cluster.connectFailures += 1;
     cluster.outlier?.record(endpoint, 503);
     return sendLocalReply(request, reply, replies.CONNECT_FAILURE);
+  }
+  breaker.connectionOpened();
+  upstream.once('close', () => breaker.connectionClosed());
+  if (!breaker.attach(opened)) {
+    upstream.destroy();
+    return sendLocalReply(request, reply, replies.OVERFLOW, replies.OVERFLOW_HEADERS);
   }
   endpoint.active += 1;
   endpoint.totalRequests += 1;
@@ -207,7 +216,7 @@ export async function proxyUpgrade(request: FastifyRequest, reply: FastifyReply,
     if (released) return;
     released = true;
     endpoint.active -= 1;
-    cluster.breaker.release();
+    breaker.releaseActive();
   };
   upstream.once('close', release);
   const client = upgrade.socket;

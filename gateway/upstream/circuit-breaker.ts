@@ -1,72 +1,116 @@
 /**
- * Cluster-wide circuit breaking (docs/routing.md#connection-pool-circuit-breaking; per client proxy, per cluster, summed over
- * endpoints). HTTP/1.1 carries one request per connection, so at most `maxConnections` requests run at
- * once, and `http2MaxRequests` bounds the active (running) requests too, as Envoy's max_requests does;
- * others wait in a FIFO of at most `http1MaxPendingRequests`. Anything beyond is an overflow, answered at
- * once with 503 UO and never retried.
- * `maxRetries` bounds concurrent retries; over it, a retry is skipped.
+ * Cluster-wide circuit breaking with Envoy's accounting (docs/routing.md#connection-pool-circuit-breaking;
+ * per client proxy, per cluster, summed over endpoints):
+ * - a request that finds a ready connection (an idle HTTP/1.1 connection, an HTTP/2 connection with a
+ *   free stream) becomes ACTIVE at once, unless `http2MaxRequests` requests are active: overflow;
+ * - a request that finds none is PENDING, bounded by `http1MaxPendingRequests` alone (overflow beyond),
+ *   while a connection is opened for it (at most `maxConnections` in the cluster) or, at that limit,
+ *   until one frees; when it gets its connection it becomes active, or overflows if `http2MaxRequests`
+ *   are active by then (Envoy's attach-time check);
+ * - `maxRetries` bounds concurrent retries; over it, a retry is skipped.
+ * Overflow is answered at once with 503 UO and never retried.
  */
 import type { CancelSignal } from './cancellation.js';
 import type { ResolvedConnectionPool } from './policy.js';
 
-export type Admission = 'granted' | 'overflow' | Promise<boolean>;
+/** How the chosen endpoint would carry a request right now. */
+export type ConnectionReadiness = 'ready' | 'opening' | 'none';
+
+/**
+ * `active`: attached to a ready connection. `pending`: waits for a connection already being opened.
+ * `pending-opens`: waits for the new connection it may open. `wait`: pending, but the cluster is at
+ * maxConnections; call `waitForConnection`. Every admission but overflow is paired with one
+ * `attach`/`releaseActive`/`releasePending`.
+ */
+export type Admission = 'active' | 'pending' | 'pending-opens' | 'overflow' | 'wait';
+export type PendingAdmission = Exclude<Admission, 'wait'> | 'cancelled';
 
 interface Waiter {
-  resolve(granted: boolean): void;
+  readonly readiness: () => ConnectionReadiness;
+  resolve(admission: PendingAdmission): void;
 }
 
 export class CircuitBreaker {
-  running = 0;
-  private readonly waiting: Waiter[] = [];
+  active = 0;
+  pending = 0;
+  /** Open upstream connections of the cluster (counted by the endpoints' connectors). */
+  connections = 0;
   retriesActive = 0;
   overflows = 0;
   retryOverflows = 0;
+  /** Connections being opened for pending requests, reserved against maxConnections. */
+  private opening = 0;
+  private readonly waiting: Waiter[] = [];
 
-  private readonly activeLimit: number;
+  constructor(private readonly limits: ResolvedConnectionPool) {}
 
-  constructor(private readonly limits: ResolvedConnectionPool) {
-    this.activeLimit = Math.min(limits.maxConnections, limits.http2MaxRequests);
-  }
-
-  get pending(): number {
-    return this.waiting.length;
-  }
-
-  /**
-   * `granted` at once, `overflow`, or a promise that settles true when a slot frees (false when
-   * `signal` aborts the wait). Every true/`granted` must be paired with one `release()`.
-   */
-  acquire(signal: CancelSignal | null): Admission {
-    if (this.running < this.activeLimit) {
-      this.running += 1;
-      return 'granted';
-    }
-    if (this.waiting.length >= this.limits.http1MaxPendingRequests) {
+  admit(readiness: ConnectionReadiness): Admission {
+    if (readiness === 'ready') return this.activate();
+    if (this.pending >= this.limits.http1MaxPendingRequests) {
       this.overflows += 1;
       return 'overflow';
     }
-    if (signal?.aborted === true) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
+    this.pending += 1;
+    if (readiness === 'opening') return 'pending';
+    if (this.waiting.length === 0 && this.canOpen()) {
+      this.opening += 1;
+      return 'pending-opens';
+    }
+    return 'wait';
+  }
+
+  /** For a `wait` admission: resolves once a connection is ready or may be opened (pending is still counted unless active/overflow/cancelled). */
+  waitForConnection(readiness: () => ConnectionReadiness, signal: CancelSignal | null): Promise<PendingAdmission> {
+    if (signal?.aborted === true) {
+      this.pending -= 1;
+      return Promise.resolve('cancelled');
+    }
+    return new Promise<PendingAdmission>((resolve) => {
       const waiter: Waiter = {
-        resolve: (granted) => {
+        readiness,
+        resolve: (admission) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve(granted);
+          resolve(admission);
         },
       };
       const onAbort = (): void => {
         const index = this.waiting.indexOf(waiter);
-        if (index >= 0) this.waiting.splice(index, 1);
-        resolve(false);
+        if (index < 0) return;
+        this.waiting.splice(index, 1);
+        this.pending -= 1;
+        resolve('cancelled');
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(waiter);
     });
   }
 
-  release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next.resolve(true);
-    else this.running -= 1;
+  /** A pending request got its connection: active, or false on overflow (http2MaxRequests active). */
+  attach(opened: boolean): boolean {
+    this.pending -= 1;
+    if (opened) this.opening -= 1;
+    return this.activate() === 'active';
+  }
+
+  releaseActive(): void {
+    this.active -= 1;
+    this.wake();
+  }
+
+  /** A pending request ended without a connection (connect failure, cancelled). */
+  releasePending(opened: boolean): void {
+    this.pending -= 1;
+    if (opened) this.opening -= 1;
+    this.wake();
+  }
+
+  connectionOpened(): void {
+    this.connections += 1;
+  }
+
+  connectionClosed(): void {
+    this.connections -= 1;
+    this.wake();
   }
 
   tryStartRetry(): boolean {
@@ -80,5 +124,43 @@ export class CircuitBreaker {
 
   endRetry(): void {
     this.retriesActive -= 1;
+  }
+
+  private activate(): 'active' | 'overflow' {
+    if (this.active >= this.limits.http2MaxRequests) {
+      this.overflows += 1;
+      return 'overflow';
+    }
+    this.active += 1;
+    return 'active';
+  }
+
+  private canOpen(): boolean {
+    return this.connections + this.opening < this.limits.maxConnections;
+  }
+
+  /**
+   * Hands the capacity one event freed (a finished request, a closed connection) to the longest waiter;
+   * it keeps its place if it still cannot proceed. One at a time: the endpoint's counters show the
+   * freed connection as idle until the woken request is dispatched on it.
+   */
+  private wake(): void {
+    const waiter = this.waiting[0];
+    if (waiter === undefined) return;
+    const readiness = waiter.readiness();
+    let admission: PendingAdmission;
+    if (readiness === 'ready') {
+      this.pending -= 1;
+      admission = this.activate();
+    } else if (readiness === 'opening') {
+      admission = 'pending';
+    } else if (this.canOpen()) {
+      this.opening += 1;
+      admission = 'pending-opens';
+    } else {
+      return;
+    }
+    this.waiting.shift();
+    waiter.resolve(admission);
   }
 }

@@ -11,10 +11,12 @@ import { createLoadBalancer } from './lb.js';
 import type { LoadBalancer } from './lb.js';
 import { OutlierDetector } from './outlier.js';
 import type { ResolvedPolicy, ResolvedTls } from './policy.js';
+import { H2Pool } from './h2-pool.js';
 import { createEndpointPool, endpointOrigin } from './pool.js';
 import type { RegistryEndpoint, Resolution } from './registry.js';
 import { buildUpstreamConnector } from './tls-origination.js';
 import type { MeshIdentityProvider } from './tls-origination.js';
+import type { Connector } from './undici-core.js';
 
 export interface ClusterDefinition {
   readonly name: string;
@@ -28,6 +30,8 @@ export interface ClusterDefinition {
   readonly policy: ResolvedPolicy;
   /** ServiceEntry `subjectAltNames` (DR `tls.subjectAltNames` overrides them). */
   readonly subjectAltNames: readonly string[];
+  /** Upstream connections speak HTTP/2 (a GRPC/HTTP2 port, or h2UpgradePolicy UPGRADE). */
+  readonly http2?: boolean;
 }
 
 export interface ClusterRuntimeOptions {
@@ -80,6 +84,7 @@ export class Cluster {
   readonly policy: ResolvedPolicy;
   /** Forward to the requested destination instead of load balancing (resolution NONE, LB PASSTHROUGH). */
   readonly passthrough: boolean;
+  readonly http2: boolean;
   readonly breaker: CircuitBreaker;
   readonly outlier: OutlierDetector | null;
   /** Identity + policy text: an update with an equal identity keeps this runtime. */
@@ -105,6 +110,7 @@ export class Cluster {
     this.subset = definition.subset;
     this.policy = definition.policy;
     this.identity = clusterIdentity(definition);
+    this.http2 = definition.http2 === true;
     this.passthrough = definition.resolution === 'NONE' || definition.policy.loadBalancer.algorithm === 'PASSTHROUGH';
     this.breaker = new CircuitBreaker(definition.policy.connectionPool);
     const outlier = definition.policy.outlierDetection;
@@ -161,9 +167,29 @@ export class Cluster {
       istioSni: `outbound_.${this.port}_.${this.subset}_.${this.host}`,
       identity: this.runtime.identity,
       connectTimeoutMs: this.policy.connectionPool.connectTimeoutMs,
+      http2: this.http2,
     });
-    const pool = createEndpointPool(endpointOrigin(meta.address, meta.port, secure), this.policy.connectionPool, connect);
-    return new UpstreamEndpoint(meta, pool, { connect, secure });
+    const breaker = this.breaker;
+    const counters = { connections: 0 };
+    // Connections are counted per endpoint (is one idle?) and per cluster (maxConnections), until the socket closes.
+    const countedConnect: Connector = (options, callback) =>
+      connect(options, (...args) => {
+        const socket = args[0] === null ? args[1] : null;
+        if (socket !== null) {
+          counters.connections += 1;
+          breaker.connectionOpened();
+          socket.once('close', () => {
+            counters.connections -= 1;
+            breaker.connectionClosed();
+          });
+        }
+        callback(...args);
+      });
+    const limits = this.policy.connectionPool;
+    const pool = this.http2
+      ? new H2Pool({ address: meta.address, port: meta.port, secure, connect: countedConnect, idleTimeoutMs: limits.idleTimeoutMs, maxRequestsPerConnection: limits.maxRequestsPerConnection })
+      : createEndpointPool(endpointOrigin(meta.address, meta.port, secure), limits, countedConnect);
+    return new UpstreamEndpoint(meta, pool, { connect, secure }, counters);
   }
 
   /** Apply a new endpoint list (concrete IPs): state of staying endpoints is kept, leaving ones drain. */
@@ -198,7 +224,7 @@ export class Cluster {
     const endpoints = [...this.current, ...this.passthroughPools.values()];
     return {
       name: this.name,
-      active: this.breaker.running,
+      active: this.breaker.active,
       pending: this.breaker.pending,
       activeRetries: this.breaker.retriesActive,
       overflows: this.breaker.overflows,
@@ -239,6 +265,7 @@ export function clusterIdentity(definition: ClusterDefinition): string {
     definition.name,
     definition.resolution,
     definition.policy.key,
+    definition.http2 === true,
     definition.subjectAltNames,
     definition.endpoints.map((e) => (e.serviceAccount === '' ? '' : `${e.namespace}/${e.serviceAccount}`)).sort(),
   ]);

@@ -3,8 +3,18 @@
  * balancer reads (active requests, ejection), outlier-detection counters and admin statistics.
  * Plain mutable fields on purpose: they are read and written on every request.
  */
+import type { Dispatcher } from 'undici';
+import type { ConnectionReadiness } from './circuit-breaker.js';
 import type { RegistryEndpoint } from './registry.js';
-import type { Connector, Pool } from './undici-core.js';
+import type { Connector } from './undici-core.js';
+
+/** An endpoint's connections: undici's Pool (HTTP/1.1) or meshgate's HTTP/2 pool, both on undici's dispatch API. */
+export interface EndpointPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  /** A multiplexing pool knows whether a request could start now; for HTTP/1.1 the endpoint's counters tell. */
+  readiness?(): ConnectionReadiness;
+}
 
 /** What a pool's endpoint knows of its registry entry (whether it runs a sidecar is decided per cluster). */
 export type EndpointMetadata = Omit<RegistryEndpoint, 'meshWorkload'>;
@@ -34,14 +44,22 @@ export class UpstreamEndpoint {
 
   constructor(
     public metadata: EndpointMetadata,
-    readonly pool: Pool,
+    readonly pool: EndpointPool,
     readonly transport: EndpointTransport | null = null,
+    /** Open connections, kept by the pool's connector. */
+    private readonly counters: { readonly connections: number } = { connections: 0 },
   ) {
     this.key = metadata.address.includes(':') ? `[${metadata.address}]:${metadata.port}` : `${metadata.address}:${metadata.port}`;
   }
 
   get weight(): number {
     return this.metadata.weight;
+  }
+
+  /** HTTP/1.1 carries one request per connection: a connection is ready when more are open than in use. */
+  readiness(): ConnectionReadiness {
+    if (this.pool.readiness !== undefined) return this.pool.readiness();
+    return this.counters.connections > this.active ? 'ready' : 'none';
   }
 
   /** Close after in-flight requests complete. */

@@ -13,7 +13,7 @@ import type { Cluster } from './cluster.js';
 import type { UpstreamEndpoint } from './endpoint.js';
 import { NO_HASH_KEY, computeHashKey } from './hash-key.js';
 import * as replies from './replies.js';
-import { NO_BODY, prepareBody } from './request-body.js';
+import { NO_BODY, prepareBody, streamBody } from './request-body.js';
 import type { PreparedBody } from './request-body.js';
 import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-decision.js';
 import type { TryFailure } from './retry-decision.js';
@@ -33,6 +33,8 @@ export interface UpstreamRequest {
   /** Final request headers; the forwarder adds only `x-envoy-attempt-count` (hop-by-hop headers are dropped). */
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** Send the body as it arrives instead of buffering its start first (gRPC: a stream's messages may wait for replies). */
+  readonly streamBody?: boolean;
   readonly retry: RetryPolicy;
   /** Route timeout covering all tries and backoff; 0 = none. */
   readonly timeoutMs: number;
@@ -97,6 +99,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
 const ROUTE_TIMEOUT = Symbol('route timeout');
 const PER_TRY_TIMEOUT = Symbol('per-try timeout');
 const CLIENT_GONE = Symbol('client gone');
+/** The try waited for a connection and got one while http2MaxRequests requests were active. */
+const OVERFLOW_ON_ATTACH = Symbol('overflow on attach');
 
 /** The headers of the first try, as undici's flat name/value list ending with `x-envoy-attempt-count: 1`. */
 function flattenHeaders(headers: HeaderMap): string[] {
@@ -132,11 +136,15 @@ function sleep(ms: number, signal: CancelSignal): Promise<void> {
 
 type TryResult =
   | { readonly kind: 'response'; readonly response: TryResponse }
-  | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE };
+  | { readonly kind: 'failure'; readonly failure: TryFailure | typeof ROUTE_TIMEOUT | typeof CLIENT_GONE | typeof OVERFLOW_ON_ATTACH };
 
 function local(reply: LocalReply, attempts: number, flags: string[], endpoint?: string): UpstreamExchange {
   if (!flags.includes(reply.flag)) flags.unshift(reply.flag);
   return endpoint === undefined ? { kind: 'local', reply, attempts, flags } : { kind: 'local', reply, attempts, flags, endpoint };
+}
+
+function overflow(attempts: number, flags: readonly string[]): UpstreamExchange {
+  return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts, flags: ['UO', ...flags] };
 }
 
 function bodyForTry(body: PreparedBody): Buffer | Readable | null {
@@ -147,7 +155,7 @@ function bodyForTry(body: PreparedBody): Buffer | Readable | null {
 /** Whether this body can be sent again after `failure` (or after a response, when `failure` is null). */
 function canResend(body: PreparedBody, failure: TryFailure | null): boolean {
   if (body.kind !== 'stream') return true;
-  return failure === 'connect-failure' && !body.started();
+  return (failure === 'connect-failure' && !body.started()) || body.replayable();
 }
 
 function endpointFor(cluster: Cluster, request: UpstreamRequest, hash: number | null, tried: UpstreamEndpoint[]): UpstreamEndpoint | null {
@@ -156,6 +164,9 @@ function endpointFor(cluster: Cluster, request: UpstreamRequest, hash: number | 
   return cluster.host.startsWith('*') ? null : cluster.passthroughEndpoint(cluster.host, cluster.port);
 }
 
+/** A try admitted by the circuit breaker: running, or pending (and whether it reserved a new connection). */
+type TrySlotAdmission = 'active' | 'pending' | 'pending-opens';
+
 async function sendTry(
   cluster: Cluster,
   endpoint: UpstreamEndpoint,
@@ -163,17 +174,24 @@ async function sendTry(
   headers: string[],
   body: PreparedBody,
   route: Cancellation,
+  admission: TrySlotAdmission,
 ): Promise<TryResult> {
   const perTry = request.retry.perTryTimeoutMs;
   let perTryTimer: NodeJS.Timeout | null = null;
   endpoint.active += 1;
   endpoint.totalRequests += 1;
-  const exchange = new TryExchange(() => {
-    if (perTryTimer !== null) clearTimeout(perTryTimer);
-    route.removeEventListener('abort', onRouteAbort);
-    endpoint.active -= 1;
-    cluster.breaker.release();
-  });
+  const breaker = cluster.breaker;
+  const opened = admission === 'pending-opens';
+  const exchange = new TryExchange(
+    (slot) => {
+      if (perTryTimer !== null) clearTimeout(perTryTimer);
+      route.removeEventListener('abort', onRouteAbort);
+      endpoint.active -= 1;
+      if (slot === 'active') breaker.releaseActive();
+      else if (slot === 'pending') breaker.releasePending(opened);
+    },
+    admission === 'active' ? null : { attach: () => breaker.attach(opened), overflowReason: OVERFLOW_ON_ATTACH },
+  );
   const onRouteAbort = (): void => exchange.cancel(route.reason);
   route.addEventListener('abort', onRouteAbort);
   if (perTry > 0) perTryTimer = setTimeout(() => exchange.cancel(PER_TRY_TIMEOUT), perTry);
@@ -181,8 +199,9 @@ async function sendTry(
   try {
     return { kind: 'response', response: await exchange.response };
   } catch (error) {
-    endpoint.totalFailures += 1;
     const reason: unknown = exchange.cancelled ? exchange.cancelReason : null;
+    if (reason === OVERFLOW_ON_ATTACH) return { kind: 'failure', failure: OVERFLOW_ON_ATTACH };
+    endpoint.totalFailures += 1;
     if (reason === ROUTE_TIMEOUT || reason === CLIENT_GONE) return { kind: 'failure', failure: reason };
     if (reason === PER_TRY_TIMEOUT) return { kind: 'failure', failure: 'per-try-timeout' };
     if (!isConnectFailure(error)) return { kind: 'failure', failure: 'reset' };
@@ -243,7 +262,7 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
     hashSource === null ? NO_HASH_KEY : computeHashKey(hashSource, { headers: request.headers, sourceIp: request.sourceIp, path: request.path });
   let body: PreparedBody;
   try {
-    body = request.body === null ? NO_BODY : await prepareBody(request.body, route);
+    body = request.body === null ? NO_BODY : request.streamBody === true ? streamBody(request.body) : await prepareBody(request.body, route);
   } catch {
     return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, 0, flags);
   }
@@ -268,19 +287,20 @@ async function forwardWithRetries(cluster: Cluster, request: UpstreamRequest, ro
       const endpoint = endpointFor(cluster, request, hash, tried);
       if (endpoint === null) return local(replies.NO_HEALTHY_UPSTREAM, attempt - 1, flags);
       tried.push(endpoint);
-      const admission = cluster.breaker.acquire(route);
-      if (admission === 'overflow') {
-        return { kind: 'local', reply: replies.OVERFLOW, extraHeaders: replies.OVERFLOW_HEADERS, attempts: attempt - 1, flags: ['UO', ...flags] };
-      }
-      if (admission !== 'granted' && !(await admission)) {
+      const breaker = cluster.breaker;
+      const first = breaker.admit(endpoint.readiness());
+      const admission = first === 'wait' ? await breaker.waitForConnection(() => endpoint.readiness(), route) : first;
+      if (admission === 'overflow') return overflow(attempt - 1, flags);
+      if (admission === 'cancelled') {
         return local(route.reason === ROUTE_TIMEOUT ? replies.ROUTE_TIMEOUT : replies.DOWNSTREAM_DISCONNECT, attempt - 1, flags);
       }
       // undici copies the headers when the try is dispatched, and a retry starts only after the previous try is over.
       const headers = attempt === 1 ? firstTryHeaders : withAttemptCount(firstTryHeaders, attempt);
-      const result = await sendTry(cluster, endpoint, request, headers, body, route);
+      const result = await sendTry(cluster, endpoint, request, headers, body, route, admission);
       const retriesLeft = attempt < maxTries;
       if (result.kind === 'failure') {
         const failure = result.failure;
+        if (failure === OVERFLOW_ON_ATTACH) return overflow(attempt - 1, flags);
         if (failure === CLIENT_GONE) return local(replies.DOWNSTREAM_DISCONNECT, attempt, flags, endpoint.key);
         cluster.outlier?.record(endpoint, failure === 'per-try-timeout' || failure === ROUTE_TIMEOUT ? 504 : 503);
         if (failure === ROUTE_TIMEOUT) return local(replies.ROUTE_TIMEOUT, attempt, flags, endpoint.key);

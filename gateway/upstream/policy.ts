@@ -60,6 +60,10 @@ export interface ResolvedConnectionPool {
   readonly maxConnectionDurationMs: number;
   /** SO_KEEPALIVE on upstream connections when set: the idle time before the first probe (0 = the OS default). */
   readonly tcpKeepalive: { readonly timeMs: number } | null;
+  /** `UPGRADE`: HTTP/1.1 service ports are served upstream over HTTP/2. */
+  readonly h2UpgradePolicy: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+  /** Istio's useClientProtocol: no upgrade (meshgate then keeps HTTP/1.1 for HTTP ports). */
+  readonly useClientProtocol: boolean;
 }
 
 export interface ResolvedOutlierDetection {
@@ -191,6 +195,8 @@ function resolveConnectionPool(settings: ConnectionPoolSettings | undefined): Re
     tcpIdleTimeoutMs: tcpIdle,
     maxConnectionDurationMs: durationMs(tcp?.maxConnectionDuration, 0),
     tcpKeepalive: tcp?.tcpKeepalive === undefined ? null : { timeMs: durationMs(tcp.tcpKeepalive.time, 0) },
+    h2UpgradePolicy: http?.h2UpgradePolicy ?? 'DEFAULT',
+    useClientProtocol: http?.useClientProtocol ?? false,
   };
 }
 

@@ -25,7 +25,7 @@ export function createEndpointPool(
   const idle = limits.idleTimeoutMs === 0 ? NEVER_MS : Math.min(limits.idleTimeoutMs, NEVER_MS);
   return new Pool(origin, {
     connect,
-    // The cluster-wide circuit breaker admits at most maxConnections requests at once, so the pool never needs more.
+    // The circuit breaker lets a request open a connection only below the cluster's maxConnections; this bounds one endpoint alone too.
     connections: limits.maxConnections >= UNLIMITED ? null : limits.maxConnections,
     keepAliveTimeout: idle,
     // An upstream's `Keep-Alive: timeout=N` hint may shorten, never lengthen, our idle timeout.

@@ -106,6 +106,12 @@ function toEndpoint(spec: WorkloadEntrySpec, port: RegistryPort, namespace: stri
   };
 }
 
+/** Istio's protocol selection by port name (`grpc`, `grpc-foo`, `http2-foo`) for the HTTP/2 protocols; others keep the TCP default. */
+function protocolFromPortName(name: string | undefined): string | undefined {
+  const prefix = (name ?? '').toLowerCase().split('-')[0];
+  return prefix === 'grpc' || prefix === 'http2' ? prefix : undefined;
+}
+
 function buildService(
   entry: Resource<ServiceEntrySpec>,
   host: string,
@@ -118,7 +124,7 @@ function buildService(
   const ports: RegistryPort[] = (spec.ports ?? []).map((p) => ({
     number: p.number,
     name: p.name,
-    protocol: (p.protocol ?? 'TCP').toUpperCase(),
+    protocol: (p.protocol ?? protocolFromPortName(p.name) ?? 'TCP').toUpperCase(),
     targetPort: p.targetPort ?? p.number,
   }));
   const sources: { spec: WorkloadEntrySpec; namespace: string }[] = [];

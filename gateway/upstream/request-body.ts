@@ -12,7 +12,7 @@ export const RETRY_BUFFER_LIMIT = 64 * 1024;
 export type PreparedBody =
   | { readonly kind: 'none' }
   | { readonly kind: 'buffered'; readonly data: Buffer }
-  | { readonly kind: 'stream'; view(): Readable; started(): boolean };
+  | { readonly kind: 'stream'; view(): Readable; started(): boolean; replayable(): boolean };
 
 export const NO_BODY: PreparedBody = Object.freeze({ kind: 'none' });
 
@@ -20,6 +20,13 @@ interface SourceState {
   ended: boolean;
   error: Error | null;
   wake: (() => void) | null;
+}
+
+/** What a streamed body's views read from the source, kept while it stays within the retry buffer. */
+interface Recording {
+  readonly chunks: Buffer[];
+  bytes: number;
+  overflowed: boolean;
 }
 
 class SourceView extends Readable {
@@ -30,6 +37,7 @@ class SourceView extends Readable {
     private readonly prefix: readonly Buffer[],
     private readonly source: Readable,
     private readonly state: SourceState,
+    private readonly recording: Recording | null = null,
   ) {
     super();
   }
@@ -48,6 +56,7 @@ class SourceView extends Readable {
     for (;;) {
       const chunk: unknown = this.source.read();
       if (chunk === null) break;
+      if (this.recording !== null) record(this.recording, chunk as Buffer);
       if (!this.push(chunk)) return;
     }
     if (this.state.error !== null) this.destroy(this.state.error);
@@ -59,6 +68,35 @@ class SourceView extends Readable {
     if (this.state.wake === this.pump) this.state.wake = null;
     callback(error);
   }
+}
+
+function record(recording: Recording, chunk: Buffer): void {
+  if (recording.overflowed) return;
+  recording.bytes += chunk.length;
+  if (recording.bytes > RETRY_BUFFER_LIMIT) {
+    recording.overflowed = true;
+    recording.chunks.length = 0;
+  } else recording.chunks.push(chunk);
+}
+
+/**
+ * A body sent as it arrives, never held back (a gRPC stream's messages may each wait for a reply), and
+ * recorded meanwhile: once it has ended within the retry buffer, a retry sends the recording.
+ */
+export function streamBody(body: Readable): PreparedBody {
+  const state = track(body);
+  const recording: Recording = { chunks: [], bytes: 0, overflowed: false };
+  let lastView: SourceView | null = null;
+  const replayable = (): boolean => state.ended && state.error === null && !recording.overflowed;
+  return {
+    kind: 'stream',
+    view() {
+      lastView = lastView !== null && replayable() ? new SourceView(recording.chunks.slice(), body, state) : new SourceView([], body, state, recording);
+      return lastView;
+    },
+    started: () => lastView?.started === true,
+    replayable,
+  };
 }
 
 function track(source: Readable): SourceState {
@@ -121,5 +159,6 @@ async function bufferOrStream(body: Readable, state: SourceState, signal: Cancel
       return lastView;
     },
     started: () => lastView?.started === true,
+    replayable: () => false,
   };
 }

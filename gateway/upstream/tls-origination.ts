@@ -32,6 +32,8 @@ export interface TlsOriginationInput {
   readonly istioSni: string;
   readonly identity: MeshIdentityProvider | null;
   readonly connectTimeoutMs: number;
+  /** Offer HTTP/2 by ALPN on TLS connections (HTTP/2 clusters). */
+  readonly http2?: boolean;
 }
 
 const CONNECT_FAILURE = Symbol('meshgate.connectFailure');
@@ -114,7 +116,7 @@ function istioMutualConnector(input: TlsOriginationInput, identity: MeshIdentity
     const latest = identity.secureContext();
     if (connect === null || latest !== context) {
       context = latest;
-      connect = buildConnector({ timeout: input.connectTimeoutMs, secureContext: latest, checkServerIdentity, rejectUnauthorized: true });
+      connect = buildConnector({ timeout: input.connectTimeoutMs, secureContext: latest, checkServerIdentity, rejectUnauthorized: true, allowH2: input.http2 === true });
     }
     return connect;
   };
@@ -142,6 +144,6 @@ export function buildUpstreamConnector(input: TlsOriginationInput): { connect: C
     : sans.length > 0
       ? { rejectUnauthorized: true, checkServerIdentity: sanChecker(sans) }
       : { rejectUnauthorized: true };
-  const connect = buildConnector({ timeout: input.connectTimeoutMs, secureContext, ...verification });
+  const connect = buildConnector({ timeout: input.connectTimeoutMs, secureContext, allowH2: input.http2 === true, ...verification });
   return { connect: withConnectFailureTag(connect, settings.sni), secure: true };
 }

@@ -20,6 +20,8 @@ export interface TryResponse {
 /** What a relayed body is written to: node's ServerResponse and Http2ServerResponse both fit. */
 export interface RelayTarget {
   write(chunk: Buffer): boolean;
+  /** Trailers the upstream sent after the body (gRPC's grpc-status), relayed before the end. */
+  addTrailers(trailers: ResponseHeaders): unknown;
   end(): unknown;
   destroy(): unknown;
   once(event: 'drain', listener: () => void): unknown;
@@ -27,7 +29,7 @@ export interface RelayTarget {
 
 interface BodySink {
   write(chunk: Buffer): boolean;
-  end(): void;
+  end(trailers: ResponseHeaders | null): void;
   fail(error: Error): void;
 }
 
@@ -42,6 +44,7 @@ export class UpstreamBody {
   private queuedBytes = 0;
   private state: 'open' | 'ended' | 'failed' = 'open';
   private failure: Error | null = null;
+  private trailers: ResponseHeaders | null = null;
   private settled: (() => void) | null = null;
 
   constructor(private readonly controller: Dispatcher.DispatchController) {}
@@ -69,7 +72,10 @@ export class UpstreamBody {
         }
         return false;
       },
-      end: () => target.end(),
+      end: (trailers) => {
+        if (trailers !== null) target.addTrailers(trailers);
+        target.end();
+      },
       // As fastify does for a failed stream payload: destroy without an error, the client sees a cut response.
       fail: () => target.destroy(),
     });
@@ -97,7 +103,7 @@ export class UpstreamBody {
           if (read > DISCARD_LIMIT) this.controller.abort(new Error('discarded response too large'));
           return true;
         },
-        end: resolve,
+        end: () => resolve(),
         fail: () => resolve(),
       });
     });
@@ -113,9 +119,10 @@ export class UpstreamBody {
     if (this.queuedBytes > HELD_LIMIT) this.controller.pause();
   }
 
-  onEnd(): void {
+  onEnd(trailers: ResponseHeaders | null): void {
     this.state = 'ended';
-    this.sink?.end();
+    this.trailers = trailers;
+    this.sink?.end(trailers);
     this.settle();
   }
 
@@ -143,11 +150,25 @@ export class UpstreamBody {
     this.queued = null;
     let flowing = true;
     if (queued !== null) for (const chunk of queued) flowing = sink.write(chunk) && flowing;
-    if (this.state === 'ended') sink.end();
+    if (this.state === 'ended') sink.end(this.trailers);
     else if (this.state === 'failed') sink.fail(this.failure as Error);
     else if (flowing) this.resume();
     else this.controller.pause();
   }
+}
+
+function hasTrailers(trailers: ResponseHeaders | undefined): trailers is ResponseHeaders {
+  if (trailers === undefined || trailers === null) return false;
+  for (const _name in trailers) return true;
+  return false;
+}
+
+/** `overflowed`: it got a connection but the circuit breaker refused to let it run (already accounted). */
+export type TrySlot = 'active' | 'pending' | 'overflowed';
+
+export interface PendingTry {
+  attach(): boolean;
+  readonly overflowReason: unknown;
 }
 
 /**
@@ -164,8 +185,20 @@ export class TryExchange implements Dispatcher.DispatchHandler {
   private reject!: (error: Error) => void;
   private finished = false;
 
-  /** `release` runs exactly once, when the try is over: failed, or its body ended or failed. */
-  constructor(private readonly release: () => void) {
+  /** Where the try stands with the circuit breaker when it ends. */
+  private slot: TrySlot;
+
+  /**
+   * `release` runs exactly once, when the try is over: failed, or its body ended or failed. A try that
+   * waits for a connection passes `pending`: undici starts it once it has one, and `pending.attach()`
+   * then decides whether it may run (false: circuit-breaker overflow, the try is cancelled with
+   * `pending.overflowReason`).
+   */
+  constructor(
+    private readonly release: (slot: TrySlot) => void,
+    private readonly pending: PendingTry | null = null,
+  ) {
+    this.slot = pending === null ? 'active' : 'pending';
     this.response = new Promise<TryResponse>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -181,7 +214,17 @@ export class TryExchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.cancelled) controller.abort(new Error('upstream try cancelled'));
+    if (this.cancelled) {
+      controller.abort(new Error('upstream try cancelled'));
+      return;
+    }
+    if (this.slot !== 'pending' || this.pending === null) return;
+    if (this.pending.attach()) {
+      this.slot = 'active';
+      return;
+    }
+    this.slot = 'overflowed';
+    this.cancel(this.pending.overflowReason);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
@@ -195,9 +238,9 @@ export class TryExchange implements Dispatcher.DispatchHandler {
     this.body?.onData(chunk);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: ResponseHeaders): void {
     this.finish();
-    this.body?.onEnd();
+    this.body?.onEnd(hasTrailers(trailers) ? trailers : null);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -209,6 +252,6 @@ export class TryExchange implements Dispatcher.DispatchHandler {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.release();
+    this.release(this.slot);
   }
 }

@@ -6,6 +6,7 @@ import { forward } from '../../gateway/upstream/forward.js';
 import type { UpstreamOutcome } from '../../gateway/upstream/forward.js';
 import type { TrafficPolicy } from '../../gateway/config/kinds/destination-rule.js';
 import type { RegistryEndpoint } from '../../gateway/upstream/registry.js';
+import { eventually } from '../helpers/eventually.js';
 import { closedPort, definition, delay, endpoint, readAll, request, retryPolicy, startUpstream } from './fixtures.js';
 
 async function clusterOf(t: { teardown(fn: () => unknown): void }, endpoints: RegistryEndpoint[], policy?: TrafficPolicy): Promise<Cluster> {
@@ -185,8 +186,9 @@ t.test('circuit breaker overflow: 503 UO with x-envoy-overloaded, never retried'
   });
   const retry = retryPolicy({ attempts: 3, on: ['5xx', 'reset', 'connect-failure'] });
   const running = forward(cluster, request({ retry }));
+  // Once the first request runs on the one connection, the second waits for it (a cold pool would count the first as pending too).
+  await eventually(() => calls, (n) => n === 1);
   const pending = forward(cluster, request({ retry }));
-  await delay(100);
   const overflow = await forward(cluster, request({ retry }));
   t.equal(overflow.kind, 'local');
   if (overflow.kind === 'local') {
