@@ -34,6 +34,7 @@ import type { RateLimitStore } from './store.js';
 export const RATE_LIMIT_PLUGIN_NAME = 'ratelimit';
 const DEFAULT_REDIS_KEY_PREFIX = 'meshgate:';
 const DEFAULT_REDIS_CONNECT_TIMEOUT = '1s';
+const DEFAULT_REDIS_COMMAND_TIMEOUT = '250ms';
 
 export interface CompiledLimit {
   readonly requests: number;
@@ -77,10 +78,12 @@ function redisSettings(resources: readonly Resource[]): (RedisSettings & { reado
   const redis = (meshConfig?.spec as Partial<MeshConfigSpec> | undefined)?.redis;
   if (redis === undefined) return null;
   const connectTimeout = redis.connectTimeout ?? DEFAULT_REDIS_CONNECT_TIMEOUT;
+  const commandTimeout = redis.commandTimeout ?? DEFAULT_REDIS_COMMAND_TIMEOUT;
   return {
     url: redis.url,
     keyPrefix: redis.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
     connectTimeoutMs: durationProblem(connectTimeout) === null ? parseDuration(connectTimeout) : parseDuration(DEFAULT_REDIS_CONNECT_TIMEOUT),
+    commandTimeoutMs: durationProblem(commandTimeout) === null ? parseDuration(commandTimeout) : parseDuration(DEFAULT_REDIS_COMMAND_TIMEOUT),
   };
 }
 

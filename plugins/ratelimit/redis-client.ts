@@ -3,7 +3,8 @@
  * needs it and closed when the last gateway app closes.
  *
  * Tuned so an unreachable Redis never slows a request down: no offline queue (a command issued while
- * disconnected fails at once instead of piling up), one attempt per command, a short command timeout,
+ * disconnected fails at once instead of piling up), one attempt per command, a short command timeout
+ * (MeshConfig `redis.commandTimeout`, 250 ms by default: past it the policy's failureMode decides),
  * and background reconnection with capped backoff. State changes are logged once per transition,
  * never per request.
  */
@@ -11,13 +12,13 @@ import type { Redis } from 'ioredis';
 import { closeRedisClient, redisClass } from '../../gateway/redis/client.js';
 import { rateLimitLogger, rateLimitStats } from './stats.js';
 
-export const REDIS_COMMAND_TIMEOUT_MS = 250;
 const RECONNECT_STEP_MS = 100;
 const RECONNECT_MAX_MS = 2000;
 
 export interface RedisSettings {
   readonly url: string;
   readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
 }
 
 export interface RedisConnection {
@@ -30,7 +31,7 @@ export interface RedisConnection {
   readonly firstAttempt: Promise<void>;
 }
 
-let shared: (RedisConnection & { readonly url: string }) | null = null;
+let shared: (RedisConnection & { readonly settings: RedisSettings }) | null = null;
 const retired: Redis[] = [];
 
 function markUp(): void {
@@ -59,7 +60,7 @@ function connect(settings: RedisSettings): RedisConnection {
   const client = new (redisClass())(settings.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    commandTimeout: settings.commandTimeoutMs,
     connectTimeout: settings.connectTimeoutMs,
     retryStrategy: (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
   });
@@ -81,12 +82,12 @@ function connect(settings: RedisSettings): RedisConnection {
   return { client, firstAttempt };
 }
 
-/** The process-wide connection for `settings.url`; a changed URL (config reload) replaces it. */
+/** The process-wide connection for `settings`; a changed URL or command timeout (config reload) replaces it. */
 export function sharedRedisConnection(settings: RedisSettings): RedisConnection {
-  if (shared !== null && shared.url === settings.url) return shared;
+  if (shared !== null && shared.settings.url === settings.url && shared.settings.commandTimeoutMs === settings.commandTimeoutMs) return shared;
   // Requests still running on the previous snapshot may use the old client; it is closed with the rest on shutdown.
   if (shared !== null) retired.push(shared.client);
-  shared = { url: settings.url, ...connect(settings) };
+  shared = { settings, ...connect(settings) };
   return shared;
 }
 

@@ -121,12 +121,15 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
 }
 
+/** A bound for a broken run, not a measurement: on a loaded machine (load 25 on 2 cores) answers take seconds. */
+const DEFAULT_TIMEOUT_MS = 60_000;
+
 /** One HTTP/1.1 request to 127.0.0.1:`port`; the whole response body is read as text. */
 export function request(port: number, path: string, options: RequestOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { host: options.host ?? 'example.com', ...options.headers };
     const req = http.request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, agent: options.agent ?? false, timeout: options.timeoutMs ?? 5000 },
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, agent: options.agent ?? false, timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -134,7 +137,7 @@ export function request(port: number, path: string, options: RequestOptions = {}
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no response within ${options.timeoutMs ?? 5000} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`no response within ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`)));
     req.on('error', reject);
     req.end(options.body);
   });

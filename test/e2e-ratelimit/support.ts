@@ -25,7 +25,8 @@ spec:
   numTrustedProxies: 0
   accessLog: { enabled: false }
   drainDuration: 1s
-  redis: { url: "${scenario.redisUrl}", keyPrefix: "${scenario.keyPrefix}" }
+  # Far above what a loaded machine needs on loopback: decisions are never left to the failureMode by a slow run.
+  redis: { url: "${scenario.redisUrl}", keyPrefix: "${scenario.keyPrefix}", connectTimeout: 10s, commandTimeout: 10s }
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway

@@ -126,6 +126,10 @@ export const MeshConfigSpec = strictObject(
           url: Type.String({ description: 'redis:// or rediss:// URL of the shared store (rate limiting).' }),
           keyPrefix: Type.String({ default: 'meshgate:', description: 'Prefix of every key written.' }),
           connectTimeout: durationString('Connect timeout.', '1s'),
+          commandTimeout: durationString(
+            'How long a rate-limit decision may wait for Redis; past it the policy\'s failureMode decides (open: insurance limit, closed: 503).',
+            '250ms',
+          ),
         },
         'Shared Redis store. Absent ⇒ local in-memory stores only.',
       ),
