@@ -1,6 +1,7 @@
 /** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts). */
 import type { ReloadOutcome } from '../admin/server.js';
 import type { ProxyMode } from '../pipeline/types.js';
+import type { WorkerMemory } from './worker-memory.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
 export interface WorkerData {
@@ -10,6 +11,8 @@ export interface WorkerData {
   readonly workloadName: string | null;
   readonly logLevel: string;
   readonly firstGeneration: number;
+  /** The same buffers in every worker: the exact cross-worker state. */
+  readonly memory: WorkerMemory;
 }
 
 /** An admin view answered by one worker (its clusters, certificates, compiled policies). */

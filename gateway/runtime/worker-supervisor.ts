@@ -25,6 +25,7 @@ import { FORWARDED_VIEWS } from './admin-views.js';
 import type { OperatorAddresses } from './gateway-runtime.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
+import { createWorkerMemory } from './worker-memory.js';
 import type { FromWorker, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
 import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning } from '../../plugins/metrics/workers.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
@@ -98,6 +99,7 @@ export class WorkerSupervisor {
   private status: http.Server | null = null;
   private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
+  private readonly memory = createWorkerMemory();
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: SupervisorOptions) {
@@ -201,6 +203,7 @@ export class WorkerSupervisor {
       workloadName: options.workloadName ?? null,
       logLevel: options.logLevel,
       firstGeneration,
+      memory: this.memory,
     };
     const thread = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: data });
     const slot = new WorkerSlot(index, thread);

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { createLogger } from '../cli/logger.js';
 import { GatewayRuntime } from './gateway-runtime.js';
+import { adoptWorkerMemory } from './worker-memory.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker-protocol.js';
 import { workerConnectionCounter, workerMetricsJson } from '../../plugins/metrics/workers.js';
 
@@ -15,6 +16,7 @@ if (parentPort === null) throw new Error('worker-thread.js runs only as a worker
 const port = parentPort;
 const data = workerData as WorkerData;
 const send = (message: FromWorker): void => port.postMessage(message);
+adoptWorkerMemory(data.memory);
 const logger = createLogger(data.logLevel).child({ worker: data.index });
 
 const runtime = new GatewayRuntime({

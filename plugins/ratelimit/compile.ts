@@ -235,7 +235,7 @@ class PolicyCompiler {
             keyPrefix: `${redis.keyPrefix}rl:${counterName}`,
             insuranceRequests: insurance,
           })
-        : createMemoryStore(window),
+        : createMemoryStore(window, identity),
     );
     const headerName = quoteSfString(`${policyId}#${ruleIndex}.${limitIndex}`);
     return {

@@ -22,7 +22,7 @@ const WORKERS = 2;
 /** Fresh connections per check: all on one worker of two by chance is 2^-39 with SO_REUSEPORT's hash. */
 const CONNECTIONS = 40;
 
-function meshYaml(proxyPort: number, adminPort: number, body: string): string {
+function meshYaml(proxyPort: number, adminPort: number, body: string, extra = ''): string {
   return `
 apiVersion: meshgate.dev/v1alpha1
 kind: MeshConfig
@@ -49,8 +49,20 @@ spec:
   gateways: [edge]
   http:
     - directResponse: { status: 200, body: { string: "${body}" } }
-`;
+${extra}`;
 }
+
+const LIMIT = 10;
+const LOCAL_LIMIT = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: per-client, namespace: istio-system }
+spec:
+  backend: local
+  rules:
+    - key: [{ remoteIp: {} }]
+      limits: [{ requests: ${LIMIT}, per: 60s }]
+`;
 
 /** One request on a connection of its own. */
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
@@ -94,10 +106,10 @@ interface Running {
 }
 
 /** As `meshgate run --concurrency N` does: the runtime compiles, hands off, the supervisor starts the workers. */
-async function startWorkers(t: Test, body = 'v1'): Promise<Running> {
+async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> {
   const proxyPort = await freePort();
   const adminPort = await freePort();
-  const config = await configDir(meshYaml(proxyPort, adminPort, body));
+  const config = await configDir(meshYaml(proxyPort, adminPort, body, extra));
   t.teardown(() => config.remove());
   const logger = pino({ level: 'silent' });
   const common = { configPath: config.file, mode: 'ingress' as const, logger, statusAddress: '', metricsAddress: '' };
@@ -174,6 +186,17 @@ t.test('drain reaches every worker: the shared port closes and every thread exit
   await supervisor.shutdown('test');
   t.same(await Promise.all(exits), [0, 0], 'every worker drained and exited on its own');
   await t.rejects(get(proxyPort), { code: 'ECONNREFUSED' }, 'no worker still holds the port');
+});
+
+t.test('a local rate limit admits exactly as many requests with two workers as with one', needsSharing, async (t) => {
+  const { proxyPort, adminPort } = await startWorkers(t, 'limited', LOCAL_LIMIT);
+  const statuses: number[] = [];
+  for (let i = 0; i < 3 * LIMIT; i++) statuses.push((await get(proxyPort)).status);
+  t.equal(statuses.filter((status) => status === 200).length, LIMIT, `${LIMIT} admitted in all, not ${LIMIT} per worker`);
+  t.equal(statuses.filter((status) => status === 429).length, 2 * LIMIT, 'every other request refused');
+  t.same(statuses.slice(0, LIMIT), Array<number>(LIMIT).fill(200), 'the first ones, in order, as one process would');
+  const series = await scrape(adminPort);
+  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'the requests went through both workers');
 });
 
 t.test('how many workers', async (t) => {
