@@ -11,6 +11,7 @@ import type { BenchTarget } from './targets.js';
 
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
+  workers: ['direct', 'meshgate-workers-1', 'meshgate-workers-2'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
 };
@@ -32,6 +33,8 @@ const RUN_ORDER: readonly string[] = [
   QUIET_TARGET,
   OBSERVABILITY_TARGET,
   'meshgate-https',
+  'meshgate-workers-1',
+  'meshgate-workers-2',
   MESH_PAIR,
   INGRESS_TO_SIDECAR,
 ];
