@@ -12,13 +12,24 @@ export interface WorkerMemory {
 /** 64 Ki windows of 32 bytes (2 MiB): distinct keys counted at once across every local limit. */
 export const SHARED_RATE_LIMIT_WINDOWS = 65_536;
 export const SHARED_WINDOW_BYTES = 32;
-/** Bytes before the windows: the table's lock and its count of keys that found no room. */
+/** Bytes before the windows, as Int32s: [WINDOWS_LOCK] the threadId holding the table (0: free), [WINDOWS_MISSES] keys that found no room. */
 export const SHARED_WINDOWS_HEADER_BYTES = 32;
+export const WINDOWS_LOCK = 0;
+export const WINDOWS_MISSES = 1;
 
 let adopted: WorkerMemory | null = null;
 
 export function createWorkerMemory(): WorkerMemory {
   return { rateLimitWindows: new SharedArrayBuffer(SHARED_WINDOWS_HEADER_BYTES + SHARED_RATE_LIMIT_WINDOWS * SHARED_WINDOW_BYTES) };
+}
+
+/**
+ * A worker stopped (crashed, or terminated) inside a critical section would hold the lock forever and
+ * stall every other worker; the supervisor frees what the dead thread held. Its half-counted window
+ * at worst misses the one request being counted.
+ */
+export function releaseHeldBy(memory: WorkerMemory, threadId: number): void {
+  Atomics.compareExchange(new Int32Array(memory.rateLimitWindows, 0, 1), WINDOWS_LOCK, threadId, 0);
 }
 
 export function adoptWorkerMemory(memory: WorkerMemory): void {

@@ -25,7 +25,7 @@ import { FORWARDED_VIEWS } from './admin-views.js';
 import type { OperatorAddresses } from './gateway-runtime.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
-import { createWorkerMemory } from './worker-memory.js';
+import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
 import type { FromWorker, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
 import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning } from '../../plugins/metrics/workers.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
@@ -59,6 +59,8 @@ const STUCK_WORKER_GRACE_MS = 5000;
 class WorkerSlot {
   hash = '';
   generation = 0;
+  /** Read at start: once the thread has exited, `thread.threadId` is -1. */
+  readonly threadId: number;
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>();
 
@@ -66,6 +68,7 @@ class WorkerSlot {
     readonly index: number,
     readonly thread: Worker,
   ) {
+    this.threadId = thread.threadId;
     thread.on('message', (message: FromWorker) => {
       if (!('id' in message)) return;
       const waiting = this.pending.get(message.id);
@@ -227,6 +230,7 @@ export class WorkerSupervisor {
   }
 
   private onWorkerExit(slot: WorkerSlot, code: number): void {
+    releaseHeldBy(this.memory, slot.threadId);
     if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
     if (this.draining) return;
     recordWorkerRestart();

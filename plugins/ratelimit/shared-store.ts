@@ -7,16 +7,14 @@
  * path. When a key finds no slot within MAX_PROBES (the table is full of live windows), the worker
  * counts it in a window of its own, as a single-threaded proxy would, and the table counts the miss.
  */
-import { SHARED_RATE_LIMIT_WINDOWS, SHARED_WINDOWS_HEADER_BYTES, SHARED_WINDOW_BYTES } from '../../gateway/runtime/worker-memory.js';
+import { threadId } from 'node:worker_threads';
+import { SHARED_RATE_LIMIT_WINDOWS, SHARED_WINDOWS_HEADER_BYTES, SHARED_WINDOW_BYTES, WINDOWS_LOCK, WINDOWS_MISSES } from '../../gateway/runtime/worker-memory.js';
 import { LocalStore } from './store.js';
 import type { ConsumeOutcome, RateLimitStore, WindowLimit } from './store.js';
 
 const MAX_PROBES = 64;
 const INTS_PER_WINDOW = SHARED_WINDOW_BYTES / 4;
 const HEADER_INTS = SHARED_WINDOWS_HEADER_BYTES / 4;
-// Header: [0] the lock (0 free, 1 held), [1] keys that found no slot.
-const LOCK = 0;
-const MISSES = 1;
 // A window, from its first Int32 index `base` (always even): [base, base+1] the fingerprint (0, 0 =
 // never used), [base+2] units used (saturating), and bytes 16-23 the Float64 endsAt (Date.now() ms).
 const FINGERPRINT_A = 0;
@@ -61,7 +59,7 @@ export class SharedWindowStore implements RateLimitStore {
     const b = fnv1a(name, 0x050c5d1f) | 1;
     const now = Date.now();
     const { ints, floats } = this;
-    while (Atomics.compareExchange(ints, LOCK, 0, 1) !== 0);
+    while (Atomics.compareExchange(ints, WINDOWS_LOCK, 0, threadId) !== 0);
     let slot = -1;
     let reusable = -1;
     for (let probe = 0, index = (a >>> 0) % SHARED_RATE_LIMIT_WINDOWS; probe < MAX_PROBES; probe++, index = (index + 1) % SHARED_RATE_LIMIT_WINDOWS) {
@@ -86,8 +84,8 @@ export class SharedWindowStore implements RateLimitStore {
       floats[endsAtIndex(slot)] = 0;
     }
     if (slot === -1) {
-      Atomics.add(ints, MISSES, 1);
-      Atomics.store(ints, LOCK, 0);
+      Atomics.add(ints, WINDOWS_MISSES, 1);
+      Atomics.store(ints, WINDOWS_LOCK, 0);
       this.overflow ??= new LocalStore(this.limit);
       return this.overflow.consume(key, cost);
     }
@@ -99,7 +97,7 @@ export class SharedWindowStore implements RateLimitStore {
     }
     const used = Math.min(MAX_USED, (ints[slot + USED] as number) + cost);
     ints[slot + USED] = used;
-    Atomics.store(ints, LOCK, 0);
+    Atomics.store(ints, WINDOWS_LOCK, 0);
     const resetMs = endsAt - now;
     if (used > this.limit.requests) return { allowed: false, remaining: 0, resetMs };
     return { allowed: true, remaining: this.limit.requests - used, resetMs };
