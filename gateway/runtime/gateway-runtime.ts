@@ -62,6 +62,8 @@ export interface WorkerRole {
   /** The generation number the first snapshot takes: a replaced worker continues its predecessors' count. */
   readonly firstGeneration: number;
   readonly onConnection: () => void;
+  /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
+  readonly requestShutdown: () => void;
 }
 
 /** More than one worker was asked for: nothing was opened, the caller starts the workers. */
@@ -159,7 +161,7 @@ export class GatewayRuntime {
       plugins: options.plugins,
       logger: options.logger,
       identity: this.identity,
-      requestShutdown: () => void this.shutdown('dapr shutdown API'),
+      requestShutdown: options.worker?.requestShutdown ?? (() => void this.shutdown('dapr shutdown API')),
       ...(options.worker === undefined ? {} : { sharedPorts: { onConnection: options.worker.onConnection } }),
     });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());

@@ -31,6 +31,7 @@ export type ToWorker =
 
 /** An answer carries its question's id and type. */
 export type FromWorker =
+  | { readonly type: 'shutdown-requested'; readonly trigger: string }
   | { readonly type: 'ready'; readonly generation: number; readonly hash: string }
   | { readonly type: 'refused'; readonly message: string }
   | { readonly type: 'reload'; readonly id: number; readonly outcome: ReloadOutcome; readonly hash: string }

@@ -218,6 +218,7 @@ export class WorkerSupervisor {
       thread.on('error', (error) => options.logger.error({ err: error, worker: index }, 'worker thread failed'));
       thread.on('message', (message: FromWorker) => {
         if (message.type === 'refused') reject(new Error(`worker ${index} did not start: ${message.message}`));
+        if (message.type === 'shutdown-requested') void this.shutdown(message.trigger);
         if (message.type !== 'ready') return;
         slot.generation = message.generation;
         slot.hash = message.hash;

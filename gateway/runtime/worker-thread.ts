@@ -25,7 +25,11 @@ const runtime = new GatewayRuntime({
   plugins: PIPELINE_PLUGINS,
   logger,
   watch: false,
-  worker: { firstGeneration: data.firstGeneration, onConnection: workerConnectionCounter(data.index) },
+  worker: {
+    firstGeneration: data.firstGeneration,
+    onConnection: workerConnectionCounter(data.index),
+    requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
+  },
   // Ends this thread only; the supervisor waits for every worker's exit.
   onExit: (code) => process.exit(code),
   ...(data.workloadName === null ? {} : { workloadName: data.workloadName }),
