@@ -6,7 +6,6 @@
 import { formatDiagnostics } from '../config/format.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import { WorkerSupervisor } from '../runtime/worker-supervisor.js';
 import type { HandOff } from '../runtime/gateway-runtime.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
@@ -26,7 +25,9 @@ export async function runCommand(values: Values): Promise<number> {
     // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
     let startFailed = false;
     let stop = (signal: string): void => void runtime.shutdown(signal);
-    const serveWithWorkers = (handOff: HandOff): void => {
+    // Imported on use: a single-threaded proxy (every sidecar by default) does not load the supervisor.
+    const serveWithWorkers = async (handOff: HandOff): Promise<void> => {
+      const { WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
       const supervisor = new WorkerSupervisor({
         configPath: path,
         mode,
@@ -41,11 +42,15 @@ export async function runCommand(values: Values): Promise<number> {
         ...(metricsAddress === undefined ? {} : { metricsAddress }),
       });
       stop = (signal) => void supervisor.shutdown(signal);
-      supervisor.start().then(releaseYoungGeneration, (error: unknown) => {
+      try {
+        await supervisor.start();
+        releaseYoungGeneration();
+      } catch (error) {
         startFailed = true;
         logger.error({ err: error }, 'meshgate failed to start');
-        void supervisor.shutdown('start failure').finally(() => resolve(EXIT_INVALID));
-      });
+        await supervisor.shutdown('start failure');
+        resolve(EXIT_INVALID);
+      }
     };
     const runtime = new GatewayRuntime({
       configPath: path,
@@ -69,7 +74,7 @@ export async function runCommand(values: Values): Promise<number> {
     runtime.start().then(
       (started) => {
         if (started.ok && started.handOff !== undefined) {
-          serveWithWorkers(started.handOff);
+          void serveWithWorkers(started.handOff);
           return;
         }
         if (started.ok) {
