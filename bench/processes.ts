@@ -14,6 +14,8 @@ import { parseReadyLine } from './contract.js';
 
 export const LOAD_GENERATOR_CPU = 0;
 export const SERVICE_CPU = 1;
+/** Both CPUs: a proxy with two worker threads (its load generator and upstream still have theirs). */
+export const BOTH_CPUS = '0,1';
 
 export interface Pinning {
   readonly enabled: boolean;
@@ -32,7 +34,7 @@ export function detectPinning(): Pinning {
 }
 
 /** The command line that runs `command args` on `cpu` (taskset execs, so the pid is the command's own). */
-export function pinnedCommand(pinning: Pinning, cpu: number, command: string, args: readonly string[]): [string, string[]] {
+export function pinnedCommand(pinning: Pinning, cpu: number | typeof BOTH_CPUS, command: string, args: readonly string[]): [string, string[]] {
   return pinning.enabled ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, [...args]];
 }
 
@@ -113,7 +115,7 @@ export class ProcessSet {
 
   constructor(private readonly pinning: Pinning) {}
 
-  start(name: string, cpu: number, command: string, args: readonly string[]): ChildService {
+  start(name: string, cpu: number | typeof BOTH_CPUS, command: string, args: readonly string[]): ChildService {
     const [file, argv] = pinnedCommand(this.pinning, cpu, command, args);
     const child = new TrackedChild(name, spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
     this.children.add(child);

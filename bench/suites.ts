@@ -17,6 +17,7 @@ import type { BenchTarget } from './targets.js';
 
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
+  workers: ['direct', 'meshgate-workers-1', 'meshgate-workers-2'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
   scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
   grpc: [GRPC_TARGET],
@@ -44,6 +45,8 @@ const RUN_ORDER: readonly string[] = [
   'meshgate-https',
   SMALL_TABLE_TARGET,
   LARGE_TABLE_TARGET,
+  'meshgate-workers-1',
+  'meshgate-workers-2',
   MESH_PAIR,
   INGRESS_TO_SIDECAR,
 ];

@@ -14,7 +14,7 @@ import { HOT_HOST, HOT_PATH, writeIngressConfig } from './config.js';
 import type { RouteTableShape } from './config.js';
 import { LARGE_TABLE, LARGE_TABLE_TARGET, SMALL_TABLE, SMALL_TABLE_TARGET } from './scale.js';
 import type { ServerCertificateFiles } from './config.js';
-import { SERVICE_CPU } from './processes.js';
+import { BOTH_CPUS, SERVICE_CPU } from './processes.js';
 import type { ChildService, ProcessSet } from './processes.js';
 import { freePort } from '../test/helpers/ports.js';
 
@@ -98,7 +98,7 @@ async function pollReady(url: string, service: ChildService): Promise<void> {
 
 export interface MeshgateProcessOptions {
   /** CPU to pin to (default: the service CPU). */
-  readonly cpu?: number;
+  readonly cpu?: number | typeof BOTH_CPUS;
   /** Appended to `run` (e.g. `--workload ns/name --admin-address 127.0.0.1:port` for a sidecar). */
   readonly extraArgs?: readonly string[];
   /** The build's CLI (default MESHGATE_CLI). */
@@ -206,6 +206,45 @@ function meshgateIngress(name: string, tls: boolean, { cli = MESHGATE_CLI, table
   };
 }
 
+/** Connections each worker accepted, from the merged exposition: `12 / 13`. */
+async function connectionSpread(adminPort: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`)).text();
+  const counts = [...text.matchAll(/^meshgate_worker_connections_total\{worker="(\d+)"\} (\d+)/gm)].sort((a, b) => Number(a[1]) - Number(b[1]));
+  return counts.length === 0 ? 'not counted (one worker)' : counts.map((match) => match[2]).join(' / ');
+}
+
+/**
+ * meshgate-http's config and hot request with `--concurrency N`, the proxy allowed on both CPUs (wrk
+ * keeps CPU 0, the upstream CPU 1): on this 2-vCPU machine the workers share their cores with the
+ * load generator and the upstream, so 2 workers cannot double the throughput here; what the pair
+ * shows is the CPU per request each worker count costs and how evenly connections spread.
+ */
+function meshgateWorkers(workers: number): BenchTarget {
+  const name = `meshgate-workers-${workers}`;
+  return {
+    name,
+    description: `meshgate-http with --concurrency ${workers}, proxy on CPUs ${BOTH_CPUS}`,
+    async start(context) {
+      const upstream = await startUpstream(context);
+      const [listenerPort, adminPort] = [await freePort(), await freePort()];
+      const directory = join(context.workDirectory, name);
+      await mkdir(directory, { recursive: true });
+      const configPath = await writeIngressConfig({ directory, upstreamPorts: upstream.ports, listenerPort, adminPort, tls: null });
+      const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress', { cpu: BOTH_CPUS, extraArgs: ['--concurrency', String(workers)] });
+      return {
+        url: `http://127.0.0.1:${listenerPort}${HOT_PATH}`,
+        host: HOT_HOST,
+        proxyPid: proxy.pid,
+        upstreamPid: upstream.service.pid,
+        async stop() {
+          process.stdout.write(`  ${name}: connections per worker ${await connectionSpread(adminPort)}\n`);
+          await context.processes.stop([proxy, upstream.service]);
+        },
+      };
+    },
+  };
+}
+
 /** In run order; `direct` and `bare-fastify` are the reference points of the ratios. */
 export const TARGETS: readonly BenchTarget[] = [
   direct,
@@ -215,4 +254,6 @@ export const TARGETS: readonly BenchTarget[] = [
   ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, { cli: BASELINE_CLI })]),
   meshgateIngress(SMALL_TABLE_TARGET, false, { table: SMALL_TABLE, tableName: '10-rule' }),
   meshgateIngress(LARGE_TABLE_TARGET, false, { table: LARGE_TABLE, tableName: '10 000-rule (1 000 hosts)' }),
+  meshgateWorkers(1),
+  meshgateWorkers(2),
 ];

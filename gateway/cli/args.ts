@@ -55,6 +55,15 @@ export function logLevel(values: Values): string {
   return level;
 }
 
+/** `--concurrency N`: a whole number of worker threads, 1 to 256 (MeshConfig's bounds). */
+export function concurrency(values: Values): number | undefined {
+  const value = values.concurrency;
+  if (value === undefined) return undefined;
+  const workers = typeof value === 'string' && /^[1-9][0-9]*$/.test(value) ? Number(value) : Number.NaN;
+  if (!(workers >= 1 && workers <= 256)) throw new UsageError(`--concurrency must be a whole number from 1 to 256, got "${String(value)}"`);
+  return workers;
+}
+
 const LISTEN_ADDRESS = new RegExp(LISTEN_ADDRESS_PATTERN);
 
 /** A `--<flag> HOST:PORT` listener address; an empty value turns that listener off. */

@@ -62,6 +62,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: 'admin-address', value: '<host:port>', description: 'admin API address (overrides MeshConfig adminAddress)' },
       { name: 'status-address', value: '<host:port>', description: 'status listener, GET /healthz/ready only (overrides MeshConfig statusAddress; empty: off)', default: '0.0.0.0:15021' },
       { name: 'metrics-address', value: '<host:port>', description: 'metrics listener, GET /stats/prometheus only (overrides MeshConfig metricsAddress; empty: off)', default: '0.0.0.0:15020' },
+      { name: 'concurrency', value: '<n>', description: 'worker threads serving the proxy listeners (overrides MeshConfig concurrency; unset: the available cores at the ingress, 1 in a sidecar)' },
       { name: 'log-level', value: '<level>', description: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
     ],
     example: 'meshgate run -c config/demo --workload my-app/product-v1',

@@ -1,8 +1,13 @@
-/** `meshgate run`: the proxy itself; resolves only when it has stopped. */
+/**
+ * `meshgate run`: the proxy itself; resolves only when it has stopped. With more than one worker
+ * (`--concurrency`, MeshConfig `concurrency`, or an ingress's cores) the runtime compiled here only to
+ * learn that and the configuration's operator ports; worker threads then serve (worker-supervisor.ts).
+ */
 import { formatDiagnostics } from '../config/format.js';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import { configPath, listenAddress, logLevel, proxyMode } from './args.js';
+import type { HandOff } from '../runtime/gateway-runtime.js';
+import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
 import { createLogger } from './logger.js';
 import { EXIT_INVALID } from './usage.js';
@@ -13,22 +18,52 @@ export async function runCommand(values: Values): Promise<number> {
   const metricsAddress = listenAddress(values, 'metrics-address');
   const mode = proxyMode(values);
   const path = configPath(values);
-  const logger = createLogger(logLevel(values));
+  const level = logLevel(values);
+  const logger = createLogger(level);
+  const workersFlag = concurrency(values);
   return new Promise<number>((resolve) => {
     // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
     let startFailed = false;
+    let stop = (signal: string): void => void runtime.shutdown(signal);
+    // Imported on use: a single-threaded proxy (every sidecar by default) does not load the supervisor.
+    const serveWithWorkers = async (handOff: HandOff): Promise<void> => {
+      const { WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
+      const supervisor = new WorkerSupervisor({
+        configPath: path,
+        mode,
+        logger,
+        logLevel: level,
+        workers: handOff.workers,
+        mesh: handOff.mesh,
+        onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
+        ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
+        ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
+        ...(statusAddress === undefined ? {} : { statusAddress }),
+        ...(metricsAddress === undefined ? {} : { metricsAddress }),
+      });
+      stop = (signal) => void supervisor.shutdown(signal);
+      try {
+        await supervisor.start();
+        releaseYoungGeneration();
+      } catch (error) {
+        startFailed = true;
+        logger.error({ err: error }, 'meshgate failed to start');
+        await supervisor.shutdown('start failure');
+        resolve(EXIT_INVALID);
+      }
+    };
     const runtime = new GatewayRuntime({
       configPath: path,
       mode,
       plugins: PIPELINE_PLUGINS,
       logger,
       onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
+      concurrency: workersFlag ?? 'default',
       ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
       ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
       ...(statusAddress === undefined ? {} : { statusAddress }),
       ...(metricsAddress === undefined ? {} : { metricsAddress }),
     });
-    const stop = (signal: string): void => void runtime.shutdown(signal);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     // Started with an IPC channel (by `meshgate demo`): the parent's death closes it, and this proxy follows.
@@ -38,6 +73,10 @@ export async function runCommand(values: Values): Promise<number> {
     }
     runtime.start().then(
       (started) => {
+        if (started.ok && started.handOff !== undefined) {
+          void serveWithWorkers(started.handOff);
+          return;
+        }
         if (started.ok) {
           releaseYoungGeneration();
           return;

@@ -23,6 +23,13 @@ export interface AdminViewSources {
   readonly snapshot: () => Snapshot | null;
 }
 
+/** The views over one runtime's own state: with several workers, the supervisor asks one worker for them. */
+export const FORWARDED_VIEWS: readonly { readonly path: string; readonly method: 'GET' | 'POST' }[] = [
+  { path: '/clusters', method: 'GET' },
+  { path: '/certs', method: 'GET' },
+  { path: '/explain', method: 'POST' },
+];
+
 function secondsUntil(date: Date, now: number): number {
   return Math.round((date.getTime() - now) / 1000);
 }

@@ -8,10 +8,11 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from '../admin/server.js';
-import type { AdminSource, ReloadOutcome } from '../admin/server.js';
+import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
 import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
+import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
@@ -20,6 +21,7 @@ import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
+import { workerCount } from './concurrency.js';
 import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
@@ -48,9 +50,33 @@ export interface RuntimeOptions {
   readonly onExit?: (code: number) => void;
   /** Clock of upstream outlier ejections (default Date.now); tests advance their own instead of sleeping. */
   readonly now?: () => number;
+  /**
+   * `meshgate run`'s `--concurrency` (a number) or 'default' (MeshConfig, else the mode's default): when
+   * that comes to more than one worker, start() opens nothing and hands off (worker-supervisor.ts).
+   * Unset: this runtime serves alone.
+   */
+  readonly concurrency?: number | 'default';
+  /** Set in a worker thread (worker-thread.ts): the supervisor owns the operator listeners, the config watch and the signals. */
+  readonly worker?: WorkerRole;
 }
 
-export type StartResult = { readonly ok: true } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
+export interface WorkerRole {
+  /** The generation number the first snapshot takes: a replaced worker continues its predecessors' count. */
+  readonly firstGeneration: number;
+  readonly onConnection: () => void;
+  /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
+  readonly requestShutdown: () => void;
+}
+
+/** More than one worker was asked for: nothing was opened, the caller starts the workers. */
+export interface HandOff {
+  readonly workers: number;
+  readonly mesh: MeshConfigSpec;
+}
+
+export type StartResult =
+  | { readonly ok: true; readonly handOff?: HandOff }
+  | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
 /** Bound at start (admin, status and metrics sockets, certificate store, cluster identity), so a reload cannot change them. */
 const RESTART_ONLY_MESH_FIELDS = ['adminAddress', 'statusAddress', 'metricsAddress', 'appMetricsUrl', 'certificates', 'trustDomain'] as const;
@@ -93,9 +119,12 @@ export class GatewayRuntime {
   private servedCertificateSeries = new Set<string>();
   private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
+  private adminViews: AdminView[] = [];
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
-  constructor(private readonly options: RuntimeOptions) {}
+  constructor(private readonly options: RuntimeOptions) {
+    this.generation = (options.worker?.firstGeneration ?? 1) - 1;
+  }
 
   current(): Snapshot {
     if (this.snapshot === null) throw new Error('no active snapshot');
@@ -113,6 +142,14 @@ export class GatewayRuntime {
     const compiled = await compileConfig(options.configPath, this.compileOptions());
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
     const { config } = compiled;
+    if (options.concurrency !== undefined) {
+      const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, config.mesh.concurrency, options.mode);
+      if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
+      if (workers > 1) {
+        discardCompiled(config.pluginStates, options.plugins);
+        return { ok: true, handOff: { workers, mesh: config.mesh } };
+      }
+    }
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
@@ -131,21 +168,27 @@ export class GatewayRuntime {
       plugins: options.plugins,
       logger: options.logger,
       identity: this.identity,
-      requestShutdown: () => void this.shutdown('dapr shutdown API'),
+      requestShutdown: options.worker?.requestShutdown ?? (() => void this.shutdown('dapr shutdown API')),
+      ...(options.worker === undefined ? {} : { sharedPorts: { onConnection: options.worker.onConnection } }),
       onServedCertificatesChanged: () => this.recordServedCertificates(),
     });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
+    this.adminViews = adminViews({ clusters: this.clusters, identity: this.identity, servedCertificates: () => this.listeners?.servedCertificates() ?? [], snapshot: () => this.snapshot });
+    if (options.worker !== undefined) {
+      options.logger.info({ generation: this.generation, listeners: this.listeners.addresses() }, 'worker ready');
+      return { ok: true };
+    }
     const source: AdminSource = {
       mode: options.mode,
       version: MESHGATE_VERSION,
       startedAt: this.startedAt,
       generation: () => this.snapshot?.generation ?? null,
       isDraining: () => this.draining,
-      configDump: () => configDump(this.snapshot, this.lastRejected, options.plugins),
+      configDump: () => this.configDump(),
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
-    this.admin = await createAdminServer(source, adminViews({ clusters: this.clusters, identity: this.identity, servedCertificates: () => this.listeners?.servedCertificates() ?? [], snapshot: () => this.snapshot }));
+    this.admin = await createAdminServer(source, this.adminViews);
     const adminAddress = options.adminAddress ?? this.snapshot.mesh.adminAddress;
     await this.admin.listen(splitAddress(adminAddress));
     const mesh = this.snapshot.mesh;
@@ -166,6 +209,15 @@ export class GatewayRuntime {
       'meshgate ready',
     );
     return { ok: true };
+  }
+
+  configDump(): unknown {
+    return configDump(this.snapshot, this.lastRejected, this.options.plugins);
+  }
+
+  /** The admin API's feature views over this runtime's clusters, certificates and snapshot (empty until started). */
+  views(): readonly AdminView[] {
+    return this.adminViews;
   }
 
   operatorAddresses(): OperatorAddresses {

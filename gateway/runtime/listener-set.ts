@@ -45,6 +45,8 @@ export interface ListenerSetOptions {
   readonly requestShutdown: () => void;
   /** Called when the certificates the listeners serve change: a TLS listener opened or closed, or its files were reloaded. */
   readonly onServedCertificatesChanged: () => void;
+  /** A worker thread (worker-thread.ts): binds its own socket to ports other workers bind too, and counts what it accepts. */
+  readonly sharedPorts?: { readonly onConnection: () => void };
 }
 
 export class ListenerSet {
@@ -124,9 +126,17 @@ export class ListenerSet {
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
+    const { sharedPorts } = this.options;
+    if (sharedPorts !== undefined) app.server.on('connection', sharedPorts.onConnection);
     try {
-      // fastify only knows the scheme of servers it created itself: an mTLS inbound listener is https too.
-      await app.listen({ host: spec.bind, port: spec.port, listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, `${spec.protocol}:`)}` });
+      await app.listen({
+        host: spec.bind,
+        port: spec.port,
+        // fastify only knows the scheme of servers it created itself: an mTLS inbound listener is https too.
+        listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, `${spec.protocol}:`)}`,
+        // Node.js >= 22.12 (concurrency.ts checks before any worker starts); @types/node 20 does not know the option.
+        ...(sharedPorts === undefined ? {} : ({ reusePort: true } as object)),
+      });
     } catch (error) {
       tls?.close();
       await app.close();

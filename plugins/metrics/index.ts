@@ -66,4 +66,5 @@ export const metricsPlugin = createMetricsPlugin();
 export { renderPrometheus, renderStatsText } from './render.js';
 export type { RenderedMetrics } from './render.js';
 export * from './meshgate-metrics.js';
+export * from './workers.js';
 export { meshRegistry, BoundedCounter, BoundedGauge, BoundedHistogram, boundLabelValue } from './registry.js';

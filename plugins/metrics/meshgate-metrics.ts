@@ -11,12 +11,14 @@ const buildInfo = new BoundedGauge({
   help: 'Always 1; the labels say which meshgate build and Node.js runtime this process runs.',
   labelNames: ['version', 'node_version'],
   maxSeries: 4,
+  merge: 'first',
 });
 
 const configGeneration = new BoundedGauge({
   name: 'meshgate_config_generation',
   help: 'Generation number of the config snapshot currently serving requests.',
   labelNames: [],
+  merge: 'min',
 });
 
 const configReloads = new BoundedCounter({
@@ -29,6 +31,7 @@ const configDiagnostics = new BoundedGauge({
   name: 'meshgate_config_diagnostics',
   help: 'Diagnostics of the last config load, by severity.',
   labelNames: ['severity'],
+  merge: 'first',
 });
 
 const authzDecisions = new BoundedCounter({
@@ -77,6 +80,7 @@ const rateLimitBackendState = new BoundedGauge({
   name: 'meshgate_ratelimit_backend_state',
   help: 'State of the shared rate-limit store (Redis): 1 for the current state (unused, connecting, up, down), 0 for the others.',
   labelNames: ['state'],
+  merge: 'max',
 });
 
 const rateLimitBackendErrors = new BoundedCounter({
@@ -113,6 +117,7 @@ const certificateExpiry = new BoundedGauge({
   name: 'meshgate_certificate_expiry_timestamp_seconds',
   help: 'notAfter of certificates in use (Unix seconds), by identity: the SPIFFE URI of the mesh certificate, or the Gateway server (`server.name`, else `<namespace>/<gateway>/<index>`) presenting a served certificate.',
   labelNames: ['identity'],
+  merge: 'min',
 });
 
 let currentBuild: { version: string; node_version: string } | null = null;

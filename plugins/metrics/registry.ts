@@ -24,6 +24,14 @@ export interface BoundedMetricOptions<L extends string> {
   readonly maxSeries?: number;
 }
 
+/** How worker threads' values of one gauge merge into the one exposition (counters and histograms add up). */
+export type GaugeMerge = 'sum' | 'first' | 'min' | 'max';
+
+export interface BoundedGaugeOptions<L extends string> extends BoundedMetricOptions<L> {
+  /** Default `sum`: a per-worker quantity (requests in flight). A per-process fact (build, generation) is not. */
+  readonly merge?: GaugeMerge;
+}
+
 export function boundLabelValue(value: string): string {
   return value.length > LABEL_VALUE_MAX_LENGTH ? value.slice(0, LABEL_VALUE_MAX_LENGTH) : value;
 }
@@ -155,8 +163,8 @@ export class BoundedGauge<L extends string> {
   readonly metric: Gauge<L>;
   private readonly guard: SeriesGuard<L>;
 
-  constructor(private readonly options: BoundedMetricOptions<L>) {
-    this.metric = new Gauge({ name: options.name, help: options.help, labelNames: options.labelNames, registers: [meshRegistry] });
+  constructor(private readonly options: BoundedGaugeOptions<L>) {
+    this.metric = new Gauge({ name: options.name, help: options.help, labelNames: options.labelNames, registers: [meshRegistry], aggregator: options.merge ?? 'sum' });
     this.guard = new SeriesGuard(options.name, options.labelNames, options.maxSeries ?? DEFAULT_MAX_SERIES);
   }
 

@@ -1,5 +1,5 @@
 /** What the admin server serves: `/stats/prometheus` + `/metrics` (exposition format) and `/stats` (plain text). */
-import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue, MetricValueWithName, Registry } from 'prom-client';
 import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
 import { meshRegistry } from './registry.js';
 
@@ -45,10 +45,10 @@ function isHistogram(metric: AnyMetric): boolean {
 }
 
 /** One `name{label=value,…}: value` line per series, sorted; histograms as count/sum/mean. */
-export async function renderStatsText(): Promise<string> {
+export async function renderStatsText(registry: Registry = meshRegistry): Promise<string> {
   refreshUpstreamMetrics();
   refreshRateLimitMetrics();
-  const metrics = (await meshRegistry.getMetricsAsJSON()) as AnyMetric[];
+  const metrics = (await registry.getMetricsAsJSON()) as AnyMetric[];
   const lines: string[] = [];
   for (const metric of metrics) {
     if (isHistogram(metric)) {

@@ -239,7 +239,7 @@ class PolicyCompiler {
             keyPrefix: `${redis.keyPrefix}rl:${counterName}`,
             insuranceRequests: insurance,
           })
-        : createMemoryStore(window, this.clock),
+        : createMemoryStore(window, identity, this.clock),
     );
     const headerName = quoteSfString(`${policyId}#${ruleIndex}.${limitIndex}`);
     return {

@@ -110,6 +110,14 @@ export const MeshConfigSpec = strictObject(
       default: 0,
       description: 'Trusted hops in front of the ingress; the client IP is the Nth-from-right X-Forwarded-For entry.',
     }),
+    concurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 256,
+        description:
+          "Worker threads serving the proxy listeners (Envoy's --concurrency); `meshgate run --concurrency` wins. Unset: the cores available to the process (cgroup-aware) at the ingress, 1 in a sidecar. Read at start only.",
+      }),
+    ),
     connectTimeout: durationString('Default upstream connect timeout.', '10s'),
     drainDuration: durationString('How long listeners drain in-flight requests on shutdown or reload.', '5s'),
     enableAutoMtls: Type.Boolean({

@@ -1,0 +1,40 @@
+/** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts). */
+import type { ReloadOutcome } from '../admin/server.js';
+import type { ProxyMode } from '../pipeline/types.js';
+import type { WorkerMemory } from './worker-memory.js';
+import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
+
+export interface WorkerData {
+  readonly index: number;
+  readonly configPath: string;
+  readonly mode: ProxyMode;
+  readonly workloadName: string | null;
+  readonly logLevel: string;
+  readonly firstGeneration: number;
+  /** The same buffers in every worker: the exact cross-worker state. */
+  readonly memory: WorkerMemory;
+}
+
+/** An admin view answered by one worker (its clusters, certificates, compiled policies). */
+export interface ViewAnswer {
+  readonly status?: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export type ToWorker =
+  | { readonly type: 'reload'; readonly id: number; readonly trigger: string }
+  | { readonly type: 'drain'; readonly trigger: string }
+  | { readonly type: 'metrics'; readonly id: number }
+  | { readonly type: 'config-dump'; readonly id: number }
+  | { readonly type: 'view'; readonly id: number; readonly path: string; readonly method: 'GET' | 'POST'; readonly query: Readonly<Record<string, string>>; readonly body: unknown };
+
+/** An answer carries its question's id and type. */
+export type FromWorker =
+  | { readonly type: 'shutdown-requested'; readonly trigger: string }
+  | { readonly type: 'ready'; readonly generation: number; readonly hash: string }
+  | { readonly type: 'refused'; readonly message: string }
+  | { readonly type: 'reload'; readonly id: number; readonly outcome: ReloadOutcome; readonly hash: string }
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
+  | { readonly type: 'config-dump'; readonly id: number; readonly dump: unknown }
+  | { readonly type: 'view'; readonly id: number; readonly answer: ViewAnswer };

@@ -1,0 +1,80 @@
+/**
+ * One worker thread of a proxy started with more than one worker (worker-supervisor.ts): a
+ * GatewayRuntime with the proxy listeners only, each bound with SO_REUSEPORT next to the other
+ * workers' sockets. It compiles and swaps its own snapshots when the supervisor says so and answers
+ * for its metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { PIPELINE_PLUGINS } from '../pipeline/table.js';
+import { createLogger } from '../cli/logger.js';
+import { GatewayRuntime } from './gateway-runtime.js';
+import { adoptWorkerMemory } from './worker-memory.js';
+import type { FromWorker, ToWorker, WorkerData } from './worker-protocol.js';
+import { workerConnectionCounter, workerMetricsJson } from '../../plugins/metrics/workers.js';
+
+if (parentPort === null) throw new Error('worker-thread.js runs only as a worker thread of worker-supervisor.js');
+const port = parentPort;
+const data = workerData as WorkerData;
+const send = (message: FromWorker): void => port.postMessage(message);
+adoptWorkerMemory(data.memory);
+const logger = createLogger(data.logLevel).child({ worker: data.index });
+
+const runtime = new GatewayRuntime({
+  configPath: data.configPath,
+  mode: data.mode,
+  plugins: PIPELINE_PLUGINS,
+  logger,
+  watch: false,
+  worker: {
+    firstGeneration: data.firstGeneration,
+    onConnection: workerConnectionCounter(data.index),
+    requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
+  },
+  // Ends this thread only; the supervisor waits for every worker's exit.
+  onExit: (code) => process.exit(code),
+  ...(data.workloadName === null ? {} : { workloadName: data.workloadName }),
+});
+
+async function answer(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case 'reload': {
+      const outcome = await runtime.reload(message.trigger);
+      send({ type: 'reload', id: message.id, outcome, hash: runtime.current().hash });
+      return;
+    }
+    case 'drain':
+      await runtime.shutdown(message.trigger);
+      return;
+    case 'metrics':
+      send({ type: 'metrics', id: message.id, metrics: await workerMetricsJson() });
+      return;
+    case 'config-dump':
+      send({ type: 'config-dump', id: message.id, dump: runtime.configDump() });
+      return;
+    case 'view': {
+      const view = runtime.views().find((candidate) => candidate.path === message.path && (candidate.method ?? 'GET') === message.method);
+      const answered = view === undefined ? { status: 404, contentType: 'text/plain', body: 'no such view\n' } : await view.handle(message.query, message.body);
+      send({ type: 'view', id: message.id, answer: answered });
+      return;
+    }
+  }
+}
+
+port.on('message', (message: ToWorker) => {
+  answer(message).catch((error: unknown) => logger.error({ err: error, request: message.type }, 'worker could not answer the supervisor'));
+});
+
+runtime.start().then(
+  (started) => {
+    if (!started.ok) {
+      send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
+      process.exit(1);
+    }
+    send({ type: 'ready', generation: runtime.current().generation, hash: runtime.current().hash });
+  },
+  (error: unknown) => {
+    logger.error({ err: error }, 'worker failed to start');
+    send({ type: 'refused', message: (error as Error).message });
+    void runtime.shutdown('start failure');
+  },
+);

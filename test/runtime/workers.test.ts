@@ -1,0 +1,233 @@
+/**
+ * `--concurrency N`: N worker threads behind every proxy listener, over real sockets. Fresh
+ * connections reach more than one worker (the merged /stats/prometheus counts them per worker); a
+ * reload is reported done only once no worker answers with the old content; a killed worker is
+ * replaced, counted, and brought to the config the others serve; drain stops every worker.
+ * Sharing a port between threads needs SO_REUSEPORT (Node.js >= 22.12): on older Node.js the proxy
+ * must fall back to one worker, which the last test checks wherever it runs.
+ */
+import http from 'node:http';
+import pino from 'pino';
+import t from 'tap';
+import type { Test } from 'tap';
+import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { canShareListeners, coresFromCpuMax, workerCount } from '../../gateway/runtime/concurrency.js';
+import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
+import { WorkerSupervisor } from '../../gateway/runtime/worker-supervisor.js';
+import { eventually } from '../helpers/eventually.js';
+import { configDir, freePort } from '../helpers/gateway.js';
+import type { ConfigDir } from '../helpers/gateway.js';
+
+const WORKERS = 2;
+/** Fresh connections per check: all on one worker of two by chance is 2^-39 with SO_REUSEPORT's hash. */
+const CONNECTIONS = 40;
+
+function meshYaml(proxyPort: number, adminPort: number, body: string, extra = ''): string {
+  return `
+apiVersion: meshgate.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh, namespace: istio-system }
+spec:
+  adminAddress: 127.0.0.1:${adminPort}
+  drainDuration: 2s
+  accessLog: { enabled: false }
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: edge, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: ${proxyPort}, name: http, protocol: HTTP }
+      hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: answer, namespace: istio-system }
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  http:
+    - directResponse: { status: 200, body: { string: "${body}" } }
+${extra}`;
+}
+
+const LIMIT = 10;
+const LOCAL_LIMIT = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: per-client, namespace: istio-system }
+spec:
+  backend: local
+  rules:
+    - key: [{ remoteIp: {} }]
+      limits: [{ requests: ${LIMIT}, per: 60s }]
+`;
+
+/** One request on a connection of its own. */
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: '127.0.0.1', port, path, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+  });
+}
+
+async function bodies(port: number, count = CONNECTIONS): Promise<string[]> {
+  const answers: string[] = [];
+  for (let i = 0; i < count; i++) answers.push((await get(port)).body);
+  return answers;
+}
+
+/** `name{labels} value` lines of the merged exposition, as a map from `name{labels}` to value. */
+async function scrape(adminPort: number): Promise<Map<string, number>> {
+  const { body } = await get(adminPort, '/stats/prometheus');
+  const series = new Map<string, number>();
+  for (const line of body.split('\n')) {
+    const match = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (match?.[1] !== undefined) series.set(match[1], Number(match[2]));
+  }
+  return series;
+}
+
+function connectionsOf(series: Map<string, number>, worker: number): number {
+  return series.get(`meshgate_worker_connections_total{worker="${worker}"}`) ?? 0;
+}
+
+interface Running {
+  readonly supervisor: WorkerSupervisor;
+  readonly config: ConfigDir;
+  readonly proxyPort: number;
+  readonly adminPort: number;
+}
+
+/** As `meshgate run --concurrency N` does: the runtime compiles, hands off, the supervisor starts the workers. */
+async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> {
+  const proxyPort = await freePort();
+  const adminPort = await freePort();
+  const config = await configDir(meshYaml(proxyPort, adminPort, body, extra));
+  t.teardown(() => config.remove());
+  const logger = pino({ level: 'silent' });
+  const common = { configPath: config.file, mode: 'ingress' as const, logger, statusAddress: '', metricsAddress: '' };
+  const started = await new GatewayRuntime({ ...common, plugins: PIPELINE_PLUGINS, concurrency: WORKERS }).start();
+  if (!started.ok || started.handOff === undefined) throw new Error('expected a hand-off to worker threads');
+  t.equal(started.handOff.workers, WORKERS);
+  const supervisor = new WorkerSupervisor({ ...common, logLevel: 'silent', watch: false, workers: started.handOff.workers, mesh: started.handOff.mesh });
+  await supervisor.start();
+  t.teardown(() => supervisor.shutdown('test end'));
+  return { supervisor, config, proxyPort, adminPort };
+}
+
+const sharing = canShareListeners();
+const needsSharing = sharing ? {} : { skip: `Node.js ${process.versions.node} cannot share a listening port between threads` };
+
+t.test('fresh connections spread over every worker; the metrics of all workers come out as one exposition', needsSharing, async (t) => {
+  const { proxyPort, adminPort } = await startWorkers(t);
+  t.same(new Set(await bodies(proxyPort)), new Set(['v1']));
+  const series = await scrape(adminPort);
+  const perWorker = [0, 1].map((worker) => connectionsOf(series, worker));
+  t.ok(perWorker.every((count) => count > 0), `both workers accepted connections: ${perWorker.join(' / ')}`);
+  t.equal(perWorker[0]! + perWorker[1]!, CONNECTIONS, 'every connection counted once');
+  const requests = [...series].filter(([name]) => name.startsWith('istio_requests_total{')).reduce((sum, [, value]) => sum + value, 0);
+  t.equal(requests, CONNECTIONS, "istio_requests_total adds up the workers' requests");
+  t.equal(series.get('meshgate_config_generation'), 1, 'a per-process gauge is not summed over workers');
+  t.equal(series.get('meshgate_workers'), WORKERS);
+});
+
+t.test('a reload is done only when no worker answers with the old content', needsSharing, async (t) => {
+  const { supervisor, config, proxyPort, adminPort } = await startWorkers(t);
+  await config.write(meshYaml(proxyPort, adminPort, 'v2'));
+  const outcome = await supervisor.reload('test');
+  t.match(outcome, { ok: true, generation: 2, message: 'applied' });
+  t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'every connection after the reload, on any worker, gets the new content');
+  const series = await scrape(adminPort);
+  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'those connections reached both workers');
+  t.equal(series.get('meshgate_config_generation'), 2);
+
+  await config.write('kind: [unclosed');
+  const rejected = await supervisor.reload('test');
+  t.match(rejected, { ok: false, generation: 2 }, 'an invalid config is rejected by all, the last good one keeps serving');
+  t.same(new Set(await bodies(proxyPort, 10)), new Set(['v2']));
+});
+
+t.test('a worker that dies is replaced and counted, and catches up with a config changed meanwhile', needsSharing, async (t) => {
+  const { supervisor, config, proxyPort, adminPort } = await startWorkers(t);
+  const victim = supervisor.threads()[0];
+  if (victim == null) throw new Error('worker 0 is not running');
+  // Saved but not reloaded: the replacement reads v3 while worker 1 still serves v1.
+  await config.write(meshYaml(proxyPort, adminPort, 'v3'));
+  await victim.terminate();
+  const replaced = await eventually(
+    () => supervisor.threads()[0],
+    (thread) => thread != null && thread !== victim,
+  );
+  t.not(replaced, victim, 'a new thread serves as worker 0');
+  const answers = await eventually(
+    () => bodies(proxyPort),
+    (seen) => seen.every((body) => body === 'v3'),
+  );
+  t.same(new Set(answers), new Set(['v3']), 'the replacement read a newer config, so every worker was brought to it');
+  t.equal(supervisor.servedGeneration(), 2);
+  const series = await scrape(adminPort);
+  t.equal(series.get('meshgate_worker_restarts_total'), 1, 'the replacement is counted');
+  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'the replacement takes its share of the connections');
+  t.same(supervisor.readiness(), { ready: true });
+});
+
+t.test('drain reaches every worker: the shared port closes and every thread exits', needsSharing, async (t) => {
+  const { supervisor, proxyPort } = await startWorkers(t);
+  const threads = supervisor.threads().filter((thread) => thread !== null);
+  t.equal(threads.length, WORKERS);
+  const exits = threads.map((thread) => new Promise<number>((resolve) => thread.once('exit', resolve)));
+  await supervisor.shutdown('test');
+  t.same(await Promise.all(exits), [0, 0], 'every worker drained and exited on its own');
+  await t.rejects(get(proxyPort), { code: 'ECONNREFUSED' }, 'no worker still holds the port');
+});
+
+t.test('a local rate limit admits exactly as many requests with two workers as with one', needsSharing, async (t) => {
+  const { proxyPort, adminPort } = await startWorkers(t, 'limited', LOCAL_LIMIT);
+  const statuses: number[] = [];
+  for (let i = 0; i < 3 * LIMIT; i++) statuses.push((await get(proxyPort)).status);
+  t.equal(statuses.filter((status) => status === 200).length, LIMIT, `${LIMIT} admitted in all, not ${LIMIT} per worker`);
+  t.equal(statuses.filter((status) => status === 429).length, 2 * LIMIT, 'every other request refused');
+  t.same(statuses.slice(0, LIMIT), Array<number>(LIMIT).fill(200), 'the first ones, in order, as one process would');
+  const series = await scrape(adminPort);
+  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'the requests went through both workers');
+});
+
+t.test('how many workers', async (t) => {
+  t.equal(coresFromCpuMax('max 100000\n'), null, 'no quota');
+  t.equal(coresFromCpuMax('200000 100000\n'), 2);
+  t.equal(coresFromCpuMax('150000 100000'), 2, 'a fraction of a core rounds up');
+  t.equal(coresFromCpuMax('50000 100000'), 1);
+  t.equal(workerCount(undefined, undefined, 'sidecar', true).workers, 1, 'a sidecar defaults to one worker');
+  t.equal(workerCount(undefined, 3, 'sidecar', true).workers, 3, 'MeshConfig asks for more');
+  t.equal(workerCount(2, 3, 'ingress', true).workers, 2, 'the flag wins over MeshConfig');
+  t.same(workerCount(undefined, undefined, 'ingress', false), { workers: 1, limitedBy: null }, 'without SO_REUSEPORT the default quietly stays at one');
+  const explicit = workerCount(4, undefined, 'ingress', false);
+  t.equal(explicit.workers, 1);
+  t.match(explicit.limitedBy, /SO_REUSEPORT/, 'an explicit number that cannot be honoured says why');
+  t.equal(canShareListeners('20.19.0', 'linux'), false);
+  t.equal(canShareListeners('22.11.0', 'linux'), false);
+  t.equal(canShareListeners('22.12.0', 'linux'), true);
+  t.equal(canShareListeners('24.0.0', 'darwin'), false);
+});
+
+t.test('without SO_REUSEPORT, --concurrency 2 serves with one worker in this thread', { skip: sharing ? 'this Node.js can share ports' : false }, async (t) => {
+  const proxyPort = await freePort();
+  const adminPort = await freePort();
+  const config = await configDir(meshYaml(proxyPort, adminPort, 'alone'));
+  t.teardown(() => config.remove());
+  const lines: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  const runtime = new GatewayRuntime({ configPath: config.file, mode: 'ingress', plugins: PIPELINE_PLUGINS, logger, statusAddress: '', metricsAddress: '', watch: false, concurrency: 2 });
+  const started = await runtime.start();
+  t.teardown(() => runtime.shutdown('test end'));
+  t.same(started, { ok: true }, 'no hand-off');
+  t.equal((await get(proxyPort)).body, 'alone');
+  t.match(lines.join(''), /running one worker: .*SO_REUSEPORT/);
+});
