@@ -171,7 +171,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: ${name}, namespace: my-app }
 spec:
-  hosts: [${name}]
+  hosts: [${name}.my-app.svc.cluster.local]
   location: MESH_INTERNAL
   ports: [{ number: 80, name: http, protocol: HTTP }]
   resolution: STATIC
