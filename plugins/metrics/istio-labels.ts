@@ -190,29 +190,27 @@ export function istioLabelKey(compiled: CompiledIstioLabels, request: FastifyReq
 }
 
 /** Label values in ISTIO_LABEL_NAMES order. */
-export function istioLabelValues(compiled: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): string[] {
-  const mesh = request.mesh;
-  const peer = mesh.attrs.peer;
-  const destinationReporter = isDestinationReporter(compiled, request);
-  let source: WorkloadLabels;
-  let destination: WorkloadLabels;
-  let securityPolicy: string;
-  if (destinationReporter) {
-    if (peer === null) source = compiled.workloadsByAddress.get(mesh.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
-    else {
-      const known = compiled.workloadsByIdentity.get(`${peer.namespace}/${peer.serviceAccount}`) ?? UNKNOWN_WORKLOAD;
-      source = { ...known, principal: peer.uri, namespace: peer.namespace };
-    }
-    destination = peer === null ? { ...compiled.local, principal: UNKNOWN } : compiled.local;
-    securityPolicy = peer === null ? 'none' : 'mutual_tls';
-  } else {
-    source = compiled.local;
-    destination = compiled.workloadsByAddress.get(mesh.upstreamHost) ?? compiled.workloadsByAddress.get(hostOf(mesh.upstreamHost)) ?? UNKNOWN_WORKLOAD;
-    securityPolicy = UNKNOWN;
+/** Who is on each side of a request or connection, as the reporting proxy sees it. */
+interface Parties {
+  readonly source: WorkloadLabels;
+  readonly destination: WorkloadLabels;
+  readonly securityPolicy: string;
+}
+
+function partiesOf(compiled: CompiledIstioLabels, destinationReporter: boolean, peer: ConnectionRecord['attrs']['peer'], sourceIp: string, upstreamHost: string): Parties {
+  if (!destinationReporter) {
+    const destination = compiled.workloadsByAddress.get(upstreamHost) ?? compiled.workloadsByAddress.get(hostOf(upstreamHost)) ?? UNKNOWN_WORKLOAD;
+    return { source: compiled.local, destination, securityPolicy: UNKNOWN };
   }
-  const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
-  const grpc = isGrpc(request);
-  const grpcStatus = grpc ? mesh.responseHeader(reply, 'grpc-status') : undefined;
+  if (peer === null) {
+    return { source: compiled.workloadsByAddress.get(sourceIp) ?? UNKNOWN_WORKLOAD, destination: { ...compiled.local, principal: UNKNOWN }, securityPolicy: 'none' };
+  }
+  const known = compiled.workloadsByIdentity.get(`${peer.namespace}/${peer.serviceAccount}`) ?? UNKNOWN_WORKLOAD;
+  return { source: { ...known, principal: peer.uri, namespace: peer.namespace }, destination: compiled.local, securityPolicy: 'mutual_tls' };
+}
+
+/** The values from `reporter` to `destination_canonical_revision`, shared by the HTTP and TCP series. */
+function partyValues(destinationReporter: boolean, { source, destination }: Parties, service: DestinationService): string[] {
   return [
     destinationReporter ? 'destination' : 'source',
     source.workload,
@@ -232,10 +230,22 @@ export function istioLabelValues(compiled: CompiledIstioLabels, request: Fastify
     service.namespace,
     destination.canonicalService,
     destination.canonicalRevision,
+  ];
+}
+
+export function istioLabelValues(compiled: CompiledIstioLabels, request: FastifyRequest, reply: FastifyReply): string[] {
+  const mesh = request.mesh;
+  const destinationReporter = isDestinationReporter(compiled, request);
+  const parties = partiesOf(compiled, destinationReporter, mesh.attrs.peer, mesh.attrs.sourceIp, mesh.upstreamHost);
+  const service = destinationService(compiled, mesh.upstreamCluster, mesh.attrs.host);
+  const grpc = isGrpc(request);
+  const grpcStatus = grpc ? mesh.responseHeader(reply, 'grpc-status') : undefined;
+  return [
+    ...partyValues(destinationReporter, parties, service),
     grpc ? 'grpc' : 'http',
     String(reply.statusCode),
     mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(','),
-    securityPolicy,
+    parties.securityPolicy,
     grpcStatus === undefined ? '' : String(grpcStatus),
   ];
 }
@@ -245,46 +255,13 @@ export const TCP_LABEL_NAMES = ISTIO_LABEL_NAMES.filter((name) => name !== 'resp
 
 /** Label values of one TCP connection, in TCP_LABEL_NAMES order. A sidecar's inbound connections are reported by the destination. */
 export function tcpLabelValues(compiled: CompiledIstioLabels, record: ConnectionRecord): string[] {
-  const peer = record.attrs.peer;
   const destinationReporter = record.attrs.direction === 'inbound';
-  let source: WorkloadLabels;
-  let destination: WorkloadLabels;
-  let securityPolicy: string;
-  if (destinationReporter) {
-    if (peer === null) source = compiled.workloadsByAddress.get(record.attrs.sourceIp) ?? UNKNOWN_WORKLOAD;
-    else {
-      const known = compiled.workloadsByIdentity.get(`${peer.namespace}/${peer.serviceAccount}`) ?? UNKNOWN_WORKLOAD;
-      source = { ...known, principal: peer.uri, namespace: peer.namespace };
-    }
-    destination = peer === null ? { ...compiled.local, principal: UNKNOWN } : compiled.local;
-    securityPolicy = peer === null ? 'none' : 'mutual_tls';
-  } else {
-    source = compiled.local;
-    destination = compiled.workloadsByAddress.get(record.upstreamHost) ?? compiled.workloadsByAddress.get(hostOf(record.upstreamHost)) ?? UNKNOWN_WORKLOAD;
-    securityPolicy = UNKNOWN;
-  }
+  const parties = partiesOf(compiled, destinationReporter, record.attrs.peer, record.attrs.sourceIp, record.upstreamHost);
   const service = destinationService(compiled, record.upstreamCluster, record.attrs.sni);
   return [
-    destinationReporter ? 'destination' : 'source',
-    source.workload,
-    source.namespace,
-    source.principal,
-    source.app,
-    source.version,
-    source.canonicalService,
-    source.canonicalRevision,
-    destination.workload,
-    destination.namespace,
-    destination.principal,
-    destination.app,
-    destination.version,
-    service.service,
-    service.name,
-    service.namespace,
-    destination.canonicalService,
-    destination.canonicalRevision,
+    ...partyValues(destinationReporter, parties, service),
     'tcp',
     record.responseFlags.length === 0 ? '-' : record.responseFlags.join(','),
-    securityPolicy,
+    parties.securityPolicy,
   ];
 }
