@@ -30,7 +30,7 @@ import type { Socket } from 'node:net';
 import { sendLocalReply } from '../http/local-reply.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
-import type { UpstreamEndpoint } from '../upstream/endpoint.js';
+import { openRawConnection, type UpstreamEndpoint } from '../upstream/endpoint.js';
 import { computeHashKey } from '../upstream/hash-key.js';
 import * as replies from '../upstream/replies.js';
 import { cleanResponseHeaders } from './forward-headers.js';
@@ -136,18 +136,6 @@ export function attemptsUpgrade(request: FastifyRequest, routeTokens: readonly s
   return upgrade.hasBody || routeTokens === null || routeTokens.includes(upgrade.token);
 }
 
-function openConnection(endpoint: UpstreamEndpoint): Promise<Socket> {
-  const transport = endpoint.transport;
-  if (transport === null) return Promise.reject(new Error(`endpoint ${endpoint.key} cannot open raw connections`));
-  const { address, port } = endpoint.metadata;
-  return new Promise((resolve, reject) => {
-    transport.connect(
-      { hostname: address, host: address, protocol: transport.secure ? 'https:' : 'http:', port: String(port), localAddress: null, httpSocket: undefined },
-      (error, socket) => (error === null ? resolve(socket as Socket) : reject(error)),
-    );
-  });
-}
-
 export interface UpgradeTarget {
   readonly cluster: Cluster;
   readonly passthrough?: { readonly host: string; readonly port: number };
@@ -195,7 +183,7 @@ export async function proxyUpgrade(request: FastifyRequest, reply: FastifyReply,
   const opened = admission === 'pending-opens';
   let upstream: Socket;
   try {
-    upstream = await openConnection(endpoint);
+    upstream = await openRawConnection(endpoint);
   } catch {
     breaker.releasePending(opened);
     cluster.connectFailures += 1;

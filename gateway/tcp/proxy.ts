@@ -17,7 +17,7 @@ import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';
-import type { UpstreamEndpoint } from '../upstream/endpoint.js';
+import { openRawConnection } from '../upstream/endpoint.js';
 import { computeHashKey } from '../upstream/hash-key.js';
 import { routeConnection } from './routes.js';
 
@@ -52,18 +52,6 @@ class LiveRecord implements ConnectionRecord {
   receivedBytes = 0;
   sentBytes = 0;
   constructor(readonly attrs: ConnectionAttributes) {}
-}
-
-function openUpstream(endpoint: UpstreamEndpoint): Promise<Socket> {
-  const transport = endpoint.transport;
-  if (transport === null) return Promise.reject(new Error(`endpoint ${endpoint.key} cannot open raw connections`));
-  const { address, port } = endpoint.metadata;
-  return new Promise((resolve, reject) => {
-    transport.connect(
-      { hostname: address, host: address, protocol: transport.secure ? 'https:' : 'http:', port: String(port), localAddress: null, httpSocket: undefined },
-      (error, socket) => (error === null ? resolve(socket as Socket) : reject(error)),
-    );
-  });
 }
 
 /** Proxies `downstream` (already accepted, TLS terminated where the listener does that) to its upstream. */
@@ -131,7 +119,7 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   reportOpened();
   // Bytes the client sends while the upstream connection opens wait in the socket's buffer.
   downstream.pause();
-  openUpstream(endpoint).then(
+  openRawConnection(endpoint).then(
     (upstream) => splice(downstream, upstream, target, record, () => {
       release();
       finish();

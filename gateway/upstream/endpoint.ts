@@ -3,6 +3,7 @@
  * balancer reads (active requests, ejection), outlier-detection counters and admin statistics.
  * Plain mutable fields on purpose: they are read and written on every request.
  */
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ConnectionReadiness } from './circuit-breaker.js';
 import type { RegistryEndpoint } from './registry.js';
@@ -71,4 +72,17 @@ export class UpstreamEndpoint {
 
 export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** A raw connection to the endpoint, opened the way its pool would (TLS origination included): for upgrades and TCP proxying. */
+export function openRawConnection(endpoint: UpstreamEndpoint): Promise<Socket> {
+  const transport = endpoint.transport;
+  if (transport === null) return Promise.reject(new Error(`endpoint ${endpoint.key} cannot open raw connections`));
+  const { address, port } = endpoint.metadata;
+  return new Promise((resolve, reject) => {
+    transport.connect(
+      { hostname: address, host: address, protocol: transport.secure ? 'https:' : 'http:', port: String(port), localAddress: null, httpSocket: undefined },
+      (error, socket) => (error === null ? resolve(socket as Socket) : reject(error)),
+    );
+  });
 }
