@@ -24,8 +24,9 @@ export interface TcpMeshPorts {
 export interface TcpMeshOptions {
   readonly peerAuthentication?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   readonly extraYaml?: (ports: TcpMeshPorts) => string;
-  /** Replaces the default DestinationRule-free traffic policy of the redis service. */
   readonly accessLogPath?: string;
+  /** MeshConfig `metrics.tcpReportingInterval` (default 15s). */
+  readonly tcpReportingInterval?: string;
 }
 
 export function tcpMeshYaml(pki: TestPki, ports: TcpMeshPorts, redisPort: number, httpAppPort: number, options: TcpMeshOptions): string {
@@ -37,6 +38,7 @@ spec:
   debugHeaders: true
   accessLog: ${options.accessLogPath === undefined ? '{ enabled: false }' : `{ enabled: true, path: ${options.accessLogPath} }`}
   drainDuration: 1s
+  metrics: { tcpReportingInterval: ${options.tcpReportingInterval ?? '15s'} }
   certificates: { caCert: ${pki.ca.certPath}, caKey: ${pki.ca.keyPath} }
 ---
 apiVersion: security.istio.io/v1
