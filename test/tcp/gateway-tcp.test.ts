@@ -11,30 +11,16 @@ import { configDir, freePort, startGateway } from '../helpers/gateway.js';
 import type { ConfigDir, RunningGateway } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
 import type { CertFiles, TestPki } from '../helpers/pki.js';
+import { startBanner } from './tcp-fixture.js';
+import type { Banner } from './tcp-fixture.js';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
 import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
-
-interface EchoBackend {
-  readonly port: number;
-  readonly server: net.Server;
-}
-
-/** Greets with its name, then echoes: which backend a connection reached is its first line. */
-async function startEcho(name: string): Promise<EchoBackend> {
-  const server = net.createServer((socket) => {
-    socket.write(`${name}\n`);
-    socket.pipe(socket);
-    socket.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, server };
-}
 
 let pki: TestPki;
 let serverCert: CertFiles;
 let clientCert: CertFiles;
-let v1: EchoBackend;
-let v2: EchoBackend;
+let v1: Banner;
+let v2: Banner;
 let config: ConfigDir;
 let gateway: RunningGateway;
 let adminPort = 0;
@@ -44,7 +30,7 @@ t.before(async () => {
   pki = await makeTestPki();
   serverCert = await pki.serverCert(['echo.example.com']);
   clientCert = await pki.issue('edge', 'client');
-  [v1, v2] = await Promise.all([startEcho('v1'), startEcho('v2')]);
+  [v1, v2] = await Promise.all([startBanner('v1'), startBanner('v2')]);
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   adminPort = await freePort();
   const certificate = `serverCertificate: ${serverCert.chainPath}, privateKey: ${serverCert.keyPath}`;

@@ -168,3 +168,19 @@ export function rawExchange(port: number, payload: string, timeoutMs = 5_000): P
     });
   });
 }
+
+/** A plain TCP server that greets with its name, then echoes: which backend a connection reached is its first line. */
+export interface Banner {
+  readonly port: number;
+  readonly server: net.Server;
+}
+
+export async function startBanner(name: string): Promise<Banner> {
+  const server = net.createServer((socket) => {
+    socket.write(`${name}\n`);
+    socket.pipe(socket);
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
