@@ -59,6 +59,8 @@ export interface PlannedServer {
   readonly hosts: readonly ServerHost[];
   readonly httpsRedirect: boolean;
   readonly tls: ServerTlsPlan | null;
+  /** `tls.mode: AUTO_PASSTHROUGH`: connections go to the cluster their SNI names, no VirtualService needed. */
+  readonly autoPassthrough: boolean;
 }
 
 export interface ListenerPlan {
@@ -87,6 +89,8 @@ export const DEFAULT_MIN_TLS_VERSION: SecureVersion = 'TLSv1.2';
 export const DEFAULT_MAX_TLS_VERSION: SecureVersion = 'TLSv1.3';
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+/** TLS not terminated: routed by SNI through `tls` rules, or (AUTO_PASSTHROUGH) to the cluster the SNI names. */
+const PASSTHROUGH_MODES: ReadonlySet<string> = new Set(['PASSTHROUGH', 'AUTO_PASSTHROUGH']);
 /** Gateway protocols Istio serves as opaque TCP (Envoy's tcp_proxy). */
 const OPAQUE_PROTOCOLS = new Set(['TCP', 'MONGO', 'REDIS', 'MYSQL']);
 const TLS_VERSIONS: Readonly<Record<string, SecureVersion>> = { TLSV1_0: 'TLSv1', TLSV1_1: 'TLSv1.1', TLSV1_2: 'TLSv1.2', TLSV1_3: 'TLSv1.3' };
@@ -217,7 +221,7 @@ function protocolOf(server: Server): ListenerProtocol | null {
   const protocol = server.port.protocol.toUpperCase();
   if (HTTP_PROTOCOLS.has(protocol)) return 'http';
   if (OPAQUE_PROTOCOLS.has(protocol)) return 'tcp';
-  if ((protocol === 'HTTPS' || protocol === 'TLS') && (server.tls?.mode ?? 'PASSTHROUGH') === 'PASSTHROUGH') return 'passthrough';
+  if ((protocol === 'HTTPS' || protocol === 'TLS') && PASSTHROUGH_MODES.has(server.tls?.mode ?? 'PASSTHROUGH')) return 'passthrough';
   if (protocol === 'HTTPS') return 'https';
   if (protocol === 'TLS') return 'tls';
   return null;
@@ -265,6 +269,7 @@ function planServer(ctx: PlanContext, server: Server, serverIndex: number, liste
     hosts: server.hosts.map((entry) => parseHost(entry, namespace)),
     httpsRedirect: protocol === 'http' && server.tls?.httpsRedirect === true,
     tls,
+    autoPassthrough: protocol === 'passthrough' && server.tls?.mode === 'AUTO_PASSTHROUGH',
   });
 }
 

@@ -21,7 +21,7 @@ import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';
-import { openRawConnection } from '../upstream/endpoint.js';
+import { openPlainConnection, openRawConnection } from '../upstream/endpoint.js';
 import { computeHashKey } from '../upstream/hash-key.js';
 import { routeConnection } from './routes.js';
 
@@ -96,14 +96,17 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   }
 
   let cluster: Cluster | undefined;
+  let endToEndTls = false;
   if (context.spec.direction === 'inbound') {
     cluster = snapshot.clusters.get(INBOUND_APP_HOST, context.spec.port);
     record.routeName = 'inbound';
   } else {
-    const rule = routeConnection(snapshot.tcpRoutes.get(context.spec.port), { destinationIp: attrs.destinationIp, sni: attrs.sni });
+    const view = { destinationIp: attrs.destinationIp, sni: attrs.sni };
+    const rule = routeConnection(snapshot.tcpRoutes.get(context.spec.port), view);
     if (rule === null) return refuse('NR', 'filter_chain_not_found');
     record.routeName = rule.name;
-    const destination = rule.pick(context.random());
+    const destination = rule.pick(context.random(), view);
+    endToEndTls = rule.endToEndTls === true;
     cluster = snapshot.clusters.get(destination.host, destination.port ?? context.spec.port, destination.subset ?? '');
   }
   if (cluster === undefined) return refuse('NC', 'cluster_not_found');
@@ -131,7 +134,8 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   // Bytes the client sends while the upstream connection opens wait in the socket's buffer.
   downstream.pause();
   const reportingIntervalMs = parseDuration(snapshot.mesh.metrics.tcpReportingInterval);
-  openRawConnection(endpoint).then(
+  const connecting = endToEndTls ? openPlainConnection(endpoint, limits.connectTimeoutMs) : openRawConnection(endpoint);
+  connecting.then(
     (upstream) => {
       const progress = reportingIntervalMs > 0 ? setInterval(reportProgress, reportingIntervalMs).unref() : undefined;
       splice(downstream, upstream, target, record, () => {

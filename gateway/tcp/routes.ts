@@ -18,6 +18,7 @@ import { compileForward } from '../router/compile-route.js';
 import { MG_ROUTE_RULE_DROPPED, RouteCompileError, routeDiagnostic } from '../router/errors.js';
 import { byDocumentOrder, intersectHosts, isVisibleTo } from '../router/hosts.js';
 import { gatewayRef } from '../router/match.js';
+import { NO_HEADER_OPS } from '../router/headers.js';
 import type { CompiledDestination } from '../router/types.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
 
@@ -29,10 +30,12 @@ export interface TcpConnectionView {
 }
 
 export interface TcpRule {
-  /** `<ns>/<vs>.tcp[<i>]` or `.tls[<i>]`; the registry service's host for the port's default rule. */
+  /** `<ns>/<vs>.tcp[<i>]` or `.tls[<i>]`; the registry service's host for the port's default rule; `auto_passthrough`. */
   readonly name: string;
   readonly matches: (connection: TcpConnectionView) => boolean;
-  readonly pick: (random: number) => CompiledDestination;
+  /** Only AUTO_PASSTHROUGH reads the connection (its destination is in the SNI). */
+  readonly pick: (random: number, connection: TcpConnectionView) => CompiledDestination;  /** The client's TLS reaches the destination's own sidecar: relay on plain TCP, never wrapped in this proxy's mTLS (AUTO_PASSTHROUGH). */
+  readonly endToEndTls?: boolean;
 }
 
 /** The rules of one listener port, in order. */
@@ -196,6 +199,36 @@ export function buildGatewayL4Table(input: GatewayL4Input, kind: 'tls' | 'tcp'):
     rules.push(...compileRules(virtualService, kind, scope, input.diagnostics));
   }
   return { port: scope.listenerPort, rules };
+}
+
+/** Istio's SNI for a mesh mTLS connection to `host:port` (subset or ''): what a sidecar sends and AUTO_PASSTHROUGH routes by. */
+const MESH_SNI = /^outbound_\.(\d{1,5})_\.([^_]*)_\.(.+)$/;
+
+function meshDestination(sni: string): CompiledDestination | null {
+  const parsed = MESH_SNI.exec(sni);
+  if (parsed === null) return null;
+  const [, port = '', subset = '', host = ''] = parsed;
+  return { host, port: Number(port), ...(subset === '' ? {} : { subset }), requestHeaders: NO_HEADER_OPS, responseHeaders: NO_HEADER_OPS, authorityRewrite: null };
+}
+
+/**
+ * Gateway AUTO_PASSTHROUGH servers (Istio's multi-network east-west gateway): no VirtualService is
+ * needed, the destination is the cluster the client's SNI names (`outbound_.<port>_.<subset>_.<host>`),
+ * if a server of the port admits that host; the client's mesh mTLS passes through to the destination's
+ * sidecar untouched. After the port's `tls` rules.
+ */
+export function autoPassthroughRule(hosts: readonly string[]): TcpRule {
+  const admitted = hosts.map((host) => host.toLowerCase());
+  const admits = (host: string): boolean => admitted.some((pattern) => intersectHosts(pattern, host) === host);
+  return {
+    name: 'auto_passthrough',
+    matches: (connection) => {
+      const destination = meshDestination(connection.sni.toLowerCase());
+      return destination !== null && admits(destination.host);
+    },
+    pick: (_random, connection) => meshDestination(connection.sni.toLowerCase()) as CompiledDestination,
+    endToEndTls: true,
+  };
 }
 
 /** The first rule matching the connection, or null (the connection is closed with NR). */

@@ -58,7 +58,7 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
               subjectAltNames: ['spiffe://cluster.local/ns/a/sa/b'],
             },
           },
-          { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['*'], tls: { mode: 'AUTO_PASSTHROUGH' } },
+          { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['*'], tls: { mode: 'ISTIO_MUTUAL' } },
           { port: { number: 8444, protocol: 'HTTPS', name: 'q' }, hosts: ['*'], tls: { mode: 'SIMPLE', serverCertificate: '/c', privateKey: '/k', minProtocolVersion: 'TLSV1_3', maxProtocolVersion: 'TLSV1_2' } },
         ],
       }),
@@ -85,7 +85,7 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
   );
 });
 
-t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no certificate; a TLS server that terminates opens a tls listener', async (t) => {
+t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no certificate (AUTO_PASSTHROUGH too); a TLS server that terminates opens a tls listener', async (t) => {
   const { listeners, diagnostics } = buildListenerPlans({
     proxyLabels: labels,
     credentialsDirectory: '/nonexistent',
@@ -95,15 +95,17 @@ t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no c
           { port: { number: 8443, protocol: 'HTTPS', name: 'p' }, hosts: ['a.example.com'], tls: { mode: 'PASSTHROUGH' } },
           { port: { number: 8443, protocol: 'TLS', name: 'q' }, hosts: ['b.example.com'] },
           { port: { number: 9443, protocol: 'TLS', name: 'r' }, hosts: ['*'], tls: { mode: 'SIMPLE', serverCertificate: '/c', privateKey: '/k' } },
+          { port: { number: 15443, protocol: 'TLS', name: 'tls' }, hosts: ['*.local'], tls: { mode: 'AUTO_PASSTHROUGH' } },
         ],
       }),
     ],
   });
   t.same(
-    listeners.map((listener) => [listener.port, listener.protocol, listener.servers.map((server) => server.tls?.mode ?? null)]),
+    listeners.map((listener) => [listener.port, listener.protocol, listener.servers.map((server) => server.tls?.mode ?? (server.autoPassthrough ? 'auto' : null))]),
     [
       [8443, 'passthrough', [null, null]],
       [9443, 'tls', ['SIMPLE']],
+      [15443, 'passthrough', ['auto']],
     ],
   );
   t.same(diagnostics, []);
