@@ -89,6 +89,13 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
    * workload receives, never to the calls its app makes.
    */
   readonly inboundOnly?: boolean;
+  /**
+   * Its hooks see every request of a listener, including the calls a sidecar's Dapr API answers itself
+   * (the observers: tracing, metrics, access log). Without it they see only traffic the proxy forwards:
+   * a state read never pays for routing, rate limits, faults or users' plugins. These plugins come first
+   * in the pipeline table, so the order holds.
+   */
+  readonly everyRequest?: boolean;
   /** What the plugin does for TCP connections (gateway/tcp/); absent: nothing. `inboundOnly` applies as for HTTP. */
   readonly connections?: ConnectionHooks;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */

@@ -135,6 +135,7 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
 
   return {
     name: ACCESS_LOG_PLUGIN_NAME,
+    everyRequest: true,
     diagnostics: [UNWRITABLE],
     compile(input) {
       const { accessLog } = effectiveMeshConfig(input.resources);

@@ -43,6 +43,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
 
   return {
     name: METRICS_PLUGIN_NAME,
+    everyRequest: true,
     compile: (input) => (effectiveMeshConfig(input.resources).metrics.enabled ? compileIstioLabels(input) : null),
     connections: {
       opened: (compiled, record) => {

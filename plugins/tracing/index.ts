@@ -161,6 +161,7 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
 
   return {
     name: TRACING_PLUGIN_NAME,
+    everyRequest: true,
     compile(input) {
       const { tracing } = effectiveMeshConfig(input.resources);
       const url = otlpTracesUrl(tracing.otlpEndpoint, env);
