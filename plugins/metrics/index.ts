@@ -12,6 +12,7 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
+import { recordPubSubDelivery } from './meshgate-metrics.js';
 import { recordConnectionClosed, recordConnectionOpened } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
 
@@ -51,6 +52,11 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
       },
       closed: (compiled, record) => {
         if (compiled !== null) recordConnectionClosed(compiled as CompiledIstioLabels, record);
+      },
+    },
+    deliveries: {
+      finished: (compiled, delivery) => {
+        if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result ?? 'unsettled', delivery.attempts);
       },
     },
     register: fastifyPlugin(
