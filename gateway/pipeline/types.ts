@@ -193,8 +193,13 @@ export interface DeliveryRecord {
   /** Bytes of the event posted, and of the app's last answer. */
   readonly sentBytes: number;
   readonly receivedBytes: number;
-  /** What became of the message; null before `finished`. */
+  /** What became of the message; null until it settled. */
   readonly result: DeliveryResult | null;
+}
+
+/** A delivery as `finished` sees it: settled. */
+export interface SettledDelivery extends DeliveryRecord {
+  readonly result: DeliveryResult;
 }
 
 /** A plugin's part in deliveries. Each hook gets the plugin's compiled state of the snapshot active when the message was taken. */
@@ -202,7 +207,7 @@ export interface DeliveryHooks {
   /** Before the first post to the app. */
   started?(compiled: unknown, delivery: DeliveryRecord): void;
   /** Once, when the message settled. */
-  finished?(compiled: unknown, delivery: DeliveryRecord): void;
+  finished?(compiled: unknown, delivery: SettledDelivery): void;
 }
 
 /** Why the proxy itself answered, for the access log, metrics and the `x-meshgate-reason` header. */

@@ -6,7 +6,7 @@
  * operator can see that it tried.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ConnectionRecord, DeliveryRecord } from '../../gateway/pipeline/types.js';
+import type { ConnectionRecord, SettledDelivery } from '../../gateway/pipeline/types.js';
 import { BoundedCounter } from '../metrics/registry.js';
 import { wireBytes } from '../metrics/wire-bytes.js';
 import { traceIdOf } from '../tracing/request-span.js';
@@ -124,7 +124,7 @@ export function captureConnection(connection: ConnectionRecord, record: RawRecor
  * the app's path), with the app's last answer, the CloudEvent id as the request id, the subscription as
  * the route, and what became of the message as the details (`pubsub_delivered`, `pubsub_returned-to-broker`, …).
  */
-export function captureDelivery(delivery: DeliveryRecord, record: RawRecord): void {
+export function captureDelivery(delivery: SettledDelivery, record: RawRecord): void {
   const strings = record.strings;
   const numbers = record.numbers;
   strings.fill(null);
@@ -142,7 +142,7 @@ export function captureDelivery(delivery: DeliveryRecord, record: RawRecord): vo
   strings[StringField.path] = emptyToNull(delivery.path);
   strings[StringField.httpVersion] = delivery.attempts === 0 ? null : '1.1';
   strings[StringField.responseFlags] = '-';
-  strings[StringField.details] = `pubsub_${delivery.result ?? 'unsettled'}`;
+  strings[StringField.details] = `pubsub_${delivery.result}`;
   strings[StringField.routeName] = `pubsub/${delivery.pubsubName}/${delivery.topic}`;
   strings[StringField.upstreamHost] = delivery.appAddress;
   strings[StringField.requestId] = emptyToNull(delivery.eventId);

@@ -56,7 +56,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
     },
     deliveries: {
       finished: (compiled, delivery) => {
-        if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result ?? 'unsettled', delivery.attempts);
+        if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result, delivery.attempts);
       },
     },
     register: fastifyPlugin(

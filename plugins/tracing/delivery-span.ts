@@ -6,7 +6,7 @@
  */
 import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
 import type { Attributes, SpanStatus } from '@opentelemetry/api';
-import type { DeliveryRecord, HopTrace } from '../../gateway/pipeline/types.js';
+import type { DeliveryRecord, HopTrace, SettledDelivery } from '../../gateway/pipeline/types.js';
 import { extractTraceContext, hopIds, isSampled } from './propagation.js';
 import type { HopSpanFields } from './otlp-json.js';
 import type { TracingRuntime } from './runtime.js';
@@ -49,14 +49,14 @@ export function startDeliverySpan(runtime: TracingRuntime, delivery: DeliveryRec
   delivery.traceparent = traceparent;
 }
 
-export function endDeliverySpan(delivery: DeliveryRecord): void {
+export function endDeliverySpan(delivery: SettledDelivery): void {
   // Only this module sets a delivery's trace, always to a DeliveryTrace.
   const trace = delivery.trace as DeliveryTrace | null;
   if (trace === null || trace.span === null) return;
   const { span } = trace;
   span.attributes['http.response.status_code'] = delivery.status;
   span.attributes['meshgate.delivery.attempts'] = delivery.attempts;
-  span.attributes['meshgate.delivery.result'] = delivery.result ?? '';
+  span.attributes['meshgate.delivery.result'] = delivery.result;
   const failed = delivery.result === 'returned-to-broker' || delivery.result === 'dead-lettered';
   trace.runtime.finish(span, `pubsub/${delivery.pubsubName}/${delivery.topic}`, failed ? STATUS_ERROR : STATUS_UNSET, performance.timeOrigin + delivery.endMs);
 }

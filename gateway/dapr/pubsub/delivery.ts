@@ -11,7 +11,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { CLOUDEVENTS_CONTENT_TYPE, CloudEventError, eventForDelivery, SYSTEM_ENVELOPE_CLOCK } from './cloudevent.js';
 import type { EnvelopeClock } from './cloudevent.js';
 import type { BrokerMessage, HandlerVerdict, MessageHandler } from './broker.js';
-import type { DeliveryRecord, DeliveryResult, HopTrace, MeshPlugin } from '../../pipeline/types.js';
+import type { DeliveryRecord, DeliveryResult, HopTrace, MeshPlugin, SettledDelivery } from '../../pipeline/types.js';
 
 export interface AppAnswer {
   readonly status: number;
@@ -84,7 +84,7 @@ export interface DeliveryTarget {
 /** Where deliveries are reported: the delivery hooks of the observer plugins (metrics, access log, spans). */
 export interface DeliveryObserver {
   started(delivery: DeliveryRecord): void;
-  finished(delivery: DeliveryRecord): void;
+  finished(delivery: SettledDelivery): void;
 }
 
 export const NO_DELIVERY_OBSERVER: DeliveryObserver = { started: () => undefined, finished: () => undefined };
@@ -164,7 +164,7 @@ export function deliveryHandler(target: DeliveryTarget, deps: DeliveryDependenci
   function settle(observer: DeliveryObserver, delivery: LiveDelivery, result: DeliveryResult): void {
     delivery.result = result;
     delivery.endMs = performance.now();
-    observer.finished(delivery);
+    observer.finished(delivery as SettledDelivery);
   }
 
   async function deadLetter(message: BrokerMessage, why: string): Promise<HandlerVerdict> {
