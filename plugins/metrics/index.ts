@@ -12,6 +12,7 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
+import { recordPubSubDelivery } from './meshgate-metrics.js';
 import { recordConnectionClosed, recordConnectionOpened, recordConnectionProgress } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
 
@@ -43,6 +44,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
 
   return {
     name: METRICS_PLUGIN_NAME,
+    everyRequest: true,
     compile: (input) => (effectiveMeshConfig(input.resources).metrics.enabled ? compileIstioLabels(input) : null),
     connections: {
       opened: (compiled, record) => {
@@ -53,6 +55,11 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
       },
       closed: (compiled, record) => {
         if (compiled !== null) recordConnectionClosed(compiled as CompiledIstioLabels, record);
+      },
+    },
+    deliveries: {
+      finished: (compiled, delivery) => {
+        if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result, delivery.attempts);
       },
     },
     register: fastifyPlugin(
