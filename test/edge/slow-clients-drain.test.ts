@@ -12,6 +12,7 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
+import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { connect } from 'node:net';
@@ -22,20 +23,54 @@ import { clientConnectionSettings } from '../../gateway/runtime/listener-specs.j
 import { ENVOY_DEFAULT_CONNECTION_LIMIT } from '../../gateway/upstream/policy.js';
 import { freePort } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { freePorts, gatewayYaml, httpServerYaml, meshConfigYaml, request, serviceEntryYaml, sleep, startScenario, virtualServiceYaml } from '../e2e-ingress/support.js';
+import { freePorts, gatewayYaml, httpServerYaml, meshConfigYaml, request, serviceEntryYaml, startScenario, virtualServiceYaml } from '../e2e-ingress/support.js';
 
 const pki = await makeTestPki();
 const ca = pki.ca.certPem;
 const cert = await pki.serverCert(['edge.example.com']);
 
-/** Counts upstream connections; `/slow` answers after `SLOW_MS`, anything else at once. */
+/**
+ * Counts upstream connections; `/slow` answers after `SLOW_MS`, `/held` when the test releases it (so a
+ * test can act while requests are certainly in flight), anything else at once.
+ */
 const SLOW_MS = 400;
 const upstreamState = { connections: 0 };
+const held: http.ServerResponse[] = [];
+const heldArrivals = new EventEmitter();
 const upstream = http.createServer((req, res) => {
   req.resume();
-  if ((req.url ?? '').startsWith('/slow')) setTimeout(() => res.end('slow done'), SLOW_MS);
-  else res.end('ok');
+  const url = req.url ?? '';
+  if (url.startsWith('/slow')) setTimeout(() => res.end('slow done'), SLOW_MS);
+  else if (url.startsWith('/held')) {
+    held.push(res);
+    heldArrivals.emit('arrived', held.length);
+  } else res.end('ok');
 });
+
+/** Resolves once `count` `/held` requests wait at the upstream. */
+async function heldRequests(count: number): Promise<void> {
+  while (held.length < count) await once(heldArrivals, 'arrived');
+}
+
+/** Resolves once `port` refuses new connections: the listener is draining. */
+async function waitForListenerClosed(port: number): Promise<void> {
+  for (;;) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    if (refused) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function releaseHeld(): void {
+  for (const res of held.splice(0)) res.end('slow done');
+}
 upstream.on('connection', () => (upstreamState.connections += 1));
 upstream.maxHeadersCount = 0;
 await new Promise<void>((resolve) => upstream.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
@@ -135,7 +170,7 @@ t.test('class 8: drain: in-flight HTTP/1.1 answers say connection: close, HTTP/2
   t.teardown(() => agent.destroy());
   // Warm keep-alive connections, then put a slow request on each.
   await Promise.all([1, 2, 3, 4].map(() => request(ports.http, '/warm', { host: 'edge.example.com', agent })));
-  const h1 = [1, 2, 3, 4].map((i) => request(ports.http, `/slow/h1-${i}`, { host: 'edge.example.com', agent, timeoutMs: 10_000 }));
+  const h1 = [1, 2, 3, 4].map((i) => request(ports.http, `/held/h1-${i}`, { host: 'edge.example.com', agent, timeoutMs: 30_000 }));
 
   const session = http2.connect(`https://127.0.0.1:${ports.https}`, { servername: 'edge.example.com', ca });
   t.teardown(() => session.close());
@@ -143,7 +178,7 @@ t.test('class 8: drain: in-flight HTTP/1.1 answers say connection: close, HTTP/2
   session.on('goaway', () => (goaway = true));
   session.on('error', () => undefined);
   const h2 = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const stream = session.request({ ':path': '/slow/h2', ':authority': 'edge.example.com' });
+    const stream = session.request({ ':path': '/held/h2', ':authority': 'edge.example.com' });
     let status = 0;
     let body = '';
     stream.on('response', (headers) => (status = Number(headers[':status'])));
@@ -152,8 +187,11 @@ t.test('class 8: drain: in-flight HTTP/1.1 answers say connection: close, HTTP/2
     stream.on('error', reject);
     stream.end();
   });
-  await sleep(100);
+  await heldRequests(5);
   const stopping = ports.stop();
+  // The drain has begun (no new connections) while all five are in flight; then the upstream answers.
+  await waitForListenerClosed(ports.http);
+  releaseHeld();
   const answers = await Promise.allSettled(h1);
   for (const answer of answers) {
     t.equal(answer.status, 'fulfilled', answer.status === 'rejected' ? `reset: ${String(answer.reason)}` : 'answered, not reset');

@@ -3,7 +3,7 @@
  * the topic name; an entry holds `data` (the envelope bytes) and `metadata` (JSON of the publish
  * metadata). Consumers read with XREADGROUP in group = consumer name = `consumerID` (the app id), so
  * replicas share the work. An entry is XACKed only after its handler said `ack`; a `nack`, a crash or
- * a restart leaves it pending, and the reclaim loop takes it back with XAUTOCLAIM once it has been idle
+ * a restart leaves it pending, and the reclaim loop takes it back (XPENDING, XCLAIM) once it has been idle
  * for `processingTimeout` — the classic at-least-once behaviour, not contrib ≥1.17's ack-on-error.
  *
  * Three kinds of connection, because they fail differently: publishes fail fast (no offline queue)
@@ -74,7 +74,7 @@ function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** `[id, [field, value, …]]` from XREADGROUP/XAUTOCLAIM replies, in Buffers. */
+/** `[id, [field, value, …]]` from XREADGROUP/XCLAIM replies, in Buffers (fields null: the entry was deleted). */
 type RawEntry = [Buffer, Buffer[] | null];
 
 function toMessage(entry: RawEntry): BrokerMessage | null {
@@ -223,24 +223,31 @@ class StreamSubscription implements BrokerSubscription {
     return this.ackBatch.sent;
   }
 
-  /** Takes back entries idle for processingTimeout (their consumer died, or the handler said nack). */
+  /**
+   * Takes back entries idle for processingTimeout (their consumer died, or the handler said nack).
+   * Every replica of an app reads as the same consumer, so an entry this one still has in hand (a slow
+   * handler) is left alone rather than claimed again: claiming resets its idle time, and would keep the
+   * other replicas from ever taking it over.
+   */
   private async reclaim(): Promise<void> {
     if (this.reclaiming || this.closed || this.control.status !== 'ready') return;
     this.reclaiming = true;
     try {
-      let cursor = '0-0';
-      do {
-        const free = this.settings.queueDepth - this.queued.length;
-        if (free <= 0) break;
-        const reply = (await this.control.callBuffer(
-          'XAUTOCLAIM', this.topic, this.group, this.group, Math.ceil(this.settings.processingTimeoutMs), cursor, 'COUNT', Math.min(free, this.settings.queueDepth),
-        )) as [Buffer, RawEntry[], Buffer[]?];
-        cursor = reply[0].toString();
-        for (const entry of reply[1]) if (!this.queued.some((queued) => queued.brokerId === entry[0].toString())) this.enqueue(entry);
-        // Entries trimmed away (maxLenApprox) while pending can never be delivered; settle them.
-        const deleted = reply[2] ?? [];
-        if (deleted.length > 0) await this.control.xack(this.topic, this.group, ...deleted.map((id) => id.toString()));
-      } while (cursor !== '0-0' && !this.closed);
+      const free = this.settings.queueDepth - this.queued.length;
+      if (free <= 0) return;
+      const minIdle = Math.ceil(this.settings.processingTimeoutMs);
+      const pending = (await this.control.call('XPENDING', this.topic, this.group, 'IDLE', minIdle, '-', '+', free + this.inFlight.size)) as [string, string, number, number][];
+      const ids = pending.map(([id]) => id).filter((id) => !this.inFlight.has(id) && !this.queued.some((queued) => queued.brokerId === id)).slice(0, free);
+      if (ids.length === 0) return;
+      // XCLAIM re-checks the idle time, so of two replicas reclaiming at once only one gets each entry.
+      const claimed = (await this.control.callBuffer('XCLAIM', this.topic, this.group, this.group, minIdle, ...ids)) as RawEntry[];
+      const gone: string[] = [];
+      for (const entry of claimed) {
+        if (entry[1] === null) gone.push(entry[0].toString());
+        else this.enqueue(entry);
+      }
+      // Entries trimmed away (maxLenApprox) while pending can never be delivered; settle them (Redis 7 drops them itself).
+      if (gone.length > 0) await this.control.xack(this.topic, this.group, ...gone);
     } catch (error) {
       if (!this.closed) this.logger.warn({ topic: this.topic, err: (error as Error).message }, 'pubsub.redis: reclaiming pending entries failed');
     } finally {
