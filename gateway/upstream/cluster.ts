@@ -196,6 +196,7 @@ export class Cluster {
           idleTimeoutMs: limits.idleTimeoutMs,
           maxRequestsPerConnection: limits.maxRequestsPerConnection,
           http1Pool: (connectFirstOpened) => createEndpointPool(origin, limits, connectFirstOpened),
+          mayOpenConnection: () => breaker.canOpen(),
         })
       : createEndpointPool(origin, limits, countedConnect);
     return new UpstreamEndpoint(meta, pool, { connect, secure }, counters);

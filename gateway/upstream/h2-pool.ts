@@ -29,6 +29,12 @@ export interface H2PoolOptions {
    * HTTP/2): `connect` hands it the connection already open first.
    */
   readonly http1Pool: (connect: Connector) => EndpointPool;
+  /**
+   * The cluster's maxConnections (circuit-breaker.ts): asked before a connection is opened for requests
+   * that waited on one that turned out too small (its SETTINGS allow fewer streams than wait). A request
+   * admitted to open one has its slot reserved already.
+   */
+  readonly mayOpenConnection: () => boolean;
 }
 
 export type RequestTrailers = Readonly<Record<string, string | string[] | undefined>>;
@@ -207,8 +213,10 @@ export class H2Pool implements EndpointPool {
     session.on('error', () => undefined);
     session.once('close', () => {
       const index = this.connections.indexOf(connection);
-      if (index >= 0) this.connections.splice(index, 1);
-      else {
+      if (index >= 0) {
+        this.connections.splice(index, 1);
+        this.drainQueue();
+      } else {
         // Closed before its SETTINGS arrived: what waited for it fails as a connect failure.
         this.opening = false;
         this.failQueue(Object.assign(new Error('upstream closed the HTTP/2 connection before its SETTINGS'), { code: 'UND_ERR_SOCKET' }));
@@ -244,7 +252,8 @@ export class H2Pool implements EndpointPool {
     while (this.queue.length > 0) {
       const connection = this.available();
       if (connection === null) {
-        this.open();
+        // Otherwise the queue waits for a stream to finish or a connection to close.
+        if (this.options.mayOpenConnection()) this.open();
         return;
       }
       const { options, handler } = this.queue.shift() as Queued;
@@ -298,7 +307,10 @@ export class H2Pool implements EndpointPool {
     // Closing a stream (a cancelled try) ends its readable side too: only a response that ended on its own is complete.
     stream.once('end', () => settle(responded && !controller.aborted ? null : cut()));
     stream.on('error', (error: Error) => settle(error));
-    stream.once('close', () => settle(cut()));
+    // Only a stream that neither ended nor failed needs the error (building one captures a stack trace).
+    stream.once('close', () => {
+      if (!settled) settle(cut());
+    });
     if (controller.paused) stream.pause();
     if (Buffer.isBuffer(body)) stream.end(body);
     else if (body !== null && body !== undefined) {
