@@ -231,13 +231,14 @@ function unary(name: string, payload: string, metadata = new grpc.Metadata(), op
   });
 }
 
-/** The access-log lines the echo sidecar wrote for its inbound cluster `inbound|<port>||`. */
-async function inboundLines(port: number): Promise<Record<string, unknown>[]> {
+/** The access-log line the echo sidecar wrote for a request to its inbound cluster `inbound|<port>||` at `path` (the writer is asynchronous). */
+async function inboundLine(port: number, path: string): Promise<Record<string, unknown> | undefined> {
+  const matches = (line: Record<string, unknown>): boolean => line['upstream_cluster'] === `inbound|${port}||` && line['path'] === path;
   const lines = await eventually(
     () => readCompleteJsonLines(accessLog),
-    (all) => all.some((line) => line['upstream_cluster'] === `inbound|${port}||`),
+    (all) => all.some(matches),
   );
-  return lines.filter((line) => line['upstream_cluster'] === `inbound|${port}||`);
+  return lines.find(matches);
 }
 
 t.test('unary gRPC through both sidecars: message, metadata and trailers', async (t) => {
@@ -247,9 +248,9 @@ t.test('unary gRPC through both sidecars: message, metadata and trailers', async
   t.equal(result.error, null);
   t.equal(result.value?.toString(), 'echo:hi:metadata');
   t.same(result.trailers?.get('x-trailer'), ['from-echo'], 'the app trailers cross both sidecars');
-  const lines = await inboundLines(ports.echoGrpcInbound);
-  t.match(lines.at(-1)?.['protocol'], /^HTTP\/2/, 'the echo sidecar received the call over HTTP/2 (mesh mTLS, ALPN h2)');
-  t.match(String(lines.at(-1)?.['peer_principal']), /sa\/client$/, 'from the client sidecar, over mTLS');
+  const line = await inboundLine(ports.echoGrpcInbound, '/test.Echo/Unary');
+  t.match(line?.['protocol'], /^HTTP\/2/, 'the echo sidecar received the call over HTTP/2 (mesh mTLS, ALPN h2)');
+  t.match(String(line?.['peer_principal']), /sa\/client$/, 'from the client sidecar, over mTLS');
 });
 
 t.test('server streaming through both sidecars: every message in order, then OK', async (t) => {
@@ -279,13 +280,13 @@ t.test("the client's deadline crosses both sidecars and ends the call", async (t
 });
 
 /** One HTTP/1.1 GET to the client sidecar's outbound port. */
-function get(host: string, path = '/'): Promise<{ status: number; body: string }> {
+function get(host: string, path = '/'): Promise<{ status: number; body: string; reason: string }> {
   return new Promise((resolve, reject) => {
     const request = http.get({ host: '127.0.0.1', port: ports.clientOutbound, path, headers: { host }, agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body, reason: String(response.headers['x-meshgate-reason'] ?? '') }));
     });
     request.on('error', reject);
   });
@@ -301,8 +302,7 @@ t.test('h2UpgradePolicy UPGRADE: HTTP/2 between the sidecars, HTTP/1.1 to the ap
   const reply = await get('web.my-app.svc.cluster.local', '/upgraded');
   t.equal(reply.status, 200, reply.body);
   t.match(reply.body, /^1\.1 /, 'the app behind the sidecar is called over HTTP/1.1');
-  const lines = await inboundLines(ports.echoWebInbound);
-  const line = lines.find((entry) => entry['path'] === '/upgraded');
+  const line = await inboundLine(ports.echoWebInbound, '/upgraded');
   t.match(line?.['protocol'], /^HTTP\/2/, 'the echo sidecar received it over HTTP/2');
 });
 
@@ -312,6 +312,7 @@ t.test('h2UpgradePolicy UPGRADE to a plaintext endpoint without a sidecar: h2c w
   t.match(reply.body, /^2\.0 /, 'the h2c endpoint was called over HTTP/2');
   const refused = await get('plain-h1.example.internal');
   t.equal(refused.status, 503, 'an HTTP/1.1-only plaintext endpoint cannot be upgraded: Istio fails the same way');
+  t.match(refused.reason, /^UC /, 'the connection ended before any response');
 });
 
 t.test('h2UpgradePolicy UPGRADE to a TLS endpoint that answers ALPN with http/1.1: HTTP/1.1 on that connection', async (t) => {
