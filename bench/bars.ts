@@ -7,7 +7,7 @@ import type { ComponentSummaries } from './components.js';
 import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from './dapr-bench.js';
 import type { DaprResults } from './dapr-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
-import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
+import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
@@ -16,6 +16,8 @@ import type { CellSummary, Summaries } from './report.js';
 
 export const BARS = {
   ingressVsBare: 0.95,
+  fullChainVsBare: 1.3,
+  fullChainCpuUsPerRequest: 70,
   sidecarCpuUsPerRequest: 120,
   pairAddedP50Us: 300,
   idleSidecarRssMb: 80,
@@ -157,13 +159,28 @@ export function computeBars(
     return { measured: `${rate.toFixed(0)} msg/s (min ${min.toFixed(0)}, max ${max.toFixed(0)}); lost ${result.lost}, duplicated ${result.duplicated}`, pass: rate >= BARS.daprPubSubMessagesPerSecond && result.lost === 0 };
   };
 
+  const throughputVsBare = (target: string, atLeast: number) => () => {
+    const [measured, base] = [sat(target), sat(BARE_PROXY)];
+    const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
+    if (paired === null) return null;
+    return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= atLeast };
+  };
+  /** The proxy's own CPU per request under load: side by side with the bare proxy when measured so, else the rounds' median. */
+  const proxyCpuBar = (target: string, limitUs: number) => () => {
+    const together = sideBySide.find((result) => result.measured === target && result.reference === BARE_PROXY);
+    if (together !== undefined) {
+      const value = median(together.measuredCpuUsPerRequest);
+      const list = together.measuredCpuUsPerRequest.map((entry) => entry.toFixed(1)).join(', ');
+      return { measured: `${value.toFixed(1)} us/req side by side (${list}; ${BARE_PROXY} ${median(together.referenceCpuUsPerRequest).toFixed(1)})`, pass: value <= limitUs };
+    }
+    const value = sat(target)?.proxyCpuUsPerRequest ?? null;
+    return value === null ? null : { measured: `${value.toFixed(1)} us/req (rounds' median)`, pass: value <= limitUs };
+  };
+
   return [
-    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
-      const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
-      const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
-      if (paired === null) return null;
-      return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= BARS.ingressVsBare };
-    }),
+    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, throughputVsBare('meshgate-http', BARS.ingressVsBare)),
+    bar(`${FULL_CHAIN_TARGET} throughput >= ${BARS.fullChainVsBare}x ${BARE_PROXY}`, throughputVsBare(FULL_CHAIN_TARGET, BARS.fullChainVsBare)),
+    bar(`${FULL_CHAIN_TARGET} proxy CPU <= ${BARS.fullChainCpuUsPerRequest} us/req under load`, proxyCpuBar(FULL_CHAIN_TARGET, BARS.fullChainCpuUsPerRequest)),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
     bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),

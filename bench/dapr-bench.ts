@@ -11,7 +11,7 @@
  *   127.0.0.1:5672), with an exchange and queue of the run's own, deleted afterwards.
  * - `dapr-state-get`: `GET /v1.0/state/store/bench` through sidecar A (state.redis) and a direct ioredis
  *   GET of the same value, alternated request by request (dapr-client.ts), DAPR_REPETITIONS runs of
- *   BENCH_SECONDS each.
+ *   BENCH_SECONDS each; sidecar A's CPU per GET is read from /proc over the client's run.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
@@ -29,7 +29,7 @@ import type { ChildService, Pinning } from './processes.js';
 import { median } from './report.js';
 import type { TargetContext } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
-import type { PubSubReport, StateRepetition } from './dapr-client.js';
+import type { PubSubReport, StateReport, StateRepetition } from './dapr-client.js';
 
 export const DAPR_PUBSUB_REDIS = 'dapr-pubsub-redis';
 export const DAPR_PUBSUB_RABBITMQ = 'dapr-pubsub-rabbitmq';
@@ -73,6 +73,8 @@ export interface StateResult {
   readonly addedP50Us: Spread;
   readonly sidecarP50Us: Spread;
   readonly directP50Us: Spread;
+  /** Sidecar A's CPU per GET over the client's whole run (warm-up included); null without /proc. */
+  readonly sidecarCpuUsPerGet: number | null;
   readonly runs: readonly StateRepetition[];
 }
 
@@ -193,12 +195,15 @@ async function measureState(context: TargetContext, pinning: Pinning, settings: 
   const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false);
   try {
     const args = ['--mode', 'state', '--sidecar-port', String(mesh.clientOutbound), '--redis-port', String(redisPort), '--seconds', String(settings.seconds), '--repetitions', String(settings.repetitions)];
-    const { repetitions } = JSON.parse(await runClient(pinning, args, signal)) as { repetitions: StateRepetition[] };
+    const cpuBefore = treeCpuMicros(mesh.publisher.pid);
+    const { repetitions, sidecarRequests } = JSON.parse(await runClient(pinning, args, signal)) as StateReport;
+    const cpuAfter = treeCpuMicros(mesh.publisher.pid);
     return {
       name: DAPR_STATE_GET,
       addedP50Us: spread(repetitions.map((run) => run.sidecarP50Us - run.directP50Us)),
       sidecarP50Us: spread(repetitions.map((run) => run.sidecarP50Us)),
       directP50Us: spread(repetitions.map((run) => run.directP50Us)),
+      sidecarCpuUsPerGet: cpuBefore === null || cpuAfter === null ? null : (cpuAfter - cpuBefore) / sidecarRequests,
       runs: repetitions,
     };
   } finally {
@@ -247,7 +252,7 @@ export function daprLines(results: DaprResults, settings: DaprSettings): string[
     const { state } = results;
     lines.push(
       `${state.name}: sidecar p50 ${range(state.sidecarP50Us, 0)} us vs direct ioredis GET p50 ${range(state.directP50Us, 0)} us → added ${range(state.addedP50Us, 0)} us ` +
-        `(median, min–max of ${state.runs.length} × ${settings.seconds} s, alternating request by request)`,
+        `(median, min–max of ${state.runs.length} × ${settings.seconds} s, alternating request by request); sidecar CPU per GET ${state.sidecarCpuUsPerGet?.toFixed(1) ?? '-'} us`,
     );
   }
   return lines;

@@ -10,7 +10,7 @@ import type { DaprSubscription } from '../config/kinds/dapr-subscription.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
-import type { DaprBuildingBlock } from './api/building-block.js';
+import type { DaprActivation, DaprBuildingBlock } from './api/building-block.js';
 import { DAPR_BUILDING_BLOCKS } from './api/building-blocks.js';
 import { daprAppId } from './app-id.js';
 import { ENV_SECRET_STORE, FILE_SECRET_STORE, compileComponents } from './components/registry.js';
@@ -162,9 +162,9 @@ function nonEmpty(value: string | undefined): string | null {
 }
 
 /** The snapshot became the active one: each block opens or reuses what its compiled state needs. */
-export function activateDapr(dapr: DaprSnapshot | null): void {
+export function activateDapr(dapr: DaprSnapshot | null, activation: DaprActivation): void {
   if (dapr === null) return;
-  for (const block of dapr.blockList) block.activated?.(dapr.blocks.get(block.name));
+  for (const block of dapr.blockList) block.activated?.(dapr.blocks.get(block.name), activation);
 }
 
 /** The sidecar serving `dapr` stops: each block releases what that sidecar holds. */

@@ -89,8 +89,17 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
    * workload receives, never to the calls its app makes.
    */
   readonly inboundOnly?: boolean;
+  /**
+   * Its hooks see every request of a listener, including the calls a sidecar's Dapr API answers itself
+   * (the observers: tracing, metrics, access log). Without it they see only traffic the proxy forwards:
+   * a state read never pays for routing, rate limits, faults or users' plugins. These plugins come first
+   * in the pipeline table, so the order holds.
+   */
+  readonly everyRequest?: boolean;
   /** What the plugin does for TCP connections (gateway/tcp/); absent: nothing. `inboundOnly` applies as for HTTP. */
   readonly connections?: ConnectionHooks;
+  /** What the plugin does for the messages a sidecar delivers to its app (Dapr pub/sub); absent: nothing. */
+  readonly deliveries?: DeliveryHooks;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
   activated?(compiled: unknown): void;
   /** Flush and release process-wide resources on shutdown (exporters, files, connections). */
@@ -128,7 +137,7 @@ export interface ConnectionRecord {
   readonly responseFlags: readonly string[];
   /** Why the proxy closed the connection itself (e.g. `rbac_access_denied_matched_policy[ns/name]`), '' otherwise. */
   readonly details: string;
-  /** Bytes received from the client, and sent to it. */
+  /** Bytes received from the client, and sent to it (so far, in `progress`). */
   readonly receivedBytes: number;
   readonly sentBytes: number;
 }
@@ -145,8 +154,62 @@ export interface ConnectionHooks {
   admit?(compiled: unknown, connection: ConnectionAttributes): ConnectionDenial | null;
   /** Once per connection, when it has been routed (or refused before that). */
   opened?(compiled: unknown, record: ConnectionRecord): void;
+  /** Every MeshConfig `metrics.tcpReportingInterval` while the connection is open, with the bytes so far. */
+  progress?(compiled: unknown, record: ConnectionRecord): void;
   /** Once per connection, when both sides are closed. */
   closed?(compiled: unknown, record: ConnectionRecord): void;
+}
+
+export type DeliveryResult = 'delivered' | 'dropped' | 'dead-lettered' | 'expired' | 'returned-to-broker';
+
+/**
+ * One broker message a sidecar handles for its app's subscription (gateway/dapr/pubsub/delivery.ts): the
+ * sidecar posts the CloudEvent to the app, retrying as the app answers, until the message settles.
+ * Filled in as it goes; final when `finished` is called.
+ */
+export interface DeliveryRecord {
+  readonly pubsubName: string;
+  readonly topic: string;
+  /** The CloudEvent's id; '' for a message that is not a CloudEvent. */
+  readonly eventId: string;
+  /** `host:port` of the app. */
+  readonly appAddress: string;
+  /** The app path the event goes to; '' when no route took it. */
+  readonly path: string;
+  /** Epoch ms and performance.now() when the message was taken, and performance.now() when it settled (NaN before). */
+  readonly startEpochMs: number;
+  readonly startMs: number;
+  readonly endMs: number;
+  /** The publisher's `traceparent` from the CloudEvent; '' when it has none. */
+  readonly publisherTraceparent: string;
+  /**
+   * The `traceparent` the app receives: the publisher's unless a `started` hook makes the delivery a
+   * hop of its own (tracing sets its span's context here and in `trace`).
+   */
+  traceparent: string;
+  trace: HopTrace | null;
+  /** Posts made to the app. */
+  readonly attempts: number;
+  /** Status of the app's last answer; 0 when none came (not posted, connection failure, timeout). */
+  readonly status: number;
+  /** Bytes of the event posted, and of the app's last answer. */
+  readonly sentBytes: number;
+  readonly receivedBytes: number;
+  /** What became of the message; null until it settled. */
+  readonly result: DeliveryResult | null;
+}
+
+/** A delivery as `finished` sees it: settled. */
+export interface SettledDelivery extends DeliveryRecord {
+  readonly result: DeliveryResult;
+}
+
+/** A plugin's part in deliveries. Each hook gets the plugin's compiled state of the snapshot active when the message was taken. */
+export interface DeliveryHooks {
+  /** Before the first post to the app. */
+  started?(compiled: unknown, delivery: DeliveryRecord): void;
+  /** Once, when the message settled. */
+  finished?(compiled: unknown, delivery: SettledDelivery): void;
 }
 
 /** Why the proxy itself answered, for the access log, metrics and the `x-meshgate-reason` header. */

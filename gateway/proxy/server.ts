@@ -1,7 +1,8 @@
 /**
  * One fastify instance per listener, composed the same way for every mode: the core context hook,
  * then the pipeline table, then the terminal proxy step. Modes differ only in the ListenerSpec and the
- * TLS/server factory they pass in.
+ * TLS/server factory they pass in. The observer plugins' hooks (`everyRequest`) apply to every route;
+ * the other steps only to the routes that forward, not to what a sidecar's Dapr API answers itself.
  */
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, FastifyServerFactory } from 'fastify';
@@ -10,7 +11,7 @@ import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
 import type { LocalReply, MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
-import { registerDaprApi } from '../dapr/api/routes.js';
+import { registerDaprApi, registerDaprInvocation } from '../dapr/api/routes.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';
 import type { Server as HttpServer } from 'node:http';
@@ -186,9 +187,8 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     }
     done();
   });
-  for (const plugin of options.plugins) {
-    if (plugin.inboundOnly !== true || listener.direction !== 'outbound') await app.register(plugin.register);
-  }
+  const registered = options.plugins.filter((plugin) => plugin.inboundOnly !== true || listener.direction !== 'outbound');
+  for (const plugin of registered) if (plugin.everyRequest === true) await app.register(plugin.register);
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     // request.log already carries the listener's name (a child binding); repeating it would duplicate the JSON key.
@@ -197,10 +197,14 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });
   });
-  app.setNotFoundHandler(proxyHandler);
-  if (listener.direction === 'outbound' && options.currentSnapshot().dapr !== null) {
-    await registerDaprApi(app, proxyHandler, { requestShutdown: options.requestShutdown ?? (() => undefined) });
-  }
-  app.all('/*', proxyHandler);
+  const daprApi = listener.direction === 'outbound' && options.currentSnapshot().dapr !== null;
+  if (daprApi) await registerDaprApi(app, { requestShutdown: options.requestShutdown ?? (() => undefined) });
+  // Forwarded traffic: the rest of the pipeline in a context of its own, so its hooks run only for the routes that forward.
+  await app.register(async (forwarding) => {
+    for (const plugin of registered) if (plugin.everyRequest !== true) await forwarding.register(plugin.register);
+    forwarding.setNotFoundHandler(proxyHandler);
+    if (daprApi) registerDaprInvocation(forwarding, proxyHandler);
+    forwarding.all('/*', proxyHandler);
+  });
   return { app, connections };
 }

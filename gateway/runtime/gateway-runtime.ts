@@ -19,6 +19,7 @@ import { meshIdentityProvider } from '../identity/mesh-identity.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
+import { pluginDeliveryObserver } from '../dapr/pubsub/delivery.js';
 import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
 import { workerCount } from './concurrency.js';
@@ -327,7 +328,7 @@ export class GatewayRuntime {
     setConfigGeneration(snapshot.generation);
     setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
-    activateDapr(snapshot.dapr);
+    activateDapr(snapshot.dapr, { deliveries: pluginDeliveryObserver(this.options.plugins, snapshot.pluginStates) });
   }
 
   private recordCertificate(): void {

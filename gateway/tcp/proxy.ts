@@ -7,17 +7,21 @@
  * included) within `connectTimeout`. Then bytes flow both ways, half-closes included, until both sides
  * are closed, `idleTimeout` passes without a byte, or `maxConnectionDuration` is reached (DT).
  *
+ * While it is open, the hooks see its bytes every MeshConfig `metrics.tcpReportingInterval` (Istio's
+ * tcpReportingDuration), so a long-lived connection shows in the byte series before it closes.
+ *
  * A refused connection is closed at once: TCP has no status to send. What happened is in the flags
  * and details the hooks (metrics, access log) see once the connection is closed.
  */
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
+import { parseDuration } from '../config/duration.js';
 import type { ConnectionAttributes, ConnectionRecord, MeshPlugin } from '../pipeline/types.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';
-import { openRawConnection } from '../upstream/endpoint.js';
+import { openPlainConnection, openRawConnection } from '../upstream/endpoint.js';
 import { computeHashKey } from '../upstream/hash-key.js';
 import { routeConnection } from './routes.js';
 
@@ -64,12 +68,19 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
     openedReported = true;
     for (const plugin of context.plugins) plugin.connections?.opened?.(states.get(plugin.name), record);
   };
-  const finish = (): void => {
-    record.endMs = performance.now();
+  const countBytes = (): void => {
     record.receivedBytes = downstream.bytesRead;
     record.sentBytes = downstream.bytesWritten;
+  };
+  const finish = (): void => {
+    record.endMs = performance.now();
+    countBytes();
     if (!openedReported) reportOpened();
     for (const plugin of context.plugins) plugin.connections?.closed?.(states.get(plugin.name), record);
+  };
+  const reportProgress = (): void => {
+    countBytes();
+    for (const plugin of context.plugins) plugin.connections?.progress?.(states.get(plugin.name), record);
   };
   const refuse = (flag: string, details: string): void => {
     if (flag !== '') record.responseFlags.push(flag);
@@ -85,14 +96,17 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   }
 
   let cluster: Cluster | undefined;
+  let endToEndTls = false;
   if (context.spec.direction === 'inbound') {
     cluster = snapshot.clusters.get(INBOUND_APP_HOST, context.spec.port);
     record.routeName = 'inbound';
   } else {
-    const rule = routeConnection(snapshot.tcpRoutes.get(context.spec.port), { destinationIp: attrs.destinationIp, sni: attrs.sni });
+    const view = { destinationIp: attrs.destinationIp, sni: attrs.sni };
+    const rule = routeConnection(snapshot.tcpRoutes.get(context.spec.port), view);
     if (rule === null) return refuse('NR', 'filter_chain_not_found');
     record.routeName = rule.name;
-    const destination = rule.pick(context.random());
+    const destination = rule.pick(context.random(), view);
+    endToEndTls = rule.endToEndTls === true;
     cluster = snapshot.clusters.get(destination.host, destination.port ?? context.spec.port, destination.subset ?? '');
   }
   if (cluster === undefined) return refuse('NC', 'cluster_not_found');
@@ -119,11 +133,17 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   reportOpened();
   // Bytes the client sends while the upstream connection opens wait in the socket's buffer.
   downstream.pause();
-  openRawConnection(endpoint).then(
-    (upstream) => splice(downstream, upstream, target, record, () => {
-      release();
-      finish();
-    }),
+  const reportingIntervalMs = parseDuration(snapshot.mesh.metrics.tcpReportingInterval);
+  const connecting = endToEndTls ? openPlainConnection(endpoint, limits.connectTimeoutMs) : openRawConnection(endpoint);
+  connecting.then(
+    (upstream) => {
+      const progress = reportingIntervalMs > 0 ? setInterval(reportProgress, reportingIntervalMs).unref() : undefined;
+      splice(downstream, upstream, target, record, () => {
+        clearInterval(progress);
+        release();
+        finish();
+      });
+    },
     (error: unknown) => {
       release();
       target.connectFailures += 1;

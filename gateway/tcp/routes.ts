@@ -7,8 +7,8 @@
  * A sidecar's egress TCP port serves the services that declare that port: the `tcp[]` rules of the
  * mesh VirtualServices for those hosts (on a TLS port their `tls[]` rules by SNI first), then — when
  * no rule matched — the one service declaring it (Istio identifies TCP traffic without a VIP by its
- * port alone). A Gateway PASSTHROUGH port serves the
- * `tls[]` rules of the VirtualServices bound to its servers, selected by the ClientHello's SNI.
+ * port alone). A Gateway PASSTHROUGH port serves the `tls[]` rules of the VirtualServices bound to its
+ * servers, selected by the ClientHello's SNI; a Gateway TCP port, or a TLS port that terminates, their `tcp[]` rules.
  */
 import { BlockList, isIPv6 } from 'node:net';
 import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes, VirtualServiceSpec } from '../config/kinds/virtual-service.js';
@@ -18,6 +18,7 @@ import { compileForward } from '../router/compile-route.js';
 import { MG_ROUTE_RULE_DROPPED, RouteCompileError, routeDiagnostic } from '../router/errors.js';
 import { byDocumentOrder, intersectHosts, isVisibleTo } from '../router/hosts.js';
 import { gatewayRef } from '../router/match.js';
+import { NO_HEADER_OPS } from '../router/headers.js';
 import type { CompiledDestination } from '../router/types.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
 
@@ -29,10 +30,12 @@ export interface TcpConnectionView {
 }
 
 export interface TcpRule {
-  /** `<ns>/<vs>.tcp[<i>]` or `.tls[<i>]`; the registry service's host for the port's default rule. */
+  /** `<ns>/<vs>.tcp[<i>]` or `.tls[<i>]`; the registry service's host for the port's default rule; `auto_passthrough`. */
   readonly name: string;
   readonly matches: (connection: TcpConnectionView) => boolean;
-  readonly pick: (random: number) => CompiledDestination;
+  /** Only AUTO_PASSTHROUGH reads the connection (its destination is in the SNI). */
+  readonly pick: (random: number, connection: TcpConnectionView) => CompiledDestination;  /** The client's TLS reaches the destination's own sidecar: relay on plain TCP, never wrapped in this proxy's mTLS (AUTO_PASSTHROUGH). */
+  readonly endToEndTls?: boolean;
 }
 
 /** The rules of one listener port, in order. */
@@ -166,16 +169,19 @@ export function buildSidecarTcpTable(input: SidecarTcpInput): TcpRouteTable {
   return { port: scope.listenerPort, rules };
 }
 
-export interface GatewayTlsInput {
+export interface GatewayL4Input {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
-  /** The PASSTHROUGH servers of the port: their Gateway (`<ns>/<name>`) and hosts. */
+  /** The servers of the port: their Gateway (`<ns>/<name>`) and hosts. */
   readonly servers: readonly { readonly gateway: string; readonly hosts: readonly { readonly namespace: string; readonly dnsName: string }[] }[];
   readonly scope: TcpScope;
   readonly diagnostics?: Diagnostic[];
 }
 
-/** A Gateway PASSTHROUGH port: the `tls[]` rules of the VirtualServices bound to its gateways whose hosts a server there admits. */
-export function buildGatewayTlsTable(input: GatewayTlsInput): TcpRouteTable {
+/**
+ * A Gateway L4 port: the `tls[]` rules (PASSTHROUGH servers) or `tcp[]` rules (TCP servers, TLS servers
+ * that terminate) of the VirtualServices bound to its gateways whose hosts a server there admits.
+ */
+export function buildGatewayL4Table(input: GatewayL4Input, kind: 'tls' | 'tcp'): TcpRouteTable {
   const { scope } = input;
   const rules: TcpRule[] = [];
   for (const virtualService of byDocumentOrder(input.virtualServices)) {
@@ -190,9 +196,39 @@ export function buildGatewayTlsTable(input: GatewayTlsInput): TcpRouteTable {
         ),
     );
     if (!admitted) continue;
-    rules.push(...compileRules(virtualService, 'tls', scope, input.diagnostics));
+    rules.push(...compileRules(virtualService, kind, scope, input.diagnostics));
   }
   return { port: scope.listenerPort, rules };
+}
+
+/** Istio's SNI for a mesh mTLS connection to `host:port` (subset or ''): what a sidecar sends and AUTO_PASSTHROUGH routes by. */
+const MESH_SNI = /^outbound_\.(\d{1,5})_\.([^_]*)_\.(.+)$/;
+
+function meshDestination(sni: string): CompiledDestination | null {
+  const parsed = MESH_SNI.exec(sni);
+  if (parsed === null) return null;
+  const [, port = '', subset = '', host = ''] = parsed;
+  return { host, port: Number(port), ...(subset === '' ? {} : { subset }), requestHeaders: NO_HEADER_OPS, responseHeaders: NO_HEADER_OPS, authorityRewrite: null };
+}
+
+/**
+ * Gateway AUTO_PASSTHROUGH servers (Istio's multi-network east-west gateway): no VirtualService is
+ * needed, the destination is the cluster the client's SNI names (`outbound_.<port>_.<subset>_.<host>`),
+ * if a server of the port admits that host; the client's mesh mTLS passes through to the destination's
+ * sidecar untouched. After the port's `tls` rules.
+ */
+export function autoPassthroughRule(hosts: readonly string[]): TcpRule {
+  const admitted = hosts.map((host) => host.toLowerCase());
+  const admits = (host: string): boolean => admitted.some((pattern) => intersectHosts(pattern, host) === host);
+  return {
+    name: 'auto_passthrough',
+    matches: (connection) => {
+      const destination = meshDestination(connection.sni.toLowerCase());
+      return destination !== null && admits(destination.host);
+    },
+    pick: (_random, connection) => meshDestination(connection.sni.toLowerCase()) as CompiledDestination,
+    endToEndTls: true,
+  };
 }
 
 /** The first rule matching the connection, or null (the connection is closed with NR). */

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ConnectionReadiness } from './circuit-breaker.js';
 import type { RegistryEndpoint } from './registry.js';
+import { buildConnector } from './undici-core.js';
 import type { Connector } from './undici-core.js';
 
 /** An endpoint's connections: undici's Pool (HTTP/1.1) or meshgate's HTTP/2 pool, both on undici's dispatch API. */
@@ -84,6 +85,17 @@ export function openRawConnection(endpoint: UpstreamEndpoint): Promise<Socket> {
     transport.connect(
       { hostname: address, host: address, protocol: transport.secure ? 'https:' : 'http:', port: String(port), localAddress: null, httpSocket: undefined },
       (error, socket) => (error === null ? resolve(socket as Socket) : reject(error)),
+    );
+  });
+}
+
+/** A plain TCP connection to the endpoint, whatever TLS its pool would originate: for bytes already encrypted end to end (AUTO_PASSTHROUGH). */
+export function openPlainConnection(endpoint: UpstreamEndpoint, connectTimeoutMs: number): Promise<Socket> {
+  const { address, port } = endpoint.metadata;
+  const connect = buildConnector({ timeout: connectTimeoutMs });
+  return new Promise((resolve, reject) => {
+    connect({ hostname: address, host: address, protocol: 'http:', port: String(port), localAddress: null, httpSocket: undefined }, (error, socket) =>
+      error === null ? resolve(socket as Socket) : reject(error),
     );
   });
 }

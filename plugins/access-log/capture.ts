@@ -6,7 +6,7 @@
  * operator can see that it tried.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ConnectionRecord } from '../../gateway/pipeline/types.js';
+import type { ConnectionRecord, SettledDelivery } from '../../gateway/pipeline/types.js';
 import { BoundedCounter } from '../metrics/registry.js';
 import { wireBytes } from '../metrics/wire-bytes.js';
 import { traceIdOf } from '../tracing/request-span.js';
@@ -117,4 +117,34 @@ export function captureConnection(connection: ConnectionRecord, record: RawRecor
   strings[StringField.localIp] = attrs.destinationIp;
   strings[StringField.serverName] = emptyToNull(attrs.sni);
   strings[StringField.peerPrincipal] = attrs.peer?.uri ?? null;
+}
+
+/**
+ * A message the sidecar delivered to its app: the request the sidecar made (POST of the CloudEvent to
+ * the app's path), with the app's last answer, the CloudEvent id as the request id, the subscription as
+ * the route, and what became of the message as the details (`pubsub_delivered`, `pubsub_returned-to-broker`, …).
+ */
+export function captureDelivery(delivery: SettledDelivery, record: RawRecord): void {
+  const strings = record.strings;
+  const numbers = record.numbers;
+  strings.fill(null);
+  record.truncated = 0;
+  numbers[NumberField.startEpochMs] = delivery.startEpochMs;
+  numbers[NumberField.durationMs] = Math.round(delivery.endMs - delivery.startMs);
+  numbers[NumberField.upstreamServiceTimeMs] = NaN;
+  numbers[NumberField.bytesReceived] = delivery.receivedBytes;
+  numbers[NumberField.bytesSent] = delivery.sentBytes;
+  numbers[NumberField.responseCode] = delivery.status;
+  numbers[NumberField.remotePort] = NaN;
+  numbers[NumberField.localPort] = NaN;
+  strings[StringField.method] = delivery.attempts === 0 ? null : 'POST';
+  strings[StringField.authority] = delivery.appAddress;
+  strings[StringField.path] = emptyToNull(delivery.path);
+  strings[StringField.httpVersion] = delivery.attempts === 0 ? null : '1.1';
+  strings[StringField.responseFlags] = '-';
+  strings[StringField.details] = `pubsub_${delivery.result}`;
+  strings[StringField.routeName] = `pubsub/${delivery.pubsubName}/${delivery.topic}`;
+  strings[StringField.upstreamHost] = delivery.appAddress;
+  strings[StringField.requestId] = emptyToNull(delivery.eventId);
+  strings[StringField.traceId] = delivery.trace?.traceId ?? null;
 }

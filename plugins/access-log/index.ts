@@ -19,7 +19,7 @@ import { diagnosticOf, type DiagnosticDefinition } from '../../gateway/config/di
 import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig, findMeshConfig } from '../metrics/effective-mesh-config.js';
-import { captureConnection, captureRecord } from './capture.js';
+import { captureConnection, captureDelivery, captureRecord } from './capture.js';
 import { RecordChunk } from './record-codec.js';
 import { emptyRawRecord } from './record.js';
 import type { RawRecord, RecordFormat } from './record.js';
@@ -135,6 +135,7 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
 
   return {
     name: ACCESS_LOG_PLUGIN_NAME,
+    everyRequest: true,
     diagnostics: [UNWRITABLE],
     compile(input) {
       const { accessLog } = effectiveMeshConfig(input.resources);
@@ -163,6 +164,14 @@ export function createAccessLogPlugin(options: AccessLogPluginOptions = {}): Acc
         if (compiled === null) return;
         const state = compiled as CompiledAccessLog;
         captureConnection(connection, captured);
+        state.sink.enqueue(captured, state.format);
+      },
+    },
+    deliveries: {
+      finished(compiled, delivery) {
+        if (compiled === null) return;
+        const state = compiled as CompiledAccessLog;
+        captureDelivery(delivery, captured);
         state.sink.enqueue(captured, state.format);
       },
     },

@@ -12,7 +12,8 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
-import { recordConnectionClosed, recordConnectionOpened } from './tcp-metrics.js';
+import { recordPubSubDelivery } from './meshgate-metrics.js';
+import { recordConnectionClosed, recordConnectionOpened, recordConnectionProgress } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
 
 export const METRICS_PLUGIN_NAME = 'metrics';
@@ -43,13 +44,22 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
 
   return {
     name: METRICS_PLUGIN_NAME,
+    everyRequest: true,
     compile: (input) => (effectiveMeshConfig(input.resources).metrics.enabled ? compileIstioLabels(input) : null),
     connections: {
       opened: (compiled, record) => {
         if (compiled !== null) recordConnectionOpened(compiled as CompiledIstioLabels, record);
       },
+      progress: (compiled, record) => {
+        if (compiled !== null) recordConnectionProgress(compiled as CompiledIstioLabels, record);
+      },
       closed: (compiled, record) => {
         if (compiled !== null) recordConnectionClosed(compiled as CompiledIstioLabels, record);
+      },
+    },
+    deliveries: {
+      finished: (compiled, delivery) => {
+        if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result, delivery.attempts);
       },
     },
     register: fastifyPlugin(

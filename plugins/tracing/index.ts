@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
+import { endDeliverySpan, startDeliverySpan } from './delivery-span.js';
 import { extractTraceContext, hopIds, injectTraceContext, isSampled, removeTraceHeaders } from './propagation.js';
 import type { ExtractedContext, HeaderBag } from './propagation.js';
 import { requestTrace, setRequestTrace } from './request-span.js';
@@ -161,6 +162,7 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
 
   return {
     name: TRACING_PLUGIN_NAME,
+    everyRequest: true,
     compile(input) {
       const { tracing } = effectiveMeshConfig(input.resources);
       const url = otlpTracesUrl(tracing.otlpEndpoint, env);
@@ -177,6 +179,12 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
         limits,
       });
       return { runtime, trustIncomingContext: input.mode !== 'ingress' || tracing.trustIncomingContext };
+    },
+    deliveries: {
+      started(compiled, delivery) {
+        if (compiled !== null) startDeliverySpan((compiled as CompiledTracing).runtime, delivery);
+      },
+      finished: (_compiled, delivery) => endDeliverySpan(delivery),
     },
     register: fastifyPlugin(
       async (app) => {

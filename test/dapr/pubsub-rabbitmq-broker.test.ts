@@ -149,6 +149,29 @@ t.test('a message unacked when the subscriber goes away is delivered to the next
   t.same(got, ['survivor']);
 });
 
+t.test('acks go out together, yet a delivery still in hand holds back none of the later ones and is never acked with them', async (t) => {
+  const { topic, queue } = names('acks', 'app-a');
+  const pubsub = new RabbitMqBroker(rabbitMqSettings({ connectionString: TEST_AMQP_URL }), silent);
+  const acked: string[] = [];
+  let slowSeen = false;
+  await pubsub.subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async (message) => {
+    const text = message.data.toString();
+    if (text === 'slow') {
+      slowSeen = true;
+      return new Promise<HandlerVerdict>(() => {});
+    }
+    acked.push(text);
+    return 'ack';
+  });
+  await until('the queue', async () => (await queueDepth(queue).catch(() => -1)) === 0);
+  await pubsub.publish(topic, Buffer.from('slow'), {});
+  await until('the slow one is in hand', () => slowSeen);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => pubsub.publish(topic, Buffer.from(String(i)), {})));
+  await until('the others handled', () => acked.length === 20);
+  await pubsub.close(); // the slow one is given back unacked after CLOSE_DRAIN_MS
+  t.equal(await queueDepth(queue), 1, 'only the slow one is back in the queue: the 20 were acked, it was not');
+});
+
 t.test('an unreachable broker fails a publish quickly', async (t) => {
   const pubsub = new RabbitMqBroker(rabbitMqSettings({ connectionString: 'amqp://guest:guest@127.0.0.1:1' }), silent);
   t.teardown(() => pubsub.close());

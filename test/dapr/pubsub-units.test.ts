@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { buildPublishedEvent, CloudEventError, eventForDelivery, metadataFlag } from '../../gateway/dapr/pubsub/cloudevent.js';
 import type { EnvelopeClock, PublishInput } from '../../gateway/dapr/pubsub/cloudevent.js';
 import { backoffMs, deliveryHandler, interpretAppAnswer } from '../../gateway/dapr/pubsub/delivery.js';
-import type { AppAnswer, DeliveryReport, DeliveryTarget, RetryPolicy } from '../../gateway/dapr/pubsub/delivery.js';
+import type { AppAnswer, DeliveryTarget, RetryPolicy } from '../../gateway/dapr/pubsub/delivery.js';
+import type { DeliveryRecord } from '../../gateway/pipeline/types.js';
 import { compileTopicScopes } from '../../gateway/dapr/pubsub/scopes.js';
 import { compileMatch, compileRoutes, RoutingRuleError } from '../../gateway/dapr/pubsub/routing.js';
 import { parseProgrammaticSubscriptions } from '../../gateway/dapr/pubsub/subscriptions.js';
@@ -123,12 +124,14 @@ interface Harness {
   readonly posts: { path: string; body: string; headers: Readonly<Record<string, string>> }[];
   readonly sleeps: number[];
   readonly deadLetters: { topic: string; data: string }[];
-  readonly reports: DeliveryReport[];
+  /** Deliveries as the observer saw them when they settled. */
+  readonly reports: DeliveryRecord[];
+  readonly started: DeliveryRecord[];
   handle(message: BrokerMessage): Promise<'ack' | 'nack'>;
 }
 
 function harness(answers: Array<AppAnswer | Error>, target: Partial<DeliveryTarget> = {}, policy: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 150 }): Harness {
-  const state = { posts: [] as Harness['posts'], sleeps: [] as number[], deadLetters: [] as Harness['deadLetters'], reports: [] as DeliveryReport[] };
+  const state = { posts: [] as Harness['posts'], sleeps: [] as number[], deadLetters: [] as Harness['deadLetters'], reports: [] as DeliveryRecord[], started: [] as DeliveryRecord[] };
   const handle = deliveryHandler(
     { pubsubName: 'ps', topic: 'orders', rawPayload: false, deadLetterTopic: undefined, route: () => '/orders', ...target },
     {
@@ -145,7 +148,15 @@ function harness(answers: Array<AppAnswer | Error>, target: Partial<DeliveryTarg
       clock,
       publishDeadLetter: async (topic, data) => void state.deadLetters.push({ topic, data: data.toString() }),
       logger: silent,
-      onDelivered: (report) => state.reports.push(report),
+      appAddress: '127.0.0.1:9',
+      observer: () => ({
+        started: (delivery) => {
+          state.started.push(delivery);
+          // A tracing hook makes the delivery a hop of its own: the app gets the hop's context.
+          if (delivery.publisherTraceparent !== '') delivery.traceparent = `${delivery.publisherTraceparent}-hop`;
+        },
+        finished: (delivery) => void state.reports.push(delivery),
+      }),
     },
   );
   return { ...state, handle };
@@ -165,10 +176,14 @@ t.test('delivery: success on the first try posts the CloudEvent with Dapr header
   t.same(JSON.parse(h.posts[0]?.body ?? ''), { id: 'e1', data: { n: 1 }, traceparent: '00-aa-bb-01' });
   t.equal(h.posts[0]?.headers['content-type'], 'application/cloudevents+json', 'broker metadata cannot override the content type');
   t.equal(h.posts[0]?.headers['pubsubname'], 'ps');
-  t.equal(h.posts[0]?.headers['traceparent'], '00-aa-bb-01');
+  t.equal(h.posts[0]?.headers['traceparent'], '00-aa-bb-01-hop', 'the app gets the traceparent the started hook set');
   t.equal(h.posts[0]?.headers['priority'], 'high', 'broker metadata becomes headers');
   t.notOk('bad header' in (h.posts[0]?.headers ?? {}), 'names that are not header tokens are left out');
-  t.equal(h.reports[0]?.result, 'delivered');
+  t.equal(h.started.length, 1, 'started once, before the post');
+  t.match(h.reports[0], { result: 'delivered', attempts: 1, status: 200, eventId: 'e1', path: '/orders', appAddress: '127.0.0.1:9', publisherTraceparent: '00-aa-bb-01', pubsubName: 'ps', topic: 'orders' });
+  t.equal(h.reports[0]?.receivedBytes, '{"status":"SUCCESS"}'.length);
+  t.equal(h.reports[0]?.sentBytes, Buffer.byteLength(h.posts[0]?.body ?? ''));
+  t.ok((h.reports[0]?.endMs ?? NaN) >= (h.reports[0]?.startMs ?? NaN), 'settled after it started');
 });
 
 t.test('delivery: RETRY, 5xx and connection errors retry with exponential, capped backoff, then the broker keeps the message', async (t) => {
@@ -176,7 +191,8 @@ t.test('delivery: RETRY, 5xx and connection errors retry with exponential, cappe
   t.equal(await h.handle(message()), 'nack', 'no dead-letter topic: nack, never ack');
   t.equal(h.posts.length, 3, 'bounded by maxAttempts');
   t.same(h.sleeps, [100, 150], 'backoff doubles and is capped');
-  t.equal(h.reports[0]?.result, 'returned-to-broker');
+  t.match(h.reports[0], { result: 'returned-to-broker', attempts: 3, status: 0 }, 'the last answer was a connection error');
+  t.equal(h.reports.length, 1, 'one report per message, not per post');
   t.equal(backoffMs({ maxAttempts: 9, initialBackoffMs: 100, maxBackoffMs: 5000 }, 4), 800);
 });
 

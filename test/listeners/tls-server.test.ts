@@ -40,6 +40,7 @@ function server(name: string, hosts: string[], tls: ServerTlsPlan): PlannedServe
     hosts: hosts.map((dnsName) => ({ namespace: '*', dnsName })),
     httpsRedirect: false,
     tls,
+    autoPassthrough: false,
   };
 }
 

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DaprSubscription } from '../../config/kinds/dapr-subscription.js';
 import type { Diagnostic, Resource } from '../../config/resource.js';
 import type { ComponentRegistry, ResolvedComponent } from '../components/registry.js';
+import type { DeliveryObserver } from '../pubsub/delivery.js';
 
 export interface DaprCompileInput {
   readonly appId: string;
@@ -45,6 +46,12 @@ export interface DaprMetadataContribution {
   readonly extended?: Readonly<Record<string, string>>;
 }
 
+/** What a snapshot that becomes active brings besides the blocks' compiled state. */
+export interface DaprActivation {
+  /** Reports the messages the sidecar delivers to its app to the observer plugins, with this snapshot's state. */
+  readonly deliveries: DeliveryObserver;
+}
+
 /** What the running sidecar offers the blocks' routes beyond the request's snapshot. */
 export interface DaprApiHost {
   /** Drain and stop the sidecar (`POST /v1.0/shutdown`), as SIGTERM does. */
@@ -59,7 +66,7 @@ export interface DaprBuildingBlock<Compiled = unknown> {
   capabilities?(component: ResolvedComponent): readonly string[];
   compile(input: DaprCompileInput): Compiled;
   /** The snapshot holding `compiled` became the active one (compile may run for a config that is then rejected). */
-  activated?(compiled: Compiled): void;
+  activated?(compiled: Compiled, activation: DaprActivation): void;
   /**
    * The sidecar whose active snapshot holds `compiled` stops: release what it holds (connections,
    * subscriptions, timers). Tests and the demo run several sidecars in one process; the others keep theirs.

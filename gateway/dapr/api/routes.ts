@@ -1,6 +1,6 @@
 /**
- * The Dapr HTTP API on a sidecar's outbound listener. Registered after the pipeline, so Dapr calls get
- * the same metrics, access log, span and authorization as proxied traffic. What no building block
+ * The Dapr HTTP API on a sidecar's outbound listener. Its calls get the same metrics, access log and
+ * span as proxied traffic (the observer plugins' hooks), and pub/sub checks its scopes. What no building block
  * serves under `/v1.0/` or `/v1.0-alpha1/` is answered at once with a Dapr error: those paths are
  * never forwarded (forwarding them to the sidecar's own address looped). Invocation
  * (`/v1.0/invoke/<id>/method/…` or a `dapr-app-id` header) goes to the proxy step once its app id is
@@ -66,11 +66,20 @@ function unknownApi(request: FastifyRequest, reply: FastifyReply): FastifyReply 
   return daprError(request, reply, 404, 'ERR_NOT_FOUND', `the Dapr API of this sidecar has no ${request.raw.method ?? ''} ${path}`);
 }
 
-export async function registerDaprApi(app: FastifyInstance, proxy: RouteHandlerMethod, host: DaprApiHost): Promise<void> {
+/**
+ * The gate (for every request of the listener) and the building blocks' routes, on the context whose
+ * hooks are the observers only: the sidecar answers these calls itself, so routing, rate limits,
+ * faults and users' plugins, which are about forwarded traffic, never run for them.
+ */
+export async function registerDaprApi(app: FastifyInstance, host: DaprApiHost): Promise<void> {
   app.addHook('onRequest', daprGate);
   for (const block of DAPR_BUILDING_BLOCKS) await block.register(app, host);
-  app.all('/v1.0/invoke/:appId/method', proxy);
-  app.all('/v1.0/invoke/:appId/method/*', proxy);
   app.all('/v1.0/*', unknownApi);
   app.all('/v1.0-alpha1/*', unknownApi);
+}
+
+/** Invocation is forwarded traffic: its routes go where the whole pipeline runs. */
+export function registerDaprInvocation(app: FastifyInstance, proxy: RouteHandlerMethod): void {
+  app.all('/v1.0/invoke/:appId/method', proxy);
+  app.all('/v1.0/invoke/:appId/method/*', proxy);
 }

@@ -11,6 +11,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { CLOUDEVENTS_CONTENT_TYPE, CloudEventError, eventForDelivery, SYSTEM_ENVELOPE_CLOCK } from './cloudevent.js';
 import type { EnvelopeClock } from './cloudevent.js';
 import type { BrokerMessage, HandlerVerdict, MessageHandler } from './broker.js';
+import type { DeliveryRecord, DeliveryResult, HopTrace, MeshPlugin, SettledDelivery } from '../../pipeline/types.js';
 
 export interface AppAnswer {
   readonly status: number;
@@ -80,35 +81,69 @@ export interface DeliveryTarget {
   route(envelope: Readonly<Record<string, unknown>>): string;
 }
 
-export type DeliveryResult = 'delivered' | 'dropped' | 'dead-lettered' | 'expired' | 'returned-to-broker';
+/** Where deliveries are reported: the delivery hooks of the observer plugins (metrics, access log, spans). */
+export interface DeliveryObserver {
+  started(delivery: DeliveryRecord): void;
+  finished(delivery: SettledDelivery): void;
+}
 
-export interface DeliveryReport {
-  readonly pubsubName: string;
-  readonly topic: string;
-  readonly eventId: string;
-  readonly path: string;
-  readonly result: DeliveryResult;
-  readonly attempts: number;
-  readonly durationMs: number;
-  readonly traceparent: string | undefined;
+export const NO_DELIVERY_OBSERVER: DeliveryObserver = { started: () => undefined, finished: () => undefined };
+
+/** The delivery hooks of `plugins`, each given its compiled state from `states` (one snapshot's). */
+export function pluginDeliveryObserver(plugins: readonly MeshPlugin[], states: ReadonlyMap<string, unknown>): DeliveryObserver {
+  const hooked = plugins.filter((plugin) => plugin.deliveries !== undefined);
+  return {
+    started(delivery) {
+      for (const plugin of hooked) plugin.deliveries?.started?.(states.get(plugin.name), delivery);
+    },
+    finished(delivery) {
+      for (const plugin of hooked) plugin.deliveries?.finished?.(states.get(plugin.name), delivery);
+    },
+  };
 }
 
 export interface DeliveryDependencies {
   readonly app: AppChannel;
+  /** `host:port` of the app, for the records. */
+  readonly appAddress: string;
   readonly policy: RetryPolicy;
   readonly timer: RetryTimer;
   readonly clock?: EnvelopeClock;
   /** Publishes to the dead-letter topic on the SAME pubsub. */
   readonly publishDeadLetter: (topic: string, data: Buffer, metadata: Readonly<Record<string, string>>) => Promise<void>;
   readonly logger: FastifyBaseLogger;
-  /** Called once per message with its outcome: metrics, spans, access log. */
-  readonly onDelivered?: (report: DeliveryReport) => void;
+  /** The observer of the snapshot active now; a message is reported, start to end, to the one it was taken under. */
+  readonly observer: () => DeliveryObserver;
+}
+
+class LiveDelivery implements DeliveryRecord {
+  readonly startEpochMs = Date.now();
+  readonly startMs = performance.now();
+  endMs = Number.NaN;
+  traceparent: string;
+  trace: HopTrace | null = null;
+  attempts = 0;
+  status = 0;
+  receivedBytes = 0;
+  result: DeliveryResult | null = null;
+
+  constructor(
+    readonly pubsubName: string,
+    readonly topic: string,
+    readonly appAddress: string,
+    readonly eventId: string,
+    readonly path: string,
+    readonly publisherTraceparent: string,
+    readonly sentBytes: number,
+  ) {
+    this.traceparent = publisherTraceparent;
+  }
 }
 
 /** Header names broker metadata may not set on the request to the app. */
 const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'connection', 'transfer-encoding']);
 
-function deliveryHeaders(message: BrokerMessage, target: DeliveryTarget, traceparent: string | undefined): Record<string, string> {
+function deliveryHeaders(message: BrokerMessage, target: DeliveryTarget, traceparent: string): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.metadata)) {
     const lower = name.toLowerCase();
@@ -117,7 +152,7 @@ function deliveryHeaders(message: BrokerMessage, target: DeliveryTarget, tracepa
   }
   headers['content-type'] = CLOUDEVENTS_CONTENT_TYPE;
   headers['pubsubname'] = target.pubsubName;
-  if (traceparent !== undefined) headers['traceparent'] = traceparent;
+  if (traceparent !== '') headers['traceparent'] = traceparent;
   return headers;
 }
 
@@ -125,6 +160,12 @@ function deliveryHeaders(message: BrokerMessage, target: DeliveryTarget, tracepa
 export function deliveryHandler(target: DeliveryTarget, deps: DeliveryDependencies): MessageHandler {
   const clock = deps.clock ?? SYSTEM_ENVELOPE_CLOCK;
   const log = deps.logger.child({ pubsub: target.pubsubName, topic: target.topic });
+
+  function settle(observer: DeliveryObserver, delivery: LiveDelivery, result: DeliveryResult): void {
+    delivery.result = result;
+    delivery.endMs = performance.now();
+    observer.finished(delivery as SettledDelivery);
+  }
 
   async function deadLetter(message: BrokerMessage, why: string): Promise<HandlerVerdict> {
     if (target.deadLetterTopic === undefined) return 'nack';
@@ -139,50 +180,57 @@ export function deliveryHandler(target: DeliveryTarget, deps: DeliveryDependenci
   }
 
   return async (message) => {
-    const started = performance.now();
-    const report = (eventId: string, path: string, result: DeliveryResult, attempts: number, traceparent: string | undefined): void =>
-      deps.onDelivered?.({ pubsubName: target.pubsubName, topic: target.topic, eventId, path, result, attempts, durationMs: performance.now() - started, traceparent });
-
+    const observer = deps.observer();
     let event;
     try {
       event = eventForDelivery(message.data, { rawPayload: target.rawPayload, pubsubName: target.pubsubName, topic: target.topic }, clock);
     } catch (error) {
       if (!(error instanceof CloudEventError)) throw error;
+      const delivery = new LiveDelivery(target.pubsubName, target.topic, deps.appAddress, '', '', '', 0);
+      observer.started(delivery);
       // Retrying cannot make bad bytes good: dead-letter it, or drop it as Dapr does without one.
       log.warn({ brokerId: message.brokerId, err: error.message }, 'pubsub: message is not a CloudEvent');
       const verdict = target.deadLetterTopic === undefined ? 'ack' : await deadLetter(message, error.message);
-      report('', '', verdict === 'ack' && target.deadLetterTopic !== undefined ? 'dead-lettered' : verdict === 'ack' ? 'dropped' : 'returned-to-broker', 0, undefined);
+      settle(observer, delivery, verdict === 'ack' && target.deadLetterTopic !== undefined ? 'dead-lettered' : verdict === 'ack' ? 'dropped' : 'returned-to-broker');
       return verdict;
     }
+    const path = event.expired ? '' : target.route(event.envelope);
+    const delivery = new LiveDelivery(target.pubsubName, target.topic, deps.appAddress, event.id, path, event.traceparent ?? '', event.body.length);
+    observer.started(delivery);
     if (event.expired) {
       log.info({ eventId: event.id }, 'pubsub: dropping an expired event');
-      report(event.id, '', 'expired', 0, event.traceparent);
+      settle(observer, delivery, 'expired');
       return 'ack';
     }
-    const path = target.route(event.envelope);
     if (path === '') {
       log.warn({ eventId: event.id }, 'pubsub: no routing rule matched and the subscription has no default route; dropping the event');
-      report(event.id, path, 'dropped', 0, event.traceparent);
+      settle(observer, delivery, 'dropped');
       return 'ack';
     }
-    const headers = deliveryHeaders(message, target, event.traceparent);
+    const headers = deliveryHeaders(message, target, delivery.traceparent);
     let lastReason = '';
     for (let attempt = 1; attempt <= deps.policy.maxAttempts; attempt++) {
       let interpreted: InterpretedAnswer;
+      delivery.attempts = attempt;
       try {
-        interpreted = interpretAppAnswer(await deps.app.post(path, event.body, headers));
+        const answer = await deps.app.post(path, event.body, headers);
+        delivery.status = answer.status;
+        delivery.receivedBytes = answer.body.length;
+        interpreted = interpretAppAnswer(answer);
       } catch (error) {
+        delivery.status = 0;
+        delivery.receivedBytes = 0;
         interpreted = { verdict: 'retry', reason: `delivery failed: ${(error as Error).message}` };
       }
       if (interpreted.verdict === 'success') {
-        report(event.id, path, 'delivered', attempt, event.traceparent);
+        settle(observer, delivery, 'delivered');
         return 'ack';
       }
       if (interpreted.verdict === 'drop') {
         log.warn({ eventId: event.id, path, reason: interpreted.reason }, 'pubsub: the app dropped the event');
         const verdict = await deadLetter(message, interpreted.reason);
         const deadLettered = verdict === 'ack' && target.deadLetterTopic !== undefined;
-        report(event.id, path, deadLettered ? 'dead-lettered' : 'dropped', attempt, event.traceparent);
+        settle(observer, delivery, deadLettered ? 'dead-lettered' : 'dropped');
         // A drop without a dead-letter topic is final (Dapr acks it); only a failed dead-letter publish keeps it.
         return target.deadLetterTopic === undefined ? 'ack' : verdict;
       }
@@ -191,7 +239,7 @@ export function deliveryHandler(target: DeliveryTarget, deps: DeliveryDependenci
     }
     log.warn({ eventId: event.id, path, attempts: deps.policy.maxAttempts, reason: lastReason }, 'pubsub: delivery retries exhausted');
     const verdict = await deadLetter(message, lastReason);
-    report(event.id, path, verdict === 'ack' ? 'dead-lettered' : 'returned-to-broker', deps.policy.maxAttempts, event.traceparent);
+    settle(observer, delivery, verdict === 'ack' ? 'dead-lettered' : 'returned-to-broker');
     return verdict;
   };
 }

@@ -163,8 +163,8 @@ export const pubsubBlock: DaprBuildingBlock<CompiledPubSub> = {
       declarative: compileDeclarative(input),
     };
   },
-  activated(compiled) {
-    runtimeFor(compiled).activate(compiled);
+  activated(compiled, activation) {
+    runtimeFor(compiled).activate(compiled, activation.deliveries);
   },
   async shutdown(compiled) {
     const key = runtimeKey(compiled);

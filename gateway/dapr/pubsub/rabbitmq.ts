@@ -23,7 +23,8 @@ import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions
 const CONNECT_TIMEOUT_MS = 2000;
 const RESUBSCRIBE_STEP_MS = 200;
 const RESUBSCRIBE_MAX_MS = 2000;
-const DEFAULT_PREFETCH = 10;
+/** Dapr's default is 0, no limit; a bound keeps a backlog from flooding the app (the deliveries in flight). */
+const DEFAULT_PREFETCH = 100;
 
 function amqplib(): typeof Amqp {
   return createRequire(import.meta.url)('amqplib') as typeof Amqp;
@@ -84,9 +85,63 @@ function safeUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
 }
 
+/**
+ * The acks of one channel. Deliveries settled in one event-loop turn are acked together: the tags below
+ * the oldest delivery still being handled as ONE `multiple` ack (one frame and one write instead of one
+ * each), the others one by one, so a slow delivery never holds back the acks of those after it (unacked
+ * messages count against the prefetch window). Nothing is acked before its handler said `ack`: a
+ * multiple ack only covers tags that are settled.
+ */
+class ChannelAcks {
+  /** Delivered and not yet settled, oldest first (tags only grow on a channel, and a Set keeps insertion order). */
+  private readonly unsettled = new Set<number>();
+  private ready: Amqp.ConsumeMessage[] = [];
+  private scheduled = false;
+
+  constructor(private readonly channel: Amqp.Channel) {}
+
+  delivered(delivery: Amqp.ConsumeMessage): void {
+    this.unsettled.add(delivery.fields.deliveryTag);
+  }
+
+  ack(delivery: Amqp.ConsumeMessage): void {
+    this.ready.push(delivery);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  nack(delivery: Amqp.ConsumeMessage, requeue: boolean): void {
+    this.unsettled.delete(delivery.fields.deliveryTag);
+    this.channel.nack(delivery, false, requeue);
+  }
+
+  /** Sends the acks waiting for the end of the turn now (before the channel closes). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    const ready = this.ready;
+    this.ready = [];
+    for (const delivery of ready) this.unsettled.delete(delivery.fields.deliveryTag);
+    const oldestUnsettled = this.unsettled.values().next().value ?? Number.POSITIVE_INFINITY;
+    let upTo: Amqp.ConsumeMessage | null = null;
+    try {
+      for (const delivery of ready) {
+        const tag = delivery.fields.deliveryTag;
+        if (tag > oldestUnsettled) this.channel.ack(delivery);
+        else if (upTo === null || tag > upTo.fields.deliveryTag) upTo = delivery;
+      }
+      if (upTo !== null) this.channel.ack(upTo, true);
+    } catch {
+      // The channel closed meanwhile: the broker has already put its unacked messages back in the queue.
+    }
+  };
+}
+
 class RabbitSubscription implements BrokerSubscription {
   private closed = false;
   private channel: Amqp.Channel | null = null;
+  private acks: ChannelAcks | null = null;
   private consumerTag: string | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly running: Promise<void>;
@@ -159,9 +214,12 @@ class RabbitSubscription implements BrokerSubscription {
     const routingKeys = (this.options.metadata['routingKey'] ?? '').split(',').map((key) => key.trim());
     for (const routingKey of routingKeys) await channel.bindQueue(queue, topic, routingKey);
     const requeue = this.settings.requeueInFailure && !this.settings.enableDeadLetter;
+    const acks = new ChannelAcks(channel);
+    this.acks = acks;
     const { consumerTag } = await channel.consume(queue, (delivery) => {
       if (delivery === null) return; // cancelled by the broker (queue deleted): the channel close restarts us
-      const settled = this.handle(channel, delivery, requeue);
+      acks.delivered(delivery);
+      const settled = this.handle(channel, acks, delivery, requeue);
       this.inFlight.add(settled);
       void settled.finally(() => this.inFlight.delete(settled));
     }, { noAck: false, consumerTag: `${queue}-${randomUUID()}` });
@@ -171,7 +229,7 @@ class RabbitSubscription implements BrokerSubscription {
     return lost;
   }
 
-  private async handle(channel: Amqp.Channel, delivery: Amqp.ConsumeMessage, requeue: boolean): Promise<void> {
+  private async handle(channel: Amqp.Channel, acks: ChannelAcks, delivery: Amqp.ConsumeMessage, requeue: boolean): Promise<void> {
     const metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(delivery.properties.headers ?? {})) {
       if (typeof value === 'string') metadata[name] = value;
@@ -185,8 +243,8 @@ class RabbitSubscription implements BrokerSubscription {
     // A channel lost meanwhile has already returned the message to the queue; acking on a new one is impossible.
     if (channel !== this.channel) return;
     try {
-      if (verdict === 'ack') channel.ack(delivery);
-      else channel.nack(delivery, false, requeue);
+      if (verdict === 'ack') acks.ack(delivery);
+      else acks.nack(delivery, requeue);
     } catch (error) {
       this.logger.warn({ topic: this.options.topic, err: (error as Error).message }, 'pubsub.rabbitmq: settling a delivery failed; the broker redelivers it');
     }
@@ -207,6 +265,7 @@ class RabbitSubscription implements BrokerSubscription {
     this.closed = true;
     await this.stopConsuming();
     await settledWithin(Promise.all([...this.inFlight]), CLOSE_DRAIN_MS);
+    this.acks?.flush();
     const channel = this.channel;
     this.channel = null;
     this.wake?.();

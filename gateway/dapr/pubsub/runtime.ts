@@ -7,12 +7,11 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { recordPubSubDelivery } from '../../../plugins/metrics/meshgate-metrics.js';
 import { HttpAppChannel } from './app-channel.js';
 import type { AppEndpoint } from './app-channel.js';
 import type { BrokerSubscription, PubSubBroker } from './broker.js';
-import { deliveryHandler, SYSTEM_RETRY_TIMER } from './delivery.js';
-import type { RetryPolicy } from './delivery.js';
+import { deliveryHandler, NO_DELIVERY_OBSERVER, SYSTEM_RETRY_TIMER } from './delivery.js';
+import type { DeliveryObserver, RetryPolicy } from './delivery.js';
 import { compileRoutes } from './routing.js';
 import type { TopicScopes } from './scopes.js';
 import { fetchProgrammaticSubscriptions } from './subscriptions.js';
@@ -62,6 +61,9 @@ export class PubSubRuntime {
   private readonly channels = new Map<string, HttpAppChannel>();
   private programmatic: ProgrammaticState | null = null;
   private active: CompiledPubSub | null = null;
+  /** The active snapshot's delivery observer. */
+  private observer: DeliveryObserver = NO_DELIVERY_OBSERVER;
+  private readonly currentObserver = (): DeliveryObserver => this.observer;
   private reconciling: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -84,9 +86,10 @@ export class PubSubRuntime {
     return this.programmatic?.specs ?? [];
   }
 
-  activate(compiled: CompiledPubSub): void {
+  activate(compiled: CompiledPubSub, observer: DeliveryObserver): void {
     if (this.closed) return;
     this.active = compiled;
+    this.observer = observer;
     // Without a pub/sub component the app has nothing to subscribe to: it is never asked.
     const app = compiled.components.size === 0 ? null : compiled.app;
     const key = endpointKey(app);
@@ -175,11 +178,12 @@ export class PubSubRuntime {
         },
         {
           app: this.channel(compiled.app, component.deliveryTimeoutMs, compiled.appApiToken),
+          appAddress: endpointKey(compiled.app),
           policy: component.retryPolicy,
           timer: SYSTEM_RETRY_TIMER,
           publishDeadLetter: (topic, data, metadata) => broker.publish(topic, data, metadata),
           logger: this.logger,
-          onDelivered: (report) => recordPubSubDelivery(report.pubsubName, report.topic, report.result, report.attempts),
+          observer: this.currentObserver,
         },
       );
       const subscription = await broker.subscribe({ topic: spec.topic, consumerGroup: component.consumerGroup, metadata: spec.metadata }, handler);
