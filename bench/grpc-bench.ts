@@ -2,7 +2,8 @@
  * gRPC unary calls side by side (docs/grpc.md): grpc-js client → grpc-js server directly over TLS, and
  * the same client → meshgate's ingress (TLS, HTTP/2 by ALPN) → the same server over h2c. Client on
  * CPU 0; server and proxy on CPU 1, as the HTTP targets. Reports each path's calls/s and latency, the
- * latency the proxy adds, and the proxy's CPU per call (utime + stime from /proc over the client's run).
+ * latency the proxy adds, and the proxy's CPU per call (utime + stime from /proc over the client's run,
+ * after a warm-up of the proxy).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +18,8 @@ import type { TargetContext } from './targets.js';
 
 export const GRPC_TARGET = 'grpc-unary';
 const CONCURRENCIES = [1, 16] as const;
+/** In flight during the warm-up that precedes the measured runs on a fresh meshgate process. */
+const WARMUP_CONCURRENCY = 16;
 const RUN_TIMEOUT_MS = 120_000;
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 
@@ -92,7 +95,12 @@ async function runClient(pinning: Pinning, context: TargetContext, port: number,
   }
 }
 
-export async function measureGrpcUnary(context: TargetContext, pinning: Pinning, seconds: number, signal: AbortSignal): Promise<GrpcResult[]> {
+/**
+ * `warmupSeconds` of calls through meshgate before anything is measured, as the HTTP targets get: the
+ * first measured run (1 in flight) otherwise carried the fresh process's JIT compilation and its first
+ * connections, which at ~100 calls/s on a busy machine made it read several times its steady CPU per call.
+ */
+export async function measureGrpcUnary(context: TargetContext, pinning: Pinning, seconds: number, warmupSeconds: number, signal: AbortSignal): Promise<GrpcResult[]> {
   const { certPath, keyPath } = context.serverCertificate;
   const server = await startBenchScript(context, 'grpc-server', ['--cert', certPath, '--key', keyPath]);
   const [tlsPort = 0, plainPort = 0] = server.ports;
@@ -102,6 +110,7 @@ export async function measureGrpcUnary(context: TargetContext, pinning: Pinning,
   await writeFile(configPath, meshgateConfig(adminPort, listenPort, plainPort, context));
   const proxy = await startMeshgate(context, 'meshgate-grpc', configPath, adminPort, 'ingress');
   try {
+    await runClient(pinning, context, listenPort, WARMUP_CONCURRENCY, warmupSeconds, signal);
     const results: GrpcResult[] = [];
     for (const concurrency of CONCURRENCIES) {
       const direct = await runClient(pinning, context, tlsPort, concurrency, seconds, signal);

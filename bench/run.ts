@@ -252,7 +252,7 @@ async function main(): Promise<void> {
     if (selection.grpc && !interrupted) {
       console.log('gRPC unary calls, direct and through the ingress');
       try {
-        grpcResults = await measureGrpcUnary(context, pinning, settings.seconds, abort.signal);
+        grpcResults = await measureGrpcUnary(context, pinning, settings.seconds, settings.warmupSeconds, abort.signal);
       } catch (error) {
         await processes.stopAll();
         const message = error instanceof Error ? error.message : String(error);

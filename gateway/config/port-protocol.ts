@@ -15,3 +15,9 @@ export function portKind(protocol: string | undefined): PortKind {
 export function carriesTls(protocol: string | undefined): boolean {
   return protocol !== undefined && TLS_PROTOCOLS.has(protocol.toUpperCase());
 }
+
+/** GRPC and HTTP2 ports speak HTTP/2 to their endpoints, whatever the client spoke (Istio's protocol selection). */
+export function isHttp2Protocol(protocol: string | undefined): boolean {
+  const name = protocol?.toUpperCase();
+  return name === 'GRPC' || name === 'HTTP2';
+}

@@ -4,7 +4,7 @@
  * `grpc-status` mapped from the HTTP status as Envoy maps it, `grpc-message` the reply's text — and its
  * `grpc-timeout` shortens the route timeout (Istio's max_grpc_timeout: the route timeout, 0 = none).
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
   return headers['content-type']?.startsWith('application/grpc') === true;
@@ -56,4 +56,21 @@ export function effectiveGrpcTimeoutMs(routeTimeoutMs: number, headers: Incoming
   if (requested === null) return routeTimeoutMs;
   const deadline = Math.max(requested, 1);
   return routeTimeoutMs === 0 ? deadline : Math.min(deadline, routeTimeoutMs);
+}
+
+interface Http2Response {
+  readonly stream?: { readonly headersSent: boolean; respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void };
+}
+
+/**
+ * A gRPC trailers-only answer over HTTP/2: the HEADERS frame ends the stream, which is how a gRPC client
+ * knows the status is in those headers (a HEADERS frame followed by an empty DATA frame reads as
+ * metadata and then a call without status). False when the response is not HTTP/2 or its headers are
+ * out; the caller then writes them its usual way. Either way the caller ends the response.
+ */
+export function respondTrailersOnly(response: unknown, status: number, headers: OutgoingHttpHeaders): boolean {
+  const stream = (response as Http2Response).stream;
+  if (stream === undefined || stream.headersSent) return false;
+  stream.respond({ ...headers, ':status': status }, { endStream: true });
+  return true;
 }

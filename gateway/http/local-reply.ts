@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { LocalReply } from '../pipeline/types.js';
-import { encodeGrpcMessage, grpcStatusForHttp, isGrpcRequest } from './grpc.js';
+import { encodeGrpcMessage, grpcStatusForHttp, isGrpcRequest, respondTrailersOnly } from './grpc.js';
 
 export const REASON_HEADER = 'x-meshgate-reason';
 
@@ -26,7 +26,7 @@ export function sendLocalReply(
   if (isGrpcRequest(request.headers)) {
     // A gRPC client reads the outcome from grpc-status, never from the HTTP status: trailers-only, as Envoy
     // answers. Written on the raw response, so that over HTTP/2 the HEADERS frame itself ends the stream
-    // (fastify's send would end it with a DATA frame, and a gRPC client takes the headers for metadata).
+    // (fastify's send would end it with a DATA frame).
     const message = localReply.message === '' ? localReply.details : localReply.message;
     const headers: OutgoingHttpHeaders = {
       ...(reply.getHeaders() as OutgoingHttpHeaders),
@@ -35,9 +35,7 @@ export function sendLocalReply(
       'grpc-message': encodeGrpcMessage(message),
     };
     reply.hijack();
-    const stream = (reply.raw as { stream?: { headersSent: boolean; respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void } }).stream;
-    if (stream !== undefined && !stream.headersSent) stream.respond({ ':status': 200, ...headers }, { endStream: true });
-    else reply.raw.writeHead(200, headers);
+    if (!respondTrailersOnly(reply.raw, 200, headers)) reply.raw.writeHead(200, headers);
     reply.raw.end();
     return reply;
   }

@@ -58,10 +58,11 @@ export class ClientConnections {
       server.on('secureConnection', (socket: TLSSocket) => {
         if (socket.alpnProtocol !== 'h2') this.trackSocket(socket);
       });
-      server.on('session', (session: Http2Session) => this.trackSession(session));
     } else {
       server.on('connection', (socket: Socket) => this.trackSocket(socket));
     }
+    // Plaintext listeners emit the sessions of their h2c connections too (h2c.ts).
+    server.on('session', (session: Http2Session) => this.trackSession(session));
   }
 
   get isDraining(): boolean {

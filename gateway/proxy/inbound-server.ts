@@ -3,14 +3,22 @@
  * SAME port, like Envoy's TLS inspector: the first byte of a connection tells a TLS ClientHello (0x16)
  * from HTTP. The mode is read per connection from the current snapshot, so a reload from PERMISSIVE
  * to STRICT takes effect for the next connection without reopening the port.
+ *
+ * Both carry HTTP/2 as well as HTTP/1.1, so that the hop between two sidecars can be HTTP/2 (gRPC, and
+ * `h2UpgradePolicy: UPGRADE`, docs/grpc.md): mTLS offers `h2` and `http/1.1` by ALPN, and a plaintext
+ * connection that opens with the HTTP/2 preface is served as h2c. What the app behind it speaks is the
+ * inbound cluster's business, not the peer's.
  */
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import https from 'node:https';
+import http2 from 'node:http2';
+import type { Http2SecureServer, Http2Server, Http2Session } from 'node:http2';
 import net from 'node:net';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
+import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
+import { createH2cServer, sniffConnection } from '../listeners/h2c.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
 import { checkPeerCertificate, rememberPeerIdentity } from './peer.js';
 
@@ -19,12 +27,13 @@ const TLS_HANDSHAKE = 0x16;
 export interface InboundServerOptions {
   readonly tlsOptions: () => Readonly<SecureContextOptions>;
   /** Keeps the TLS server's certificate current across rotations. */
-  readonly keepCurrent: (server: https.Server) => void;
+  readonly keepCurrent: (server: TlsServer) => void;
   readonly mode: () => MtlsMode;
   readonly trustDomain: () => string;
   readonly logger: FastifyBaseLogger;
   /** Idle keep-alive timeout of client connections (mesh peers keep pooled connections open). */
   readonly keepAliveTimeoutMs: number;
+  readonly http2MaxConcurrentStreams: number;
 }
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -32,17 +41,40 @@ type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 /** The listening socket fastify sees; it hands each connection to the plaintext or the TLS HTTP server. */
 export class InboundServer extends net.Server {
   readonly plain: http.Server;
-  readonly secure: https.Server;
+  readonly h2c: Http2Server;
+  readonly secure: Http2SecureServer;
+  /** HTTP/2 sessions (mTLS and h2c): node's HTTP/2 servers have no closeIdleConnections of their own. */
+  private readonly sessions = new Set<Http2Session>();
 
   constructor(handler: Handler, private readonly options: InboundServerOptions) {
     // Set here because the inner HTTP servers never see the accept: without it Nagle holds a response's
     // last segment until the peer's delayed ACK (~40 ms) whenever headers and body go out as two writes.
     super({ noDelay: true });
     this.plain = http.createServer(handler);
-    this.secure = https.createServer({ ...options.tlsOptions(), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] }, handler);
+    const trackSession = (session: Http2Session): void => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    };
+    this.h2c = createH2cServer(handler, { maxConcurrentStreams: options.http2MaxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: trackSession });
+    this.secure = http2.createSecureServer(
+      {
+        ...options.tlsOptions(),
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: [...ALPN_PROTOCOLS],
+        allowHTTP1: true,
+        settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams },
+      },
+      handler as never,
+    );
+    this.secure.on('session', (session: Http2Session) => {
+      session.setTimeout(options.keepAliveTimeoutMs, () => session.close());
+      trackSession(session);
+    });
     options.keepCurrent(this.secure);
     this.plain.keepAliveTimeout = options.keepAliveTimeoutMs;
-    this.secure.keepAliveTimeout = options.keepAliveTimeoutMs;
+    // The HTTP/1.1 fallback of node's HTTP/2 server reads the HTTP/1 server settings from it.
+    (this.secure as unknown as http.Server).keepAliveTimeout = options.keepAliveTimeoutMs;
     this.secure.on('tlsClientError', (error, socket) => {
       options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
     });
@@ -75,7 +107,7 @@ export class InboundServer extends net.Server {
         // The TLS socket takes over reading (including the unshifted ClientHello); resuming here would race it.
         this.secure.emit('connection', socket);
       } else {
-        this.plain.emit('connection', socket);
+        sniffConnection(socket, { firstBytesTimeoutMs: 0, http1: (accepted) => this.plain.emit('connection', accepted), h2c: (accepted) => this.h2c.emit('connection', accepted) });
         socket.resume();
       }
     });
@@ -86,18 +118,22 @@ export class InboundServer extends net.Server {
     socket.destroy();
   }
 
+  /** HTTP/2 sessions get a GOAWAY and close once their streams are done. */
   closeIdleConnections(): void {
     this.plain.closeIdleConnections();
-    this.secure.closeIdleConnections();
+    (this.secure as unknown as http.Server).closeIdleConnections?.();
+    for (const session of this.sessions) if (!session.closed) session.close();
   }
 
   closeAllConnections(): void {
     this.plain.closeAllConnections();
-    this.secure.closeAllConnections();
+    (this.secure as unknown as http.Server).closeAllConnections?.();
+    for (const session of this.sessions) session.destroy();
   }
 
   override close(callback?: (error?: Error) => void): this {
     this.plain.close();
+    this.h2c.close();
     this.secure.close();
     return super.close(callback);
   }

@@ -14,7 +14,9 @@ import type { Snapshot } from '../runtime/snapshot.js';
 import { registerDaprApi, registerDaprInvocation } from '../dapr/api/routes.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';
+import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer } from 'node:net';
+import { serveH2cBeside } from '../listeners/h2c.js';
 import { ClientConnections } from '../listeners/client-connections.js';
 import type { AbusiveSessionReport } from '../listeners/client-connections.js';
 import type { TlsListener } from '../listeners/tls-server.js';
@@ -136,6 +138,13 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
   let connections: ClientConnections | null = null;
   // A sidecar's inbound server (serverFactory) dispatches connections to inner servers; upgrades are an edge/outbound feature.
   if (options.serverFactory === undefined) {
+    if (tls === undefined) {
+      serveH2cBeside(app.server as unknown as HttpServer, {
+        maxConcurrentStreams: listener.connections.http2MaxConcurrentStreams,
+        idleTimeoutMs: listener.connections.idleTimeoutMs,
+        firstBytesTimeoutMs: listener.connections.requestHeadersTimeoutMs,
+      });
+    }
     connections = new ClientConnections(app.server as unknown as NetServer, listener.connections, tls !== undefined, options.onAbusiveSession ?? (() => undefined));
     const tracked = connections;
     attachUpgradeHandling(app, listener.connections.upgrades, () => tracked.isDraining);

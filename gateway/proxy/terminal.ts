@@ -5,7 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { effectiveGrpcTimeoutMs, isGrpcRequest } from '../http/grpc.js';
+import { effectiveGrpcTimeoutMs, isGrpcRequest, respondTrailersOnly } from '../http/grpc.js';
 import { sendLocalReply } from '../http/local-reply.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { CompiledDestination, CompiledRoute, MutableHeaders, RouteRequest } from '../router/types.js';
@@ -93,6 +93,12 @@ function relayResponse(
   // The body goes straight from undici into the client's response, without fastify's stream send;
   // fastify still runs the onResponse hooks when the response finishes.
   reply.hijack();
+  // grpc-status in the response headers is a trailers-only answer (its body is empty): it stays one.
+  if (outcome.headers['grpc-status'] !== undefined && respondTrailersOnly(reply.raw, outcome.statusCode, sent as OutgoingHttpHeaders)) {
+    void outcome.body.discard();
+    reply.raw.end();
+    return reply;
+  }
   reply.raw.writeHead(outcome.statusCode, sent as OutgoingHttpHeaders);
   outcome.body.relayTo(reply.raw);
   return reply;
@@ -160,6 +166,7 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
     path,
     headers: headers as Readonly<Record<string, string | readonly string[] | undefined>>,
     body: withBody ? request.raw : null,
+    ...(withBody ? { trailers: () => request.raw.trailers } : {}),
     retry: route?.retry ?? (ctx.listener.direction === 'inbound' ? ctx.snapshot.defaultRetry.inbound : ctx.snapshot.defaultRetry.outbound),
     streamBody: grpc,
     timeoutMs: grpc ? effectiveGrpcTimeoutMs(route?.timeoutMs ?? 0, request.headers) : (route?.timeoutMs ?? 0),

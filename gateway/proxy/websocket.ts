@@ -28,6 +28,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { sendLocalReply } from '../http/local-reply.js';
+import { httpConnectionListener } from '../listeners/h2c.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { openRawConnection, type UpstreamEndpoint } from '../upstream/endpoint.js';
@@ -49,14 +50,6 @@ interface PendingUpgrade {
 
 const pending = new WeakMap<IncomingMessage, PendingUpgrade>();
 
-type ConnectionListener = (this: unknown, socket: Duplex) => void;
-
-/**
- * node's HTTP/1 connection setup, the one its HTTP/2 server also uses for its HTTP/1.1 fallback. It
- * is how a socket that node handed over for an upgrade goes back to HTTP parsing. Without it (a node
- * that no longer exposes it) such a connection is closed after its response: safe, just not reused.
- */
-const httpConnectionListener = (http as unknown as { _connectionListener?: ConnectionListener })._connectionListener;
 
 const UPGRADE_WITH_BODY: LocalReply = Object.freeze({
   status: 400,

@@ -14,7 +14,7 @@ export const PASSTHROUGH_HOST = 'passthrough|any';
 export function coreClusterDefinitions(sidecar: SidecarPlan | null, namespace: string): ClusterDefinition[] {
   if (sidecar === null) return [];
   const definitions: ClusterDefinition[] = [];
-  for (const { port, appHost, appPort } of sidecar.ingress) {
+  for (const { port, http2, appHost, appPort } of sidecar.ingress) {
     definitions.push({
       name: `inbound|${port}||`,
       host: INBOUND_APP_HOST,
@@ -24,6 +24,7 @@ export function coreClusterDefinitions(sidecar: SidecarPlan | null, namespace: s
       endpoints: [{ address: appHost, port: appPort, labels: {}, weight: 1, serviceAccount: '', locality: '', namespace, meshWorkload: false }],
       policy: resolvePolicy(undefined, undefined, appPort),
       subjectAltNames: [],
+      http2,
     });
   }
   if (sidecar.outbound !== null && sidecar.outboundTrafficPolicy === 'ALLOW_ANY') {

@@ -112,6 +112,7 @@ export class ListenerSet {
               mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
+              http2MaxConcurrentStreams: spec.connections.http2MaxConcurrentStreams,
               logger: listenerLogger,
             }) as unknown as ReturnType<FastifyServerFactory>
         : undefined;

@@ -8,7 +8,7 @@
  */
 import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import { carriesTls, portKind } from '../config/port-protocol.js';
+import { carriesTls, isHttp2Protocol, portKind } from '../config/port-protocol.js';
 import type { PortKind } from '../config/port-protocol.js';
 import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
@@ -26,6 +26,8 @@ export interface SidecarIngressPort {
   readonly bind: string;
   readonly port: number;
   readonly kind: PortKind;
+  /** The app speaks HTTP/2 on this port (protocol GRPC or HTTP2): the inbound cluster does too. */
+  readonly http2: boolean;
   readonly appHost: string;
   readonly appPort: number;
 }
@@ -124,7 +126,7 @@ export function selectSidecar(
       );
       continue;
     }
-    ingress.push({ bind: entry.bind ?? '0.0.0.0', port: entry.port.number, kind: portKind(entry.port.protocol), appHost: app.host, appPort: app.port });
+    ingress.push({ bind: entry.bind ?? '0.0.0.0', port: entry.port.number, kind: portKind(entry.port.protocol), http2: isHttp2Protocol(entry.port.protocol), appHost: app.host, appPort: app.port });
   }
   const egress: SidecarEgressPort[] = (sidecar.spec.egress ?? []).map((entry) => ({
     bind: entry.bind ?? '127.0.0.1',

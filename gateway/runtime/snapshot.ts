@@ -168,7 +168,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
     { namespace: workload.namespace, labels: workload.labels },
     mesh.rootNamespace,
   );
-  const clusterDefinitions = [...buildClusterDefinitions(registry, destinationRules), ...coreClusterDefinitions(sidecar, workload.namespace)];
+  const clusterDefinitions = [...buildClusterDefinitions(registry, destinationRules, mesh.h2UpgradePolicy), ...coreClusterDefinitions(sidecar, workload.namespace)];
 
   const listenerPlans =
     options.mode === 'ingress'

@@ -135,7 +135,8 @@ export class CircuitBreaker {
     return 'active';
   }
 
-  private canOpen(): boolean {
+  /** Whether the cluster may open one more connection (maxConnections, counting those being opened). */
+  canOpen(): boolean {
     return this.connections + this.opening < this.limits.maxConnections;
   }
 

@@ -8,21 +8,31 @@ import { labelsMatch } from '../policy/selector.js';
 import { clusterName } from './cluster.js';
 import type { ClusterDefinition } from './cluster.js';
 import type { DestinationRuleIndex } from './destination-rules.js';
+import { isHttp2Protocol } from '../config/port-protocol.js';
 import { resolvePolicy } from './policy.js';
+import type { ResolvedPolicy } from './policy.js';
 import type { RegistryPort, ServiceRegistry } from './registry.js';
 
 /**
- * Istio's upstream protocol choice for GRPC and HTTP2 ports: they always speak HTTP/2 upstream.
- * `h2UpgradePolicy: UPGRADE` on HTTP ports is resolved but not yet acted on (docs/grpc.md): the shipped
- * demo and its tests set it in front of HTTP/1.1-only apps, which h2c prior knowledge would break.
+ * Istio's upstream protocol choice (`shouldH2Upgrade`, docs/grpc.md#http2-upstreams): GRPC and HTTP2
+ * ports always speak HTTP/2 upstream; otherwise the cluster's `h2UpgradePolicy` decides, `UPGRADE`
+ * whatever the port's protocol, `DEFAULT` as the mesh-wide policy says for HTTP ports. Istio's
+ * `useClientProtocol` turns the upgrade off (meshgate then keeps HTTP/1.1).
  */
-export function speaksHttp2(port: RegistryPort): boolean {
-  return port.protocol === 'GRPC' || port.protocol === 'HTTP2';
+export function speaksHttp2(port: RegistryPort, policy: ResolvedPolicy, meshPolicy: MeshH2UpgradePolicy): boolean {
+  if (isHttp2Protocol(port.protocol)) return true;
+  const pool = policy.connectionPool;
+  if (pool.useClientProtocol || pool.h2UpgradePolicy === 'DO_NOT_UPGRADE') return false;
+  if (pool.h2UpgradePolicy === 'UPGRADE') return true;
+  return meshPolicy === 'UPGRADE' && port.protocol === 'HTTP';
 }
+
+export type MeshH2UpgradePolicy = 'DO_NOT_UPGRADE' | 'UPGRADE';
 
 export function buildClusterDefinitions(
   registry: ServiceRegistry,
   destinationRules: DestinationRuleIndex,
+  meshPolicy: MeshH2UpgradePolicy,
 ): ClusterDefinition[] {
   const definitions: ClusterDefinition[] = [];
   for (const service of registry.services) {
@@ -42,7 +52,7 @@ export function buildClusterDefinitions(
         subset: '',
         endpoints,
         policy,
-        http2: speaksHttp2(port),
+        http2: speaksHttp2(port, policy, meshPolicy),
       });
       for (const subset of rule?.subsets.values() ?? []) {
         const subsetEndpoints = endpoints.filter((e) => labelsMatch(subset.labels, e.labels));
@@ -53,7 +63,7 @@ export function buildClusterDefinitions(
           subset: subset.name,
           endpoints: subsetEndpoints,
           policy: subsetPolicy,
-          http2: speaksHttp2(port),
+          http2: speaksHttp2(port, subsetPolicy, meshPolicy),
         });
       }
     }

@@ -186,9 +186,19 @@ export class Cluster {
         callback(...args);
       });
     const limits = this.policy.connectionPool;
+    const origin = endpointOrigin(meta.address, meta.port, secure);
     const pool = this.http2
-      ? new H2Pool({ address: meta.address, port: meta.port, secure, connect: countedConnect, idleTimeoutMs: limits.idleTimeoutMs, maxRequestsPerConnection: limits.maxRequestsPerConnection })
-      : createEndpointPool(endpointOrigin(meta.address, meta.port, secure), limits, countedConnect);
+      ? new H2Pool({
+          address: meta.address,
+          port: meta.port,
+          secure,
+          connect: countedConnect,
+          idleTimeoutMs: limits.idleTimeoutMs,
+          maxRequestsPerConnection: limits.maxRequestsPerConnection,
+          http1Pool: (connectFirstOpened) => createEndpointPool(origin, limits, connectFirstOpened),
+          mayOpenConnection: () => breaker.canOpen(),
+        })
+      : createEndpointPool(origin, limits, countedConnect);
     return new UpstreamEndpoint(meta, pool, { connect, secure }, counters);
   }
 

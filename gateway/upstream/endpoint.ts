@@ -14,8 +14,8 @@ import type { Connector } from './undici-core.js';
 export interface EndpointPool {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
-  /** A multiplexing pool knows whether a request could start now; for HTTP/1.1 the endpoint's counters tell. */
-  readiness?(): ConnectionReadiness;
+  /** A multiplexing pool knows whether a request could start now; for HTTP/1.1 (undefined, or null) the endpoint's counters tell. */
+  readiness?(): ConnectionReadiness | null;
 }
 
 /** What a pool's endpoint knows of its registry entry (whether it runs a sidecar is decided per cluster). */
@@ -60,7 +60,8 @@ export class UpstreamEndpoint {
 
   /** HTTP/1.1 carries one request per connection: a connection is ready when more are open than in use. */
   readiness(): ConnectionReadiness {
-    if (this.pool.readiness !== undefined) return this.pool.readiness();
+    const multiplexed = this.pool.readiness?.() ?? null;
+    if (multiplexed !== null) return multiplexed;
     return this.counters.connections > this.active ? 'ready' : 'none';
   }
 

@@ -11,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import type { LocalReply } from '../pipeline/types.js';
 import type { Cluster } from './cluster.js';
 import type { UpstreamEndpoint } from './endpoint.js';
+import type { RequestTrailers, UpstreamDispatchOptions } from './h2-pool.js';
 import { NO_HASH_KEY, computeHashKey } from './hash-key.js';
 import * as replies from './replies.js';
 import { NO_BODY, prepareBody, streamBody } from './request-body.js';
@@ -33,6 +34,8 @@ export interface UpstreamRequest {
   /** Final request headers; the forwarder adds only `x-envoy-attempt-count` (hop-by-hop headers are dropped). */
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** The client's request trailers, read once its body has ended (relayed to HTTP/2 upstreams). */
+  readonly trailers?: () => RequestTrailers;
   /** Send the body as it arrives instead of buffering its start first (gRPC: a stream's messages may wait for replies). */
   readonly streamBody?: boolean;
   readonly retry: RetryPolicy;
@@ -195,7 +198,14 @@ async function sendTry(
   const onRouteAbort = (): void => exchange.cancel(route.reason);
   route.addEventListener('abort', onRouteAbort);
   if (perTry > 0) perTryTimer = setTimeout(() => exchange.cancel(PER_TRY_TIMEOUT), perTry);
-  endpoint.pool.dispatch({ method: request.method as Dispatcher.HttpMethod, path: request.path, headers, body: bodyForTry(body) }, exchange);
+  const dispatch: UpstreamDispatchOptions = {
+    method: request.method as Dispatcher.HttpMethod,
+    path: request.path,
+    headers,
+    body: bodyForTry(body),
+    ...(request.trailers === undefined ? {} : { requestTrailers: request.trailers }),
+  };
+  endpoint.pool.dispatch(dispatch, exchange);
   try {
     return { kind: 'response', response: await exchange.response };
   } catch (error) {

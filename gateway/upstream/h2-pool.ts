@@ -8,6 +8,7 @@
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ConnectionReadiness } from './circuit-breaker.js';
@@ -23,6 +24,24 @@ export interface H2PoolOptions {
   readonly idleTimeoutMs: number;
   /** 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
+  /**
+   * The endpoint's HTTP/1.1 pool, for a TLS endpoint that answers ALPN with `http/1.1` (a server without
+   * HTTP/2): `connect` hands it the connection already open first.
+   */
+  readonly http1Pool: (connect: Connector) => EndpointPool;
+  /**
+   * The cluster's maxConnections (circuit-breaker.ts): asked before a connection is opened for requests
+   * that waited on one that turned out too small (its SETTINGS allow fewer streams than wait). A request
+   * admitted to open one has its slot reserved already.
+   */
+  readonly mayOpenConnection: () => boolean;
+}
+
+export type RequestTrailers = Readonly<Record<string, string | string[] | undefined>>;
+
+/** A dispatch that may carry the client's request trailers, known once its body has ended (HTTP/2 upstreams send them). */
+export interface UpstreamDispatchOptions extends Dispatcher.DispatchOptions {
+  readonly requestTrailers?: () => RequestTrailers;
 }
 
 /** Streams a connection carries before the peer's SETTINGS arrive (RFC 9113 recommends allowing at least 100). */
@@ -84,6 +103,18 @@ function requestHeaders(options: Dispatcher.DispatchOptions, scheme: string, fal
   return headers;
 }
 
+/** Fields HTTP/2 forbids in trailers (connection-specific, RFC 9113 §8.2.2), which node would refuse to send. */
+const NOT_IN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
+
+function trailersToSend(received: RequestTrailers): OutgoingHttpHeaders {
+  const trailers: OutgoingHttpHeaders = {};
+  for (const name in received) {
+    const value = received[name];
+    if (value !== undefined && !name.startsWith(':') && !NOT_IN_TRAILERS.has(name)) trailers[name] = value;
+  }
+  return trailers;
+}
+
 function responseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const plain: IncomingHttpHeaders = {};
   for (const name in headers) if (!name.startsWith(':')) plain[name] = headers[name];
@@ -97,6 +128,8 @@ export class H2Pool implements EndpointPool {
   private closing = false;
   private readonly scheme: string;
   private readonly authority: string;
+  /** Set once the endpoint negotiated HTTP/1.1: every request goes there from then on. */
+  private http1: EndpointPool | null = null;
 
   constructor(private readonly options: H2PoolOptions) {
     this.scheme = options.secure ? 'https' : 'http';
@@ -104,12 +137,15 @@ export class H2Pool implements EndpointPool {
     this.authority = `${host}:${options.port}`;
   }
 
-  readiness(): ConnectionReadiness {
+  /** Null once the endpoint speaks HTTP/1.1: one request per connection, which the endpoint's counters tell. */
+  readiness(): ConnectionReadiness | null {
+    if (this.http1 !== null) return null;
     if (this.available() !== null) return 'ready';
     return this.opening ? 'opening' : 'none';
   }
 
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.http1 !== null) return this.http1.dispatch(options, handler);
     if (this.closing) {
       handler.onResponseError?.(new StreamController(), new Error('upstream pool is closed'));
       return true;
@@ -126,7 +162,10 @@ export class H2Pool implements EndpointPool {
   /** Lets running streams finish, then closes the connections. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.connections.map((c) => new Promise<void>((resolve) => (c.session.closed ? resolve() : c.session.close(resolve)))));
+    await Promise.all([
+      ...this.connections.map((c) => new Promise<void>((resolve) => (c.session.closed ? resolve() : c.session.close(resolve)))),
+      this.http1?.close(),
+    ]);
   }
 
   private available(): Connection | null {
@@ -160,6 +199,10 @@ export class H2Pool implements EndpointPool {
   }
 
   private attachSession(socket: Socket): void {
+    if (this.options.secure && (socket as TLSSocket).alpnProtocol !== 'h2') {
+      this.switchToHttp1(socket);
+      return;
+    }
     const session = http2.connect(`${this.scheme}://${this.authority}`, { createConnection: () => socket });
     const connection: Connection = { session, streams: 0, requests: 0 };
     session.once('remoteSettings', () => {
@@ -170,8 +213,10 @@ export class H2Pool implements EndpointPool {
     session.on('error', () => undefined);
     session.once('close', () => {
       const index = this.connections.indexOf(connection);
-      if (index >= 0) this.connections.splice(index, 1);
-      else {
+      if (index >= 0) {
+        this.connections.splice(index, 1);
+        this.drainQueue();
+      } else {
         // Closed before its SETTINGS arrived: what waited for it fails as a connect failure.
         this.opening = false;
         this.failQueue(Object.assign(new Error('upstream closed the HTTP/2 connection before its SETTINGS'), { code: 'UND_ERR_SOCKET' }));
@@ -184,6 +229,21 @@ export class H2Pool implements EndpointPool {
     }
   }
 
+  private switchToHttp1(socket: Socket): void {
+    let opened: Socket | null = socket;
+    const connect: Connector = (options, callback) => {
+      const handed = opened;
+      opened = null;
+      // Asynchronously, as a connector answers: undici's client does not expect its connector to call back within the call.
+      if (handed !== null && !handed.destroyed) queueMicrotask(() => callback(null, handed));
+      else this.options.connect(options, callback);
+    };
+    const http1 = this.options.http1Pool(connect);
+    this.http1 = http1;
+    this.opening = false;
+    for (const { options, handler } of this.queue.splice(0)) http1.dispatch(options, handler);
+  }
+
   private failQueue(error: Error): void {
     for (const { handler } of this.queue.splice(0)) handler.onResponseError?.(new StreamController(), error);
   }
@@ -192,7 +252,8 @@ export class H2Pool implements EndpointPool {
     while (this.queue.length > 0) {
       const connection = this.available();
       if (connection === null) {
-        this.open();
+        // Otherwise the queue waits for a stream to finish or a connection to close.
+        if (this.options.mayOpenConnection()) this.open();
         return;
       }
       const { options, handler } = this.queue.shift() as Queued;
@@ -208,7 +269,14 @@ export class H2Pool implements EndpointPool {
       return;
     }
     const body = options.body as Buffer | Readable | null | undefined;
-    const stream = connection.session.request(requestHeaders(options, this.scheme, this.authority), { endStream: body === null || body === undefined });
+    const withBody = body !== null && body !== undefined;
+    const requestTrailers = withBody ? (options as UpstreamDispatchOptions).requestTrailers : undefined;
+    const stream = connection.session.request(requestHeaders(options, this.scheme, this.authority), {
+      endStream: !withBody,
+      waitForTrailers: requestTrailers !== undefined,
+    });
+    // No trailers is an empty DATA frame ending the stream (node sends that for an empty list).
+    if (requestTrailers !== undefined) stream.once('wantTrailers', () => stream.sendTrailers(trailersToSend(requestTrailers())));
     controller.stream = stream;
     connection.streams += 1;
     connection.requests += 1;
@@ -239,7 +307,10 @@ export class H2Pool implements EndpointPool {
     // Closing a stream (a cancelled try) ends its readable side too: only a response that ended on its own is complete.
     stream.once('end', () => settle(responded && !controller.aborted ? null : cut()));
     stream.on('error', (error: Error) => settle(error));
-    stream.once('close', () => settle(cut()));
+    // Only a stream that neither ended nor failed needs the error (building one captures a stack trace).
+    stream.once('close', () => {
+      if (!settled) settle(cut());
+    });
     if (controller.paused) stream.pause();
     if (Buffer.isBuffer(body)) stream.end(body);
     else if (body !== null && body !== undefined) {

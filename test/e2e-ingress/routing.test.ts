@@ -3,7 +3,9 @@
  * weights, timeouts and retries, load balancing, connection pool, outlier detection): the product-service VirtualService and DestinationRule bound to an ingress
  * Gateway, subsets v1/v2 served by two upstream servers, with the seed's own durations (perTryTimeout 2s,
  * timeout 10s: a loaded machine never hits them by accident); the DestinationRule's ISTIO_MUTUAL is
- * dropped because the upstreams here are plain loopback servers. The route timeout, LEAST_CONN, outlier
+ * dropped because the upstreams here are plain loopback servers. Its h2UpgradePolicy UPGRADE stays: to an
+ * endpoint without a sidecar that is h2c with prior knowledge, as in Istio, so v1 and v2 also accept h2c
+ * (as a sidecar's inbound port would; docs/grpc.md). The route timeout, LEAST_CONN, outlier
  * detection and connection-pool overflow get one small service each. Nothing here depends on how fast the
  * machine is: time bounds are lower bounds (a timer never fires early) or limits a slow machine only makes
  * easier to meet, outlier ejections run on a clock the test advances, and waits are for observed events.
@@ -11,6 +13,8 @@
 import t from 'tap';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2Session } from 'node:http2';
+import { serveH2cBeside } from '../../gateway/listeners/h2c.js';
 import { startUpstream } from '../helpers/gateway.js';
 import type { Upstream } from '../helpers/gateway.js';
 import { eventually } from '../helpers/eventually.js';
@@ -31,6 +35,14 @@ function productHandler(version: string): (request: IncomingMessage, response: S
 
 const v1 = await startUpstream(productHandler('v1'), 'v1');
 const v2 = await startUpstream(productHandler('v2'), 'v2');
+const productSessions = new Set<Http2Session>();
+for (const product of [v1, v2]) {
+  serveH2cBeside(product.server, { maxConcurrentStreams: 100, idleTimeoutMs: 0, firstBytesTimeoutMs: 0 });
+  product.server.on('session', (session: Http2Session) => productSessions.add(session));
+}
+t.teardown(() => {
+  for (const session of productSessions) session.destroy();
+});
 const fast = await startUpstream((_request, res) => res.end('fast'), 'fast');
 const slow = await startUpstream((_request, res) => void setTimeout(() => res.end('slow'), 300), 'slow');
 const hanging = await startUpstream((request) => void request.resume(), 'hanging');

@@ -106,7 +106,7 @@ t.test('registry: STATIC endpoints with port mapping, weights; workloadSelector;
   const sel = registry.lookup('sel.example.com');
   t.same(sel?.endpoints.get(80)?.map((e) => [e.address, e.serviceAccount]), [['10.1.0.1', 'sel']]);
   const rules = indexDestinationRules([dr('s', { host: 'static.example.com', subsets: [{ name: 'v2', labels: { v: '2' } }] })], client, 'istio-system');
-  const definitions = buildClusterDefinitions(registry, rules);
+  const definitions = buildClusterDefinitions(registry, rules, 'DO_NOT_UPGRADE');
   t.same(definitions.map((d) => d.name), ['outbound|80||static.example.com', 'outbound|80|v2|static.example.com', 'outbound|80||sel.example.com']);
   t.same(definitions.find((d) => d.subset === 'v2')?.endpoints.map((e) => e.address), ['127.0.0.3', '127.0.0.4']);
 });
@@ -120,7 +120,7 @@ t.test('registry: DNS resolution of the host itself (localhost) happens in the b
   t.same(registry.lookup('localhost')?.endpoints.get(8080)?.map((e) => e.address), ['localhost']);
   const manager = new ClusterManager();
   t.teardown(() => manager.close());
-  const set = manager.update(buildClusterDefinitions(registry, indexDestinationRules([], client, 'istio-system')));
+  const set = manager.update(buildClusterDefinitions(registry, indexDestinationRules([], client, 'istio-system'), 'DO_NOT_UPGRADE'));
   await manager.dnsSettled();
   t.same(set.get('localhost', 8080)?.endpoints.map((e) => e.key), ['127.0.0.1:8080']);
 });
@@ -138,7 +138,7 @@ t.test('registry: exportTo hides ServiceEntries from other namespaces; NONE reso
   t.equal(registry.lookup('a.b.ext.com')?.resolution, 'NONE');
   const manager = new ClusterManager();
   t.teardown(() => manager.close());
-  const set = manager.update(buildClusterDefinitions(registry, indexDestinationRules([], client, 'istio-system')));
+  const set = manager.update(buildClusterDefinitions(registry, indexDestinationRules([], client, 'istio-system'), 'DO_NOT_UPGRADE'));
   t.equal(set.get('api.ext.com', 443)?.passthrough, true);
   t.equal(set.get('ext.com', 443), undefined);
 });
