@@ -19,6 +19,7 @@ export const BARS = {
   sidecarCpuUsPerRequest: 120,
   pairAddedP50Us: 300,
   idleSidecarRssMb: 80,
+  unloadedTailVsBare: 2,
   policiesCostIncrease: 0.1,
   localRateLimitThroughputCost: 0.05,
   redisAddedP50Us: 500,
@@ -157,6 +158,18 @@ export function computeBars(
     return { measured: `${rate.toFixed(0)} msg/s (min ${min.toFixed(0)}, max ${max.toFixed(0)}); lost ${result.lost}, duplicated ${result.duplicated}`, pass: rate >= BARS.daprPubSubMessagesPerSecond && result.lost === 0 };
   };
 
+  /** Unloaded p99.9 against bare fastify's: the median of the per-round ratios (the two ran seconds apart). */
+  const tailBar = (target: string) => () => {
+    const [measured, base] = [c1(target), c1(BARE_PROXY)];
+    const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.p999UsByRound, base.p999UsByRound);
+    if (measured === undefined || base === undefined || paired === null) return null;
+    if (latencyResolutionUs > MAX_LATENCY_RESOLUTION_US) return { measured: `not measurable: the load generator reports latency in steps of ${latencyResolutionUs} us (install wrk)`, pass: false };
+    return {
+      measured: `${paired.ratio.toFixed(2)}x (p99.9 ${measured.p999Us.toFixed(0)} vs ${base.p999Us.toFixed(0)} us, p99 ${measured.p99Us.toFixed(0)} vs ${base.p99Us.toFixed(0)} us; ${roundRatios(paired.perRound)})`,
+      pass: paired.ratio <= BARS.unloadedTailVsBare,
+    };
+  };
+
   return [
     bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
       const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
@@ -164,6 +177,8 @@ export function computeBars(
       if (paired === null) return null;
       return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= BARS.ingressVsBare };
     }),
+    bar(`meshgate-http unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-http')),
+    bar(`meshgate-https unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-https')),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
     bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),

@@ -191,7 +191,8 @@ async function main(): Promise<void> {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
     for (let round = 1; round <= settings.rounds && !interrupted; round += 1) {
       console.log(`round ${round}/${settings.rounds}`);
-      for (const target of targets) {
+      // Even rounds run the targets in reverse, so no target always follows the same neighbour (both orders).
+      for (const target of round % 2 === 1 ? targets : [...targets].reverse()) {
         if (interrupted || state.failures.has(target.name)) continue;
         await benchTarget(target, round, context, generator, state, abort.signal);
       }
