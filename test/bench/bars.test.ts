@@ -143,3 +143,21 @@ t.test('wrk output with the p99.9 line of bench/wrk-latency.lua parses to micros
   t.same([result.p50Us, result.p90Us, result.p99Us, result.p999Us, result.requests], [210, 300, 1200, 4567, 12000]);
   t.throws(() => parseWrkOutput(output.replace(/p99\.9.*/, '')), /no p99\.9 line/);
 });
+
+t.test('the memory bars judge the median over fresh process sets, idle and after the warm-up, for each proxy', async (t) => {
+  const MB = 1_048_576;
+  const reading = (idleMb: number, afterMb: number) => ({ idleRssBytes: idleMb * MB, afterRssBytes: afterMb * MB, peakRssBytes: afterMb * MB, warmupRequestsPerSecond: 1000 });
+  const memory = [
+    { 'sidecar B (server side, CPU 1)': reading(58, 69), 'ingress (CPU 0)': reading(61, 72) },
+    { 'sidecar B (server side, CPU 1)': reading(62, 71), 'ingress (CPU 0)': reading(59, 68) },
+    { 'sidecar B (server side, CPU 1)': reading(59, 70), 'ingress (CPU 0)': reading(62, 75) },
+  ];
+  const bars = computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, null, memory);
+  const find = (prefix: string) => bars.find((entry) => entry.name.startsWith(prefix));
+  t.equal(find('idle sidecar B')?.pass, true, 'median 59 MB');
+  t.equal(find('idle sidecar B')?.measured, '59.0 MB (58.0-62.0)');
+  t.equal(find('sidecar B (server side, CPU 1) RSS after')?.pass, true, 'median 70 MB');
+  t.equal(find('idle ingress')?.pass, false, 'median 61 MB');
+  t.equal(find('ingress (CPU 0) RSS after')?.pass, false, 'median 72 MB');
+  t.equal(find('idle sidecar A')?.pass, null, 'not measured: n/a');
+});
