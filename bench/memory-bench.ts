@@ -37,6 +37,13 @@ export interface MemoryReading {
   readonly peakRssBytes: number | null;
   /** Requests per second the warm-up reached (the rate asked for is WARMUP_REQUESTS_PER_SECOND). */
   readonly warmupRequestsPerSecond: number;
+  /** Non-2xx answers and socket errors during the warm-up (a saturated machine can turn requests into 503s). */
+  readonly warmupFailures: number;
+}
+
+interface Warmup {
+  readonly requestsPerSecond: number;
+  readonly failures: number;
 }
 
 /** Per repetition, by proxy label. */
@@ -44,14 +51,13 @@ export type MemoryResults = readonly Readonly<Record<string, MemoryReading>>[];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function paced(pinning: Pinning, url: string, host: string, seconds: number, signal: AbortSignal): Promise<number> {
+async function paced(pinning: Pinning, url: string, host: string, seconds: number, signal: AbortSignal): Promise<Warmup> {
   const cli = createRequire(import.meta.url).resolve('autocannon');
   const args = [cli, '--json', '-c', String(WARMUP_CONNECTIONS), '-R', String(WARMUP_REQUESTS_PER_SECOND), '-d', String(seconds), '-H', `host=${host}`, url];
   const [command, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, process.execPath, args);
   // The ingress's certificate is the run's throwaway one.
-  const report = JSON.parse(await runToCompletion(command, argv, seconds * 1_000 + RUN_SLACK_MS, signal, { NODE_TLS_REJECT_UNAUTHORIZED: '0' })) as { requests?: { average?: number }; non2xx?: number; errors?: number };
-  if ((report.non2xx ?? 0) > 0 || (report.errors ?? 0) > 0) throw new Error(`warm-up of ${url}: ${report.non2xx ?? 0} non-2xx, ${report.errors ?? 0} errors`);
-  return report.requests?.average ?? 0;
+  const report = JSON.parse(await runToCompletion(command, argv, seconds * 1_000 + RUN_SLACK_MS, signal, { NODE_TLS_REJECT_UNAUTHORIZED: '0' })) as { requests?: { average?: number }; non2xx?: number; errors?: number; timeouts?: number };
+  return { requestsPerSecond: report.requests?.average ?? 0, failures: (report.non2xx ?? 0) + (report.errors ?? 0) + (report.timeouts ?? 0) };
 }
 
 export async function measureMemory(context: TargetContext, pinning: Pinning, repetitions: number, warmupSeconds: number, signal: AbortSignal): Promise<MemoryResults> {
@@ -67,13 +73,19 @@ export async function measureMemory(context: TargetContext, pinning: Pinning, re
     try {
       await sleep(IDLE_SETTLE_MS);
       const idle = new Map([server, client, ingress].map((service) => [service.pid, treeRssBytes(service.pid)]));
-      const read = (pid: number, rate: number): MemoryReading => ({ idleRssBytes: idle.get(pid) ?? null, afterRssBytes: treeRssBytes(pid), peakRssBytes: treePeakRssBytes(pid), warmupRequestsPerSecond: rate });
-      const pairRate = await paced(pinning, `http://127.0.0.1:${options.client.outbound}${HOT_PATH}`, SERVICE_HOST, warmupSeconds, signal);
+      const read = (pid: number, warmup: Warmup): MemoryReading => ({
+        idleRssBytes: idle.get(pid) ?? null,
+        afterRssBytes: treeRssBytes(pid),
+        peakRssBytes: treePeakRssBytes(pid),
+        warmupRequestsPerSecond: warmup.requestsPerSecond,
+        warmupFailures: warmup.failures,
+      });
+      const pairWarmup = await paced(pinning, `http://127.0.0.1:${options.client.outbound}${HOT_PATH}`, SERVICE_HOST, warmupSeconds, signal);
       await sleep(AFTER_SETTLE_MS);
-      const readings: Record<string, MemoryReading> = { [SIDECAR_A_LABEL]: read(client.pid, pairRate), [SIDECAR_B_LABEL]: read(server.pid, pairRate) };
-      const ingressRate = await paced(pinning, `https://127.0.0.1:${ingressOptions.listenerPort}${HOT_PATH}`, HOT_HOST, warmupSeconds, signal);
+      const readings: Record<string, MemoryReading> = { [SIDECAR_A_LABEL]: read(client.pid, pairWarmup), [SIDECAR_B_LABEL]: read(server.pid, pairWarmup) };
+      const ingressWarmup = await paced(pinning, `https://127.0.0.1:${ingressOptions.listenerPort}${HOT_PATH}`, HOT_HOST, warmupSeconds, signal);
       await sleep(AFTER_SETTLE_MS);
-      readings[INGRESS_LABEL] = read(ingress.pid, ingressRate);
+      readings[INGRESS_LABEL] = read(ingress.pid, ingressWarmup);
       results.push(readings);
       process.stdout.write(`  repetition ${repetition}: ${Object.entries(readings).map(([label, reading]) => `${label} ${mb(reading.idleRssBytes)} → ${mb(reading.afterRssBytes)} MB`).join('; ')}\n`);
     } finally {
@@ -104,13 +116,13 @@ export function memoryLines(results: MemoryResults): string[] {
   const labels = [...new Set(results.flatMap((readings) => Object.keys(readings)))];
   const cell = (spread: MemorySpread | null): string => (spread === null ? '-' : `${spread.median.toFixed(1)} (${spread.min.toFixed(1)}-${spread.max.toFixed(1)})`);
   return labels.map((label) => {
-    const rates = results.flatMap((readings) => {
-      const reading = readings[label];
-      return reading === undefined ? [] : [reading.warmupRequestsPerSecond];
-    });
+    const readings = results.flatMap((byLabel) => (byLabel[label] === undefined ? [] : [byLabel[label]]));
+    const rate = readings.length === 0 ? '-' : median(readings.map((reading) => reading.warmupRequestsPerSecond)).toFixed(0);
+    const failures = readings.reduce((sum, reading) => sum + reading.warmupFailures, 0);
     return (
-      `${label.padEnd(32)}: idle ${cell(memorySpread(results, label, 'idleRssBytes'))} MB, after ${rates.length === 0 ? '-' : median(rates).toFixed(0)} req/s ` +
-      `${cell(memorySpread(results, label, 'afterRssBytes'))} MB, peak ${cell(memorySpread(results, label, 'peakRssBytes'))} MB`
+      `${label.padEnd(32)}: idle ${cell(memorySpread(results, label, 'idleRssBytes'))} MB, after ${rate} req/s ` +
+      `${cell(memorySpread(results, label, 'afterRssBytes'))} MB, peak ${cell(memorySpread(results, label, 'peakRssBytes'))} MB` +
+      (failures > 0 ? `; ${failures} warm-up requests failed` : '')
     );
   });
 }

@@ -291,10 +291,12 @@ async function main(): Promise<void> {
   for (const [target, byMode] of state.samples) {
     summaries.set(target, new Map([...byMode].map(([mode, samples]) => [mode, summarize(samples)])));
   }
-  console.log(`\nMedian of ${settings.rounds} round(s); meshgate ingress targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
-  console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
-  console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
-  console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  if (summaries.size > 0) {
+    console.log(`\nMedian of ${settings.rounds} round(s); meshgate ingress targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
+    console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
+    console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
+    console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  }
   const componentSummaries = summarizeComponents(state.components);
   if (componentSummaries.size > 0) {
     console.log(`\nPer proxy (multi-proxy targets; the main tables show their sum; idle RSS = VmRSS once ready, before any request)`);
