@@ -156,7 +156,11 @@ export async function measureMemoryParts(context: TargetContext, pinning: Pinnin
 export function memoryPartLines(parts: readonly MemoryPart[]): string[] {
   const rows = parts.map((part, index) => {
     const before = index === 0 ? null : parts[index - 1];
-    const delta = (field: 'rssKb' | 'anonKb' | 'fileKb' | 'heapUsedKb'): string => (before === null || before === undefined ? (part[field] / 1024).toFixed(1) : `+${((part[field] - before[field]) / 1024).toFixed(1)}`);
+    const delta = (field: 'rssKb' | 'anonKb' | 'fileKb' | 'heapUsedKb'): string => {
+      if (before === null || before === undefined) return (part[field] / 1024).toFixed(1);
+      const added = (part[field] - before[field]) / 1024;
+      return `${added >= 0 ? '+' : ''}${added.toFixed(1)}`;
+    };
     return `| ${part.step} | ${delta('rssKb')} | ${delta('anonKb')} | ${delta('fileKb')} | ${delta('heapUsedKb')} | ${(part.rssKb / 1024).toFixed(1)} | ${(part.newSpaceKb / 1024).toFixed(1)} |`;
   });
   return ['| step | RSS MB | anon MB | file MB | live heap MB | total RSS MB | young gen MB |', '|---|---|---|---|---|---|---|', ...rows];
