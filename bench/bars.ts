@@ -9,7 +9,7 @@ import type { DaprResults } from './dapr-bench.js';
 import { memorySpread } from './memory-bench.js';
 import type { MemoryResults } from './memory-bench.js';
 import { INGRESS_LABEL, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
-import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
+import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
@@ -18,6 +18,8 @@ import type { CellSummary, Summaries } from './report.js';
 
 export const BARS = {
   ingressVsBare: 0.95,
+  fullChainVsBare: 1.3,
+  fullChainCpuUsPerRequest: 70,
   sidecarCpuUsPerRequest: 120,
   pairAddedP50Us: 300,
   idleRssMb: 60,
@@ -165,6 +167,25 @@ export function computeBars(
     return { measured: `${rate.toFixed(0)} msg/s (min ${min.toFixed(0)}, max ${max.toFixed(0)}); lost ${result.lost}, duplicated ${result.duplicated}`, pass: rate >= BARS.daprPubSubMessagesPerSecond && result.lost === 0 };
   };
 
+  const throughputVsBare = (target: string, atLeast: number) => () => {
+    const [measured, base] = [sat(target), sat(BARE_PROXY)];
+    const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
+    if (paired === null) return null;
+    return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= atLeast };
+  };
+  /** The proxy's own CPU per request under load: side by side with the bare proxy when measured so, else the rounds' median. */
+  const proxyCpuBar = (target: string, limitUs: number) => () => {
+    const together = sideBySide.find((result) => result.measured === target && result.reference === BARE_PROXY);
+    if (together !== undefined) {
+      const value = median(together.measuredCpuUsPerRequest);
+      const list = together.measuredCpuUsPerRequest.map((entry) => entry.toFixed(1)).join(', ');
+      return { measured: `${value.toFixed(1)} us/req side by side (${list}; ${BARE_PROXY} ${median(together.referenceCpuUsPerRequest).toFixed(1)})`, pass: value <= limitUs };
+    }
+    const value = sat(target)?.proxyCpuUsPerRequest ?? null;
+    return value === null ? null : { measured: `${value.toFixed(1)} us/req (rounds' median)`, pass: value <= limitUs };
+  };
+
+
   /** Unloaded p99.9 against bare fastify's: the median of the per-round ratios (the two ran seconds apart). */
   const tailBar = (target: string) => () => {
     const [measured, base] = [c1(target), c1(BARE_PROXY)];
@@ -178,12 +199,9 @@ export function computeBars(
   };
 
   return [
-    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, () => {
-      const [measured, base] = [sat('meshgate-http'), sat(BARE_PROXY)];
-      const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
-      if (paired === null) return null;
-      return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= BARS.ingressVsBare };
-    }),
+    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, throughputVsBare('meshgate-http', BARS.ingressVsBare)),
+    bar(`${FULL_CHAIN_TARGET} throughput >= ${BARS.fullChainVsBare}x ${BARE_PROXY}`, throughputVsBare(FULL_CHAIN_TARGET, BARS.fullChainVsBare)),
+    bar(`${FULL_CHAIN_TARGET} proxy CPU <= ${BARS.fullChainCpuUsPerRequest} us/req under load`, proxyCpuBar(FULL_CHAIN_TARGET, BARS.fullChainCpuUsPerRequest)),
     bar(`meshgate-http unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-http')),
     bar(`meshgate-https unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-https')),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),

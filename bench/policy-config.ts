@@ -14,6 +14,9 @@
  * - quiet: all three off: access log off, tracing sampling 0 % with no collector, Istio request metrics off.
  * - user plugin: one user plugin that does nothing, scoped to the hot VirtualService's routes (the
  *   route check runs on every request), phase STATS.
+ * - full chain: what a public ingress runs on every request at once: the policies variant's 50
+ *   AuthorizationPolicies and JWT, the local rate limit, Istio request metrics and the access log to a
+ *   file (tracing off); the target serves it over HTTPS.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -166,7 +169,8 @@ export type IngressVariant =
   | { readonly kind: 'ratelimit-redis'; readonly redisUrl: string }
   | { readonly kind: 'observability'; readonly accessLogPath: string; readonly otlpEndpoint: string }
   | { readonly kind: 'quiet' }
-  | { readonly kind: 'user-plugin' };
+  | { readonly kind: 'user-plugin' }
+  | { readonly kind: 'full-chain'; readonly jwks: string; readonly accessLogPath: string };
 
 function variantPatch(variant: IngressVariant): { meshConfig: Record<string, unknown>; documents: Document[] } {
   switch (variant.kind) {
@@ -185,6 +189,11 @@ function variantPatch(variant: IngressVariant): { meshConfig: Record<string, unk
       return { meshConfig: {}, documents: [noopUserPlugin()] };
     case 'quiet':
       return { meshConfig: { accessLog: { enabled: false }, tracing: { samplingPercent: 0 }, metrics: { enabled: false } }, documents: [] };
+    case 'full-chain':
+      return {
+        meshConfig: { accessLog: { enabled: true, path: variant.accessLogPath }, tracing: { samplingPercent: 0 } },
+        documents: [requestAuthentication(variant.jwks), ...authorizationPolicies(), rateLimitPolicy('local')],
+      };
   }
 }
 

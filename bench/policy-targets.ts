@@ -7,8 +7,9 @@
  * OTLP sink are pinned to CPU 0 with the load generator, as a remote store or collector would not
  * share the proxy's core.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,10 +28,11 @@ export const RATELIMIT_REDIS_TARGET = 'meshgate-ratelimit-redis';
 export const OBSERVABILITY_TARGET = 'meshgate-observability';
 export const QUIET_TARGET = 'meshgate-quiet';
 export const USER_PLUGIN_TARGET = 'meshgate-user-plugin-noop';
+export const FULL_CHAIN_TARGET = 'meshgate-full-chain';
 
 const REDIS_SERVER = 'redis-server';
 const HELPER_START_TIMEOUT_MS = 10_000;
-const REDIS_POLL_MS = 50;
+const POLL_MS = 50;
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 
 /** Sends one inline command to redis on 127.0.0.1:port; resolves with the first reply chunk, or null. */
@@ -55,7 +57,9 @@ async function redisPing(port: number): Promise<boolean> {
 /** Status of one GET to the target with exactly these extra headers (e.g. without its token). */
 function statusOf(running: RunningTarget, headers: Readonly<Record<string, string>>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const outgoing = request(running.url, { headers: running.host === null ? { ...headers } : { ...headers, host: running.host }, timeout: 5_000 }, (response) => {
+    const send = running.url.startsWith('https:') ? httpsRequest : request;
+    // The bench's own throwaway server certificate: what is checked here is the status, not the chain.
+    const outgoing = send(running.url, { headers: running.host === null ? { ...headers } : { ...headers, host: running.host }, timeout: 5_000, rejectUnauthorized: false }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode ?? 0));
     });
@@ -74,7 +78,7 @@ export async function startRedis(context: TargetContext): Promise<{ service: Chi
   while (Date.now() < deadline) {
     if (!service.isRunning()) throw new Error(`redis-server exited:\n${service.outputTail()}`);
     if (await redisPing(port)) return { service, url: `redis://127.0.0.1:${port}` };
-    await new Promise((resolve) => setTimeout(resolve, REDIS_POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   throw new Error(`redis-server not answering PING after ${HELPER_START_TIMEOUT_MS} ms:\n${service.outputTail()}`);
 }
@@ -89,6 +93,8 @@ interface Prepared {
   readonly variant: IngressVariant;
   readonly headers?: Readonly<Record<string, string>>;
   readonly helpers?: readonly ChildService[];
+  /** Serve HTTPS (TLS 1.3, keep-alive) instead of HTTP. */
+  readonly tls?: boolean;
   /** Proves the feature is really active (throws otherwise), so a silently ignored resource cannot pass as "free". */
   readonly verify?: (running: RunningTarget, adminPort: number) => Promise<void>;
 }
@@ -110,10 +116,11 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
       await mkdir(directory, { recursive: true });
       const prepared = await prepare(context, directory);
       const [listenerPort, adminPort] = [await freePort(), await freePort()];
-      const configPath = await writeIngressVariantConfig({ directory, upstreamPorts: upstream.ports, listenerPort, adminPort, tls: null }, prepared.variant);
+      const tls = prepared.tls === true;
+      const configPath = await writeIngressVariantConfig({ directory, upstreamPorts: upstream.ports, listenerPort, adminPort, tls: tls ? context.serverCertificate : null }, prepared.variant);
       const proxy = await startMeshgate(context, name, configPath, adminPort, 'ingress');
       const running: RunningTarget = {
-        url: `http://127.0.0.1:${listenerPort}${HOT_PATH}`,
+        url: `${tls ? 'https' : 'http'}://127.0.0.1:${listenerPort}${HOT_PATH}`,
         host: HOT_HOST,
         ...(prepared.headers === undefined ? {} : { headers: prepared.headers }),
         proxyPid: proxy.pid,
@@ -126,18 +133,44 @@ function ingressVariant(name: string, description: string, prepare: (context: Ta
   };
 }
 
+/** The access log is flushed on a timer: a line must reach the file within a few flush intervals. */
+async function waitForAccessLogLine(path: string): Promise<void> {
+  const deadline = Date.now() + HELPER_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (((await stat(path).catch(() => null))?.size ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error(`no access-log line in ${path} ${HELPER_START_TIMEOUT_MS} ms after a request: the access log is not in force`);
+}
+
+/** Without its token the hot request must be refused, or the policies would not be measured. */
+async function verifyPoliciesInForce(running: RunningTarget): Promise<void> {
+  const withoutToken = await statusOf(running, {});
+  if (withoutToken !== 403) throw new Error(`the hot request without a token got ${withoutToken}, expected 403: the policies are not in force`);
+}
+
 export const POLICY_TARGETS: readonly BenchTarget[] = [
   ingressVariant(POLICIES_TARGET, 'meshgate-http + 50 AuthorizationPolicies (hot ALLOW is #48) + RequestAuthentication, RS256 bearer token', async (context) => {
     const jwt = await benchJwt(context.workDirectory);
-    return {
-      variant: { kind: 'policies', jwks: jwt.jwks },
-      headers: { authorization: `Bearer ${jwt.token}` },
-      async verify(running) {
-        const withoutToken = await statusOf(running, {});
-        if (withoutToken !== 403) throw new Error(`the hot request without a token got ${withoutToken}, expected 403: the policies are not in force`);
-      },
-    };
+    return { variant: { kind: 'policies', jwks: jwt.jwks }, headers: { authorization: `Bearer ${jwt.token}` }, verify: verifyPoliciesInForce };
   }),
+  ingressVariant(
+    FULL_CHAIN_TARGET,
+    'the whole chain at once: HTTPS (TLS 1.3 keep-alive) + RS256 JWT + 50 AuthorizationPolicies + local rate limit + 106-rule canary table + metrics + access log to a file',
+    async (context, directory) => {
+      const jwt = await benchJwt(context.workDirectory);
+      const accessLogPath = join(directory, 'access.log');
+      return {
+        variant: { kind: 'full-chain', jwks: jwt.jwks, accessLogPath },
+        headers: { authorization: `Bearer ${jwt.token}` },
+        tls: true,
+        async verify(running) {
+          await verifyPoliciesInForce(running);
+          await waitForAccessLogLine(accessLogPath);
+        },
+      };
+    },
+  ),
   ingressVariant(RATELIMIT_LOCAL_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend local', async () => ({ variant: { kind: 'ratelimit-local' } })),
   ingressVariant(RATELIMIT_REDIS_TARGET, 'meshgate-http + RateLimitPolicy per client IP, never reached, backend redis (private redis-server on CPU 0)', async (context) => {
     const redis = await startRedis(context);

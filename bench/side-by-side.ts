@@ -9,7 +9,7 @@
  * sharing a CPU split it by the scheduler's rules, not by their cost alone.
  */
 import type { LoadGenerator } from './load-generator.js';
-import { OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
+import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { median } from './report.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
@@ -27,6 +27,7 @@ export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
   { reference: 'meshgate-http', measured: USER_PLUGIN_TARGET },
   { reference: QUIET_TARGET, measured: OBSERVABILITY_TARGET },
   { reference: SMALL_TABLE_TARGET, measured: LARGE_TABLE_TARGET },
+  { reference: 'bare-fastify', measured: FULL_CHAIN_TARGET },
   // Only with BENCH_BASELINE_CLI: this build against another one, for information (no bar).
   { reference: BASELINE_TARGET, measured: 'meshgate-http' },
 ];

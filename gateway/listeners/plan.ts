@@ -12,8 +12,11 @@ import type { Diagnostic, FieldPath, Resource } from '../config/resource.js';
 import { labelsMatch } from '../policy/selector.js';
 import { INTERMEDIATE_CIPHER_SUITES } from './tls-profile.js';
 
-/** `passthrough`: TLS not terminated, routed by the ClientHello's SNI through VirtualService `tls` rules (docs/tcp.md). */
-export type ListenerProtocol = 'http' | 'https' | 'passthrough';
+/**
+ * `passthrough`: TLS not terminated, routed by the ClientHello's SNI through VirtualService `tls` rules;
+ * `tcp`: opaque TCP and `tls`: TLS terminated here, both routed through VirtualService `tcp` rules (docs/tcp.md).
+ */
+export type ListenerProtocol = 'http' | 'https' | 'passthrough' | 'tcp' | 'tls';
 export type TerminatingTlsMode = 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
 
 export interface ServerHost {
@@ -84,6 +87,8 @@ export const DEFAULT_MIN_TLS_VERSION: SecureVersion = 'TLSv1.2';
 export const DEFAULT_MAX_TLS_VERSION: SecureVersion = 'TLSv1.3';
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+/** Gateway protocols Istio serves as opaque TCP (Envoy's tcp_proxy). */
+const OPAQUE_PROTOCOLS = new Set(['TCP', 'MONGO', 'REDIS', 'MYSQL']);
 const TLS_VERSIONS: Readonly<Record<string, SecureVersion>> = { TLSV1_0: 'TLSv1', TLSV1_1: 'TLSv1.1', TLSV1_2: 'TLSv1.2', TLSV1_3: 'TLSv1.3' };
 const VERSION_ORDER: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 const KNOWN_CIPHERS = new Set(getCiphers().map((name) => name.toUpperCase()));
@@ -211,8 +216,10 @@ function planTls(ctx: PlanContext, tls: ServerTLSSettings | undefined, path: Fie
 function protocolOf(server: Server): ListenerProtocol | null {
   const protocol = server.port.protocol.toUpperCase();
   if (HTTP_PROTOCOLS.has(protocol)) return 'http';
+  if (OPAQUE_PROTOCOLS.has(protocol)) return 'tcp';
   if ((protocol === 'HTTPS' || protocol === 'TLS') && (server.tls?.mode ?? 'PASSTHROUGH') === 'PASSTHROUGH') return 'passthrough';
   if (protocol === 'HTTPS') return 'https';
+  if (protocol === 'TLS') return 'tls';
   return null;
 }
 
@@ -237,8 +244,9 @@ function planServer(ctx: PlanContext, server: Server, serverIndex: number, liste
     report(ctx, 'MG0407', [...path, 'bind'], 'unix socket binds are not supported yet; this server is not served');
     return;
   }
-  const tls = protocol === 'https' ? planTls(ctx, server.tls, [...path, 'tls']) : null;
-  if (protocol === 'https' && tls === null) return;
+  const terminates = protocol === 'https' || protocol === 'tls';
+  const tls = terminates ? planTls(ctx, server.tls, [...path, 'tls']) : null;
+  if (terminates && tls === null) return;
   const key = `${bind}:${server.port.number}`;
   let listener = listeners.get(key);
   if (listener === undefined) {

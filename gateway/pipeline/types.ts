@@ -128,7 +128,7 @@ export interface ConnectionRecord {
   readonly responseFlags: readonly string[];
   /** Why the proxy closed the connection itself (e.g. `rbac_access_denied_matched_policy[ns/name]`), '' otherwise. */
   readonly details: string;
-  /** Bytes received from the client, and sent to it. */
+  /** Bytes received from the client, and sent to it (so far, in `progress`). */
   readonly receivedBytes: number;
   readonly sentBytes: number;
 }
@@ -145,6 +145,8 @@ export interface ConnectionHooks {
   admit?(compiled: unknown, connection: ConnectionAttributes): ConnectionDenial | null;
   /** Once per connection, when it has been routed (or refused before that). */
   opened?(compiled: unknown, record: ConnectionRecord): void;
+  /** Every MeshConfig `metrics.tcpReportingInterval` while the connection is open, with the bytes so far. */
+  progress?(compiled: unknown, record: ConnectionRecord): void;
   /** Once per connection, when both sides are closed. */
   closed?(compiled: unknown, record: ConnectionRecord): void;
 }

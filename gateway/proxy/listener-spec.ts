@@ -34,11 +34,11 @@ export interface ListenerSpec {
   readonly direction: ListenerDirection;
   readonly bind: string;
   readonly port: number;
-  /** `tcp` and `passthrough` (SNI-routed TLS) are proxied as opaque TCP by gateway/tcp/. */
-  readonly protocol: 'http' | 'https' | 'tcp' | 'passthrough';
+  /** `tcp`, `passthrough` (SNI-routed TLS) and `tls` (TLS terminated here) are proxied as opaque TCP by gateway/tcp/. */
+  readonly protocol: 'http' | 'https' | 'tcp' | 'passthrough' | 'tls';
   /** Hosts (exact, `*.suffix` or `*`) whose plain-HTTP requests get a 301 to https (Gateway `tls.httpsRedirect`). */
   readonly httpsRedirectHosts: readonly string[];
-  /** Gateway HTTPS listeners: the servers whose certificates it serves by SNI. */
+  /** Gateway listeners that terminate TLS (HTTPS, TLS SIMPLE/MUTUAL): the servers whose certificates it serves by SNI. */
   readonly gatewayPlan: ListenerPlan | null;
   readonly connections: ClientConnectionSettings;
 }

@@ -32,6 +32,8 @@ interface OpenHttpListener {
 interface OpenTcpListener {
   readonly spec: ListenerSpec;
   readonly server: TcpListener;
+  /** Gateway TLS ports that terminate. */
+  readonly tls: TlsListener | null;
 }
 
 type OpenListener = OpenHttpListener | OpenTcpListener;
@@ -96,7 +98,7 @@ export class ListenerSet {
   }
 
   private async start(spec: ListenerSpec): Promise<OpenListener> {
-    if (spec.protocol === 'tcp' || spec.protocol === 'passthrough') return this.startTcp(spec);
+    if (spec.protocol === 'tcp' || spec.protocol === 'passthrough' || spec.protocol === 'tls') return this.startTcp(spec);
     const { currentSnapshot, plugins, logger, identity } = this.options;
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
@@ -149,6 +151,10 @@ export class ListenerSet {
   private async startTcp(spec: ListenerSpec): Promise<OpenTcpListener> {
     const { currentSnapshot, plugins, logger, identity } = this.options;
     const listenerLogger = logger.child({ listener: spec.name });
+    const tls =
+      spec.protocol === 'tls' && spec.gatewayPlan !== null
+        ? await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged })
+        : null;
     const server = new TcpListener({
       proxy: {
         spec,
@@ -168,14 +174,20 @@ export class ListenerSet {
             }
           : null,
       peekSni: spec.protocol === 'passthrough',
+      terminate: tls,
       clientHelloTimeoutMs: spec.connections.requestHeadersTimeoutMs || CLIENT_HELLO_TIMEOUT_MS,
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => reject(new Error(`cannot open listener ${spec.name}: ${error.message}`, { cause: error })));
-      server.listen({ host: spec.bind, port: spec.port }, resolve);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error) => reject(new Error(`cannot open listener ${spec.name}: ${error.message}`, { cause: error })));
+        server.listen({ host: spec.bind, port: spec.port }, resolve);
+      });
+    } catch (error) {
+      tls?.close();
+      throw error;
+    }
     listenerLogger.info({ address: `${spec.bind}:${spec.port}`, protocol: spec.protocol }, 'listener open');
-    return { spec, server };
+    return { spec, server, tls };
   }
 
   private async drain(listener: OpenListener, drainMs: number): Promise<void> {
@@ -207,5 +219,6 @@ export class ListenerSet {
     });
     await Promise.race([closed, deadline]);
     clearTimeout(timer);
+    listener.tls?.close();
   }
 }

@@ -26,19 +26,20 @@ export function listenerSpecs(snapshot: Snapshot): ListenerSpec[] {
   const connectionsKey = JSON.stringify(connections);
   if (snapshot.mode === 'ingress') {
     return snapshot.listenerPlans.map((plan) => {
+      const terminatesTls = plan.protocol === 'https' || plan.protocol === 'tls';
       const httpsRedirectHosts = plan.protocol === 'http' ? plan.servers.filter((s) => s.httpsRedirect).flatMap((s) => s.hosts.map((h) => h.dnsName)) : [];
       return {
         key: listenerKey('gateway', plan.bind, plan.port, plan.protocol),
         // Only what is fixed at listen time: a plain-HTTP listener routes from the live snapshot, so a
         // change of its servers' hosts must not close it (that refuses connections during the drain).
-        fingerprint: (plan.protocol === 'https' ? JSON.stringify(plan.servers) : JSON.stringify(httpsRedirectHosts)) + connectionsKey,
+        fingerprint: (terminatesTls ? JSON.stringify(plan.servers) : JSON.stringify(httpsRedirectHosts)) + connectionsKey,
         name: `gateway ${plan.key}`,
         direction: 'gateway' as const,
         bind: plan.bind,
         port: plan.port,
         protocol: plan.protocol,
         httpsRedirectHosts,
-        gatewayPlan: plan.protocol === 'https' ? plan : null,
+        gatewayPlan: terminatesTls ? plan : null,
         connections,
       };
     });

@@ -8,7 +8,7 @@
  */
 import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import { portKind } from '../config/port-protocol.js';
+import { carriesTls, portKind } from '../config/port-protocol.js';
 import type { PortKind } from '../config/port-protocol.js';
 import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
@@ -130,7 +130,7 @@ export function selectSidecar(
     bind: entry.bind ?? '127.0.0.1',
     port: entry.port?.number ?? DEFAULT_OUTBOUND_PORT,
     kind: portKind(entry.port?.protocol),
-    sni: entry.port?.protocol?.toUpperCase() === 'TLS',
+    sni: carriesTls(entry.port?.protocol),
   }));
   return {
     source: `${sidecar.metadata.namespace}/${sidecar.metadata.name}`,

@@ -44,7 +44,7 @@ import type { ClusterManager, ClusterSet } from '../upstream/cluster-manager.js'
 import { indexDestinationRules } from '../upstream/destination-rules.js';
 import { buildServiceRegistry } from '../upstream/registry.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
-import { buildGatewayTlsTable, buildSidecarTcpTable } from '../tcp/routes.js';
+import { buildGatewayL4Table, buildSidecarTcpTable } from '../tcp/routes.js';
 import type { TcpRouteTable, TcpScope } from '../tcp/routes.js';
 import { coreClusterDefinitions } from './core-clusters.js';
 import { markSidecarWorkloads, selectSidecar } from './sidecar-plan.js';
@@ -278,9 +278,11 @@ function buildTcpRoutes(
     if (egress.kind === 'tcp') tables.set(egress.port, buildSidecarTcpTable({ virtualServices, registry, sni: egress.sni, scope: scope(egress.port, ['mesh']), diagnostics }));
   }
   for (const plan of listenerPlans) {
-    if (plan.protocol !== 'passthrough') continue;
+    if (plan.protocol === 'http' || plan.protocol === 'https') continue;
     const gateways = [...new Set(plan.servers.map((server) => server.gateway))];
-    tables.set(plan.port, buildGatewayTlsTable({ virtualServices, servers: plan.servers, scope: scope(plan.port, gateways), diagnostics }));
+    // Istio: a PASSTHROUGH server routes by SNI through `tls` rules; TCP and terminated TLS through `tcp` rules.
+    const kind = plan.protocol === 'passthrough' ? 'tls' : 'tcp';
+    tables.set(plan.port, buildGatewayL4Table({ virtualServices, servers: plan.servers, scope: scope(plan.port, gateways), diagnostics }, kind));
   }
   return tables;
 }

@@ -4,7 +4,9 @@
  * HTTP inbound port does (gateway/proxy/inbound-server.ts); the mTLS is terminated here and the peer's
  * SPIFFE identity checked before a byte goes on. A sidecar's egress TCP port takes the app's plaintext.
  * A Gateway PASSTHROUGH port reads the ClientHello's SNI without terminating: the bytes read go on
- * unchanged to the backend, which completes the handshake with the client.
+ * unchanged to the backend, which completes the handshake with the client. A Gateway TLS port in mode
+ * SIMPLE/MUTUAL terminates with the servers' certificates (chosen by SNI, client certificates checked as
+ * on an HTTPS port: gateway/listeners/tls-server.ts) and relays the decrypted bytes.
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -13,6 +15,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes } from '../pipeline/types.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
+import type { TlsListener } from '../listeners/tls-server.js';
 import { checkPeerCertificate } from '../proxy/peer.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { proxyConnection } from './proxy.js';
@@ -36,6 +39,8 @@ export interface TcpListenerOptions {
   readonly meshTls: MeshTlsOptions | null;
   /** Gateway PASSTHROUGH ports: route by the ClientHello's SNI. */
   readonly peekSni: boolean;
+  /** Gateway TLS ports that terminate (SIMPLE, MUTUAL, OPTIONAL_MUTUAL). */
+  readonly terminate: TlsListener | null;
   /** How long a passthrough client may take to send its ClientHello. */
   readonly clientHelloTimeoutMs: number;
 }
@@ -50,7 +55,16 @@ export class TcpListener extends net.Server {
   constructor(private readonly options: TcpListenerOptions) {
     super({ noDelay: true, allowHalfOpen: true });
     const meshTls = options.meshTls;
-    if (meshTls === null) {
+    const terminate = options.terminate;
+    if (terminate !== null) {
+      // Opaque bytes after the handshake: no application protocol is negotiated.
+      this.secure = tls.createServer({ ...terminate.options, ALPNProtocols: undefined, allowHalfOpen: true });
+      terminate.attach(this.secure);
+      this.secure.on('tlsClientError', (error, socket) => {
+        options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'TLS handshake refused');
+      });
+      this.secure.on('secureConnection', (socket: TLSSocket) => this.onTerminated(socket));
+    } else if (meshTls === null) {
       this.secure = null;
     } else {
       this.secure = tls.createServer({ ...meshTls.tlsOptions(), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true });
@@ -67,6 +81,10 @@ export class TcpListener extends net.Server {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    if (this.options.terminate !== null) {
+      (this.secure as tls.Server).emit('connection', socket);
+      return;
+    }
     const meshTls = this.options.meshTls;
     if (meshTls !== null) return this.dispatchInbound(socket, meshTls);
     if (this.options.peekSni) return this.peekClientHello(socket);
@@ -110,6 +128,14 @@ export class TcpListener extends net.Server {
     socket.on('error', () => socket.destroy());
     const sni = typeof socket.servername === 'string' ? socket.servername : '';
     proxyConnection(socket, attributesOf(socket, sni, result.identity, this.options.proxy), this.options.proxy);
+  }
+
+  /** The server's own checks (SNI, client certificate pins) ran first and destroyed what they refused. */
+  private onTerminated(socket: TLSSocket): void {
+    if (socket.destroyed) return;
+    socket.on('error', () => socket.destroy());
+    const sni = typeof socket.servername === 'string' ? socket.servername : '';
+    proxyConnection(socket, attributesOf(socket, sni, null, this.options.proxy), this.options.proxy);
   }
 
   private peekClientHello(socket: Socket): void {

@@ -7,11 +7,15 @@
  * included) within `connectTimeout`. Then bytes flow both ways, half-closes included, until both sides
  * are closed, `idleTimeout` passes without a byte, or `maxConnectionDuration` is reached (DT).
  *
+ * While it is open, the hooks see its bytes every MeshConfig `metrics.tcpReportingInterval` (Istio's
+ * tcpReportingDuration), so a long-lived connection shows in the byte series before it closes.
+ *
  * A refused connection is closed at once: TCP has no status to send. What happened is in the flags
  * and details the hooks (metrics, access log) see once the connection is closed.
  */
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
+import { parseDuration } from '../config/duration.js';
 import type { ConnectionAttributes, ConnectionRecord, MeshPlugin } from '../pipeline/types.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
@@ -64,12 +68,19 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
     openedReported = true;
     for (const plugin of context.plugins) plugin.connections?.opened?.(states.get(plugin.name), record);
   };
-  const finish = (): void => {
-    record.endMs = performance.now();
+  const countBytes = (): void => {
     record.receivedBytes = downstream.bytesRead;
     record.sentBytes = downstream.bytesWritten;
+  };
+  const finish = (): void => {
+    record.endMs = performance.now();
+    countBytes();
     if (!openedReported) reportOpened();
     for (const plugin of context.plugins) plugin.connections?.closed?.(states.get(plugin.name), record);
+  };
+  const reportProgress = (): void => {
+    countBytes();
+    for (const plugin of context.plugins) plugin.connections?.progress?.(states.get(plugin.name), record);
   };
   const refuse = (flag: string, details: string): void => {
     if (flag !== '') record.responseFlags.push(flag);
@@ -119,11 +130,16 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   reportOpened();
   // Bytes the client sends while the upstream connection opens wait in the socket's buffer.
   downstream.pause();
+  const reportingIntervalMs = parseDuration(snapshot.mesh.metrics.tcpReportingInterval);
   openRawConnection(endpoint).then(
-    (upstream) => splice(downstream, upstream, target, record, () => {
-      release();
-      finish();
-    }),
+    (upstream) => {
+      const progress = reportingIntervalMs > 0 ? setInterval(reportProgress, reportingIntervalMs).unref() : undefined;
+      splice(downstream, upstream, target, record, () => {
+        clearInterval(progress);
+        release();
+        finish();
+      });
+    },
     (error: unknown) => {
       release();
       target.connectFailures += 1;

@@ -7,8 +7,8 @@
  * A sidecar's egress TCP port serves the services that declare that port: the `tcp[]` rules of the
  * mesh VirtualServices for those hosts (on a TLS port their `tls[]` rules by SNI first), then — when
  * no rule matched — the one service declaring it (Istio identifies TCP traffic without a VIP by its
- * port alone). A Gateway PASSTHROUGH port serves the
- * `tls[]` rules of the VirtualServices bound to its servers, selected by the ClientHello's SNI.
+ * port alone). A Gateway PASSTHROUGH port serves the `tls[]` rules of the VirtualServices bound to its
+ * servers, selected by the ClientHello's SNI; a Gateway TCP port, or a TLS port that terminates, their `tcp[]` rules.
  */
 import { BlockList, isIPv6 } from 'node:net';
 import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes, VirtualServiceSpec } from '../config/kinds/virtual-service.js';
@@ -166,16 +166,19 @@ export function buildSidecarTcpTable(input: SidecarTcpInput): TcpRouteTable {
   return { port: scope.listenerPort, rules };
 }
 
-export interface GatewayTlsInput {
+export interface GatewayL4Input {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
-  /** The PASSTHROUGH servers of the port: their Gateway (`<ns>/<name>`) and hosts. */
+  /** The servers of the port: their Gateway (`<ns>/<name>`) and hosts. */
   readonly servers: readonly { readonly gateway: string; readonly hosts: readonly { readonly namespace: string; readonly dnsName: string }[] }[];
   readonly scope: TcpScope;
   readonly diagnostics?: Diagnostic[];
 }
 
-/** A Gateway PASSTHROUGH port: the `tls[]` rules of the VirtualServices bound to its gateways whose hosts a server there admits. */
-export function buildGatewayTlsTable(input: GatewayTlsInput): TcpRouteTable {
+/**
+ * A Gateway L4 port: the `tls[]` rules (PASSTHROUGH servers) or `tcp[]` rules (TCP servers, TLS servers
+ * that terminate) of the VirtualServices bound to its gateways whose hosts a server there admits.
+ */
+export function buildGatewayL4Table(input: GatewayL4Input, kind: 'tls' | 'tcp'): TcpRouteTable {
   const { scope } = input;
   const rules: TcpRule[] = [];
   for (const virtualService of byDocumentOrder(input.virtualServices)) {
@@ -190,7 +193,7 @@ export function buildGatewayTlsTable(input: GatewayTlsInput): TcpRouteTable {
         ),
     );
     if (!admitted) continue;
-    rules.push(...compileRules(virtualService, 'tls', scope, input.diagnostics));
+    rules.push(...compileRules(virtualService, kind, scope, input.diagnostics));
   }
   return { port: scope.listenerPort, rules };
 }

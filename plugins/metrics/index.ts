@@ -12,7 +12,7 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
-import { recordConnectionClosed, recordConnectionOpened } from './tcp-metrics.js';
+import { recordConnectionClosed, recordConnectionOpened, recordConnectionProgress } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
 
 export const METRICS_PLUGIN_NAME = 'metrics';
@@ -47,6 +47,9 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
     connections: {
       opened: (compiled, record) => {
         if (compiled !== null) recordConnectionOpened(compiled as CompiledIstioLabels, record);
+      },
+      progress: (compiled, record) => {
+        if (compiled !== null) recordConnectionProgress(compiled as CompiledIstioLabels, record);
       },
       closed: (compiled, record) => {
         if (compiled !== null) recordConnectionClosed(compiled as CompiledIstioLabels, record);

@@ -1,7 +1,8 @@
 /**
  * Istio's TCP series (docs/observability.md#metrics): connections opened and closed, bytes received from
- * and sent to the client. `opened` is counted when the connection is routed; the close and the bytes
- * when it closes, under the labels it has then (a flag such as UF or DT set in between names its close).
+ * and sent to the client. `opened` is counted when the connection is routed; the bytes every reporting
+ * interval while it is open and the rest, with the close, when it closes, under the labels it has then
+ * (a flag such as UF or DT set in between names its close).
  */
 import { BoundCounter } from './bound-series.js';
 import type { CounterSeries } from './bound-series.js';
@@ -47,9 +48,22 @@ export function recordConnectionOpened(compiled: CompiledIstioLabels, record: Co
   seriesOf(tcpLabelValues(compiled, record)).opened.inc();
 }
 
+/** Bytes of each open connection already added to the byte series (by `recordConnectionProgress`). */
+const reported = new WeakMap<ConnectionRecord, { received: number; sent: number }>();
+
+function addBytes(series: TcpSeries, record: ConnectionRecord): void {
+  const before = reported.get(record) ?? { received: 0, sent: 0 };
+  series.received.add(record.receivedBytes - before.received);
+  series.sent.add(record.sentBytes - before.sent);
+  reported.set(record, { received: record.receivedBytes, sent: record.sentBytes });
+}
+
+export function recordConnectionProgress(compiled: CompiledIstioLabels, record: ConnectionRecord): void {
+  addBytes(seriesOf(tcpLabelValues(compiled, record)), record);
+}
+
 export function recordConnectionClosed(compiled: CompiledIstioLabels, record: ConnectionRecord): void {
   const series = seriesOf(tcpLabelValues(compiled, record));
   series.closed.inc();
-  series.received.add(record.receivedBytes);
-  series.sent.add(record.sentBytes);
+  addBytes(series, record);
 }

@@ -26,7 +26,7 @@ t.test('selector, protocol grouping, hosts and httpsRedirect', async (t) => {
       gateway('other-proxy', { selector: { istio: 'egressgateway' }, servers: [{ port: { number: 81, protocol: 'HTTP', name: 'h' }, hosts: ['*'] }] }),
     ],
   });
-  t.same(listeners.map((l) => [l.key, l.protocol, l.servers.length]), [['0.0.0.0:80', 'http', 2], ['0.0.0.0:443', 'https', 1]]);
+  t.same(listeners.map((l) => [l.key, l.protocol, l.servers.length]), [['0.0.0.0:80', 'http', 2], ['0.0.0.0:443', 'https', 1], ['0.0.0.0:9000', 'tcp', 1]]);
   const http = listeners[0]?.servers[0];
   t.same(http?.hosts, [{ namespace: '*', dnsName: '*.example.com' }, { namespace: 'istio-system', dnsName: 'internal.example.com' }]);
   t.equal(http?.httpsRedirect, true);
@@ -34,7 +34,7 @@ t.test('selector, protocol grouping, hosts and httpsRedirect', async (t) => {
   const https = listeners[1]?.servers[0];
   t.same(https?.hosts, [{ namespace: 'shop', dnsName: 'a.example.com' }]);
   t.match(https?.tls, { mode: 'SIMPLE', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', certificate: { certPath: '/c.crt', keyPath: '/c.key', caPath: null } });
-  t.same(diagnostics.map((d) => [d.code, d.severity, d.field]), [['MG0407', 'warning', 'spec.servers.2.port.protocol']]);
+  t.same(diagnostics, []);
 });
 
 t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', async (t) => {
@@ -85,7 +85,7 @@ t.test('TLS settings: versions, ciphers, pins, unsupported modes, conflicts', as
   );
 });
 
-t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no certificate; TLS terminated is not served yet', async (t) => {
+t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no certificate; a TLS server that terminates opens a tls listener', async (t) => {
   const { listeners, diagnostics } = buildListenerPlans({
     proxyLabels: labels,
     credentialsDirectory: '/nonexistent',
@@ -100,10 +100,13 @@ t.test('PASSTHROUGH servers (HTTPS or TLS) open a passthrough listener with no c
     ],
   });
   t.same(
-    listeners.map((listener) => [listener.port, listener.protocol, listener.servers.map((server) => server.tls)]),
-    [[8443, 'passthrough', [null, null]]],
+    listeners.map((listener) => [listener.port, listener.protocol, listener.servers.map((server) => server.tls?.mode ?? null)]),
+    [
+      [8443, 'passthrough', [null, null]],
+      [9443, 'tls', ['SIMPLE']],
+    ],
   );
-  t.same(diagnostics.map((d) => d.code), ['MG0407']);
+  t.same(diagnostics, []);
 });
 
 t.test('credentialName resolves both directory layouts', async (t) => {

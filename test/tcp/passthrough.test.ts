@@ -37,6 +37,7 @@ let db: Backend;
 let cache: Backend;
 let port = 0;
 let egressPort = 0;
+let httpsEgressPort = 0;
 let sidecar: RunningGateway;
 
 t.before(async () => {
@@ -45,6 +46,7 @@ t.before(async () => {
   cache = await startBackend(pki, 'cache', ['cache.example.com']);
   port = await freePort();
   egressPort = await freePort();
+  httpsEgressPort = await freePort();
   const service = (host: string, backend: Backend): string => `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -105,6 +107,8 @@ spec:
       route: [{ destination: { host: db.example.com, port: { number: 443 } } }]
     - match: [{ port: ${egressPort}, sniHosts: ["*.example.com"] }]
       route: [{ destination: { host: cache.example.com, port: { number: 443 } } }]
+    - match: [{ port: ${httpsEgressPort}, sniHosts: [cache.example.com] }]
+      route: [{ destination: { host: cache.example.com, port: { number: 443 } } }]
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -116,7 +120,9 @@ kind: Sidecar
 metadata: { name: client, namespace: edge }
 spec:
   workloadSelector: { labels: { app: client } }
-  egress: [{ port: { number: ${egressPort}, protocol: TLS, name: tls }, bind: 127.0.0.1, hosts: ["*/*"] }]
+  egress:
+    - { port: { number: ${egressPort}, protocol: TLS, name: tls }, bind: 127.0.0.1, hosts: ["*/*"] }
+    - { port: { number: ${httpsEgressPort}, protocol: HTTPS, name: https }, bind: 127.0.0.1, hosts: ["*/*"] }
 ${service('db.example.com', db)}
 ${service('cache.example.com', cache)}`);
   gateway = await startGateway(config.file);
@@ -187,4 +193,11 @@ t.test('a sidecar egress TLS port routes by SNI through mesh tls rules (exact fi
   t.equal(second.greeting, 'cache:cache.example.com');
   t.equal(second.fingerprint, cache.fingerprint);
   await t.rejects(connectTls(undefined, egressPort), 'no SNI: no rule matches, no single service declares the port');
+});
+
+t.test('a sidecar egress port declared HTTPS carries the app\'s own TLS: routed by SNI, never parsed as HTTP', async (t) => {
+  const outcome = await connectTls('cache.example.com', httpsEgressPort);
+  t.equal(outcome.greeting, 'cache:cache.example.com');
+  t.equal(outcome.fingerprint, cache.fingerprint);
+  await t.rejects(connectTls('db.example.com', httpsEgressPort), 'no tls rule for that SNI on this port');
 });

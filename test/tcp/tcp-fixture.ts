@@ -24,8 +24,9 @@ export interface TcpMeshPorts {
 export interface TcpMeshOptions {
   readonly peerAuthentication?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   readonly extraYaml?: (ports: TcpMeshPorts) => string;
-  /** Replaces the default DestinationRule-free traffic policy of the redis service. */
   readonly accessLogPath?: string;
+  /** MeshConfig `metrics.tcpReportingInterval` (default 15s). */
+  readonly tcpReportingInterval?: string;
 }
 
 export function tcpMeshYaml(pki: TestPki, ports: TcpMeshPorts, redisPort: number, httpAppPort: number, options: TcpMeshOptions): string {
@@ -37,6 +38,7 @@ spec:
   debugHeaders: true
   accessLog: ${options.accessLogPath === undefined ? '{ enabled: false }' : `{ enabled: true, path: ${options.accessLogPath} }`}
   drainDuration: 1s
+  metrics: { tcpReportingInterval: ${options.tcpReportingInterval ?? '15s'} }
   certificates: { caCert: ${pki.ca.certPath}, caKey: ${pki.ca.keyPath} }
 ---
 apiVersion: security.istio.io/v1
@@ -165,4 +167,20 @@ export function rawExchange(port: number, payload: string, timeoutMs = 5_000): P
       resolve({ received, closed: true });
     });
   });
+}
+
+/** A plain TCP server that greets with its name, then echoes: which backend a connection reached is its first line. */
+export interface Banner {
+  readonly port: number;
+  readonly server: net.Server;
+}
+
+export async function startBanner(name: string): Promise<Banner> {
+  const server = net.createServer((socket) => {
+    socket.write(`${name}\n`);
+    socket.pipe(socket);
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, server };
 }

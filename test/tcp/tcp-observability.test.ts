@@ -7,18 +7,22 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
 import { accessLogPlugin } from '../../plugins/access-log/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { rawExchange, startTcpMesh } from './tcp-fixture.js';
 import type { TcpMesh } from './tcp-fixture.js';
 
+/** Short, so a test sees an open connection's bytes reported without waiting Istio's 15 s. */
+const REPORTING_INTERVAL = '100ms';
 let mesh: TcpMesh;
 let logDir: string;
 let logPath: string;
 t.before(async () => {
   logDir = await mkdtemp(join(tmpdir(), 'meshgate-tcp-log-'));
   logPath = join(logDir, 'access.log');
-  mesh = await startTcpMesh({ accessLogPath: logPath });
+  mesh = await startTcpMesh({ accessLogPath: logPath, tcpReportingInterval: REPORTING_INTERVAL });
 });
 t.teardown(async () => {
   await mesh.close();
@@ -89,6 +93,31 @@ t.test('a proxied connection: istio_tcp_* from the source and the destination re
   t.match(outbound, { response_code: 0, response_flags: '-', bytes_received: 12, bytes_sent: 12, route_name: SERVICE, method: null, path: null });
   const inbound = lines.find((line) => line['upstream_cluster'] === `inbound|${mesh.ports.cacheInbound}||`);
   t.match(inbound, { response_flags: '-', peer_principal: 'spiffe://cluster.local/ns/my-app/sa/client', upstream_host: `127.0.0.1:${mesh.redis.port}` });
+});
+
+t.test('an open connection\'s bytes are reported every tcpReportingInterval, and counted once in all when it closes', async (t) => {
+  const source = { reporter: 'source', destination_service: SERVICE, response_flags: '-' };
+  const bytes = async (metric: string): Promise<number> => seriesValue(await scrape(mesh.ports.admins[1]), metric, source) ?? 0;
+  const before = { received: await bytes('istio_tcp_received_bytes_total'), sent: await bytes('istio_tcp_sent_bytes_total'), closed: await bytes('istio_tcp_connections_closed_total') };
+  const socket = net.connect({ host: '127.0.0.1', port: mesh.ports.egress });
+  t.teardown(() => socket.destroy());
+  await once(socket, 'connect');
+  socket.write('PING\r\n');
+  await once(socket, 'data');
+  await eventually(
+    () => bytes('istio_tcp_received_bytes_total'),
+    (value) => value === before.received + 6,
+  );
+  t.equal(await bytes('istio_tcp_sent_bytes_total'), before.sent + 7, '+PONG reported while the connection is open');
+  t.equal(await bytes('istio_tcp_connections_closed_total'), before.closed, 'still open');
+  socket.end('QUIT\r\n');
+  await once(socket, 'close');
+  await eventually(
+    () => bytes('istio_tcp_connections_closed_total'),
+    (value) => value === before.closed + 1,
+  );
+  t.equal(await bytes('istio_tcp_received_bytes_total'), before.received + 12, 'PING + QUIT, each byte once');
+  t.equal(await bytes('istio_tcp_sent_bytes_total'), before.sent + 12, '+PONG + +OK, each byte once');
 });
 
 t.test('the app behind the inbound port is down: the connection is closed and its line says UF', async (t) => {

@@ -8,22 +8,8 @@ import net from 'node:net';
 import { configDir, freePort, startGateway } from '../helpers/gateway.js';
 import type { ConfigDir, RunningGateway } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { rawExchange } from './tcp-fixture.js';
-
-interface Banner {
-  readonly port: number;
-  readonly server: net.Server;
-}
-
-async function startBanner(name: string): Promise<Banner> {
-  const server = net.createServer((socket) => {
-    socket.write(`${name}\n`);
-    socket.pipe(socket);
-    socket.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, server };
-}
+import { rawExchange, startBanner } from './tcp-fixture.js';
+import type { Banner } from './tcp-fixture.js';
 
 let sidecar: RunningGateway;
 let config: ConfigDir;

@@ -183,6 +183,10 @@ export const MeshConfigSpec = strictObject(
           default: true,
           description: "Record Istio's standard per-request series (istio_requests_total and the three histograms); meshgate's own series are always kept.",
         }),
+        tcpReportingInterval: durationString(
+          "How often the bytes of open TCP connections are added to istio_tcp_*_bytes_total (Istio's tcpReportingDuration); the rest is added when the connection closes.",
+          '15s',
+        ),
       },
       'Prometheus metrics on the metrics and admin ports.',
     ),
