@@ -6,7 +6,9 @@
 import type { ComponentSummaries } from './components.js';
 import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from './dapr-bench.js';
 import type { DaprResults } from './dapr-bench.js';
-import { INGRESS_TO_SIDECAR, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
+import { memorySpread } from './memory-bench.js';
+import type { MemoryResults } from './memory-bench.js';
+import { INGRESS_LABEL, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT, median } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
@@ -20,7 +22,9 @@ export const BARS = {
   fullChainCpuUsPerRequest: 70,
   sidecarCpuUsPerRequest: 120,
   pairAddedP50Us: 300,
-  idleSidecarRssMb: 80,
+  idleRssMb: 60,
+  afterWarmupRssMb: 70,
+  unloadedTailVsBare: 2,
   policiesCostIncrease: 0.1,
   localRateLimitThroughputCost: 0.05,
   redisAddedP50Us: 500,
@@ -39,8 +43,6 @@ export interface Bar {
   /** null = not measured in this run. */
   readonly pass: boolean | null;
 }
-
-const MB = 1_048_576;
 
 /**
  * `measured` relative to `reference` (req/s or CPU us/req by round): the median over rounds of the
@@ -81,6 +83,7 @@ export function computeBars(
   sideBySide: readonly SideBySideResult[] = [],
   compile: CompileTiming | null = null,
   dapr: DaprResults | null = null,
+  memory: MemoryResults = [],
 ): Bar[] {
   const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
   const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
@@ -101,10 +104,15 @@ export function computeBars(
     const value = components.get(MESH_PAIR)?.get(saturationMode)?.get(label)?.cpuUsPerRequest ?? null;
     return value === null ? null : { measured: `${value.toFixed(1)} us/req (${(value / 1_000).toFixed(3)} vCPU per 1k req/s)`, pass: value <= BARS.sidecarCpuUsPerRequest };
   };
-  const idleRss = (target: string, label: string) => () => {
-    const value = components.get(target)?.get(saturationMode)?.get(label)?.idleRssBytes ?? null;
-    return value === null ? null : { measured: `${(value / MB).toFixed(1)} MB`, pass: value / MB <= BARS.idleSidecarRssMb };
+  /** The median over the memory measurement's fresh process sets (memory-bench.ts). */
+  const rss = (label: string, field: 'idleRssBytes' | 'afterRssBytes', limitMb: number) => () => {
+    const spread = memorySpread(memory, label, field);
+    return spread === null ? null : { measured: `${spread.median.toFixed(1)} MB (${spread.min.toFixed(1)}-${spread.max.toFixed(1)})`, pass: spread.median <= limitMb };
   };
+  const rssBars = (label: string): Bar[] => [
+    bar(`idle ${label} RSS <= ${BARS.idleRssMb} MB`, rss(label, 'idleRssBytes', BARS.idleRssMb)),
+    bar(`${label} RSS after a warm-up at 1 000 req/s <= ${BARS.afterWarmupRssMb} MB`, rss(label, 'afterRssBytes', BARS.afterWarmupRssMb)),
+  ];
 
   /**
    * `measured`'s cost over `reference` as a fraction: extra CPU per request, or throughput lost; `pass`
@@ -177,16 +185,31 @@ export function computeBars(
     return value === null ? null : { measured: `${value.toFixed(1)} us/req (rounds' median)`, pass: value <= limitUs };
   };
 
+
+  /** Unloaded p99.9 against bare fastify's: the median of the per-round ratios (the two ran seconds apart). */
+  const tailBar = (target: string) => () => {
+    const [measured, base] = [c1(target), c1(BARE_PROXY)];
+    const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.p999UsByRound, base.p999UsByRound);
+    if (measured === undefined || base === undefined || paired === null) return null;
+    if (latencyResolutionUs > MAX_LATENCY_RESOLUTION_US) return { measured: `not measurable: the load generator reports latency in steps of ${latencyResolutionUs} us (install wrk)`, pass: false };
+    return {
+      measured: `${paired.ratio.toFixed(2)}x (p99.9 ${measured.p999Us.toFixed(0)} vs ${base.p999Us.toFixed(0)} us, p99 ${measured.p99Us.toFixed(0)} vs ${base.p99Us.toFixed(0)} us; ${roundRatios(paired.perRound)})`,
+      pass: paired.ratio <= BARS.unloadedTailVsBare,
+    };
+  };
+
   return [
     bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, throughputVsBare('meshgate-http', BARS.ingressVsBare)),
     bar(`${FULL_CHAIN_TARGET} throughput >= ${BARS.fullChainVsBare}x ${BARE_PROXY}`, throughputVsBare(FULL_CHAIN_TARGET, BARS.fullChainVsBare)),
     bar(`${FULL_CHAIN_TARGET} proxy CPU <= ${BARS.fullChainCpuUsPerRequest} us/req under load`, proxyCpuBar(FULL_CHAIN_TARGET, BARS.fullChainCpuUsPerRequest)),
+    bar(`meshgate-http unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-http')),
+    bar(`meshgate-https unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-https')),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
     bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),
-    bar(`idle ${SIDECAR_A_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB`, idleRss(MESH_PAIR, SIDECAR_A_LABEL)),
-    bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB`, idleRss(MESH_PAIR, SIDECAR_B_LABEL)),
-    bar(`idle ${SIDECAR_B_LABEL} RSS <= ${BARS.idleSidecarRssMb} MB (${INGRESS_TO_SIDECAR})`, idleRss(INGRESS_TO_SIDECAR, SIDECAR_B_LABEL)),
+    ...rssBars(SIDECAR_A_LABEL),
+    ...rssBars(SIDECAR_B_LABEL),
+    ...rssBars(INGRESS_LABEL),
     bar(`${POLICIES_TARGET}: proxy CPU per request <= ${percent(BARS.policiesCostIncrease)} vs meshgate-http`, () =>
       costBar('cpu', POLICIES_TARGET, 'meshgate-http', (increase) => increase <= BARS.policiesCostIncrease),
     ),

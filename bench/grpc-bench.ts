@@ -30,6 +30,7 @@ interface ClientReport {
   readonly seconds: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
 }
 
 export interface GrpcResult {
@@ -131,8 +132,8 @@ export function grpcLines(results: readonly GrpcResult[]): string[] {
   return results.map(({ concurrency, direct, proxied, proxyCpuUsPerCall }) => {
     const cpu = proxyCpuUsPerCall === null ? '-' : proxyCpuUsPerCall.toFixed(0);
     return (
-      `gRPC unary, ${String(concurrency).padStart(2)} in flight: direct ${(direct.calls / direct.seconds).toFixed(0)} calls/s p50 ${ms(direct.p50Us)} ms p99 ${ms(direct.p99Us)} ms | ` +
-      `via meshgate ${(proxied.calls / proxied.seconds).toFixed(0)} calls/s p50 ${ms(proxied.p50Us)} ms p99 ${ms(proxied.p99Us)} ms | ` +
+      `gRPC unary, ${String(concurrency).padStart(2)} in flight: direct ${(direct.calls / direct.seconds).toFixed(0)} calls/s p50 ${ms(direct.p50Us)} ms p99 ${ms(direct.p99Us)} ms p99.9 ${ms(direct.p999Us)} ms | ` +
+      `via meshgate ${(proxied.calls / proxied.seconds).toFixed(0)} calls/s p50 ${ms(proxied.p50Us)} ms p99 ${ms(proxied.p99Us)} ms p99.9 ${ms(proxied.p999Us)} ms | ` +
       `added p50 ${ms(proxied.p50Us - direct.p50Us)} ms, meshgate CPU ${cpu} us/call; failures ${direct.failures + proxied.failures}`
     );
   });

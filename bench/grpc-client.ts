@@ -62,5 +62,5 @@ const { calls, failures, latencies } = await loops(Number(values.seconds), true)
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const percentile = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
-process.stdout.write(`${JSON.stringify({ calls, allCalls, failures, seconds, p50Us: percentile(50), p99Us: percentile(99) })}\n`);
+process.stdout.write(`${JSON.stringify({ calls, allCalls, failures, seconds, p50Us: percentile(50), p99Us: percentile(99), p999Us: percentile(99.9) })}\n`);
 client.close();

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { LOAD_GENERATOR_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { Pinning } from './processes.js';
 
@@ -26,6 +27,7 @@ export interface LoadResult {
   readonly p50Us: number;
   readonly p90Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
   readonly non2xx: number;
   readonly socketErrors: number;
 }
@@ -42,6 +44,9 @@ export interface LoadGenerator {
 /** Beyond the run itself: start-up, connection set-up and the final report. */
 const RUN_SLACK_MS = 15_000;
 
+/** Prints the 99.9th percentile, which `--latency` does not (the tail bars read it). */
+const WRK_LATENCY_SCRIPT = fileURLToPath(new URL('../../bench/wrk-latency.lua', import.meta.url));
+
 const LATENCY_UNIT_US: Readonly<Record<string, number>> = { us: 1, ms: 1_000, s: 1_000_000, m: 60_000_000 };
 
 function microseconds(value: string, unit: string): number {
@@ -56,12 +61,18 @@ function wrkPercentile(output: string, percent: number): number {
   return microseconds(match[1] as string, match[2] as string);
 }
 
+function wrkTail(output: string): number {
+  const match = /^p99\.9 latency: (\d+)us$/m.exec(output);
+  if (match === null) throw new Error(`wrk output has no p99.9 line (bench/wrk-latency.lua):\n${output}`);
+  return Number(match[1]);
+}
+
 function wrkCount(output: string, pattern: RegExp): number {
   const match = pattern.exec(output);
   return match === null ? 0 : Number(match[1]);
 }
 
-/** Parses `wrk --latency` output (wrk 4.x). */
+/** Parses `wrk --latency -s bench/wrk-latency.lua` output (wrk 4.x). */
 export function parseWrkOutput(output: string): LoadResult {
   const requests = /^\s+(\d+) requests in /m.exec(output);
   const rate = /^Requests\/sec:\s+([\d.]+)/m.exec(output);
@@ -74,6 +85,7 @@ export function parseWrkOutput(output: string): LoadResult {
     p50Us: wrkPercentile(output, 50),
     p90Us: wrkPercentile(output, 90),
     p99Us: wrkPercentile(output, 99),
+    p999Us: wrkTail(output),
     non2xx: wrkCount(output, /Non-2xx or 3xx responses: (\d+)/),
     socketErrors,
   };
@@ -85,7 +97,7 @@ function wrkGenerator(pinning: Pinning): LoadGenerator {
     note: null,
     latencyResolutionUs: 1,
     async run(spec) {
-      const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency'];
+      const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency', '-s', WRK_LATENCY_SCRIPT];
       if (spec.host !== null) args.push('-H', `Host: ${spec.host}`);
       for (const [name, value] of Object.entries(spec.headers ?? {})) args.push('-H', `${name}: ${value}`);
       args.push(spec.url);
@@ -125,6 +137,7 @@ function autocannonGenerator(pinning: Pinning): LoadGenerator {
         p50Us: numberAt(report, 'latency', 'p50') * msToUs,
         p90Us: numberAt(report, 'latency', 'p90') * msToUs,
         p99Us: numberAt(report, 'latency', 'p99') * msToUs,
+        p999Us: numberAt(report, 'latency', 'p99_9') * msToUs,
         non2xx: numberAt(report, 'non2xx'),
         socketErrors: numberAt(report, 'errors') + numberAt(report, 'timeouts'),
       };

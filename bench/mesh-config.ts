@@ -6,7 +6,7 @@
  * - `bench/client` (sidecar A): the caller's sidecar; its egress listener is where the load goes, with
  *   `Host: bench-app`.
  * - `bench/server` (sidecar B): fronts the bench upstream (its inbound `defaultEndpoint`).
- * - `bench-app` is a MESH_INTERNAL ServiceEntry selecting B's WorkloadEntry; a DestinationRule sets
+ * - `bench-app.bench.svc.cluster.local` (`bench-app` in namespace bench) is a MESH_INTERNAL ServiceEntry selecting B's WorkloadEntry; a DestinationRule sets
  *   ISTIO_MUTUAL and PeerAuthentication is STRICT, so every hop between proxies is mTLS over the
  *   client's pooled keep-alive connections.
  * - Identities are self-issued from one throwaway CA (MeshConfig `certificates.caCert/caKey`).
@@ -20,6 +20,8 @@ import type { ServerCertificateFiles } from './config.js';
 export const MESH_NAMESPACE = 'bench';
 export const MESH_TRUST_DOMAIN = 'cluster.local';
 export const SERVICE_HOST = 'bench-app';
+/** The ServiceEntry's host in full: short hosts in VirtualService destinations (and DestinationRules) expand to it, as in Istio. */
+const SERVICE_FQDN = `${SERVICE_HOST}.${MESH_NAMESPACE}.svc.cluster.local`;
 export const CLIENT_WORKLOAD = `${MESH_NAMESPACE}/client`;
 export const SERVER_WORKLOAD = `${MESH_NAMESPACE}/server`;
 const INGRESS_GATEWAY = 'bench-ingress';
@@ -131,7 +133,7 @@ function ingressDocuments(ingress: NonNullable<MeshConfigOptions['ingress']>): D
       apiVersion: 'networking.istio.io/v1',
       kind: 'VirtualService',
       metadata: { name: 'edge', namespace: 'istio-system' },
-      spec: { hosts: ['*'], gateways: [INGRESS_GATEWAY], http: [{ route: [{ destination: { host: SERVICE_HOST } }] }] },
+      spec: { hosts: ['*'], gateways: [INGRESS_GATEWAY], http: [{ route: [{ destination: { host: SERVICE_FQDN } }] }] },
     },
   ];
 }
@@ -156,7 +158,7 @@ function meshDocuments(options: MeshConfigOptions): Document[] {
       kind: 'ServiceEntry',
       metadata: { name: SERVICE_HOST, namespace: MESH_NAMESPACE },
       spec: {
-        hosts: [SERVICE_HOST],
+        hosts: [SERVICE_FQDN],
         location: 'MESH_INTERNAL',
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
         resolution: 'STATIC',

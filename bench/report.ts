@@ -31,6 +31,9 @@ export interface CellSummary {
   readonly p50Us: number;
   readonly p90Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
+  /** round number → p99.9 of that round, for the tail bars' ratios paired by round. */
+  readonly p999UsByRound: ReadonlyMap<number, number>;
   readonly proxyCpuUsPerRequest: number | null;
   /** round number → proxy CPU us/req of that round (rounds that measured it), for ratios paired by round. */
   readonly proxyCpuUsPerRequestByRound: ReadonlyMap<number, number>;
@@ -65,6 +68,8 @@ export function summarize(samples: readonly Sample[]): CellSummary {
     p50Us: median(samples.map((sample) => sample.p50Us)),
     p90Us: median(samples.map((sample) => sample.p90Us)),
     p99Us: median(samples.map((sample) => sample.p99Us)),
+    p999Us: median(samples.map((sample) => sample.p999Us)),
+    p999UsByRound: new Map(samples.map((sample) => [sample.round, sample.p999Us])),
     proxyCpuUsPerRequest: medianOrNull(samples.map((sample) => sample.proxyCpuUsPerRequest)),
     proxyCpuUsPerRequestByRound: new Map(samples.flatMap((sample) => (sample.proxyCpuUsPerRequest === null ? [] : [[sample.round, sample.proxyCpuUsPerRequest] as const]))),
     upstreamCpuUsPerRequest: medianOrNull(samples.map((sample) => sample.upstreamCpuUsPerRequest)),
@@ -113,13 +118,14 @@ export function saturationTable(summaries: Summaries, mode: string): string {
       ms(cell.p50Us),
       ms(cell.p90Us),
       ms(cell.p99Us),
+      ms(cell.p999Us),
       fixed(cell.proxyCpuUsPerRequest, 1),
       fixed(cell.upstreamCpuUsPerRequest, 1),
       mb(cell.proxyPeakRssBytes),
       errors(cell),
     ]);
   }
-  const header = ['target', 'req/s (min-max)', 'x direct', `x ${BARE_PROXY}`, 'p50 ms', 'p90 ms', 'p99 ms', 'proxy CPU us/req', 'upstream CPU us/req', 'proxy peak RSS MB', 'non-2xx / socket err'];
+  const header = ['target', 'req/s (min-max)', 'x direct', `x ${BARE_PROXY}`, 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'proxy CPU us/req', 'upstream CPU us/req', 'proxy peak RSS MB', 'non-2xx / socket err'];
   return table(header, rows);
 }
 
@@ -136,6 +142,7 @@ export function unloadedTable(summaries: Summaries, mode: string): string {
       cell.p50Us.toFixed(0),
       cell.p90Us.toFixed(0),
       cell.p99Us.toFixed(0),
+      cell.p999Us.toFixed(0),
       isDirect ? dash : added(cell.p50Us, reference?.p50Us),
       isDirect ? dash : added(cell.p90Us, reference?.p90Us),
       fixed(cell.proxyCpuUsPerRequest, 1),
@@ -143,7 +150,7 @@ export function unloadedTable(summaries: Summaries, mode: string): string {
       errors(cell),
     ]);
   }
-  const header = ['target', 'req/s', 'p50 us', 'p90 us', 'p99 us', 'added p50 us', 'added p90 us', 'proxy CPU us/req', 'proxy peak RSS MB', 'non-2xx / socket err'];
+  const header = ['target', 'req/s', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'added p50 us', 'added p90 us', 'proxy CPU us/req', 'proxy peak RSS MB', 'non-2xx / socket err'];
   return table(header, rows);
 }
 

@@ -25,6 +25,8 @@ import { GRPC_TARGET, grpcLines, measureGrpcUnary } from './grpc-bench.js';
 import type { GrpcResult } from './grpc-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
 import type { HandshakeResult } from './handshake-bench.js';
+import { measureMemory, measureMemoryParts, memoryLines, memoryPartLines, WARMUP_REQUESTS_PER_SECOND } from './memory-bench.js';
+import type { MemoryPart, MemoryResults } from './memory-bench.js';
 import { measureTcp, tcpLines } from './tcp-bench.js';
 import type { TcpCase } from './tcp-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
@@ -57,6 +59,7 @@ const settings = {
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
   handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
+  memoryWarmupSeconds: positiveIntegerFromEnv('BENCH_MEMORY_WARMUP_SECONDS', 10),
   dapr: {
     repetitions: positiveIntegerFromEnv('DAPR_REPETITIONS', 5),
     messages: positiveIntegerFromEnv('DAPR_MESSAGES', 20_000),
@@ -186,12 +189,15 @@ async function main(): Promise<void> {
   let tcp: TcpCase[] = [];
   let dapr: DaprResults | null = null;
   let grpcResults: GrpcResult[] = [];
+  let memory: MemoryResults = [];
+  let memoryParts: MemoryPart[] = [];
   const sideBySide: SideBySideResult[] = [];
   try {
     const context: TargetContext = { processes, workDirectory, serverCertificate: await writeServerCertificate(workDirectory) };
     for (let round = 1; round <= settings.rounds && !interrupted; round += 1) {
       console.log(`round ${round}/${settings.rounds}`);
-      for (const target of targets) {
+      // Even rounds run the targets in reverse, so no target always follows the same neighbour (both orders).
+      for (const target of round % 2 === 1 ? targets : [...targets].reverse()) {
         if (interrupted || state.failures.has(target.name)) continue;
         await benchTarget(target, round, context, generator, state, abort.signal);
       }
@@ -238,6 +244,18 @@ async function main(): Promise<void> {
         console.log(`  tcp-sidecar-pair: FAILED:\n    ${message.split('\n').join('\n    ')}`);
       }
     }
+    if (selection.memory && !interrupted) {
+      console.log(`Proxy memory: idle, then after ${settings.memoryWarmupSeconds} s at ${WARMUP_REQUESTS_PER_SECOND} req/s (${settings.rounds} fresh process sets)`);
+      try {
+        memory = await measureMemory(context, pinning, settings.rounds, settings.memoryWarmupSeconds, abort.signal);
+        memoryParts = await measureMemoryParts(context, pinning, abort.signal);
+      } catch (error) {
+        await processes.stopAll();
+        const message = error instanceof Error ? error.message : String(error);
+        state.failures.set('proxy-memory', message);
+        console.log(`  proxy-memory: FAILED:\n    ${message.split('\n').join('\n    ')}`);
+      }
+    }
     if (selection.dapr.length > 0 && !interrupted) {
       console.log('Dapr API on a sidecar pair (app side on CPU 0 with sidecar A and the broker; sidecar B on CPU 1)');
       try {
@@ -273,10 +291,12 @@ async function main(): Promise<void> {
   for (const [target, byMode] of state.samples) {
     summaries.set(target, new Map([...byMode].map(([mode, samples]) => [mode, summarize(samples)])));
   }
-  console.log(`\nMedian of ${settings.rounds} round(s); meshgate ingress targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
-  console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
-  console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
-  console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  if (summaries.size > 0) {
+    console.log(`\nMedian of ${settings.rounds} round(s); meshgate ingress targets route through a ${ROUTE_RULE_COUNT}-rule table. Errors are totals over rounds.`);
+    console.log(`\n${SATURATION.title}\n${saturationTable(summaries, SATURATION.name)}`);
+    console.log(`\n${UNLOADED.title}; "added" = minus direct\n${unloadedTable(summaries, UNLOADED.name)}`);
+    console.log(`\n${headlines(summaries, SATURATION.name, UNLOADED.name).join('\n')}`);
+  }
   const componentSummaries = summarizeComponents(state.components);
   if (componentSummaries.size > 0) {
     console.log(`\nPer proxy (multi-proxy targets; the main tables show their sum; idle RSS = VmRSS once ready, before any request)`);
@@ -285,8 +305,10 @@ async function main(): Promise<void> {
   if (grpcResults.length > 0) console.log(`\ngRPC unary (grpc-js client on CPU 0; server and meshgate on CPU 1; TLS to the client, h2c behind meshgate)\n${grpcLines(grpcResults).join('\n')}`);
   if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
   if (tcp.length > 0) console.log(`\nTCP through a sidecar pair (mTLS, STRICT) vs direct to redis-server; A and the load on CPU 0, B and redis on CPU 1; medians of ${settings.rounds} round(s)\n${tcpLines(tcp).join('\n')}`);
+  if (memory.length > 0) console.log(`\nProxy RSS in MB, median (min-max) of ${memory.length} fresh process set(s)\n${memoryLines(memory).join('\n')}`);
+  if (memoryParts.length > 0) console.log(`\nWhat an idle sidecar's RSS is made of (bench/memory-parts.ts: each step loaded in turn, after a full GC)\n${memoryPartLines(memoryParts).join('\n')}`);
   if (dapr !== null) console.log(`\nDapr API\n${daprLines(dapr, settings.dapr).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile, dapr);
+  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile, dapr, memory);
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 
@@ -313,6 +335,8 @@ async function main(): Promise<void> {
     tcp,
     dapr,
     grpc: grpcResults,
+    memory,
+    memoryParts,
     sideBySide,
     bars,
   };

@@ -1,13 +1,14 @@
 /**
  * Which targets a run measures. `BENCH_SUITE` picks a group (default `all`); `BENCH_TARGETS` picks
- * names across every group and wins over the suite. `mtls-handshakes`, `tcp-sidecar-pair`, `grpc-unary` and
+ * names across every group and wins over the suite. `mtls-handshakes`, `tcp-sidecar-pair`, `grpc-unary`, `proxy-memory` and
  * the `dapr` suite's names are not wrk targets: they are measurements of their own (handshake-bench.ts,
- * tcp-bench.ts, grpc-bench.ts with its own gRPC load generator, dapr-bench.ts), run once after the rounds
+ * tcp-bench.ts, grpc-bench.ts with its own gRPC load generator, memory-bench.ts, dapr-bench.ts), run once after the rounds
  * when selected.
  */
 import { DAPR_MEASUREMENTS } from './dapr-bench.js';
 import { GRPC_TARGET } from './grpc-bench.js';
 import { HANDSHAKE_TARGET } from './handshake-bench.js';
+import { MEMORY_TARGET } from './memory-bench.js';
 import { TCP_TARGET } from './tcp-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
@@ -24,6 +25,7 @@ export const SUITES: Readonly<Record<string, readonly string[]>> = {
   chain: ['direct', 'bare-fastify', FULL_CHAIN_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
   dapr: DAPR_MEASUREMENTS,
+  memory: [MEMORY_TARGET],
 };
 export const DEFAULT_SUITE = 'all';
 
@@ -70,6 +72,7 @@ export interface Selection {
   /** The `dapr` suite's measurements selected, in DAPR_MEASUREMENTS order. */
   readonly dapr: readonly string[];
   readonly grpc: boolean;
+  readonly memory: boolean;
 }
 
 export function selectTargets(suiteName: string | undefined, filter: string | undefined): Selection {
@@ -78,13 +81,13 @@ export function selectTargets(suiteName: string | undefined, filter: string | un
   if (filter !== undefined && filter !== '') {
     names = filter.split(',').map((name) => name.trim());
   } else if (suite === 'all') {
-    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, ...DAPR_MEASUREMENTS];
+    names = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, MEMORY_TARGET, ...DAPR_MEASUREMENTS];
   } else {
     const members = SUITES[suite];
     if (members === undefined) throw new Error(`unknown BENCH_SUITE "${suite}" (known: all, ${Object.keys(SUITES).join(', ')})`);
     names = members;
   }
-  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, ...DAPR_MEASUREMENTS];
+  const known = [...ALL_TARGETS.map((target) => target.name), HANDSHAKE_TARGET, TCP_TARGET, GRPC_TARGET, MEMORY_TARGET, ...DAPR_MEASUREMENTS];
   const unknown = names.filter((name) => !known.includes(name));
   if (unknown.length > 0) throw new Error(`unknown BENCH_TARGETS ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return {
@@ -94,5 +97,6 @@ export function selectTargets(suiteName: string | undefined, filter: string | un
     tcp: names.includes(TCP_TARGET),
     dapr: DAPR_MEASUREMENTS.filter((name) => names.includes(name)),
     grpc: names.includes(GRPC_TARGET),
+    memory: names.includes(MEMORY_TARGET),
   };
 }

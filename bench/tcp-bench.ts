@@ -34,6 +34,7 @@ interface LoadReport {
   readonly seconds: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
 }
 
 export interface TcpCase {
@@ -43,6 +44,7 @@ export interface TcpCase {
   readonly perSecond: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
   readonly failures: number;
   /** Sidecar CPU (utime + stime) per request or connection; null for direct. */
   readonly clientSidecarCpuUs: number | null;
@@ -171,6 +173,7 @@ export async function measureTcp(context: TargetContext, pinning: Pinning, secon
               perSecond: report.completed / report.seconds,
               p50Us: report.p50Us,
               p99Us: report.p99Us,
+              p999Us: report.p999Us,
               failures: report.failures,
               clientSidecarCpuUs: path === 'direct' ? null : cpuPer(before[0] ?? null, after[0] ?? null, report.completed),
               serverSidecarCpuUs: path === 'direct' ? null : cpuPer(before[1] ?? null, after[1] ?? null, report.completed),
@@ -191,6 +194,7 @@ export async function measureTcp(context: TargetContext, pinning: Pinning, secon
         perSecond: middle((cell) => cell.perSecond) ?? 0,
         p50Us: middle((cell) => cell.p50Us) ?? 0,
         p99Us: middle((cell) => cell.p99Us) ?? 0,
+        p999Us: middle((cell) => cell.p999Us) ?? 0,
         failures: cells.reduce((sum, cell) => sum + cell.failures, 0),
         clientSidecarCpuUs: middle((cell) => cell.clientSidecarCpuUs),
         serverSidecarCpuUs: middle((cell) => cell.serverSidecarCpuUs),
@@ -210,8 +214,8 @@ export function tcpLines(cases: readonly TcpCase[]): string[] {
     const unit = name.startsWith('new') ? 'conn' : 'req';
     const cpu = (value: number | null): string => (value === null ? '-' : value.toFixed(0));
     lines.push(
-      `${name.padEnd(30)}: direct ${direct.perSecond.toFixed(0)} ${unit}/s p50 ${direct.p50Us.toFixed(0)} us p99 ${direct.p99Us.toFixed(0)} us | ` +
-        `sidecar pair ${pair.perSecond.toFixed(0)} ${unit}/s p50 ${pair.p50Us.toFixed(0)} us p99 ${pair.p99Us.toFixed(0)} us | ` +
+      `${name.padEnd(30)}: direct ${direct.perSecond.toFixed(0)} ${unit}/s p50 ${direct.p50Us.toFixed(0)} us p99 ${direct.p99Us.toFixed(0)} us p99.9 ${direct.p999Us.toFixed(0)} us | ` +
+        `sidecar pair ${pair.perSecond.toFixed(0)} ${unit}/s p50 ${pair.p50Us.toFixed(0)} us p99 ${pair.p99Us.toFixed(0)} us p99.9 ${pair.p999Us.toFixed(0)} us | ` +
         `added p50 ${(pair.p50Us - direct.p50Us).toFixed(0)} us; sidecar CPU A ${cpu(pair.clientSidecarCpuUs)} + B ${cpu(pair.serverSidecarCpuUs)} us/${unit}` +
         (direct.failures + pair.failures > 0 ? `; ${direct.failures + pair.failures} failed` : ''),
     );

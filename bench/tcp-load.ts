@@ -16,6 +16,7 @@ interface Report {
   readonly seconds: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  readonly p999Us: number;
 }
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   const failures = (await Promise.all(Array.from({ length: connections }, () => loop(port, until, latencies)))).reduce((a, b) => a + b, 0);
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  const report: Report = { completed: latencies.length, failures, seconds: elapsed, p50Us: percentile(latencies, 0.5), p99Us: percentile(latencies, 0.99) };
+  const report: Report = { completed: latencies.length, failures, seconds: elapsed, p50Us: percentile(latencies, 0.5), p99Us: percentile(latencies, 0.99), p999Us: percentile(latencies, 0.999) };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 

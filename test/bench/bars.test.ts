@@ -2,12 +2,13 @@ import t from 'tap';
 import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from '../../bench/dapr-bench.js';
 import type { DaprResults, PubSubResult, Spread } from '../../bench/dapr-bench.js';
 import { computeBars, pairedRatio } from '../../bench/bars.js';
+import { parseWrkOutput } from '../../bench/load-generator.js';
 import { summarize } from '../../bench/report.js';
 import type { Sample } from '../../bench/report.js';
 import { ALL_TARGETS } from '../../bench/suites.js';
 
 function sample(round: number, requestsPerSecond: number, proxyCpuUsPerRequest: number, p50Us = 100): Sample {
-  return { round, requests: requestsPerSecond * 3, requestsPerSecond, p50Us, p90Us: p50Us, p99Us: p50Us, non2xx: 0, socketErrors: 0, proxyCpuUsPerRequest, upstreamCpuUsPerRequest: 10, proxyPeakRssBytes: null };
+  return { round, requests: requestsPerSecond * 3, requestsPerSecond, p50Us, p90Us: p50Us, p99Us: p50Us, p999Us: p50Us, non2xx: 0, socketErrors: 0, proxyCpuUsPerRequest, upstreamCpuUsPerRequest: 10, proxyPeakRssBytes: null };
 }
 
 t.test('pairedRatio: the median of per-round ratios, pairing rounds by number and skipping unpaired ones', async (t) => {
@@ -108,4 +109,55 @@ t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fa
   t.equal(verdict(`${DAPR_PUBSUB_RABBITMQ}: >=`), false, 'fast enough, but 3 messages lost');
   const unmeasured = computeBars(new Map(), new Map(), 'sat', 'c1', 1).filter((entry) => entry.name.includes('Dapr') || entry.name.includes('dapr-'));
   t.ok(unmeasured.length === 4 && unmeasured.every((entry) => entry.pass === null), 'without the dapr suite the four bars are n/a');
+});
+
+t.test('the tail bars judge unloaded p99.9 against bare fastify by the median of the per-round ratios', async (t) => {
+  const withTail = (round: number, p999Us: number): Sample => ({ ...sample(round, 5000, 50), p999Us });
+  const bare = summarize([withTail(1, 1000), withTail(2, 2000), withTail(3, 1000)]);
+  const http = summarize([withTail(1, 1500), withTail(2, 5000), withTail(3, 1900)]);
+  const summaries = new Map([
+    ['bare-fastify', new Map([['c1', bare]])],
+    ['meshgate-http', new Map([['c1', http]])],
+  ]);
+  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-http unloaded p99.9'));
+  t.equal(bar?.pass, true, 'rounds 1.5, 2.5, 1.9: median 1.9');
+  t.match(bar?.measured, /^1\.90x .*rounds 1\.50, 2\.50, 1\.90/);
+  const worse = summarize([withTail(1, 2500), withTail(2, 5000), withTail(3, 1900)]);
+  const failing = computeBars(new Map([...summaries, ['meshgate-http', new Map([['c1', worse]])]]), new Map(), 'sat', 'c1', 1);
+  t.equal(failing.find((entry) => entry.name.startsWith('meshgate-http unloaded p99.9'))?.pass, false, 'a median of 2.5x fails');
+  t.equal(failing.find((entry) => entry.name.startsWith('meshgate-https unloaded p99.9'))?.pass, null, 'not measured: n/a');
+});
+
+t.test('wrk output with the p99.9 line of bench/wrk-latency.lua parses to microseconds', async (t) => {
+  const output = [
+    '  Latency Distribution',
+    '     50%  210.00us',
+    '     75%  250.00us',
+    '     90%  300.00us',
+    '     99%    1.20ms',
+    '  12000 requests in 3.00s, 2.00MB read',
+    'Requests/sec:   4000.00',
+    'p99.9 latency: 4567us',
+  ].join('\n');
+  const result = parseWrkOutput(output);
+  t.same([result.p50Us, result.p90Us, result.p99Us, result.p999Us, result.requests], [210, 300, 1200, 4567, 12000]);
+  t.throws(() => parseWrkOutput(output.replace(/p99\.9.*/, '')), /no p99\.9 line/);
+});
+
+t.test('the memory bars judge the median over fresh process sets, idle and after the warm-up, for each proxy', async (t) => {
+  const MB = 1_048_576;
+  const reading = (idleMb: number, afterMb: number) => ({ idleRssBytes: idleMb * MB, afterRssBytes: afterMb * MB, peakRssBytes: afterMb * MB, warmupRequestsPerSecond: 1000, warmupFailures: 0 });
+  const memory = [
+    { 'sidecar B (server side, CPU 1)': reading(58, 69), 'ingress (CPU 0)': reading(61, 72) },
+    { 'sidecar B (server side, CPU 1)': reading(62, 71), 'ingress (CPU 0)': reading(59, 68) },
+    { 'sidecar B (server side, CPU 1)': reading(59, 70), 'ingress (CPU 0)': reading(62, 75) },
+  ];
+  const bars = computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, null, memory);
+  const find = (prefix: string) => bars.find((entry) => entry.name.startsWith(prefix));
+  t.equal(find('idle sidecar B')?.pass, true, 'median 59 MB');
+  t.equal(find('idle sidecar B')?.measured, '59.0 MB (58.0-62.0)');
+  t.equal(find('sidecar B (server side, CPU 1) RSS after')?.pass, true, 'median 70 MB');
+  t.equal(find('idle ingress')?.pass, false, 'median 61 MB');
+  t.equal(find('ingress (CPU 0) RSS after')?.pass, false, 'median 72 MB');
+  t.equal(find('idle sidecar A')?.pass, null, 'not measured: n/a');
 });
