@@ -20,6 +20,8 @@ import { readPlainDocument } from './plain-yaml.js';
 import { applyDefaults } from './schema-defaults.js';
 import { schemaProblems } from './schema-errors.js';
 import { offsetOf, positionAt } from './source-map.js';
+import { runSteps } from './steps.js';
+import type { Steps } from './steps.js';
 
 export interface ParsedFile {
   readonly resources: Resource[];
@@ -231,16 +233,17 @@ function readDocument(context: FileContext, value: unknown, at: Locate, start: S
   });
 }
 
-/** Reads the file document by document; false when `yaml` found a syntax error in one of them. */
-function readChunks(context: FileContext, text: string): boolean {
+/** Reads the file document by document, pausing after each; false when `yaml` found a syntax error in one of them. */
+function* readChunks(context: FileContext, text: string): Steps<boolean> {
   for (const chunk of splitDocuments(text)) {
     if (chunk.text === '') continue;
     const value = readPlainDocument(chunk.text);
     if (value === undefined) {
       if (!composeChunk(context, chunk)) return false;
-      continue;
+    } else {
+      readDocument(context, value, lazyLocator(context, chunk), positionIn(context, chunk.start + contentStart(chunk.text)));
     }
-    readDocument(context, value, lazyLocator(context, chunk), positionIn(context, chunk.start + contentStart(chunk.text)));
+    yield;
   }
   return true;
 }
@@ -258,11 +261,19 @@ export function parseConfigTextWithYaml(text: string, file: string, registry: Ki
   return sorted(context);
 }
 
-export function parseConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
+/**
+ * The reading of one file as steps, one document each, so that a caller serving requests can let them
+ * run between documents (loadConfig); `parseConfigText` runs it in one go.
+ */
+export function* readConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
   if (STREAM_SYNTAX.test(text)) return parseConfigTextWithYaml(text, file, registry, counter);
   const firstOrder = counter.next;
   const context: FileContext = { file, lines: lineStarts(text), registry, counter, diagnostics: [], resources: [] };
-  if (readChunks(context, text)) return sorted(context);
+  if (yield* readChunks(context, text)) return sorted(context);
   counter.next = firstOrder;
   return parseConfigTextWithYaml(text, file, registry, counter);
+}
+
+export function parseConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
+  return runSteps(readConfigText(text, file, registry, counter));
 }

@@ -19,6 +19,7 @@ import type { MeshConfigSpec } from './kinds/mesh-config.js';
 import { expandShortHost } from './short-hosts.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
+import type { Steps } from './steps.js';
 import { MAX_REGEX_LENGTH, re2Program } from './re2.js';
 import { didYouMean } from './suggest.js';
 
@@ -318,9 +319,15 @@ function checkDestinationRule(ctx: ValidationContext, dr: Resource<DestinationRu
   });
 }
 
-export function validateRouting(ctx: ValidationContext): void {
+export function* validateRouting(ctx: ValidationContext): Steps<void> {
   const registry = registryHosts(ctx);
   const checks: DestinationChecks = { subsets: subsetsByHost(ctx), registry, warned: new Set() };
-  for (const vs of ctx.ofKind<VirtualServiceSpec>('VirtualService')) checkVirtualService(ctx, vs, checks);
-  for (const dr of ctx.ofKind<DestinationRuleSpec>('DestinationRule')) checkDestinationRule(ctx, dr, registry);
+  for (const vs of ctx.ofKind<VirtualServiceSpec>('VirtualService')) {
+    checkVirtualService(ctx, vs, checks);
+    yield;
+  }
+  for (const dr of ctx.ofKind<DestinationRuleSpec>('DestinationRule')) {
+    checkDestinationRule(ctx, dr, registry);
+    yield;
+  }
 }
