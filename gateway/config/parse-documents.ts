@@ -10,11 +10,11 @@
  */
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { Document, Node } from 'yaml';
-import { makeDiagnostic } from './diagnostics.js';
-import type { DiagnosticCode } from './diagnostics.js';
+import { DIAGNOSTICS, makeDiagnostic } from './diagnostics.js';
+import type { DiagnosticCode, DiagnosticSubject } from './diagnostics.js';
 import { readEnvelope } from './envelope.js';
 import { formatFieldPath, isRecord } from './field-path.js';
-import type { KindRegistry } from './kinds/index.js';
+import type { KindDefinition, KindRegistry } from './kinds/index.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from './resource.js';
 import { readPlainDocument } from './plain-yaml.js';
 import { applyDefaults } from './schema-defaults.js';
@@ -178,37 +178,49 @@ function composeChunk(context: FileContext, chunk: Chunk): boolean {
       diagnostics.push(makeDiagnostic('MG0013', 'an alias refers to its own ancestor', at([])));
       continue;
     }
-    readDocument(context, value, at, at([]));
+    placeDocument(context, evaluateDocument(value, context.registry), at, at([]));
   }
   return valid;
 }
 
-function readDocument(context: FileContext, value: unknown, at: Locate, start: SourcePosition): void {
-  const { diagnostics, registry } = context;
+/** A problem of a document, its position still a field path. */
+interface DocumentProblem {
+  readonly code: DiagnosticCode;
+  readonly message: string;
+  readonly path: FieldPath;
+  readonly subject: DiagnosticSubject;
+}
+
+/** What a document's values amount to, wherever the document sits: the same text always gives the same outcome. */
+interface DocumentOutcome {
+  readonly problems: readonly DocumentProblem[];
+  /** Whether the document takes a place in the document order (every mesh resource does, valid or not). */
+  readonly ordered: boolean;
+  readonly resource: Omit<Resource, 'source' | 'at'> | undefined;
+}
+
+function evaluateDocument(value: unknown, registry: KindRegistry): DocumentOutcome {
+  const problems: DocumentProblem[] = [];
   if (!isRecord(value)) {
-    diagnostics.push(makeDiagnostic('MG0004', 'document must be a mapping with apiVersion, kind, metadata and spec', at([])));
-    return;
+    problems.push({ code: 'MG0004', message: 'document must be a mapping with apiVersion, kind, metadata and spec', path: [], subject: {} });
+    return { problems, ordered: false, resource: undefined };
   }
   const envelope = readEnvelope(value, registry);
   if (envelope.skipped) {
-    for (const problem of envelope.problems) {
-      diagnostics.push(makeDiagnostic(problem.code, problem.message, at(problem.path), envelope.kind === '' ? {} : { kind: envelope.kind }));
-    }
-    return;
+    for (const problem of envelope.problems) problems.push({ ...problem, subject: envelope.kind === '' ? {} : { kind: envelope.kind } });
+    return { problems, ordered: false, resource: undefined };
   }
-  const order = context.counter.next++;
   const subject = {
     ...(envelope.kind === '' ? {} : { kind: envelope.kind }),
     ...(envelope.metadata === undefined ? {} : { namespace: envelope.metadata.namespace, name: envelope.metadata.name }),
   };
   let failed = false;
   const report = (code: DiagnosticCode, path: (string | number)[], message: string): void => {
-    const diagnostic = makeDiagnostic(code, message, at(path), { ...subject, ...(path.length > 0 ? { field: formatFieldPath(path) } : {}) });
-    if (diagnostic.severity === 'error') failed = true;
-    diagnostics.push(diagnostic);
+    if (DIAGNOSTICS.get(code)?.severity === 'error') failed = true;
+    problems.push({ code, message, path, subject: { ...subject, ...(path.length > 0 ? { field: formatFieldPath(path) } : {}) } });
   };
   for (const problem of envelope.problems) report(problem.code, problem.path, problem.message);
-  if (envelope.definition === undefined) return;
+  if (envelope.definition === undefined) return { problems, ordered: true, resource: undefined };
 
   // Defaults first, so that required-with-default fields (MeshConfig) are satisfied by omission.
   const spec: unknown = applyDefaults(envelope.definition.spec, structuredClone(envelope.spec));
@@ -220,29 +232,66 @@ function readDocument(context: FileContext, value: unknown, at: Locate, start: S
     topLevel = applyDefaults(envelope.definition.topLevel, structuredClone(envelope.topLevel ?? {}));
     for (const problem of schemaProblems(envelope.definition.topLevel, topLevel)) report(problem.code, problem.path, problem.message);
   }
-  if (failed || envelope.metadata === undefined) return;
+  if (failed || envelope.metadata === undefined) return { problems, ordered: true, resource: undefined };
   const metadata: ResourceMetadata = envelope.metadata;
-  context.resources.push({
-    apiVersion: envelope.apiVersion,
-    kind: envelope.kind,
-    metadata: deepFreeze(metadata),
-    spec: deepFreeze(spec),
-    ...(topLevel === undefined ? {} : { topLevel: deepFreeze(topLevel as Record<string, unknown>) }),
-    source: { ...start, order },
-    at,
-  });
+  return {
+    problems,
+    ordered: true,
+    resource: {
+      apiVersion: envelope.apiVersion,
+      kind: envelope.kind,
+      metadata: deepFreeze(metadata),
+      spec: deepFreeze(spec),
+      ...(topLevel === undefined ? {} : { topLevel: deepFreeze(topLevel as Record<string, unknown>) }),
+    },
+  };
+}
+
+/** The outcome placed in its file: diagnostics at positions, the resource with its order and locator. */
+function placeDocument(context: FileContext, outcome: DocumentOutcome, at: Locate, start: SourcePosition): void {
+  for (const problem of outcome.problems) context.diagnostics.push(makeDiagnostic(problem.code, problem.message, at(problem.path), problem.subject));
+  if (!outcome.ordered) return;
+  const order = context.counter.next++;
+  if (outcome.resource !== undefined) context.resources.push({ ...outcome.resource, source: { ...start, order }, at });
+}
+
+/**
+ * Outcomes of documents read by js-yaml, by their text: a reload re-reads and re-validates only the
+ * documents that changed. Resources are frozen, so snapshots share them. Valid for one set of kinds
+ * (plugins bring theirs); bounded so that a proxy fed ever-new documents does not keep them all.
+ */
+const MAX_CACHED_DOCUMENTS = 50_000;
+let outcomeCache: { kinds: readonly KindDefinition[]; outcomes: Map<string, DocumentOutcome> } = { kinds: [], outcomes: new Map() };
+
+function cachedOutcome(registry: KindRegistry, text: string): DocumentOutcome | undefined {
+  const { kinds } = outcomeCache;
+  const sameKinds = kinds.length === registry.kinds.length && kinds.every((kind, index) => kind.spec === registry.kinds[index]?.spec && kind.kind === registry.kinds[index]?.kind);
+  if (!sameKinds) outcomeCache = { kinds: registry.kinds, outcomes: new Map() };
+  return outcomeCache.outcomes.get(text);
+}
+
+function rememberOutcome(text: string, outcome: DocumentOutcome): void {
+  if (outcomeCache.outcomes.size >= MAX_CACHED_DOCUMENTS) outcomeCache.outcomes.clear();
+  outcomeCache.outcomes.set(text, outcome);
+}
+
+function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
+  let outcome = cachedOutcome(context.registry, chunk.text);
+  if (outcome === undefined) {
+    const value = readPlainDocument(chunk.text);
+    if (value === undefined) return false;
+    outcome = evaluateDocument(value, context.registry);
+    rememberOutcome(chunk.text, outcome);
+  }
+  placeDocument(context, outcome, lazyLocator(context, chunk), positionIn(context, chunk.start + contentStart(chunk.text)));
+  return true;
 }
 
 /** Reads the file document by document, pausing after each; false when `yaml` found a syntax error in one of them. */
 function* readChunks(context: FileContext, text: string): Steps<boolean> {
   for (const chunk of splitDocuments(text)) {
     if (chunk.text === '') continue;
-    const value = readPlainDocument(chunk.text);
-    if (value === undefined) {
-      if (!composeChunk(context, chunk)) return false;
-    } else {
-      readDocument(context, value, lazyLocator(context, chunk), positionIn(context, chunk.start + contentStart(chunk.text)));
-    }
+    if (!readPlainChunk(context, chunk) && !composeChunk(context, chunk)) return false;
     yield;
   }
   return true;

@@ -187,3 +187,21 @@ t.test('ordinary documents take the fast path; what js-yaml could read different
     t.equal(readPlainDocument(text), undefined, why);
   }
 });
+
+t.test('an unchanged document is not read again, yet reports its diagnostics where it now sits; a changed one is read again', async (t) => {
+  const entry = (name: string, extra = ''): string => `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ${name}}\nspec:\n  hosts: [${name}.example.com]\n${extra}`;
+  const broken = entry('broken', '  resolution: STATICK\n');
+  const first = parseConfigText(`${entry('first')}---\n${entry('kept')}---\n${broken}`, 'a.yaml', registry);
+  const second = parseConfigText(`${entry('first')}---\n${entry('added')}---\n${entry('kept')}---\n${broken}`, 'a.yaml', registry);
+  const kept = (parsed: ParsedFile) => parsed.resources.find((resource) => resource.metadata.name === 'kept');
+  t.ok(kept(second)?.spec === kept(first)?.spec, 'the same frozen spec: the document was not read again');
+  t.same(kept(second)?.source, { file: 'a.yaml', line: 13, col: 1, order: 2 });
+  t.same(kept(second)?.at(['spec', 'hosts', 0]), { file: 'a.yaml', line: 17, col: 11 });
+  const where = (parsed: ParsedFile) => parsed.diagnostics.map((d) => `${d.position.line}:${d.position.col} ${d.code} ${d.field ?? ''}`);
+  t.same(where(first), ['18:3 MG0104 spec.resolution']);
+  t.same(where(second), ['24:3 MG0104 spec.resolution'], 'the cached problem is placed at the document\'s new position');
+  const changed = parseConfigText(`${entry('first')}---\n${entry('kept', '  resolution: DNS\n')}---\n${entry('broken', '  resolution: STATIC\n')}`, 'a.yaml', registry);
+  t.ok(kept(changed)?.spec !== kept(first)?.spec, 'a changed document is read again');
+  t.same(kept(changed)?.spec, { hosts: ['kept.example.com'], resolution: 'DNS', location: 'MESH_EXTERNAL' });
+  t.same(changed.diagnostics, [], 'and validated again: the fixed document has no problem left');
+});
