@@ -228,7 +228,10 @@ export function computeBars(
       if (compile === null) return null;
       const wall = median(compile.wallMs);
       const list = (values: readonly number[]): string => values.map((value) => value.toFixed(0)).join(', ');
-      return { measured: `${wall.toFixed(0)} ms wall (${list(compile.wallMs)}), CPU ${list(compile.cpuMs)} ms`, pass: wall <= BARS.largeTableCompileMs };
+      return {
+        measured: `first ${compile.first.wallMs.toFixed(0)} ms wall (CPU ${compile.first.cpuMs.toFixed(0)} ms), then ${wall.toFixed(0)} ms wall (${list(compile.wallMs)}), CPU ${list(compile.cpuMs)} ms`,
+        pass: wall <= BARS.largeTableCompileMs && compile.first.wallMs <= BARS.largeTableCompileMs,
+      };
     }),
     bar(`Dapr state GET through the sidecar adds <= +${BARS.daprStateAddedP50Us} us p50 over a direct ioredis GET`, () => {
       const state = dapr?.state ?? null;

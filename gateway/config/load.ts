@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import type { PluginKind } from '../pipeline/types.js';
 import { makeDiagnostic } from './diagnostics.js';
 import { buildKindRegistry } from './kinds/index.js';
-import { parseConfigText } from './parse-documents.js';
+import { readConfigText } from './parse-documents.js';
 import type { DocumentCounter } from './parse-documents.js';
 import type { Diagnostic, Resource } from './resource.js';
+import { runStepsSliced } from './steps.js';
 
 export interface LoadOptions {
   readonly extraKinds?: readonly PluginKind[];
@@ -26,6 +27,7 @@ export interface LoadResult {
 }
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
 
 /** Whether a directory entry is read as config (dotfiles such as editor swap files are not). */
 export function isConfigFileName(name: string): boolean {
@@ -82,7 +84,7 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
     }
     hash.update(text);
     loaded.push(file);
-    const parsed = parseConfigText(text, file, registry, counter);
+    const parsed = await runStepsSliced(readConfigText(text, file, registry, counter));
     resources.push(...parsed.resources);
     diagnostics.push(...parsed.diagnostics);
   }

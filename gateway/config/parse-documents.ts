@@ -2,18 +2,26 @@
  * One file's text → resources + diagnostics. Every YAML document is parsed, its envelope checked,
  * Istio defaults applied and its spec validated; all problems of a document are reported (not just
  * the first). A document with an error yields no resource. Never throws on any input.
+ *
+ * Each document is first read for its values alone (plain-yaml.ts); its syntax tree, which maps field
+ * paths to `line:col`, is built when a diagnostic asks for a position. Documents js-yaml does not read
+ * exactly as `yaml` would go to `yaml` directly, and a file in which `yaml` finds a syntax error is
+ * parsed whole by it, so that syntax errors are reported as a whole-file parse reports them.
  */
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { Document, Node } from 'yaml';
-import { Value } from '@sinclair/typebox/value';
-import { makeDiagnostic } from './diagnostics.js';
-import type { DiagnosticCode } from './diagnostics.js';
+import { DIAGNOSTICS, makeDiagnostic } from './diagnostics.js';
+import type { DiagnosticCode, DiagnosticSubject } from './diagnostics.js';
 import { readEnvelope } from './envelope.js';
 import { formatFieldPath, isRecord } from './field-path.js';
-import type { KindRegistry } from './kinds/index.js';
+import type { KindDefinition, KindRegistry } from './kinds/index.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from './resource.js';
+import { readPlainDocument } from './plain-yaml.js';
+import { applyDefaults } from './schema-defaults.js';
 import { schemaProblems } from './schema-errors.js';
-import { locate, positionAt } from './source-map.js';
+import { offsetOf, positionAt } from './source-map.js';
+import { runSteps } from './steps.js';
+import type { Steps } from './steps.js';
 
 export interface ParsedFile {
   readonly resources: Resource[];
@@ -53,104 +61,268 @@ function firstLine(message: string): string {
   return message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? message;
 }
 
-function parseDocuments(text: string, file: string, lineCounter: LineCounter, diagnostics: Diagnostic[]): Document.Parsed[] {
+/** Where one document's text sits in its file. */
+interface Chunk {
+  readonly start: number;
+  readonly text: string;
+}
+
+type Locate = (path: FieldPath) => SourcePosition;
+
+/** A `---` line always starts a document (YAML forbids it inside content), so documents can be cut apart on it. */
+const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
+/** Directives and `...` end markers tie a document to its neighbours: such a file is parsed whole. */
+const STREAM_SYNTAX = /^(?:%|\.\.\.(?=[ \t\r\n]|$))/m;
+
+function splitDocuments(text: string): Chunk[] {
+  const starts = [0];
+  for (const match of text.matchAll(DOCUMENT_START)) if (match.index !== 0) starts.push(match.index);
+  return starts.map((start, index) => ({ start, text: text.slice(start, starts[index + 1] ?? text.length) }));
+}
+
+/** The line starts `yaml`'s parser reports for the whole file: offset 0 and every offset after a `\n`. */
+function lineStarts(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) lines.addNewLine(newline + 1);
+  return lines;
+}
+
+function isMarkerAt(text: string, index: number): boolean {
+  const after = text[index + 3];
+  return (index === 0 || text[index - 1] === '\n') && text.startsWith('---', index) && (after === undefined || ' \t\r\n'.includes(after));
+}
+
+/** Offset of a document's root node: past a byte-order mark, blank lines, comments and the `---` marker. */
+function contentStart(text: string): number {
+  let index = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    const char = text[index];
+    if (char === ' ' || char === '\t' || char === '\r' || char === '\n') index++;
+    else if (char === '#') index = text.includes('\n', index) ? text.indexOf('\n', index) : text.length;
+    else if (isMarkerAt(text, index)) index += 3;
+    else return index;
+  }
+}
+
+function parseDocuments(chunk: Chunk, report: (offset: number, code: DiagnosticCode, message: string) => void): Document.Parsed[] {
   try {
-    return parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false }) as Document.Parsed[];
+    return parseAllDocuments(chunk.text, { uniqueKeys: true, prettyErrors: false }) as Document.Parsed[];
   } catch (error) {
     // The composer recurses per nesting level; absurdly deep input can exhaust the stack.
-    const reason = error instanceof Error ? error.message : String(error);
-    diagnostics.push(makeDiagnostic('MG0002', `cannot parse: ${reason}`, { file, line: 1, col: 1 }));
+    report(-1, 'MG0002', `cannot parse: ${error instanceof Error ? error.message : String(error)}`);
     return [];
   }
 }
 
-function toResource(
-  document: Document.Parsed,
-  root: Node,
-  file: string,
-  lineCounter: LineCounter,
-  registry: KindRegistry,
-  counter: DocumentCounter,
-  diagnostics: Diagnostic[],
-): Resource | undefined {
-  const at = (path: FieldPath): SourcePosition => locate(file, lineCounter, root, path);
-  let value: unknown;
-  try {
-    value = document.toJS({ maxAliasCount: 1000 });
-  } catch (error) {
-    diagnostics.push(makeDiagnostic('MG0013', error instanceof Error ? firstLine(error.message) : 'cannot resolve aliases', at([])));
-    return undefined;
+interface FileContext {
+  readonly file: string;
+  readonly lines: LineCounter;
+  readonly registry: KindRegistry;
+  readonly counter: DocumentCounter;
+  readonly diagnostics: Diagnostic[];
+  readonly resources: Resource[];
+}
+
+function positionIn(context: FileContext, offset: number): SourcePosition {
+  return positionAt(context.file, context.lines, offset);
+}
+
+/** Positions inside a document parsed by `yaml` from `chunk`. */
+function treeLocator(context: FileContext, chunk: Chunk, root: Node): Locate {
+  return (path) => positionIn(context, chunk.start + offsetOf(root, path));
+}
+
+/** Positions inside a document read by js-yaml: its syntax tree is built on the first question. */
+function lazyLocator(context: FileContext, chunk: Chunk): Locate {
+  let locate: Locate | undefined;
+  const build = (): Locate => {
+    const root = parseDocuments(chunk, () => undefined)[0]?.contents;
+    return root == null ? () => positionIn(context, chunk.start + contentStart(chunk.text)) : treeLocator(context, chunk, root);
+  };
+  return (path) => (locate ??= build())(path);
+}
+
+/**
+ * Parses `chunk` with `yaml` and reads its documents. Returns false when `yaml` found a syntax error,
+ * having added only that chunk's syntax diagnostics.
+ */
+function composeChunk(context: FileContext, chunk: Chunk): boolean {
+  const { diagnostics } = context;
+  let valid = true;
+  const documents = parseDocuments(chunk, (offset, code, message) => {
+    valid = false;
+    diagnostics.push(makeDiagnostic(code, message, offset < 0 ? { file: context.file, line: 1, col: 1 } : positionIn(context, chunk.start + offset)));
+  });
+  for (const document of documents) {
+    let broken = false;
+    for (const error of document.errors) {
+      broken = true;
+      valid = false;
+      diagnostics.push(makeDiagnostic(syntaxCode(error.code), firstLine(error.message), positionIn(context, chunk.start + error.pos[0])));
+    }
+    for (const warning of document.warnings) {
+      diagnostics.push(makeDiagnostic('MG0012', firstLine(warning.message), positionIn(context, chunk.start + warning.pos[0])));
+    }
+    const root = document.contents;
+    if (broken || root === null) continue;
+    const at = treeLocator(context, chunk, root);
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 1000 });
+    } catch (error) {
+      diagnostics.push(makeDiagnostic('MG0013', error instanceof Error ? firstLine(error.message) : 'cannot resolve aliases', at([])));
+      continue;
+    }
+    if (hasCycle(value)) {
+      diagnostics.push(makeDiagnostic('MG0013', 'an alias refers to its own ancestor', at([])));
+      continue;
+    }
+    placeDocument(context, evaluateDocument(value, context.registry), at, at([]));
   }
-  if (hasCycle(value)) {
-    diagnostics.push(makeDiagnostic('MG0013', 'an alias refers to its own ancestor', at([])));
-    return undefined;
-  }
+  return valid;
+}
+
+/** A problem of a document, its position still a field path. */
+interface DocumentProblem {
+  readonly code: DiagnosticCode;
+  readonly message: string;
+  readonly path: FieldPath;
+  readonly subject: DiagnosticSubject;
+}
+
+/** What a document's values amount to, wherever the document sits: the same text always gives the same outcome. */
+interface DocumentOutcome {
+  readonly problems: readonly DocumentProblem[];
+  /** Whether the document takes a place in the document order (every mesh resource does, valid or not). */
+  readonly ordered: boolean;
+  readonly resource: Omit<Resource, 'source' | 'at'> | undefined;
+}
+
+function evaluateDocument(value: unknown, registry: KindRegistry): DocumentOutcome {
+  const problems: DocumentProblem[] = [];
   if (!isRecord(value)) {
-    diagnostics.push(makeDiagnostic('MG0004', 'document must be a mapping with apiVersion, kind, metadata and spec', at([])));
-    return undefined;
+    problems.push({ code: 'MG0004', message: 'document must be a mapping with apiVersion, kind, metadata and spec', path: [], subject: {} });
+    return { problems, ordered: false, resource: undefined };
   }
   const envelope = readEnvelope(value, registry);
   if (envelope.skipped) {
-    for (const problem of envelope.problems) {
-      diagnostics.push(makeDiagnostic(problem.code, problem.message, at(problem.path), envelope.kind === '' ? {} : { kind: envelope.kind }));
-    }
-    return undefined;
+    for (const problem of envelope.problems) problems.push({ ...problem, subject: envelope.kind === '' ? {} : { kind: envelope.kind } });
+    return { problems, ordered: false, resource: undefined };
   }
-  const order = counter.next++;
   const subject = {
     ...(envelope.kind === '' ? {} : { kind: envelope.kind }),
     ...(envelope.metadata === undefined ? {} : { namespace: envelope.metadata.namespace, name: envelope.metadata.name }),
   };
   let failed = false;
   const report = (code: DiagnosticCode, path: (string | number)[], message: string): void => {
-    const diagnostic = makeDiagnostic(code, message, at(path), { ...subject, ...(path.length > 0 ? { field: formatFieldPath(path) } : {}) });
-    if (diagnostic.severity === 'error') failed = true;
-    diagnostics.push(diagnostic);
+    if (DIAGNOSTICS.get(code)?.severity === 'error') failed = true;
+    problems.push({ code, message, path, subject: { ...subject, ...(path.length > 0 ? { field: formatFieldPath(path) } : {}) } });
   };
   for (const problem of envelope.problems) report(problem.code, problem.path, problem.message);
-  if (envelope.definition === undefined) return undefined;
+  if (envelope.definition === undefined) return { problems, ordered: true, resource: undefined };
 
   // Defaults first, so that required-with-default fields (MeshConfig) are satisfied by omission.
-  const spec: unknown = Value.Default(envelope.definition.spec, structuredClone(envelope.spec));
+  const spec: unknown = applyDefaults(envelope.definition.spec, structuredClone(envelope.spec));
   for (const problem of schemaProblems(envelope.definition.spec, spec)) {
     report(problem.code, ['spec', ...problem.path], problem.message);
   }
   let topLevel: unknown;
   if (envelope.definition.topLevel !== undefined) {
-    topLevel = Value.Default(envelope.definition.topLevel, structuredClone(envelope.topLevel ?? {}));
+    topLevel = applyDefaults(envelope.definition.topLevel, structuredClone(envelope.topLevel ?? {}));
     for (const problem of schemaProblems(envelope.definition.topLevel, topLevel)) report(problem.code, problem.path, problem.message);
   }
-  if (failed || envelope.metadata === undefined) return undefined;
+  if (failed || envelope.metadata === undefined) return { problems, ordered: true, resource: undefined };
   const metadata: ResourceMetadata = envelope.metadata;
   return {
-    apiVersion: envelope.apiVersion,
-    kind: envelope.kind,
-    metadata: deepFreeze(metadata),
-    spec: deepFreeze(spec),
-    ...(topLevel === undefined ? {} : { topLevel: deepFreeze(topLevel as Record<string, unknown>) }),
-    source: { ...at([]), order },
-    at,
+    problems,
+    ordered: true,
+    resource: {
+      apiVersion: envelope.apiVersion,
+      kind: envelope.kind,
+      metadata: deepFreeze(metadata),
+      spec: deepFreeze(spec),
+      ...(topLevel === undefined ? {} : { topLevel: deepFreeze(topLevel as Record<string, unknown>) }),
+    },
   };
 }
 
-export function parseConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
-  const diagnostics: Diagnostic[] = [];
-  const resources: Resource[] = [];
-  const lineCounter = new LineCounter();
-  for (const document of parseDocuments(text, file, lineCounter, diagnostics)) {
-    let broken = false;
-    for (const error of document.errors) {
-      broken = true;
-      diagnostics.push(makeDiagnostic(syntaxCode(error.code), firstLine(error.message), positionAt(file, lineCounter, error.pos[0])));
-    }
-    for (const warning of document.warnings) {
-      diagnostics.push(makeDiagnostic('MG0012', firstLine(warning.message), positionAt(file, lineCounter, warning.pos[0])));
-    }
-    const root = document.contents;
-    if (broken || root === null) continue;
-    const resource = toResource(document, root, file, lineCounter, registry, counter, diagnostics);
-    if (resource !== undefined) resources.push(resource);
+/** The outcome placed in its file: diagnostics at positions, the resource with its order and locator. */
+function placeDocument(context: FileContext, outcome: DocumentOutcome, at: Locate, start: SourcePosition): void {
+  for (const problem of outcome.problems) context.diagnostics.push(makeDiagnostic(problem.code, problem.message, at(problem.path), problem.subject));
+  if (!outcome.ordered) return;
+  const order = context.counter.next++;
+  if (outcome.resource !== undefined) context.resources.push({ ...outcome.resource, source: { ...start, order }, at });
+}
+
+/**
+ * Outcomes of documents read by js-yaml, by their text: a reload re-reads and re-validates only the
+ * documents that changed. Resources are frozen, so snapshots share them. Valid for one set of kinds
+ * (plugins bring theirs); bounded so that a proxy fed ever-new documents does not keep them all.
+ */
+const MAX_CACHED_DOCUMENTS = 50_000;
+let outcomeCache: { kinds: readonly KindDefinition[]; outcomes: Map<string, DocumentOutcome> } = { kinds: [], outcomes: new Map() };
+
+function cachedOutcome(registry: KindRegistry, text: string): DocumentOutcome | undefined {
+  const { kinds } = outcomeCache;
+  const sameKinds = kinds.length === registry.kinds.length && kinds.every((kind, index) => kind.spec === registry.kinds[index]?.spec && kind.kind === registry.kinds[index]?.kind);
+  if (!sameKinds) outcomeCache = { kinds: registry.kinds, outcomes: new Map() };
+  return outcomeCache.outcomes.get(text);
+}
+
+function rememberOutcome(text: string, outcome: DocumentOutcome): void {
+  if (outcomeCache.outcomes.size >= MAX_CACHED_DOCUMENTS) outcomeCache.outcomes.clear();
+  outcomeCache.outcomes.set(text, outcome);
+}
+
+function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
+  let outcome = cachedOutcome(context.registry, chunk.text);
+  if (outcome === undefined) {
+    const value = readPlainDocument(chunk.text);
+    if (value === undefined) return false;
+    outcome = evaluateDocument(value, context.registry);
+    rememberOutcome(chunk.text, outcome);
   }
+  placeDocument(context, outcome, lazyLocator(context, chunk), positionIn(context, chunk.start + contentStart(chunk.text)));
+  return true;
+}
+
+/** Reads the file document by document, pausing after each; false when `yaml` found a syntax error in one of them. */
+function* readChunks(context: FileContext, text: string): Steps<boolean> {
+  for (const chunk of splitDocuments(text)) {
+    if (chunk.text === '') continue;
+    if (!readPlainChunk(context, chunk) && !composeChunk(context, chunk)) return false;
+    yield;
+  }
+  return true;
+}
+
+function sorted(context: FileContext): ParsedFile {
+  const { resources, diagnostics } = context;
   diagnostics.sort((a, b) => a.position.line - b.position.line || a.position.col - b.position.col);
   return { resources, diagnostics };
+}
+
+/** Every document through `yaml`, positions computed up front: what `parseConfigText` reads the file as, only slower. */
+export function parseConfigTextWithYaml(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
+  const context: FileContext = { file, lines: lineStarts(text), registry, counter, diagnostics: [], resources: [] };
+  composeChunk(context, { start: 0, text });
+  return sorted(context);
+}
+
+/**
+ * The reading of one file as steps, one document each, so that a caller serving requests can let them
+ * run between documents (loadConfig); `parseConfigText` runs it in one go.
+ */
+export function* readConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
+  if (STREAM_SYNTAX.test(text)) return parseConfigTextWithYaml(text, file, registry, counter);
+  const firstOrder = counter.next;
+  const context: FileContext = { file, lines: lineStarts(text), registry, counter, diagnostics: [], resources: [] };
+  if (yield* readChunks(context, text)) return sorted(context);
+  counter.next = firstOrder;
+  return parseConfigTextWithYaml(text, file, registry, counter);
+}
+
+export function parseConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
+  return runSteps(readConfigText(text, file, registry, counter));
 }

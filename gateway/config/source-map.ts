@@ -33,7 +33,3 @@ export function positionAt(file: string, lineCounter: LineCounter, offset: numbe
   const { line, col } = lineCounter.linePos(offset);
   return { file, line, col };
 }
-
-export function locate(file: string, lineCounter: LineCounter, root: Node, path: FieldPath): SourcePosition {
-  return positionAt(file, lineCounter, offsetOf(root, path));
-}

@@ -2,7 +2,6 @@
  * Cross-reference and semantic checks of VirtualServices and DestinationRules (docs/routing.md,
  * Istio's `validation/virtualservice.go` and `validation.go`): things a schema cannot express.
  */
-import { RE2JS } from 're2js';
 import type { DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy } from './kinds/destination-rule.js';
 import type { GatewaySpec } from './kinds/gateway.js';
 import type { ServiceEntrySpec } from './kinds/service-entry.js';
@@ -20,9 +19,10 @@ import type { MeshConfigSpec } from './kinds/mesh-config.js';
 import { expandShortHost } from './short-hosts.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
+import type { Steps } from './steps.js';
+import { MAX_REGEX_LENGTH, re2Program } from './re2.js';
 import { didYouMean } from './suggest.js';
 
-const MAX_REGEX_LENGTH = 1024;
 const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
 const MAX_DIRECT_BODY = 1024 * 1024;
 const WARN_DIRECT_BODY = 100 * 1024;
@@ -37,7 +37,7 @@ type VirtualService = Resource<VirtualServiceSpec>;
 function regexProblem(pattern: string): string | null {
   if (pattern.length > MAX_REGEX_LENGTH) return `regex is ${pattern.length} characters long (max ${MAX_REGEX_LENGTH})`;
   try {
-    RE2JS.compile(pattern);
+    re2Program(pattern);
     return null;
   } catch (error) {
     return `invalid RE2 regex ${JSON.stringify(pattern)}: ${error instanceof Error ? error.message : String(error)}`;
@@ -319,9 +319,15 @@ function checkDestinationRule(ctx: ValidationContext, dr: Resource<DestinationRu
   });
 }
 
-export function validateRouting(ctx: ValidationContext): void {
+export function* validateRouting(ctx: ValidationContext): Steps<void> {
   const registry = registryHosts(ctx);
   const checks: DestinationChecks = { subsets: subsetsByHost(ctx), registry, warned: new Set() };
-  for (const vs of ctx.ofKind<VirtualServiceSpec>('VirtualService')) checkVirtualService(ctx, vs, checks);
-  for (const dr of ctx.ofKind<DestinationRuleSpec>('DestinationRule')) checkDestinationRule(ctx, dr, registry);
+  for (const vs of ctx.ofKind<VirtualServiceSpec>('VirtualService')) {
+    checkVirtualService(ctx, vs, checks);
+    yield;
+  }
+  for (const dr of ctx.ofKind<DestinationRuleSpec>('DestinationRule')) {
+    checkDestinationRule(ctx, dr, registry);
+    yield;
+  }
 }

@@ -4,6 +4,8 @@
  * Pure: the same resources always give the same diagnostics, sorted by file (load order), line and column.
  */
 import type { Diagnostic, Resource } from './resource.js';
+import { runSteps } from './steps.js';
+import type { Steps } from './steps.js';
 import { createValidationContext } from './validate-context.js';
 import { validateGateways } from './validate-gateway.js';
 import { validateRouting } from './validate-routing.js';
@@ -30,12 +32,13 @@ function validateUniqueness(resources: readonly Resource[], report: (resource: R
   }
 }
 
-export function validateResources(resources: readonly Resource[]): Diagnostic[] {
+/** The validation as steps (one per routing resource), for a reload that must let requests run (steps.ts). */
+export function* validationSteps(resources: readonly Resource[]): Steps<Diagnostic[]> {
   const diagnostics: Diagnostic[] = [];
   const ctx = createValidationContext(resources, diagnostics);
   validateUniqueness(resources, (resource, code, message) => ctx.report(resource, code, ['metadata', 'name'], message));
   validateGateways(ctx);
-  validateRouting(ctx);
+  yield* validateRouting(ctx);
   validateSecurity(ctx);
   const fileOrder = new Map<string, number>();
   for (const resource of resources) if (!fileOrder.has(resource.source.file)) fileOrder.set(resource.source.file, fileOrder.size);
@@ -45,4 +48,8 @@ export function validateResources(resources: readonly Resource[]): Diagnostic[] 
       a.position.line - b.position.line ||
       a.position.col - b.position.col,
   );
+}
+
+export function validateResources(resources: readonly Resource[]): Diagnostic[] {
+  return runSteps(validationSteps(resources));
 }

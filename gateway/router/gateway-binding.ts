@@ -8,6 +8,8 @@
 import type { GatewaySpec, Server } from '../config/kinds/gateway.js';
 import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import { runSteps } from '../config/steps.js';
+import type { Steps } from '../config/steps.js';
 import { labelsMatch } from '../policy/selector.js';
 import type { RouteEntry } from './compile-route.js';
 import { compileVirtualServiceRoutes } from './compile-route.js';
@@ -67,6 +69,11 @@ function pushUnique(target: Diagnostic[] | undefined, found: readonly Diagnostic
 }
 
 export function buildGatewayRouteTables(input: GatewayRouteInput): Map<number, HostRouteTable> {
+  return runSteps(gatewayRouteTableSteps(input));
+}
+
+/** The route tables built as steps, one per virtual host, for a reload that must let requests run (steps.ts). */
+export function* gatewayRouteTableSteps(input: GatewayRouteInput): Steps<Map<number, HostRouteTable>> {
   const virtualServices = byDocumentOrder(input.virtualServices).filter((vs) => isVisibleTo(vs, input.proxyNamespace));
   const found: Diagnostic[] = [];
   /** port → domain → bindings, in first-seen order. */
@@ -116,10 +123,11 @@ export function buildGatewayRouteTables(input: GatewayRouteInput): Map<number, H
       }
       return routes;
     };
-    const virtualHosts: VirtualHost[] = [...domains].map(([domain, bindings]) => ({
-      domains: [domain],
-      routes: mergeRoutes(bindings.map(routesOf)),
-    }));
+    const virtualHosts: VirtualHost[] = [];
+    for (const [domain, bindings] of domains) {
+      virtualHosts.push({ domains: [domain], routes: mergeRoutes(bindings.map(routesOf)) });
+      yield;
+    }
     tables.set(port, createRouteTable(virtualHosts));
   }
   pushUnique(input.diagnostics, found);

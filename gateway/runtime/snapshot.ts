@@ -22,9 +22,10 @@ import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
+import { runStepsSliced, yieldToEventLoop } from '../config/steps.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import { expandShortHosts, serviceHostResolver } from '../config/short-hosts.js';
-import { validateResources } from '../config/validate.js';
+import { validationSteps } from '../config/validate.js';
 import { ownOutboundMatcher } from '../proxy/loop-guard.js';
 import { compileDapr } from '../dapr/snapshot.js';
 import type { DaprSnapshot } from '../dapr/snapshot.js';
@@ -33,7 +34,7 @@ import type { Normalizer } from '../http/normalize.js';
 import { createRequestGuard, effectiveEdgeSettings } from '../http/request-guard.js';
 import type { EdgeSettings, RequestGuard } from '../http/request-guard.js';
 import type { MeshPlugin, ProxyMode, WorkloadInfo } from '../pipeline/types.js';
-import { buildGatewayRouteTables } from '../router/gateway-binding.js';
+import { gatewayRouteTableSteps } from '../router/gateway-binding.js';
 import { buildMeshRouteTable } from '../router/mesh-table.js';
 import type { HostRouteTable } from '../router/table.js';
 import { resolveRetryPolicy } from '../router/retry.js';
@@ -128,8 +129,11 @@ export async function compileConfig(configPath: string, options: CompileOptions)
   const loaded = await loadConfig(configPath, { extraKinds: options.plugins.flatMap((p) => p.kinds ?? []) });
   const mesh = ofKind<MeshConfigSpec>(loaded.resources, 'MeshConfig')[0]?.spec ?? defaultMeshConfig();
   const resources = expandShortHosts(loaded.resources, mesh.clusterDomain);
-  const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...validateResources(resources)];
+  // A large config makes every stage long: requests in flight run between stages and between slices of them.
+  await yieldToEventLoop();
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...(await runStepsSliced(validationSteps(resources)))];
   if (hasErrors(diagnostics)) return { ok: false, diagnostics };
+  await yieldToEventLoop();
 
   const sidecars = ofKind<SidecarSpec>(resources, 'Sidecar');
   const workloadEntries = markSidecarWorkloads(ofKind<WorkloadEntrySpec>(resources, 'WorkloadEntry'), sidecars, mesh.rootNamespace);
@@ -141,14 +145,17 @@ export async function compileConfig(configPath: string, options: CompileOptions)
   const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
   const gatewayRoutes =
     options.mode === 'ingress'
-      ? buildGatewayRouteTables({
-          gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
-          virtualServices,
-          proxyLabels: workload.labels,
-          proxyNamespace: workload.namespace,
-          diagnostics,
-        })
+      ? await runStepsSliced(
+          gatewayRouteTableSteps({
+            gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
+            virtualServices,
+            proxyLabels: workload.labels,
+            proxyNamespace: workload.namespace,
+            diagnostics,
+          }),
+        )
       : new Map<number, HostRouteTable>();
+  await yieldToEventLoop();
   const meshRoutes = buildMeshRouteTable({
     virtualServices,
     proxyLabels: workload.labels,
