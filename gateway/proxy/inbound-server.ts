@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MtlsMode } from '../policy/peer-authentication.js';
-import { checkPeerCertificate, rememberPeerIdentity } from './peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, rememberPeerIdentity } from './peer.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -43,9 +43,7 @@ export class InboundServer extends net.Server {
     options.keepCurrent(this.secure);
     this.plain.keepAliveTimeout = options.keepAliveTimeoutMs;
     this.secure.keepAliveTimeout = options.keepAliveTimeoutMs;
-    this.secure.on('tlsClientError', (error, socket) => {
-      options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
-    });
+    this.secure.on('tlsClientError', inboundHandshakeErrorLogger(options.logger));
     // The chain is verified by TLS; the identity must also be a valid SPIFFE ID of this trust domain,
     // otherwise the connection is closed before a request is read (it would otherwise look anonymous).
     // Prepended: it must run before the HTTP server attaches its parser to the socket.

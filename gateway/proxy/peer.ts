@@ -10,6 +10,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import type { FastifyBaseLogger } from 'fastify';
 import { peerIdentityFromCertificate } from '../identity/spiffe.js';
 import type { PeerIdentityResult } from '../identity/spiffe.js';
 import type { PeerIdentity } from '../pipeline/types.js';
@@ -59,4 +60,22 @@ export function peerIdentityOf(socket: Socket, trustDomain: string): PeerIdentit
   }
   identities.set(socket, identity);
   return identity;
+}
+
+/**
+ * The `tlsClientError` handler of an inbound mTLS server. A client certificate the TLS stack rejected
+ * is a refusal (warn, with why); a client that closed before finishing its handshake (a port probe, a
+ * caller giving up) is not, and a warning per such connection costs more than the handshake did.
+ */
+export function inboundHandshakeErrorLogger(logger: FastifyBaseLogger): (error: Error, socket: TLSSocket) => void {
+  return (error, socket) => {
+    const rejected = socket.authorizationError;
+    if (rejected !== undefined && rejected !== null) {
+      logger.warn({ reason: String(rejected), peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
+    } else if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+      logger.debug({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS client left during the handshake');
+    } else {
+      logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
+    }
+  };
 }

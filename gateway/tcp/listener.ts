@@ -13,7 +13,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes } from '../pipeline/types.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
-import { checkPeerCertificate } from '../proxy/peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger } from '../proxy/peer.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { proxyConnection } from './proxy.js';
 import type { TcpProxyContext } from './proxy.js';
@@ -55,9 +55,7 @@ export class TcpListener extends net.Server {
     } else {
       this.secure = tls.createServer({ ...meshTls.tlsOptions(), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true });
       meshTls.keepCurrent(this.secure);
-      this.secure.on('tlsClientError', (error, socket) => {
-        options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
-      });
+      this.secure.on('tlsClientError', inboundHandshakeErrorLogger(options.logger));
       this.secure.on('secureConnection', (socket: TLSSocket) => this.onMeshTls(socket, meshTls));
     }
     this.on('connection', (socket: Socket) => this.accept(socket));
