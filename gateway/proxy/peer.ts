@@ -63,6 +63,12 @@ export function peerIdentityOf(socket: Socket, trustDomain: string): PeerIdentit
 }
 
 /**
+ * What OpenSSL says of a connection whose first bytes are not a TLS record: only STRICT ports hand a
+ * connection to TLS unread, so on an inbound port these mean plaintext under STRICT.
+ */
+const NOT_TLS_CODES: ReadonlySet<string> = new Set(['ERR_SSL_HTTP_REQUEST', 'ERR_SSL_WRONG_VERSION_NUMBER']);
+
+/**
  * The `tlsClientError` handler of an inbound mTLS server. A client certificate the TLS stack rejected
  * is a refusal (warn, with why); a client that closed before finishing its handshake (a port probe, a
  * caller giving up) is not, and a warning per such connection costs more than the handshake did.
@@ -70,9 +76,12 @@ export function peerIdentityOf(socket: Socket, trustDomain: string): PeerIdentit
 export function inboundHandshakeErrorLogger(logger: FastifyBaseLogger): (error: Error, socket: TLSSocket) => void {
   return (error, socket) => {
     const rejected = socket.authorizationError;
-    if (rejected !== undefined && rejected !== null) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && NOT_TLS_CODES.has(code)) {
+      logger.warn({ peer: socket.remoteAddress, reason: code }, 'plaintext connection refused: PeerAuthentication mode is STRICT');
+    } else if (rejected !== undefined && rejected !== null) {
       logger.warn({ reason: String(rejected), peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
-    } else if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+    } else if (code === 'ECONNRESET') {
       logger.debug({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS client left during the handshake');
     } else {
       logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');

@@ -78,6 +78,11 @@ export class TcpListener extends net.Server {
       proxyConnection(socket, attributesOf(socket, '', null, this.options.proxy), this.options.proxy);
       return;
     }
+    // STRICT takes mTLS only: the TLS server reads the ClientHello itself (no first-byte read here).
+    if (meshTls.mode() === 'STRICT') {
+      (this.secure as tls.Server).emit('connection', socket);
+      return;
+    }
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);
