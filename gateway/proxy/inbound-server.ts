@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MtlsMode } from '../policy/peer-authentication.js';
-import { checkPeerCertificate, inboundHandshakeErrorLogger, rememberPeerIdentity } from './peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from './peer.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -48,7 +48,7 @@ export class InboundServer extends net.Server {
     // otherwise the connection is closed before a request is read (it would otherwise look anonymous).
     // Prepended: it must run before the HTTP server attaches its parser to the socket.
     this.secure.prependListener('secureConnection', (socket: TLSSocket) => {
-      const cert = socket.getPeerX509Certificate();
+      const cert = presentedCertificate(socket);
       const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : checkPeerCertificate(cert, options.trustDomain());
       if (result.ok) {
         rememberPeerIdentity(socket, result.identity);

@@ -13,7 +13,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes } from '../pipeline/types.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
-import { checkPeerCertificate, inboundHandshakeErrorLogger } from '../proxy/peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate } from '../proxy/peer.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { proxyConnection } from './proxy.js';
 import type { TcpProxyContext } from './proxy.js';
@@ -103,7 +103,7 @@ export class TcpListener extends net.Server {
   }
 
   private onMeshTls(socket: TLSSocket, meshTls: MeshTlsOptions): void {
-    const cert = socket.getPeerX509Certificate();
+    const cert = presentedCertificate(socket);
     const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : checkPeerCertificate(cert, meshTls.trustDomain());
     if (!result.ok) {
       this.options.logger.warn({ reason: result.reason, peer: socket.remoteAddress }, 'inbound mTLS peer refused');
