@@ -4,14 +4,19 @@
  * one JSON line `{ handshakes, failures, seconds, resumed }`. The client SecureContext is built once
  * (as a sidecar does). With `--resume`, each connection offers the latest TLS 1.3 session ticket the
  * client holds, so the server can skip certificate verification and the signatures.
+ *
+ * At `secureConnect` the client closes cleanly (end, not destroy: destroying there drops the client's
+ * last flight before it is written, so the server only ever saw half a handshake, never checked the
+ * client's certificate and logged a hang-up). A handshake counts when the server then closes its side
+ * too, having read the client's Finished first. A TLS 1.3 client cannot tell from that close whether
+ * the server accepted its certificate, so one request before the timed run must get an HTTP answer:
+ * the server refuses an identity by closing without one.
  */
 import { readFileSync } from 'node:fs';
 import { connect, createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 
 const CONNECT_TIMEOUT_MS = 5_000;
-/** How long a resuming client waits for the server's ticket after the handshake before closing anyway. */
-const TICKET_WAIT_MS = 200;
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +41,26 @@ const secureContext = createSecureContext({
   key: readFileSync(String(values.key)),
   minVersion: 'TLSv1.3',
 });
+/** The identity is accepted when a request over a fresh connection gets any HTTP answer (the app's status does not matter). */
+function identityAccepted(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, secureContext, checkServerIdentity: () => undefined });
+    let answer = '';
+    const settle = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer.startsWith('HTTP/1.1 '));
+    };
+    const timer = setTimeout(settle, CONNECT_TIMEOUT_MS);
+    socket.once('secureConnect', () => socket.write('GET / HTTP/1.1\r\nhost: handshake-probe\r\nconnection: close\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    socket.once('error', settle);
+    socket.once('close', settle);
+  });
+}
+
 let lastSession: Buffer | undefined;
 let resumed = 0;
 let failures = 0;
@@ -50,33 +75,32 @@ function handshakeOnce(): Promise<void> {
       checkServerIdentity: () => undefined,
       ...(values.resume && lastSession !== undefined ? { session: lastSession } : {}),
     });
-    let done = false;
     let secured = false;
-    let ticketed = false;
-    const finish = (ok: boolean): void => {
-      if (done) return;
-      done = true;
+    let completed = false;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      if (!ok) failures += 1;
+      if (!completed) failures += 1;
       socket.destroy();
       resolve();
     };
-    const timer = setTimeout(() => finish(false), CONNECT_TIMEOUT_MS);
-    socket.once('error', () => finish(false));
-    // Read, so that the ticket the server sends after the handshake is processed.
+    const timer = setTimeout(settle, CONNECT_TIMEOUT_MS);
+    socket.once('error', settle);
+    socket.once('close', settle);
+    // Read, so that tickets and the server's close are seen.
     socket.resume();
     socket.on('session', (session: Buffer) => {
       lastSession = session;
-      ticketed = true;
-      if (secured) finish(true);
     });
     socket.once('secureConnect', () => {
       secured = true;
       if (socket.isSessionReused()) resumed += 1;
-      // A resuming client needs one ticket (TLS 1.3 sends it after the handshake); then it reuses that one,
-      // so the run measures resumption rather than waiting for fresh tickets.
-      if (!values.resume || ticketed || lastSession !== undefined) return finish(true);
-      setTimeout(() => finish(true), TICKET_WAIT_MS).unref();
+      socket.end();
+    });
+    socket.once('end', () => {
+      completed = secured;
     });
   });
 }
@@ -89,6 +113,7 @@ async function worker(): Promise<void> {
   }
 }
 
+if (!(await identityAccepted())) throw new Error(`the server on port ${port} did not answer a request over mTLS: is the client certificate accepted?`);
 const begin = process.hrtime.bigint();
 await Promise.all(Array.from({ length: Math.min(concurrency, count) }, () => worker()));
 const seconds = Number(process.hrtime.bigint() - begin) / 1e9;

@@ -31,7 +31,7 @@ export interface MeshCaFiles {
   readonly keyPath: string;
 }
 
-export interface ClientCertificateFiles {
+export interface WorkloadCertificateFiles {
   readonly chainPath: string;
   readonly keyPath: string;
   readonly caPath: string;
@@ -73,16 +73,19 @@ export function meshCa(directory: string): Promise<MeshCaFiles> {
   return files;
 }
 
-/** A valid mesh client SVID (`bench/sa/handshake-client`) signed by the run's CA, for the handshake bench. */
-export async function writeClientCertificate(directory: string, ca: MeshCaFiles): Promise<ClientCertificateFiles> {
+/**
+ * A valid mesh SVID (`bench/sa/<serviceAccount>`) signed by the run's CA, for the handshake bench: the
+ * client's identity, and the certificate of the bare node:tls server it is compared with.
+ */
+export async function writeWorkloadCertificate(directory: string, ca: MeshCaFiles, serviceAccount: string): Promise<WorkloadCertificateFiles> {
   const issued = await issueWorkloadCertificate({
     ca: { certPem: await readFile(ca.certPath, 'utf8'), keyPem: await readFile(ca.keyPath, 'utf8') },
     trustDomain: MESH_TRUST_DOMAIN,
     namespace: MESH_NAMESPACE,
-    serviceAccount: 'handshake-client',
+    serviceAccount,
     validityHours: 1,
   });
-  const files = { chainPath: join(directory, 'handshake-client-chain.pem'), keyPath: join(directory, 'handshake-client-key.pem'), caPath: ca.certPath };
+  const files = { chainPath: join(directory, `${serviceAccount}-chain.pem`), keyPath: join(directory, `${serviceAccount}-key.pem`), caPath: ca.certPath };
   await writeFile(files.chainPath, issued.chainPem);
   await writeFile(files.keyPath, issued.keyPem, { mode: 0o600 });
   return files;

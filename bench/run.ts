@@ -6,7 +6,7 @@
  *
  * Knobs (environment): BENCH_SUITE (all | ingress | mesh | policies; default all), BENCH_SECONDS (3 for
  * the whole set, 5 for one suite), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
- * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (1000).
+ * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (500), BENCH_HANDSHAKE_REPETITIONS (5).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -60,7 +60,8 @@ const settings = {
   // A 3 s warm-up (bench/README.md#method): shorter, the first seconds measured still carry JIT compilation.
   warmupSeconds: positiveIntegerFromEnv('BENCH_WARMUP_SECONDS', 3),
   connections: positiveIntegerFromEnv('BENCH_CONNECTIONS', 50),
-  handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 1000),
+  handshakes: positiveIntegerFromEnv('BENCH_HANDSHAKES', 500),
+  handshakeRepetitions: positiveIntegerFromEnv('BENCH_HANDSHAKE_REPETITIONS', 5),
   memoryWarmupSeconds: positiveIntegerFromEnv('BENCH_MEMORY_WARMUP_SECONDS', 10),
   dapr: {
     repetitions: positiveIntegerFromEnv('DAPR_REPETITIONS', 5),
@@ -179,14 +180,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', interrupt);
   process.on('exit', () => processes.killAllNow());
 
-  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakes} mTLS handshakes (full, resumed)` : ''}${selection.dapr.length > 0 ? `; then ${selection.dapr.join(', ')}` : ''}`);
+  console.log(`meshgate bench (suite ${settings.suite}): ${targets.length} targets × ${MODES.length} modes × ${settings.rounds} interleaved rounds, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s per mode${selection.handshakes ? `; then ${settings.handshakeRepetitions} × ${settings.handshakes} mTLS handshakes per case (full, resumed; sidecar, bare node:https)` : ''}${selection.dapr.length > 0 ? `; then ${selection.dapr.join(', ')}` : ''}`);
   console.log(`load generator ${generator.name}; ${pinning.enabled ? 'load generator on CPU 0, proxy + upstream on CPU 1' : 'no CPU pinning'}; ${cpus().length} CPUs, Node ${process.version}`);
   const [loadAverage] = loadavg();
   const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
   for (const note of [generator.note, pinning.note, busyNote]) if (note !== null) console.log(`NOTE: ${note}`);
 
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
-  let handshakes: HandshakeResult[] = [];
+  let handshakes: HandshakeResult | null = null;
   let compile: CompileTiming | null = null;
   let tcp: TcpCase[] = [];
   let dapr: DaprResults | null = null;
@@ -238,9 +239,9 @@ async function main(): Promise<void> {
       }
     }
     if (selection.handshakes && !interrupted) {
-      console.log('mTLS handshakes on a sidecar inbound port');
+      console.log(`mTLS handshakes on a sidecar inbound port and a bare node:https server (${settings.handshakeRepetitions} × ${settings.handshakes} per case)`);
       try {
-        handshakes = await measureHandshakes(context, pinning, settings.handshakes, abort.signal);
+        handshakes = await measureHandshakes(context, pinning, settings.handshakes, settings.handshakeRepetitions, abort.signal);
       } catch (error) {
         await processes.stopAll();
         const message = error instanceof Error ? error.message : String(error);
@@ -318,7 +319,7 @@ async function main(): Promise<void> {
     console.log(componentTable(componentSummaries, SATURATION.name, UNLOADED.name));
   }
   if (grpcResults.length > 0) console.log(`\ngRPC unary (grpc-js client on CPU 0; server and meshgate on CPU 1; TLS to the client, h2c behind meshgate)\n${grpcLines(grpcResults).join('\n')}`);
-  if (handshakes.length > 0) console.log(`\nNew mTLS connections to a sidecar inbound port (client on CPU 0, sidecar on CPU 1)\n${handshakeLines(handshakes).join('\n')}`);
+  if (handshakes !== null) console.log(`\nNew mTLS connections (client on CPU 0, server on CPU 1); medians of ${settings.handshakeRepetitions} runs of ${settings.handshakes}, (min-max)\n${handshakeLines(handshakes).join('\n')}`);
   if (tcp.length > 0) console.log(`\nTCP through a sidecar pair (mTLS, STRICT) vs direct to redis-server; A and the load on CPU 0, B and redis on CPU 1; medians of ${settings.rounds} round(s)\n${tcpLines(tcp).join('\n')}`);
   if (memory.length > 0) console.log(`\nProxy RSS in MB, median (min-max) of ${memory.length} fresh process set(s)\n${memoryLines(memory).join('\n')}`);
   if (memoryParts.length > 0) console.log(`\nWhat an idle sidecar's RSS is made of (bench/memory-parts.ts: each step loaded in turn, after a full GC)\n${memoryPartLines(memoryParts).join('\n')}`);

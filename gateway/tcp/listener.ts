@@ -16,7 +16,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes } from '../pipeline/types.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
 import type { TlsListener } from '../listeners/tls-server.js';
-import { checkPeerCertificate } from '../proxy/peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate } from '../proxy/peer.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { proxyConnection } from './proxy.js';
 import type { TcpProxyContext } from './proxy.js';
@@ -69,9 +69,7 @@ export class TcpListener extends net.Server {
     } else {
       this.secure = tls.createServer({ ...meshTls.tlsOptions(), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true });
       meshTls.keepCurrent(this.secure);
-      this.secure.on('tlsClientError', (error, socket) => {
-        options.logger.warn({ reason: error.message, peer: socket.remoteAddress }, 'inbound mTLS handshake refused');
-      });
+      this.secure.on('tlsClientError', inboundHandshakeErrorLogger(options.logger));
       this.secure.on('secureConnection', (socket: TLSSocket) => this.onMeshTls(socket, meshTls));
     }
     this.on('connection', (socket: Socket) => this.accept(socket));
@@ -98,6 +96,11 @@ export class TcpListener extends net.Server {
       proxyConnection(socket, attributesOf(socket, '', null, this.options.proxy), this.options.proxy);
       return;
     }
+    // STRICT takes mTLS only: the TLS server reads the ClientHello itself (no first-byte read here).
+    if (meshTls.mode() === 'STRICT') {
+      (this.secure as tls.Server).emit('connection', socket);
+      return;
+    }
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);
@@ -118,7 +121,7 @@ export class TcpListener extends net.Server {
   }
 
   private onMeshTls(socket: TLSSocket, meshTls: MeshTlsOptions): void {
-    const cert = socket.getPeerX509Certificate();
+    const cert = presentedCertificate(socket);
     const result = cert === undefined ? { ok: false as const, reason: 'no client certificate' } : checkPeerCertificate(cert, meshTls.trustDomain());
     if (!result.ok) {
       this.options.logger.warn({ reason: result.reason, peer: socket.remoteAddress }, 'inbound mTLS peer refused');

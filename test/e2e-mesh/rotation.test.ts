@@ -1,7 +1,8 @@
 /**
  * A sidecar reading its identity from files (as SPIRE or cert-manager's csi-driver-spiffe provide them)
  * picks up rotated files without a restart: new connections get the new certificate, /certs shows it,
- * and a connection opened before the rotation keeps working.
+ * and a connection opened before the rotation keeps working. Session tickets issued before the rotation
+ * no longer resume: the ticket keys rotate with the certificate and trust bundle.
  */
 import t from 'tap';
 import https from 'node:https';
@@ -98,7 +99,24 @@ async function openConnection(): Promise<{ socket: TLSSocket; get(path: string):
   };
 }
 
+/** A connection that offers `session`, kept until the server's tickets arrived: whether it resumed, and the last ticket. */
+async function resumeWith(session: Buffer | undefined): Promise<{ reused: boolean; ticket: Buffer | undefined }> {
+  const socket = tls.connect({ ...clientOptions, ...(session === undefined ? {} : { session }) });
+  let ticket: Buffer | undefined;
+  socket.on('session', (received: Buffer) => (ticket = received));
+  await once(socket, 'secureConnect');
+  const reused = socket.isSessionReused();
+  // Tickets follow the handshake; the response to a request is certain to come after them.
+  socket.write('GET /health HTTP/1.1\r\nhost: product\r\nconnection: close\r\n\r\n');
+  socket.resume();
+  await once(socket, 'close');
+  return { reused, ticket };
+}
+
 t.test('rotated certificate files are served to new connections; old connections keep working', async (t) => {
+  const beforeRotation = await resumeWith(undefined);
+  t.ok(beforeRotation.ticket, 'a ticket was issued before the rotation');
+  t.ok((await resumeWith(beforeRotation.ticket)).reused, 'and it resumes while the certificate is unchanged');
   const early = await openConnection();
   t.teardown(() => early.socket.destroy());
   t.equal(await early.get('/health'), 'HTTP/1.1 200 OK');
@@ -123,4 +141,7 @@ t.test('rotated certificate files are served to new connections; old connections
   t.not(await certsExpiry(), expiryBefore, '/certs shows the new expiry');
   t.equal(await early.get('/health'), 'HTTP/1.1 200 OK', 'the connection opened before the rotation still works');
   t.notOk(early.socket.destroyed, 'and it is still open');
+  const afterRotation = await resumeWith(beforeRotation.ticket);
+  t.notOk(afterRotation.reused, 'a ticket from before the rotation does not resume');
+  t.ok((await resumeWith(afterRotation.ticket)).reused, 'a ticket from after it does');
 });

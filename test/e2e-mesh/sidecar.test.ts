@@ -121,6 +121,10 @@ t.test('STRICT: plaintext straight to the inbound port is refused and the app ne
   const before = mesh.productApp.received.length;
   await t.rejects(get(mesh.ports.productInbound, '/health/ping'), 'the connection is closed');
   t.equal(mesh.productApp.received.length, before);
+  t.ok(
+    mesh.productSidecar.logs.some((line) => line.msg === 'plaintext connection refused: PeerAuthentication mode is STRICT'),
+    'the sidecar says why',
+  );
 });
 
 t.test('a valid mesh certificate is accepted directly on the inbound port', async (t) => {
