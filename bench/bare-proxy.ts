@@ -6,7 +6,7 @@
 import Fastify from 'fastify';
 import proxy from '@fastify/http-proxy';
 import { parseArgs } from 'node:util';
-import { readyLine } from './contract.js';
+import { announceAndStopOnSignal } from './contract.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { upstream: { type: 'string' } } });
@@ -14,14 +14,7 @@ async function main(): Promise<void> {
   const app = Fastify({ logger: false });
   await app.register(proxy, { upstream: values.upstream });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address');
-  process.stdout.write(readyLine([address.port]));
-  const close = (): void => {
-    void app.close().finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', close);
-  process.on('SIGINT', close);
+  announceAndStopOnSignal(app.server, () => app.close());
 }
 
 await main();

@@ -2,6 +2,8 @@
  * What the driver and the processes it starts agree on: the upstream's fixed response and the
  * one-line JSON handshake (`{"ports":[...]}` on stdout) by which a child says it is listening.
  */
+import type { AddressInfo } from 'node:net';
+
 export const UPSTREAM_BODY = JSON.stringify({
   id: 42,
   name: 'bench items',
@@ -17,6 +19,18 @@ export const LISTENER_HEADER = 'x-bench-listener';
 
 export function readyLine(ports: readonly number[]): string {
   return `${JSON.stringify({ ports })}\n`;
+}
+
+/** Prints the ready line for a listening server, and exits once `close` has run on SIGTERM or SIGINT. */
+export function announceAndStopOnSignal(server: { address(): AddressInfo | string | null }, close: () => Promise<unknown> | void): void {
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
+  process.stdout.write(readyLine([address.port]));
+  const stop = (): void => {
+    void Promise.resolve(close()).finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 export function parseReadyLine(line: string): number[] | null {

@@ -8,7 +8,7 @@
  */
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { readyLine } from './contract.js';
+import { announceAndStopOnSignal } from './contract.js';
 
 let batches = 0;
 let bytes = 0;
@@ -35,12 +35,6 @@ const server = createServer((request, response) => {
 
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
-const address = server.address();
-if (address === null || typeof address === 'string') throw new Error('sink has no TCP address');
-process.stdout.write(readyLine([address.port]));
-const close = (): void => {
+announceAndStopOnSignal(server, () => {
   server.close();
-  process.exit(0);
-};
-process.on('SIGTERM', close);
-process.on('SIGINT', close);
+});

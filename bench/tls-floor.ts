@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { readyLine } from './contract.js';
+import { announceAndStopOnSignal } from './contract.js';
 
 const { values } = parseArgs({ options: { cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' } } });
 if (values.cert === undefined || values.key === undefined || values.ca === undefined) throw new Error('usage: tls-floor --cert F --key F --ca F');
@@ -31,12 +31,6 @@ const server = createServer(
 );
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
-const address = server.address();
-if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
-process.stdout.write(readyLine([address.port]));
-const close = (): void => {
+announceAndStopOnSignal(server, () => {
   server.close();
-  process.exit(0);
-};
-process.on('SIGTERM', close);
-process.on('SIGINT', close);
+});

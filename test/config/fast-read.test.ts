@@ -16,20 +16,11 @@ import type { ParsedFile } from '../../gateway/config/parse-documents.js';
 import { readPlainDocument } from '../../gateway/config/plain-yaml.js';
 import type { FieldPath } from '../../gateway/config/resource.js';
 import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
+import { prng } from '../helpers/prng.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const registry = buildKindRegistry(rateLimitPlugin.kinds);
 
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = prng(20261205);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
