@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { pino } from 'pino';
 import { dirname, resolve } from 'node:path';
+import { parseDuration } from '../config/duration.js';
 import type { PeerAuthenticationSpec } from '../config/kinds/peer-authentication.js';
 import { buildListenerPlans } from '../listeners/plan.js';
 import type { ListenerPlan } from '../listeners/plan.js';
@@ -97,6 +98,8 @@ export interface CompiledConfig {
   readonly meshRoutes: HostRouteTable;
   /** Opaque TCP ports (sidecar egress TCP ports, Gateway PASSTHROUGH ports): their L4 rules by listener port. */
   readonly tcpRoutes: ReadonlyMap<number, TcpRouteTable>;
+  /** MeshConfig `metrics.tcpReportingInterval` in ms (0: bytes only at close). */
+  readonly tcpReportingIntervalMs: number;
   readonly registry: ServiceRegistry;
   readonly clusterDefinitions: readonly ClusterDefinition[];
   /** Sidecar mode: its inbound/outbound listeners and local app. */
@@ -246,6 +249,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
       gatewayRoutes,
       meshRoutes,
       tcpRoutes,
+      tcpReportingIntervalMs: parseDuration(mesh.metrics.tcpReportingInterval),
       registry,
       clusterDefinitions,
       sidecar,

@@ -15,7 +15,6 @@
  */
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import { parseDuration } from '../config/duration.js';
 import type { ConnectionAttributes, ConnectionRecord, MeshPlugin } from '../pipeline/types.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
@@ -133,11 +132,10 @@ export function proxyConnection(downstream: Socket, attrs: ConnectionAttributes,
   reportOpened();
   // Bytes the client sends while the upstream connection opens wait in the socket's buffer.
   downstream.pause();
-  const reportingIntervalMs = parseDuration(snapshot.mesh.metrics.tcpReportingInterval);
   const connecting = endToEndTls ? openPlainConnection(endpoint, limits.connectTimeoutMs) : openRawConnection(endpoint);
   connecting.then(
     (upstream) => {
-      const progress = reportingIntervalMs > 0 ? setInterval(reportProgress, reportingIntervalMs).unref() : undefined;
+      const progress = snapshot.tcpReportingIntervalMs > 0 ? setInterval(reportProgress, snapshot.tcpReportingIntervalMs).unref() : undefined;
       splice(downstream, upstream, target, record, () => {
         clearInterval(progress);
         release();
