@@ -16,7 +16,7 @@ import type { ParsedFile } from '../../gateway/config/parse-documents.js';
 import { readPlainDocument } from '../../gateway/config/plain-yaml.js';
 import type { FieldPath } from '../../gateway/config/resource.js';
 import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
-import { prng } from '../helpers/prng.js';
+import { prng, treeMutator } from '../helpers/prng.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const registry = buildKindRegistry(rateLimitPlugin.kinds);
@@ -40,22 +40,8 @@ function randomScalar(): unknown {
   ])();
 }
 
-function mutate(value: unknown, depth = 0): unknown {
-  if (depth > 0 && random() < 0.15) return randomScalar();
-  if (Array.isArray(value)) {
-    if (value.length === 0 || random() < 0.1) return [...value, randomScalar()];
-    const index = Math.floor(random() * value.length);
-    return value.map((item, i) => (i === index ? mutate(item, depth + 1) : item));
-  }
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value);
-    if (entries.length === 0 || random() < 0.1) return { ...value, [pick(['extra', 'weight', 'mode', 'hosts', 'spec'])]: randomScalar() };
-    const index = Math.floor(random() * entries.length);
-    if (random() < 0.1) return Object.fromEntries(entries.filter((_, i) => i !== index));
-    return Object.fromEntries(entries.map(([k, v], i) => [k, i === index ? mutate(v, depth + 1) : v]));
-  }
-  return randomScalar();
-}
+/** Replaces or deletes a random node of the tree, or adds a random key somewhere. */
+const mutate = treeMutator(random, randomScalar);
 
 function fieldPaths(value: unknown, path: FieldPath = [], out: FieldPath[] = []): FieldPath[] {
   out.push(path);

@@ -12,7 +12,7 @@ import { buildKindRegistry } from '../../gateway/config/kinds/index.js';
 import { parseConfigText } from '../../gateway/config/parse-documents.js';
 import type { Diagnostic } from '../../gateway/config/resource.js';
 import { validateResources } from '../../gateway/config/validate.js';
-import { prng } from '../helpers/prng.js';
+import { prng, treeMutator } from '../helpers/prng.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const registry = buildKindRegistry();
@@ -36,22 +36,7 @@ function randomScalar(): unknown {
 }
 
 /** Replaces or deletes a random node of the tree, or adds a random key somewhere. */
-function mutate(value: unknown, depth = 0): unknown {
-  if (depth > 0 && random() < 0.15) return randomScalar();
-  if (Array.isArray(value)) {
-    if (value.length === 0 || random() < 0.1) return [...value, randomScalar()];
-    const index = Math.floor(random() * value.length);
-    return value.map((item, i) => (i === index ? mutate(item, depth + 1) : item));
-  }
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value);
-    if (entries.length === 0 || random() < 0.1) return { ...value, [pick(['extra', 'weight', 'mode', 'hosts', 'spec'])]: randomScalar() };
-    const index = Math.floor(random() * entries.length);
-    if (random() < 0.1) return Object.fromEntries(entries.filter((_, i) => i !== index));
-    return Object.fromEntries(entries.map(([k, v], i) => [k, i === index ? mutate(v, depth + 1) : v]));
-  }
-  return randomScalar();
-}
+const mutate = treeMutator(random, randomScalar);
 
 function check(t: { fail(message: string): unknown }, text: string, label: string): void {
   let diagnostics: Diagnostic[] = [];
