@@ -16,6 +16,7 @@ import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
+import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
@@ -27,12 +28,11 @@ import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
+import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
 import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
-import { renderPrometheus } from '../../plugins/metrics/index.js';
-import { observeUpstreams, recordReload, removeCertificateExpiry, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -121,10 +121,14 @@ export class GatewayRuntime {
   private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
   private adminViews: AdminView[] = [];
+  private readonly events: ProxyEvents;
+  private readonly exposition: MetricsExposition;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: RuntimeOptions) {
     this.generation = (options.worker?.firstGeneration ?? 1) - 1;
+    this.events = proxyEventsOf(options.plugins);
+    this.exposition = metricsExpositionOf(options.plugins);
   }
 
   current(): Snapshot {
@@ -139,7 +143,7 @@ export class GatewayRuntime {
 
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
-    setBuildInfo(MESHGATE_VERSION);
+    this.events.buildInfo(MESHGATE_VERSION);
     const compiled = await compileConfig(options.configPath, this.compileOptions());
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
     const { config } = compiled;
@@ -160,13 +164,14 @@ export class GatewayRuntime {
       ...(options.now === undefined ? {} : { now: options.now }),
     });
     const clusters = this.clusters;
-    this.stopObservingUpstreams = observeUpstreams(() => clusters.stats());
+    this.stopObservingUpstreams = this.events.observeUpstreams(() => clusters.stats());
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);
     this.listeners = new ListenerSet({
       currentSnapshot: () => this.current(),
       plugins: options.plugins,
+      events: this.events,
       logger: options.logger,
       identity: this.identity,
       requestShutdown: options.worker?.requestShutdown ?? (() => void this.shutdown('dapr shutdown API')),
@@ -174,7 +179,14 @@ export class GatewayRuntime {
       onServedCertificatesChanged: () => this.recordServedCertificates(),
     });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
-    this.adminViews = adminViews({ clusters: this.clusters, identity: this.identity, servedCertificates: () => this.listeners?.servedCertificates() ?? [], snapshot: () => this.snapshot });
+    this.adminViews = adminViews({
+      clusters: this.clusters,
+      identity: this.identity,
+      servedCertificates: () => this.listeners?.servedCertificates() ?? [],
+      snapshot: () => this.snapshot,
+      exposition: this.exposition,
+      explainer: explainerOf(options.plugins),
+    });
     if (options.worker !== undefined) {
       options.logger.info({ generation: this.generation, listeners: this.listeners.addresses() }, 'worker ready');
       return { ok: true };
@@ -200,7 +212,7 @@ export class GatewayRuntime {
     }
     const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
     if (metricsAddress !== '') {
-      this.metrics = createMetricsServer({ render: renderPrometheus, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
+      this.metrics = createMetricsServer({ render: () => this.exposition.prometheus(), ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
       await listenOn(this.metrics, metricsAddress);
     }
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
@@ -272,14 +284,14 @@ export class GatewayRuntime {
     try {
       compiled = await compileConfig(this.options.configPath, this.compileOptions());
     } catch (error) {
-      recordReload('failed');
+      this.events.reload('failed');
       logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
       return { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message };
     }
     if (!compiled.ok) {
       this.lastRejected = compiled.diagnostics;
-      recordReload('rejected');
-      setConfigDiagnostics(compiled.diagnostics);
+      this.events.reload('rejected');
+      this.events.configDiagnostics(compiled.diagnostics);
       for (const d of compiled.diagnostics.filter((x) => x.severity === 'error')) {
         logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
       }
@@ -291,7 +303,7 @@ export class GatewayRuntime {
       // Back to the running content after a rejection: nothing to swap, but the state must stop saying "rejected".
       if (this.lastRejected.length > 0) {
         this.lastRejected = [];
-        setConfigDiagnostics(compiled.config.diagnostics);
+        this.events.configDiagnostics(compiled.config.diagnostics);
         logger.info({ trigger, generation: previous.generation }, 'configuration is valid again and equals the running one; nothing to reload');
       }
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
@@ -314,7 +326,7 @@ export class GatewayRuntime {
     } catch (error) {
       logger.error({ err: error }, 'a listener of the new configuration could not be opened');
     }
-    recordReload('applied');
+    this.events.reload('applied');
     logger.info({ trigger, generation: snapshot.generation, hash: snapshot.hash.slice(0, 12) }, 'configuration reloaded');
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
   }
@@ -325,22 +337,22 @@ export class GatewayRuntime {
   }
 
   private publish(snapshot: Snapshot): void {
-    setConfigGeneration(snapshot.generation);
-    setConfigDiagnostics(snapshot.diagnostics);
+    this.events.configGeneration(snapshot.generation);
+    this.events.configDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
     activateDapr(snapshot.dapr, { deliveries: pluginDeliveryObserver(this.options.plugins, snapshot.pluginStates) });
   }
 
   private recordCertificate(): void {
-    if (this.identity !== null) setCertificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
+    if (this.identity !== null) this.events.certificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
   }
 
   /** One expiry series per Gateway server certificate being served; servers that went away lose theirs. */
   private recordServedCertificates(): void {
     const served = this.listeners?.servedCertificates() ?? [];
     const current = new Set(served.map((certificate) => certificate.server));
-    for (const server of this.servedCertificateSeries) if (!current.has(server)) removeCertificateExpiry(server);
-    for (const certificate of served) setCertificateExpiry(certificate.server, certificate.validTo);
+    for (const server of this.servedCertificateSeries) if (!current.has(server)) this.events.certificateGone(server);
+    for (const certificate of served) this.events.certificateExpiry(certificate.server, certificate.validTo);
     this.servedCertificateSeries = current;
   }
 

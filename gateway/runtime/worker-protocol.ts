@@ -2,7 +2,6 @@
 import type { ReloadOutcome } from '../admin/server.js';
 import type { ProxyMode } from '../pipeline/types.js';
 import type { WorkerMemory } from './worker-memory.js';
-import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
 export interface WorkerData {
   readonly index: number;
@@ -35,6 +34,7 @@ export type FromWorker =
   | { readonly type: 'ready'; readonly generation: number; readonly hash: string }
   | { readonly type: 'refused'; readonly message: string }
   | { readonly type: 'reload'; readonly id: number; readonly outcome: ReloadOutcome; readonly hash: string }
-  | { readonly type: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
+  /** The worker's series as its metrics exposition hands them over (MetricsExposition.workerSeries). */
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown }
   | { readonly type: 'config-dump'; readonly id: number; readonly dump: unknown }
   | { readonly type: 'view'; readonly id: number; readonly answer: ViewAnswer };

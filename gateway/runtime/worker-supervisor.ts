@@ -19,21 +19,25 @@ import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAd
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import type { ProxyMode } from '../pipeline/types.js';
+import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
+import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { FORWARDED_VIEWS } from './admin-views.js';
 import type { OperatorAddresses } from './gateway-runtime.js';
+import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
 import type { FromWorker, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
-import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning } from '../../plugins/metrics/workers.js';
-import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
 export interface SupervisorOptions {
   readonly configPath: string;
   readonly mode: ProxyMode;
   readonly workloadName?: string;
+  /** The table the workers serve: here for its metrics (worker counts, the merged exposition). */
+  readonly plugins: readonly MeshPlugin[];
+  /** The workers' entry module: it hands the same table to worker-thread.ts (gateway/composition/worker-main.ts). */
+  readonly workerEntry: URL;
   readonly logger: FastifyBaseLogger;
   /** Each worker builds its own logger at this level (a pino instance cannot cross threads). */
   readonly logLevel: string;
@@ -103,16 +107,20 @@ export class WorkerSupervisor {
   private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
   private readonly memory = createWorkerMemory();
+  private readonly events: ProxyEvents;
+  private readonly exposition: MetricsExposition;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
+    this.events = proxyEventsOf(options.plugins);
+    this.exposition = metricsExpositionOf(options.plugins);
   }
 
   /** Resolves once every worker serves; rejects (after stopping the others) when one cannot. */
   async start(): Promise<void> {
     const { options } = this;
-    setWorkersRunning(options.workers);
+    this.events.workersRunning(options.workers);
     try {
       await Promise.all(this.slots.map((_, index) => this.spawn(index, 1)));
     } catch (error) {
@@ -143,7 +151,7 @@ export class WorkerSupervisor {
     }
     const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
     if (metricsAddress !== '') {
-      const render = async () => renderMergedPrometheus(await this.workerMetrics());
+      const render = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
       this.metrics = createMetricsServer({ render, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
       await listenOn(this.metrics, metricsAddress);
     }
@@ -208,7 +216,7 @@ export class WorkerSupervisor {
       firstGeneration,
       memory: this.memory,
     };
-    const thread = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: data });
+    const thread = new Worker(options.workerEntry, { workerData: data });
     const slot = new WorkerSlot(index, thread);
     this.alive.add(thread);
     thread.once('exit', () => this.alive.delete(thread));
@@ -234,7 +242,7 @@ export class WorkerSupervisor {
     releaseHeldBy(this.memory, slot.threadId);
     if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
     if (this.draining) return;
-    recordWorkerRestart();
+    this.events.workerRestarted();
     this.options.logger.error({ worker: slot.index, code }, 'worker stopped unexpectedly; starting a replacement');
     this.spawn(slot.index, this.generation).then(
       () => {
@@ -291,14 +299,14 @@ export class WorkerSupervisor {
     return slot;
   }
 
-  private async workerMetrics(): Promise<WorkerMetrics[]> {
+  private async workerMetrics(): Promise<unknown[]> {
     const answers = await Promise.allSettled(this.live().map((slot) => slot.ask({ type: 'metrics' })));
     return answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value.metrics] : []));
   }
 
   /** Metrics merge every worker's; the other views show one worker's state (each has its own pools and snapshot). */
   private adminViews(): AdminView[] {
-    const prometheus: AdminView['handle'] = async () => renderMergedPrometheus(await this.workerMetrics());
+    const prometheus: AdminView['handle'] = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
     const forwarded = FORWARDED_VIEWS.map(
       ({ path, method }): AdminView => ({
         path,
@@ -309,7 +317,7 @@ export class WorkerSupervisor {
     return [
       { path: '/stats/prometheus', handle: prometheus },
       { path: '/metrics', handle: prometheus },
-      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await renderMergedStatsText(await this.workerMetrics()) }) },
+      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await this.exposition.mergedStatsText(await this.workerMetrics()) }) },
       ...forwarded,
     ];
   }
