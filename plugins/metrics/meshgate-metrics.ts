@@ -162,8 +162,9 @@ export function authzDecisionSeries(policy: string, action: AuthzAction, result:
 
 export type RateLimitResult = 'allowed' | 'limited' | 'store_error';
 
-export function recordRateLimitDecision(policy: string, result: RateLimitResult): void {
-  rateLimitDecisions.inc({ policy, result });
+/** The series of one policy's decisions of one result, kept by the compiled policy (label values from config, not from requests). */
+export function rateLimitDecisionSeries(policy: string, result: RateLimitResult): PreparedCounter {
+  return rateLimitDecisions.series({ policy, result });
 }
 
 export function recordUpstreamOverflow(cluster: string): void {

@@ -6,7 +6,7 @@ import {
   createMetricsPlugin,
   metricsPlugin,
   recordAuthzDecision,
-  recordRateLimitDecision,
+  rateLimitDecisionSeries,
   recordReload,
   renderPrometheus,
   renderStatsText,
@@ -210,7 +210,7 @@ t.test('meshgate series are set by the typed functions', async (t) => {
     { code: 'MG0102', severity: 'warning', message: 'w', position: { file: 'f', line: 2, col: 1 } },
   ]);
   recordAuthzDecision('default/deny-all', 'DENY', 'denied');
-  recordRateLimitDecision('default/per-ip', 'limited');
+  rateLimitDecisionSeries('default/per-ip', 'limited').inc();
   observeUpstreams(() => [{ name: 'outbound|80||a', active: 1, ejections: 2, connectFailures: 3 }]);
   setCertificateExpiry('spiffe://cluster.local/ns/default/sa/x', new Date('2030-01-01T00:00:00Z'));
   const samples = await scrape();
