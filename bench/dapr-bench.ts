@@ -48,6 +48,8 @@ export interface DaprSettings {
   readonly messages: number;
   readonly latencyMessages: number;
   readonly seconds: number;
+  /** Node options for both sidecars (`DAPR_SIDECAR_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+  readonly sidecarNodeArgs: readonly string[];
 }
 
 export interface Spread {
@@ -106,12 +108,20 @@ interface DaprLayout {
 }
 
 /** The bench mesh (mesh-config.ts) plus the given Components, sidecars A and B started. */
-async function startDaprMesh(context: TargetContext, name: string, documents: readonly Record<string, unknown>[], withSubscriber: boolean): Promise<DaprLayout> {
+async function startDaprMesh(
+  context: TargetContext,
+  name: string,
+  documents: readonly Record<string, unknown>[],
+  withSubscriber: boolean,
+  nodeArgs: readonly string[],
+): Promise<DaprLayout> {
   const appPort = await freePort();
   const { configPath, options } = await meshLayout(context, name, appPort, false);
   await appendFile(configPath, documents.map((document) => `---\n${stringify(document)}`).join(''));
-  const publisher = await startSidecar(context, `${name}-a`, configPath, CLIENT_WORKLOAD, options.client.admin, LOAD_GENERATOR_CPU);
-  const subscriber = withSubscriber ? await startSidecar(context, `${name}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU) : publisher;
+  const publisher = await startSidecar(context, `${name}-a`, configPath, CLIENT_WORKLOAD, options.client.admin, LOAD_GENERATOR_CPU, nodeArgs);
+  const subscriber = withSubscriber ? await startSidecar(context, `${name}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU, nodeArgs) : publisher;
+  // A profile file is named by pid: this says which sidecar wrote which.
+  if (nodeArgs.length > 0) console.log(`  ${name}: sidecar A pid ${publisher.pid}${withSubscriber ? `, sidecar B pid ${subscriber.pid}` : ''} (${nodeArgs.join(' ')})`);
   return { appPort, clientOutbound: options.client.outbound, sidecars: withSubscriber ? [publisher, subscriber] : [publisher], publisher, subscriber };
 }
 
@@ -143,7 +153,7 @@ async function measurePubSub(
   pubsubComponent: Record<string, unknown>,
   topic: string,
 ): Promise<PubSubResult> {
-  const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true);
+  const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true, settings.sidecarNodeArgs);
   try {
     const common = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
     const latency = JSON.parse(await runClient(pinning, [...common, '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
@@ -192,7 +202,7 @@ async function deleteRabbitNames(topic: string): Promise<void> {
 }
 
 async function measureState(context: TargetContext, pinning: Pinning, settings: DaprSettings, redisPort: number, signal: AbortSignal): Promise<StateResult> {
-  const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false);
+  const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false, settings.sidecarNodeArgs);
   try {
     const args = ['--mode', 'state', '--sidecar-port', String(mesh.clientOutbound), '--redis-port', String(redisPort), '--seconds', String(settings.seconds), '--repetitions', String(settings.repetitions)];
     const cpuBefore = treeCpuMicros(mesh.publisher.pid);
