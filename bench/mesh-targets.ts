@@ -35,11 +35,11 @@ export async function startSidecar(
   workload: string,
   admin: number,
   cpu: number,
-  nodeArgs: readonly string[] = [],
+  build: { readonly cli?: string; readonly nodeArgs?: readonly string[] } = {},
 ): Promise<ChildService> {
   return startMeshgate(context, name, configPath, admin, 'sidecar', {
     cpu,
-    nodeArgs,
+    ...build,
     extraArgs: ['--workload', workload, '--admin-address', `127.0.0.1:${admin}`],
   });
 }

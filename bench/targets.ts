@@ -62,7 +62,7 @@ export const MESHGATE_CLI = process.env.BENCH_MESHGATE_CLI ?? join(REPO_ROOT, 'd
  * Another build to compare with (`BENCH_BASELINE_CLI`, e.g. a worktree of the commit before a change):
  * adds `meshgate-http-baseline`, the same target on that build, judged side by side against `meshgate-http`.
  */
-const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
+export const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
 export const BASELINE_TARGET = 'meshgate-http-baseline';
 
 const START_TIMEOUT_MS = 15_000;

@@ -11,6 +11,7 @@
  * XREADGROUP on its own connection; acks and reclaims go through a control connection that queues
  * while Redis is away, so an ack issued during an outage lands once Redis is back instead of being lost.
  */
+import type { Socket } from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { closeRedisClient, redisClass } from '../../redis/client.js';
@@ -72,14 +73,6 @@ export function redisStreamsSettings(metadata: Readonly<Record<string, string>>)
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-interface PendingAdd {
-  readonly topic: string;
-  readonly data: Buffer;
-  readonly metadata: string;
-  readonly resolve: () => void;
-  readonly reject: (error: Error) => void;
 }
 
 /** `[id, [field, value, …]]` from XREADGROUP/XCLAIM replies, in Buffers (fields null: the entry was deleted). */
@@ -304,8 +297,8 @@ export class RedisStreamsBroker implements PubSubBroker {
   private readonly publisher: Redis;
   private readonly control: Redis;
   private readonly subscriptions = new Set<StreamSubscription>();
-  /** XADDs waiting for the end of the event-loop turn; null when none is scheduled. */
-  private pendingAdds: PendingAdd[] | null = null;
+  /** The publisher's socket while it holds this turn's XADDs (corked); null when none is. */
+  private corked: Socket | null = null;
   private readonly trim: readonly (string | number)[];
 
   constructor(
@@ -344,37 +337,26 @@ export class RedisStreamsBroker implements PubSubBroker {
         setTimeout(done, PUBLISH_TIMEOUT_MS).unref();
       });
     }
-    await new Promise<void>((resolve, reject) => {
-      if (this.pendingAdds === null) {
-        this.pendingAdds = [];
-        setImmediate(this.sendPendingAdds);
-      }
-      this.pendingAdds.push({ topic, data, metadata: JSON.stringify(metadata), resolve, reject });
-    });
+    this.holdWritesForTheTurn();
+    await this.publisher.xadd(topic, ...this.trim, '*', 'data', data, 'metadata', JSON.stringify(metadata));
   }
 
   /**
-   * The XADDs of one event-loop turn go out as one pipeline: one write and one Redis read for all of
-   * them. ioredis' auto-pipelining batches per tick, and each publish arrives in a tick of its own (its
-   * own connection's read), so it sent one pipeline per message, dearer than a plain command.
+   * The XADDs of one event-loop turn leave in one write: the socket is corked at the first and uncorked
+   * once the turn's I/O callbacks have run. Each publish arrives in a tick of its own (its own
+   * connection's read), so ioredis' auto-pipelining, which batches per tick, sent one pipeline per message.
    */
-  private readonly sendPendingAdds = (): void => {
-    const adds = this.pendingAdds ?? [];
-    this.pendingAdds = null;
-    const pipeline = this.publisher.pipeline();
-    for (const add of adds) pipeline.xadd(add.topic, ...this.trim, '*', 'data', add.data, 'metadata', add.metadata);
-    pipeline.exec().then(
-      (results) => {
-        adds.forEach((add, index) => {
-          const error = results?.[index]?.[0];
-          if (error === null || error === undefined) add.resolve();
-          else add.reject(error);
-        });
-      },
-      (error: unknown) => {
-        for (const add of adds) add.reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+  private holdWritesForTheTurn(): void {
+    const socket = this.publisher.stream as Socket | undefined;
+    if (this.corked !== null || socket === undefined || this.publisher.status !== 'ready') return;
+    socket.cork();
+    this.corked = socket;
+    setImmediate(this.releaseWrites);
+  }
+
+  private readonly releaseWrites = (): void => {
+    this.corked?.uncork();
+    this.corked = null;
   };
 
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
