@@ -27,6 +27,7 @@ import { treeCpuMicros } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { ChildService, Pinning } from './processes.js';
 import { median } from './report.js';
+import { BASELINE_CLI } from './targets.js';
 import type { TargetContext } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
 import type { PubSubReport, StateReport, StateRepetition } from './dapr-client.js';
@@ -48,6 +49,8 @@ export interface DaprSettings {
   readonly messages: number;
   readonly latencyMessages: number;
   readonly seconds: number;
+  /** Node options for both sidecars (`DAPR_SIDECAR_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+  readonly sidecarNodeArgs: readonly string[];
 }
 
 export interface Spread {
@@ -56,13 +59,10 @@ export interface Spread {
   readonly max: number;
 }
 
-export interface PubSubResult {
+export interface PubSubResult extends BuildFigures {
   readonly name: string;
   readonly latencyP50Ms: number | null;
   readonly latencyP99Ms: number | null;
-  readonly messagesPerSecond: Spread;
-  readonly publisherCpuUsPerMessage: Spread | null;
-  readonly subscriberCpuUsPerMessage: Spread | null;
   readonly lost: number;
   readonly duplicated: number;
   readonly runs: readonly PubSubReport[];
@@ -80,6 +80,8 @@ export interface StateResult {
 
 export interface DaprResults {
   readonly pubsub: PubSubResult[];
+  /** Only with BENCH_BASELINE_CLI. */
+  readonly sideBySide: PubSubSideBySide[];
   readonly state: StateResult | null;
 }
 
@@ -106,12 +108,22 @@ interface DaprLayout {
 }
 
 /** The bench mesh (mesh-config.ts) plus the given Components, sidecars A and B started. */
-async function startDaprMesh(context: TargetContext, name: string, documents: readonly Record<string, unknown>[], withSubscriber: boolean): Promise<DaprLayout> {
+async function startDaprMesh(
+  context: TargetContext,
+  name: string,
+  documents: readonly Record<string, unknown>[],
+  withSubscriber: boolean,
+  nodeArgs: readonly string[],
+  cli?: string,
+): Promise<DaprLayout> {
   const appPort = await freePort();
   const { configPath, options } = await meshLayout(context, name, appPort, false);
   await appendFile(configPath, documents.map((document) => `---\n${stringify(document)}`).join(''));
-  const publisher = await startSidecar(context, `${name}-a`, configPath, CLIENT_WORKLOAD, options.client.admin, LOAD_GENERATOR_CPU);
-  const subscriber = withSubscriber ? await startSidecar(context, `${name}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU) : publisher;
+  const build = { nodeArgs, ...(cli === undefined ? {} : { cli }) };
+  const publisher = await startSidecar(context, `${name}-a`, configPath, CLIENT_WORKLOAD, options.client.admin, LOAD_GENERATOR_CPU, build);
+  const subscriber = withSubscriber ? await startSidecar(context, `${name}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU, build) : publisher;
+  // A profile file is named by pid: this says which sidecar wrote which.
+  if (nodeArgs.length > 0) console.log(`  ${name}: sidecar A pid ${publisher.pid}${withSubscriber ? `, sidecar B pid ${subscriber.pid}` : ''} (${nodeArgs.join(' ')})`);
   return { appPort, clientOutbound: options.client.outbound, sidecars: withSubscriber ? [publisher, subscriber] : [publisher], publisher, subscriber };
 }
 
@@ -143,39 +155,134 @@ async function measurePubSub(
   pubsubComponent: Record<string, unknown>,
   topic: string,
 ): Promise<PubSubResult> {
-  const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true);
+  const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true, settings.sidecarNodeArgs);
   try {
-    const common = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
-    const latency = JSON.parse(await runClient(pinning, [...common, '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
-    const runs: PubSubReport[] = [];
-    const publisherCpu: (number | null)[] = [];
-    const subscriberCpu: (number | null)[] = [];
+    const latency = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
+    const runs: MeasuredRun[] = [];
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
-      const before = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-      const run = JSON.parse(await runClient(pinning, [...common, '--messages', String(settings.messages)], signal)) as PubSubReport;
-      const after = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-      const perMessage = (index: number): number | null => {
-        const [start, end] = [before[index], after[index]];
-        return start === null || start === undefined || end === null || end === undefined ? null : (end - start) / run.messages;
-      };
-      publisherCpu.push(perMessage(0));
-      subscriberCpu.push(perMessage(1));
-      runs.push(run);
-      console.log(`  ${name} run ${repetition + 1}: ${run.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, lost ${run.lost}, duplicated ${run.duplicated}`);
+      const measured = await measuredRun(pinning, mesh, topic, settings.messages, signal);
+      runs.push(measured);
+      console.log(`  ${name} run ${repetition + 1}: ${measured.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, lost ${measured.report.lost}, duplicated ${measured.report.duplicated}`);
     }
+    const reports = runs.map((run) => run.report);
     return {
       name,
       latencyP50Ms: latency.latencyP50Ms,
       latencyP99Ms: latency.latencyP99Ms,
-      messagesPerSecond: spread(runs.map((run) => run.messagesPerSecond ?? 0)),
-      publisherCpuUsPerMessage: spreadOrNull(publisherCpu),
-      subscriberCpuUsPerMessage: spreadOrNull(subscriberCpu),
-      lost: runs.reduce((sum, run) => sum + run.lost, 0),
-      duplicated: runs.reduce((sum, run) => sum + run.duplicated, 0),
-      runs,
+      ...buildFigures(runs),
+      lost: reports.reduce((sum, run) => sum + run.lost, 0),
+      duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
+      runs: reports,
     };
   } finally {
     await context.processes.stop(mesh.sidecars);
+  }
+}
+
+function clientArgs(mesh: DaprLayout, topic: string): string[] {
+  return ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
+}
+
+interface MeasuredRun {
+  readonly report: PubSubReport;
+  readonly publisherCpu: number | null;
+  readonly subscriberCpu: number | null;
+}
+
+/** One throughput run of the app side, with each sidecar's CPU per message over it. */
+async function measuredRun(pinning: Pinning, mesh: DaprLayout, topic: string, messages: number, signal: AbortSignal): Promise<MeasuredRun> {
+  const before = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
+  const report = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--messages', String(messages)], signal)) as PubSubReport;
+  const after = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
+  const perMessage = (index: number): number | null => {
+    const [start, end] = [before[index], after[index]];
+    return start === null || start === undefined || end === null || end === undefined ? null : (end - start) / report.messages;
+  };
+  return { report, publisherCpu: perMessage(0), subscriberCpu: perMessage(1) };
+}
+
+export interface BuildFigures {
+  readonly messagesPerSecond: Spread;
+  readonly publisherCpuUsPerMessage: Spread | null;
+  readonly subscriberCpuUsPerMessage: Spread | null;
+}
+
+function buildFigures(runs: readonly MeasuredRun[]): BuildFigures {
+  return {
+    messagesPerSecond: spread(runs.map((run) => run.report.messagesPerSecond ?? 0)),
+    publisherCpuUsPerMessage: spreadOrNull(runs.map((run) => run.publisherCpu)),
+    subscriberCpuUsPerMessage: spreadOrNull(runs.map((run) => run.subscriberCpu)),
+  };
+}
+
+/** This build against BENCH_BASELINE_CLI's, both pairs loaded in the same seconds. */
+export interface PubSubSideBySide {
+  readonly name: string;
+  readonly thisBuild: BuildFigures;
+  readonly baseline: BuildFigures;
+  /** This build's CPU per message over the baseline's, median (min–max) of the per-repetition ratios. */
+  readonly publisherCpuRatio: Spread | null;
+  readonly subscriberCpuRatio: Spread | null;
+  readonly repetitions: number;
+  readonly lost: number;
+  readonly duplicated: number;
+}
+
+function ratios(runs: readonly MeasuredRun[], baselineRuns: readonly MeasuredRun[], side: 'publisherCpu' | 'subscriberCpu'): Spread | null {
+  return spreadOrNull(
+    runs.map((run, index) => {
+      const [mine, theirs] = [run[side], baselineRuns[index]?.[side] ?? null];
+      return mine === null || theirs === null || theirs === 0 ? null : mine / theirs;
+    }),
+  );
+}
+
+/**
+ * Two sidecar pairs, this build's and the baseline's, each with its own topic and app, on the same CPUs
+ * (both A on CPU 0, both B on CPU 1) and loaded at the same moment: whatever else the shared machine
+ * does hits both alike, so their CPU per message compares where runs one after the other do not.
+ */
+async function measurePubSubSideBySide(
+  context: TargetContext,
+  pinning: Pinning,
+  settings: DaprSettings,
+  signal: AbortSignal,
+  name: string,
+  pubsubComponent: Record<string, unknown>,
+  topics: { readonly thisBuild: string; readonly baseline: string },
+  baselineCli: string,
+): Promise<PubSubSideBySide> {
+  const mine = await startDaprMesh(context, `${name}-sbs`, [pubsubComponent, subscription(topics.thisBuild)], true, settings.sidecarNodeArgs);
+  const theirs = await startDaprMesh(context, `${name}-sbs-baseline`, [pubsubComponent, subscription(topics.baseline)], true, settings.sidecarNodeArgs, baselineCli);
+  try {
+    // Warm-up (JIT, connections, the subscriber ready), not measured.
+    const warmUp = Math.max(1, Math.floor(settings.messages / 10));
+    await Promise.all([measuredRun(pinning, mine, topics.thisBuild, warmUp, signal), measuredRun(pinning, theirs, topics.baseline, warmUp, signal)]);
+    const runs: MeasuredRun[] = [];
+    const baselineRuns: MeasuredRun[] = [];
+    for (let repetition = 0; repetition < settings.repetitions; repetition++) {
+      const [run, baselineRun] = await Promise.all([measuredRun(pinning, mine, topics.thisBuild, settings.messages, signal), measuredRun(pinning, theirs, topics.baseline, settings.messages, signal)]);
+      runs.push(run);
+      baselineRuns.push(baselineRun);
+      const cpu = (value: number | null): string => value?.toFixed(0) ?? '-';
+      console.log(
+        `  ${name} side by side ${repetition + 1}: this build ${run.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(run.publisherCpu)} / B ${cpu(run.subscriberCpu)} us; ` +
+          `baseline ${baselineRun.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(baselineRun.publisherCpu)} / B ${cpu(baselineRun.subscriberCpu)} us`,
+      );
+    }
+    const reports = [...runs, ...baselineRuns].map((run) => run.report);
+    return {
+      name,
+      thisBuild: buildFigures(runs),
+      baseline: buildFigures(baselineRuns),
+      publisherCpuRatio: ratios(runs, baselineRuns, 'publisherCpu'),
+      subscriberCpuRatio: ratios(runs, baselineRuns, 'subscriberCpu'),
+      repetitions: runs.length,
+      lost: reports.reduce((sum, run) => sum + run.lost, 0),
+      duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
+    };
+  } finally {
+    await context.processes.stop([...mine.sidecars, ...theirs.sidecars]);
   }
 }
 
@@ -192,7 +299,7 @@ async function deleteRabbitNames(topic: string): Promise<void> {
 }
 
 async function measureState(context: TargetContext, pinning: Pinning, settings: DaprSettings, redisPort: number, signal: AbortSignal): Promise<StateResult> {
-  const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false);
+  const mesh = await startDaprMesh(context, DAPR_STATE_GET, [component('store', 'state.redis', { redisHost: `127.0.0.1:${redisPort}` })], false, settings.sidecarNodeArgs);
   try {
     const args = ['--mode', 'state', '--sidecar-port', String(mesh.clientOutbound), '--redis-port', String(redisPort), '--seconds', String(settings.seconds), '--repetitions', String(settings.repetitions)];
     const cpuBefore = treeCpuMicros(mesh.publisher.pid);
@@ -212,13 +319,17 @@ async function measureState(context: TargetContext, pinning: Pinning, settings: 
 }
 
 export async function measureDapr(context: TargetContext, pinning: Pinning, selected: readonly string[], settings: DaprSettings, signal: AbortSignal): Promise<DaprResults> {
-  const results: { pubsub: PubSubResult[]; state: StateResult | null } = { pubsub: [], state: null };
+  const results: { pubsub: PubSubResult[]; sideBySide: PubSubSideBySide[]; state: StateResult | null } = { pubsub: [], sideBySide: [], state: null };
   const redis = await startRedis(context);
   const redisPort = Number(new URL(redis.url).port);
   try {
     if (selected.includes(DAPR_PUBSUB_REDIS)) {
       const pubsub = component('events', 'pubsub.redis', { redisHost: `127.0.0.1:${redisPort}` });
       results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench'));
+      if (BASELINE_CLI !== undefined) {
+        const topics = { thisBuild: 'bench-sbs', baseline: 'bench-sbs-baseline' };
+        results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, topics, BASELINE_CLI));
+      }
     }
     if (selected.includes(DAPR_PUBSUB_RABBITMQ)) {
       const topic = `meshgate-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -227,6 +338,15 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
         results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic));
       } finally {
         await deleteRabbitNames(topic);
+      }
+      if (BASELINE_CLI !== undefined) {
+        const topics = { thisBuild: `${topic}-sbs`, baseline: `${topic}-sbs-baseline` };
+        try {
+          results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topics, BASELINE_CLI));
+        } finally {
+          await deleteRabbitNames(topics.thisBuild);
+          await deleteRabbitNames(topics.baseline);
+        }
       }
     }
     if (selected.includes(DAPR_STATE_GET)) results.state = await measureState(context, pinning, settings, redisPort, signal);
@@ -246,6 +366,17 @@ export function daprLines(results: DaprResults, settings: DaprSettings): string[
       `${result.name}: ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
         `lost ${result.lost}, duplicated ${result.duplicated}; publish → delivery p50 ${result.latencyP50Ms?.toFixed(2) ?? '-'} ms, p99 ${result.latencyP99Ms?.toFixed(2) ?? '-'} ms (${settings.latencyMessages} one at a time); ` +
         `CPU per message: sidecar A ${cpu(result.publisherCpuUsPerMessage)} us, sidecar B ${cpu(result.subscriberCpuUsPerMessage)} us`,
+    );
+  }
+  for (const pair of results.sideBySide) {
+    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
+    const ratio = (value: Spread | null): string => (value === null ? '-' : range(value, 2));
+    lines.push(
+      `${pair.name} side by side with BENCH_BASELINE_CLI (${pair.repetitions} × ${settings.messages}, both pairs loaded at once): CPU per message ` +
+        `sidecar A ×${ratio(pair.publisherCpuRatio)}, sidecar B ×${ratio(pair.subscriberCpuRatio)} (this build over the baseline, per repetition); ` +
+        `this build A ${cpu(pair.thisBuild.publisherCpuUsPerMessage)} / B ${cpu(pair.thisBuild.subscriberCpuUsPerMessage)} us, ${range(pair.thisBuild.messagesPerSecond, 0)} msg/s; ` +
+        `baseline A ${cpu(pair.baseline.publisherCpuUsPerMessage)} / B ${cpu(pair.baseline.subscriberCpuUsPerMessage)} us, ${range(pair.baseline.messagesPerSecond, 0)} msg/s; ` +
+        `lost ${pair.lost}, duplicated ${pair.duplicated}`,
     );
   }
   if (results.state !== null) {

@@ -28,9 +28,18 @@ async function sidecarPorts(): Promise<SidecarPorts> {
   return { inbound: await freePort(), outbound: await freePort(), admin: await freePort() };
 }
 
-export async function startSidecar(context: TargetContext, name: string, configPath: string, workload: string, admin: number, cpu: number): Promise<ChildService> {
+export async function startSidecar(
+  context: TargetContext,
+  name: string,
+  configPath: string,
+  workload: string,
+  admin: number,
+  cpu: number,
+  build: { readonly cli?: string; readonly nodeArgs?: readonly string[] } = {},
+): Promise<ChildService> {
   return startMeshgate(context, name, configPath, admin, 'sidecar', {
     cpu,
+    ...build,
     extraArgs: ['--workload', workload, '--admin-address', `127.0.0.1:${admin}`],
   });
 }

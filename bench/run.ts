@@ -68,6 +68,7 @@ const settings = {
     messages: positiveIntegerFromEnv('DAPR_MESSAGES', 20_000),
     latencyMessages: positiveIntegerFromEnv('DAPR_LATENCY_MESSAGES', 2_000),
     seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
+    sidecarNodeArgs: (process.env.DAPR_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== ''),
   },
 };
 const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };

@@ -62,7 +62,7 @@ export const MESHGATE_CLI = process.env.BENCH_MESHGATE_CLI ?? join(REPO_ROOT, 'd
  * Another build to compare with (`BENCH_BASELINE_CLI`, e.g. a worktree of the commit before a change):
  * adds `meshgate-http-baseline`, the same target on that build, judged side by side against `meshgate-http`.
  */
-const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
+export const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
 export const BASELINE_TARGET = 'meshgate-http-baseline';
 
 const START_TIMEOUT_MS = 15_000;
@@ -103,6 +103,8 @@ export interface MeshgateProcessOptions {
   readonly extraArgs?: readonly string[];
   /** The build's CLI (default MESHGATE_CLI). */
   readonly cli?: string;
+  /** Node options before the script (e.g. `--cpu-prof --cpu-prof-dir=…`, which NODE_OPTIONS refuses). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** `meshgate run -c <config> --mode <mode>` pinned to the service CPU; resolves once the admin /ready says 200. */
@@ -118,7 +120,7 @@ export async function startMeshgate(
   if (!existsSync(cli)) throw new Error(`${cli} not built (gateway/cli/main.ts missing?)`);
   // Several proxies run at once here: none takes the default status/metrics ports (the admin port serves metrics).
   const operatorPorts = knowsOperatorPorts(cli) ? ['--status-address=', '--metrics-address='] : [];
-  const args = [cli, 'run', '-c', configPath, '--mode', mode, ...operatorPorts, ...(options.extraArgs ?? [])];
+  const args = [...(options.nodeArgs ?? []), cli, 'run', '-c', configPath, '--mode', mode, ...operatorPorts, ...(options.extraArgs ?? [])];
   const service = context.processes.start(name, options.cpu ?? SERVICE_CPU, process.execPath, args);
   await pollReady(`http://127.0.0.1:${adminPort}/ready`, service);
   return service;

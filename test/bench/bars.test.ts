@@ -99,6 +99,7 @@ t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fa
   });
   const dapr: DaprResults = {
     pubsub: [pubsub(DAPR_PUBSUB_REDIS, 6000, 0), pubsub(DAPR_PUBSUB_RABBITMQ, 6000, 3)],
+    sideBySide: [],
     state: { name: 'dapr-state-get', addedP50Us: spread(160), sidecarP50Us: spread(260), directP50Us: spread(100), sidecarCpuUsPerGet: 40, runs: [] },
   };
   const verdicts = new Map(computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, dapr).map((entry) => [entry.name, entry.pass]));

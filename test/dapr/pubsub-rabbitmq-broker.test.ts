@@ -89,6 +89,36 @@ t.test('publish → exchange named after the topic → the group queue; data and
   await until('the ack', async () => (await queueDepth(queue)) === 0);
 });
 
+t.test('the publishes of one event-loop turn leave in one socket write, and every one is confirmed and delivered', async (t) => {
+  const { topic, queue } = names('one-write', 'app-a');
+  // Publisher and subscriber on connections of their own: the subscriber's acks are writes too.
+  const pubsub = broker();
+  const received = new Set<string>();
+  await broker().subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async (message) => {
+    received.add(message.data.toString());
+    return 'ack';
+  });
+  await until('the queue', async () => (await queueDepth(queue).catch(() => -1)) === 0);
+  await pubsub.publish(topic, Buffer.from('first'), {});
+  // amqplib's socket (its Connection's `stream`): counted at the syscall-facing methods.
+  const socket = (await pubsub.connection()).connection as unknown as { stream: { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void } };
+  const counts = { write: 0, writev: 0 };
+  const [write, writev] = [socket.stream._write.bind(socket.stream), socket.stream._writev.bind(socket.stream)];
+  socket.stream._write = (...args) => {
+    counts.write++;
+    write(...args);
+  };
+  socket.stream._writev = (...args) => {
+    counts.writev++;
+    writev(...args);
+  };
+  await Promise.all(Array.from({ length: 50 }, (_, n) => pubsub.publish(topic, Buffer.from(String(n)), {})));
+  t.equal(counts.writev, 1, '50 publishes, one write');
+  t.ok(counts.write <= 1, 'no write of its own for any publish (a heartbeat may fall outside the turn)');
+  await until('every delivery', () => received.size === 51);
+  await until('the acks', async () => (await queueDepth(queue)) === 0);
+});
+
 t.test('two apps each get a copy; two replicas of one app share', async (t) => {
   const { topic } = names('fanout', 'app-a');
   declared.queues.push(`app-b-${topic}`);

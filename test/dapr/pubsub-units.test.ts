@@ -14,6 +14,7 @@ import { compileTopicScopes } from '../../gateway/dapr/pubsub/scopes.js';
 import { compileMatch, compileRoutes, RoutingRuleError } from '../../gateway/dapr/pubsub/routing.js';
 import { parseProgrammaticSubscriptions } from '../../gateway/dapr/pubsub/subscriptions.js';
 import { InMemoryBroker } from '../../gateway/dapr/pubsub/in-memory.js';
+import { PublishDeadlines } from '../../gateway/dapr/pubsub/publish-deadlines.js';
 import type { BrokerMessage } from '../../gateway/dapr/pubsub/broker.js';
 import { pubsubBlock } from '../../gateway/dapr/pubsub/index.js';
 import { buildKindRegistry } from '../../gateway/config/kinds/index.js';
@@ -24,7 +25,7 @@ import type { ServiceRegistry } from '../../gateway/upstream/registry.js';
 
 const silent = pino({ level: 'silent' });
 const NOW = new Date('2026-12-05T12:00:00.000Z');
-const clock: EnvelopeClock = { now: () => NOW, newId: () => 'fixed-id' };
+const clock: EnvelopeClock = { nowMs: () => NOW.getTime(), newId: () => 'fixed-id' };
 
 function input(overrides: Partial<PublishInput>): PublishInput {
   return {
@@ -60,6 +61,27 @@ t.test('publish envelopes follow Dapr: JSON data parsed, text as string, binary 
   t.equal(binary.data_base64, Buffer.from([0, 255, 1]).toString('base64'));
   t.notOk('data' in binary);
   t.equal(published({ body: Buffer.from('{broken') }).data, '{broken', 'JSON that does not parse is kept as a string');
+});
+
+t.test('a JSON body becomes the data as it came, not parsed and serialized again', async (t) => {
+  const text = buildPublishedEvent(input({ body: Buffer.from('{"big": 12345678901234567890, "s": "\\u00e9"}') }), clock).toString();
+  t.ok(text.endsWith(',"data":{"big": 12345678901234567890, "s": "\\u00e9"}}'), 'digits, spacing and escapes kept');
+  t.same((JSON.parse(text) as { data: unknown }).data, { big: 12345678901234567000, s: 'é' });
+  const notJson = buildPublishedEvent(input({ body: Buffer.from('{"a":1} trailing') }), clock).toString();
+  t.equal((JSON.parse(notJson) as { data: unknown }).data, '{"a":1} trailing', 'a body that does not parse is a string');
+});
+
+t.test('publish deadlines: an unanswered publish fails after the deadline, answered ones keep their outcome', async (t) => {
+  const deadlines = new PublishDeadlines(50, 10);
+  const never = new Promise<void>(() => {});
+  const started = performance.now();
+  const stuck = deadlines.within(never, 'publishing to p/t');
+  t.equal(await deadlines.within(Promise.resolve('ok'), 'a'), 'ok');
+  await t.rejects(deadlines.within(Promise.reject(new Error('broker said no')), 'b'), /broker said no/);
+  t.equal(deadlines.size, 1, 'only the unanswered publish is still waiting');
+  await t.rejects(stuck, /publishing to p\/t: no answer from the broker within 50 ms/);
+  t.ok(performance.now() - started >= 50, 'not before the deadline');
+  t.equal(deadlines.size, 0);
 });
 
 t.test('rawPayload publishes the bytes as they are', async (t) => {

@@ -10,10 +10,13 @@ import type { ProxyEvents } from '../../pipeline/capabilities.js';
 import { daprError } from '../api/errors.js';
 import { BodyTooLargeError, compiledBlock, readBody } from '../api/request.js';
 import { buildPublishedEvent, CloudEventError } from './cloudevent.js';
+import { PublishDeadlines } from './publish-deadlines.js';
 import type { CompiledPubSub, CompiledPubSubComponent, PubSubRuntime } from './runtime.js';
 
 export const PUBSUB_BLOCK_NAME = 'pubsub';
 const PUBLISH_DEADLINE_MS = 5000;
+const DEADLINE_CHECK_MS = 250;
+const deadlines = new PublishDeadlines(PUBLISH_DEADLINE_MS, DEADLINE_CHECK_MS);
 
 interface PublishParams {
   readonly pubsub: string;
@@ -30,14 +33,6 @@ function queryMetadata(query: unknown): Record<string, string> {
     if (typeof text === 'string') metadata[key.slice('metadata.'.length)] = text;
   }
   return metadata;
-}
-
-function withDeadline<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer from the broker within ${PUBLISH_DEADLINE_MS} ms`)), PUBLISH_DEADLINE_MS);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -144,7 +139,7 @@ export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compile
       return daprError(request, reply, 400, 'ERR_PUBSUB_CLOUD_EVENTS_SER', error.message);
     }
     try {
-      await withDeadline(runtimeFor(compiled).broker(component).publish(topic, event, metadata), `publishing to ${component.name}/${topic}`);
+      await deadlines.within(runtimeFor(compiled).broker(component).publish(topic, event, metadata), `publishing to ${component.name}/${topic}`);
     } catch (error) {
       events.pubsubPublish(component.name, topic, 'broker_error');
       return daprError(request, reply, 500, 'ERR_PUBSUB_PUBLISH_MESSAGE', `error when publishing to topic ${topic} in pubsub ${component.name}: ${(error as Error).message}`);
@@ -178,7 +173,7 @@ export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compile
             traceparent: header(request, 'traceparent'),
             tracestate: header(request, 'tracestate'),
           });
-          await withDeadline(broker.publish(topic, event, metadata), `publishing entry ${entry.entryId}`);
+          await deadlines.within(broker.publish(topic, event, metadata), `publishing entry ${entry.entryId}`);
           events.pubsubPublish(component.name, topic, 'published');
         } catch (error) {
           events.pubsubPublish(component.name, topic, error instanceof CloudEventError ? 'invalid' : 'broker_error');

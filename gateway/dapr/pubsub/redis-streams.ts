@@ -11,6 +11,7 @@
  * XREADGROUP on its own connection; acks and reclaims go through a control connection that queues
  * while Redis is away, so an ack issued during an outage lands once Redis is back instead of being lost.
  */
+import type { Socket } from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { closeRedisClient, redisClass } from '../../redis/client.js';
@@ -113,7 +114,13 @@ class StreamSubscription implements BrokerSubscription {
   private readonly readLoop: Promise<void>;
   private readonly reclaimTimer: NodeJS.Timeout | undefined;
   private reclaiming = false;
-  private ackBatch: { readonly ids: string[]; readonly sent: Promise<unknown> } | null = null;
+  /** Acked by the handler, waiting for the end of the event-loop turn; null when none is scheduled. */
+  private ackBatch: string[] | null = null;
+  /** In an XACK not answered yet: still pending in the group, and not to be reclaimed. */
+  private readonly acking = new Set<string>();
+  private readonly acksSent = new Set<Promise<void>>();
+  /** The read-ahead is refilled once the local queue is down to this: one XREADGROUP per many entries, not one per entry handled. */
+  private readonly refillAt: number;
 
   constructor(
     private readonly reader: Redis,
@@ -124,6 +131,7 @@ class StreamSubscription implements BrokerSubscription {
     private readonly handler: MessageHandler,
     private readonly logger: FastifyBaseLogger,
   ) {
+    this.refillAt = Math.floor(settings.queueDepth / 2);
     this.readLoop = this.read();
     if (settings.processingTimeoutMs > 0 && settings.redeliverIntervalMs > 0) {
       this.reclaimTimer = setInterval(() => void this.reclaim(), settings.redeliverIntervalMs);
@@ -163,15 +171,15 @@ class StreamSubscription implements BrokerSubscription {
     }
   }
 
-  /** Resolves once the local queue has room for another read. */
+  /** Resolves once the local queue is down to the refill mark. */
   private queueRoom(): Promise<void> {
-    if (this.queued.length < this.settings.queueDepth) return Promise.resolve();
+    if (this.queued.length <= this.refillAt) return Promise.resolve();
     return new Promise((resolve) => (this.roomWaiter = resolve));
   }
 
   private enqueue(entry: RawEntry): void {
     const message = toMessage(entry);
-    if (message === null || this.inFlight.has(message.brokerId)) return;
+    if (message === null || this.inFlight.has(message.brokerId) || this.acking.has(message.brokerId)) return;
     this.queued.push(message);
     this.startWorkers();
   }
@@ -185,7 +193,7 @@ class StreamSubscription implements BrokerSubscription {
       });
       this.inFlight.set(message.brokerId, settled);
     }
-    if (this.queued.length < this.settings.queueDepth) {
+    if (this.queued.length <= this.refillAt) {
       const waiter = this.roomWaiter;
       this.roomWaiter = null;
       waiter?.();
@@ -200,28 +208,39 @@ class StreamSubscription implements BrokerSubscription {
       this.logger.error({ topic: this.topic, id: message.brokerId, err: (error as Error).message }, 'pubsub.redis: handler failed; the entry stays pending');
       return;
     }
-    if (verdict !== 'ack') return;
-    try {
-      await this.ack(message.brokerId);
-    } catch (error) {
-      // The entry stays pending and is redelivered after processingTimeout: at-least-once, never lost.
-      this.logger.warn({ topic: this.topic, id: message.brokerId, err: (error as Error).message }, 'pubsub.redis: XACK failed; the entry will be redelivered');
-    }
+    if (verdict === 'ack') this.ack(message.brokerId);
   }
 
-  /** Acks settled in one event-loop turn go out as one XACK with all their ids. */
-  private ack(id: string): Promise<unknown> {
+  /**
+   * Acks settled in one event-loop turn go out as one XACK with all their ids. The worker is free as
+   * soon as its handler answered: waiting for the XACK's round trip held a delivery slot for nothing.
+   */
+  private ack(id: string): void {
+    this.acking.add(id);
     if (this.ackBatch === null) {
-      const ids: string[] = [];
-      const sent = new Promise((resolve) => setImmediate(resolve)).then(() => {
-        this.ackBatch = null;
-        return this.control.xack(this.topic, this.group, ...ids);
-      });
-      this.ackBatch = { ids, sent };
+      this.ackBatch = [];
+      setImmediate(this.sendAcks);
     }
-    this.ackBatch.ids.push(id);
-    return this.ackBatch.sent;
+    this.ackBatch.push(id);
   }
+
+  private readonly sendAcks = (): void => {
+    const ids = this.ackBatch;
+    this.ackBatch = null;
+    if (ids === null) return;
+    const sent = this.control.xack(this.topic, this.group, ...ids).then(
+      () => undefined,
+      (error: unknown) => {
+        // The entries stay pending and are redelivered after processingTimeout: at-least-once, never lost.
+        this.logger.warn({ topic: this.topic, ids: ids.length, err: (error as Error).message }, 'pubsub.redis: XACK failed; the entries will be redelivered');
+      },
+    );
+    this.acksSent.add(sent);
+    void sent.finally(() => {
+      this.acksSent.delete(sent);
+      for (const id of ids) this.acking.delete(id);
+    });
+  };
 
   /**
    * Takes back entries idle for processingTimeout (their consumer died, or the handler said nack).
@@ -237,7 +256,10 @@ class StreamSubscription implements BrokerSubscription {
       if (free <= 0) return;
       const minIdle = Math.ceil(this.settings.processingTimeoutMs);
       const pending = (await this.control.call('XPENDING', this.topic, this.group, 'IDLE', minIdle, '-', '+', free + this.inFlight.size)) as [string, string, number, number][];
-      const ids = pending.map(([id]) => id).filter((id) => !this.inFlight.has(id) && !this.queued.some((queued) => queued.brokerId === id)).slice(0, free);
+      const ids = pending
+        .map(([id]) => id)
+        .filter((id) => !this.inFlight.has(id) && !this.acking.has(id) && !this.queued.some((queued) => queued.brokerId === id))
+        .slice(0, free);
       if (ids.length === 0) return;
       // XCLAIM re-checks the idle time, so of two replicas reclaiming at once only one gets each entry.
       const claimed = (await this.control.callBuffer('XCLAIM', this.topic, this.group, this.group, minIdle, ...ids)) as RawEntry[];
@@ -265,6 +287,8 @@ class StreamSubscription implements BrokerSubscription {
     this.reader.disconnect();
     await this.readLoop;
     await settledWithin(Promise.all(this.inFlight.values()), CLOSE_DRAIN_MS);
+    this.sendAcks();
+    await settledWithin(Promise.all(this.acksSent), CLOSE_DRAIN_MS);
   }
 }
 
@@ -273,15 +297,17 @@ export class RedisStreamsBroker implements PubSubBroker {
   private readonly publisher: Redis;
   private readonly control: Redis;
   private readonly subscriptions = new Set<StreamSubscription>();
+  /** The publisher's socket while it holds this turn's XADDs (corked); null when none is. */
+  private corked: Socket | null = null;
+  private readonly trim: readonly (string | number)[];
 
   constructor(
     private readonly settings: RedisStreamsSettings,
     private readonly logger: FastifyBaseLogger,
   ) {
-    // Auto-pipelining sends the XADDs issued in one event-loop turn as one write: under load, one
-    // syscall and one Redis read for many messages instead of one each (acks are batched as one XACK).
-    this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS, enableAutoPipelining: true });
+    this.publisher = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: PUBLISH_TIMEOUT_MS });
     this.control = this.connect({ maxRetriesPerRequest: null });
+    this.trim = settings.maxLenApprox === undefined ? [] : ['MAXLEN', '~', settings.maxLenApprox];
   }
 
   private connect(overrides: RedisOptions): Redis {
@@ -311,9 +337,27 @@ export class RedisStreamsBroker implements PubSubBroker {
         setTimeout(done, PUBLISH_TIMEOUT_MS).unref();
       });
     }
-    const trim = this.settings.maxLenApprox === undefined ? [] : ['MAXLEN', '~', this.settings.maxLenApprox];
-    await this.publisher.xadd(topic, ...trim, '*', 'data', data, 'metadata', JSON.stringify(metadata));
+    this.holdWritesForTheTurn();
+    await this.publisher.xadd(topic, ...this.trim, '*', 'data', data, 'metadata', JSON.stringify(metadata));
   }
+
+  /**
+   * The XADDs of one event-loop turn leave in one write: the socket is corked at the first and uncorked
+   * once the turn's I/O callbacks have run. Each publish arrives in a tick of its own (its own
+   * connection's read), so ioredis' auto-pipelining, which batches per tick, sent one pipeline per message.
+   */
+  private holdWritesForTheTurn(): void {
+    const socket = this.publisher.stream as Socket | undefined;
+    if (this.corked !== null || socket === undefined || this.publisher.status !== 'ready') return;
+    socket.cork();
+    this.corked = socket;
+    setImmediate(this.releaseWrites);
+  }
+
+  private readonly releaseWrites = (): void => {
+    this.corked?.uncork();
+    this.corked = null;
+  };
 
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
     const reader = this.connect({ maxRetriesPerRequest: null });
