@@ -31,10 +31,11 @@ export async function runCommand(values: Values): Promise<number> {
       const supervisor = new WorkerSupervisor({
         configPath: path,
         mode,
+        plugins: PIPELINE_PLUGINS,
         logger,
         logLevel: level,
         workers: handOff.workers,
-        mesh: handOff.mesh,
+        config: handOff.config,
         onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
         ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
         ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),

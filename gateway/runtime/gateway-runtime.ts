@@ -12,7 +12,6 @@ import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
 import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
-import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
@@ -27,12 +26,15 @@ import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
+import { compilePortable, toPortable } from './portable-config.js';
+import type { PortableConfig } from './portable-config.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
-import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
+import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { renderPrometheus } from '../../plugins/metrics/index.js';
-import { observeUpstreams, recordReload, removeCertificateExpiry, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
+import { observeUpstreams, recordConfigCompile, recordReload, removeCertificateExpiry, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
+import type { ReloadResult } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -62,17 +64,19 @@ export interface RuntimeOptions {
 }
 
 export interface WorkerRole {
-  /** The generation number the first snapshot takes: a replaced worker continues its predecessors' count. */
+  /** The supervisor's compile of the config, this worker's first snapshot (worker-supervisor.ts): a worker never reads the files. */
+  readonly config: PortableConfig;
+  /** The generation number the first snapshot takes: the supervisor's, which a replaced worker joins. */
   readonly firstGeneration: number;
   readonly onConnection: () => void;
   /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
   readonly requestShutdown: () => void;
 }
 
-/** More than one worker was asked for: nothing was opened, the caller starts the workers. */
+/** More than one worker was asked for: nothing was opened, the caller starts the workers from this compile. */
 export interface HandOff {
   readonly workers: number;
-  readonly mesh: MeshConfigSpec;
+  readonly config: PortableConfig;
 }
 
 export type StartResult =
@@ -93,6 +97,15 @@ export interface OperatorAddresses {
 
 function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
   return diagnostics.filter((d) => d.severity === severity).length;
+}
+
+/** Logs a rejected config's errors with their positions; the last good generation keeps serving. */
+export function rejectedReload(logger: FastifyBaseLogger, diagnostics: readonly Diagnostic[], trigger: string, generation: number): ReloadOutcome {
+  for (const d of diagnostics.filter((x) => x.severity === 'error')) {
+    logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
+  }
+  logger.error({ trigger, generation }, 'new configuration rejected; the last good one keeps serving');
+  return { ok: false, generation, errors: count(diagnostics, 'error'), warnings: count(diagnostics, 'warning'), message: 'configuration rejected' };
 }
 
 /** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
@@ -140,7 +153,7 @@ export class GatewayRuntime {
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
     setBuildInfo(MESHGATE_VERSION);
-    const compiled = await compileConfig(options.configPath, this.compileOptions());
+    const compiled = await this.compile(options.worker?.config);
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
     const { config } = compiled;
     if (options.concurrency !== undefined) {
@@ -148,7 +161,7 @@ export class GatewayRuntime {
       if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
       if (workers > 1) {
         discardCompiled(config.pluginStates, options.plugins);
-        return { ok: true, handOff: { workers, mesh: config.mesh } };
+        return { ok: true, handOff: { workers, config: await toPortable(config) } };
       }
     }
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
@@ -212,8 +225,9 @@ export class GatewayRuntime {
     return { ok: true };
   }
 
-  configDump(): unknown {
-    return configDump(this.snapshot, this.lastRejected, this.options.plugins);
+  /** A worker is told the rejected diagnostics by its supervisor, which alone compiles. */
+  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected): unknown {
+    return configDump(this.snapshot, lastRejected, this.options.plugins);
   }
 
   /** The admin API's feature views over this runtime's clusters, certificates and snapshot (empty until started). */
@@ -236,7 +250,17 @@ export class GatewayRuntime {
 
   /** Serialised: a reload waits for the previous one, so snapshots are applied in order. */
   reload(trigger: string): Promise<ReloadOutcome> {
-    const next = this.reloadChain.then(() => this.reloadOnce(trigger));
+    if (this.options.worker !== undefined) return Promise.reject(new Error('a worker reloads only what its supervisor compiled (swapTo)'));
+    return this.serialised(() => this.reloadOnce(trigger, null));
+  }
+
+  /** A worker's reload: its closures from the supervisor's compile, under the supervisor's generation number. */
+  swapTo(config: PortableConfig, generation: number, trigger: string): Promise<ReloadOutcome> {
+    return this.serialised(() => this.reloadOnce(trigger, { config, generation }));
+  }
+
+  private serialised(reload: () => Promise<ReloadOutcome>): Promise<ReloadOutcome> {
+    const next = this.reloadChain.then(reload);
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
@@ -264,34 +288,30 @@ export class GatewayRuntime {
     this.options.onExit?.(0);
   }
 
-  private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
+  private async reloadOnce(trigger: string, posted: { readonly config: PortableConfig; readonly generation: number } | null): Promise<ReloadOutcome> {
     const { logger } = this.options;
     const previous = this.current();
     if (this.draining) return { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' };
     let compiled;
     try {
-      compiled = await compileConfig(this.options.configPath, this.compileOptions());
+      compiled = await this.compile(posted?.config);
     } catch (error) {
-      recordReload('failed');
+      this.recordReload('failed');
       logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
       return { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message };
     }
     if (!compiled.ok) {
       this.lastRejected = compiled.diagnostics;
-      recordReload('rejected');
-      setConfigDiagnostics(compiled.diagnostics);
-      for (const d of compiled.diagnostics.filter((x) => x.severity === 'error')) {
-        logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
-      }
-      logger.error({ trigger, generation: previous.generation }, 'new configuration rejected; the last good one keeps serving');
-      return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
+      this.recordReload('rejected');
+      this.setConfigDiagnostics(compiled.diagnostics);
+      return rejectedReload(logger, compiled.diagnostics, trigger, previous.generation);
     }
     if (compiled.config.hash === previous.hash) {
       discardCompiled(compiled.config.pluginStates, this.options.plugins);
       // Back to the running content after a rejection: nothing to swap, but the state must stop saying "rejected".
       if (this.lastRejected.length > 0) {
         this.lastRejected = [];
-        setConfigDiagnostics(compiled.config.diagnostics);
+        this.setConfigDiagnostics(compiled.config.diagnostics);
         logger.info({ trigger, generation: previous.generation }, 'configuration is valid again and equals the running one; nothing to reload');
       }
       return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
@@ -304,7 +324,8 @@ export class GatewayRuntime {
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
-    const snapshot = activate(compiled.config, this.options.mode, ++this.generation, this.clusters as ClusterManager);
+    this.generation = posted?.generation ?? this.generation + 1;
+    const snapshot = activate(compiled.config, this.options.mode, this.generation, this.clusters as ClusterManager);
     await (this.clusters as ClusterManager).dnsSettled();
     this.snapshot = snapshot;
     this.lastRejected = [];
@@ -314,9 +335,26 @@ export class GatewayRuntime {
     } catch (error) {
       logger.error({ err: error }, 'a listener of the new configuration could not be opened');
     }
-    recordReload('applied');
+    this.recordReload('applied');
     logger.info({ trigger, generation: snapshot.generation, hash: snapshot.hash.slice(0, 12) }, 'configuration reloaded');
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
+  }
+
+  /** A worker builds its closures from the supervisor's compile (portable-config.ts); a proxy on its own reads the files. */
+  private async compile(posted: PortableConfig | undefined): Promise<CompileResult> {
+    if (posted !== undefined) return compilePortable(posted, this.options.configPath, this.compileOptions());
+    const compiled = await compileConfig(this.options.configPath, this.compileOptions());
+    recordConfigCompile();
+    return compiled;
+  }
+
+  /** With workers, the supervisor counts reloads and shows the diagnostics: it alone compiles, and sees the rejected ones. */
+  private recordReload(result: ReloadResult): void {
+    if (this.options.worker === undefined) recordReload(result);
+  }
+
+  private setConfigDiagnostics(diagnostics: readonly Diagnostic[]): void {
+    if (this.options.worker === undefined) setConfigDiagnostics(diagnostics);
   }
 
   private compileOptions(): CompileOptions {
@@ -326,7 +364,7 @@ export class GatewayRuntime {
 
   private publish(snapshot: Snapshot): void {
     setConfigGeneration(snapshot.generation);
-    setConfigDiagnostics(snapshot.diagnostics);
+    this.setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
     activateDapr(snapshot.dapr, { deliveries: pluginDeliveryObserver(this.options.plugins, snapshot.pluginStates) });
   }

@@ -1,6 +1,8 @@
 /** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts). */
 import type { ReloadOutcome } from '../admin/server.js';
+import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
+import type { PortableConfig } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
@@ -10,6 +12,8 @@ export interface WorkerData {
   readonly mode: ProxyMode;
   readonly workloadName: string | null;
   readonly logLevel: string;
+  /** The supervisor's compile this worker serves first, and that compile's generation number. */
+  readonly config: PortableConfig;
   readonly firstGeneration: number;
   /** The same buffers in every worker: the exact cross-worker state. */
   readonly memory: WorkerMemory;
@@ -23,10 +27,10 @@ export interface ViewAnswer {
 }
 
 export type ToWorker =
-  | { readonly type: 'reload'; readonly id: number; readonly trigger: string }
+  | { readonly type: 'reload'; readonly id: number; readonly trigger: string; readonly config: PortableConfig; readonly generation: number }
   | { readonly type: 'drain'; readonly trigger: string }
   | { readonly type: 'metrics'; readonly id: number }
-  | { readonly type: 'config-dump'; readonly id: number }
+  | { readonly type: 'config-dump'; readonly id: number; readonly lastRejected: readonly Diagnostic[] }
   | { readonly type: 'view'; readonly id: number; readonly path: string; readonly method: 'GET' | 'POST'; readonly query: Readonly<Record<string, string>>; readonly body: unknown };
 
 /** An answer carries its question's id and type. */

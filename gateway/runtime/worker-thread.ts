@@ -1,8 +1,9 @@
 /**
  * One worker thread of a proxy started with more than one worker (worker-supervisor.ts): a
  * GatewayRuntime with the proxy listeners only, each bound with SO_REUSEPORT next to the other
- * workers' sockets. It compiles and swaps its own snapshots when the supervisor says so and answers
- * for its metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
+ * workers' sockets. It never reads the config files: it builds its snapshots' closures from the
+ * supervisor's compile (portable-config.ts), swaps when the supervisor says so, and answers for its
+ * metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PIPELINE_PLUGINS } from '../pipeline/table.js';
@@ -26,6 +27,7 @@ const runtime = new GatewayRuntime({
   logger,
   watch: false,
   worker: {
+    config: data.config,
     firstGeneration: data.firstGeneration,
     onConnection: workerConnectionCounter(data.index),
     requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
@@ -38,7 +40,7 @@ const runtime = new GatewayRuntime({
 async function answer(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'reload': {
-      const outcome = await runtime.reload(message.trigger);
+      const outcome = await runtime.swapTo(message.config, message.generation, message.trigger);
       send({ type: 'reload', id: message.id, outcome, hash: runtime.current().hash });
       return;
     }
@@ -49,7 +51,7 @@ async function answer(message: ToWorker): Promise<void> {
       send({ type: 'metrics', id: message.id, metrics: await workerMetricsJson() });
       return;
     case 'config-dump':
-      send({ type: 'config-dump', id: message.id, dump: runtime.configDump() });
+      send({ type: 'config-dump', id: message.id, dump: runtime.configDump(message.lastRejected) });
       return;
     case 'view': {
       const view = runtime.views().find((candidate) => candidate.path === message.path && (candidate.method ?? 'GET') === message.method);
