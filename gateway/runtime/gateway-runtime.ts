@@ -79,6 +79,9 @@ export interface HandOff {
   readonly config: PortableConfig;
 }
 
+/** A worker's answer to prepare: the hash of what it built, or why it built nothing. */
+export type Preparation = { readonly ok: true; readonly hash: string } | { readonly ok: false; readonly outcome: ReloadOutcome };
+
 export type StartResult =
   | { readonly ok: true; readonly handOff?: HandOff }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
@@ -133,6 +136,8 @@ export class GatewayRuntime {
   private servedCertificateSeries = new Set<string>();
   private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
+  /** A worker's next config, built by prepare and waiting for the supervisor's commit. */
+  private prepared: CompiledConfig | null = null;
   private adminViews: AdminView[] = [];
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
@@ -250,17 +255,46 @@ export class GatewayRuntime {
 
   /** Serialised: a reload waits for the previous one, so snapshots are applied in order. */
   reload(trigger: string): Promise<ReloadOutcome> {
-    if (this.options.worker !== undefined) return Promise.reject(new Error('a worker reloads only what its supervisor compiled (swapTo)'));
-    return this.serialised(() => this.reloadOnce(trigger, null));
+    if (this.options.worker !== undefined) return Promise.reject(new Error('a worker reloads only what its supervisor compiled (prepare, commit)'));
+    return this.serialised(async () => {
+      const next = await this.compileNext(trigger, undefined);
+      return 'outcome' in next ? next.outcome : this.swap(next.config, this.generation + 1, trigger);
+    });
   }
 
-  /** A worker's reload: its closures from the supervisor's compile, under the supervisor's generation number. */
-  swapTo(config: PortableConfig, generation: number, trigger: string): Promise<ReloadOutcome> {
-    return this.serialised(() => this.reloadOnce(trigger, { config, generation }));
+  /**
+   * A worker's reload, first half: its closures from the supervisor's compile, built but not serving.
+   * The supervisor commits once every worker has prepared, so that they all switch within the time a
+   * message takes, not the time a compile takes.
+   */
+  prepare(config: PortableConfig, trigger: string): Promise<Preparation> {
+    return this.serialised(async () => {
+      this.abandon();
+      const next = await this.compileNext(trigger, config);
+      if ('outcome' in next) return { ok: false, outcome: next.outcome };
+      this.prepared = next.config;
+      return { ok: true, hash: next.config.hash };
+    });
   }
 
-  private serialised(reload: () => Promise<ReloadOutcome>): Promise<ReloadOutcome> {
-    const next = this.reloadChain.then(reload);
+  /** Second half: what prepare built serves from now on, under the supervisor's generation number. */
+  commit(generation: number, trigger: string): Promise<ReloadOutcome> {
+    return this.serialised(async () => {
+      const { prepared } = this;
+      this.prepared = null;
+      if (prepared === null) return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: 'nothing prepared' };
+      return this.swap(prepared, generation, trigger);
+    });
+  }
+
+  /** Another worker could not prepare: what this one prepared will never serve. */
+  abandon(): void {
+    if (this.prepared !== null) discardCompiled(this.prepared.pluginStates, this.options.plugins);
+    this.prepared = null;
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.reloadChain.then(work);
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
@@ -288,23 +322,24 @@ export class GatewayRuntime {
     this.options.onExit?.(0);
   }
 
-  private async reloadOnce(trigger: string, posted: { readonly config: PortableConfig; readonly generation: number } | null): Promise<ReloadOutcome> {
+  /** The next config compiled, or why there is nothing to swap to. */
+  private async compileNext(trigger: string, posted: PortableConfig | undefined): Promise<{ readonly config: CompiledConfig } | { readonly outcome: ReloadOutcome }> {
     const { logger } = this.options;
     const previous = this.current();
-    if (this.draining) return { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' };
+    if (this.draining) return { outcome: { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' } };
     let compiled;
     try {
-      compiled = await this.compile(posted?.config);
+      compiled = await this.compile(posted);
     } catch (error) {
       this.recordReload('failed');
       logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
-      return { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message };
+      return { outcome: { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message } };
     }
     if (!compiled.ok) {
       this.lastRejected = compiled.diagnostics;
       this.recordReload('rejected');
       this.setConfigDiagnostics(compiled.diagnostics);
-      return rejectedReload(logger, compiled.diagnostics, trigger, previous.generation);
+      return { outcome: rejectedReload(logger, compiled.diagnostics, trigger, previous.generation) };
     }
     if (compiled.config.hash === previous.hash) {
       discardCompiled(compiled.config.pluginStates, this.options.plugins);
@@ -314,18 +349,24 @@ export class GatewayRuntime {
         this.setConfigDiagnostics(compiled.config.diagnostics);
         logger.info({ trigger, generation: previous.generation }, 'configuration is valid again and equals the running one; nothing to reload');
       }
-      return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
+      return { outcome: { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' } };
     }
+    return { config: compiled.config };
+  }
+
+  private async swap(config: CompiledConfig, generation: number, trigger: string): Promise<ReloadOutcome> {
+    const { logger } = this.options;
+    const previous = this.current();
     const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
       (field) =>
-        JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]) &&
+        JSON.stringify(previous.mesh[field]) !== JSON.stringify(config.mesh[field]) &&
         !(OVERRIDABLE_FIELDS.has(field) && this.options[field as keyof RuntimeOptions] !== undefined),
     );
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
-    this.generation = posted?.generation ?? this.generation + 1;
-    const snapshot = activate(compiled.config, this.options.mode, this.generation, this.clusters as ClusterManager);
+    this.generation = generation;
+    const snapshot = activate(config, this.options.mode, generation, this.clusters as ClusterManager);
     await (this.clusters as ClusterManager).dnsSettled();
     this.snapshot = snapshot;
     this.lastRejected = [];

@@ -2,6 +2,7 @@
 import type { ReloadOutcome } from '../admin/server.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
+import type { Preparation } from './gateway-runtime.js';
 import type { PortableConfig } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
@@ -27,7 +28,9 @@ export interface ViewAnswer {
 }
 
 export type ToWorker =
-  | { readonly type: 'reload'; readonly id: number; readonly trigger: string; readonly config: PortableConfig; readonly generation: number }
+  | { readonly type: 'prepare'; readonly id: number; readonly trigger: string; readonly config: PortableConfig }
+  | { readonly type: 'commit'; readonly id: number; readonly trigger: string; readonly generation: number }
+  | { readonly type: 'abandon' }
   | { readonly type: 'drain'; readonly trigger: string }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'config-dump'; readonly id: number; readonly lastRejected: readonly Diagnostic[] }
@@ -36,9 +39,10 @@ export type ToWorker =
 /** An answer carries its question's id and type. */
 export type FromWorker =
   | { readonly type: 'shutdown-requested'; readonly trigger: string }
-  | { readonly type: 'ready'; readonly generation: number; readonly hash: string }
+  | { readonly type: 'ready' }
   | { readonly type: 'refused'; readonly message: string }
-  | { readonly type: 'reload'; readonly id: number; readonly outcome: ReloadOutcome; readonly hash: string }
+  | { readonly type: 'prepare'; readonly id: number; readonly preparation: Preparation }
+  | { readonly type: 'commit'; readonly id: number; readonly outcome: ReloadOutcome }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
   | { readonly type: 'config-dump'; readonly id: number; readonly dump: unknown }
   | { readonly type: 'view'; readonly id: number; readonly answer: ViewAnswer };

@@ -7,8 +7,8 @@
  * SIGHUP, POST /reload): its diagnostics, with file, line and field, are the ones logged, counted and
  * shown; a rejected config never reaches a worker, so every worker keeps the last good generation.
  * An accepted one goes to every worker as plain data (portable-config.ts), from which each builds
- * only its closures, and the reload is reported done once every live worker serves it under the
- * same generation number. Drain and SIGHUP reach every worker. A worker that stops without being
+ * only its closures; once every worker has built them, all switch to the new generation together
+ * (prepare, then commit), and the reload is reported done once every live worker serves it. Drain and SIGHUP reach every worker. A worker that stops without being
  * asked is replaced (same index, so its connection series continues) and counted; the replacement
  * starts from the current compile, between reloads, never from the files.
  */
@@ -68,8 +68,6 @@ const RELOAD_ROUNDS = 3;
 const STUCK_WORKER_GRACE_MS = 5000;
 
 class WorkerSlot {
-  hash = '';
-  generation = 0;
   /** Read at start: once the thread has exited, `thread.threadId` is -1. */
   readonly threadId: number;
   private nextId = 0;
@@ -239,8 +237,6 @@ export class WorkerSupervisor {
         if (message.type === 'refused') reject(new Error(`worker ${index} did not start: ${message.message}`));
         if (message.type === 'shutdown-requested') void this.shutdown(message.trigger);
         if (message.type !== 'ready') return;
-        slot.generation = message.generation;
-        slot.hash = message.hash;
         this.slots[index] = slot;
         thread.off('exit', notStarted);
         thread.once('exit', (code) => this.onWorkerExit(slot, code));
@@ -294,22 +290,32 @@ export class WorkerSupervisor {
       }
       const config = await toPortable(compiled.config);
       if (this.draining) return notApplied('draining');
-      const generation = this.generation + 1;
-      const answers = await Promise.allSettled(this.live().map((slot) => slot.ask({ type: 'reload', trigger, config, generation })));
-      const served = answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value] : []));
+      // Every worker builds its closures first; they all switch only once every one of them has.
+      const slots = this.live();
+      const preparations = await Promise.allSettled(slots.map((slot) => slot.ask({ type: 'prepare', trigger, config })));
       // A worker that died meanwhile is replaced after this reload, from whichever compile it leaves current.
-      const behind = served.filter((answer) => !answer.outcome.ok || answer.hash !== config.hash);
+      const prepared = slots.filter((_, index) => preparations[index]?.status === 'fulfilled');
+      const behind = preparations.flatMap((settled) =>
+        settled.status === 'fulfilled' && !(settled.value.preparation.ok && settled.value.preparation.hash === config.hash) ? [settled.value.preparation] : [],
+      );
       if (behind.length === 0) {
+        const generation = this.generation + 1;
+        await Promise.allSettled(prepared.map((slot) => slot.ask({ type: 'commit', trigger, generation })));
         this.config = config;
         this.generation = generation;
         this.lastRejected = [];
         recordReload('applied');
         setConfigGeneration(generation);
         setConfigDiagnostics(config.diagnostics);
-        logger.info({ trigger, generation, hash: config.hash.slice(0, 12), workers: served.length }, 'configuration reloaded in every worker');
+        logger.info({ trigger, generation, hash: config.hash.slice(0, 12), workers: prepared.length }, 'configuration reloaded in every worker');
         return { ok: true, generation, errors: 0, warnings, message: 'applied' };
       }
-      logger.warn({ trigger, round, outcomes: behind.map((answer) => answer.outcome.message) }, 'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again');
+      const abandon: ToWorker = { type: 'abandon' };
+      for (const slot of prepared) slot.thread.postMessage(abandon);
+      logger.warn(
+        { trigger, round, outcomes: behind.map((preparation) => (preparation.ok ? 'a different hash' : preparation.outcome.message)) },
+        'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again',
+      );
     }
     recordReload('failed');
     return { ...notApplied('workers kept compiling something else than the supervisor'), errors: 1 };

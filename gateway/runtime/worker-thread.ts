@@ -39,11 +39,15 @@ const runtime = new GatewayRuntime({
 
 async function answer(message: ToWorker): Promise<void> {
   switch (message.type) {
-    case 'reload': {
-      const outcome = await runtime.swapTo(message.config, message.generation, message.trigger);
-      send({ type: 'reload', id: message.id, outcome, hash: runtime.current().hash });
+    case 'prepare':
+      send({ type: 'prepare', id: message.id, preparation: await runtime.prepare(message.config, message.trigger) });
       return;
-    }
+    case 'commit':
+      send({ type: 'commit', id: message.id, outcome: await runtime.commit(message.generation, message.trigger) });
+      return;
+    case 'abandon':
+      runtime.abandon();
+      return;
     case 'drain':
       await runtime.shutdown(message.trigger);
       return;
@@ -72,7 +76,7 @@ runtime.start().then(
       send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
       process.exit(1);
     }
-    send({ type: 'ready', generation: runtime.current().generation, hash: runtime.current().hash });
+    send({ type: 'ready' });
   },
   (error: unknown) => {
     logger.error({ err: error }, 'worker failed to start');
