@@ -36,6 +36,7 @@ export async function runCommand(values: Values): Promise<number> {
         logLevel: level,
         workers: handOff.workers,
         config: handOff.config,
+        summary: handOff.summary,
         onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
         ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
         ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),

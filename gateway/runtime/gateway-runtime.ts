@@ -27,7 +27,7 @@ import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
 import { compilePortable, toPortable } from './portable-config.js';
-import type { PortableConfig } from './portable-config.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
 import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
@@ -66,6 +66,7 @@ export interface RuntimeOptions {
 export interface WorkerRole {
   /** The supervisor's compile of the config, this worker's first snapshot (worker-supervisor.ts): a worker never reads the files. */
   readonly config: PortableConfig;
+  readonly diagnostics: CompileSummary['diagnostics'];
   /** The generation number the first snapshot takes: the supervisor's, which a replaced worker joins. */
   readonly firstGeneration: number;
   readonly onConnection: () => void;
@@ -77,6 +78,7 @@ export interface WorkerRole {
 export interface HandOff {
   readonly workers: number;
   readonly config: PortableConfig;
+  readonly summary: CompileSummary;
 }
 
 /** A worker's answer to prepare: the hash of what it built, or why it built nothing. */
@@ -160,13 +162,13 @@ export class GatewayRuntime {
     setBuildInfo(MESHGATE_VERSION);
     const compiled = await this.compile(options.worker?.config);
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
-    const { config } = compiled;
+    const config = options.worker === undefined ? compiled.config : { ...compiled.config, diagnostics: options.worker.diagnostics };
     if (options.concurrency !== undefined) {
       const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, config.mesh.concurrency, options.mode);
       if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
       if (workers > 1) {
         discardCompiled(config.pluginStates, options.plugins);
-        return { ok: true, handOff: { workers, config: await toPortable(config) } };
+        return { ok: true, handOff: { workers, config: await toPortable(config), summary: { hash: config.hash, diagnostics: config.diagnostics } } };
       }
     }
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
@@ -277,13 +279,13 @@ export class GatewayRuntime {
     });
   }
 
-  /** Second half: what prepare built serves from now on, under the supervisor's generation number. */
-  commit(generation: number, trigger: string): Promise<ReloadOutcome> {
+  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with its compile's diagnostics. */
+  commit(generation: number, diagnostics: CompileSummary['diagnostics'], trigger: string): Promise<ReloadOutcome> {
     return this.serialised(async () => {
       const { prepared } = this;
       this.prepared = null;
       if (prepared === null) return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: 'nothing prepared' };
-      return this.swap(prepared, generation, trigger);
+      return this.swap({ ...prepared, diagnostics }, generation, trigger);
     });
   }
 

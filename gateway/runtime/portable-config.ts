@@ -3,7 +3,9 @@
  * (worker-supervisor.ts): plain data, no functions. The supervisor reads, validates and compiles the
  * config once per start or reload — the one compile, whose diagnostics carry file, line and field —
  * and every worker builds its own closures (route tables, matchers, plugin states) from this with
- * compileRead: closures cannot cross threads, but reading and validating need not be repeated.
+ * compileRead: closures cannot cross threads, but reading and validating need not be repeated. The
+ * supervisor posts it as soon as it is read and validated: the workers build their closures while the
+ * supervisor finishes its own compile, whose hash and diagnostics come with the commit.
  *
  * Each resource's content is v8-serialised once, into SharedArrayBuffers that every worker reads
  * (postMessage would serialise and copy the whole config per worker and per reload). A resource
@@ -18,17 +20,21 @@ import type { Diagnostic, Resource, ResourceMetadata } from '../config/resource.
 import { runStepsSliced } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
 import { compileRead } from './snapshot.js';
-import type { CompileOptions, CompileResult, CompiledConfig } from './snapshot.js';
+import type { CompileOptions, CompileResult, ReadConfig } from './snapshot.js';
 
 export interface PortableConfig {
-  /** The compile's hash (files and what plugins read beside them): a worker whose plugins read something else disagrees. */
-  readonly hash: string;
   readonly contentHash: string;
   readonly files: readonly string[];
   readonly mesh: MeshConfigSpec;
-  /** The one compile's diagnostics, positions included: the snapshot's, in every worker. */
-  readonly diagnostics: readonly Diagnostic[];
   readonly resources: PortableResources;
+}
+
+/** What the supervisor's whole compile says about a config: what the workers' snapshots of it carry. */
+export interface CompileSummary {
+  /** Files and what plugins read beside them: a worker whose plugins read something else disagrees. */
+  readonly hash: string;
+  /** Positions included: every worker's snapshot shows these, not its own compile's. */
+  readonly diagnostics: readonly Diagnostic[];
 }
 
 /** The resources in document order, column-wise so that posting them copies a few arrays, not 10 000 objects. */
@@ -60,10 +66,10 @@ interface SerialisedContent {
 let nextContentId = 1;
 let serialised: { readonly clusterDomain: string; readonly contents: WeakMap<ResourceMetadata, SerialisedContent> } = { clusterDomain: '', contents: new WeakMap() };
 
-export async function toPortable(config: CompiledConfig): Promise<PortableConfig> {
-  const { hash, contentHash, files, mesh, diagnostics } = config;
+export async function toPortable(read: Pick<ReadConfig, 'contentHash' | 'files' | 'mesh' | 'resources'>): Promise<PortableConfig> {
+  const { contentHash, files, mesh } = read;
   if (mesh.clusterDomain !== serialised.clusterDomain) serialised = { clusterDomain: mesh.clusterDomain, contents: new WeakMap() };
-  return { hash, contentHash, files, mesh, diagnostics, resources: await runStepsSliced(serialiseSteps(config.resources, serialised.contents)) };
+  return { contentHash, files, mesh, resources: await runStepsSliced(serialiseSteps(read.resources, serialised.contents)) };
 }
 
 function* serialiseSteps(resources: readonly Resource[], known: WeakMap<ResourceMetadata, SerialisedContent>): Steps<PortableResources> {
@@ -120,15 +126,14 @@ function* deserialiseSteps({ batches, sourceFiles, table }: PortableResources): 
 }
 
 /**
- * A worker's compile: the closures from the supervisor's read, carrying the supervisor's diagnostics.
- * Its hash differs from `portable.hash` only when a plugin read something else than the supervisor's
- * compile did (a plugin module saved in between): the supervisor then compiles again.
+ * A worker's compile: the closures from the supervisor's read. Its hash differs from the supervisor's
+ * only when a plugin read something else than the supervisor's compile did (a plugin module saved in
+ * between): the supervisor then compiles again. Its diagnostics repeat the supervisor's (without
+ * positions inside a document) and give way to them.
  */
 export async function compilePortable(portable: PortableConfig, configPath: string, options: CompileOptions): Promise<CompileResult> {
   const { resources, contents } = await runStepsSliced(deserialiseSteps(portable.resources));
   deserialised = contents;
   const read = { contentHash: portable.contentHash, files: portable.files, mesh: portable.mesh, resources, diagnostics: [] };
-  const compiled = await compileRead(read, configPath, options, []);
-  if (!compiled.ok) return compiled;
-  return { ok: true, config: { ...compiled.config, diagnostics: portable.diagnostics } };
+  return compileRead(read, configPath, options, []);
 }

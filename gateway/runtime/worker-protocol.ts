@@ -3,7 +3,7 @@ import type { ReloadOutcome } from '../admin/server.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
 import type { Preparation } from './gateway-runtime.js';
-import type { PortableConfig } from './portable-config.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
@@ -15,6 +15,7 @@ export interface WorkerData {
   readonly logLevel: string;
   /** The supervisor's compile this worker serves first, and that compile's generation number. */
   readonly config: PortableConfig;
+  readonly diagnostics: CompileSummary['diagnostics'];
   readonly firstGeneration: number;
   /** The same buffers in every worker: the exact cross-worker state. */
   readonly memory: WorkerMemory;
@@ -29,7 +30,7 @@ export interface ViewAnswer {
 
 export type ToWorker =
   | { readonly type: 'prepare'; readonly id: number; readonly trigger: string; readonly config: PortableConfig }
-  | { readonly type: 'commit'; readonly id: number; readonly trigger: string; readonly generation: number }
+  | { readonly type: 'commit'; readonly id: number; readonly trigger: string; readonly generation: number; readonly diagnostics: CompileSummary['diagnostics'] }
   | { readonly type: 'abandon' }
   | { readonly type: 'drain'; readonly trigger: string }
   | { readonly type: 'metrics'; readonly id: number }

@@ -26,10 +26,10 @@ import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { FORWARDED_VIEWS } from './admin-views.js';
 import { rejectedReload } from './gateway-runtime.js';
-import type { OperatorAddresses } from './gateway-runtime.js';
+import type { OperatorAddresses, Preparation } from './gateway-runtime.js';
 import { toPortable } from './portable-config.js';
-import type { PortableConfig } from './portable-config.js';
-import { compileConfig, discardCompiled } from './snapshot.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
+import { compileRead, discardCompiled, readConfig } from './snapshot.js';
 import type { CompileOptions } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
@@ -51,6 +51,7 @@ export interface SupervisorOptions {
   readonly workers: number;
   /** The start's compile (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
   readonly config: PortableConfig;
+  readonly summary: CompileSummary;
   readonly adminAddress?: string;
   readonly statusAddress?: string;
   readonly metricsAddress?: string;
@@ -105,6 +106,7 @@ export class WorkerSupervisor {
   private readonly alive = new Set<Worker>();
   /** The compile every worker serves (or is being brought to), and its generation number. */
   private config: PortableConfig;
+  private summary: CompileSummary;
   private generation = 1;
   private lastRejected: readonly Diagnostic[] = [];
   private draining = false;
@@ -120,6 +122,7 @@ export class WorkerSupervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
     this.config = options.config;
+    this.summary = options.summary;
   }
 
   /** Resolves once every worker serves; rejects (after stopping the others) when one cannot. */
@@ -127,7 +130,7 @@ export class WorkerSupervisor {
     const { options } = this;
     setWorkersRunning(options.workers);
     setConfigGeneration(this.generation);
-    setConfigDiagnostics(this.config.diagnostics);
+    setConfigDiagnostics(this.summary.diagnostics);
     try {
       await Promise.all(this.slots.map((_, index) => this.spawn(index)));
     } catch (error) {
@@ -222,6 +225,7 @@ export class WorkerSupervisor {
       workloadName: options.workloadName ?? null,
       logLevel: options.logLevel,
       config: this.config,
+      diagnostics: this.summary.diagnostics,
       firstGeneration: this.generation,
       memory: this.memory,
     };
@@ -258,67 +262,97 @@ export class WorkerSupervisor {
   }
 
   private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
-    const { logger, plugins } = this.options;
-    const notApplied = (message: string): ReloadOutcome => ({ ok: false, generation: this.generation, errors: 0, warnings: 0, message });
+    const { logger } = this.options;
+    const notApplied = (message: string, errors = 0): ReloadOutcome => ({ ok: false, generation: this.generation, errors, warnings: 0, message });
     if (this.draining) return notApplied('draining');
     for (let round = 1; round <= RELOAD_ROUNDS; round++) {
-      let compiled;
+      let read;
       try {
-        compiled = await compileConfig(this.options.configPath, this.compileOptions());
+        read = await readConfig(this.options.configPath, this.compileOptions());
         recordConfigCompile();
       } catch (error) {
-        recordReload('failed');
-        logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
-        return { ...notApplied((error as Error).message), errors: 1 };
+        return this.failed(trigger, error);
+      }
+      if (!read.ok) return this.rejected(trigger, read.diagnostics);
+      // Other files, so other closures: the workers build theirs while the supervisor finishes its compile.
+      const config = read.read.contentHash === this.config.contentHash ? null : await toPortable(read.read);
+      const slots = this.live();
+      const preparing = config === null ? null : this.prepare(slots, config, trigger);
+      let compiled;
+      try {
+        compiled = await compileRead(read.read, this.options.configPath, this.compileOptions(), [...read.read.diagnostics]);
+      } catch (error) {
+        this.abandon((await preparing) ?? []);
+        return this.failed(trigger, error);
       }
       if (!compiled.ok) {
-        this.lastRejected = compiled.diagnostics;
-        recordReload('rejected');
-        setConfigDiagnostics(compiled.diagnostics);
-        return rejectedReload(logger, compiled.diagnostics, trigger, this.generation);
+        this.abandon((await preparing) ?? []);
+        return this.rejected(trigger, compiled.diagnostics);
       }
       // The supervisor's closures never serve: the workers build their own.
-      discardCompiled(compiled.config.pluginStates, plugins);
-      const warnings = compiled.config.diagnostics.filter((d) => d.severity === 'warning').length;
-      if (compiled.config.hash === this.config.hash) {
+      discardCompiled(compiled.config.pluginStates, this.options.plugins);
+      const summary = { hash: compiled.config.hash, diagnostics: compiled.config.diagnostics };
+      const warnings = summary.diagnostics.filter((d) => d.severity === 'warning').length;
+      if (summary.hash === this.summary.hash) {
+        this.abandon((await preparing) ?? []);
         if (this.lastRejected.length > 0) {
           this.lastRejected = [];
-          setConfigDiagnostics(compiled.config.diagnostics);
+          setConfigDiagnostics(summary.diagnostics);
           logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
         }
         return { ok: true, generation: this.generation, errors: 0, warnings, message: 'unchanged' };
       }
-      const config = await toPortable(compiled.config);
+      // Same files, other plugin modules: nothing was posted yet.
+      const posted = config ?? (await toPortable(read.read));
+      const preparations = (await preparing) ?? (await this.prepare(slots, posted, trigger));
       if (this.draining) return notApplied('draining');
-      // Every worker builds its closures first; they all switch only once every one of them has.
-      const slots = this.live();
-      const preparations = await Promise.allSettled(slots.map((slot) => slot.ask({ type: 'prepare', trigger, config })));
-      // A worker that died meanwhile is replaced after this reload, from whichever compile it leaves current.
-      const prepared = slots.filter((_, index) => preparations[index]?.status === 'fulfilled');
-      const behind = preparations.flatMap((settled) =>
-        settled.status === 'fulfilled' && !(settled.value.preparation.ok && settled.value.preparation.hash === config.hash) ? [settled.value.preparation] : [],
-      );
+      const behind = preparations.filter(({ preparation }) => !(preparation.ok && preparation.hash === summary.hash));
       if (behind.length === 0) {
+        // Every worker has built the new snapshot: they switch together, within a message's time.
         const generation = this.generation + 1;
-        await Promise.allSettled(prepared.map((slot) => slot.ask({ type: 'commit', trigger, generation })));
-        this.config = config;
+        await Promise.allSettled(preparations.map(({ slot }) => slot.ask({ type: 'commit', trigger, generation, diagnostics: summary.diagnostics })));
+        this.config = posted;
+        this.summary = summary;
         this.generation = generation;
         this.lastRejected = [];
         recordReload('applied');
         setConfigGeneration(generation);
-        setConfigDiagnostics(config.diagnostics);
-        logger.info({ trigger, generation, hash: config.hash.slice(0, 12), workers: prepared.length }, 'configuration reloaded in every worker');
+        setConfigDiagnostics(summary.diagnostics);
+        logger.info({ trigger, generation, hash: summary.hash.slice(0, 12), workers: preparations.length }, 'configuration reloaded in every worker');
         return { ok: true, generation, errors: 0, warnings, message: 'applied' };
       }
-      const abandon: ToWorker = { type: 'abandon' };
-      for (const slot of prepared) slot.thread.postMessage(abandon);
+      this.abandon(preparations);
       logger.warn(
-        { trigger, round, outcomes: behind.map((preparation) => (preparation.ok ? 'a different hash' : preparation.outcome.message)) },
+        { trigger, round, outcomes: behind.map(({ preparation }) => (preparation.ok ? 'a different hash' : preparation.outcome.message)) },
         'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again',
       );
     }
     recordReload('failed');
-    return { ...notApplied('workers kept compiling something else than the supervisor'), errors: 1 };
+    return notApplied('workers kept compiling something else than the supervisor', 1);
+  }
+
+  /** The workers that answered; one that died meanwhile is replaced after this reload, from whichever compile it leaves current. */
+  private async prepare(slots: readonly WorkerSlot[], config: PortableConfig, trigger: string): Promise<{ slot: WorkerSlot; preparation: Preparation }[]> {
+    const settled = await Promise.allSettled(slots.map(async (slot) => ({ slot, preparation: (await slot.ask({ type: 'prepare', trigger, config })).preparation })));
+    return settled.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
+  }
+
+  private abandon(preparations: readonly { slot: WorkerSlot }[]): void {
+    const abandon: ToWorker = { type: 'abandon' };
+    for (const { slot } of preparations) slot.thread.postMessage(abandon);
+  }
+
+  private failed(trigger: string, error: unknown): ReloadOutcome {
+    recordReload('failed');
+    this.options.logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
+    return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: (error as Error).message };
+  }
+
+  private rejected(trigger: string, diagnostics: readonly Diagnostic[]): ReloadOutcome {
+    this.lastRejected = diagnostics;
+    recordReload('rejected');
+    setConfigDiagnostics(diagnostics);
+    return rejectedReload(this.options.logger, diagnostics, trigger, this.generation);
   }
 
   private compileOptions(): CompileOptions {

@@ -28,6 +28,7 @@ const runtime = new GatewayRuntime({
   watch: false,
   worker: {
     config: data.config,
+    diagnostics: data.diagnostics,
     firstGeneration: data.firstGeneration,
     onConnection: workerConnectionCounter(data.index),
     requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
@@ -43,7 +44,7 @@ async function answer(message: ToWorker): Promise<void> {
       send({ type: 'prepare', id: message.id, preparation: await runtime.prepare(message.config, message.trigger) });
       return;
     case 'commit':
-      send({ type: 'commit', id: message.id, outcome: await runtime.commit(message.generation, message.trigger) });
+      send({ type: 'commit', id: message.id, outcome: await runtime.commit(message.generation, message.diagnostics, message.trigger) });
       return;
     case 'abandon':
       runtime.abandon();

@@ -119,7 +119,7 @@ async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> 
   const started = await new GatewayRuntime({ ...common, plugins: PIPELINE_PLUGINS, concurrency: WORKERS }).start();
   if (!started.ok || started.handOff === undefined) throw new Error('expected a hand-off to worker threads');
   t.equal(started.handOff.workers, WORKERS);
-  const supervisor = new WorkerSupervisor({ ...common, plugins: PIPELINE_PLUGINS, logLevel: 'silent', watch: false, workers: started.handOff.workers, config: started.handOff.config });
+  const supervisor = new WorkerSupervisor({ ...common, plugins: PIPELINE_PLUGINS, logLevel: 'silent', watch: false, workers: started.handOff.workers, config: started.handOff.config, summary: started.handOff.summary });
   await supervisor.start();
   t.teardown(() => supervisor.shutdown('test end'));
   return { supervisor, config, proxyPort, adminPort };
