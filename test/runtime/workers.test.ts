@@ -191,6 +191,19 @@ t.test('a reload is compiled once, and done only when every worker serves it', n
   await config.write(meshYaml(proxyPort, adminPort, 'v2'));
   t.match(await supervisor.reload('test'), { ok: true, generation: 2, message: 'unchanged' }, 'back to the running content: compiled, nothing sent to the workers');
   t.same((await configDump(adminPort)).lastRejected, [], 'no longer rejected');
+
+  // Found only by the compile after validation (a plugin module that cannot be loaded), while the workers build theirs.
+  const missingPlugin = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: missing, namespace: istio-system }
+spec:
+  url: "file://${config.dir}/no-such-plugin.mjs"
+`;
+  await config.write(meshYaml(proxyPort, adminPort, 'v4', missingPlugin));
+  t.match(await supervisor.reload('test'), { ok: false, generation: 2, message: 'configuration rejected' });
+  t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'what the workers had prepared was abandoned');
+  t.match((await configDump(adminPort)).lastRejected, [{ code: 'MG1501', at: new RegExp(`^${config.file}:\\d+:\\d+$`) }]);
 });
 
 t.test('a replaced worker serves the current generation without reading the files; the next reload reaches it', needsSharing, async (t) => {
