@@ -1,6 +1,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const CORE_IMPORTS_NO_PLUGIN =
+  'The core never imports a plugin: offer a capability on MeshPlugin (gateway/pipeline/capabilities.ts) and wire it in gateway/composition/plugin-table.ts.';
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**'] },
   js.configs.recommended,
@@ -12,6 +15,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+    },
+  },
+  {
+    // Dependencies point down: the core reaches plugins only through the capabilities of MeshPlugin
+    // (gateway/pipeline/), and the one composition root (gateway/composition/) builds their table.
+    files: ['gateway/**/*.ts'],
+    ignores: ['gateway/composition/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)plugins(/|$)', message: CORE_IMPORTS_NO_PLUGIN }] }],
+      'no-restricted-syntax': ['error', { selector: 'ImportExpression[source.value=/(^|\\/)plugins(\\/|$)/]', message: CORE_IMPORTS_NO_PLUGIN }],
     },
   },
 );

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RenderedMetrics } from '../pipeline/capabilities.js';
 
 export const READY_PATH = '/healthz/ready';
 export const PROMETHEUS_PATH = '/stats/prometheus';
@@ -15,11 +16,6 @@ export const PROMETHEUS_PATH = '/stats/prometheus';
 export const APP_METRICS_TIMEOUT_MS = 2000;
 
 export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
-
-export interface RenderedMetrics {
-  readonly contentType: string;
-  readonly body: string;
-}
 
 export interface MetricsSource {
   render(): Promise<RenderedMetrics>;

@@ -4,16 +4,14 @@
  */
 import { formatDiagnostics, summarize } from '../config/format.js';
 import { caInit, caIssue } from '../identity/ca-cli.js';
-import { PIPELINE_PLUGINS } from '../pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../composition/plugin-table.js';
 import { compileConfig, discardCompiled } from '../runtime/snapshot.js';
 import { describedRequestFrom, EXPLAIN_REQUEST_FIELDS, jsonFieldName } from '../runtime/explain-input.js';
+import { explainerOf } from '../runtime/plugin-capabilities.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { configPath, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
 import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
-import { AUTHZ_PLUGIN_NAME } from '../../plugins/authz/index.js';
-import type { CompiledAuthz } from '../../plugins/authz/compile.js';
-import { explainRequest } from '../../plugins/authz/explain.js';
 
 export async function validateCommand(values: Values): Promise<number> {
   const output = values.output ?? 'text';
@@ -53,6 +51,8 @@ function explainInput(values: Values): Record<string, unknown> {
 export async function explainCommand(values: Values): Promise<number> {
   const described = describedRequestFrom(explainInput(values));
   if (!described.ok) throw new UsageError(described.error);
+  const explain = explainerOf(PIPELINE_PLUGINS);
+  if (explain === null) throw new Error('no plugin of this build explains its decisions');
   const mode = proxyMode(values);
   const result = await compileConfig(configPath(values), {
     mode,
@@ -64,7 +64,7 @@ export async function explainCommand(values: Values): Promise<number> {
     return EXIT_INVALID;
   }
   discardCompiled(result.config.pluginStates, PIPELINE_PLUGINS);
-  const explanation = explainRequest(result.config.pluginStates.get(AUTHZ_PLUGIN_NAME) as CompiledAuthz, described.request);
+  const explanation = explain(result.config.pluginStates, described.request);
   process.stdout.write(`${explanation.decision}${explanation.policy === null ? '' : ` by ${explanation.policy} rule[${explanation.ruleIndex}]`}\n`);
   for (const line of explanation.trace) process.stdout.write(`  ${line}\n`);
   return EXIT_OK;

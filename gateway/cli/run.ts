@@ -4,7 +4,7 @@
  * learn that and the configuration's operator ports; worker threads then serve (worker-supervisor.ts).
  */
 import { formatDiagnostics } from '../config/format.js';
-import { PIPELINE_PLUGINS } from '../pipeline/table.js';
+import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../composition/plugin-table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
 import type { HandOff } from '../runtime/gateway-runtime.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
@@ -32,6 +32,7 @@ export async function runCommand(values: Values): Promise<number> {
         configPath: path,
         mode,
         plugins: PIPELINE_PLUGINS,
+        workerEntry: WORKER_ENTRY,
         logger,
         logLevel: level,
         workers: handOff.workers,

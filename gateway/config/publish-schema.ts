@@ -99,7 +99,7 @@ export function renderPublishedSchema(extraKinds: readonly PluginKind[] = []): s
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const output = process.argv[2] ?? PUBLISHED_SCHEMA_PATH;
   // The published schema covers the kinds the plugins contribute too (RateLimitPolicy, …).
-  const { PIPELINE_KINDS } = await import('../pipeline/table.js');
+  const { PIPELINE_KINDS } = await import('../composition/plugin-table.js');
   await writeFile(output, renderPublishedSchema(PIPELINE_KINDS));
   console.log(`wrote ${output}`);
 }

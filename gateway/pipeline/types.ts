@@ -10,6 +10,7 @@ import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply } from 'fastif
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
+import type { DescribedRequest, Explanation, MetricsExposition, ProxyEventHooks } from './capabilities.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import type { CompiledRoute } from '../router/types.js';
 
@@ -100,6 +101,15 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
   readonly connections?: ConnectionHooks;
   /** What the plugin does for the messages a sidecar delivers to its app (Dapr pub/sub); absent: nothing. */
   readonly deliveries?: DeliveryHooks;
+  /** What the plugin does with the proxy's own events (reloads, certificates, upstream trouble, workers); absent: nothing. */
+  readonly proxyEvents?: ProxyEventHooks;
+  /** The proxy's metrics, served on the admin and metrics ports; at most one plugin of a table has them. */
+  readonly exposition?: MetricsExposition;
+  /**
+   * Why the plugin would decide as it does for a described request, from its compiled state
+   * (`meshgate explain`, admin `POST /explain`); at most one plugin of a table explains.
+   */
+  explain?(compiled: unknown, request: DescribedRequest): Explanation;
   /** Called when a snapshot holding `compiled` becomes the active one (compile may run for a config that is then rejected). */
   activated?(compiled: unknown): void;
   /** Flush and release process-wide resources on shutdown (exporters, files, connections). */

@@ -9,6 +9,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest, 
 import { randomUUID } from 'node:crypto';
 import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
+import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { LocalReply, MeshPlugin, RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { registerDaprApi, registerDaprInvocation } from '../dapr/api/routes.js';
@@ -24,7 +25,7 @@ import { hostListed } from './listener-spec.js';
 import { LOOP_DETECTED, MAX_PROXY_HOPS, hopsOf } from './loop-guard.js';
 import type { ClientConnectionSettings, ListenerSpec } from './listener-spec.js';
 import { ProxyRequestContext } from './proxy-context.js';
-import { proxyHandler } from './terminal.js';
+import { createProxyHandler } from './terminal.js';
 import { attachUpgradeHandling } from './websocket.js';
 
 export interface ProxyServerOptions {
@@ -32,6 +33,8 @@ export interface ProxyServerOptions {
   /** The snapshot a NEW request starts on; in-flight requests keep theirs. */
   readonly currentSnapshot: () => Snapshot;
   readonly plugins: readonly MeshPlugin[];
+  /** Told of upstream retries and overflows and of Dapr publishes. */
+  readonly events: ProxyEvents;
   readonly logger: FastifyBaseLogger;
   readonly tls?: TlsListener;
   /** For listeners that accept TLS and plaintext on one port (PERMISSIVE). */
@@ -198,7 +201,8 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     return sendLocalReply(request, reply, { status, flag: status === 500 ? 'LR' : 'DPE', details: error.code ?? 'internal_error', message: status === 500 ? 'internal proxy error' : 'bad request' });
   });
   const daprApi = listener.direction === 'outbound' && options.currentSnapshot().dapr !== null;
-  if (daprApi) await registerDaprApi(app, { requestShutdown: options.requestShutdown ?? (() => undefined) });
+  if (daprApi) await registerDaprApi(app, { requestShutdown: options.requestShutdown ?? (() => undefined), events: options.events });
+  const proxyHandler = createProxyHandler(options.events);
   // Forwarded traffic: the rest of the pipeline in a context of its own, so its hooks run only for the routes that forward.
   await app.register(async (forwarding) => {
     for (const plugin of registered) if (plugin.everyRequest !== true) await forwarding.register(plugin.register);

@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { effectiveGrpcTimeoutMs, isGrpcRequest, respondTrailersOnly } from '../http/grpc.js';
 import { sendLocalReply } from '../http/local-reply.js';
+import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { LocalReply } from '../pipeline/types.js';
 import type { CompiledDestination, CompiledRoute, MutableHeaders, RouteRequest } from '../router/types.js';
 import { exchange } from '../upstream/forward.js';
@@ -18,7 +19,6 @@ import { mirrorRequest } from './mirror.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 import { attemptsUpgrade, proxyUpgrade } from './websocket.js';
 import { forwardedClientCert } from './xfcc.js';
-import { recordUpstreamOverflow, recordUpstreamRetry } from '../../plugins/metrics/meshgate-metrics.js';
 
 const NO_ROUTE: Record<'no_virtual_host' | 'no_matching_route', LocalReply> = {
   no_virtual_host: { status: 404, flag: 'NR', details: 'route_not_found', message: 'no route: no virtual host serves this host' },
@@ -110,12 +110,19 @@ function appendValue(existing: string | string[] | number | undefined, value: st
 }
 
 /** Retries and circuit-breaker overflows, for meshgate's upstream metrics (rare paths only; connect failures are read from the cluster at scrape time). */
-function recordUpstreamTrouble(cluster: string, attempts: number, flags: readonly string[]): void {
-  for (let retry = 1; retry < attempts; retry++) recordUpstreamRetry(cluster);
-  if (flags.includes('UO')) recordUpstreamOverflow(cluster);
+function recordUpstreamTrouble(events: ProxyEvents, cluster: string, attempts: number, flags: readonly string[]): void {
+  for (let retry = 1; retry < attempts; retry++) events.upstreamRetry(cluster);
+  if (flags.includes('UO')) events.upstreamOverflow(cluster);
 }
 
-export async function proxyHandler(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export type ProxyHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+
+/** A listener's terminal step, made when the listener opens: it tells `events` of upstream trouble. */
+export function createProxyHandler(events: ProxyEvents): ProxyHandler {
+  return (request, reply) => proxyRequest(request, reply, events);
+}
+
+async function proxyRequest(request: FastifyRequest, reply: FastifyReply, events: ProxyEvents): Promise<FastifyReply> {
   const ctx = request.mesh as ProxyRequestContext;
   if (ctx.noRoute !== null) return sendLocalReply(request, reply, NO_ROUTE[ctx.noRoute]);
   const route = ctx.route;
@@ -175,7 +182,7 @@ export async function proxyHandler(request: FastifyRequest, reply: FastifyReply)
     client: reply.raw,
     ...(choice.passthrough === undefined ? {} : { destination: choice.passthrough }),
   });
-  if (outcome.attempts > 1 || outcome.flags.length > 0) recordUpstreamTrouble(cluster.name, outcome.attempts, outcome.flags);
+  if (outcome.attempts > 1 || outcome.flags.length > 0) recordUpstreamTrouble(events, cluster.name, outcome.attempts, outcome.flags);
   if (outcome.kind === 'local') {
     if (outcome.endpoint !== undefined) ctx.upstreamHost = outcome.endpoint;
     for (const flag of outcome.flags) if (!ctx.responseFlags.includes(flag)) ctx.responseFlags.push(flag);

@@ -6,12 +6,10 @@ import type { AdminView } from '../admin/server.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import type { CertificateSummary, ServedCertificate } from '../listeners/tls-server.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
+import type { MetricsExposition } from '../pipeline/capabilities.js';
 import type { Snapshot } from './snapshot.js';
-import { renderPrometheus, renderStatsText } from '../../plugins/metrics/index.js';
-import { AUTHZ_PLUGIN_NAME } from '../../plugins/authz/index.js';
-import type { CompiledAuthz } from '../../plugins/authz/compile.js';
-import { explainRequest } from '../../plugins/authz/explain.js';
 import { describedRequestFrom } from './explain-input.js';
+import type { Explainer } from './plugin-capabilities.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -21,6 +19,9 @@ export interface AdminViewSources {
   /** The Gateway servers' certificates on the open TLS listeners. */
   readonly servedCertificates: () => readonly ServedCertificate[];
   readonly snapshot: () => Snapshot | null;
+  readonly exposition: MetricsExposition;
+  /** Null when no plugin explains its decisions: then there is no `/explain`. */
+  readonly explainer: Explainer | null;
 }
 
 /** The views over one runtime's own state: with several workers, the supervisor asks one worker for them. */
@@ -61,11 +62,12 @@ function describeServed(certificate: ServedCertificate, now: number) {
 }
 
 export function adminViews(sources: AdminViewSources): AdminView[] {
-  const prometheus: AdminView['handle'] = async () => renderPrometheus();
-  return [
+  const { exposition, explainer } = sources;
+  const prometheus: AdminView['handle'] = () => exposition.prometheus();
+  const views: AdminView[] = [
     { path: '/stats/prometheus', handle: prometheus },
     { path: '/metrics', handle: prometheus },
-    { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await renderStatsText() }) },
+    { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await exposition.statsText() }) },
     {
       path: '/clusters',
       handle: async () => {
@@ -92,18 +94,19 @@ export function adminViews(sources: AdminViewSources): AdminView[] {
         return { contentType: JSON_TYPE, body: JSON.stringify(body, null, 2) };
       },
     },
-    {
-      path: '/explain',
-      method: 'POST',
-      handle: async (_query, body) => {
-        const snapshot = sources.snapshot();
-        const described = describedRequestFrom(body);
-        if (snapshot === null || !described.ok) {
-          return { status: 400, contentType: JSON_TYPE, body: JSON.stringify({ error: described.ok ? 'no active configuration' : described.error }) };
-        }
-        const compiled = snapshot.pluginStates.get(AUTHZ_PLUGIN_NAME) as CompiledAuthz;
-        return { contentType: JSON_TYPE, body: JSON.stringify(explainRequest(compiled, described.request), null, 2) };
-      },
-    },
   ];
+  if (explainer === null) return views;
+  views.push({
+    path: '/explain',
+    method: 'POST',
+    handle: async (_query, body) => {
+      const snapshot = sources.snapshot();
+      const described = describedRequestFrom(body);
+      if (snapshot === null || !described.ok) {
+        return { status: 400, contentType: JSON_TYPE, body: JSON.stringify({ error: described.ok ? 'no active configuration' : described.error }) };
+      }
+      return { contentType: JSON_TYPE, body: JSON.stringify(explainer(snapshot.pluginStates, described.request), null, 2) };
+    },
+  });
+  return views;
 }

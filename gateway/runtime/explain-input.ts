@@ -1,10 +1,10 @@
 /**
  * The one input shape of `meshgate explain` and admin `POST /explain`: every field is a CLI option
  * (`--source-ip`) and a JSON field of the same name in camelCase (`sourceIp`), read by the one parser
- * below into the authorization plugin's input. Unknown fields are rejected by name, because an
+ * below into the input of the plugin that explains (pipeline/capabilities.ts). Unknown fields are rejected by name, because an
  * ignored field silently changes the answer. Untrusted JSON: every field is checked for its type.
  */
-import type { DescribedRequest } from '../../plugins/authz/request-view.js';
+import type { DescribedRequest } from '../pipeline/capabilities.js';
 
 export type DescribedRequestResult = { readonly ok: true; readonly request: DescribedRequest } | { readonly ok: false; readonly error: string };
 

@@ -15,6 +15,7 @@ import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
+import type { MetricsExposition, ProxyEvents, ReloadResult } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
@@ -28,13 +29,11 @@ import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
 import { compilePortable, toPortable } from './portable-config.js';
 import type { CompileSummary, PortableConfig } from './portable-config.js';
+import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
 import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
-import { renderPrometheus } from '../../plugins/metrics/index.js';
-import { observeUpstreams, recordConfigCompile, recordReload, removeCertificateExpiry, setBuildInfo, setCertificateExpiry, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
-import type { ReloadResult } from '../../plugins/metrics/meshgate-metrics.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -141,10 +140,14 @@ export class GatewayRuntime {
   /** A worker's next config, built by prepare and waiting for the supervisor's commit. */
   private prepared: CompiledConfig | null = null;
   private adminViews: AdminView[] = [];
+  private readonly events: ProxyEvents;
+  private readonly exposition: MetricsExposition;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: RuntimeOptions) {
     this.generation = (options.worker?.firstGeneration ?? 1) - 1;
+    this.events = proxyEventsOf(options.plugins);
+    this.exposition = metricsExpositionOf(options.plugins);
   }
 
   current(): Snapshot {
@@ -159,7 +162,7 @@ export class GatewayRuntime {
 
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
-    setBuildInfo(MESHGATE_VERSION);
+    this.events.buildInfo(MESHGATE_VERSION);
     const compiled = await this.compile(options.worker?.config);
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
     const config = options.worker === undefined ? compiled.config : { ...compiled.config, diagnostics: options.worker.diagnostics };
@@ -180,13 +183,14 @@ export class GatewayRuntime {
       ...(options.now === undefined ? {} : { now: options.now }),
     });
     const clusters = this.clusters;
-    this.stopObservingUpstreams = observeUpstreams(() => clusters.stats());
+    this.stopObservingUpstreams = this.events.observeUpstreams(() => clusters.stats());
     this.snapshot = activate(config, options.mode, ++this.generation, this.clusters);
     await this.clusters.dnsSettled();
     this.publish(this.snapshot);
     this.listeners = new ListenerSet({
       currentSnapshot: () => this.current(),
       plugins: options.plugins,
+      events: this.events,
       logger: options.logger,
       identity: this.identity,
       requestShutdown: options.worker?.requestShutdown ?? (() => void this.shutdown('dapr shutdown API')),
@@ -194,7 +198,14 @@ export class GatewayRuntime {
       onServedCertificatesChanged: () => this.recordServedCertificates(),
     });
     await this.listeners.reconcile(listenerSpecs(this.snapshot), this.drainMs());
-    this.adminViews = adminViews({ clusters: this.clusters, identity: this.identity, servedCertificates: () => this.listeners?.servedCertificates() ?? [], snapshot: () => this.snapshot });
+    this.adminViews = adminViews({
+      clusters: this.clusters,
+      identity: this.identity,
+      servedCertificates: () => this.listeners?.servedCertificates() ?? [],
+      snapshot: () => this.snapshot,
+      exposition: this.exposition,
+      explainer: explainerOf(options.plugins),
+    });
     if (options.worker !== undefined) {
       options.logger.info({ generation: this.generation, listeners: this.listeners.addresses() }, 'worker ready');
       return { ok: true };
@@ -220,7 +231,7 @@ export class GatewayRuntime {
     }
     const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
     if (metricsAddress !== '') {
-      this.metrics = createMetricsServer({ render: renderPrometheus, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
+      this.metrics = createMetricsServer({ render: () => this.exposition.prometheus(), ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
       await listenOn(this.metrics, metricsAddress);
     }
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
@@ -387,17 +398,17 @@ export class GatewayRuntime {
   private async compile(posted: PortableConfig | undefined): Promise<CompileResult> {
     if (posted !== undefined) return compilePortable(posted, this.options.configPath, this.compileOptions());
     const compiled = await compileConfig(this.options.configPath, this.compileOptions());
-    recordConfigCompile();
+    this.events.configCompiled();
     return compiled;
   }
 
   /** With workers, the supervisor counts reloads and shows the diagnostics: it alone compiles, and sees the rejected ones. */
   private recordReload(result: ReloadResult): void {
-    if (this.options.worker === undefined) recordReload(result);
+    if (this.options.worker === undefined) this.events.reload(result);
   }
 
   private setConfigDiagnostics(diagnostics: readonly Diagnostic[]): void {
-    if (this.options.worker === undefined) setConfigDiagnostics(diagnostics);
+    if (this.options.worker === undefined) this.events.configDiagnostics(diagnostics);
   }
 
   private compileOptions(): CompileOptions {
@@ -406,22 +417,22 @@ export class GatewayRuntime {
   }
 
   private publish(snapshot: Snapshot): void {
-    setConfigGeneration(snapshot.generation);
+    this.events.configGeneration(snapshot.generation);
     this.setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
     activateDapr(snapshot.dapr, { deliveries: pluginDeliveryObserver(this.options.plugins, snapshot.pluginStates) });
   }
 
   private recordCertificate(): void {
-    if (this.identity !== null) setCertificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
+    if (this.identity !== null) this.events.certificateExpiry(this.identity.identity.principal, this.identity.expiresAt);
   }
 
   /** One expiry series per Gateway server certificate being served; servers that went away lose theirs. */
   private recordServedCertificates(): void {
     const served = this.listeners?.servedCertificates() ?? [];
     const current = new Set(served.map((certificate) => certificate.server));
-    for (const server of this.servedCertificateSeries) if (!current.has(server)) removeCertificateExpiry(server);
-    for (const certificate of served) setCertificateExpiry(certificate.server, certificate.validTo);
+    for (const server of this.servedCertificateSeries) if (!current.has(server)) this.events.certificateGone(server);
+    for (const certificate of served) this.events.certificateExpiry(certificate.server, certificate.validTo);
     this.servedCertificateSeries = current;
   }
 

@@ -8,13 +8,13 @@ import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
 import type { ClientConnections } from '../listeners/client-connections.js';
+import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
 import { TcpListener } from '../tcp/listener.js';
 import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { createProxyServer } from '../proxy/server.js';
 import type { Snapshot } from './snapshot.js';
-import { recordAbusiveSession } from '../../plugins/metrics/meshgate-metrics.js';
 
 /** A passthrough client that sends no ClientHello within this (when MeshConfig sets no header timeout) is closed. */
 const CLIENT_HELLO_TIMEOUT_MS = 15_000;
@@ -41,6 +41,8 @@ type OpenListener = OpenHttpListener | OpenTcpListener;
 export interface ListenerSetOptions {
   readonly currentSnapshot: () => Snapshot;
   readonly plugins: readonly MeshPlugin[];
+  /** The plugins' proxy event hooks (plugin-capabilities.ts), gathered once by the runtime. */
+  readonly events: ProxyEvents;
   readonly logger: FastifyBaseLogger;
   readonly identity: CertificateStore;
   /** Drain and stop the process (the Dapr API's `POST /v1.0/shutdown`). */
@@ -99,7 +101,7 @@ export class ListenerSet {
 
   private async start(spec: ListenerSpec): Promise<OpenListener> {
     if (spec.protocol === 'tcp' || spec.protocol === 'passthrough' || spec.protocol === 'tls') return this.startTcp(spec);
-    const { currentSnapshot, plugins, logger, identity } = this.options;
+    const { currentSnapshot, plugins, events, logger, identity } = this.options;
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
       spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged });
@@ -120,9 +122,10 @@ export class ListenerSet {
       listener: spec,
       currentSnapshot,
       plugins,
+      events,
       logger: listenerLogger,
       onAbusiveSession: (report) => {
-        recordAbusiveSession(spec.name);
+        events.abusiveSession(spec.name);
         listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
       },
       requestShutdown: this.options.requestShutdown,

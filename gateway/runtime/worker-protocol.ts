@@ -5,7 +5,6 @@ import type { ProxyMode } from '../pipeline/types.js';
 import type { Preparation } from './gateway-runtime.js';
 import type { CompileSummary, PortableConfig } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
-import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
 export interface WorkerData {
   readonly index: number;
@@ -44,6 +43,7 @@ export type FromWorker =
   | { readonly type: 'refused'; readonly message: string }
   | { readonly type: 'prepare'; readonly id: number; readonly preparation: Preparation }
   | { readonly type: 'commit'; readonly id: number; readonly outcome: ReloadOutcome }
-  | { readonly type: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
+  /** The worker's series as its metrics exposition hands them over (MetricsExposition.workerSeries). */
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown }
   | { readonly type: 'config-dump'; readonly id: number; readonly dump: unknown }
   | { readonly type: 'view'; readonly id: number; readonly answer: ViewAnswer };

@@ -22,11 +22,13 @@ import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAd
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
+import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { FORWARDED_VIEWS } from './admin-views.js';
 import { rejectedReload } from './gateway-runtime.js';
 import type { OperatorAddresses, Preparation } from './gateway-runtime.js';
+import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { toPortable } from './portable-config.js';
 import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { compileRead, discardCompiled, readConfig } from './snapshot.js';
@@ -35,16 +37,15 @@ import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
 import type { FromWorker, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
-import { recordConfigCompile, recordReload, setConfigDiagnostics, setConfigGeneration } from '../../plugins/metrics/meshgate-metrics.js';
-import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning } from '../../plugins/metrics/workers.js';
-import type { WorkerMetrics } from '../../plugins/metrics/workers.js';
 
 export interface SupervisorOptions {
   readonly configPath: string;
   readonly mode: ProxyMode;
   readonly workloadName?: string;
-  /** The supervisor compiles with them (their kinds, diagnostics and compile-time checks); each worker loads its own. */
+  /** The table the workers serve: the supervisor compiles with it (kinds, diagnostics, compile-time checks) and serves its metrics. */
   readonly plugins: readonly MeshPlugin[];
+  /** The workers' entry module: it hands the same table to worker-thread.ts (gateway/composition/worker-main.ts). */
+  readonly workerEntry: URL;
   readonly logger: FastifyBaseLogger;
   /** Each worker builds its own logger at this level (a pino instance cannot cross threads). */
   readonly logLevel: string;
@@ -117,20 +118,24 @@ export class WorkerSupervisor {
   private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
   private readonly memory = createWorkerMemory();
+  private readonly events: ProxyEvents;
+  private readonly exposition: MetricsExposition;
   private readonly onSighup = (): void => void this.reload('SIGHUP');
 
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
     this.config = options.config;
     this.summary = options.summary;
+    this.events = proxyEventsOf(options.plugins);
+    this.exposition = metricsExpositionOf(options.plugins);
   }
 
   /** Resolves once every worker serves; rejects (after stopping the others) when one cannot. */
   async start(): Promise<void> {
     const { options } = this;
-    setWorkersRunning(options.workers);
-    setConfigGeneration(this.generation);
-    setConfigDiagnostics(this.summary.diagnostics);
+    this.events.workersRunning(options.workers);
+    this.events.configGeneration(this.generation);
+    this.events.configDiagnostics(this.summary.diagnostics);
     try {
       await Promise.all(this.slots.map((_, index) => this.spawn(index)));
     } catch (error) {
@@ -158,7 +163,7 @@ export class WorkerSupervisor {
     }
     const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
     if (metricsAddress !== '') {
-      const render = async () => renderMergedPrometheus(await this.workerMetrics());
+      const render = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
       this.metrics = createMetricsServer({ render, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
       await listenOn(this.metrics, metricsAddress);
     }
@@ -229,7 +234,7 @@ export class WorkerSupervisor {
       firstGeneration: this.generation,
       memory: this.memory,
     };
-    const thread = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: data });
+    const thread = new Worker(options.workerEntry, { workerData: data });
     const slot = new WorkerSlot(index, thread);
     this.alive.add(thread);
     thread.once('exit', () => this.alive.delete(thread));
@@ -253,7 +258,7 @@ export class WorkerSupervisor {
     releaseHeldBy(this.memory, slot.threadId);
     if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
     if (this.draining) return;
-    recordWorkerRestart();
+    this.events.workerRestarted();
     this.options.logger.error({ worker: slot.index, code }, 'worker stopped unexpectedly; starting a replacement');
     // Between reloads: the replacement starts from the compile the others serve, and no reload is reported done before it serves that one too.
     this.serialised(() => (this.draining ? Promise.resolve() : this.spawn(slot.index))).catch((error: unknown) =>
@@ -269,7 +274,7 @@ export class WorkerSupervisor {
       let read;
       try {
         read = await readConfig(this.options.configPath, this.compileOptions());
-        recordConfigCompile();
+        this.events.configCompiled();
       } catch (error) {
         return this.failed(trigger, error);
       }
@@ -297,7 +302,7 @@ export class WorkerSupervisor {
         this.abandon((await preparing) ?? []);
         if (this.lastRejected.length > 0) {
           this.lastRejected = [];
-          setConfigDiagnostics(summary.diagnostics);
+          this.events.configDiagnostics(summary.diagnostics);
           logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
         }
         return { ok: true, generation: this.generation, errors: 0, warnings, message: 'unchanged' };
@@ -315,9 +320,9 @@ export class WorkerSupervisor {
         this.summary = summary;
         this.generation = generation;
         this.lastRejected = [];
-        recordReload('applied');
-        setConfigGeneration(generation);
-        setConfigDiagnostics(summary.diagnostics);
+        this.events.reload('applied');
+        this.events.configGeneration(generation);
+        this.events.configDiagnostics(summary.diagnostics);
         logger.info({ trigger, generation, hash: summary.hash.slice(0, 12), workers: preparations.length }, 'configuration reloaded in every worker');
         return { ok: true, generation, errors: 0, warnings, message: 'applied' };
       }
@@ -327,7 +332,7 @@ export class WorkerSupervisor {
         'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again',
       );
     }
-    recordReload('failed');
+    this.events.reload('failed');
     return notApplied('workers kept compiling something else than the supervisor', 1);
   }
 
@@ -343,15 +348,15 @@ export class WorkerSupervisor {
   }
 
   private failed(trigger: string, error: unknown): ReloadOutcome {
-    recordReload('failed');
+    this.events.reload('failed');
     this.options.logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
     return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: (error as Error).message };
   }
 
   private rejected(trigger: string, diagnostics: readonly Diagnostic[]): ReloadOutcome {
     this.lastRejected = diagnostics;
-    recordReload('rejected');
-    setConfigDiagnostics(diagnostics);
+    this.events.reload('rejected');
+    this.events.configDiagnostics(diagnostics);
     return rejectedReload(this.options.logger, diagnostics, trigger, this.generation);
   }
 
@@ -383,14 +388,14 @@ export class WorkerSupervisor {
     return slot;
   }
 
-  private async workerMetrics(): Promise<WorkerMetrics[]> {
+  private async workerMetrics(): Promise<unknown[]> {
     const answers = await Promise.allSettled(this.live().map((slot) => slot.ask({ type: 'metrics' })));
     return answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value.metrics] : []));
   }
 
   /** Metrics merge every worker's; the other views show one worker's state (each has its own pools and snapshot). */
   private adminViews(): AdminView[] {
-    const prometheus: AdminView['handle'] = async () => renderMergedPrometheus(await this.workerMetrics());
+    const prometheus: AdminView['handle'] = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
     const forwarded = FORWARDED_VIEWS.map(
       ({ path, method }): AdminView => ({
         path,
@@ -401,7 +406,7 @@ export class WorkerSupervisor {
     return [
       { path: '/stats/prometheus', handle: prometheus },
       { path: '/metrics', handle: prometheus },
-      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await renderMergedStatsText(await this.workerMetrics()) }) },
+      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await this.exposition.mergedStatsText(await this.workerMetrics()) }) },
       ...forwarded,
     ];
   }

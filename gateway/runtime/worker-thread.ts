@@ -4,14 +4,16 @@
  * workers' sockets. It never reads the config files: it builds its snapshots' closures from the
  * supervisor's compile (portable-config.ts), swaps when the supervisor says so, and answers for its
  * metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
+ * The thread's entry module (gateway/composition/worker-main.ts) hands it the plugin table.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { PIPELINE_PLUGINS } from '../pipeline/table.js';
+import type { MetricsExposition } from '../pipeline/capabilities.js';
+import type { MeshPlugin } from '../pipeline/types.js';
 import { createLogger } from '../cli/logger.js';
 import { GatewayRuntime } from './gateway-runtime.js';
+import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { adoptWorkerMemory } from './worker-memory.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker-protocol.js';
-import { workerConnectionCounter, workerMetricsJson } from '../../plugins/metrics/workers.js';
 
 if (parentPort === null) throw new Error('worker-thread.js runs only as a worker thread of worker-supervisor.js');
 const port = parentPort;
@@ -20,25 +22,47 @@ const send = (message: FromWorker): void => port.postMessage(message);
 adoptWorkerMemory(data.memory);
 const logger = createLogger(data.logLevel).child({ worker: data.index });
 
-const runtime = new GatewayRuntime({
-  configPath: data.configPath,
-  mode: data.mode,
-  plugins: PIPELINE_PLUGINS,
-  logger,
-  watch: false,
-  worker: {
-    config: data.config,
-    diagnostics: data.diagnostics,
-    firstGeneration: data.firstGeneration,
-    onConnection: workerConnectionCounter(data.index),
-    requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
-  },
-  // Ends this thread only; the supervisor waits for every worker's exit.
-  onExit: (code) => process.exit(code),
-  ...(data.workloadName === null ? {} : { workloadName: data.workloadName }),
-});
+export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
+  const runtime = new GatewayRuntime({
+    configPath: data.configPath,
+    mode: data.mode,
+    plugins,
+    logger,
+    watch: false,
+    worker: {
+      config: data.config,
+      diagnostics: data.diagnostics,
+      firstGeneration: data.firstGeneration,
+      onConnection: proxyEventsOf(plugins).workerConnectionCounter(data.index),
+      requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
+    },
+    // Ends this thread only; the supervisor waits for every worker's exit.
+    onExit: (code) => process.exit(code),
+    ...(data.workloadName === null ? {} : { workloadName: data.workloadName }),
+  });
+  const exposition = metricsExpositionOf(plugins);
 
-async function answer(message: ToWorker): Promise<void> {
+  port.on('message', (message: ToWorker) => {
+    answer(runtime, exposition, message).catch((error: unknown) => logger.error({ err: error, request: message.type }, 'worker could not answer the supervisor'));
+  });
+
+  runtime.start().then(
+    (started) => {
+      if (!started.ok) {
+        send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
+        process.exit(1);
+      }
+      send({ type: 'ready' });
+    },
+    (error: unknown) => {
+      logger.error({ err: error }, 'worker failed to start');
+      send({ type: 'refused', message: (error as Error).message });
+      void runtime.shutdown('start failure');
+    },
+  );
+}
+
+async function answer(runtime: GatewayRuntime, exposition: MetricsExposition, message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'prepare':
       send({ type: 'prepare', id: message.id, preparation: await runtime.prepare(message.config, message.trigger) });
@@ -53,7 +77,7 @@ async function answer(message: ToWorker): Promise<void> {
       await runtime.shutdown(message.trigger);
       return;
     case 'metrics':
-      send({ type: 'metrics', id: message.id, metrics: await workerMetricsJson() });
+      send({ type: 'metrics', id: message.id, metrics: await exposition.workerSeries() });
       return;
     case 'config-dump':
       send({ type: 'config-dump', id: message.id, dump: runtime.configDump(message.lastRejected) });
@@ -66,22 +90,3 @@ async function answer(message: ToWorker): Promise<void> {
     }
   }
 }
-
-port.on('message', (message: ToWorker) => {
-  answer(message).catch((error: unknown) => logger.error({ err: error, request: message.type }, 'worker could not answer the supervisor'));
-});
-
-runtime.start().then(
-  (started) => {
-    if (!started.ok) {
-      send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
-      process.exit(1);
-    }
-    send({ type: 'ready' });
-  },
-  (error: unknown) => {
-    logger.error({ err: error }, 'worker failed to start');
-    send({ type: 'refused', message: (error as Error).message });
-    void runtime.shutdown('start failure');
-  },
-);

@@ -3,22 +3,10 @@
  * compiled matchers the request path uses (so the explanation cannot drift from enforcement).
  * CUSTOM providers are not called: the trace says which provider would be asked.
  */
+import type { DescribedRequest, Explanation } from '../../gateway/pipeline/capabilities.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
 import { authzRequestFromDescription } from './request-view.js';
-import type { DescribedRequest } from './request-view.js';
-
-export interface Explanation {
-  readonly decision: 'ALLOW' | 'DENY';
-  /** `<ns>/<name>` of the deciding policy, or null (no ALLOW policy at all / none matched). */
-  readonly policy: string | null;
-  readonly ruleIndex: number;
-  /** Envoy-style details of a denial (`rbac_access_denied_matched_policy[…]`), '' when allowed. */
-  readonly details: string;
-  /** CUSTOM policy whose external authorizer would be asked first, or null. */
-  readonly customPolicy: string | null;
-  readonly trace: string[];
-}
 
 export function explainRequest(compiled: CompiledAuthz, described: DescribedRequest): Explanation {
   const request = authzRequestFromDescription(described);

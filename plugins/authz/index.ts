@@ -13,6 +13,7 @@ import type { PreparedCounter } from '../metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
+import { explainRequest } from './explain.js';
 import type { RbacDecision } from './evaluate.js';
 import { authzConnectionView, authzRequestFrom } from './request-view.js';
 import type { AuthzRequest } from './request-view.js';
@@ -155,6 +156,7 @@ export const authzPlugin: MeshPlugin<CompiledAuthz> = {
   compile: compileAuthz,
   inboundOnly: true,
   connections: { admit: admitConnection },
+  explain: (compiled, request) => explainRequest(compiled as CompiledAuthz, request),
   register: fp(
     async (app) => {
       app.addHook('onRequest', authorizeHook);

@@ -3,6 +3,7 @@
  * from a described request (`explain`), so both run the very same compiled matchers.
  */
 import type { FastifyRequest } from 'fastify';
+import type { DescribedRequest } from '../../gateway/pipeline/capabilities.js';
 import type { ConnectionAttributes, JwtAuthResult, PeerIdentity } from '../../gateway/pipeline/types.js';
 
 export interface AuthzRequest {
@@ -67,23 +68,6 @@ export function authzConnectionView(connection: ConnectionAttributes): AuthzRequ
     auth: null,
     header: NO_HEADER,
   };
-}
-
-/** A request described in words, for `meshgate explain` and the admin endpoint. */
-export interface DescribedRequest {
-  readonly method?: string;
-  readonly host?: string;
-  readonly path?: string;
-  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
-  readonly sourceIp?: string;
-  readonly remoteIp?: string;
-  readonly destinationIp?: string;
-  readonly destinationPort?: number;
-  readonly sni?: string;
-  /** Peer principal `<trustDomain>/ns/<ns>/sa/<sa>` (or with `spiffe://`); absent = plaintext. */
-  readonly peerPrincipal?: string;
-  /** Verified JWT claims (at least `iss`/`sub` for request principals); absent = no token. */
-  readonly jwtClaims?: Readonly<Record<string, unknown>>;
 }
 
 function peerFromPrincipal(text: string): PeerIdentity {

@@ -2,7 +2,9 @@
  * The metrics plugin: records Istio's standard request series for each completed response, in the
  * event-loop turn's after-response batch (unless MeshConfig `metrics.enabled` is false: then the hook
  * returns after one lookup).
- * It exposes nothing itself; the admin server serves `renderPrometheus()` / `renderStatsText()`.
+ * It opens no port itself: the core serves its `exposition` on the admin and metrics ports, and tells
+ * its `proxyEvents` hooks of reloads, certificates, upstream trouble and workers (the series of
+ * meshgate-metrics.ts and workers.ts).
  */
 import fastifyPlugin from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
@@ -12,9 +14,26 @@ import { effectiveMeshConfig } from './effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
-import { recordPubSubDelivery } from './meshgate-metrics.js';
+import {
+  observeUpstreams,
+  recordAbusiveSession,
+  recordPubSubDelivery,
+  recordPubSubPublish,
+  recordReload,
+  recordUpstreamOverflow,
+  recordUpstreamRetry,
+  removeCertificateExpiry,
+  setBuildInfo,
+  setCertificateExpiry,
+  recordConfigCompile,
+  setConfigDiagnostics,
+  setConfigGeneration,
+} from './meshgate-metrics.js';
+import { renderPrometheus, renderStatsText } from './render.js';
 import { recordConnectionClosed, recordConnectionOpened, recordConnectionProgress } from './tcp-metrics.js';
 import { wireBytes } from './wire-bytes.js';
+import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning, workerConnectionCounter, workerMetricsJson } from './workers.js';
+import type { WorkerMetrics } from './workers.js';
 
 export const METRICS_PLUGIN_NAME = 'metrics';
 
@@ -62,6 +81,31 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
         if (compiled !== null) recordPubSubDelivery(delivery.pubsubName, delivery.topic, delivery.result, delivery.attempts);
       },
     },
+    proxyEvents: {
+      buildInfo: setBuildInfo,
+      configGeneration: setConfigGeneration,
+      configDiagnostics: setConfigDiagnostics,
+      configCompiled: recordConfigCompile,
+      reload: recordReload,
+      certificateExpiry: setCertificateExpiry,
+      certificateGone: removeCertificateExpiry,
+      observeUpstreams,
+      upstreamRetry: recordUpstreamRetry,
+      upstreamOverflow: recordUpstreamOverflow,
+      abusiveSession: recordAbusiveSession,
+      pubsubPublish: recordPubSubPublish,
+      workersRunning: setWorkersRunning,
+      workerRestarted: recordWorkerRestart,
+      workerConnectionCounter,
+    },
+    exposition: {
+      prometheus: renderPrometheus,
+      statsText: () => renderStatsText(),
+      workerSeries: workerMetricsJson,
+      // Only workerSeries above makes what the supervisor hands back here.
+      mergedPrometheus: (workers) => renderMergedPrometheus(workers as readonly WorkerMetrics[]),
+      mergedStatsText: (workers) => renderMergedStatsText(workers as readonly WorkerMetrics[]),
+    },
     register: fastifyPlugin(
       async (app) => {
         app.addHook('onResponse', recordRequest);
@@ -74,7 +118,6 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
 export const metricsPlugin = createMetricsPlugin();
 
 export { renderPrometheus, renderStatsText } from './render.js';
-export type { RenderedMetrics } from './render.js';
 export * from './meshgate-metrics.js';
 export * from './workers.js';
 export { meshRegistry, BoundedCounter, BoundedGauge, BoundedHistogram, boundLabelValue } from './registry.js';

@@ -3,6 +3,7 @@
  * prom-client directly: they call these typed functions, so names and label sets stay in one place.
  */
 import type { Diagnostic, Severity } from '../../gateway/config/resource.js';
+import type { PubSubPublishResult, ReloadResult, UpstreamClusterSample } from '../../gateway/pipeline/capabilities.js';
 import { BoundedCounter, BoundedGauge } from './registry.js';
 import type { PreparedCounter } from './registry.js';
 
@@ -140,8 +141,6 @@ export function setConfigGeneration(generation: number): void {
   configGeneration.set({}, generation);
 }
 
-export type ReloadResult = 'applied' | 'rejected' | 'failed';
-
 export function recordReload(result: ReloadResult): void {
   configReloads.inc({ result });
 }
@@ -179,16 +178,6 @@ export function recordRateLimitDecision(policy: string, result: RateLimitResult)
 
 export function recordUpstreamOverflow(cluster: string): void {
   upstreamOverflow.inc({ cluster });
-}
-
-/** What the upstream layer keeps per cluster; read at scrape time, never counted per request here. */
-export interface UpstreamClusterSample {
-  readonly name: string;
-  readonly active: number;
-  /** Cumulative ejections of the cluster's hosts. */
-  readonly ejections: number;
-  /** Cumulative failed connection attempts, retried ones included. */
-  readonly connectFailures: number;
 }
 
 type UpstreamSource = () => readonly UpstreamClusterSample[];
@@ -289,8 +278,6 @@ const pubsubDeliveryAttempts = new BoundedCounter({
   help: 'HTTP deliveries of pub/sub events to the local app (retries included), by pub/sub component and topic.',
   labelNames: ['pubsub', 'topic'],
 });
-
-export type PubSubPublishResult = 'published' | 'forbidden' | 'invalid' | 'broker_error';
 
 export function recordPubSubPublish(pubsub: string, topic: string, result: PubSubPublishResult): void {
   pubsubPublishes.inc({ pubsub, topic, result });

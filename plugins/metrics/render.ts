@@ -1,12 +1,8 @@
 /** What the admin server serves: `/stats/prometheus` + `/metrics` (exposition format) and `/stats` (plain text). */
 import type { MetricObjectWithValues, MetricValue, MetricValueWithName, Registry } from 'prom-client';
 import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
+import type { RenderedMetrics } from '../../gateway/pipeline/capabilities.js';
 import { meshRegistry } from './registry.js';
-
-export interface RenderedMetrics {
-  readonly contentType: string;
-  readonly body: string;
-}
 
 export async function renderPrometheus(): Promise<RenderedMetrics> {
   refreshUpstreamMetrics();

@@ -8,7 +8,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
 import { BoundedCounter, meshRegistry } from './registry.js';
 import { renderStatsText } from './render.js';
-import type { RenderedMetrics } from './render.js';
+import type { RenderedMetrics } from '../../gateway/pipeline/capabilities.js';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 

@@ -4,7 +4,7 @@ import type { AuthorizationPolicySpec } from '../../gateway/config/kinds/authori
 import type { Diagnostic, Resource } from '../../gateway/config/resource.js';
 import { compileAuthz } from '../../plugins/authz/compile.js';
 import { explainRequest } from '../../plugins/authz/explain.js';
-import type { DescribedRequest } from '../../plugins/authz/request-view.js';
+import type { DescribedRequest } from '../../gateway/pipeline/capabilities.js';
 import { makeResource } from '../helpers/resources.js';
 
 const SECURITY = { apiVersion: 'security.istio.io/v1' };

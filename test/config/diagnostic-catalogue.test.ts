@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { DIAGNOSTICS, diagnosticCatalogue } from '../../gateway/config/diagnostics.js';
-import { PIPELINE_DIAGNOSTICS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_DIAGNOSTICS } from '../../gateway/composition/plugin-table.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const SCANNED_FOLDERS = ['gateway', 'plugins'];

@@ -12,7 +12,7 @@ import type { Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { injectText } from '../../gateway/cli/inject.js';
 import type { InjectOptions } from '../../gateway/cli/inject-pod.js';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
 import { CLI, runCli } from '../e2e-foundation/fixtures.js';
 import { isKubernetesKind, validateKubernetesObject } from './k8s-schema.js';

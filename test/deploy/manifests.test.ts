@@ -24,7 +24,7 @@ const DEFAULT_CONFIG_MAP = INJECT_DEFAULTS.configMap;
 const DEFAULT_IDENTITY_SECRET_PREFIX = INJECT_DEFAULTS.identitySecretPrefix;
 import { parseDuration } from '../../gateway/config/duration.js';
 import { caInit, caIssue } from '../../gateway/identity/ca-cli.js';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import type { ProxyMode } from '../../gateway/pipeline/types.js';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
 import { makeTestPki } from '../helpers/pki.js';

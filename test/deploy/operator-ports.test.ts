@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import t from 'tap';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { createStatusServer, listenOn, closeServer } from '../../gateway/admin/status-server.js';
 import type { Readiness } from '../../gateway/admin/status-server.js';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';

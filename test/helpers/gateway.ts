@@ -9,7 +9,7 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import type { ProxyMode } from '../../gateway/pipeline/types.js';
 import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-const PIPELINE = fileURLToPath(new URL('../../gateway/pipeline/table.js', import.meta.url));
+const PIPELINE = fileURLToPath(new URL('../../gateway/composition/plugin-table.js', import.meta.url));
 const TRACING_RUNTIME = fileURLToPath(new URL('../../plugins/tracing/runtime.js', import.meta.url));
 
 /** CommonJS modules loaded in a fresh process after importing `modules` (and running `then`). */

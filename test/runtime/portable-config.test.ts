@@ -7,7 +7,7 @@ import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import t from 'tap';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { describeIr } from '../../gateway/runtime/describe-ir.js';
 import { compilePortable, toPortable } from '../../gateway/runtime/portable-config.js';
 import type { PortableConfig } from '../../gateway/runtime/portable-config.js';

@@ -14,7 +14,7 @@ import type { CertFiles, TestPki } from '../helpers/pki.js';
 import { startBanner } from './tcp-fixture.js';
 import type { Banner } from './tcp-fixture.js';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 
 let pki: TestPki;
 let serverCert: CertFiles;

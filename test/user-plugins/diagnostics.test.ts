@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { PIPELINE_PLUGINS } from '../../gateway/pipeline/table.js';
+import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { compileConfig } from '../../gateway/runtime/snapshot.js';
 import type { Diagnostic } from '../../gateway/config/resource.js';
 import { configDir } from '../helpers/gateway.js';

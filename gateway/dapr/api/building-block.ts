@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { DaprSubscription } from '../../config/kinds/dapr-subscription.js';
 import type { Diagnostic, Resource } from '../../config/resource.js';
+import type { ProxyEvents } from '../../pipeline/capabilities.js';
 import type { ComponentRegistry, ResolvedComponent } from '../components/registry.js';
 import type { DeliveryObserver } from '../pubsub/delivery.js';
 
@@ -56,6 +57,8 @@ export interface DaprActivation {
 export interface DaprApiHost {
   /** Drain and stop the sidecar (`POST /v1.0/shutdown`), as SIGTERM does. */
   requestShutdown(): void;
+  /** The plugins' proxy event hooks (publishes are counted there). */
+  readonly events: ProxyEvents;
 }
 
 export interface DaprBuildingBlock<Compiled = unknown> {

@@ -172,9 +172,9 @@ export const pubsubBlock: DaprBuildingBlock<CompiledPubSub> = {
     runtimes.delete(key);
     await stopping?.shutdown();
   },
-  register(app) {
+  register(app, host) {
     apiLogger ??= app.log.child({ block: PUBSUB_BLOCK_NAME });
-    registerPublishRoutes(app, runtimeFor);
+    registerPublishRoutes(app, runtimeFor, host.events);
   },
   metadata(compiled) {
     return { subscriptions: runtimeFor(compiled).programmaticSubscriptions().map(metadataEntry) };

@@ -6,7 +6,7 @@
  * an error too, so a broker outage never holds the caller.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { recordPubSubPublish } from '../../../plugins/metrics/meshgate-metrics.js';
+import type { ProxyEvents } from '../../pipeline/capabilities.js';
 import { daprError } from '../api/errors.js';
 import { BodyTooLargeError, compiledBlock, readBody } from '../api/request.js';
 import { buildPublishedEvent, CloudEventError } from './cloudevent.js';
@@ -48,7 +48,7 @@ function header(request: FastifyRequest, name: string): string | undefined {
 type Resolved = { readonly compiled: CompiledPubSub; readonly component: CompiledPubSubComponent; readonly topic: string };
 
 /** The component and topic of the request, or the Dapr error already sent. */
-function resolveTarget(request: FastifyRequest<{ Params: PublishParams }>, reply: FastifyReply): Resolved | FastifyReply {
+function resolveTarget(request: FastifyRequest<{ Params: PublishParams }>, reply: FastifyReply, events: ProxyEvents): Resolved | FastifyReply {
   const name = request.params.pubsub;
   const topic = request.params['*'];
   if (name === '') return daprError(request, reply, 404, 'ERR_PUBSUB_EMPTY', 'pubsub name is empty');
@@ -59,7 +59,7 @@ function resolveTarget(request: FastifyRequest<{ Params: PublishParams }>, reply
     return daprError(request, reply, 404, 'ERR_PUBSUB_NOT_FOUND', `pubsub ${name} is not found`);
   }
   if (!component.scopes.mayPublish(topic)) {
-    recordPubSubPublish(name, topic, 'forbidden');
+    events.pubsubPublish(name, topic, 'forbidden');
     return daprError(request, reply, 403, 'ERR_PUBSUB_FORBIDDEN', `topic ${topic} is not allowed for app id ${compiled.appId}`);
   }
   return { compiled, component, topic };
@@ -118,9 +118,9 @@ function eventBytes(entry: BulkEntry): Buffer {
   return Buffer.from(JSON.stringify(entry.event));
 }
 
-export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compiled: CompiledPubSub) => PubSubRuntime): void {
+export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compiled: CompiledPubSub) => PubSubRuntime, events: ProxyEvents): void {
   const publish = async (request: FastifyRequest<{ Params: PublishParams }>, reply: FastifyReply): Promise<FastifyReply> => {
-    const target = resolveTarget(request, reply);
+    const target = resolveTarget(request, reply, events);
     if (!('component' in target)) return target;
     const body = await readPublishBody(request, reply);
     if (!Buffer.isBuffer(body)) return body;
@@ -140,21 +140,21 @@ export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compile
       });
     } catch (error) {
       if (!(error instanceof CloudEventError)) throw error;
-      recordPubSubPublish(component.name, topic, 'invalid');
+      events.pubsubPublish(component.name, topic, 'invalid');
       return daprError(request, reply, 400, 'ERR_PUBSUB_CLOUD_EVENTS_SER', error.message);
     }
     try {
       await withDeadline(runtimeFor(compiled).broker(component).publish(topic, event, metadata), `publishing to ${component.name}/${topic}`);
     } catch (error) {
-      recordPubSubPublish(component.name, topic, 'broker_error');
+      events.pubsubPublish(component.name, topic, 'broker_error');
       return daprError(request, reply, 500, 'ERR_PUBSUB_PUBLISH_MESSAGE', `error when publishing to topic ${topic} in pubsub ${component.name}: ${(error as Error).message}`);
     }
-    recordPubSubPublish(component.name, topic, 'published');
+    events.pubsubPublish(component.name, topic, 'published');
     return reply.code(204).send();
   };
 
   const publishBulk = async (request: FastifyRequest<{ Params: PublishParams }>, reply: FastifyReply): Promise<FastifyReply> => {
-    const target = resolveTarget(request, reply);
+    const target = resolveTarget(request, reply, events);
     if (!('component' in target)) return target;
     const body = await readPublishBody(request, reply);
     if (!Buffer.isBuffer(body)) return body;
@@ -179,9 +179,9 @@ export function registerPublishRoutes(app: FastifyInstance, runtimeFor: (compile
             tracestate: header(request, 'tracestate'),
           });
           await withDeadline(broker.publish(topic, event, metadata), `publishing entry ${entry.entryId}`);
-          recordPubSubPublish(component.name, topic, 'published');
+          events.pubsubPublish(component.name, topic, 'published');
         } catch (error) {
-          recordPubSubPublish(component.name, topic, error instanceof CloudEventError ? 'invalid' : 'broker_error');
+          events.pubsubPublish(component.name, topic, error instanceof CloudEventError ? 'invalid' : 'broker_error');
           failedEntries.push({ entryId: entry.entryId, error: (error as Error).message });
         }
       }),

@@ -1,6 +1,9 @@
 /**
- * THE request pipeline: one ordered table, shared by the ingress and every sidecar listener. Order is
- * registration order; each entry says why it sits where it does (Envoy's filter-chain discipline).
+ * The composition root: the one module of gateway/ that imports plugins/. It builds THE request
+ * pipeline, one ordered table shared by the ingress and every sidecar listener, and so wires every
+ * capability a plugin offers the core (pipeline/capabilities.ts: metrics, the proxy's own events,
+ * explanations). The CLI and the worker threads' entry (worker-main.ts) take the table from here.
+ * Order is registration order; each entry says why it sits where it does (Envoy's filter-chain discipline).
  * To add a feature: write plugins/<name>/ and add one row here — no other file changes.
  */
 import { accessLogPlugin } from '../../plugins/access-log/index.js';
@@ -12,8 +15,8 @@ import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
 import { createUserPluginSteps } from '../../plugins/user-plugins/index.js';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
+import type { MeshPlugin, PluginKind } from '../pipeline/types.js';
 import { routerStep } from '../proxy/route-step.js';
-import type { MeshPlugin, PluginKind } from './types.js';
 
 export interface PipelineEntry {
   readonly plugin: MeshPlugin;
@@ -45,3 +48,6 @@ export const PIPELINE_KINDS: readonly PluginKind[] = PIPELINE_PLUGINS.flatMap((p
 
 /** The diagnostic codes the plugins define (documented with the core's in docs/diagnostics.md). */
 export const PIPELINE_DIAGNOSTICS: readonly DiagnosticDefinition[] = PIPELINE_PLUGINS.flatMap((plugin) => plugin.diagnostics ?? []);
+
+/** The entry module of a worker thread (worker-supervisor.ts): it serves this same table. */
+export const WORKER_ENTRY = new URL('./worker-main.js', import.meta.url);
