@@ -32,6 +32,8 @@ export interface ProxyEventHooks {
   configGeneration?(generation: number): void;
   /** The diagnostics of the last config load. */
   configDiagnostics?(diagnostics: readonly Diagnostic[]): void;
+  /** The config files were read, validated and compiled (a start, a reload): once however many workers serve. */
+  configCompiled?(): void;
   reload?(result: ReloadResult): void;
   /** A certificate this proxy presents (its mesh identity, a Gateway server's), by identity or server name. */
   certificateExpiry?(identity: string, notAfter: Date): void;

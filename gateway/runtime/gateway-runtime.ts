@@ -12,11 +12,10 @@ import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
 import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
-import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
-import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
+import type { MetricsExposition, ProxyEvents, ReloadResult } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { MESHGATE_VERSION } from '../version.js';
@@ -28,9 +27,11 @@ import { configDump } from './config-dump.js';
 import { openCertificateStore } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
+import { compilePortable, toPortable } from './portable-config.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { activate, compileConfig, discardCompiled } from './snapshot.js';
-import type { CompileOptions, CompiledConfig, Snapshot } from './snapshot.js';
+import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 
@@ -62,18 +63,25 @@ export interface RuntimeOptions {
 }
 
 export interface WorkerRole {
-  /** The generation number the first snapshot takes: a replaced worker continues its predecessors' count. */
+  /** The supervisor's compile of the config, this worker's first snapshot (worker-supervisor.ts): a worker never reads the files. */
+  readonly config: PortableConfig;
+  readonly diagnostics: CompileSummary['diagnostics'];
+  /** The generation number the first snapshot takes: the supervisor's, which a replaced worker joins. */
   readonly firstGeneration: number;
   readonly onConnection: () => void;
   /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
   readonly requestShutdown: () => void;
 }
 
-/** More than one worker was asked for: nothing was opened, the caller starts the workers. */
+/** More than one worker was asked for: nothing was opened, the caller starts the workers from this compile. */
 export interface HandOff {
   readonly workers: number;
-  readonly mesh: MeshConfigSpec;
+  readonly config: PortableConfig;
+  readonly summary: CompileSummary;
 }
+
+/** A worker's answer to prepare: the hash of what it built, or why it built nothing. */
+export type Preparation = { readonly ok: true; readonly hash: string } | { readonly ok: false; readonly outcome: ReloadOutcome };
 
 export type StartResult =
   | { readonly ok: true; readonly handOff?: HandOff }
@@ -93,6 +101,15 @@ export interface OperatorAddresses {
 
 function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
   return diagnostics.filter((d) => d.severity === severity).length;
+}
+
+/** Logs a rejected config's errors with their positions; the last good generation keeps serving. */
+export function rejectedReload(logger: FastifyBaseLogger, diagnostics: readonly Diagnostic[], trigger: string, generation: number): ReloadOutcome {
+  for (const d of diagnostics.filter((x) => x.severity === 'error')) {
+    logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
+  }
+  logger.error({ trigger, generation }, 'new configuration rejected; the last good one keeps serving');
+  return { ok: false, generation, errors: count(diagnostics, 'error'), warnings: count(diagnostics, 'warning'), message: 'configuration rejected' };
 }
 
 /** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
@@ -120,6 +137,8 @@ export class GatewayRuntime {
   private servedCertificateSeries = new Set<string>();
   private stopObservingUpstreams: (() => void) | null = null;
   private starting: Promise<StartResult> | null = null;
+  /** A worker's next config, built by prepare and waiting for the supervisor's commit. */
+  private prepared: CompiledConfig | null = null;
   private adminViews: AdminView[] = [];
   private readonly events: ProxyEvents;
   private readonly exposition: MetricsExposition;
@@ -144,15 +163,15 @@ export class GatewayRuntime {
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
     this.events.buildInfo(MESHGATE_VERSION);
-    const compiled = await compileConfig(options.configPath, this.compileOptions());
+    const compiled = await this.compile(options.worker?.config);
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
-    const { config } = compiled;
+    const config = options.worker === undefined ? compiled.config : { ...compiled.config, diagnostics: options.worker.diagnostics };
     if (options.concurrency !== undefined) {
       const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, config.mesh.concurrency, options.mode);
       if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
       if (workers > 1) {
         discardCompiled(config.pluginStates, options.plugins);
-        return { ok: true, handOff: { workers, mesh: config.mesh } };
+        return { ok: true, handOff: { workers, config: await toPortable(config), summary: { hash: config.hash, diagnostics: config.diagnostics } } };
       }
     }
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
@@ -224,8 +243,9 @@ export class GatewayRuntime {
     return { ok: true };
   }
 
-  configDump(): unknown {
-    return configDump(this.snapshot, this.lastRejected, this.options.plugins);
+  /** A worker is told the rejected diagnostics by its supervisor, which alone compiles. */
+  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected): unknown {
+    return configDump(this.snapshot, lastRejected, this.options.plugins);
   }
 
   /** The admin API's feature views over this runtime's clusters, certificates and snapshot (empty until started). */
@@ -248,7 +268,46 @@ export class GatewayRuntime {
 
   /** Serialised: a reload waits for the previous one, so snapshots are applied in order. */
   reload(trigger: string): Promise<ReloadOutcome> {
-    const next = this.reloadChain.then(() => this.reloadOnce(trigger));
+    if (this.options.worker !== undefined) return Promise.reject(new Error('a worker reloads only what its supervisor compiled (prepare, commit)'));
+    return this.serialised(async () => {
+      const next = await this.compileNext(trigger, undefined);
+      return 'outcome' in next ? next.outcome : this.swap(next.config, this.generation + 1, trigger);
+    });
+  }
+
+  /**
+   * A worker's reload, first half: its closures from the supervisor's compile, built but not serving.
+   * The supervisor commits once every worker has prepared, so that they all switch within the time a
+   * message takes, not the time a compile takes.
+   */
+  prepare(config: PortableConfig, trigger: string): Promise<Preparation> {
+    return this.serialised(async () => {
+      this.abandon();
+      const next = await this.compileNext(trigger, config);
+      if ('outcome' in next) return { ok: false, outcome: next.outcome };
+      this.prepared = next.config;
+      return { ok: true, hash: next.config.hash };
+    });
+  }
+
+  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with its compile's diagnostics. */
+  commit(generation: number, diagnostics: CompileSummary['diagnostics'], trigger: string): Promise<ReloadOutcome> {
+    return this.serialised(async () => {
+      const { prepared } = this;
+      this.prepared = null;
+      if (prepared === null) return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: 'nothing prepared' };
+      return this.swap({ ...prepared, diagnostics }, generation, trigger);
+    });
+  }
+
+  /** Another worker could not prepare: what this one prepared will never serve. */
+  abandon(): void {
+    if (this.prepared !== null) discardCompiled(this.prepared.pluginStates, this.options.plugins);
+    this.prepared = null;
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.reloadChain.then(work);
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
@@ -276,47 +335,51 @@ export class GatewayRuntime {
     this.options.onExit?.(0);
   }
 
-  private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
+  /** The next config compiled, or why there is nothing to swap to. */
+  private async compileNext(trigger: string, posted: PortableConfig | undefined): Promise<{ readonly config: CompiledConfig } | { readonly outcome: ReloadOutcome }> {
     const { logger } = this.options;
     const previous = this.current();
-    if (this.draining) return { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' };
+    if (this.draining) return { outcome: { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' } };
     let compiled;
     try {
-      compiled = await compileConfig(this.options.configPath, this.compileOptions());
+      compiled = await this.compile(posted);
     } catch (error) {
-      this.events.reload('failed');
+      this.recordReload('failed');
       logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
-      return { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message };
+      return { outcome: { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message } };
     }
     if (!compiled.ok) {
       this.lastRejected = compiled.diagnostics;
-      this.events.reload('rejected');
-      this.events.configDiagnostics(compiled.diagnostics);
-      for (const d of compiled.diagnostics.filter((x) => x.severity === 'error')) {
-        logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
-      }
-      logger.error({ trigger, generation: previous.generation }, 'new configuration rejected; the last good one keeps serving');
-      return { ok: false, generation: previous.generation, errors: count(compiled.diagnostics, 'error'), warnings: count(compiled.diagnostics, 'warning'), message: 'configuration rejected' };
+      this.recordReload('rejected');
+      this.setConfigDiagnostics(compiled.diagnostics);
+      return { outcome: rejectedReload(logger, compiled.diagnostics, trigger, previous.generation) };
     }
     if (compiled.config.hash === previous.hash) {
       discardCompiled(compiled.config.pluginStates, this.options.plugins);
       // Back to the running content after a rejection: nothing to swap, but the state must stop saying "rejected".
       if (this.lastRejected.length > 0) {
         this.lastRejected = [];
-        this.events.configDiagnostics(compiled.config.diagnostics);
+        this.setConfigDiagnostics(compiled.config.diagnostics);
         logger.info({ trigger, generation: previous.generation }, 'configuration is valid again and equals the running one; nothing to reload');
       }
-      return { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' };
+      return { outcome: { ok: true, generation: previous.generation, errors: 0, warnings: count(compiled.config.diagnostics, 'warning'), message: 'unchanged' } };
     }
+    return { config: compiled.config };
+  }
+
+  private async swap(config: CompiledConfig, generation: number, trigger: string): Promise<ReloadOutcome> {
+    const { logger } = this.options;
+    const previous = this.current();
     const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
       (field) =>
-        JSON.stringify(previous.mesh[field]) !== JSON.stringify(compiled.config.mesh[field]) &&
+        JSON.stringify(previous.mesh[field]) !== JSON.stringify(config.mesh[field]) &&
         !(OVERRIDABLE_FIELDS.has(field) && this.options[field as keyof RuntimeOptions] !== undefined),
     );
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
-    const snapshot = activate(compiled.config, this.options.mode, ++this.generation, this.clusters as ClusterManager);
+    this.generation = generation;
+    const snapshot = activate(config, this.options.mode, generation, this.clusters as ClusterManager);
     await (this.clusters as ClusterManager).dnsSettled();
     this.snapshot = snapshot;
     this.lastRejected = [];
@@ -326,9 +389,26 @@ export class GatewayRuntime {
     } catch (error) {
       logger.error({ err: error }, 'a listener of the new configuration could not be opened');
     }
-    this.events.reload('applied');
+    this.recordReload('applied');
     logger.info({ trigger, generation: snapshot.generation, hash: snapshot.hash.slice(0, 12) }, 'configuration reloaded');
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
+  }
+
+  /** A worker builds its closures from the supervisor's compile (portable-config.ts); a proxy on its own reads the files. */
+  private async compile(posted: PortableConfig | undefined): Promise<CompileResult> {
+    if (posted !== undefined) return compilePortable(posted, this.options.configPath, this.compileOptions());
+    const compiled = await compileConfig(this.options.configPath, this.compileOptions());
+    this.events.configCompiled();
+    return compiled;
+  }
+
+  /** With workers, the supervisor counts reloads and shows the diagnostics: it alone compiles, and sees the rejected ones. */
+  private recordReload(result: ReloadResult): void {
+    if (this.options.worker === undefined) this.events.reload(result);
+  }
+
+  private setConfigDiagnostics(diagnostics: readonly Diagnostic[]): void {
+    if (this.options.worker === undefined) this.events.configDiagnostics(diagnostics);
   }
 
   private compileOptions(): CompileOptions {
@@ -338,7 +418,7 @@ export class GatewayRuntime {
 
   private publish(snapshot: Snapshot): void {
     this.events.configGeneration(snapshot.generation);
-    this.events.configDiagnostics(snapshot.diagnostics);
+    this.setConfigDiagnostics(snapshot.diagnostics);
     for (const plugin of this.options.plugins) plugin.activated?.(snapshot.pluginStates.get(plugin.name));
     activateDapr(snapshot.dapr, { deliveries: pluginDeliveryObserver(this.options.plugins, snapshot.pluginStates) });
   }

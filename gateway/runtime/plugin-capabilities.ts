@@ -19,6 +19,9 @@ export function proxyEventsOf(plugins: readonly MeshPlugin[]): ProxyEvents {
     configDiagnostics: (diagnostics) => {
       for (const hook of hooks) hook.configDiagnostics?.(diagnostics);
     },
+    configCompiled: () => {
+      for (const hook of hooks) hook.configCompiled?.();
+    },
     reload: (result) => {
       for (const hook of hooks) hook.reload?.(result);
     },

@@ -85,8 +85,10 @@ export interface CompileOptions {
 
 /** The compiled parts of a snapshot before clusters are instantiated (pure: no sockets, no timers). */
 export interface CompiledConfig {
-  /** sha256 of the config files' contents: a reload with the same hash is a no-op. */
+  /** sha256 of the config files' contents and of what plugins read beside them: a reload with the same hash is a no-op. */
   readonly hash: string;
+  /** sha256 of the config files' contents alone. */
+  readonly contentHash: string;
   readonly files: readonly string[];
   readonly resources: readonly Resource[];
   readonly diagnostics: readonly Diagnostic[];
@@ -127,8 +129,30 @@ function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
   return diagnostics.some((d) => d.severity === 'error');
 }
 
+/**
+ * A config read and validated: the files' resources (schema-checked, with defaults and expanded
+ * hosts) and what reading and checking them found. The costly half of a compile; compileRead turns
+ * it into the closures the request path runs.
+ */
+export interface ReadConfig {
+  /** sha256 of the config files' contents. */
+  readonly contentHash: string;
+  readonly files: readonly string[];
+  readonly resources: readonly Resource[];
+  readonly diagnostics: readonly Diagnostic[];
+  readonly mesh: MeshConfigSpec;
+}
+
+export type ReadResult = { readonly ok: true; readonly read: ReadConfig } | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
+
 /** Load + validate + compile. Never throws for bad config: problems come back as diagnostics. */
 export async function compileConfig(configPath: string, options: CompileOptions): Promise<CompileResult> {
+  const read = await readConfig(configPath, options);
+  return read.ok ? compileRead(read.read, configPath, options, [...read.read.diagnostics]) : read;
+}
+
+/** Reading the YAML, schema validation with positions, defaults, RE2 and routing validation. */
+export async function readConfig(configPath: string, options: CompileOptions): Promise<ReadResult> {
   const loaded = await loadConfig(configPath, { extraKinds: options.plugins.flatMap((p) => p.kinds ?? []) });
   const mesh = ofKind<MeshConfigSpec>(loaded.resources, 'MeshConfig')[0]?.spec ?? defaultMeshConfig();
   const resources = expandShortHosts(loaded.resources, mesh.clusterDomain);
@@ -137,7 +161,15 @@ export async function compileConfig(configPath: string, options: CompileOptions)
   const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...(await runStepsSliced(validationSteps(resources)))];
   if (hasErrors(diagnostics)) return { ok: false, diagnostics };
   await yieldToEventLoop();
+  return { ok: true, read: { contentHash: loaded.hash, files: loaded.files, resources, diagnostics, mesh } };
+}
 
+/**
+ * A read config → route tables, matchers, clusters, plugin states. What this finds goes to
+ * `diagnostics` (which becomes the compiled config's), with positions from the resources' `at`.
+ */
+export async function compileRead(read: ReadConfig, configPath: string, options: CompileOptions, diagnostics: Diagnostic[]): Promise<CompileResult> {
+  const { resources, mesh } = read;
   const sidecars = ofKind<SidecarSpec>(resources, 'Sidecar');
   const workloadEntries = markSidecarWorkloads(ofKind<WorkloadEntrySpec>(resources, 'WorkloadEntry'), sidecars, mesh.rootNamespace);
   const workload = resolveWorkload(options.mode, options.workloadName, workloadEntries, mesh, diagnostics);
@@ -240,8 +272,9 @@ export async function compileConfig(configPath: string, options: CompileOptions)
     ok: true,
     config: {
       // Files a plugin read outside the config (its module) count, so that a changed module reloads.
-      hash: fingerprints.length === 0 ? loaded.hash : createHash('sha256').update(loaded.hash).update(fingerprints.join('\u0000')).digest('hex'),
-      files: loaded.files,
+      hash: fingerprints.length === 0 ? read.contentHash : createHash('sha256').update(read.contentHash).update(fingerprints.join('\u0000')).digest('hex'),
+      contentHash: read.contentHash,
+      files: read.files,
       resources,
       diagnostics,
       mesh,

@@ -1,6 +1,9 @@
 /** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts). */
 import type { ReloadOutcome } from '../admin/server.js';
+import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
+import type { Preparation } from './gateway-runtime.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 
 export interface WorkerData {
@@ -9,6 +12,9 @@ export interface WorkerData {
   readonly mode: ProxyMode;
   readonly workloadName: string | null;
   readonly logLevel: string;
+  /** The supervisor's compile this worker serves first, and that compile's generation number. */
+  readonly config: PortableConfig;
+  readonly diagnostics: CompileSummary['diagnostics'];
   readonly firstGeneration: number;
   /** The same buffers in every worker: the exact cross-worker state. */
   readonly memory: WorkerMemory;
@@ -22,18 +28,21 @@ export interface ViewAnswer {
 }
 
 export type ToWorker =
-  | { readonly type: 'reload'; readonly id: number; readonly trigger: string }
+  | { readonly type: 'prepare'; readonly id: number; readonly trigger: string; readonly config: PortableConfig }
+  | { readonly type: 'commit'; readonly id: number; readonly trigger: string; readonly generation: number; readonly diagnostics: CompileSummary['diagnostics'] }
+  | { readonly type: 'abandon' }
   | { readonly type: 'drain'; readonly trigger: string }
   | { readonly type: 'metrics'; readonly id: number }
-  | { readonly type: 'config-dump'; readonly id: number }
+  | { readonly type: 'config-dump'; readonly id: number; readonly lastRejected: readonly Diagnostic[] }
   | { readonly type: 'view'; readonly id: number; readonly path: string; readonly method: 'GET' | 'POST'; readonly query: Readonly<Record<string, string>>; readonly body: unknown };
 
 /** An answer carries its question's id and type. */
 export type FromWorker =
   | { readonly type: 'shutdown-requested'; readonly trigger: string }
-  | { readonly type: 'ready'; readonly generation: number; readonly hash: string }
+  | { readonly type: 'ready' }
   | { readonly type: 'refused'; readonly message: string }
-  | { readonly type: 'reload'; readonly id: number; readonly outcome: ReloadOutcome; readonly hash: string }
+  | { readonly type: 'prepare'; readonly id: number; readonly preparation: Preparation }
+  | { readonly type: 'commit'; readonly id: number; readonly outcome: ReloadOutcome }
   /** The worker's series as its metrics exposition hands them over (MetricsExposition.workerSeries). */
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown }
   | { readonly type: 'config-dump'; readonly id: number; readonly dump: unknown }

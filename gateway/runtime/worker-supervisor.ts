@@ -3,11 +3,14 @@
  * worker threads (worker-thread.ts) that each serve every proxy listener, and keeps what must exist
  * once — the admin, status and metrics ports, the config watch and the signals.
  *
- * Reloads go to every worker; one is reported done only when every live worker serves a snapshot of
- * the same content hash (a file saved again between two workers' reads makes them disagree: the
- * reload is then repeated). Drain and SIGHUP reach every worker. A worker that stops without being
- * asked is replaced (same index, so its connection series continues) and counted; when the config
- * changed meanwhile, the replacement's different hash brings every worker to the new content.
+ * The supervisor reads, validates and compiles the config once per start and reload (file watch,
+ * SIGHUP, POST /reload): its diagnostics, with file, line and field, are the ones logged, counted and
+ * shown; a rejected config never reaches a worker, so every worker keeps the last good generation.
+ * An accepted one goes to every worker as plain data (portable-config.ts), from which each builds
+ * only its closures; once every worker has built them, all switch to the new generation together
+ * (prepare, then commit), and the reload is reported done once every live worker serves it. Drain and SIGHUP reach every worker. A worker that stops without being
+ * asked is replaced (same index, so its connection series continues) and counted; the replacement
+ * starts from the current compile, between reloads, never from the files.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type http from 'node:http';
@@ -18,13 +21,18 @@ import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
 import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
-import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
+import type { Diagnostic } from '../config/resource.js';
 import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { FORWARDED_VIEWS } from './admin-views.js';
-import type { OperatorAddresses } from './gateway-runtime.js';
+import { rejectedReload } from './gateway-runtime.js';
+import type { OperatorAddresses, Preparation } from './gateway-runtime.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
+import { toPortable } from './portable-config.js';
+import type { CompileSummary, PortableConfig } from './portable-config.js';
+import { compileRead, discardCompiled, readConfig } from './snapshot.js';
+import type { CompileOptions } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
@@ -34,7 +42,7 @@ export interface SupervisorOptions {
   readonly configPath: string;
   readonly mode: ProxyMode;
   readonly workloadName?: string;
-  /** The table the workers serve: here for its metrics (worker counts, the merged exposition). */
+  /** The table the workers serve: the supervisor compiles with it (kinds, diagnostics, compile-time checks) and serves its metrics. */
   readonly plugins: readonly MeshPlugin[];
   /** The workers' entry module: it hands the same table to worker-thread.ts (gateway/composition/worker-main.ts). */
   readonly workerEntry: URL;
@@ -42,8 +50,9 @@ export interface SupervisorOptions {
   /** Each worker builds its own logger at this level (a pino instance cannot cross threads). */
   readonly logLevel: string;
   readonly workers: number;
-  /** MeshConfig as compiled at start: the operator ports are bound once, by the supervisor. */
-  readonly mesh: MeshConfigSpec;
+  /** The start's compile (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
+  readonly config: PortableConfig;
+  readonly summary: CompileSummary;
   readonly adminAddress?: string;
   readonly statusAddress?: string;
   readonly metricsAddress?: string;
@@ -55,14 +64,12 @@ export interface SupervisorOptions {
 type Question = ToWorker extends infer M ? (M extends { readonly id: number } ? Omit<M, 'id'> : never) : never;
 type Answer = Extract<FromWorker, { readonly id: number }>;
 
-/** A reload whose workers still disagree after this many rounds is reported failed (the files keep changing). */
+/** A reload whose workers still disagree with the compile after this many rounds is reported failed (plugin modules keep changing). */
 const RELOAD_ROUNDS = 3;
 /** How long past the drain deadline a worker may take to exit before it is terminated. */
 const STUCK_WORKER_GRACE_MS = 5000;
 
 class WorkerSlot {
-  hash = '';
-  generation = 0;
   /** Read at start: once the thread has exited, `thread.threadId` is -1. */
   readonly threadId: number;
   private nextId = 0;
@@ -98,7 +105,11 @@ export class WorkerSupervisor {
   private readonly slots: (WorkerSlot | null)[];
   /** Every thread not yet exited, serving or still starting: drain must reach a starting one too. */
   private readonly alive = new Set<Worker>();
-  private generation = 0;
+  /** The compile every worker serves (or is being brought to), and its generation number. */
+  private config: PortableConfig;
+  private summary: CompileSummary;
+  private generation = 1;
+  private lastRejected: readonly Diagnostic[] = [];
   private draining = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly startedAt = new Date();
@@ -113,6 +124,8 @@ export class WorkerSupervisor {
 
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
+    this.config = options.config;
+    this.summary = options.summary;
     this.events = proxyEventsOf(options.plugins);
     this.exposition = metricsExpositionOf(options.plugins);
   }
@@ -121,23 +134,22 @@ export class WorkerSupervisor {
   async start(): Promise<void> {
     const { options } = this;
     this.events.workersRunning(options.workers);
+    this.events.configGeneration(this.generation);
+    this.events.configDiagnostics(this.summary.diagnostics);
     try {
-      await Promise.all(this.slots.map((_, index) => this.spawn(index, 1)));
+      await Promise.all(this.slots.map((_, index) => this.spawn(index)));
     } catch (error) {
       await this.stopWorkers('start failure');
       throw error;
     }
-    this.generation = Math.max(...this.live().map((slot) => slot.generation));
-    // Two workers that read the config on either side of a save: bring them to one content now.
-    if (new Set(this.live().map((slot) => slot.hash)).size > 1) await this.reload('workers started on different files');
-    const mesh = options.mesh;
+    const mesh = this.config.mesh;
     const source: AdminSource = {
       mode: options.mode,
       version: MESHGATE_VERSION,
       startedAt: this.startedAt,
-      generation: () => (this.generation === 0 ? null : this.generation),
+      generation: () => this.generation,
       isDraining: () => this.draining,
-      configDump: async () => (await this.first().ask({ type: 'config-dump' })).dump,
+      configDump: async () => (await this.first().ask({ type: 'config-dump', lastRejected: this.lastRejected })).dump,
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
@@ -163,9 +175,13 @@ export class WorkerSupervisor {
     );
   }
 
-  /** Serialised like a single runtime's: a reload waits for the previous one. */
+  /** Serialised like a single runtime's: a reload waits for the previous one, and for a replacement worker's start. */
   reload(trigger: string): Promise<ReloadOutcome> {
-    const next = this.reloadChain.then(() => this.reloadOnce(trigger));
+    return this.serialised(() => this.reloadOnce(trigger));
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.reloadChain.then(work);
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
@@ -190,9 +206,9 @@ export class WorkerSupervisor {
     return missing === 0 ? { ready: true } : { ready: false, reason: `${missing} worker(s) starting` };
   }
 
-  /** The generation every worker serves; null before start. */
-  servedGeneration(): number | null {
-    return this.generation === 0 ? null : this.generation;
+  /** The generation every worker serves. */
+  servedGeneration(): number {
+    return this.generation;
   }
 
   /** The live worker threads by index (a replaced one is a new thread at the same index). */
@@ -205,7 +221,7 @@ export class WorkerSupervisor {
     return { admin: bound(this.admin?.server ?? null), status: bound(this.status), metrics: bound(this.metrics) };
   }
 
-  private spawn(index: number, firstGeneration: number): Promise<void> {
+  private spawn(index: number): Promise<void> {
     const { options } = this;
     const data: WorkerData = {
       index,
@@ -213,7 +229,9 @@ export class WorkerSupervisor {
       mode: options.mode,
       workloadName: options.workloadName ?? null,
       logLevel: options.logLevel,
-      firstGeneration,
+      config: this.config,
+      diagnostics: this.summary.diagnostics,
+      firstGeneration: this.generation,
       memory: this.memory,
     };
     const thread = new Worker(options.workerEntry, { workerData: data });
@@ -228,8 +246,6 @@ export class WorkerSupervisor {
         if (message.type === 'refused') reject(new Error(`worker ${index} did not start: ${message.message}`));
         if (message.type === 'shutdown-requested') void this.shutdown(message.trigger);
         if (message.type !== 'ready') return;
-        slot.generation = message.generation;
-        slot.hash = message.hash;
         this.slots[index] = slot;
         thread.off('exit', notStarted);
         thread.once('exit', (code) => this.onWorkerExit(slot, code));
@@ -244,36 +260,109 @@ export class WorkerSupervisor {
     if (this.draining) return;
     this.events.workerRestarted();
     this.options.logger.error({ worker: slot.index, code }, 'worker stopped unexpectedly; starting a replacement');
-    this.spawn(slot.index, this.generation).then(
-      () => {
-        const others = this.live().filter((other) => other !== this.slots[slot.index]);
-        if (others.length > 0 && others.some((other) => other.hash !== this.slots[slot.index]?.hash)) void this.reload('worker replaced');
-      },
-      (error: unknown) => this.options.logger.error({ err: error, worker: slot.index }, 'replacement worker did not start; serving with fewer workers'),
+    // Between reloads: the replacement starts from the compile the others serve, and no reload is reported done before it serves that one too.
+    this.serialised(() => (this.draining ? Promise.resolve() : this.spawn(slot.index))).catch((error: unknown) =>
+      this.options.logger.error({ err: error, worker: slot.index }, 'replacement worker did not start; serving with fewer workers'),
     );
   }
 
   private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
-    if (this.draining) return { ok: false, generation: this.generation, errors: 0, warnings: 0, message: 'draining' };
+    const { logger } = this.options;
+    const notApplied = (message: string, errors = 0): ReloadOutcome => ({ ok: false, generation: this.generation, errors, warnings: 0, message });
+    if (this.draining) return notApplied('draining');
     for (let round = 1; round <= RELOAD_ROUNDS; round++) {
-      const answers = await Promise.allSettled(this.live().map(async (slot) => ({ slot, answer: await slot.ask({ type: 'reload', trigger }) })));
-      // A worker that died meanwhile is replaced from the files as they are then, and checked against the others.
-      const served = answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value] : []));
-      for (const { slot, answer } of served) {
-        slot.hash = answer.hash;
-        slot.generation = answer.outcome.generation;
+      let read;
+      try {
+        read = await readConfig(this.options.configPath, this.compileOptions());
+        this.events.configCompiled();
+      } catch (error) {
+        return this.failed(trigger, error);
       }
-      const refused = served.find(({ answer }) => !answer.outcome.ok);
-      if (refused !== undefined && served.every(({ answer }) => !answer.outcome.ok)) return refused.answer.outcome;
-      if (refused === undefined && new Set(served.map(({ slot }) => slot.hash)).size <= 1) {
-        this.generation = Math.max(this.generation, ...served.map(({ slot }) => slot.generation));
-        const applied = served.find(({ answer }) => answer.outcome.message === 'applied') ?? served[0];
-        const outcome = applied?.answer.outcome ?? { ok: true, generation: this.generation, errors: 0, warnings: 0, message: 'unchanged' };
-        return { ...outcome, generation: this.generation };
+      if (!read.ok) return this.rejected(trigger, read.diagnostics);
+      // Other files, so other closures: the workers build theirs while the supervisor finishes its compile.
+      const config = read.read.contentHash === this.config.contentHash ? null : await toPortable(read.read);
+      const slots = this.live();
+      const preparing = config === null ? null : this.prepare(slots, config, trigger);
+      let compiled;
+      try {
+        compiled = await compileRead(read.read, this.options.configPath, this.compileOptions(), [...read.read.diagnostics]);
+      } catch (error) {
+        this.abandon((await preparing) ?? []);
+        return this.failed(trigger, error);
       }
-      this.options.logger.warn({ trigger, round }, 'workers read different config contents (saved again meanwhile); reloading them all again');
+      if (!compiled.ok) {
+        this.abandon((await preparing) ?? []);
+        return this.rejected(trigger, compiled.diagnostics);
+      }
+      // The supervisor's closures never serve: the workers build their own.
+      discardCompiled(compiled.config.pluginStates, this.options.plugins);
+      const summary = { hash: compiled.config.hash, diagnostics: compiled.config.diagnostics };
+      const warnings = summary.diagnostics.filter((d) => d.severity === 'warning').length;
+      if (summary.hash === this.summary.hash) {
+        this.abandon((await preparing) ?? []);
+        if (this.lastRejected.length > 0) {
+          this.lastRejected = [];
+          this.events.configDiagnostics(summary.diagnostics);
+          logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
+        }
+        return { ok: true, generation: this.generation, errors: 0, warnings, message: 'unchanged' };
+      }
+      // Same files, other plugin modules: nothing was posted yet.
+      const posted = config ?? (await toPortable(read.read));
+      const preparations = (await preparing) ?? (await this.prepare(slots, posted, trigger));
+      if (this.draining) return notApplied('draining');
+      const behind = preparations.filter(({ preparation }) => !(preparation.ok && preparation.hash === summary.hash));
+      if (behind.length === 0) {
+        // Every worker has built the new snapshot: they switch together, within a message's time.
+        const generation = this.generation + 1;
+        await Promise.allSettled(preparations.map(({ slot }) => slot.ask({ type: 'commit', trigger, generation, diagnostics: summary.diagnostics })));
+        this.config = posted;
+        this.summary = summary;
+        this.generation = generation;
+        this.lastRejected = [];
+        this.events.reload('applied');
+        this.events.configGeneration(generation);
+        this.events.configDiagnostics(summary.diagnostics);
+        logger.info({ trigger, generation, hash: summary.hash.slice(0, 12), workers: preparations.length }, 'configuration reloaded in every worker');
+        return { ok: true, generation, errors: 0, warnings, message: 'applied' };
+      }
+      this.abandon(preparations);
+      logger.warn(
+        { trigger, round, outcomes: behind.map(({ preparation }) => (preparation.ok ? 'a different hash' : preparation.outcome.message)) },
+        'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again',
+      );
     }
-    return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: 'workers kept reading different config contents' };
+    this.events.reload('failed');
+    return notApplied('workers kept compiling something else than the supervisor', 1);
+  }
+
+  /** The workers that answered; one that died meanwhile is replaced after this reload, from whichever compile it leaves current. */
+  private async prepare(slots: readonly WorkerSlot[], config: PortableConfig, trigger: string): Promise<{ slot: WorkerSlot; preparation: Preparation }[]> {
+    const settled = await Promise.allSettled(slots.map(async (slot) => ({ slot, preparation: (await slot.ask({ type: 'prepare', trigger, config })).preparation })));
+    return settled.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
+  }
+
+  private abandon(preparations: readonly { slot: WorkerSlot }[]): void {
+    const abandon: ToWorker = { type: 'abandon' };
+    for (const { slot } of preparations) slot.thread.postMessage(abandon);
+  }
+
+  private failed(trigger: string, error: unknown): ReloadOutcome {
+    this.events.reload('failed');
+    this.options.logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
+    return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: (error as Error).message };
+  }
+
+  private rejected(trigger: string, diagnostics: readonly Diagnostic[]): ReloadOutcome {
+    this.lastRejected = diagnostics;
+    this.events.reload('rejected');
+    this.events.configDiagnostics(diagnostics);
+    return rejectedReload(this.options.logger, diagnostics, trigger, this.generation);
+  }
+
+  private compileOptions(): CompileOptions {
+    const { mode, workloadName, plugins, logger } = this.options;
+    return workloadName === undefined ? { mode, plugins, logger } : { mode, workloadName, plugins, logger };
   }
 
   private async stopWorkers(trigger: string): Promise<void> {
@@ -284,7 +373,7 @@ export class WorkerSupervisor {
     // Each worker cuts what is left at its drain deadline; one that still has not exited a while later is stopped.
     const deadline = setTimeout(() => {
       for (const thread of threads) void thread.terminate();
-    }, parseDuration(this.options.mesh.drainDuration) + STUCK_WORKER_GRACE_MS);
+    }, parseDuration(this.config.mesh.drainDuration) + STUCK_WORKER_GRACE_MS);
     await Promise.all(exited);
     clearTimeout(deadline);
   }

@@ -1,8 +1,9 @@
 /**
  * One worker thread of a proxy started with more than one worker (worker-supervisor.ts): a
  * GatewayRuntime with the proxy listeners only, each bound with SO_REUSEPORT next to the other
- * workers' sockets. It compiles and swaps its own snapshots when the supervisor says so and answers
- * for its metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
+ * workers' sockets. It never reads the config files: it builds its snapshots' closures from the
+ * supervisor's compile (portable-config.ts), swaps when the supervisor says so, and answers for its
+ * metrics and admin views; signals, the config watch and the operator ports are the supervisor's.
  * The thread's entry module (gateway/composition/worker-main.ts) hands it the plugin table.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -29,6 +30,8 @@ export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
     logger,
     watch: false,
     worker: {
+      config: data.config,
+      diagnostics: data.diagnostics,
       firstGeneration: data.firstGeneration,
       onConnection: proxyEventsOf(plugins).workerConnectionCounter(data.index),
       requestShutdown: () => send({ type: 'shutdown-requested', trigger: 'dapr shutdown API' }),
@@ -49,7 +52,7 @@ export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
         send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
         process.exit(1);
       }
-      send({ type: 'ready', generation: runtime.current().generation, hash: runtime.current().hash });
+      send({ type: 'ready' });
     },
     (error: unknown) => {
       logger.error({ err: error }, 'worker failed to start');
@@ -61,11 +64,15 @@ export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
 
 async function answer(runtime: GatewayRuntime, exposition: MetricsExposition, message: ToWorker): Promise<void> {
   switch (message.type) {
-    case 'reload': {
-      const outcome = await runtime.reload(message.trigger);
-      send({ type: 'reload', id: message.id, outcome, hash: runtime.current().hash });
+    case 'prepare':
+      send({ type: 'prepare', id: message.id, preparation: await runtime.prepare(message.config, message.trigger) });
       return;
-    }
+    case 'commit':
+      send({ type: 'commit', id: message.id, outcome: await runtime.commit(message.generation, message.diagnostics, message.trigger) });
+      return;
+    case 'abandon':
+      runtime.abandon();
+      return;
     case 'drain':
       await runtime.shutdown(message.trigger);
       return;
@@ -73,7 +80,7 @@ async function answer(runtime: GatewayRuntime, exposition: MetricsExposition, me
       send({ type: 'metrics', id: message.id, metrics: await exposition.workerSeries() });
       return;
     case 'config-dump':
-      send({ type: 'config-dump', id: message.id, dump: runtime.configDump() });
+      send({ type: 'config-dump', id: message.id, dump: runtime.configDump(message.lastRejected) });
       return;
     case 'view': {
       const view = runtime.views().find((candidate) => candidate.path === message.path && (candidate.method ?? 'GET') === message.method);

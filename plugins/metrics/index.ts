@@ -25,6 +25,7 @@ import {
   removeCertificateExpiry,
   setBuildInfo,
   setCertificateExpiry,
+  recordConfigCompile,
   setConfigDiagnostics,
   setConfigGeneration,
 } from './meshgate-metrics.js';
@@ -84,6 +85,7 @@ export function createMetricsPlugin(options: MetricsPluginOptions = {}): MeshPlu
       buildInfo: setBuildInfo,
       configGeneration: setConfigGeneration,
       configDiagnostics: setConfigDiagnostics,
+      configCompiled: recordConfigCompile,
       reload: recordReload,
       certificateExpiry: setCertificateExpiry,
       certificateGone: removeCertificateExpiry,

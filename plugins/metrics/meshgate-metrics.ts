@@ -28,6 +28,12 @@ const configReloads = new BoundedCounter({
   labelNames: ['result'],
 });
 
+const configCompiles = new BoundedCounter({
+  name: 'meshgate_config_compiles_total',
+  help: 'Times the config files were read, validated and compiled (a start, a reload): once each however many workers serve, as the workers build their snapshots from that compile.',
+  labelNames: [],
+});
+
 const configDiagnostics = new BoundedGauge({
   name: 'meshgate_config_diagnostics',
   help: 'Diagnostics of the last config load, by severity.',
@@ -137,6 +143,10 @@ export function setConfigGeneration(generation: number): void {
 
 export function recordReload(result: ReloadResult): void {
   configReloads.inc({ result });
+}
+
+export function recordConfigCompile(): void {
+  configCompiles.inc({});
 }
 
 const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];

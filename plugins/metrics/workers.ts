@@ -1,7 +1,7 @@
 /**
  * Metrics of a proxy running several worker threads: each worker counts into its own registry and
  * sends it as JSON when asked; the supervisor thread merges the workers' series with its own
- * (restarts) into one exposition — what prom-client's AggregatorRegistry does for node:cluster.
+ * (restarts, and the config's: compiles, reloads, diagnostics, generation) into one exposition — what prom-client's AggregatorRegistry does for node:cluster.
  */
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
@@ -55,8 +55,12 @@ export async function workerMetricsJson(): Promise<WorkerMetrics> {
   return (await meshRegistry.getMetricsAsJSON()) as WorkerMetrics;
 }
 
+/** The supervisor alone compiles the config and sees rejected reloads: these series are its thread's, not the workers'. */
+const SUPERVISOR_CONFIG_SERIES = ['meshgate_config_compiles_total', 'meshgate_config_reloads_total', 'meshgate_config_diagnostics', 'meshgate_config_generation'];
+
 async function merged(workers: readonly WorkerMetrics[]): Promise<Registry> {
-  return AggregatorRegistry.aggregate([...workers, await supervisorRegistry.getMetricsAsJSON()]);
+  const config = await Promise.all(SUPERVISOR_CONFIG_SERIES.flatMap((name) => meshRegistry.getSingleMetric(name)?.get() ?? []));
+  return AggregatorRegistry.aggregate([...workers, [...(await supervisorRegistry.getMetricsAsJSON()), ...config] as WorkerMetrics]);
 }
 
 export async function renderMergedPrometheus(workers: readonly WorkerMetrics[]): Promise<RenderedMetrics> {

@@ -70,7 +70,7 @@ t.test('SIGTERM while the gateway is still starting: exit 0 and nothing left lis
   // The first log line is written while start() is still opening the listeners and the admin port.
   t.ok(await eventually(() => cli.stdout().length > 0, 30_000), 'the gateway began starting');
   cli.child.kill('SIGTERM');
-  // With worker threads (Node >= 22.12 on a multi-core machine) start compiles once per worker: on a loaded machine that alone can take tens of seconds.
+  // With worker threads (Node >= 22.12 on a multi-core machine) each worker loads its modules and builds its snapshot from the main thread's compile before it can drain: on a loaded machine that can take tens of seconds.
   t.equal(await exitWithin(cli, 60_000), 0, 'exit 0');
   t.equal(await accepts(config.adminPort), false, 'admin port closed');
   t.equal(await accepts(config.gatewayPort), false, 'gateway port closed');

@@ -1,8 +1,10 @@
 /**
  * `--concurrency N`: N worker threads behind every proxy listener, over real sockets. Fresh
  * connections reach more than one worker (the merged /stats/prometheus counts them per worker); a
- * reload is reported done only once no worker answers with the old content; a killed worker is
- * replaced, counted, and brought to the config the others serve; drain stops every worker.
+ * start or reload reads and compiles the config once in the supervisor (meshgate_config_compiles_total),
+ * and is reported done only once no worker answers with the old content; a rejected config leaves
+ * every worker on the last good one; a killed worker is replaced, counted, and serves the generation
+ * the others serve without reading the files; drain stops every worker.
  * Sharing a port between threads needs SO_REUSEPORT (Node.js >= 22.12): on older Node.js the proxy
  * must fall back to one worker, which the last test checks wherever it runs.
  */
@@ -14,6 +16,7 @@ import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../../gateway/composition/plugin
 import { canShareListeners, coresFromCpuMax, workerCount } from '../../gateway/runtime/concurrency.js';
 import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
 import { WorkerSupervisor } from '../../gateway/runtime/worker-supervisor.js';
+import { meshRegistry } from '../../plugins/metrics/registry.js';
 import { eventually } from '../helpers/eventually.js';
 import { configDir, freePort } from '../helpers/gateway.js';
 import type { ConfigDir } from '../helpers/gateway.js';
@@ -116,7 +119,7 @@ async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> 
   const started = await new GatewayRuntime({ ...common, concurrency: WORKERS }).start();
   if (!started.ok || started.handOff === undefined) throw new Error('expected a hand-off to worker threads');
   t.equal(started.handOff.workers, WORKERS);
-  const supervisor = new WorkerSupervisor({ ...common, workerEntry: WORKER_ENTRY, logLevel: 'silent', watch: false, workers: started.handOff.workers, mesh: started.handOff.mesh });
+  const supervisor = new WorkerSupervisor({ ...common, workerEntry: WORKER_ENTRY, logLevel: 'silent', watch: false, workers: started.handOff.workers, config: started.handOff.config, summary: started.handOff.summary });
   await supervisor.start();
   t.teardown(() => supervisor.shutdown('test end'));
   return { supervisor, config, proxyPort, adminPort };
@@ -138,44 +141,96 @@ t.test('fresh connections spread over every worker; the metrics of all workers c
   t.equal(series.get('meshgate_workers'), WORKERS);
 });
 
-t.test('a reload is done only when no worker answers with the old content', needsSharing, async (t) => {
+/** Connections each worker accepted since `before` (a scrape taken earlier). */
+function connectionsSince(before: Map<string, number>, after: Map<string, number>): number[] {
+  return [0, 1].map((worker) => connectionsOf(after, worker) - connectionsOf(before, worker));
+}
+
+/** This thread's count (the supervisor's): tests before this one compiled too. */
+async function compilesSoFar(): Promise<number> {
+  const counter = await meshRegistry.getSingleMetric('meshgate_config_compiles_total')?.get();
+  return counter?.values[0]?.value ?? 0;
+}
+
+async function configDump(adminPort: number): Promise<{ generation: number; hash: string; lastRejected: { code: string; at: string; field?: string }[] }> {
+  return JSON.parse((await get(adminPort, '/config_dump')).body) as { generation: number; hash: string; lastRejected: { code: string; at: string; field?: string }[] };
+}
+
+t.test('a reload is compiled once, and done only when every worker serves it', needsSharing, async (t) => {
+  const compiled = await compilesSoFar();
   const { supervisor, config, proxyPort, adminPort } = await startWorkers(t);
+  const started = await scrape(adminPort);
+  t.equal(started.get('meshgate_config_compiles_total'), compiled + 1, "the start compiled once for both workers (the hand-off's compile)");
   await config.write(meshYaml(proxyPort, adminPort, 'v2'));
   const outcome = await supervisor.reload('test');
   t.match(outcome, { ok: true, generation: 2, message: 'applied' });
   t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'every connection after the reload, on any worker, gets the new content');
   const series = await scrape(adminPort);
-  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'those connections reached both workers');
-  t.equal(series.get('meshgate_config_generation'), 2);
+  const served = connectionsSince(started, series);
+  t.ok(served.every((count) => count > 0), `those connections reached both workers: ${served.join(' / ')}`);
+  t.equal(series.get('meshgate_config_generation'), 2, 'no worker is behind (the lowest generation of all)');
+  t.equal(series.get('meshgate_config_compiles_total'), compiled + 2, 'the reload compiled once, not once per worker');
+  t.equal(series.get('meshgate_config_reloads_total{result="applied"}'), 1, 'one reload counted, not one per worker');
 
-  await config.write('kind: [unclosed');
+  // A field-level error: its position and field come from the supervisor's compile.
+  await config.write(meshYaml(proxyPort, adminPort, 'v3').replace('drainDuration: 2s', 'drainDuration: soon'));
   const rejected = await supervisor.reload('test');
-  t.match(rejected, { ok: false, generation: 2 }, 'an invalid config is rejected by all, the last good one keeps serving');
-  t.same(new Set(await bodies(proxyPort, 10)), new Set(['v2']));
+  t.match(rejected, { ok: false, generation: 2, message: 'configuration rejected' }, 'an invalid config is rejected, the last good one keeps serving');
+  const before = await scrape(adminPort);
+  t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'on every worker');
+  const after = await scrape(adminPort);
+  t.ok(connectionsSince(before, after).every((count) => count > 0), 'both workers answered');
+  t.equal(after.get('meshgate_config_generation'), 2);
+  t.equal(after.get('meshgate_config_compiles_total'), compiled + 3);
+  t.equal(after.get('meshgate_config_reloads_total{result="rejected"}'), 1);
+  t.equal(after.get('meshgate_config_diagnostics{severity="error"}'), 1, "the rejected compile's diagnostics");
+  const dump = await configDump(adminPort);
+  t.equal(dump.generation, 2);
+  t.match(dump.lastRejected, [{ at: new RegExp(`^${config.file}:7:\\d+$`), field: 'spec.drainDuration' }], 'the diagnostic says where: file, line and field');
+
+  await config.write(meshYaml(proxyPort, adminPort, 'v2'));
+  t.match(await supervisor.reload('test'), { ok: true, generation: 2, message: 'unchanged' }, 'back to the running content: compiled, nothing sent to the workers');
+  t.same((await configDump(adminPort)).lastRejected, [], 'no longer rejected');
+
+  // Found only by the compile after validation (a plugin module that cannot be loaded), while the workers build theirs.
+  const missingPlugin = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: missing, namespace: istio-system }
+spec:
+  url: "file://${config.dir}/no-such-plugin.mjs"
+`;
+  await config.write(meshYaml(proxyPort, adminPort, 'v4', missingPlugin));
+  t.match(await supervisor.reload('test'), { ok: false, generation: 2, message: 'configuration rejected' });
+  t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'what the workers had prepared was abandoned');
+  t.match((await configDump(adminPort)).lastRejected, [{ code: 'MG1501', at: new RegExp(`^${config.file}:\\d+:\\d+$`) }]);
 });
 
-t.test('a worker that dies is replaced and counted, and catches up with a config changed meanwhile', needsSharing, async (t) => {
+t.test('a replaced worker serves the current generation without reading the files; the next reload reaches it', needsSharing, async (t) => {
   const { supervisor, config, proxyPort, adminPort } = await startWorkers(t);
+  const compiled = await compilesSoFar();
   const victim = supervisor.threads()[0];
   if (victim == null) throw new Error('worker 0 is not running');
-  // Saved but not reloaded: the replacement reads v3 while worker 1 still serves v1.
+  // Saved but not reloaded: a replacement that read the files would serve v3 beside worker 1's v1.
   await config.write(meshYaml(proxyPort, adminPort, 'v3'));
+  const before = await scrape(adminPort);
   await victim.terminate();
   const replaced = await eventually(
     () => supervisor.threads()[0],
     (thread) => thread != null && thread !== victim,
   );
   t.not(replaced, victim, 'a new thread serves as worker 0');
-  const answers = await eventually(
-    () => bodies(proxyPort),
-    (seen) => seen.every((body) => body === 'v3'),
-  );
-  t.same(new Set(answers), new Set(['v3']), 'the replacement read a newer config, so every worker was brought to it');
-  t.equal(supervisor.servedGeneration(), 2);
+  t.same(new Set(await bodies(proxyPort)), new Set(['v1']), 'the replacement serves the generation the other worker serves');
   const series = await scrape(adminPort);
   t.equal(series.get('meshgate_worker_restarts_total'), 1, 'the replacement is counted');
-  t.ok(connectionsOf(series, 0) > 0 && connectionsOf(series, 1) > 0, 'the replacement takes its share of the connections');
+  t.ok(connectionsSince(before, series).every((count) => count > 0), 'the replacement takes its share of the connections');
+  t.equal(series.get('meshgate_config_compiles_total'), compiled, 'the replacement compiled nothing from the files');
+  t.equal(series.get('meshgate_config_generation'), 1);
   t.same(supervisor.readiness(), { ready: true });
+
+  t.match(await supervisor.reload('test'), { ok: true, generation: 2, message: 'applied' });
+  t.same(new Set(await bodies(proxyPort)), new Set(['v3']), 'the replacement took the reload like the others');
+  t.equal(supervisor.servedGeneration(), 2);
 });
 
 t.test('drain reaches every worker: the shared port closes and every thread exits', needsSharing, async (t) => {
