@@ -9,7 +9,7 @@ import { GatewayRuntime } from '../runtime/gateway-runtime.js';
 import type { HandOff } from '../runtime/gateway-runtime.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
