@@ -24,10 +24,16 @@ export async function runCommand(values: Values): Promise<number> {
   return new Promise<number>((resolve) => {
     // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
     let startFailed = false;
-    let stop = (signal: string): void => void runtime.shutdown(signal);
+    let stopRequested = false;
+    let stop = (signal: string): void => {
+      stopRequested = true;
+      void runtime.shutdown(signal);
+    };
     // Imported on use: a single-threaded proxy (every sidecar by default) does not load the supervisor.
     const serveWithWorkers = async (handOff: HandOff): Promise<void> => {
       const { WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
+      // A signal before the supervisor exists stopped the runtime that handed off, which ended the command.
+      if (stopRequested) return;
       const supervisor = new WorkerSupervisor({
         configPath: path,
         mode,
