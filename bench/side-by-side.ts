@@ -13,7 +13,7 @@ import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET,
 import { treeCpuMicros } from './proc-stats.js';
 import { median } from './report.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
-import { BASELINE_TARGET, type BenchTarget, type RunningTarget, type TargetContext } from './targets.js';
+import { BASELINE_TARGET, NODE_FLOOR_TARGET, type BenchTarget, type RunningTarget, type TargetContext } from './targets.js';
 
 export interface SideBySidePair {
   readonly reference: string;
@@ -28,6 +28,8 @@ export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
   { reference: QUIET_TARGET, measured: OBSERVABILITY_TARGET },
   { reference: SMALL_TABLE_TARGET, measured: LARGE_TABLE_TARGET },
   { reference: 'bare-fastify', measured: FULL_CHAIN_TARGET },
+  // For information (no bar): the full chain against what node:https + undici cost without any framework.
+  { reference: NODE_FLOOR_TARGET, measured: FULL_CHAIN_TARGET },
   // Only with BENCH_BASELINE_CLI: this build against another one, for information (no bar).
   { reference: BASELINE_TARGET, measured: 'meshgate-http' },
 ];

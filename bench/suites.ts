@@ -12,7 +12,7 @@ import { MEMORY_TARGET } from './memory-bench.js';
 import { TCP_TARGET } from './tcp-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
-import { BASELINE_TARGET, TARGETS } from './targets.js';
+import { BASELINE_TARGET, NODE_FLOOR_TARGET, TARGETS } from './targets.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import type { BenchTarget } from './targets.js';
 
@@ -22,7 +22,7 @@ export const SUITES: Readonly<Record<string, readonly string[]>> = {
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
   scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
   grpc: [GRPC_TARGET],
-  chain: ['direct', 'bare-fastify', FULL_CHAIN_TARGET],
+  chain: ['direct', 'bare-fastify', NODE_FLOOR_TARGET, FULL_CHAIN_TARGET],
   policies: ['direct', 'meshgate-http', POLICIES_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET, QUIET_TARGET, OBSERVABILITY_TARGET],
   dapr: DAPR_MEASUREMENTS,
   memory: [MEMORY_TARGET],
@@ -31,12 +31,13 @@ export const DEFAULT_SUITE = 'all';
 
 /**
  * Run order within a round. A bar compares two targets of the same round, and a shared machine's speed
- * drifts over a round's minutes, so each compared target runs right after its reference: the bare
- * proxy between the full chain and meshgate-http, which the policy and rate-limit targets follow;
- * observability after quiet.
+ * drifts over a round's minutes, so each compared target runs right after its reference: the full
+ * chain between the Node.js floor and the bare proxy, the bare proxy before meshgate-http, which the
+ * policy and rate-limit targets follow; observability after quiet.
  */
 const RUN_ORDER: readonly string[] = [
   'direct',
+  NODE_FLOOR_TARGET,
   FULL_CHAIN_TARGET,
   'bare-fastify',
   BASELINE_TARGET,

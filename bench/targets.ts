@@ -171,6 +171,26 @@ const bareFastify: BenchTarget = {
   },
 };
 
+export const NODE_FLOOR_TARGET = 'node-floor-https';
+
+/** node:https + undici and nothing else: the part of any Node.js proxy's cost that no meshgate code can remove. */
+const nodeFloorHttps: BenchTarget = {
+  name: NODE_FLOOR_TARGET,
+  description: 'node:https (TLS 1.3 keep-alive) + undici Pool, no framework: what Node.js alone costs a TLS proxy',
+  async start(context) {
+    const upstream = await startUpstream(context);
+    const { certPath, keyPath } = context.serverCertificate;
+    const proxy = await startBenchScript(context, 'node-floor-proxy', ['--upstream', `http://127.0.0.1:${upstream.ports[0]}`, '--cert', certPath, '--key', keyPath]);
+    return {
+      url: `https://127.0.0.1:${proxy.ports[0]}${HOT_PATH}`,
+      host: null,
+      proxyPid: proxy.service.pid,
+      upstreamPid: upstream.service.pid,
+      stop: stopper(context, [proxy.service, upstream.service]),
+    };
+  },
+};
+
 interface IngressVariant {
   readonly cli?: string;
   readonly table?: RouteTableShape;
@@ -249,6 +269,7 @@ function meshgateWorkers(workers: number): BenchTarget {
 export const TARGETS: readonly BenchTarget[] = [
   direct,
   bareFastify,
+  nodeFloorHttps,
   meshgateIngress('meshgate-http', false),
   meshgateIngress('meshgate-https', true),
   ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, { cli: BASELINE_CLI })]),

@@ -10,14 +10,19 @@ import type { MeshPlugin } from '../pipeline/types.js';
 import type { RouteRequest } from '../router/types.js';
 import type { ProxyRequestContext } from './proxy-context.js';
 
-function defaultPort(scheme: string): number {
-  return scheme === 'https' ? 443 : 80;
+const AUTHORITY_PORT = /:(\d+)$/;
+
+/** The port a route's `port` match sees: a gateway's listener port, else the authority's (or the scheme's default). */
+function routedPort(ctx: ProxyRequestContext): number {
+  if (ctx.listener.direction === 'gateway') return ctx.listener.port;
+  const portMatch = AUTHORITY_PORT.exec(ctx.attrs.authority);
+  if (portMatch !== null) return Number(portMatch[1]);
+  return ctx.attrs.scheme === 'https' ? 443 : 80;
 }
 
 export function routeRequestOf(request: FastifyRequest, ctx: ProxyRequestContext): RouteRequest {
   const attrs = ctx.attrs;
-  const portMatch = /:(\d+)$/.exec(attrs.authority);
-  const port = ctx.listener.direction === 'gateway' ? ctx.listener.port : portMatch !== null ? Number(portMatch[1]) : defaultPort(attrs.scheme);
+  const port = routedPort(ctx);
   return {
     method: attrs.method,
     authority: attrs.authority,

@@ -17,6 +17,7 @@ import { sharedRedisConnection } from './redis-client.js';
 import type { RedisSettings } from './redis-client.js';
 import { LimiterSession } from './registry.js';
 import { compileKey } from './request-key.js';
+import { PolicyDecisions } from './stats.js';
 import type { KeyReader } from './request-key.js';
 import {
   DEFAULT_BACKEND,
@@ -59,6 +60,7 @@ export interface CompiledPolicy {
   readonly id: string;
   readonly rules: readonly CompiledRule[];
   readonly headersOnAllowed: boolean;
+  readonly decisions: PolicyDecisions;
   readonly limitedReply: LocalReply;
   /** failureMode closed and the backend cannot decide. */
   readonly unavailableReply: LocalReply;
@@ -127,6 +129,7 @@ class PolicyCompiler {
       id,
       rules: rules.filter((rule): rule is CompiledRule => rule !== null),
       headersOnAllowed: spec.response?.headers ?? false,
+      decisions: new PolicyDecisions(id),
       limitedReply: {
         status: spec.response?.status ?? DEFAULT_LIMITED_STATUS,
         flag: 'RL',

@@ -7,7 +7,6 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { CompiledLimit, CompiledPolicy, CompiledRateLimits, CompiledRule } from './compile.js';
-import { recordDecision } from './stats.js';
 import { BackendUnavailableError } from './store.js';
 import type { ConsumeOutcome } from './store.js';
 
@@ -57,7 +56,7 @@ class RateLimitWalk {
           if (refusal !== null) return refusal;
         }
       }
-      if (this.matched) recordDecision(policy.id, 'allowed');
+      if (this.matched) policy.decisions.record('allowed');
     }
     return { kind: 'allowed', reported: this.reported };
   }
@@ -72,7 +71,7 @@ class RateLimitWalk {
   /** The refusal `outcome` means, or null when the limit admitted the request. */
   private judge(policy: CompiledPolicy, limit: CompiledLimit, outcome: ConsumeOutcome): Verdict | null {
     if (!outcome.allowed) {
-      recordDecision(policy.id, 'limited');
+      policy.decisions.record('limited');
       return { kind: 'limited', policy, limit, resetMs: outcome.resetMs };
     }
     if (policy.headersOnAllowed) this.reported.push({ limit, remaining: outcome.remaining, resetMs: outcome.resetMs });
@@ -81,7 +80,7 @@ class RateLimitWalk {
 
   private failed(policy: CompiledPolicy, error: unknown): Verdict {
     if (!(error instanceof BackendUnavailableError)) throw error;
-    recordDecision(policy.id, 'unavailable');
+    policy.decisions.record('unavailable');
     return { kind: 'unavailable', policy };
   }
 }

@@ -4,6 +4,7 @@
  * plugin's cumulative counts before each scrape).
  */
 import { BoundedCounter, BoundedGauge, refreshBeforeScrape, sinceLastScrape } from '../../gateway/metrics/registry.js';
+import type { PreparedCounter } from '../../gateway/metrics/registry.js';
 
 const rateLimitDecisions = new BoundedCounter({
   name: 'meshgate_ratelimit_decisions_total',
@@ -38,8 +39,9 @@ const rateLimitBackendTransitions = new BoundedCounter({
 
 export type RateLimitResult = 'allowed' | 'limited' | 'store_error';
 
-export function recordRateLimitDecision(policy: string, result: RateLimitResult): void {
-  rateLimitDecisions.inc({ policy, result });
+/** The series of one policy's decisions of one result, kept by the compiled policy (label values from config, not from requests). */
+export function rateLimitDecisionSeries(policy: string, result: RateLimitResult): PreparedCounter {
+  return rateLimitDecisions.series({ policy, result });
 }
 
 /** What the rate limiter keeps about its shared store; read at scrape time. */

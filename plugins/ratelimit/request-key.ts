@@ -51,6 +51,15 @@ function partReader(part: KeyPart): PartReader {
 export function compileKey(parts: readonly KeyPart[], skipWhenMissing: boolean): KeyReader {
   if (parts.length === 0) return () => '[]';
   const readers = parts.map(partReader);
+  const [only] = readers;
+  if (readers.length === 1 && only !== undefined) {
+    // The common one-part key (per client IP, per principal): the same text, without an array per request.
+    const missing = skipWhenMissing ? null : '[null]';
+    return (request) => {
+      const value = only(request);
+      return value === '' ? missing : `[${JSON.stringify(value)}]`;
+    };
+  }
   return (request) => {
     const values: (string | null)[] = [];
     for (const read of readers) {

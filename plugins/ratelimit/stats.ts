@@ -5,7 +5,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { observeRateLimitBackend, recordRateLimitDecision } from './metrics.js';
+import { observeRateLimitBackend, rateLimitDecisionSeries } from './metrics.js';
+import type { PreparedCounter } from '../../gateway/metrics/registry.js';
 
 export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
 /** `unused`: no policy needs Redis yet. `down` covers both "never connected" and "connection lost". */
@@ -40,14 +41,37 @@ observeRateLimitBackend(() => ({
   transitions: rateLimitStats.backendTransitions,
 }));
 
-export function recordDecision(policy: string, decision: RateLimitDecision): void {
-  let counts = rateLimitStats.decisions.get(policy);
-  if (counts === undefined) {
-    counts = { allowed: 0, limited: 0, unavailable: 0 };
-    rateLimitStats.decisions.set(policy, counts);
+/**
+ * One policy's decision counters, bound when the policy is compiled: a decision on the request path
+ * then costs two increments, with no map lookup and no label set. A policy appears in
+ * `rateLimitStats.decisions` at its first decision, and keeps its counts across reloads.
+ */
+export class PolicyDecisions {
+  private counts: DecisionCounts | null = null;
+  private readonly series: Readonly<Record<RateLimitDecision, PreparedCounter>>;
+
+  constructor(private readonly policy: string) {
+    this.series = {
+      allowed: rateLimitDecisionSeries(policy, 'allowed'),
+      limited: rateLimitDecisionSeries(policy, 'limited'),
+      unavailable: rateLimitDecisionSeries(policy, 'store_error'),
+    };
   }
-  counts[decision]++;
-  recordRateLimitDecision(policy, decision === 'unavailable' ? 'store_error' : decision);
+
+  record(decision: RateLimitDecision): void {
+    this.counts ??= this.sharedCounts();
+    this.counts[decision]++;
+    this.series[decision].inc();
+  }
+
+  private sharedCounts(): DecisionCounts {
+    let counts = rateLimitStats.decisions.get(this.policy);
+    if (counts === undefined) {
+      counts = { allowed: 0, limited: 0, unavailable: 0 };
+      rateLimitStats.decisions.set(this.policy, counts);
+    }
+    return counts;
+  }
 }
 
 let logger: FastifyBaseLogger = pino({ name: 'ratelimit' });

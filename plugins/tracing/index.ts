@@ -62,6 +62,9 @@ function startHop(request: FastifyRequest, state: CompiledTracing): void {
   const span = sampled ? hopSpanFields(request, traceId, spanId, incoming) : null;
   const current: RequestTrace = { traceId, spanId, traceparent, sampled, traceState, format, runtime: state.runtime, span, ended: false };
   setRequestTrace(request, current);
+  // Only a span has anything to end when the client goes away first: an unsampled request adds no listener
+  // (a fastify onRequestAbort hook would add one to every request).
+  if (span !== null) request.raw.once('close', () => endAbortedSpan(request));
   // The forwarded request continues from this hop, whatever the proxy step does with the headers.
   const headers = request.headers as HeaderBag;
   removeTraceHeaders(headers);
@@ -119,6 +122,11 @@ function endSpan(request: FastifyRequest, statusCode: number, extraFlag: string,
   current.runtime.finish(span, name, statusCode >= 500 || statusCode === 0 ? STATUS_ERROR : STATUS_UNSET, performance.timeOrigin + endMs);
 }
 
+/** The client went away before the response: Envoy's DC (downstream connection termination). As fastify's onRequestAbort, on `aborted`. */
+function endAbortedSpan(request: FastifyRequest): void {
+  if (request.raw.aborted) endSpan(request, 0, 'DC', performance.now());
+}
+
 export function createTracingPlugin(options: TracingPluginOptions = {}): TracingPlugin {
   const limits = tracingLimits(options.limits);
   const env = options.env ?? process.env;
@@ -154,12 +162,6 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
     run: (request, reply) => endSpan(request, reply.statusCode, '', request.mesh.responseEndMs),
   });
 
-  function onRequestAbort(request: FastifyRequest, done: () => void): void {
-    // The client went away before the response: Envoy's DC (downstream connection termination).
-    endSpan(request, 0, 'DC', performance.now());
-    done();
-  }
-
   return {
     name: TRACING_PLUGIN_NAME,
     everyRequest: true,
@@ -190,7 +192,6 @@ export function createTracingPlugin(options: TracingPluginOptions = {}): Tracing
       async (app) => {
         app.addHook('onRequest', onRequest);
         app.addHook('onResponse', onResponse);
-        app.addHook('onRequestAbort', onRequestAbort);
       },
       { name: 'meshgate-tracing' },
     ),

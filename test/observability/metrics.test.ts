@@ -15,7 +15,7 @@ import {
   observeUpstreams,
 } from '../../plugins/metrics/index.js';
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
-import { observeRateLimitBackend, recordRateLimitDecision } from '../../plugins/ratelimit/metrics.js';
+import { observeRateLimitBackend, rateLimitDecisionSeries } from '../../plugins/ratelimit/metrics.js';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
 import { afterResponses, buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';
@@ -208,7 +208,7 @@ t.test('meshgate series are set by the typed functions', async (t) => {
     { code: 'MG0102', severity: 'warning', message: 'w', position: { file: 'f', line: 2, col: 1 } },
   ]);
   recordAuthzDecision('default/deny-all', 'DENY', 'denied');
-  recordRateLimitDecision('default/per-ip', 'limited');
+  rateLimitDecisionSeries('default/per-ip', 'limited').inc();
   observeUpstreams(() => [{ name: 'outbound|80||a', active: 1, ejections: 2, connectFailures: 3 }]);
   setCertificateExpiry('spiffe://cluster.local/ns/default/sa/x', new Date('2030-01-01T00:00:00Z'));
   const samples = await scrape();

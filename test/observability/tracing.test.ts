@@ -1,4 +1,5 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import type { Test } from 'tap';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
@@ -170,6 +171,58 @@ t.test('local replies are spans too, with their response flag; the access log se
   t.equal(span?.attributes['meshgate.response_flags'], 'NR');
   t.equal(span?.name, 'shop.example.com/*', 'authority-based name without a route');
   t.equal(seenTraceId, span?.traceId);
+});
+
+t.test('a client that goes away before the response ends the hop span with DC; an unsampled request watches nothing', async (t) => {
+  const otlp = await receiver(t);
+  let reached: () => void = () => undefined;
+  const held: MeshPlugin<null> = {
+    name: 'held',
+    compile: () => null,
+    register: fastifyPlugin(async (app) => {
+      // Holds /routed/held without an answer, as a slow upstream would.
+      app.addHook('onRequest', (request, _reply, done) => {
+        if (request.url === '/routed/held') reached();
+        else done();
+      });
+    }),
+  };
+  const { app, plugin } = await startTracing(t, { samplingPercent: 100, otlpEndpoint: otlp.url }, 'ingress', {}, [held]);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const client = connect(port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  await new Promise<void>((resolve) => {
+    reached = resolve;
+    client.write('GET /routed/held HTTP/1.1\r\nHost: shop.example.com\r\n\r\n');
+  });
+  client.destroy();
+  const deadline = Date.now() + 10_000;
+  while (otlp.spans.length === 0 && Date.now() < deadline) {
+    await plugin.flush();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const span = otlp.spans[0];
+  t.equal(span?.attributes['meshgate.response_flags'], 'DC', 'downstream connection termination');
+  t.equal(span?.attributes['http.response.status_code'], 0);
+
+  // The watch costs a listener on the request: only a sampled one carries it.
+  const closeListeners: number[] = [];
+  const counted: MeshPlugin<null> = {
+    name: 'counted',
+    compile: () => null,
+    register: fastifyPlugin(async (app) => {
+      app.addHook('preHandler', async (request) => {
+        closeListeners.push(request.raw.listenerCount('close'));
+      });
+    }),
+  };
+  const unsampled = await startTracing(t, { samplingPercent: 0, otlpEndpoint: otlp.url }, 'ingress', {}, [counted]);
+  const sampled = await startTracing(t, { samplingPercent: 100, otlpEndpoint: otlp.url }, 'ingress', {}, [counted]);
+  await unsampled.send('/routed/counted');
+  await sampled.send('/routed/counted');
+  const [withoutSpan, withSpan] = closeListeners;
+  t.equal(withSpan, (withoutSpan ?? 0) + 1, 'one close listener more on a sampled request than on an unsampled one');
 });
 
 t.test('disabled (no endpoint): no spans, incoming trace headers forwarded untouched', async (t) => {

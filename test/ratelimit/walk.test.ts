@@ -2,6 +2,7 @@ import t from 'tap';
 import type { FastifyRequest } from 'fastify';
 import type { CompiledLimit, CompiledPolicy, CompiledRule } from '../../plugins/ratelimit/compile.js';
 import { enforceRateLimits } from '../../plugins/ratelimit/enforce.js';
+import { PolicyDecisions } from '../../plugins/ratelimit/stats.js';
 import { BackendUnavailableError, LocalStore } from '../../plugins/ratelimit/store.js';
 import type { ConsumeOutcome, RateLimitStore } from '../../plugins/ratelimit/store.js';
 
@@ -26,7 +27,7 @@ function limit(limitStore: RateLimitStore): CompiledLimit {
 
 function policy(id: string, rules: CompiledRule[]): CompiledPolicy {
   const reply = { status: 429, body: '', flag: 'RL', details: 'rate_limited' } as unknown as CompiledPolicy['limitedReply'];
-  return { id, rules, headersOnAllowed: true, limitedReply: reply, unavailableReply: reply };
+  return { id, rules, headersOnAllowed: true, decisions: new PolicyDecisions(id), limitedReply: reply, unavailableReply: reply };
 }
 
 function rule(key: string | null, limits: CompiledLimit[], matches = true): CompiledRule {

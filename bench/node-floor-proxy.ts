@@ -1,0 +1,76 @@
+/**
+ * What Node.js itself costs a proxy on this machine: node:https (TLS 1.3 keep-alive, HTTP/1.1) in front
+ * of an undici Pool, the two libraries meshgate's ingress is built on, and nothing else — no framework,
+ * no routing, no policy, no metrics. It drops hop-by-hop headers both ways, relays the response as it
+ * streams with backpressure, and answers 502 when the upstream fails: the least a correct proxy does.
+ * The `node-floor-https` target (bench/README.md#what-runs); the full chain is read against it.
+ * Prints the ready line (contract.ts) once listening on an ephemeral loopback port.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { announceAndStopOnSignal } from './contract.js';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+/** As the bench upstream's: longer than any measured run. */
+const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+
+function forwardedHeaders(raw: readonly string[], authority: string): string[] {
+  const headers: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (!HOP_BY_HOP.has(name)) headers.push(name, raw[i + 1] as string);
+  }
+  headers.push('host', authority);
+  return headers;
+}
+
+function relayHandler(response: ServerResponse): Dispatcher.DispatchHandler {
+  return {
+    // Nothing to do when the request starts, but undici tells its controller API from the legacy one by this method.
+    onRequestStart() {},
+    onResponseStart(_controller, statusCode, headers) {
+      const relayed: OutgoingHttpHeaders = {};
+      for (const name in headers) if (!HOP_BY_HOP.has(name)) relayed[name] = headers[name];
+      response.writeHead(statusCode, relayed);
+    },
+    onResponseData(controller, chunk) {
+      if (!response.write(chunk)) {
+        controller.pause();
+        response.once('drain', () => controller.resume());
+      }
+    },
+    onResponseEnd() {
+      response.end();
+    },
+    onResponseError(_controller, error) {
+      if (response.headersSent) response.destroy(error);
+      else response.writeHead(502).end();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { upstream: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } } });
+  if (values.upstream === undefined || values.cert === undefined || values.key === undefined) throw new Error('--upstream <url> --cert <pem> --key <pem> are required');
+  const upstream = new URL(values.upstream);
+  const pool = new Pool(upstream.origin);
+  const server = createServer({ cert: readFileSync(values.cert), key: readFileSync(values.key), minVersion: 'TLSv1.3' }, (request: IncomingMessage, response: ServerResponse) => {
+    const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
+    pool.dispatch(
+      { method: request.method as Dispatcher.HttpMethod, path: request.url ?? '/', headers: forwardedHeaders(request.rawHeaders, upstream.host), body: hasBody ? request : null },
+      relayHandler(response),
+    );
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  announceAndStopOnSignal(server, async () => {
+    server.close();
+    await pool.close();
+  });
+}
+
+await main();
