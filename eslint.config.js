@@ -3,6 +3,10 @@ import tseslint from 'typescript-eslint';
 
 const CORE_IMPORTS_NO_PLUGIN =
   'The core never imports a plugin: offer a capability on MeshPlugin (gateway/pipeline/capabilities.ts) and wire it in gateway/composition/plugin-table.ts.';
+const PLUGIN_IMPORTS_NO_PLUGIN =
+  'A plugin never imports another plugin: what plugins share (the metrics registry, request context, config kinds) lives in gateway/.';
+// From a plugin's own folder, `../x` is a sibling plugin (the core is `../../gateway`); a path through plugins/ is one too.
+const OTHER_PLUGIN = '^\\.\\./(?!\\.\\./)|(^|/)plugins(/|$)';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**'] },
@@ -25,6 +29,13 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)plugins(/|$)', message: CORE_IMPORTS_NO_PLUGIN }] }],
       'no-restricted-syntax': ['error', { selector: 'ImportExpression[source.value=/(^|\\/)plugins(\\/|$)/]', message: CORE_IMPORTS_NO_PLUGIN }],
+    },
+  },
+  {
+    files: ['plugins/*/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: OTHER_PLUGIN, message: PLUGIN_IMPORTS_NO_PLUGIN }] }],
+      'no-restricted-syntax': ['error', { selector: `ImportExpression[source.value=/${OTHER_PLUGIN.replaceAll('/', '\\/')}/]`, message: PLUGIN_IMPORTS_NO_PLUGIN }],
     },
   },
 );

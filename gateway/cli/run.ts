@@ -9,7 +9,7 @@ import { GatewayRuntime } from '../runtime/gateway-runtime.js';
 import type { HandOff } from '../runtime/gateway-runtime.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
 
@@ -24,10 +24,16 @@ export async function runCommand(values: Values): Promise<number> {
   return new Promise<number>((resolve) => {
     // A start failure (a port already taken) shuts the runtime down, whose clean exit must not read as success.
     let startFailed = false;
-    let stop = (signal: string): void => void runtime.shutdown(signal);
+    let stopRequested = false;
+    let stop = (signal: string): void => {
+      stopRequested = true;
+      void runtime.shutdown(signal);
+    };
     // Imported on use: a single-threaded proxy (every sidecar by default) does not load the supervisor.
     const serveWithWorkers = async (handOff: HandOff): Promise<void> => {
       const { WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
+      // A signal before the supervisor exists stopped the runtime that handed off, which ended the command.
+      if (stopRequested) return;
       const supervisor = new WorkerSupervisor({
         configPath: path,
         mode,

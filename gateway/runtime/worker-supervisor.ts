@@ -117,6 +117,7 @@ export class WorkerSupervisor {
   private status: http.Server | null = null;
   private metrics: http.Server | null = null;
   private watcher: ConfigWatcher | null = null;
+  private starting: Promise<void> | null = null;
   private readonly memory = createWorkerMemory();
   private readonly events: ProxyEvents;
   private readonly exposition: MetricsExposition;
@@ -131,7 +132,12 @@ export class WorkerSupervisor {
   }
 
   /** Resolves once every worker serves; rejects (after stopping the others) when one cannot. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting = this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     const { options } = this;
     this.events.workersRunning(options.workers);
     this.events.configGeneration(this.generation);
@@ -189,6 +195,9 @@ export class WorkerSupervisor {
   async shutdown(trigger: string): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    // A signal that lands while start() is still spawning workers waits for it: the admin, status and
+    // metrics ports start opens after them must not outlive the shutdown (they would keep the process up).
+    await this.starting?.catch(() => undefined);
     this.options.logger.info({ trigger }, 'draining every worker: /ready is 503, listeners stop accepting, in-flight requests finish');
     process.off('SIGHUP', this.onSighup);
     this.watcher?.close();

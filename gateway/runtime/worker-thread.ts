@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MetricsExposition } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
-import { createLogger } from '../cli/logger.js';
+import { createLogger } from '../logger.js';
 import { GatewayRuntime } from './gateway-runtime.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { adoptWorkerMemory } from './worker-memory.js';

@@ -7,9 +7,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRecord, SettledDelivery } from '../../gateway/pipeline/types.js';
-import { BoundedCounter } from '../metrics/registry.js';
-import { wireBytes } from '../metrics/wire-bytes.js';
-import { traceIdOf } from '../tracing/request-span.js';
+import { BoundedCounter } from '../../gateway/metrics/registry.js';
+import { wireBytes } from '../../gateway/pipeline/wire-bytes.js';
 import { BOUNDED_FIELDS, NumberField, StringField } from './record.js';
 import type { RawRecord } from './record.js';
 import type { AccessLogLimits } from './schema.js';
@@ -79,7 +78,7 @@ export function captureRecord(request: FastifyRequest, reply: FastifyReply, limi
   strings[StringField.upstreamCluster] = emptyToNull(mesh.upstreamCluster);
   strings[StringField.upstreamHost] = emptyToNull(mesh.upstreamHost);
   strings[StringField.requestId] = mesh.requestId;
-  strings[StringField.traceId] = emptyToNull(traceIdOf(request));
+  strings[StringField.traceId] = emptyToNull(mesh.trace?.traceId ?? '');
   strings[StringField.remoteIp] = attrs.remoteIp;
   strings[StringField.localIp] = attrs.destinationIp;
   strings[StringField.serverName] = emptyToNull(attrs.sni);

@@ -18,7 +18,7 @@ import type { FastifyRequest } from 'fastify';
 import { diagnosticOf, type DiagnosticDefinition } from '../../gateway/config/diagnostics.js';
 import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import { effectiveMeshConfig, findMeshConfig } from '../metrics/effective-mesh-config.js';
+import { effectiveMeshConfig, findMeshConfig } from '../../gateway/config/effective-mesh-config.js';
 import { captureConnection, captureDelivery, captureRecord } from './capture.js';
 import { RecordChunk } from './record-codec.js';
 import { emptyRawRecord } from './record.js';

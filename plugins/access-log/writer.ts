@@ -6,7 +6,7 @@
  * by path and reported once per path as a process warning; requests never fail because of the log.
  */
 import { Worker } from 'node:worker_threads';
-import { BoundedCounter } from '../metrics/registry.js';
+import { BoundedCounter } from '../../gateway/metrics/registry.js';
 import { RecordChunk } from './record-codec.js';
 import type { FromWriter, ToWriter } from './writer-thread.js';
 

@@ -8,8 +8,8 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import { conditionalHook } from '../../gateway/pipeline/hooks.js';
 import type { ConnectionAttributes, ConnectionDenial, MeshPlugin } from '../../gateway/pipeline/types.js';
-import { authzDecisionSeries, recordAuthzDecision } from '../metrics/meshgate-metrics.js';
-import type { PreparedCounter } from '../metrics/registry.js';
+import { authzDecisionSeries, recordAuthzDecision } from './decision-metrics.js';
+import type { PreparedCounter } from '../../gateway/metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';

@@ -10,7 +10,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { afterResponseHook } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import { effectiveMeshConfig } from './effective-mesh-config.js';
+import { effectiveMeshConfig } from '../../gateway/config/effective-mesh-config.js';
 import { compileIstioLabels } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
 import { IstioSeriesCache, istioSeries } from './istio-metrics.js';
@@ -31,7 +31,7 @@ import {
 } from './meshgate-metrics.js';
 import { renderPrometheus, renderStatsText } from './render.js';
 import { recordConnectionClosed, recordConnectionOpened, recordConnectionProgress } from './tcp-metrics.js';
-import { wireBytes } from './wire-bytes.js';
+import { wireBytes } from '../../gateway/pipeline/wire-bytes.js';
 import { recordWorkerRestart, renderMergedPrometheus, renderMergedStatsText, setWorkersRunning, workerConnectionCounter, workerMetricsJson } from './workers.js';
 import type { WorkerMetrics } from './workers.js';
 
@@ -120,4 +120,3 @@ export const metricsPlugin = createMetricsPlugin();
 export { renderPrometheus, renderStatsText } from './render.js';
 export * from './meshgate-metrics.js';
 export * from './workers.js';
-export { meshRegistry, BoundedCounter, BoundedGauge, BoundedHistogram, boundLabelValue } from './registry.js';

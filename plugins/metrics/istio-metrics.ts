@@ -9,7 +9,7 @@ import type { CounterSeries, HistogramSeries } from './bound-series.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ISTIO_LABEL_NAMES, counterpartOf, isDestinationReporter, isGrpc, istioLabelKey, istioLabelValues } from './istio-labels.js';
 import type { CompiledIstioLabels, IstioLabelName } from './istio-labels.js';
-import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
+import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from '../../gateway/metrics/registry.js';
 
 /** Envoy's default histogram buckets, in milliseconds (docs/observability.md#metrics). */
 export const ENVOY_DEFAULT_BUCKETS_MS = [

@@ -1,11 +1,11 @@
 /**
- * meshgate's own series (Prometheus naming: base units, `_total` counters). Other modules never touch
- * prom-client directly: they call these typed functions, so names and label sets stay in one place.
+ * meshgate's own series of the core's events (Prometheus naming: base units, `_total` counters), which
+ * the core reports through the metrics plugin's proxyEvents. A plugin's own series (authz and
+ * rate-limit decisions, user plugin errors) are defined in that plugin's folder.
  */
 import type { Diagnostic, Severity } from '../../gateway/config/resource.js';
 import type { PubSubPublishResult, ReloadResult, UpstreamClusterSample } from '../../gateway/pipeline/capabilities.js';
-import { BoundedCounter, BoundedGauge } from './registry.js';
-import type { PreparedCounter } from './registry.js';
+import { BoundedCounter, BoundedGauge, refreshBeforeScrape, sinceLastScrape } from '../../gateway/metrics/registry.js';
 
 const buildInfo = new BoundedGauge({
   name: 'meshgate_build_info',
@@ -41,18 +41,6 @@ const configDiagnostics = new BoundedGauge({
   merge: 'first',
 });
 
-const authzDecisions = new BoundedCounter({
-  name: 'meshgate_authz_decisions_total',
-  help: 'AuthorizationPolicy decisions by deciding policy (`<ns>/<name>` or `none`), action and result.',
-  labelNames: ['policy', 'action', 'result'],
-});
-
-const rateLimitDecisions = new BoundedCounter({
-  name: 'meshgate_ratelimit_decisions_total',
-  help: 'RateLimitPolicy decisions by policy (`<ns>/<name>`) and result.',
-  labelNames: ['policy', 'result'],
-});
-
 const upstreamConnectErrors = new BoundedCounter({
   name: 'meshgate_upstream_connect_errors_total',
   help: 'Failed connection attempts to upstream hosts, by cluster, including attempts a retry then hid from the client.',
@@ -83,41 +71,10 @@ const upstreamRetries = new BoundedCounter({
   labelNames: ['cluster'],
 });
 
-const rateLimitBackendState = new BoundedGauge({
-  name: 'meshgate_ratelimit_backend_state',
-  help: 'State of the shared rate-limit store (Redis): 1 for the current state (unused, connecting, up, down), 0 for the others.',
-  labelNames: ['state'],
-  merge: 'max',
-});
-
-const rateLimitBackendErrors = new BoundedCounter({
-  name: 'meshgate_ratelimit_backend_errors_total',
-  help: 'Calls to the shared rate-limit store that failed (refused while disconnected, timed out, errored).',
-  labelNames: [],
-});
-
-const rateLimitFallbackDecisions = new BoundedCounter({
-  name: 'meshgate_ratelimit_fallback_decisions_total',
-  help: 'Rate-limit decisions taken by the in-memory insurance limiter because the shared store failed (failureMode open).',
-  labelNames: [],
-});
-
-const rateLimitBackendTransitions = new BoundedCounter({
-  name: 'meshgate_ratelimit_backend_transitions_total',
-  help: 'up→down and down→up changes of the connection to the shared rate-limit store.',
-  labelNames: [],
-});
-
 const abusiveSessions = new BoundedCounter({
   name: 'meshgate_downstream_http2_abusive_sessions_total',
   help: 'Client HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for resetting too many streams (Rapid Reset, MadeYouReset), by listener.',
   labelNames: ['listener'],
-});
-
-const pluginErrors = new BoundedCounter({
-  name: 'meshgate_plugin_errors_total',
-  help: 'User plugin hooks that threw or rejected, by plugin (`<ns>/<name>`) and what happened to the request: local_reply (500, FAIL_CLOSE) or skipped (FAIL_OPEN).',
-  labelNames: ['plugin', 'outcome'],
 });
 
 const certificateExpiry = new BoundedGauge({
@@ -157,26 +114,6 @@ export function setConfigDiagnostics(diagnostics: readonly Diagnostic[]): void {
   }
 }
 
-export type AuthzAction = 'ALLOW' | 'DENY' | 'CUSTOM' | 'AUDIT';
-export type AuthzResult = 'allowed' | 'denied';
-
-/** `policy` is the `<namespace>/<name>` that decided, or `none` when no policy matched. */
-export function recordAuthzDecision(policy: string, action: AuthzAction, result: AuthzResult): void {
-  authzDecisions.inc({ policy, action, result });
-}
-
-/** The series `recordAuthzDecision` counts, kept by a caller whose decisions recur (label values from config, not from requests). */
-export function authzDecisionSeries(policy: string, action: AuthzAction, result: AuthzResult): PreparedCounter {
-  return authzDecisions.series({ policy, action, result });
-}
-
-export type RateLimitResult = 'allowed' | 'limited' | 'store_error';
-
-/** The series of one policy's decisions of one result, kept by the compiled policy (label values from config, not from requests). */
-export function rateLimitDecisionSeries(policy: string, result: RateLimitResult): PreparedCounter {
-  return rateLimitDecisions.series({ policy, result });
-}
-
 export function recordUpstreamOverflow(cluster: string): void {
   upstreamOverflow.inc({ cluster });
 }
@@ -186,21 +123,14 @@ type UpstreamSource = () => readonly UpstreamClusterSample[];
 /** Per source (one per running proxy; tests run several in one process), the cumulative counts seen at the last scrape. */
 const upstreamSources = new Map<UpstreamSource, { readonly ejections: Map<string, number>; readonly connectFailures: Map<string, number> }>();
 
-/** What a cumulative cluster count added since the last scrape; a cluster rebuilt by a reload starts again from 0. */
-function sinceLastScrape(seen: Map<string, number>, name: string, total: number): number {
-  const previous = seen.get(name) ?? 0;
-  seen.set(name, total);
-  return total >= previous ? total - previous : total;
-}
-
 /** The running proxy registers where its cluster statistics come from; call the result when it stops. */
 export function observeUpstreams(source: UpstreamSource): () => void {
   upstreamSources.set(source, { ejections: new Map(), connectFailures: new Map() });
   return () => void upstreamSources.delete(source);
 }
 
-/** Brings the upstream gauges and the ejection counter up to date; called before each scrape. */
-export function refreshUpstreamMetrics(): void {
+/** Brings the upstream gauges and the ejection counter up to date before each scrape. */
+function refreshUpstreamMetrics(): void {
   for (const [source, seen] of upstreamSources) {
     for (const cluster of source()) {
       upstreamRequestsActive.set({ cluster: cluster.name }, cluster.active);
@@ -212,42 +142,10 @@ export function refreshUpstreamMetrics(): void {
   }
 }
 
-export function recordPluginError(plugin: string, outcome: 'local_reply' | 'skipped'): void {
-  pluginErrors.inc({ plugin, outcome });
-}
+refreshBeforeScrape(refreshUpstreamMetrics);
 
 export function recordUpstreamRetry(cluster: string): void {
   upstreamRetries.inc({ cluster });
-}
-
-/** What the rate limiter keeps about its shared store; read at scrape time. */
-export interface RateLimitBackendSample {
-  readonly state: 'unused' | 'connecting' | 'up' | 'down';
-  readonly errors: number;
-  readonly fallbackDecisions: number;
-  readonly transitions: number;
-}
-
-const RATE_LIMIT_BACKEND_STATES: readonly RateLimitBackendSample['state'][] = ['unused', 'connecting', 'up', 'down'];
-let rateLimitSource: (() => RateLimitBackendSample) | null = null;
-const rateLimitSeen = new Map<string, number>();
-
-/** The rate limiter registers where its store statistics come from. */
-export function observeRateLimitBackend(source: () => RateLimitBackendSample): void {
-  rateLimitSource = source;
-}
-
-/** Brings the rate-limit store series up to date; called before each scrape. */
-export function refreshRateLimitMetrics(): void {
-  if (rateLimitSource === null) return;
-  const sample = rateLimitSource();
-  for (const state of RATE_LIMIT_BACKEND_STATES) rateLimitBackendState.set({ state }, state === sample.state ? 1 : 0);
-  const errors = sinceLastScrape(rateLimitSeen, 'errors', sample.errors);
-  if (errors > 0) rateLimitBackendErrors.inc({}, errors);
-  const fallback = sinceLastScrape(rateLimitSeen, 'fallback', sample.fallbackDecisions);
-  if (fallback > 0) rateLimitFallbackDecisions.inc({}, fallback);
-  const transitions = sinceLastScrape(rateLimitSeen, 'transitions', sample.transitions);
-  if (transitions > 0) rateLimitBackendTransitions.inc({}, transitions);
 }
 
 export function recordAbusiveSession(listener: string): void {

@@ -1,12 +1,10 @@
 /** What the admin server serves: `/stats/prometheus` + `/metrics` (exposition format) and `/stats` (plain text). */
 import type { MetricObjectWithValues, MetricValue, MetricValueWithName, Registry } from 'prom-client';
-import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
 import type { RenderedMetrics } from '../../gateway/pipeline/capabilities.js';
-import { meshRegistry } from './registry.js';
+import { meshRegistry, refreshScrapedSeries } from '../../gateway/metrics/registry.js';
 
 export async function renderPrometheus(): Promise<RenderedMetrics> {
-  refreshUpstreamMetrics();
-  refreshRateLimitMetrics();
+  refreshScrapedSeries();
   return { contentType: meshRegistry.contentType, body: await meshRegistry.metrics() };
 }
 
@@ -42,8 +40,7 @@ function isHistogram(metric: AnyMetric): boolean {
 
 /** One `name{label=value,…}: value` line per series, sorted; histograms as count/sum/mean. */
 export async function renderStatsText(registry: Registry = meshRegistry): Promise<string> {
-  refreshUpstreamMetrics();
-  refreshRateLimitMetrics();
+  refreshScrapedSeries();
   const metrics = (await registry.getMetricsAsJSON()) as AnyMetric[];
   const lines: string[] = [];
   for (const metric of metrics) {

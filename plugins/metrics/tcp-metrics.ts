@@ -9,7 +9,7 @@ import type { CounterSeries } from './bound-series.js';
 import type { ConnectionRecord } from '../../gateway/pipeline/types.js';
 import { TCP_LABEL_NAMES, tcpLabelValues } from './istio-labels.js';
 import type { CompiledIstioLabels } from './istio-labels.js';
-import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from './registry.js';
+import { DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesGuard, boundLabelValue, meshRegistry } from '../../gateway/metrics/registry.js';
 
 const opened = new BoundCounter('istio_tcp_connections_opened_total', 'TCP connections opened through this proxy.', meshRegistry);
 const closed = new BoundCounter('istio_tcp_connections_closed_total', 'TCP connections closed through this proxy.', meshRegistry);

@@ -5,8 +5,7 @@
  */
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { refreshRateLimitMetrics, refreshUpstreamMetrics } from './meshgate-metrics.js';
-import { BoundedCounter, meshRegistry } from './registry.js';
+import { BoundedCounter, meshRegistry, refreshScrapedSeries } from '../../gateway/metrics/registry.js';
 import { renderStatsText } from './render.js';
 import type { RenderedMetrics } from '../../gateway/pipeline/capabilities.js';
 
@@ -50,8 +49,7 @@ export function workerConnectionCounter(index: number): () => void {
 
 /** In a worker: its whole registry, for the supervisor to merge. */
 export async function workerMetricsJson(): Promise<WorkerMetrics> {
-  refreshUpstreamMetrics();
-  refreshRateLimitMetrics();
+  refreshScrapedSeries();
   return (await meshRegistry.getMetricsAsJSON()) as WorkerMetrics;
 }
 

@@ -1,12 +1,12 @@
 /**
  * Counters the metrics plugin reads, and the logger the backend reports its state changes to.
  * Plain mutable numbers for the admin views and tests; every decision is also counted in
- * `meshgate_ratelimit_decisions_total` (the metrics plugin's typed recorder), which is what operators scrape.
+ * `meshgate_ratelimit_decisions_total` (metrics.ts), which is what operators scrape.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { observeRateLimitBackend, rateLimitDecisionSeries } from '../metrics/meshgate-metrics.js';
-import type { PreparedCounter } from '../metrics/registry.js';
+import { observeRateLimitBackend, rateLimitDecisionSeries } from './metrics.js';
+import type { PreparedCounter } from '../../gateway/metrics/registry.js';
 
 export type RateLimitDecision = 'allowed' | 'limited' | 'unavailable';
 /** `unused`: no policy needs Redis yet. `down` covers both "never connected" and "connection lost". */

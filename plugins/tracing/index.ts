@@ -10,7 +10,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { afterResponseHook, runPendingAfterResponse } from '../../gateway/pipeline/after-response.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import { effectiveMeshConfig } from '../metrics/effective-mesh-config.js';
+import { effectiveMeshConfig } from '../../gateway/config/effective-mesh-config.js';
 import { endDeliverySpan, startDeliverySpan } from './delivery-span.js';
 import { extractTraceContext, hopIds, injectTraceContext, isSampled, removeTraceHeaders } from './propagation.js';
 import type { ExtractedContext, HeaderBag } from './propagation.js';

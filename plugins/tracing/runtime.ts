@@ -12,7 +12,7 @@
  * batch (span-batch.ts).
  */
 import type { SpanStatus } from '@opentelemetry/api';
-import { BoundedCounter } from '../metrics/registry.js';
+import { BoundedCounter } from '../../gateway/metrics/registry.js';
 import { SpanExporter } from './exporter.js';
 import { otlpSpanJson } from './otlp-json.js';
 import { SpanBatch } from './span-batch.js';

@@ -13,7 +13,7 @@ import { sendLocalReply } from '../../gateway/http/local-reply.js';
 import type { MeshPlugin } from '../../gateway/pipeline/types.js';
 import type { ListenerSpec } from '../../gateway/proxy/listener-spec.js';
 import type { ProxyRequestContext } from '../../gateway/proxy/proxy-context.js';
-import { recordPluginError } from '../metrics/meshgate-metrics.js';
+import { recordPluginError } from './plugin-metrics.js';
 import { PHASE_INDEX, compileUserPlugins, routeSelected } from './compile.js';
 import type { CompiledUserPlugins, PlacedPlugin } from './compile.js';
 import { USER_PLUGIN_DIAGNOSTICS } from './diagnostics.js';

@@ -1,9 +1,10 @@
 /**
- * Counters user plugins declare (`setup.metrics.counter`), on meshgate's registry. prom-client allows a
+ * Counters user plugins declare (`setup.metrics.counter`), on meshgate's registry, and meshgate's count
+ * of their failures (`meshgate_plugin_errors_total`). prom-client allows a
  * name once per registry, and a plugin declares its counters again on every snapshot, so a name maps to
  * one counter for the life of the process; declaring it again with other labels is a config problem.
  */
-import { BoundedCounter } from '../metrics/registry.js';
+import { BoundedCounter } from '../../gateway/metrics/registry.js';
 import type { PluginCounter, PluginCounterOptions } from '../../gateway/plugin-api/index.js';
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -15,6 +16,16 @@ interface Declared {
 }
 
 const declared = new Map<string, Declared>();
+
+const pluginErrors = new BoundedCounter({
+  name: 'meshgate_plugin_errors_total',
+  help: 'User plugin hooks that threw or rejected, by plugin (`<ns>/<name>`) and what happened to the request: local_reply (500, FAIL_CLOSE) or skipped (FAIL_OPEN).',
+  labelNames: ['plugin', 'outcome'],
+});
+
+export function recordPluginError(plugin: string, outcome: 'local_reply' | 'skipped'): void {
+  pluginErrors.inc({ plugin, outcome });
+}
 
 export type CounterDeclaration = { readonly ok: true; readonly counter: PluginCounter<string> } | { readonly ok: false; readonly problem: string };
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { renderDiagnosticsMarkdown } from '../../gateway/config/diagnostics.js';
-import { PUBLISHED_SCHEMA_PATH, buildPublishedSchema, renderPublishedSchema } from '../../gateway/config/publish-schema.js';
+import { PUBLISHED_SCHEMA_PATH, buildPublishedSchema, renderPublishedSchema } from '../../gateway/config/published-schema.js';
 import { PIPELINE_DIAGNOSTICS, PIPELINE_KINDS } from '../../gateway/composition/plugin-table.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

@@ -1,23 +1,21 @@
 import { execFile, execFileSync } from 'node:child_process';
 import t from 'tap';
 import type { PeerIdentity } from '../../gateway/pipeline/types.js';
+import { BoundedCounter, LABEL_VALUE_MAX_LENGTH } from '../../gateway/metrics/registry.js';
+import { recordAuthzDecision } from '../../plugins/authz/decision-metrics.js';
 import {
-  BoundedCounter,
   createMetricsPlugin,
   metricsPlugin,
-  recordAuthzDecision,
-  rateLimitDecisionSeries,
   recordReload,
   renderPrometheus,
   renderStatsText,
   setCertificateExpiry,
   setConfigDiagnostics,
   setConfigGeneration,
-  observeRateLimitBackend,
   observeUpstreams,
 } from '../../plugins/metrics/index.js';
 import { ENVOY_DEFAULT_BUCKETS_MS } from '../../plugins/metrics/istio-metrics.js';
-import { LABEL_VALUE_MAX_LENGTH } from '../../plugins/metrics/registry.js';
+import { observeRateLimitBackend, rateLimitDecisionSeries } from '../../plugins/ratelimit/metrics.js';
 import { MESH_CONFIG_API_VERSION } from '../../gateway/config/kinds/mesh-config.js';
 import { afterResponses, buildPluginHarness } from '../helpers/plugin-harness.js';
 import { makeResource } from '../helpers/resources.js';

@@ -71,3 +71,21 @@ t.test('the shipped table wires metrics and authorization explanations through o
   t.same(PIPELINE_PLUGINS.filter((candidate) => candidate.explain !== undefined).map((candidate) => candidate.name), ['authz']);
   t.ok(PIPELINE_PLUGINS.some((candidate) => candidate.proxyEvents?.reload !== undefined), 'reloads are counted');
 });
+
+t.test('the shipped exposition declares the series each plugin defines in its own folder', async (t) => {
+  const body = (await metricsExpositionOf(PIPELINE_PLUGINS).prometheus()).body;
+  const ownSeries = [
+    'meshgate_authz_decisions_total counter',
+    'meshgate_ratelimit_decisions_total counter',
+    'meshgate_ratelimit_backend_state gauge',
+    'meshgate_ratelimit_backend_errors_total counter',
+    'meshgate_ratelimit_fallback_decisions_total counter',
+    'meshgate_ratelimit_backend_transitions_total counter',
+    'meshgate_plugin_errors_total counter',
+    'meshgate_access_log_truncated_fields_total counter',
+    'meshgate_tracing_spans_exported_total counter',
+  ];
+  for (const series of ownSeries) t.match(body, `# TYPE ${series}\n`, series.split(' ')[0]);
+  // The rate limiter's store statistics reach the scrape (refreshed before it) even before any policy needs the store.
+  t.match(body, 'meshgate_ratelimit_backend_state{state="unused"} 1\n');
+});

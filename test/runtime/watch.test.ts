@@ -3,17 +3,23 @@
  * editor-style save (rename over it) and a Kubernetes `..data` swap trigger one debounced reload;
  * other files in the same directory (an access log, a swap file, notes) trigger nothing.
  */
+import { watch as rawWatch, writeFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import t from 'tap';
 import type { Test } from 'tap';
 import { watchConfig, watchFiles } from '../../gateway/runtime/watch.js';
 import type { ConfigWatcher } from '../../gateway/runtime/watch.js';
 
-const DEBOUNCE_MS = 20;
-/** Long enough for an inotify event and the debounce to have fired, had they been going to. */
-const QUIET_MS = 300;
+/**
+ * Long beside the microseconds between the events of one synchronous save (truncate, then write), so
+ * that however loaded the machine, those are one reload; the waits below do not depend on it.
+ */
+const DEBOUNCE_MS = 250;
+/** Only a broken watch takes this long; the sentinel's event normally arrives in milliseconds. */
+const SENTINEL_DEADLINE_MS = 30_000;
 
 async function scratch(t: Test): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), 'meshgate-watch-'));
@@ -28,7 +34,36 @@ function counting(t: Test, start: (onChange: () => void) => ConfigWatcher): { re
   return { count: () => changes };
 }
 
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+let sentinels = 0;
+
+/** Resolves when a watch of `directory` opened now sees a file written after every earlier change. */
+function sentinelSeen(directory: string): Promise<void> {
+  const name = `sentinel-${++sentinels}.txt`;
+  return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      sentinelWatch.close();
+      reject(new Error(`no event for ${name} in ${directory} within ${SENTINEL_DEADLINE_MS} ms`));
+    }, SENTINEL_DEADLINE_MS);
+    const sentinelWatch = rawWatch(directory, (_event, filename) => {
+      if (filename !== name) return;
+      clearTimeout(deadline);
+      sentinelWatch.close();
+      resolve();
+    });
+    writeFile(join(directory, name), '').catch(reject);
+  });
+}
+
+/**
+ * Resolves once the watcher under test has had every event of `directories` so far and run any reload
+ * they armed. The sentinel's event comes from the same inotify watch, behind the earlier ones, so the
+ * watcher under test has had those first; and any debounce it armed expires before a timer of the same
+ * duration set afterwards (Node runs the timers of one duration in the order they were set).
+ */
+async function settled(...directories: string[]): Promise<void> {
+  await Promise.all(directories.map(sentinelSeen));
+  await delay(DEBOUNCE_MS);
+}
 
 t.test('a config file: its writes and renames over it reload; its neighbours do not', async (t) => {
   const directory = await scratch(t);
@@ -38,17 +73,17 @@ t.test('a config file: its writes and renames over it reload; its neighbours do 
 
   for (let i = 0; i < 5; i++) await writeFile(join(directory, 'access.log'), `line ${i}\n`, { flag: 'a' });
   await writeFile(join(directory, 'other.yaml'), 'b: 1\n');
-  await settle();
+  await settled(directory);
   t.equal(watch.count(), 0, 'an access log and another yaml beside the config are not the config');
 
-  await writeFile(config, 'a: 2\n');
-  await settle();
+  writeFileSync(config, 'a: 2\n');
+  await settled(directory);
   t.equal(watch.count(), 1, 'a write reloads once (debounced)');
 
   await writeFile(join(directory, '.mesh.yaml.swp'), 'x');
   await writeFile(join(directory, 'mesh.yaml.tmp'), 'a: 3\n');
   await rename(join(directory, 'mesh.yaml.tmp'), config);
-  await settle();
+  await settled(directory);
   t.equal(watch.count(), 2, 'an editor-style save (rename over the file) reloads');
 });
 
@@ -60,11 +95,11 @@ t.test('a config directory: every config file reloads, other files do not', asyn
   await writeFile(join(directory, 'access.log'), 'line\n');
   await writeFile(join(directory, 'README.txt'), 'notes\n');
   await writeFile(join(directory, '.a.yaml.swp'), 'x');
-  await settle();
+  await settled(directory);
   t.equal(watch.count(), 0);
 
-  await writeFile(join(directory, 'b.JSON'), '{}');
-  await settle();
+  writeFileSync(join(directory, 'b.JSON'), '{}');
+  await settled(directory);
   t.equal(watch.count(), 1, 'a new config file reloads');
 });
 
@@ -77,7 +112,7 @@ t.test('a Kubernetes volume swap (the ..data symlink) reloads', async (t) => {
 
   await symlink('v2', join(directory, '..data_tmp'));
   await rename(join(directory, '..data_tmp'), join(directory, '..data'));
-  await settle();
+  await settled(directory);
   t.equal(watch.count(), 1);
 });
 
@@ -89,13 +124,13 @@ t.test('certificate files in two directories: each watched file reloads, the res
 
   await writeFile(join(first, 'access.log'), 'line\n');
   await writeFile(join(second, 'other.pem'), 'pem\n');
-  await settle();
+  await settled(first, second);
   t.equal(watch.count(), 0);
 
-  await writeFile(join(second, 'ca.pem'), 'new ca\n');
-  await settle();
+  writeFileSync(join(second, 'ca.pem'), 'new ca\n');
+  await settled(first, second);
   t.equal(watch.count(), 1);
-  await writeFile(join(first, 'key.pem'), 'new key\n');
-  await settle();
+  writeFileSync(join(first, 'key.pem'), 'new key\n');
+  await settled(first, second);
   t.equal(watch.count(), 2);
 });

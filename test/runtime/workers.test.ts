@@ -16,7 +16,7 @@ import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../../gateway/composition/plugin
 import { canShareListeners, coresFromCpuMax, workerCount } from '../../gateway/runtime/concurrency.js';
 import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
 import { WorkerSupervisor } from '../../gateway/runtime/worker-supervisor.js';
-import { meshRegistry } from '../../plugins/metrics/registry.js';
+import { meshRegistry } from '../../gateway/metrics/registry.js';
 import { eventually } from '../helpers/eventually.js';
 import { configDir, freePort } from '../helpers/gateway.js';
 import type { ConfigDir } from '../helpers/gateway.js';
@@ -108,8 +108,8 @@ interface Running {
   readonly adminPort: number;
 }
 
-/** As `meshgate run --concurrency N` does: the runtime compiles, hands off, the supervisor starts the workers. */
-async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> {
+/** As `meshgate run --concurrency N` does: the runtime compiles and hands off to a supervisor (not started yet). */
+async function handOff(t: Test, body = 'v1', extra = ''): Promise<Running> {
   const proxyPort = await freePort();
   const adminPort = await freePort();
   const config = await configDir(meshYaml(proxyPort, adminPort, body, extra));
@@ -120,9 +120,14 @@ async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> 
   if (!started.ok || started.handOff === undefined) throw new Error('expected a hand-off to worker threads');
   t.equal(started.handOff.workers, WORKERS);
   const supervisor = new WorkerSupervisor({ ...common, workerEntry: WORKER_ENTRY, logLevel: 'silent', watch: false, workers: started.handOff.workers, config: started.handOff.config, summary: started.handOff.summary });
-  await supervisor.start();
   t.teardown(() => supervisor.shutdown('test end'));
   return { supervisor, config, proxyPort, adminPort };
+}
+
+async function startWorkers(t: Test, body = 'v1', extra = ''): Promise<Running> {
+  const running = await handOff(t, body, extra);
+  await running.supervisor.start();
+  return running;
 }
 
 const sharing = canShareListeners();
@@ -241,6 +246,17 @@ t.test('drain reaches every worker: the shared port closes and every thread exit
   await supervisor.shutdown('test');
   t.same(await Promise.all(exits), [0, 0], 'every worker drained and exited on its own');
   await t.rejects(get(proxyPort), { code: 'ECONNREFUSED' }, 'no worker still holds the port');
+});
+
+t.test('a shutdown asked while the workers start waits for the start, then closes all it opened', needsSharing, async (t) => {
+  const { supervisor, proxyPort, adminPort } = await handOff(t);
+  const starting = supervisor.start();
+  // As SIGTERM once the first worker serves: start() still waits for the other, then opens the admin port.
+  await eventually(() => supervisor.threads().some((thread) => thread !== null), (serving) => serving, { intervalMs: 1 });
+  await supervisor.shutdown('SIGTERM while starting');
+  await t.resolves(starting, 'the start completed');
+  await t.rejects(get(adminPort), { code: 'ECONNREFUSED' }, 'the admin port start opened is closed');
+  await t.rejects(get(proxyPort), { code: 'ECONNREFUSED' }, 'no worker holds the proxy port');
 });
 
 t.test('a local rate limit admits exactly as many requests with two workers as with one', needsSharing, async (t) => {

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { DownstreamBytes } from '../../gateway/pipeline/types.js';
+import type { DownstreamBytes } from './types.js';
 
 interface SocketMark {
   read: number;

@@ -3,8 +3,8 @@
  * default filled in, or all defaults when there is none. Runs at compile time only.
  */
 import { Value } from '@sinclair/typebox/value';
-import type { Resource } from '../../gateway/config/resource.js';
-import { MESH_CONFIG_API_VERSION, MeshConfigSpec, defaultMeshConfig } from '../../gateway/config/kinds/mesh-config.js';
+import type { Resource } from './resource.js';
+import { MESH_CONFIG_API_VERSION, MeshConfigSpec, defaultMeshConfig } from './kinds/mesh-config.js';
 
 export function findMeshConfig(resources: readonly Resource[]): Resource | undefined {
   return resources.find((resource) => resource.kind === 'MeshConfig' && resource.apiVersion === MESH_CONFIG_API_VERSION);

@@ -1,6 +1,7 @@
 /**
  * The one Prometheus registry of the process, and bounded metric wrappers every module uses to add
- * series to it. Label values often come from the network (Host header, peer identity), so each value
+ * series to it. It sits in the core so that each plugin defines and counts its own series here without
+ * importing another plugin; the metrics plugin exposes the registry. Label values often come from the network (Host header, peer identity), so each value
  * is truncated and each metric has a cap on distinct label sets: beyond it, new label sets collapse
  * into a single `overflow` series and `meshgate_metric_series_dropped_total{metric}` counts them.
  * That keeps a hostile client from growing the scrape (and our memory) without bound.
@@ -42,6 +43,25 @@ const seriesDropped = new Counter({
   labelNames: ['metric'],
   registers: [meshRegistry],
 });
+
+const scrapeRefreshers: (() => void)[] = [];
+
+/** A module whose series follow cumulative counts kept elsewhere (a store's state, clusters' ejections) brings them up to date here. */
+export function refreshBeforeScrape(refresh: () => void): void {
+  scrapeRefreshers.push(refresh);
+}
+
+/** What a cumulative count added since the last scrape; a source that started again (a cluster rebuilt by a reload) counts from 0. */
+export function sinceLastScrape(seen: Map<string, number>, name: string, total: number): number {
+  const previous = seen.get(name) ?? 0;
+  seen.set(name, total);
+  return total >= previous ? total - previous : total;
+}
+
+/** Called by every exposition (the admin and metrics ports, a worker's series for the merge) before it reads the registry. */
+export function refreshScrapedSeries(): void {
+  for (const refresh of scrapeRefreshers) refresh();
+}
 
 /**
  * Admits label sets up to the cap and maps the rest onto the overflow set. Keys are built by the

@@ -1,11 +1,9 @@
 /**
- * Publishes config/meshgate.schema.json: one JSON Schema (draft-07, what yaml-language-server speaks)
+ * The text of config/meshgate.schema.json: one JSON Schema (draft-07, what yaml-language-server speaks)
  * for a config document, with each kind's spec schema selected by apiVersion + kind. Usage in a
- * config file: `# yaml-language-server: $schema=./meshgate.schema.json`.
- * Run: `node dist/gateway/config/publish-schema.js [output]`. A test fails when the committed file is stale.
+ * config file: `# yaml-language-server: $schema=./meshgate.schema.json`. gateway/composition/publish-schema.ts
+ * writes it with the kinds the plugins contribute.
  */
-import { writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type { PluginKind } from '../pipeline/types.js';
 import { DURATION_FORMAT } from './kinds/common.js';
 import { buildKindRegistry } from './kinds/index.js';
@@ -94,12 +92,4 @@ export function buildPublishedSchema(extraKinds: readonly PluginKind[] = []): Js
 
 export function renderPublishedSchema(extraKinds: readonly PluginKind[] = []): string {
   return `${JSON.stringify(buildPublishedSchema(extraKinds), null, 2)}\n`;
-}
-
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const output = process.argv[2] ?? PUBLISHED_SCHEMA_PATH;
-  // The published schema covers the kinds the plugins contribute too (RateLimitPolicy, …).
-  const { PIPELINE_KINDS } = await import('../composition/plugin-table.js');
-  await writeFile(output, renderPublishedSchema(PIPELINE_KINDS));
-  console.log(`wrote ${output}`);
 }
