@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type * as Amqp from 'amqplib';
 import type { FastifyBaseLogger } from 'fastify';
+import { TurnWrites } from './turn-writes.js';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -288,8 +289,7 @@ export class RabbitMqBroker implements PubSubBroker {
   private readonly awaitingConfirm = new Set<(error: Error) => void>();
   private readonly subscriptions = new Set<RabbitSubscription>();
   private closed = false;
-  /** The connection's socket while it holds this turn's publishes (corked); null when none is. */
-  private corked: Writable | null = null;
+  private readonly turnWrites = new TurnWrites();
 
   constructor(
     private readonly settings: RabbitMqSettings,
@@ -377,31 +377,11 @@ export class RabbitMqBroker implements PubSubBroker {
     });
   }
 
-  /**
-   * The publishes of one event-loop turn leave in one write. amqplib writes each message's frames to
-   * the socket on its own, from an immediate its muxer queues in a nextTick (on the channel buffer's
-   * 'readable'); the socket is corked at the turn's first publish and uncorked from an immediate queued
-   * in a later nextTick, so after amqplib's. Should amqplib's writes come later, they simply go out one
-   * by one, as without the cork.
-   */
   private holdWritesForTheTurn(channel: Amqp.ConfirmChannel): void {
-    if (this.corked !== null) return;
     // amqplib's Connection keeps its socket as `stream` (not in its typings).
     const socket = (channel.connection as unknown as { readonly stream?: Writable }).stream;
-    if (socket === undefined) return;
-    socket.cork();
-    this.corked = socket;
-    process.nextTick(this.releaseWritesAfterAmqplib);
+    if (socket !== undefined) this.turnWrites.hold(socket);
   }
-
-  private readonly releaseWritesAfterAmqplib = (): void => {
-    setImmediate(this.releaseWrites);
-  };
-
-  private readonly releaseWrites = (): void => {
-    this.corked?.uncork();
-    this.corked = null;
-  };
 
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
     const subscription = new RabbitSubscription(this, this.settings, options, handler, this.logger);

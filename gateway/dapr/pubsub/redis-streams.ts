@@ -11,10 +11,11 @@
  * XREADGROUP on its own connection; acks and reclaims go through a control connection that queues
  * while Redis is away, so an ack issued during an outage lands once Redis is back instead of being lost.
  */
-import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { closeRedisClient, redisClass } from '../../redis/client.js';
+import { TurnWrites } from './turn-writes.js';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -297,8 +298,7 @@ export class RedisStreamsBroker implements PubSubBroker {
   private readonly publisher: Redis;
   private readonly control: Redis;
   private readonly subscriptions = new Set<StreamSubscription>();
-  /** The publisher's socket while it holds this turn's XADDs (corked); null when none is. */
-  private corked: Socket | null = null;
+  private readonly turnWrites = new TurnWrites();
   private readonly trim: readonly (string | number)[];
 
   constructor(
@@ -341,23 +341,11 @@ export class RedisStreamsBroker implements PubSubBroker {
     await this.publisher.xadd(topic, ...this.trim, '*', 'data', data, 'metadata', JSON.stringify(metadata));
   }
 
-  /**
-   * The XADDs of one event-loop turn leave in one write: the socket is corked at the first and uncorked
-   * once the turn's I/O callbacks have run. Each publish arrives in a tick of its own (its own
-   * connection's read), so ioredis' auto-pipelining, which batches per tick, sent one pipeline per message.
-   */
+  /** Corks before the XADD is written: ioredis writes a ready connection's command at once. */
   private holdWritesForTheTurn(): void {
-    const socket = this.publisher.stream as Socket | undefined;
-    if (this.corked !== null || socket === undefined || this.publisher.status !== 'ready') return;
-    socket.cork();
-    this.corked = socket;
-    setImmediate(this.releaseWrites);
+    const socket = this.publisher.stream as Writable | undefined;
+    if (socket !== undefined && this.publisher.status === 'ready') this.turnWrites.hold(socket);
   }
-
-  private readonly releaseWrites = (): void => {
-    this.corked?.uncork();
-    this.corked = null;
-  };
 
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
     const reader = this.connect({ maxRetriesPerRequest: null });
