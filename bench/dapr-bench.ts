@@ -14,6 +14,7 @@
  *   BENCH_SECONDS each; sidecar A's CPU per GET is read from /proc over the client's run.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { appendFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -30,7 +31,12 @@ import { median } from './report.js';
 import { BASELINE_CLI } from './targets.js';
 import type { TargetContext } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
-import type { PubSubReport, StateReport, StateRepetition } from './dapr-client.js';
+import type { LatencyReport, StateReport, StateRepetition } from './dapr-client.js';
+import { accountLines, medianAccount, pidsNamed } from './cpu-accounting.js';
+import type { CpuAccount, NamedProcess } from './cpu-accounting.js';
+import type { ThroughputReport } from './dapr-delivery.js';
+import { IN_FLIGHT, SIDECAR_A_PART, SIDECAR_B_PART, measuredRun } from './dapr-throughput.js';
+import type { DaprPublisher, MeasuredRun, RunTarget } from './dapr-throughput.js';
 
 export const DAPR_PUBSUB_REDIS = 'dapr-pubsub-redis';
 export const DAPR_PUBSUB_RABBITMQ = 'dapr-pubsub-rabbitmq';
@@ -39,7 +45,8 @@ export const DAPR_MEASUREMENTS: readonly string[] = [DAPR_PUBSUB_REDIS, DAPR_PUB
 
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 const RUN_TIMEOUT_MS = 300_000;
-const IN_FLIGHT = 64;
+const REDIS_PART = 'redis-server (CPU 0)';
+const RABBITMQ_PART = 'RabbitMQ beam.smp (not pinned)';
 const AMQP_URL = process.env['MESHGATE_TEST_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** The app id of sidecar B (`bench/server`): its consumer group and the RabbitMQ queue's prefix. */
 const SUBSCRIBER_APP_ID = SERVER_WORKLOAD.split('/')[1] ?? 'server';
@@ -49,6 +56,8 @@ export interface DaprSettings {
   readonly messages: number;
   readonly latencyMessages: number;
   readonly seconds: number;
+  /** Who publishes (`DAPR_PUBLISHERS`), the first one judged by the bars; with two, runs alternate between them. */
+  readonly publishers: readonly DaprPublisher[];
   /** Node options for both sidecars (`DAPR_SIDECAR_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
   readonly sidecarNodeArgs: readonly string[];
 }
@@ -61,11 +70,15 @@ export interface Spread {
 
 export interface PubSubResult extends BuildFigures {
   readonly name: string;
+  readonly publisher: DaprPublisher;
   readonly latencyP50Ms: number | null;
   readonly latencyP99Ms: number | null;
   readonly lost: number;
   readonly duplicated: number;
-  readonly runs: readonly PubSubReport[];
+  readonly runs: readonly ThroughputReport[];
+  /** Where the CPUs went, per message: the median over the runs of each process's part; null without /proc. */
+  readonly cpu: CpuAccount | null;
+  readonly cpuRuns: readonly (CpuAccount | null)[];
 }
 
 export interface StateResult {
@@ -146,6 +159,20 @@ function subscription(topic: string): Record<string, unknown> {
   };
 }
 
+/** What a run reads besides the app: the pair's sidecars and every broker process (the idle one too). */
+function runTarget(mesh: DaprLayout, topic: string, brokers: readonly NamedProcess[]): RunTarget {
+  const sidecars = [
+    { label: SIDECAR_A_PART, pid: mesh.publisher.pid },
+    { label: SIDECAR_B_PART, pid: mesh.subscriber.pid },
+  ];
+  return { appPort: mesh.appPort, sidecarPort: mesh.clientOutbound, topic, processes: [...sidecars, ...brokers] };
+}
+
+/** Publishers in the order of repetition `index`: alternating, so that neither always runs first. */
+function publishersFor(index: number, publishers: readonly DaprPublisher[]): readonly DaprPublisher[] {
+  return index % 2 === 0 ? publishers : [...publishers].reverse();
+}
+
 async function measurePubSub(
   context: TargetContext,
   pinning: Pinning,
@@ -154,51 +181,44 @@ async function measurePubSub(
   name: string,
   pubsubComponent: Record<string, unknown>,
   topic: string,
-): Promise<PubSubResult> {
+  brokers: readonly NamedProcess[],
+): Promise<PubSubResult[]> {
   const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true, settings.sidecarNodeArgs);
   try {
-    const latency = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
-    const runs: MeasuredRun[] = [];
+    const latencyArgs = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--latency', String(settings.latencyMessages)];
+    const latency = JSON.parse(await runClient(pinning, latencyArgs, signal)) as LatencyReport;
+    const target = runTarget(mesh, topic, brokers);
+    const runs = new Map<DaprPublisher, MeasuredRun[]>(settings.publishers.map((publisher) => [publisher, []]));
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
-      const measured = await measuredRun(pinning, mesh, topic, settings.messages, signal);
-      runs.push(measured);
-      console.log(`  ${name} run ${repetition + 1}: ${measured.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, lost ${measured.report.lost}, duplicated ${measured.report.duplicated}`);
+      for (const publisher of publishersFor(repetition, settings.publishers)) {
+        const measured = await measuredRun(pinning, publisher, target, settings.messages, signal);
+        runs.get(publisher)?.push(measured);
+        const cpu = (value: number | null): string => value?.toFixed(0) ?? '-';
+        console.log(
+          `  ${name} run ${repetition + 1} (${publisher} publisher): ${measured.report.messagesPerSecond.toFixed(0)} msg/s, lost ${measured.report.lost}, duplicated ${measured.report.duplicated}; ` +
+            `CPU per message A ${cpu(measured.publisherCpu)} / B ${cpu(measured.subscriberCpu)} us`,
+        );
+      }
     }
-    const reports = runs.map((run) => run.report);
-    return {
-      name,
-      latencyP50Ms: latency.latencyP50Ms,
-      latencyP99Ms: latency.latencyP99Ms,
-      ...buildFigures(runs),
-      lost: reports.reduce((sum, run) => sum + run.lost, 0),
-      duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
-      runs: reports,
-    };
+    return settings.publishers.map((publisher) => {
+      const measured = runs.get(publisher) ?? [];
+      const reports = measured.map((run) => run.report);
+      return {
+        name,
+        publisher,
+        latencyP50Ms: latency.latencyP50Ms,
+        latencyP99Ms: latency.latencyP99Ms,
+        ...buildFigures(measured),
+        lost: reports.reduce((sum, run) => sum + run.lost, 0),
+        duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
+        runs: reports,
+        cpu: medianAccount(measured.map((run) => run.account)),
+        cpuRuns: measured.map((run) => run.account),
+      };
+    });
   } finally {
     await context.processes.stop(mesh.sidecars);
   }
-}
-
-function clientArgs(mesh: DaprLayout, topic: string): string[] {
-  return ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
-}
-
-interface MeasuredRun {
-  readonly report: PubSubReport;
-  readonly publisherCpu: number | null;
-  readonly subscriberCpu: number | null;
-}
-
-/** One throughput run of the app side, with each sidecar's CPU per message over it. */
-async function measuredRun(pinning: Pinning, mesh: DaprLayout, topic: string, messages: number, signal: AbortSignal): Promise<MeasuredRun> {
-  const before = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-  const report = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--messages', String(messages)], signal)) as PubSubReport;
-  const after = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-  const perMessage = (index: number): number | null => {
-    const [start, end] = [before[index], after[index]];
-    return start === null || start === undefined || end === null || end === undefined ? null : (end - start) / report.messages;
-  };
-  return { report, publisherCpu: perMessage(0), subscriberCpu: perMessage(1) };
 }
 
 export interface BuildFigures {
@@ -209,7 +229,7 @@ export interface BuildFigures {
 
 function buildFigures(runs: readonly MeasuredRun[]): BuildFigures {
   return {
-    messagesPerSecond: spread(runs.map((run) => run.report.messagesPerSecond ?? 0)),
+    messagesPerSecond: spread(runs.map((run) => run.report.messagesPerSecond)),
     publisherCpuUsPerMessage: spreadOrNull(runs.map((run) => run.publisherCpu)),
     subscriberCpuUsPerMessage: spreadOrNull(runs.map((run) => run.subscriberCpu)),
   };
@@ -251,23 +271,26 @@ async function measurePubSubSideBySide(
   pubsubComponent: Record<string, unknown>,
   topics: { readonly thisBuild: string; readonly baseline: string },
   baselineCli: string,
+  brokers: readonly NamedProcess[],
 ): Promise<PubSubSideBySide> {
   const mine = await startDaprMesh(context, `${name}-sbs`, [pubsubComponent, subscription(topics.thisBuild)], true, settings.sidecarNodeArgs);
   const theirs = await startDaprMesh(context, `${name}-sbs-baseline`, [pubsubComponent, subscription(topics.baseline)], true, settings.sidecarNodeArgs, baselineCli);
   try {
     // Warm-up (JIT, connections, the subscriber ready), not measured.
-    const warmUp = Math.max(1, Math.floor(settings.messages / 10));
-    await Promise.all([measuredRun(pinning, mine, topics.thisBuild, warmUp, signal), measuredRun(pinning, theirs, topics.baseline, warmUp, signal)]);
+    const warmUp = Math.max(IN_FLIGHT, Math.floor(settings.messages / 10));
+    const publisher = settings.publishers[0] ?? 'node';
+    const [myTarget, theirTarget] = [runTarget(mine, topics.thisBuild, brokers), runTarget(theirs, topics.baseline, brokers)];
+    await Promise.all([measuredRun(pinning, publisher, myTarget, warmUp, signal), measuredRun(pinning, publisher, theirTarget, warmUp, signal)]);
     const runs: MeasuredRun[] = [];
     const baselineRuns: MeasuredRun[] = [];
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
-      const [run, baselineRun] = await Promise.all([measuredRun(pinning, mine, topics.thisBuild, settings.messages, signal), measuredRun(pinning, theirs, topics.baseline, settings.messages, signal)]);
+      const [run, baselineRun] = await Promise.all([measuredRun(pinning, publisher, myTarget, settings.messages, signal), measuredRun(pinning, publisher, theirTarget, settings.messages, signal)]);
       runs.push(run);
       baselineRuns.push(baselineRun);
       const cpu = (value: number | null): string => value?.toFixed(0) ?? '-';
       console.log(
-        `  ${name} side by side ${repetition + 1}: this build ${run.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(run.publisherCpu)} / B ${cpu(run.subscriberCpu)} us; ` +
-          `baseline ${baselineRun.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(baselineRun.publisherCpu)} / B ${cpu(baselineRun.subscriberCpu)} us`,
+        `  ${name} side by side ${repetition + 1}: this build ${run.report.messagesPerSecond.toFixed(0)} msg/s, A ${cpu(run.publisherCpu)} / B ${cpu(run.subscriberCpu)} us; ` +
+          `baseline ${baselineRun.report.messagesPerSecond.toFixed(0)} msg/s, A ${cpu(baselineRun.publisherCpu)} / B ${cpu(baselineRun.subscriberCpu)} us`,
       );
     }
     const reports = [...runs, ...baselineRuns].map((run) => run.report);
@@ -322,27 +345,32 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
   const results: { pubsub: PubSubResult[]; sideBySide: PubSubSideBySide[]; state: StateResult | null } = { pubsub: [], sideBySide: [], state: null };
   const redis = await startRedis(context);
   const redisPort = Number(new URL(redis.url).port);
+  // Both brokers are read in every run (the idle one reads ~0): no process on the machine's CPUs goes unnamed.
+  const brokers: NamedProcess[] = [
+    { label: REDIS_PART, pid: redis.service.pid },
+    ...pidsNamed('beam.smp').map((pid, _index, all) => ({ label: all.length === 1 ? RABBITMQ_PART : `${RABBITMQ_PART} pid ${pid}`, pid, alone: true })),
+  ];
   try {
     if (selected.includes(DAPR_PUBSUB_REDIS)) {
       const pubsub = component('events', 'pubsub.redis', { redisHost: `127.0.0.1:${redisPort}` });
-      results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench'));
+      results.pubsub.push(...(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench', brokers)));
       if (BASELINE_CLI !== undefined) {
         const topics = { thisBuild: 'bench-sbs', baseline: 'bench-sbs-baseline' };
-        results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, topics, BASELINE_CLI));
+        results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, topics, BASELINE_CLI, brokers));
       }
     }
     if (selected.includes(DAPR_PUBSUB_RABBITMQ)) {
       const topic = `meshgate-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
       const pubsub = component('events', 'pubsub.rabbitmq', { connectionString: AMQP_URL, durable: 'false', deletedWhenUnused: 'false' });
       try {
-        results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic));
+        results.pubsub.push(...(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic, brokers)));
       } finally {
         await deleteRabbitNames(topic);
       }
       if (BASELINE_CLI !== undefined) {
         const topics = { thisBuild: `${topic}-sbs`, baseline: `${topic}-sbs-baseline` };
         try {
-          results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topics, BASELINE_CLI));
+          results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topics, BASELINE_CLI, brokers));
         } finally {
           await deleteRabbitNames(topics.thisBuild);
           await deleteRabbitNames(topics.baseline);
@@ -356,6 +384,7 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
   return results;
 }
 
+const cpus = (): number => availableParallelism();
 const range = (value: Spread, digits: number): string => `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`;
 
 export function daprLines(results: DaprResults, settings: DaprSettings): string[] {
@@ -363,10 +392,14 @@ export function daprLines(results: DaprResults, settings: DaprSettings): string[
   for (const result of results.pubsub) {
     const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
     lines.push(
-      `${result.name}: ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
+      `${result.name} (${result.publisher} publisher): ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
         `lost ${result.lost}, duplicated ${result.duplicated}; publish → delivery p50 ${result.latencyP50Ms?.toFixed(2) ?? '-'} ms, p99 ${result.latencyP99Ms?.toFixed(2) ?? '-'} ms (${settings.latencyMessages} one at a time); ` +
         `CPU per message: sidecar A ${cpu(result.publisherCpuUsPerMessage)} us, sidecar B ${cpu(result.subscriberCpuUsPerMessage)} us`,
     );
+    if (result.cpu !== null) {
+      lines.push(`  where the ${cpus()} CPUs went, per message (median of the runs' windows, go → last delivery):`);
+      lines.push(...accountLines(result.cpu).map((line) => `    ${line}`));
+    }
   }
   for (const pair of results.sideBySide) {
     const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
