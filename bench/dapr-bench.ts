@@ -58,6 +58,8 @@ export interface DaprSettings {
   readonly seconds: number;
   /** Who publishes (`DAPR_PUBLISHERS`), the first one judged by the bars; with two, runs alternate between them. */
   readonly publishers: readonly DaprPublisher[];
+  /** The lean app's CPU (`DAPR_LEAN_APP_CPU`, dapr-throughput.ts's appCpu). */
+  readonly leanAppCpu: number;
   /** Node options for both sidecars (`DAPR_SIDECAR_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
   readonly sidecarNodeArgs: readonly string[];
 }
@@ -160,12 +162,12 @@ function subscription(topic: string): Record<string, unknown> {
 }
 
 /** What a run reads besides the app: the pair's sidecars and every broker process (the idle one too). */
-function runTarget(mesh: DaprLayout, topic: string, brokers: readonly NamedProcess[]): RunTarget {
+function runTarget(mesh: DaprLayout, topic: string, brokers: readonly NamedProcess[], leanAppCpu: number): RunTarget {
   const sidecars = [
     { label: SIDECAR_A_PART, pid: mesh.publisher.pid },
     { label: SIDECAR_B_PART, pid: mesh.subscriber.pid },
   ];
-  return { appPort: mesh.appPort, sidecarPort: mesh.clientOutbound, topic, processes: [...sidecars, ...brokers] };
+  return { appPort: mesh.appPort, sidecarPort: mesh.clientOutbound, topic, processes: [...sidecars, ...brokers], leanAppCpu };
 }
 
 /** Publishers in the order of repetition `index`: alternating, so that neither always runs first. */
@@ -187,7 +189,7 @@ async function measurePubSub(
   try {
     const latencyArgs = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--latency', String(settings.latencyMessages)];
     const latency = JSON.parse(await runClient(pinning, latencyArgs, signal)) as LatencyReport;
-    const target = runTarget(mesh, topic, brokers);
+    const target = runTarget(mesh, topic, brokers, settings.leanAppCpu);
     const runs = new Map<DaprPublisher, MeasuredRun[]>(settings.publishers.map((publisher) => [publisher, []]));
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
       for (const publisher of publishersFor(repetition, settings.publishers)) {
@@ -279,7 +281,7 @@ async function measurePubSubSideBySide(
     // Warm-up (JIT, connections, the subscriber ready), not measured.
     const warmUp = Math.max(IN_FLIGHT, Math.floor(settings.messages / 10));
     const publisher = settings.publishers[0] ?? 'node';
-    const [myTarget, theirTarget] = [runTarget(mine, topics.thisBuild, brokers), runTarget(theirs, topics.baseline, brokers)];
+    const [myTarget, theirTarget] = [runTarget(mine, topics.thisBuild, brokers, settings.leanAppCpu), runTarget(theirs, topics.baseline, brokers, settings.leanAppCpu)];
     await Promise.all([measuredRun(pinning, publisher, myTarget, warmUp, signal), measuredRun(pinning, publisher, theirTarget, warmUp, signal)]);
     const runs: MeasuredRun[] = [];
     const baselineRuns: MeasuredRun[] = [];

@@ -41,7 +41,19 @@ const PUBLISHER_GRACE_MS = 10_000;
 
 export const SIDECAR_A_PART = 'sidecar A (CPU 0)';
 export const SIDECAR_B_PART = 'sidecar B (CPU 1)';
-export const APP_PART: Readonly<Record<DaprPublisher, string>> = { wrk: 'app: lean subscriber (CPU 0)', node: 'app: node publisher + subscriber (CPU 0)' };
+/**
+ * Where the app runs. The node app publishes and subscribes in one process: CPU 0, the client side. The
+ * lean app only subscribes: by default on CPU 1 with sidecar B, as the mesh targets put the upstream with
+ * the server-side sidecar (`DAPR_LEAN_APP_CPU=0` puts it on CPU 0, where the node app is, to compare the
+ * publishers alone).
+ */
+export function appCpu(publisher: DaprPublisher, leanAppCpu: number): number {
+  return publisher === 'wrk' ? leanAppCpu : LOAD_GENERATOR_CPU;
+}
+
+export function appPart(publisher: DaprPublisher, leanAppCpu: number): string {
+  return `app: ${publisher === 'wrk' ? 'lean subscriber' : 'node publisher + subscriber'} (CPU ${appCpu(publisher, leanAppCpu)})`;
+}
 export const WRK_PART = 'wrk publisher (CPU 0)';
 export const DRIVER_PART = 'bench driver (node run.js)';
 
@@ -51,6 +63,8 @@ export interface RunTarget {
   readonly topic: string;
   /** Sidecars, broker: read over the window with the app. */
   readonly processes: readonly NamedProcess[];
+  /** The lean app's CPU (appCpu). */
+  readonly leanAppCpu: number;
 }
 
 export interface MeasuredRun {
@@ -143,8 +157,8 @@ class WindowedChild {
   }
 }
 
-function startPinned(pinning: Pinning, command: string, args: readonly string[], signal: AbortSignal): ChildProcessWithoutNullStreams {
-  const [file, argv] = pinnedCommand(pinning, LOAD_GENERATOR_CPU, command, args);
+function startPinned(pinning: Pinning, cpu: number, command: string, args: readonly string[], signal: AbortSignal): ChildProcessWithoutNullStreams {
+  const [file, argv] = pinnedCommand(pinning, cpu, command, args);
   return spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
 }
 
@@ -157,7 +171,7 @@ export interface RunningWrk {
 export function startWrk(pinning: Pinning, target: RunTarget, runId: string, messages: number, signal: AbortSignal): RunningWrk {
   const url = `http://127.0.0.1:${target.sidecarPort}/v1.0/publish/events/${target.topic}`;
   const args = ['-t1', `-c${IN_FLIGHT}`, `-d${DEADLINE_SECONDS}s`, `--timeout`, `${DEADLINE_SECONDS}s`, '-s', PUBLISH_SCRIPT, url, '--', runId, '1', String(messages)];
-  const child = startPinned(pinning, 'wrk', args, signal);
+  const child = startPinned(pinning, LOAD_GENERATOR_CPU, 'wrk', args, signal);
   const interrupt = (): void => void child.kill('SIGINT');
   let output = '';
   createInterface({ input: child.stdout }).on('line', (line) => {
@@ -186,12 +200,9 @@ export async function measuredRun(pinning: Pinning, publisher: DaprPublisher, ta
   const runId = `${process.pid}-${Date.now()}-${++runs}`;
   const common = ['--app-port', String(target.appPort), '--sidecar-port', String(target.sidecarPort), '--topic', target.topic, '--run', runId, '--messages', String(messages)];
   const window = ['--deadline-seconds', String(DEADLINE_SECONDS), '--stall-seconds', String(STALL_SECONDS)];
-  const app = new WindowedChild(
-    publisher === 'wrk'
-      ? startPinned(pinning, process.execPath, [join(BENCH_DIST, 'dapr-app.js'), ...common, ...window], signal)
-      : startPinned(pinning, process.execPath, [join(BENCH_DIST, 'dapr-client.js'), '--mode', 'pubsub', ...common, ...window, '--in-flight', String(IN_FLIGHT)], signal),
-  );
-  const processes = [...target.processes, { label: APP_PART[publisher], pid: app.pid }];
+  const script = publisher === 'wrk' ? [join(BENCH_DIST, 'dapr-app.js'), ...common, ...window] : [join(BENCH_DIST, 'dapr-client.js'), '--mode', 'pubsub', ...common, ...window, '--in-flight', String(IN_FLIGHT)];
+  const app = new WindowedChild(startPinned(pinning, appCpu(publisher, target.leanAppCpu), process.execPath, script, signal));
+  const processes = [...target.processes, { label: appPart(publisher, target.leanAppCpu), pid: app.pid }];
   await app.line(READY_LINE);
   const driverBefore = process.cpuUsage();
   const before = takeSnapshot(processes);

@@ -32,7 +32,7 @@ import type { MemoryPart, MemoryResults } from './memory-bench.js';
 import { measureTcp, tcpLines } from './tcp-bench.js';
 import type { TcpCase } from './tcp-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
-import { ProcessSet, detectPinning } from './processes.js';
+import { LOAD_GENERATOR_CPU, ProcessSet, SERVICE_CPU, detectPinning } from './processes.js';
 import { probe } from './probe.js';
 import { headlines, saturationTable, summarize, unloadedTable } from './report.js';
 import type { CellSummary, Mode, Sample } from './report.js';
@@ -71,6 +71,7 @@ const settings = {
     latencyMessages: positiveIntegerFromEnv('DAPR_LATENCY_MESSAGES', 2_000),
     seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
     sidecarNodeArgs: (process.env.DAPR_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== ''),
+    leanAppCpu: process.env.DAPR_LEAN_APP_CPU === '0' ? LOAD_GENERATOR_CPU : SERVICE_CPU,
     publishers: parsePublishers(process.env.DAPR_PUBLISHERS, spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined),
   },
 };
@@ -277,7 +278,7 @@ async function main(): Promise<void> {
       }
     }
     if (selection.dapr.length > 0 && !interrupted) {
-      console.log(`Dapr API on a sidecar pair (app side on CPU 0 with sidecar A and redis-server; sidecar B on CPU 1; publisher: ${settings.dapr.publishers.join(', then ')})`);
+      console.log(`Dapr API on a sidecar pair (CPU 0: the publisher, sidecar A, redis-server; CPU 1: sidecar B${settings.dapr.leanAppCpu === SERVICE_CPU ? ', the lean app' : ''}; publisher: ${settings.dapr.publishers.join(', then ')})`);
       try {
         dapr = await measureDapr(context, pinning, selection.dapr, settings.dapr, abort.signal);
       } catch (error) {

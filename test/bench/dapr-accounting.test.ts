@@ -159,7 +159,7 @@ t.test('bench/dapr-publish.lua publishes ids 1…N exactly once each with 64 con
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   t.teardown(() => server.close());
   const messages = 3000;
-  const report = await startWrk({ enabled: false, note: null }, { appPort: 0, sidecarPort: port, topic: 'topic-a', processes: [] }, 'run-7', messages, AbortSignal.timeout(60_000)).done;
+  const report = await startWrk({ enabled: false, note: null }, { appPort: 0, sidecarPort: port, topic: 'topic-a', processes: [], leanAppCpu: 1 }, 'run-7', messages, AbortSignal.timeout(60_000)).done;
   t.same({ ...report, cpuTicks: 0 }, { sent: messages, answered: messages, failed: 0, firstFailure: '', socketErrors: 0, cpuTicks: 0 });
   t.ok(report.cpuTicks >= 0, 'wrk read its own CPU');
   t.equal(contentType, 'application/json');
