@@ -1,20 +1,20 @@
 /**
  * The `dapr` suite: the sidecar's Dapr API measured against its own bars. Not wrk targets — each is one
- * measurement run after the rounds (like the mTLS handshakes), its app side in dapr-client.ts on CPU 0.
+ * measurement run after the rounds (like the mTLS handshakes).
  *
- * - `dapr-pubsub-redis`, `dapr-pubsub-rabbitmq`: app → sidecar A (`bench/client`, CPU 0) publish →
+ * - `dapr-pubsub-redis`, `dapr-pubsub-rabbitmq`: publisher → sidecar A (`bench/client`, CPU 0) publish →
  *   broker → sidecar B (`bench/server`, CPU 1; declarative Subscription) → the app. One run of
- *   publish → delivery latency (events one at a time), then DAPR_REPETITIONS (5) throughput runs of
- *   DAPR_MESSAGES (20 000) events with 64 publishes in flight, each waiting until every event arrived;
- *   lost and duplicated events are counted, and each sidecar's CPU per message is read from /proc. Redis
- *   runs on CPU 0 (a private redis-server); RabbitMQ is the machine's (MESHGATE_TEST_AMQP_URL, else
+ *   publish → delivery latency (events one at a time, dapr-client.ts on CPU 0), then DAPR_REPETITIONS (5)
+ *   throughput runs per publisher (DAPR_PUBLISHERS; dapr-throughput.ts) of DAPR_MESSAGES (20 000) events
+ *   with 64 publishes in flight, each waiting until every event arrived; every id is counted, a loss
+ *   stops the suite, and every process's CPU per message is read from /proc over the run's window.
+ *   Redis runs on CPU 0 (a private redis-server); RabbitMQ is the machine's (MESHGATE_TEST_AMQP_URL, else
  *   127.0.0.1:5672), with an exchange and queue of the run's own, deleted afterwards.
  * - `dapr-state-get`: `GET /v1.0/state/store/bench` through sidecar A (state.redis) and a direct ioredis
  *   GET of the same value, alternated request by request (dapr-client.ts), DAPR_REPETITIONS runs of
  *   BENCH_SECONDS each; sidecar A's CPU per GET is read from /proc over the client's run.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { appendFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ import { BASELINE_CLI } from './targets.js';
 import type { TargetContext } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
 import type { LatencyReport, StateReport, StateRepetition } from './dapr-client.js';
-import { accountLines, medianAccount, pidsNamed } from './cpu-accounting.js';
+import { medianAccount, pidsNamed } from './cpu-accounting.js';
 import type { CpuAccount, NamedProcess } from './cpu-accounting.js';
 import type { ThroughputReport } from './dapr-delivery.js';
 import { IN_FLIGHT, SIDECAR_A_PART, SIDECAR_B_PART, measuredRun } from './dapr-throughput.js';
@@ -384,42 +384,4 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
     await context.processes.stop([redis.service]);
   }
   return results;
-}
-
-const cpus = (): number => availableParallelism();
-const range = (value: Spread, digits: number): string => `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`;
-
-export function daprLines(results: DaprResults, settings: DaprSettings): string[] {
-  const lines: string[] = [];
-  for (const result of results.pubsub) {
-    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
-    lines.push(
-      `${result.name} (${result.publisher} publisher): ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
-        `lost ${result.lost}, duplicated ${result.duplicated}; publish → delivery p50 ${result.latencyP50Ms?.toFixed(2) ?? '-'} ms, p99 ${result.latencyP99Ms?.toFixed(2) ?? '-'} ms (${settings.latencyMessages} one at a time); ` +
-        `CPU per message: sidecar A ${cpu(result.publisherCpuUsPerMessage)} us, sidecar B ${cpu(result.subscriberCpuUsPerMessage)} us`,
-    );
-    if (result.cpu !== null) {
-      lines.push(`  where the ${cpus()} CPUs went, per message (median of the runs' windows, go → last delivery):`);
-      lines.push(...accountLines(result.cpu).map((line) => `    ${line}`));
-    }
-  }
-  for (const pair of results.sideBySide) {
-    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
-    const ratio = (value: Spread | null): string => (value === null ? '-' : range(value, 2));
-    lines.push(
-      `${pair.name} side by side with BENCH_BASELINE_CLI (${pair.repetitions} × ${settings.messages}, both pairs loaded at once): CPU per message ` +
-        `sidecar A ×${ratio(pair.publisherCpuRatio)}, sidecar B ×${ratio(pair.subscriberCpuRatio)} (this build over the baseline, per repetition); ` +
-        `this build A ${cpu(pair.thisBuild.publisherCpuUsPerMessage)} / B ${cpu(pair.thisBuild.subscriberCpuUsPerMessage)} us, ${range(pair.thisBuild.messagesPerSecond, 0)} msg/s; ` +
-        `baseline A ${cpu(pair.baseline.publisherCpuUsPerMessage)} / B ${cpu(pair.baseline.subscriberCpuUsPerMessage)} us, ${range(pair.baseline.messagesPerSecond, 0)} msg/s; ` +
-        `lost ${pair.lost}, duplicated ${pair.duplicated}`,
-    );
-  }
-  if (results.state !== null) {
-    const { state } = results;
-    lines.push(
-      `${state.name}: sidecar p50 ${range(state.sidecarP50Us, 0)} us vs direct ioredis GET p50 ${range(state.directP50Us, 0)} us → added ${range(state.addedP50Us, 0)} us ` +
-        `(median, min–max of ${state.runs.length} × ${settings.seconds} s, alternating request by request); sidecar CPU per GET ${state.sidecarCpuUsPerGet?.toFixed(1) ?? '-'} us`,
-    );
-  }
-  return lines;
 }

@@ -20,7 +20,8 @@ import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepeti
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
-import { daprLines, measureDapr } from './dapr-bench.js';
+import { measureDapr } from './dapr-bench.js';
+import { daprLines } from './dapr-report.js';
 import type { DaprResults } from './dapr-bench.js';
 import { parsePublishers } from './dapr-throughput.js';
 import { GRPC_TARGET, grpcLines, measureGrpcUnary } from './grpc-bench.js';
