@@ -6,7 +6,7 @@
 import { formatDiagnostics } from '../config/format.js';
 import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../composition/plugin-table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import type { HandOff } from '../runtime/gateway-runtime.js';
+import type { HandOff } from '../runtime/worker-protocol.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
 import { createLogger } from '../logger.js';

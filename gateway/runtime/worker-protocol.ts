@@ -1,9 +1,8 @@
-/** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts). */
+/** The messages between the supervisor thread (worker-supervisor.ts) and its worker threads (worker-thread.ts), and the hand-off from the runtime that found it needs workers. */
 import type { ReloadOutcome } from '../admin/server.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
-import type { Preparation } from './gateway-runtime.js';
-import type { CompileSummary, PortableConfig } from './portable-config.js';
+import type { CompileSummary, PortableConfig, PortableDiagnostic } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 
 export interface WorkerData {
@@ -19,6 +18,32 @@ export interface WorkerData {
   /** The same buffers in every worker: the exact cross-worker state. */
   readonly memory: WorkerMemory;
 }
+
+export interface WorkerRole {
+  /** The supervisor's compile of the config, this worker's first snapshot (worker-supervisor.ts): a worker never reads the files. */
+  readonly config: PortableConfig;
+  readonly diagnostics: CompileSummary['diagnostics'];
+  /** The generation number the first snapshot takes: the supervisor's, which a replaced worker joins. */
+  readonly firstGeneration: number;
+  readonly onConnection: () => void;
+  /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
+  readonly requestShutdown: () => void;
+}
+
+/** More than one worker was asked for: nothing was opened, the caller starts the workers from this compile. */
+export interface HandOff {
+  readonly workers: number;
+  readonly config: PortableConfig;
+  readonly summary: CompileSummary;
+}
+
+/**
+ * A worker's answer to prepare: the hash of what it built and its compile's diagnostics, or why it
+ * built nothing (a rejected config's diagnostics; none when it failed otherwise).
+ */
+export type Preparation =
+  | { readonly ok: true; readonly hash: string; readonly diagnostics: readonly PortableDiagnostic[] }
+  | { readonly ok: false; readonly outcome: ReloadOutcome; readonly diagnostics: readonly PortableDiagnostic[] };
 
 /** An admin view answered by one worker (its clusters, certificates, compiled policies). */
 export interface ViewAnswer {
