@@ -20,7 +20,7 @@ import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
 import { workerCount } from './concurrency.js';
 import { configDump } from './config-dump.js';
-import { openCertificateStore } from './identity.js';
+import { openCertificateStore, presentsMeshIdentity } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
 import { OperatorPorts } from './operator-ports.js';
@@ -29,7 +29,7 @@ import { compilePortable, portableDiagnostics, toPortable } from './portable-con
 import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { count, notApplied, rejectedReload, restartOnlyChanges } from './reload-outcome.js';
-import { activate, compileConfig, discardCompiled } from './snapshot.js';
+import { activate, compileConfig, compileRead, discardCompiled, readConfig } from './snapshot.js';
 import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
@@ -65,14 +65,6 @@ export interface RuntimeOptions {
 export type StartResult =
   | { readonly ok: true; readonly handOff?: HandOff }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
-
-/** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
-function presentsMeshIdentity(config: CompiledConfig): boolean {
-  return (
-    config.sidecar !== null ||
-    config.clusterDefinitions.some((cluster) => cluster.policy.tls.mode === 'ISTIO_MUTUAL' || cluster.endpoints.some((endpoint) => endpoint.meshWorkload))
-  );
-}
 
 export class GatewayRuntime {
   private snapshot: Snapshot | null = null;
@@ -115,17 +107,10 @@ export class GatewayRuntime {
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
     this.events.buildInfo(MESHGATE_VERSION);
-    const compiled = await this.compile(options.worker?.config);
+    const compiled = await this.compileFirst();
+    if ('handOff' in compiled) return { ok: true, handOff: compiled.handOff };
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
-    const config = options.worker === undefined ? compiled.config : { ...compiled.config, diagnostics: options.worker.diagnostics };
-    if (options.concurrency !== undefined) {
-      const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, config.mesh.concurrency, options.mode);
-      if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
-      if (workers > 1) {
-        discardCompiled(config.pluginStates, options.plugins);
-        return { ok: true, handOff: { workers, config: await toPortable(config), summary: { hash: config.hash, diagnostics: config.diagnostics } } };
-      }
-    }
+    const { config } = compiled;
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
@@ -186,9 +171,13 @@ export class GatewayRuntime {
     return { ok: true };
   }
 
-  /** A worker is told the rejected diagnostics by its supervisor, which alone compiles. */
-  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected): unknown {
-    return configDump(this.snapshot, lastRejected, this.options.plugins);
+  /**
+   * A worker is told the diagnostics by its supervisor: the rejected ones, which it alone sees, and the
+   * running config's, placed in the files.
+   */
+  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected, diagnostics?: readonly Diagnostic[]): unknown {
+    const { snapshot } = this;
+    return configDump(snapshot === null || diagnostics === undefined ? snapshot : { ...snapshot, diagnostics }, lastRejected, this.options.plugins);
   }
 
   /** The admin API's feature views over this runtime's clusters, certificates and snapshot (empty until started). */
@@ -335,7 +324,30 @@ export class GatewayRuntime {
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
   }
 
-  /** A worker builds its closures from the supervisor's compile (portable-config.ts); a proxy on its own reads the files. */
+  /**
+   * The first snapshot's compile, or, when more than one worker is to serve, only the read they build
+   * from (the hand-off): the closures are the workers' to build.
+   */
+  private async compileFirst(): Promise<CompileResult | { readonly handOff: HandOff }> {
+    const { options } = this;
+    if (options.worker !== undefined) {
+      const compiled = await this.compile(options.worker.config);
+      // A replacement worker: the supervisor's diagnostics of the config the others serve.
+      const { diagnostics } = options.worker;
+      return compiled.ok && diagnostics !== null ? { ok: true, config: { ...compiled.config, diagnostics } } : compiled;
+    }
+    if (options.concurrency === undefined) return this.compile(undefined);
+    const read = await readConfig(options.configPath, this.compileOptions());
+    this.events.configCompiled();
+    if (!read.ok) return read;
+    const { mesh } = read.read;
+    const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, mesh.concurrency, options.mode);
+    if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
+    if (workers > 1) return { handOff: { workers, read: read.read, config: await toPortable(read.read) } };
+    return compileRead(read.read, options.configPath, this.compileOptions(), [...read.read.diagnostics]);
+  }
+
+  /** A worker builds its closures from the supervisor's read (portable-config.ts); a proxy on its own reads the files. */
   private async compile(posted: PortableConfig | undefined): Promise<CompileResult> {
     if (posted !== undefined) return compilePortable(posted, this.options.configPath, this.compileOptions());
     const compiled = await compileConfig(this.options.configPath, this.compileOptions());

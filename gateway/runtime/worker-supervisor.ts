@@ -16,14 +16,14 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { Worker } from 'node:worker_threads';
-import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
+import type { AdminSource, ReloadOutcome } from '../admin/server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
-import { FORWARDED_VIEWS } from './admin-views.js';
+import { workersViews } from './admin-views.js';
 import { OperatorPorts } from './operator-ports.js';
 import type { OperatorAddresses } from './operator-ports.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
@@ -35,7 +35,7 @@ import type { CompileOptions, ReadConfig } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
-import type { FromWorker, Preparation, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
+import type { FromWorker, Preparation, ToWorker, WorkerData } from './worker-protocol.js';
 import { WorkerSlot } from './worker-slot.js';
 
 export interface SupervisorOptions {
@@ -50,9 +50,9 @@ export interface SupervisorOptions {
   /** Each worker builds its own logger at this level (a pino instance cannot cross threads). */
   readonly logLevel: string;
   readonly workers: number;
-  /** The start's compile (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
+  /** The start's read (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
+  readonly read: ReadConfig;
   readonly config: PortableConfig;
-  readonly summary: CompileSummary;
   readonly adminAddress?: string;
   readonly statusAddress?: string;
   readonly metricsAddress?: string;
@@ -66,13 +66,24 @@ const RELOAD_ROUNDS = 3;
 /** How long past the drain deadline a worker may take to exit before it is terminated. */
 const STUCK_WORKER_GRACE_MS = 5000;
 
+/** A worker's compile refused the start's config: what it found, placed in the files (`run` prints them as `validate` would). */
+export class StartRefused extends Error {
+  constructor(
+    message: string,
+    readonly diagnostics: readonly Diagnostic[],
+  ) {
+    super(message);
+  }
+}
+
 export class WorkerSupervisor {
   private readonly slots: (WorkerSlot | null)[];
   /** Every thread not yet exited, serving or still starting: drain must reach a starting one too. */
   private readonly alive = new Set<Worker>();
   /** The config every worker serves (or is being brought to), what their compile of it said, and its generation number. */
   private config: PortableConfig;
-  private summary: CompileSummary;
+  /** Null until the first worker has compiled the start's config. */
+  private summary: CompileSummary | null = null;
   private generation = 1;
   private lastRejected: readonly Diagnostic[] = [];
   private draining = false;
@@ -89,7 +100,6 @@ export class WorkerSupervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
     this.config = options.config;
-    this.summary = options.summary;
     this.events = proxyEventsOf(options.plugins);
     this.exposition = metricsExpositionOf(options.plugins);
   }
@@ -104,27 +114,33 @@ export class WorkerSupervisor {
     const { options } = this;
     this.events.workersRunning(options.workers);
     this.events.configGeneration(this.generation);
-    this.events.configDiagnostics(this.summary.diagnostics);
     try {
-      await Promise.all(this.slots.map((_, index) => this.spawn(index)));
+      const [first] = await Promise.all(this.slots.map((_, index) => this.spawn(index, options.read)));
+      const placed = placeDiagnostics(first?.diagnostics ?? [], options.read.resources);
+      this.summary = { hash: first?.hash ?? options.read.contentHash, diagnostics: [...options.read.diagnostics, ...placed] };
     } catch (error) {
       await this.stopWorkers('start failure');
       throw error;
     }
+    this.events.configDiagnostics(this.summary.diagnostics);
     const source: AdminSource = {
       mode: options.mode,
       version: MESHGATE_VERSION,
       startedAt: this.startedAt,
       generation: () => this.generation,
       isDraining: () => this.draining,
-      configDump: async () => (await this.first().ask({ type: 'config-dump', lastRejected: this.lastRejected })).dump,
+      configDump: async () => (await this.first().ask({ type: 'config-dump', lastRejected: this.lastRejected, diagnostics: this.running().diagnostics })).dump,
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
     const bindings = await this.operatorPorts.open({
       ...options,
       source,
-      views: this.adminViews(),
+      views: workersViews({
+        exposition: this.exposition,
+        workerMetrics: () => this.workerMetrics(),
+        askOne: async (view) => (await this.first().ask({ type: 'view', ...view })).answer,
+      }),
       mesh: this.config.mesh,
       readiness: () => this.readiness(),
       renderMetrics: async () => this.exposition.mergedPrometheus(await this.workerMetrics()),
@@ -180,7 +196,8 @@ export class WorkerSupervisor {
     return this.operatorPorts.addresses();
   }
 
-  private spawn(index: number): Promise<void> {
+  /** Resolves with the worker's word on its first compile; `read`, the start's, places what a refusal found. */
+  private spawn(index: number, read: ReadConfig | null): Promise<Extract<FromWorker, { readonly type: 'ready' }>> {
     const { options } = this;
     const data: WorkerData = {
       index,
@@ -189,7 +206,7 @@ export class WorkerSupervisor {
       workloadName: options.workloadName ?? null,
       logLevel: options.logLevel,
       config: this.config,
-      diagnostics: this.summary.diagnostics,
+      diagnostics: this.summary?.diagnostics ?? null,
       firstGeneration: this.generation,
       memory: this.memory,
     };
@@ -197,18 +214,18 @@ export class WorkerSupervisor {
     const slot = new WorkerSlot(index, thread);
     this.alive.add(thread);
     thread.once('exit', () => this.alive.delete(thread));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const notStarted = (code: number): void => reject(new Error(`worker ${index} exited with code ${code} before serving`));
       thread.once('exit', notStarted);
       thread.on('error', (error) => options.logger.error({ err: error, worker: index }, 'worker thread failed'));
       thread.on('message', (message: FromWorker) => {
-        if (message.type === 'refused') reject(new Error(`worker ${index} did not start: ${message.message}`));
+        if (message.type === 'refused') reject(new StartRefused(`worker ${index} did not start: ${message.message}`, read === null ? [] : placeDiagnostics(message.diagnostics, read.resources)));
         if (message.type === 'shutdown-requested') void this.shutdown(message.trigger);
         if (message.type !== 'ready') return;
         this.slots[index] = slot;
         thread.off('exit', notStarted);
         thread.once('exit', (code) => this.onWorkerExit(slot, code));
-        resolve();
+        resolve(message);
       });
     });
   }
@@ -220,7 +237,7 @@ export class WorkerSupervisor {
     this.events.workerRestarted();
     this.options.logger.error({ worker: slot.index, code }, 'worker stopped unexpectedly; starting a replacement');
     // Between reloads: the replacement starts from the compile the others serve, and no reload is reported done before it serves that one too.
-    this.serialised(() => (this.draining ? Promise.resolve() : this.spawn(slot.index))).catch((error: unknown) =>
+    this.serialised(async () => (this.draining ? undefined : await this.spawn(slot.index, null))).catch((error: unknown) =>
       this.options.logger.error({ err: error, worker: slot.index }, 'replacement worker did not start; serving with fewer workers'),
     );
   }
@@ -238,7 +255,7 @@ export class WorkerSupervisor {
       if (!read.ok) return this.rejected(trigger, read.diagnostics);
       const sameFiles = read.read.contentHash === this.config.contentHash;
       // No plugin read anything beside the files (the hash is theirs alone): the same files compile to the same snapshot.
-      if (sameFiles && this.summary.hash === this.config.contentHash) return this.unchanged(trigger);
+      if (sameFiles && this.running().hash === this.config.contentHash) return this.unchanged(trigger);
       const config = sameFiles ? this.config : await toPortable(read.read);
       const [lead, ...others] = this.live();
       if (lead === undefined) return this.failed(trigger, new Error('no worker is running'));
@@ -251,7 +268,7 @@ export class WorkerSupervisor {
         continue;
       }
       const { summary } = verdict;
-      if (summary.hash === this.summary.hash) {
+      if (summary.hash === this.running().hash) {
         this.abandon(preparations);
         return this.unchanged(trigger);
       }
@@ -308,10 +325,16 @@ export class WorkerSupervisor {
   private unchanged(trigger: string): ReloadOutcome {
     if (this.lastRejected.length > 0) {
       this.lastRejected = [];
-      this.events.configDiagnostics(this.summary.diagnostics);
+      this.events.configDiagnostics(this.running().diagnostics);
       this.options.logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
     }
-    return { ok: true, generation: this.generation, errors: 0, warnings: count(this.summary.diagnostics, 'warning'), message: 'unchanged' };
+    return { ok: true, generation: this.generation, errors: 0, warnings: count(this.running().diagnostics, 'warning'), message: 'unchanged' };
+  }
+
+  /** What the workers' compile of the served config said; start() has set it before anything asks. */
+  private running(): CompileSummary {
+    if (this.summary === null) throw new Error('the workers have not compiled the first config yet');
+    return this.summary;
   }
 
   /** The workers that answered; one that died meanwhile is replaced after this reload, from whichever compile it leaves current. */
@@ -370,21 +393,4 @@ export class WorkerSupervisor {
     return answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value.metrics] : []));
   }
 
-  /** Metrics merge every worker's; the other views show one worker's state (each has its own pools and snapshot). */
-  private adminViews(): AdminView[] {
-    const prometheus: AdminView['handle'] = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
-    const forwarded = FORWARDED_VIEWS.map(
-      ({ path, method }): AdminView => ({
-        path,
-        method,
-        handle: async (query, body): Promise<ViewAnswer> => (await this.first().ask({ type: 'view', path, method, query, body })).answer,
-      }),
-    );
-    return [
-      { path: '/stats/prometheus', handle: prometheus },
-      { path: '/metrics', handle: prometheus },
-      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await this.exposition.mergedStatsText(await this.workerMetrics()) }) },
-      ...forwarded,
-    ];
-  }
 }
