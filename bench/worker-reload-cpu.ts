@@ -8,7 +8,7 @@
  * - watch: the file watch's own reload of the same change, which finds it already running
  *   ("unchanged"): from that answer until the process is idle again.
  *
- *   BENCH_BASELINE_CLI=/path/to/old/dist/gateway/cli/main.js node dist/bench/worker-reload-cpu.js [rounds] [reloads]
+ *   BENCH_BASELINE_CLI=/path/to/old/dist/gateway/cli/main.js node dist/bench/worker-reload-cpu.js [rounds] [reloads] [workers,…]
  *
  * Not part of `npm run bench`: it takes minutes and measures the control plane, not requests.
  */
@@ -25,7 +25,7 @@ import { LARGE_TABLE } from './scale.js';
 import { BASELINE_CLI, MESHGATE_CLI } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
 
-const WORKER_COUNTS = [1, 2] as const;
+const DEFAULT_WORKER_COUNTS = '1,2';
 /** How long a process must use no CPU for its reload work to count as over (the watch's debounce is 150 ms). */
 const IDLE_MS = 1_000;
 const TICK_MS = 10;
@@ -119,9 +119,10 @@ async function main(): Promise<void> {
   if (BASELINE_CLI === undefined) throw new Error('BENCH_BASELINE_CLI: the other build to compare with');
   const rounds = Number(process.argv[2] ?? 6);
   const reloads = Number(process.argv[3] ?? 3);
+  const workerCounts = (process.argv[4] ?? DEFAULT_WORKER_COUNTS).split(',').map(Number);
   const samples: Sample[] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const workers of WORKER_COUNTS) {
+    for (const workers of workerCounts) {
       const order: [Sample['build'], string][] = [
         ['baseline', BASELINE_CLI],
         ['this', MESHGATE_CLI],
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
   }
   console.log('| workers | build | start CPU ms | start wall ms | reload CPU ms | reload wall ms | watch\'s unchanged reload CPU ms |');
   console.log('|---|---|---|---|---|---|---|');
-  for (const workers of WORKER_COUNTS) {
+  for (const workers of workerCounts) {
     for (const build of ['baseline', 'this'] as const) {
       const mine = samples.filter((sample) => sample.workers === workers && sample.build === build);
       console.log(
