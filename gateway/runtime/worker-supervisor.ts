@@ -296,6 +296,8 @@ export class WorkerSupervisor {
     read: ReadConfig,
   ): { readonly summary: CompileSummary } | { readonly outcome?: (trigger: string) => ReloadOutcome } {
     const refused = preparations.find(({ preparation }) => !preparation.ok)?.preparation;
+    // The worker found what it serves: the same files, and its plugins read the same modules.
+    if (refused?.ok === false && refused.outcome.ok) return { outcome: (trigger) => this.unchanged(trigger) };
     if (refused !== undefined && !refused.ok) {
       const diagnostics = [...read.diagnostics, ...placeDiagnostics(refused.diagnostics, read.resources)];
       if (count(diagnostics, 'error') > 0) return { outcome: (trigger) => this.rejected(trigger, diagnostics) };

@@ -9,7 +9,8 @@
  * Sharing a port between threads needs SO_REUSEPORT (Node.js >= 22.12): on older Node.js the proxy
  * must fall back to one worker, which the last test checks wherever it runs.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import http from 'node:http';
 import pino from 'pino';
 import t from 'tap';
@@ -230,6 +231,24 @@ spec:
   const urlLine = (await readFile(config.file, 'utf8')).split('\n').findIndex((line) => line.includes('no-such-plugin.mjs')) + 1;
   t.match(error.diagnostics, [{ code: 'MG1501', field: 'spec.url', position: { file: config.file, line: urlLine } }], "placed by the supervisor in the file, as `validate` would place it");
   t.same(supervisor.threads(), [null, null], 'no worker serves');
+});
+
+t.test('with a plugin module: the same files reload as unchanged, a changed module is applied by every worker', needsSharing, async (t) => {
+  const plugin = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: stamp, namespace: istio-system }
+spec:
+  url: "./stamp.mjs"
+`;
+  const stamp = (version: string): string => `export default { compile: () => '${version}', onRequest() {} };\n`;
+  const { supervisor, config } = await handOff(t, 'v1', plugin);
+  await writeFile(join(config.dir, 'stamp.mjs'), stamp('v1'));
+  await supervisor.start();
+  t.match(await supervisor.reload('test'), { ok: true, generation: 1, message: 'unchanged' }, 'a worker built it: the module read the same');
+  await writeFile(join(config.dir, 'stamp.mjs'), stamp('v2'));
+  t.match(await supervisor.reload('test'), { ok: true, generation: 2, message: 'applied' }, 'the same config files, another module');
+  t.equal(supervisor.servedGeneration(), 2);
 });
 
 t.test('a replaced worker serves the current generation without reading the files; the next reload reaches it', needsSharing, async (t) => {
