@@ -206,9 +206,9 @@ export class GatewayRuntime {
   }
 
   /**
-   * A worker's reload, first half: its closures from the supervisor's compile, built but not serving.
-   * The supervisor commits once every worker has prepared, so that they all switch within the time a
-   * message takes, not the time a compile takes.
+   * A worker's reload, first half: its closures from the supervisor's read, built but not serving; the
+   * answer carries its compile's hash and diagnostics, the reload's. The supervisor commits once every
+   * worker has prepared, so that they all switch within the time a message takes, not a compile's.
    */
   prepare(config: PortableConfig, trigger: string): Promise<Preparation> {
     return this.serialised(async () => {
@@ -220,7 +220,7 @@ export class GatewayRuntime {
     });
   }
 
-  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with its compile's diagnostics. */
+  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with the diagnostics it placed. */
   commit(generation: number, diagnostics: CompileSummary['diagnostics'], trigger: string): Promise<ReloadOutcome> {
     return this.serialised(async () => {
       const { prepared } = this;
