@@ -4,9 +4,11 @@
  * certificate (tls-floor.ts: what node and its OpenSSL cost, with no meshgate code). Sidecar B, its app
  * and the bare server run on CPU 1, the handshake client (handshakes.ts) on CPU 0. Each server's CPU
  * per handshake comes from /proc, so "per core" = 1e6 / (µs/handshake); the achieved rate is also
- * shown, since the client side may be the limit. Every repetition runs four cases, full handshakes and
+ * shown, since the client side may be the limit. Every repetition runs four cases (six with a baseline), full handshakes and
  * TLS 1.3 session resumption on each server, in an order that alternates between repetitions, so a
- * shared machine's drift falls on all of them alike.
+ * shared machine's drift falls on all of them alike. With BENCH_BASELINE_CLI, a sidecar of that build
+ * runs beside (CPU 1 too) as a third server, and the sidecar's CPU is also given as the median of its
+ * per-repetition ratios to the baseline's: how to judge a change to the connection path on a busy machine.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +17,9 @@ import { SERVER_WORKLOAD, writeWorkloadCertificate } from './mesh-config.js';
 import { meshLayout, startSidecar } from './mesh-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
-import type { Pinning } from './processes.js';
+import type { ChildService, Pinning } from './processes.js';
 import { median } from './report.js';
-import { startBenchScript, startUpstream } from './targets.js';
+import { BASELINE_CLI, startBenchScript, startUpstream } from './targets.js';
 import type { TargetContext } from './targets.js';
 
 export const HANDSHAKE_TARGET = 'mtls-handshakes';
@@ -27,7 +29,7 @@ const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 /** The issue's bar: new mTLS connections per second one sidecar core accepts. */
 export const HANDSHAKES_PER_CORE_BAR = 1_000;
 
-export type HandshakeServer = 'meshgate sidecar' | 'node:https (no meshgate)';
+export type HandshakeServer = 'meshgate sidecar' | 'node:https (no meshgate)' | 'sidecar, BENCH_BASELINE_CLI';
 
 /** One run of `count` handshakes against one server. */
 export interface HandshakeRun {
@@ -73,6 +75,7 @@ export async function measureHandshakes(context: TargetContext, pinning: Pinning
   const upstream = await startUpstream(context);
   const { configPath, options } = await meshLayout(context, HANDSHAKE_TARGET, upstream.ports[0], false);
   const sidecar = await startSidecar(context, `${HANDSHAKE_TARGET}-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU);
+  const baseline = BASELINE_CLI === undefined ? null : await startBaselineSidecar(context, upstream.ports[0], BASELINE_CLI);
   const floorCertificate = await writeWorkloadCertificate(options.directory, options.ca, 'bench-app');
   const floor = await startBenchScript(context, 'tls-floor', ['--cert', floorCertificate.chainPath, '--key', floorCertificate.keyPath, '--ca', floorCertificate.caPath]);
   try {
@@ -80,6 +83,7 @@ export async function measureHandshakes(context: TargetContext, pinning: Pinning
     const servers: readonly { readonly server: HandshakeServer; readonly pid: number; readonly port: number }[] = [
       { server: 'meshgate sidecar', pid: sidecar.pid, port: options.server.inbound },
       { server: 'node:https (no meshgate)', pid: floor.service.pid, port: floor.ports[0] as number },
+      ...(baseline === null ? [] : [{ server: 'sidecar, BENCH_BASELINE_CLI' as const, pid: baseline.service.pid, port: baseline.port }]),
     ];
     const cases = servers.flatMap(({ server }) => [false, true].map((resumption) => ({ server, resumption, runs: [] as HandshakeRun[] })));
     const before = loadavg()[0] ?? 0;
@@ -102,8 +106,25 @@ export async function measureHandshakes(context: TargetContext, pinning: Pinning
     }
     return { cases, loadAverage: { before, after: loadavg()[0] ?? 0 } };
   } finally {
-    await context.processes.stop([sidecar, floor.service, upstream.service]);
+    await context.processes.stop([sidecar, floor.service, upstream.service, ...(baseline === null ? [] : [baseline.service])]);
   }
+}
+
+/** The same sidecar B on BENCH_BASELINE_CLI's build, with its own ports and the run's mesh CA. */
+async function startBaselineSidecar(context: TargetContext, appPort: number, cli: string): Promise<{ readonly service: ChildService; readonly port: number }> {
+  const { configPath, options } = await meshLayout(context, `${HANDSHAKE_TARGET}-baseline`, appPort, false);
+  const service = await startSidecar(context, `${HANDSHAKE_TARGET}-baseline-b`, configPath, SERVER_WORKLOAD, options.server.admin, SERVICE_CPU, { cli });
+  return { service, port: options.server.inbound };
+}
+
+/** Median of the per-repetition ratios of two cases' CPU per handshake (the runs of one repetition ran back to back). */
+function medianRatio(ours: HandshakeCase, theirs: HandshakeCase): number | null {
+  const ratios = ours.runs.flatMap((run, index) => {
+    const mine = run.serverCpuUsPerHandshake;
+    const other = theirs.runs[index]?.serverCpuUsPerHandshake;
+    return mine === null || other === null || other === undefined || other === 0 ? [] : [mine / other];
+  });
+  return ratios.length === 0 ? null : median(ratios);
 }
 
 /** Median CPU per handshake of a case, with its min and max; null when /proc could not be read. */
@@ -135,6 +156,12 @@ export function handshakeLines(result: HandshakeResult): string[] {
       `sidecar: resumption costs ${((100 * resumedCpu.median) / fullCpu.median).toFixed(0)} % of a full handshake (${cheaper ? 'every resumed run below every full one' : 'the runs overlap'}); ` +
         `>= ${HANDSHAKES_PER_CORE_BAR}/s per core: full ${1e6 / fullCpu.median >= HANDSHAKES_PER_CORE_BAR ? 'PASS' : 'FAIL'}, resumed ${1e6 / resumedCpu.median >= HANDSHAKES_PER_CORE_BAR ? 'PASS' : 'FAIL'}`,
     );
+  }
+  for (const resumption of [false, true]) {
+    const ours = sidecar(resumption);
+    const theirs = result.cases.find((c) => c.server === 'sidecar, BENCH_BASELINE_CLI' && c.resumption === resumption);
+    const ratio = ours === undefined || theirs === undefined ? null : medianRatio(ours, theirs);
+    if (ratio !== null) lines.push(`sidecar ÷ BENCH_BASELINE_CLI's sidecar, ${resumption ? 'resumed' : 'full'}: ${ratio.toFixed(2)} (median of per-repetition CPU ratios)`);
   }
   lines.push(`load average (1 min): ${result.loadAverage.before.toFixed(1)} before, ${result.loadAverage.after.toFixed(1)} after`);
   return lines;

@@ -2,14 +2,18 @@
  * TLS 1.3 session resumption on a sidecar's inbound port: a mesh client that offers the ticket of an
  * earlier connection resumes (no certificate exchange), and the identity of the resumed session is the
  * one its first handshake proved: AuthorizationPolicy and XFCC see it as they do on a full handshake.
- * An identity the sidecar refuses does not get in by resuming.
+ * An identity the sidecar refuses does not get in by resuming, nor one whose certificate expired after
+ * the handshake its ticket came from (a resumed session carries no certificate exchange, so nothing
+ * below the sidecar checks the validity again).
  */
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { configDir, freePort, startGateway, startUpstream } from '../helpers/gateway.js';
 import { makeTestPki } from '../helpers/pki.js';
-import type { CertFiles } from '../helpers/pki.js';
+import { EXTENDED_KEY_USAGE, issueCertificate } from '../../gateway/identity/ca.js';
+import { spiffeUri } from '../../gateway/identity/spiffe.js';
 
 const pki = await makeTestPki();
 const app = await startUpstream(undefined, 'product-service');
@@ -68,7 +72,7 @@ interface Exchange {
 }
 
 /** One mTLS connection to the inbound port carrying one request (`connection: close`), offering `session` when given. */
-async function exchange(cert: CertFiles, path: string, session?: Buffer): Promise<Exchange> {
+async function exchange(cert: { readonly chainPath: string; readonly keyPath: string }, path: string, session?: Buffer): Promise<Exchange> {
   const [ca, chain, key] = await Promise.all([readFile(pki.ca.certPath), readFile(cert.chainPath), readFile(cert.keyPath)]);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: inbound, ca, cert: chain, key, checkServerIdentity: () => undefined, ...(session === undefined ? {} : { session }) });
@@ -133,5 +137,30 @@ t.test('an identity refused after the handshake does not get in by resuming', as
     const resumed = await exchange(wrong, '/health', first.ticket);
     t.equal(resumed.status, '', `resuming is refused too (resumed: ${String(resumed.reused)})`);
   }
+  t.equal(app.received.length, before, 'the app never saw it');
+});
+
+t.test('a certificate that expired since the handshake its ticket came from is refused on resumption', async (t) => {
+  // Valid for a few seconds from now: long enough for one full handshake, then it expires while its ticket (300 s) is still good.
+  const notAfter = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3_000);
+  const issued = await issueCertificate({
+    ca: pki.ca,
+    uris: [spiffeUri(pki.trustDomain, 'my-app', 'order-service')],
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter,
+    extendedKeyUsages: [EXTENDED_KEY_USAGE.serverAuth, EXTENDED_KEY_USAGE.clientAuth],
+  });
+  const files = { chainPath: join(config.dir, 'short-lived-chain.pem'), keyPath: join(config.dir, 'short-lived-key.pem') };
+  await writeFile(files.chainPath, issued.chainPem);
+  await writeFile(files.keyPath, issued.keyPem, { mode: 0o600 });
+
+  const first = await exchange(files, '/api/products/1');
+  t.equal(first.status, 'HTTP/1.1 200 OK', 'accepted while valid');
+  t.ok(first.ticket, 'the sidecar issued a session ticket');
+  // Waits for the certificate's own end of validity (X.509 times have whole seconds), not for the sidecar.
+  await new Promise((resolve) => setTimeout(resolve, notAfter.getTime() + 1_100 - Date.now()));
+  const before = app.received.length;
+  const resumed = await exchange(files, '/api/products/1', first.ticket);
+  t.equal(resumed.status, '', `refused once expired (resumed: ${String(resumed.reused)})`);
   t.equal(app.received.length, before, 'the app never saw it');
 });
