@@ -149,10 +149,11 @@ t.test('acks of answers that come one per event-loop turn still go out together,
   });
   await until('every entry in hand', () => releases.length === 20);
   const before = await xackCalls();
-  // One answer per turn, as a delivering sidecar reads the app's answers from its connections.
+  // One answer per turn (two immediates later: the next answer comes after whatever the last one queued),
+  // as a delivering sidecar reads the app's answers from its connections.
   for (const release of releases) {
     release();
-    await new Promise((resolve) => setImmediate(resolve));
+    for (let hop = 0; hop < 2; hop++) await new Promise((resolve) => setImmediate(resolve));
   }
   await until('every ack', async () => (await pendingCount(topic, 'app-a')) === 0);
   const calls = (await xackCalls()) - before;
