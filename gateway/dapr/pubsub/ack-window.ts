@@ -1,8 +1,8 @@
 /**
  * Acks gathered for a short window and sent together. Batching per event-loop turn was not enough:
- * a subscribing sidecar reads the app's answers one per turn (each on its own connection, as the app
- * writes them), so nearly every ack went out in a command, a write and a reply read of its own — a
- * fifth of the delivering sidecar's CPU per message. An ack only ever leaves later, never earlier, so
+ * a subscribing sidecar reads the app's answers one or two per turn (each on its own connection, as
+ * the app writes them), so an XACK carried about three acks at 2 500 msg/s, each batch with a write and
+ * a reply to read — as much CPU as the deliveries' own writes. An ack only ever leaves later, never earlier, so
  * nothing is acked before the app answered; what a crash inside the window loses is a redelivery, as
  * at-least-once allows.
  */
