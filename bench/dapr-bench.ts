@@ -1,13 +1,14 @@
 /**
  * The `dapr` suite: the sidecar's Dapr API measured against its own bars. Not wrk targets — each is one
- * measurement run after the rounds (like the mTLS handshakes), its app side in dapr-client.ts on CPU 0.
+ * measurement run after the rounds (like the mTLS handshakes).
  *
- * - `dapr-pubsub-redis`, `dapr-pubsub-rabbitmq`: app → sidecar A (`bench/client`, CPU 0) publish →
+ * - `dapr-pubsub-redis`, `dapr-pubsub-rabbitmq`: publisher → sidecar A (`bench/client`, CPU 0) publish →
  *   broker → sidecar B (`bench/server`, CPU 1; declarative Subscription) → the app. One run of
- *   publish → delivery latency (events one at a time), then DAPR_REPETITIONS (5) throughput runs of
- *   DAPR_MESSAGES (20 000) events with 64 publishes in flight, each waiting until every event arrived;
- *   lost and duplicated events are counted, and each sidecar's CPU per message is read from /proc. Redis
- *   runs on CPU 0 (a private redis-server); RabbitMQ is the machine's (MESHGATE_TEST_AMQP_URL, else
+ *   publish → delivery latency (events one at a time, dapr-client.ts on CPU 0), then DAPR_REPETITIONS (5)
+ *   throughput runs per publisher (DAPR_PUBLISHERS; dapr-throughput.ts) of DAPR_MESSAGES (20 000) events
+ *   with 64 publishes in flight, each waiting until every event arrived; every id is counted, a loss
+ *   stops the suite, and every process's CPU per message is read from /proc over the run's window.
+ *   Redis runs on CPU 0 (a private redis-server); RabbitMQ is the machine's (MESHGATE_TEST_AMQP_URL, else
  *   127.0.0.1:5672), with an exchange and queue of the run's own, deleted afterwards.
  * - `dapr-state-get`: `GET /v1.0/state/store/bench` through sidecar A (state.redis) and a direct ioredis
  *   GET of the same value, alternated request by request (dapr-client.ts), DAPR_REPETITIONS runs of
@@ -30,7 +31,12 @@ import { median } from './report.js';
 import { BASELINE_CLI } from './targets.js';
 import type { TargetContext } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';
-import type { PubSubReport, StateReport, StateRepetition } from './dapr-client.js';
+import type { LatencyReport, StateReport, StateRepetition } from './dapr-client.js';
+import { medianAccount, pidsNamed } from './cpu-accounting.js';
+import type { CpuAccount, NamedProcess } from './cpu-accounting.js';
+import type { ThroughputReport } from './dapr-delivery.js';
+import { IN_FLIGHT, SIDECAR_A_PART, SIDECAR_B_PART, measuredRun } from './dapr-throughput.js';
+import type { DaprPublisher, MeasuredRun, RunTarget } from './dapr-throughput.js';
 
 export const DAPR_PUBSUB_REDIS = 'dapr-pubsub-redis';
 export const DAPR_PUBSUB_RABBITMQ = 'dapr-pubsub-rabbitmq';
@@ -39,7 +45,8 @@ export const DAPR_MEASUREMENTS: readonly string[] = [DAPR_PUBSUB_REDIS, DAPR_PUB
 
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
 const RUN_TIMEOUT_MS = 300_000;
-const IN_FLIGHT = 64;
+const REDIS_PART = 'redis-server (CPU 0)';
+const RABBITMQ_PART = 'RabbitMQ beam.smp (not pinned)';
 const AMQP_URL = process.env['MESHGATE_TEST_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** The app id of sidecar B (`bench/server`): its consumer group and the RabbitMQ queue's prefix. */
 const SUBSCRIBER_APP_ID = SERVER_WORKLOAD.split('/')[1] ?? 'server';
@@ -49,6 +56,10 @@ export interface DaprSettings {
   readonly messages: number;
   readonly latencyMessages: number;
   readonly seconds: number;
+  /** Who publishes (`DAPR_PUBLISHERS`), the first one judged by the bars; with two, runs alternate between them. */
+  readonly publishers: readonly DaprPublisher[];
+  /** The lean app's CPU (`DAPR_LEAN_APP_CPU`, dapr-throughput.ts's appCpu). */
+  readonly leanAppCpu: number;
   /** Node options for both sidecars (`DAPR_SIDECAR_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
   readonly sidecarNodeArgs: readonly string[];
 }
@@ -61,11 +72,15 @@ export interface Spread {
 
 export interface PubSubResult extends BuildFigures {
   readonly name: string;
+  readonly publisher: DaprPublisher;
   readonly latencyP50Ms: number | null;
   readonly latencyP99Ms: number | null;
   readonly lost: number;
   readonly duplicated: number;
-  readonly runs: readonly PubSubReport[];
+  readonly runs: readonly ThroughputReport[];
+  /** Where the CPUs went, per message: the median over the runs of each process's part; null without /proc. */
+  readonly cpu: CpuAccount | null;
+  readonly cpuRuns: readonly (CpuAccount | null)[];
 }
 
 export interface StateResult {
@@ -146,6 +161,22 @@ function subscription(topic: string): Record<string, unknown> {
   };
 }
 
+/** What a run reads besides the app: the pair's sidecars and every broker process (the idle one too). */
+function runTarget(mesh: DaprLayout, topic: string, brokers: readonly NamedProcess[], leanAppCpu: number): RunTarget {
+  const sidecars = [
+    { label: SIDECAR_A_PART, pid: mesh.publisher.pid },
+    { label: SIDECAR_B_PART, pid: mesh.subscriber.pid },
+  ];
+  return { appPort: mesh.appPort, sidecarPort: mesh.clientOutbound, topic, processes: [...sidecars, ...brokers], leanAppCpu };
+}
+
+const warmUpMessages = (settings: DaprSettings): number => Math.max(IN_FLIGHT, Math.floor(settings.messages / 10));
+
+/** Publishers in the order of repetition `index`: alternating, so that neither always runs first. */
+function publishersFor(index: number, publishers: readonly DaprPublisher[]): readonly DaprPublisher[] {
+  return index % 2 === 0 ? publishers : [...publishers].reverse();
+}
+
 async function measurePubSub(
   context: TargetContext,
   pinning: Pinning,
@@ -154,51 +185,47 @@ async function measurePubSub(
   name: string,
   pubsubComponent: Record<string, unknown>,
   topic: string,
-): Promise<PubSubResult> {
+  brokers: readonly NamedProcess[],
+): Promise<PubSubResult[]> {
   const mesh = await startDaprMesh(context, name, [pubsubComponent, subscription(topic)], true, settings.sidecarNodeArgs);
   try {
-    const latency = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--latency', String(settings.latencyMessages)], signal)) as PubSubReport;
-    const runs: MeasuredRun[] = [];
+    const latencyArgs = ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--latency', String(settings.latencyMessages)];
+    const latency = JSON.parse(await runClient(pinning, latencyArgs, signal)) as LatencyReport;
+    const target = runTarget(mesh, topic, brokers, settings.leanAppCpu);
+    // Warm-up, not measured: the events one at a time never take the sidecars' batching paths, so the
+    // first measured run compiled them (A 156–183 µs per message in it, 72–98 after).
+    for (const publisher of settings.publishers) await measuredRun(pinning, publisher, target, warmUpMessages(settings), signal);
+    const runs = new Map<DaprPublisher, MeasuredRun[]>(settings.publishers.map((publisher) => [publisher, []]));
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
-      const measured = await measuredRun(pinning, mesh, topic, settings.messages, signal);
-      runs.push(measured);
-      console.log(`  ${name} run ${repetition + 1}: ${measured.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, lost ${measured.report.lost}, duplicated ${measured.report.duplicated}`);
+      for (const publisher of publishersFor(repetition, settings.publishers)) {
+        const measured = await measuredRun(pinning, publisher, target, settings.messages, signal);
+        runs.get(publisher)?.push(measured);
+        const cpu = (value: number | null): string => value?.toFixed(0) ?? '-';
+        console.log(
+          `  ${name} run ${repetition + 1} (${publisher} publisher): ${measured.report.messagesPerSecond.toFixed(0)} msg/s, lost ${measured.report.lost}, duplicated ${measured.report.duplicated}; ` +
+            `CPU per message A ${cpu(measured.publisherCpu)} / B ${cpu(measured.subscriberCpu)} us`,
+        );
+      }
     }
-    const reports = runs.map((run) => run.report);
-    return {
-      name,
-      latencyP50Ms: latency.latencyP50Ms,
-      latencyP99Ms: latency.latencyP99Ms,
-      ...buildFigures(runs),
-      lost: reports.reduce((sum, run) => sum + run.lost, 0),
-      duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
-      runs: reports,
-    };
+    return settings.publishers.map((publisher) => {
+      const measured = runs.get(publisher) ?? [];
+      const reports = measured.map((run) => run.report);
+      return {
+        name,
+        publisher,
+        latencyP50Ms: latency.latencyP50Ms,
+        latencyP99Ms: latency.latencyP99Ms,
+        ...buildFigures(measured),
+        lost: reports.reduce((sum, run) => sum + run.lost, 0),
+        duplicated: reports.reduce((sum, run) => sum + run.duplicated, 0),
+        runs: reports,
+        cpu: medianAccount(measured.map((run) => run.account)),
+        cpuRuns: measured.map((run) => run.account),
+      };
+    });
   } finally {
     await context.processes.stop(mesh.sidecars);
   }
-}
-
-function clientArgs(mesh: DaprLayout, topic: string): string[] {
-  return ['--mode', 'pubsub', '--app-port', String(mesh.appPort), '--sidecar-port', String(mesh.clientOutbound), '--topic', topic, '--in-flight', String(IN_FLIGHT)];
-}
-
-interface MeasuredRun {
-  readonly report: PubSubReport;
-  readonly publisherCpu: number | null;
-  readonly subscriberCpu: number | null;
-}
-
-/** One throughput run of the app side, with each sidecar's CPU per message over it. */
-async function measuredRun(pinning: Pinning, mesh: DaprLayout, topic: string, messages: number, signal: AbortSignal): Promise<MeasuredRun> {
-  const before = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-  const report = JSON.parse(await runClient(pinning, [...clientArgs(mesh, topic), '--messages', String(messages)], signal)) as PubSubReport;
-  const after = [treeCpuMicros(mesh.publisher.pid), treeCpuMicros(mesh.subscriber.pid)];
-  const perMessage = (index: number): number | null => {
-    const [start, end] = [before[index], after[index]];
-    return start === null || start === undefined || end === null || end === undefined ? null : (end - start) / report.messages;
-  };
-  return { report, publisherCpu: perMessage(0), subscriberCpu: perMessage(1) };
 }
 
 export interface BuildFigures {
@@ -209,7 +236,7 @@ export interface BuildFigures {
 
 function buildFigures(runs: readonly MeasuredRun[]): BuildFigures {
   return {
-    messagesPerSecond: spread(runs.map((run) => run.report.messagesPerSecond ?? 0)),
+    messagesPerSecond: spread(runs.map((run) => run.report.messagesPerSecond)),
     publisherCpuUsPerMessage: spreadOrNull(runs.map((run) => run.publisherCpu)),
     subscriberCpuUsPerMessage: spreadOrNull(runs.map((run) => run.subscriberCpu)),
   };
@@ -251,23 +278,26 @@ async function measurePubSubSideBySide(
   pubsubComponent: Record<string, unknown>,
   topics: { readonly thisBuild: string; readonly baseline: string },
   baselineCli: string,
+  brokers: readonly NamedProcess[],
 ): Promise<PubSubSideBySide> {
   const mine = await startDaprMesh(context, `${name}-sbs`, [pubsubComponent, subscription(topics.thisBuild)], true, settings.sidecarNodeArgs);
   const theirs = await startDaprMesh(context, `${name}-sbs-baseline`, [pubsubComponent, subscription(topics.baseline)], true, settings.sidecarNodeArgs, baselineCli);
   try {
     // Warm-up (JIT, connections, the subscriber ready), not measured.
-    const warmUp = Math.max(1, Math.floor(settings.messages / 10));
-    await Promise.all([measuredRun(pinning, mine, topics.thisBuild, warmUp, signal), measuredRun(pinning, theirs, topics.baseline, warmUp, signal)]);
+    const warmUp = warmUpMessages(settings);
+    const publisher = settings.publishers[0] ?? 'node';
+    const [myTarget, theirTarget] = [runTarget(mine, topics.thisBuild, brokers, settings.leanAppCpu), runTarget(theirs, topics.baseline, brokers, settings.leanAppCpu)];
+    await Promise.all([measuredRun(pinning, publisher, myTarget, warmUp, signal), measuredRun(pinning, publisher, theirTarget, warmUp, signal)]);
     const runs: MeasuredRun[] = [];
     const baselineRuns: MeasuredRun[] = [];
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
-      const [run, baselineRun] = await Promise.all([measuredRun(pinning, mine, topics.thisBuild, settings.messages, signal), measuredRun(pinning, theirs, topics.baseline, settings.messages, signal)]);
+      const [run, baselineRun] = await Promise.all([measuredRun(pinning, publisher, myTarget, settings.messages, signal), measuredRun(pinning, publisher, theirTarget, settings.messages, signal)]);
       runs.push(run);
       baselineRuns.push(baselineRun);
       const cpu = (value: number | null): string => value?.toFixed(0) ?? '-';
       console.log(
-        `  ${name} side by side ${repetition + 1}: this build ${run.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(run.publisherCpu)} / B ${cpu(run.subscriberCpu)} us; ` +
-          `baseline ${baselineRun.report.messagesPerSecond?.toFixed(0) ?? '-'} msg/s, A ${cpu(baselineRun.publisherCpu)} / B ${cpu(baselineRun.subscriberCpu)} us`,
+        `  ${name} side by side ${repetition + 1}: this build ${run.report.messagesPerSecond.toFixed(0)} msg/s, A ${cpu(run.publisherCpu)} / B ${cpu(run.subscriberCpu)} us; ` +
+          `baseline ${baselineRun.report.messagesPerSecond.toFixed(0)} msg/s, A ${cpu(baselineRun.publisherCpu)} / B ${cpu(baselineRun.subscriberCpu)} us`,
       );
     }
     const reports = [...runs, ...baselineRuns].map((run) => run.report);
@@ -322,27 +352,32 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
   const results: { pubsub: PubSubResult[]; sideBySide: PubSubSideBySide[]; state: StateResult | null } = { pubsub: [], sideBySide: [], state: null };
   const redis = await startRedis(context);
   const redisPort = Number(new URL(redis.url).port);
+  // Both brokers are read in every run (the idle one reads ~0): no process on the machine's CPUs goes unnamed.
+  const brokers: NamedProcess[] = [
+    { label: REDIS_PART, pid: redis.service.pid },
+    ...pidsNamed('beam.smp').map((pid, _index, all) => ({ label: all.length === 1 ? RABBITMQ_PART : `${RABBITMQ_PART} pid ${pid}`, pid, alone: true })),
+  ];
   try {
     if (selected.includes(DAPR_PUBSUB_REDIS)) {
       const pubsub = component('events', 'pubsub.redis', { redisHost: `127.0.0.1:${redisPort}` });
-      results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench'));
+      results.pubsub.push(...(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, 'bench', brokers)));
       if (BASELINE_CLI !== undefined) {
         const topics = { thisBuild: 'bench-sbs', baseline: 'bench-sbs-baseline' };
-        results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, topics, BASELINE_CLI));
+        results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_REDIS, pubsub, topics, BASELINE_CLI, brokers));
       }
     }
     if (selected.includes(DAPR_PUBSUB_RABBITMQ)) {
       const topic = `meshgate-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
       const pubsub = component('events', 'pubsub.rabbitmq', { connectionString: AMQP_URL, durable: 'false', deletedWhenUnused: 'false' });
       try {
-        results.pubsub.push(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic));
+        results.pubsub.push(...(await measurePubSub(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topic, brokers)));
       } finally {
         await deleteRabbitNames(topic);
       }
       if (BASELINE_CLI !== undefined) {
         const topics = { thisBuild: `${topic}-sbs`, baseline: `${topic}-sbs-baseline` };
         try {
-          results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topics, BASELINE_CLI));
+          results.sideBySide.push(await measurePubSubSideBySide(context, pinning, settings, signal, DAPR_PUBSUB_RABBITMQ, pubsub, topics, BASELINE_CLI, brokers));
         } finally {
           await deleteRabbitNames(topics.thisBuild);
           await deleteRabbitNames(topics.baseline);
@@ -354,37 +389,4 @@ export async function measureDapr(context: TargetContext, pinning: Pinning, sele
     await context.processes.stop([redis.service]);
   }
   return results;
-}
-
-const range = (value: Spread, digits: number): string => `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`;
-
-export function daprLines(results: DaprResults, settings: DaprSettings): string[] {
-  const lines: string[] = [];
-  for (const result of results.pubsub) {
-    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
-    lines.push(
-      `${result.name}: ${range(result.messagesPerSecond, 0)} msg/s (median, min–max of ${result.runs.length} × ${settings.messages}, ${IN_FLIGHT} in flight); ` +
-        `lost ${result.lost}, duplicated ${result.duplicated}; publish → delivery p50 ${result.latencyP50Ms?.toFixed(2) ?? '-'} ms, p99 ${result.latencyP99Ms?.toFixed(2) ?? '-'} ms (${settings.latencyMessages} one at a time); ` +
-        `CPU per message: sidecar A ${cpu(result.publisherCpuUsPerMessage)} us, sidecar B ${cpu(result.subscriberCpuUsPerMessage)} us`,
-    );
-  }
-  for (const pair of results.sideBySide) {
-    const cpu = (value: Spread | null): string => (value === null ? '-' : range(value, 0));
-    const ratio = (value: Spread | null): string => (value === null ? '-' : range(value, 2));
-    lines.push(
-      `${pair.name} side by side with BENCH_BASELINE_CLI (${pair.repetitions} × ${settings.messages}, both pairs loaded at once): CPU per message ` +
-        `sidecar A ×${ratio(pair.publisherCpuRatio)}, sidecar B ×${ratio(pair.subscriberCpuRatio)} (this build over the baseline, per repetition); ` +
-        `this build A ${cpu(pair.thisBuild.publisherCpuUsPerMessage)} / B ${cpu(pair.thisBuild.subscriberCpuUsPerMessage)} us, ${range(pair.thisBuild.messagesPerSecond, 0)} msg/s; ` +
-        `baseline A ${cpu(pair.baseline.publisherCpuUsPerMessage)} / B ${cpu(pair.baseline.subscriberCpuUsPerMessage)} us, ${range(pair.baseline.messagesPerSecond, 0)} msg/s; ` +
-        `lost ${pair.lost}, duplicated ${pair.duplicated}`,
-    );
-  }
-  if (results.state !== null) {
-    const { state } = results;
-    lines.push(
-      `${state.name}: sidecar p50 ${range(state.sidecarP50Us, 0)} us vs direct ioredis GET p50 ${range(state.directP50Us, 0)} us → added ${range(state.addedP50Us, 0)} us ` +
-        `(median, min–max of ${state.runs.length} × ${settings.seconds} s, alternating request by request); sidecar CPU per GET ${state.sidecarCpuUsPerGet?.toFixed(1) ?? '-'} us`,
-    );
-  }
-  return lines;
 }

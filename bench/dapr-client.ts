@@ -5,8 +5,10 @@
  * `--mode pubsub`: serves the subscribing app on `--app-port` (`/dapr/subscribe` answers [] — the
  * subscription is declarative — and `/bench` takes the deliveries), publishes on sidecar A's outbound
  * port and waits for each event at the app behind sidecar B. `--latency N` sends N events one at a time
- * (publish → delivery); `--messages N` sends N with `--in-flight` publishes at once and waits until every
- * one arrived (or `--deadline-seconds`), counting lost and duplicated ones by event number.
+ * (publish → delivery); `--messages N` (the `node` publisher of dapr-throughput.ts) follows the window
+ * protocol of dapr-delivery.ts, sends N with `--in-flight` publishes at once and waits until every one
+ * arrived (or `--deadline-seconds`, or `--stall-seconds` without a new one), counting lost and
+ * duplicated ones by event id.
  *
  * `--mode state`: the same value read through the sidecar (`GET /v1.0/state/{store}/{key}`, one
  * keep-alive connection) and straight from Redis (`GET` on one ioredis connection), alternating request by
@@ -17,6 +19,8 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { redisClass } from '../gateway/redis/client.js';
+import { DELIVERED_LINE, DeliveryLedger, READY_LINE, announce, eventOf, throughputReport, whenDelivered } from './dapr-delivery.js';
+import type { ThroughputReport } from './dapr-delivery.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +33,8 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '0' },
     'in-flight': { type: 'string', default: '64' },
     'deadline-seconds': { type: 'string', default: '120' },
+    'stall-seconds': { type: 'string', default: '10' },
+    run: { type: 'string' },
     'redis-port': { type: 'string', default: '0' },
     store: { type: 'string', default: 'store' },
     seconds: { type: 'string', default: '3' },
@@ -42,21 +48,17 @@ function quantile(sorted: readonly number[], q: number): number {
 
 const sidecar = new Pool(`http://127.0.0.1:${values['sidecar-port'] ?? ''}`, { connections: Number(values['in-flight']) });
 
-export interface PubSubReport {
-  readonly latencyP50Ms: number | null;
-  readonly latencyP99Ms: number | null;
-  readonly messages: number;
-  readonly seconds: number;
-  readonly messagesPerSecond: number | null;
-  readonly lost: number;
-  readonly duplicated: number;
+export interface LatencyReport {
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
 }
 
-async function pubsub(): Promise<PubSubReport> {
-  // Events of earlier runs (redelivered, or probes) carry another run id and are acked, not counted.
-  const runId = `${process.pid}-${Date.now()}`;
-  const arrivals = new Map<number, number>();
-  let duplicated = 0;
+async function pubsub(): Promise<LatencyReport | ThroughputReport> {
+  // Events of earlier runs (redelivered) carry another run id and are acked, not counted; probes have ids ≤ 0.
+  const runId = values.run ?? `${process.pid}-${Date.now()}`;
+  const latencyCount = Number(values.latency);
+  const ledger = new DeliveryLedger(1, latencyCount > 0 ? latencyCount : Number(values.messages));
+  const arrivedAt = new Map<number, number>();
   let onArrival: ((n: number) => void) | null = null;
   const app = http.createServer((request, response) => {
     if (request.url === '/dapr/subscribe') {
@@ -67,13 +69,13 @@ async function pubsub(): Promise<PubSubReport> {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const { data } = JSON.parse(Buffer.concat(chunks).toString()) as { data: { run: string; n: number } };
+      const event = eventOf(Buffer.concat(chunks));
       response.setHeader('content-type', 'application/json');
       response.end('{"status":"SUCCESS"}');
-      if (data.run !== runId) return;
-      if (arrivals.has(data.n)) duplicated++;
-      else arrivals.set(data.n, performance.now());
-      onArrival?.(data.n);
+      if (event === null || event.run !== runId) return;
+      if (event.n > 0 && !ledger.record(event.n)) return;
+      arrivedAt.set(event.n, performance.now());
+      onArrival?.(event.n);
     });
   });
   await new Promise<void>((resolve) => app.listen(Number(values['app-port']), '127.0.0.1', resolve));
@@ -85,67 +87,44 @@ async function pubsub(): Promise<PubSubReport> {
   };
   const arrived = (n: number): Promise<void> =>
     new Promise((resolve) => {
-      if (arrivals.has(n)) return resolve();
+      if (arrivedAt.has(n)) return resolve();
       onArrival = (got) => got === n && resolve();
     });
 
   // The subscriber is ready once a probe makes the whole trip.
-  for (let probe = -1; arrivals.size === 0; probe--) {
+  for (let probe = 0; arrivedAt.size === 0; probe--) {
     await publish(probe);
     await Promise.race([arrived(probe), new Promise((resolve) => setTimeout(resolve, 200))]);
   }
-  arrivals.clear();
 
-  const latencies: number[] = [];
-  const latencyCount = Number(values.latency);
-  for (let n = 1; n <= latencyCount; n++) {
-    const delivered = arrived(n);
-    const started = performance.now();
-    await publish(n);
-    await delivered;
-    latencies.push((arrivals.get(n) ?? Number.NaN) - started);
+  if (latencyCount > 0) {
+    const latencies: number[] = [];
+    for (let n = 1; n <= latencyCount; n++) {
+      const delivered = arrived(n);
+      const started = performance.now();
+      await publish(n);
+      await delivered;
+      latencies.push((arrivedAt.get(n) ?? Number.NaN) - started);
+    }
+    latencies.sort((a, b) => a - b);
+    await new Promise((resolve) => app.close(resolve));
+    return { latencyP50Ms: quantile(latencies, 0.5), latencyP99Ms: quantile(latencies, 0.99) };
   }
-  onArrival = null;
-  latencies.sort((a, b) => a - b);
 
-  const total = Number(values.messages);
-  const first = latencyCount + 1;
+  await announce(READY_LINE);
   const started = performance.now();
-  let next = first;
-  await Promise.all(
+  const waiter = whenDelivered(ledger, Number(values['deadline-seconds']) * 1000, Number(values['stall-seconds']) * 1000);
+  onArrival = () => waiter.arrived();
+  let next = 1;
+  const publishing = Promise.all(
     Array.from({ length: Number(values['in-flight']) }, async () => {
-      while (next < first + total) await publish(next++);
+      while (next <= ledger.count) await publish(next++);
     }),
   );
-  const missing = (): number => {
-    let count = 0;
-    for (let n = first; n < first + total; n++) if (!arrivals.has(n)) count++;
-    return count;
-  };
-  const deadline = Date.now() + Number(values['deadline-seconds']) * 1000;
-  await new Promise<void>((resolve) => {
-    let remaining = missing();
-    if (remaining === 0) return resolve();
-    const timer = setTimeout(resolve, deadline - Date.now());
-    onArrival = (n) => {
-      if (n >= first && n < first + total && --remaining === 0) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-  });
+  await Promise.race([publishing.then(() => waiter.done), waiter.done]);
   const seconds = (performance.now() - started) / 1000;
-  const lost = missing();
-  await new Promise((resolve) => app.close(resolve));
-  return {
-    latencyP50Ms: latencies.length === 0 ? null : quantile(latencies, 0.5),
-    latencyP99Ms: latencies.length === 0 ? null : quantile(latencies, 0.99),
-    messages: total,
-    seconds,
-    messagesPerSecond: total === 0 ? null : (total - lost) / seconds,
-    lost,
-    duplicated,
-  };
+  await announce(DELIVERED_LINE);
+  return throughputReport(ledger, seconds);
 }
 
 export interface StateRepetition {
@@ -225,5 +204,4 @@ async function state(): Promise<StateReport> {
 }
 
 const report = values.mode === 'state' ? await state() : await pubsub();
-await sidecar.close();
-process.stdout.write(`${JSON.stringify(report)}\n`);
+process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));

@@ -17,7 +17,8 @@ function readClockTicks(): number {
   return Number.isInteger(ticks) && ticks > 0 ? ticks : FALLBACK_CLOCK_TICKS;
 }
 
-const clockTicksPerSecond = readClockTicks();
+/** USER_HZ: the unit of /proc's CPU times. */
+export const clockTicksPerSecond = readClockTicks();
 
 function readText(path: string): string | null {
   try {
@@ -54,6 +55,12 @@ function cpuTicks(pid: number): number | null {
   if (stat === null) return null;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[UTIME_AFTER_COMM]) + Number(fields[STIME_AFTER_COMM]);
+}
+
+/** CPU time (user + system) consumed so far by the process alone, in microseconds; null when it is gone. */
+export function processCpuMicros(pid: number): number | null {
+  const ticks = cpuTicks(pid);
+  return ticks === null ? null : (ticks * 1_000_000) / clockTicksPerSecond;
 }
 
 /** CPU time (user + system) consumed so far by the tree, in microseconds; null when /proc is unavailable. */

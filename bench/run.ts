@@ -8,6 +8,7 @@
  * the whole set, 5 for one suite), BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
  * BENCH_TARGETS (comma-separated names across suites; wins over BENCH_SUITE), BENCH_HANDSHAKES (500), BENCH_HANDSHAKE_REPETITIONS (5).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +20,10 @@ import { SIDE_BY_SIDE_PAIRS, measureSideBySide, sideBySideLine, sideBySideRepeti
 import type { SideBySideResult } from './side-by-side.js';
 import { componentSamples, componentTable, recordComponentSamples, snapshotCpu, summarizeComponents, sumOrNull } from './components.js';
 import type { ComponentSamples } from './components.js';
-import { daprLines, measureDapr } from './dapr-bench.js';
+import { measureDapr } from './dapr-bench.js';
+import { daprLines } from './dapr-report.js';
 import type { DaprResults } from './dapr-bench.js';
+import { parsePublishers } from './dapr-throughput.js';
 import { GRPC_TARGET, grpcLines, measureGrpcUnary } from './grpc-bench.js';
 import type { GrpcResult } from './grpc-bench.js';
 import { handshakeLines, measureHandshakes } from './handshake-bench.js';
@@ -30,7 +33,7 @@ import type { MemoryPart, MemoryResults } from './memory-bench.js';
 import { measureTcp, tcpLines } from './tcp-bench.js';
 import type { TcpCase } from './tcp-bench.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
-import { ProcessSet, detectPinning } from './processes.js';
+import { LOAD_GENERATOR_CPU, ProcessSet, SERVICE_CPU, detectPinning } from './processes.js';
 import { probe } from './probe.js';
 import { headlines, saturationTable, summarize, unloadedTable } from './report.js';
 import type { CellSummary, Mode, Sample } from './report.js';
@@ -69,6 +72,8 @@ const settings = {
     latencyMessages: positiveIntegerFromEnv('DAPR_LATENCY_MESSAGES', 2_000),
     seconds: positiveIntegerFromEnv('BENCH_SECONDS', WHOLE_SET ? 3 : 5),
     sidecarNodeArgs: (process.env.DAPR_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== ''),
+    leanAppCpu: process.env.DAPR_LEAN_APP_CPU === '0' ? LOAD_GENERATOR_CPU : SERVICE_CPU,
+    publishers: parsePublishers(process.env.DAPR_PUBLISHERS, spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined),
   },
 };
 const SATURATION: Mode = { name: 'sat', connections: settings.connections, title: `Saturation (wrk -t1 -c${settings.connections})` };
@@ -274,7 +279,7 @@ async function main(): Promise<void> {
       }
     }
     if (selection.dapr.length > 0 && !interrupted) {
-      console.log('Dapr API on a sidecar pair (app side on CPU 0 with sidecar A and the broker; sidecar B on CPU 1)');
+      console.log(`Dapr API on a sidecar pair (CPU 0: the publisher, sidecar A, redis-server; CPU 1: sidecar B${settings.dapr.leanAppCpu === SERVICE_CPU ? ', the lean app' : ''}; publisher: ${settings.dapr.publishers.join(', then ')})`);
       try {
         dapr = await measureDapr(context, pinning, selection.dapr, settings.dapr, abort.signal);
       } catch (error) {

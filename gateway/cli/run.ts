@@ -1,17 +1,24 @@
 /**
  * `meshgate run`: the proxy itself; resolves only when it has stopped. With more than one worker
- * (`--concurrency`, MeshConfig `concurrency`, or an ingress's cores) the runtime compiled here only to
- * learn that and the configuration's operator ports; worker threads then serve (worker-supervisor.ts).
+ * (`--concurrency`, MeshConfig `concurrency`, or an ingress's cores) the runtime read the config here
+ * only to learn that and the configuration's operator ports; worker threads then build and serve it
+ * (worker-supervisor.ts), and what their build refuses is printed as a refusal here.
  */
 import { formatDiagnostics } from '../config/format.js';
+import type { Diagnostic } from '../config/resource.js';
 import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../composition/plugin-table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
-import type { HandOff } from '../runtime/gateway-runtime.js';
+import type { HandOff } from '../runtime/worker-protocol.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
 import type { Values } from './commands-spec.js';
 import { createLogger } from '../logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';
+
+function refuse(diagnostics: readonly Diagnostic[]): void {
+  process.stderr.write(formatDiagnostics(diagnostics, 'text'));
+  process.stderr.write('meshgate: refusing to start on an invalid configuration\n');
+}
 
 export async function runCommand(values: Values): Promise<number> {
   const statusAddress = listenAddress(values, 'status-address');
@@ -31,7 +38,7 @@ export async function runCommand(values: Values): Promise<number> {
     };
     // Imported on use: a single-threaded proxy (every sidecar by default) does not load the supervisor.
     const serveWithWorkers = async (handOff: HandOff): Promise<void> => {
-      const { WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
+      const { StartRefused, WorkerSupervisor } = await import('../runtime/worker-supervisor.js');
       // A signal before the supervisor exists stopped the runtime that handed off, which ended the command.
       if (stopRequested) return;
       const supervisor = new WorkerSupervisor({
@@ -42,8 +49,8 @@ export async function runCommand(values: Values): Promise<number> {
         logger,
         logLevel: level,
         workers: handOff.workers,
+        read: handOff.read,
         config: handOff.config,
-        summary: handOff.summary,
         onExit: (code) => resolve(startFailed ? EXIT_INVALID : code),
         ...(typeof values.workload === 'string' ? { workloadName: values.workload } : {}),
         ...(typeof values['admin-address'] === 'string' ? { adminAddress: values['admin-address'] } : {}),
@@ -56,7 +63,8 @@ export async function runCommand(values: Values): Promise<number> {
         releaseYoungGeneration();
       } catch (error) {
         startFailed = true;
-        logger.error({ err: error }, 'meshgate failed to start');
+        if (error instanceof StartRefused) refuse(error.diagnostics);
+        else logger.error({ err: error }, 'meshgate failed to start');
         await supervisor.shutdown('start failure');
         resolve(EXIT_INVALID);
       }
@@ -90,8 +98,7 @@ export async function runCommand(values: Values): Promise<number> {
           releaseYoungGeneration();
           return;
         }
-        process.stderr.write(formatDiagnostics(started.diagnostics, 'text'));
-        process.stderr.write('meshgate: refusing to start on an invalid configuration\n');
+        refuse(started.diagnostics);
         resolve(EXIT_INVALID);
       },
       (error: unknown) => {

@@ -85,10 +85,15 @@ function childlessLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
   return shared;
 }
 
-function http2Options(tls: TlsListener, connections: ClientConnectionSettings): Record<string, unknown> {
+/** The options of an HTTPS listener's server (HTTP/2 with its HTTP/1.1 fallback). */
+export function http2Options(tls: Pick<TlsListener, 'options'>, connections: ClientConnectionSettings): Record<string, unknown> {
   return {
     ...tls.options,
     settings: { maxConcurrentStreams: connections.http2MaxConcurrentStreams },
+    // node's HTTP/1.1 fallback of the h2 server never sets TCP_NODELAY (http.Server's default does not
+    // apply there): the first response on a connection then waited behind the unacknowledged TLS 1.3
+    // session tickets for the client's delayed ACK, ~40 ms. Set at accept, for both protocols.
+    noDelay: true,
     handshakeTimeout: connections.requestHeadersTimeoutMs > 0 ? connections.requestHeadersTimeoutMs : NODE_HANDSHAKE_TIMEOUT_MS,
   };
 }

@@ -10,6 +10,7 @@ import type { MetricsExposition } from '../pipeline/capabilities.js';
 import type { Snapshot } from './snapshot.js';
 import { describedRequestFrom } from './explain-input.js';
 import type { Explainer } from './plugin-capabilities.js';
+import type { ToWorker, ViewAnswer } from './worker-protocol.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -25,11 +26,32 @@ export interface AdminViewSources {
 }
 
 /** The views over one runtime's own state: with several workers, the supervisor asks one worker for them. */
-export const FORWARDED_VIEWS: readonly { readonly path: string; readonly method: 'GET' | 'POST' }[] = [
+const FORWARDED_VIEWS: readonly { readonly path: string; readonly method: 'GET' | 'POST' }[] = [
   { path: '/clusters', method: 'GET' },
   { path: '/certs', method: 'GET' },
   { path: '/explain', method: 'POST' },
 ];
+
+/** What the supervisor of several workers (worker-supervisor.ts) answers its views from. */
+export interface WorkersViewSources {
+  readonly exposition: MetricsExposition;
+  /** Every live worker's series, as MetricsExposition.workerSeries hands them over. */
+  readonly workerMetrics: () => Promise<unknown[]>;
+  /** One worker's answer for a view over its own state. */
+  readonly askOne: (view: Omit<Extract<ToWorker, { readonly type: 'view' }>, 'type' | 'id'>) => Promise<ViewAnswer>;
+}
+
+/** With workers: metrics merge every worker's; the other views show one worker's state (each has its own pools and snapshot). */
+export function workersViews({ exposition, workerMetrics, askOne }: WorkersViewSources): AdminView[] {
+  const prometheus: AdminView['handle'] = async () => exposition.mergedPrometheus(await workerMetrics());
+  const forwarded = FORWARDED_VIEWS.map(({ path, method }): AdminView => ({ path, method, handle: async (query, body) => askOne({ path, method, query, body }) }));
+  return [
+    { path: '/stats/prometheus', handle: prometheus },
+    { path: '/metrics', handle: prometheus },
+    { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await exposition.mergedStatsText(await workerMetrics()) }) },
+    ...forwarded,
+  ];
+}
 
 function secondsUntil(date: Date, now: number): number {
   return Math.round((date.getTime() - now) / 1000);

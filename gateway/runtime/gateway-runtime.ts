@@ -4,12 +4,8 @@
  * POST /reload), drain and exit. Reloads are serialised and build the new snapshot off the request
  * path; an invalid config is logged and counted, and the last good snapshot keeps serving.
  */
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createAdminServer } from '../admin/server.js';
+import type { FastifyBaseLogger } from 'fastify';
 import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
-import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
@@ -24,16 +20,20 @@ import { activateDapr, shutdownDapr } from '../dapr/snapshot.js';
 import { adminViews } from './admin-views.js';
 import { workerCount } from './concurrency.js';
 import { configDump } from './config-dump.js';
-import { openCertificateStore } from './identity.js';
+import { openCertificateStore, presentsMeshIdentity } from './identity.js';
 import { ListenerSet } from './listener-set.js';
 import { listenerSpecs } from './listener-specs.js';
-import { compilePortable, toPortable } from './portable-config.js';
+import { OperatorPorts } from './operator-ports.js';
+import type { OperatorAddresses } from './operator-ports.js';
+import { compilePortable, portableDiagnostics, toPortable } from './portable-config.js';
 import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
-import { activate, compileConfig, discardCompiled } from './snapshot.js';
+import { count, notApplied, rejectedReload, restartOnlyChanges } from './reload-outcome.js';
+import { activate, compileConfig, compileRead, discardCompiled, readConfig } from './snapshot.js';
 import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
+import type { HandOff, Preparation, WorkerRole } from './worker-protocol.js';
 
 export interface RuntimeOptions {
   readonly configPath: string;
@@ -62,63 +62,9 @@ export interface RuntimeOptions {
   readonly worker?: WorkerRole;
 }
 
-export interface WorkerRole {
-  /** The supervisor's compile of the config, this worker's first snapshot (worker-supervisor.ts): a worker never reads the files. */
-  readonly config: PortableConfig;
-  readonly diagnostics: CompileSummary['diagnostics'];
-  /** The generation number the first snapshot takes: the supervisor's, which a replaced worker joins. */
-  readonly firstGeneration: number;
-  readonly onConnection: () => void;
-  /** The Dapr API's `POST /v1.0/shutdown` stops the whole proxy, every worker, not this one. */
-  readonly requestShutdown: () => void;
-}
-
-/** More than one worker was asked for: nothing was opened, the caller starts the workers from this compile. */
-export interface HandOff {
-  readonly workers: number;
-  readonly config: PortableConfig;
-  readonly summary: CompileSummary;
-}
-
-/** A worker's answer to prepare: the hash of what it built, or why it built nothing. */
-export type Preparation = { readonly ok: true; readonly hash: string } | { readonly ok: false; readonly outcome: ReloadOutcome };
-
 export type StartResult =
   | { readonly ok: true; readonly handOff?: HandOff }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
-
-/** Bound at start (admin, status and metrics sockets, certificate store, cluster identity), so a reload cannot change them. */
-const RESTART_ONLY_MESH_FIELDS = ['adminAddress', 'statusAddress', 'metricsAddress', 'appMetricsUrl', 'certificates', 'trustDomain'] as const;
-/** Fields a RuntimeOptions override (a CLI flag) may replace: a change in the file is then not news. */
-const OVERRIDABLE_FIELDS: ReadonlySet<string> = new Set(['adminAddress', 'statusAddress', 'metricsAddress'] satisfies (keyof RuntimeOptions)[]);
-
-/** The sockets a runtime listens on besides its proxy listeners; null when that listener is off or not yet bound. */
-export interface OperatorAddresses {
-  readonly admin: AddressInfo | null;
-  readonly status: AddressInfo | null;
-  readonly metrics: AddressInfo | null;
-}
-
-function count(diagnostics: readonly Diagnostic[], severity: Diagnostic['severity']): number {
-  return diagnostics.filter((d) => d.severity === severity).length;
-}
-
-/** Logs a rejected config's errors with their positions; the last good generation keeps serving. */
-export function rejectedReload(logger: FastifyBaseLogger, diagnostics: readonly Diagnostic[], trigger: string, generation: number): ReloadOutcome {
-  for (const d of diagnostics.filter((x) => x.severity === 'error')) {
-    logger.error({ code: d.code, file: d.position.file, line: d.position.line, col: d.position.col, field: d.field }, d.message);
-  }
-  logger.error({ trigger, generation }, 'new configuration rejected; the last good one keeps serving');
-  return { ok: false, generation, errors: count(diagnostics, 'error'), warnings: count(diagnostics, 'warning'), message: 'configuration rejected' };
-}
-
-/** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
-function presentsMeshIdentity(config: CompiledConfig): boolean {
-  return (
-    config.sidecar !== null ||
-    config.clusterDefinitions.some((cluster) => cluster.policy.tls.mode === 'ISTIO_MUTUAL' || cluster.endpoints.some((endpoint) => endpoint.meshWorkload))
-  );
-}
 
 export class GatewayRuntime {
   private snapshot: Snapshot | null = null;
@@ -129,9 +75,7 @@ export class GatewayRuntime {
   private clusters: ClusterManager | null = null;
   private identity: CertificateStore | null = null;
   private listeners: ListenerSet | null = null;
-  private admin: FastifyInstance | null = null;
-  private status: http.Server | null = null;
-  private metrics: http.Server | null = null;
+  private readonly operatorPorts = new OperatorPorts();
   private watcher: ConfigWatcher | null = null;
   private lastRejected: readonly Diagnostic[] = [];
   private servedCertificateSeries = new Set<string>();
@@ -163,17 +107,10 @@ export class GatewayRuntime {
   private async startOnce(): Promise<StartResult> {
     const { options } = this;
     this.events.buildInfo(MESHGATE_VERSION);
-    const compiled = await this.compile(options.worker?.config);
+    const compiled = await this.compileFirst();
+    if ('handOff' in compiled) return { ok: true, handOff: compiled.handOff };
     if (!compiled.ok) return { ok: false, diagnostics: compiled.diagnostics };
-    const config = options.worker === undefined ? compiled.config : { ...compiled.config, diagnostics: options.worker.diagnostics };
-    if (options.concurrency !== undefined) {
-      const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, config.mesh.concurrency, options.mode);
-      if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? config.mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
-      if (workers > 1) {
-        discardCompiled(config.pluginStates, options.plugins);
-        return { ok: true, handOff: { workers, config: await toPortable(config), summary: { hash: config.hash, diagnostics: config.diagnostics } } };
-      }
-    }
+    const { config } = compiled;
     this.identity = await openCertificateStore(options.configPath, config.mesh, config.workload, options.logger, presentsMeshIdentity(config));
     this.identity.on('rotated', () => this.recordCertificate());
     this.recordCertificate();
@@ -220,32 +157,27 @@ export class GatewayRuntime {
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
-    this.admin = await createAdminServer(source, this.adminViews);
-    const adminAddress = options.adminAddress ?? this.snapshot.mesh.adminAddress;
-    await this.admin.listen(splitAddress(adminAddress));
-    const mesh = this.snapshot.mesh;
-    const statusAddress = options.statusAddress ?? mesh.statusAddress;
-    if (statusAddress !== '') {
-      this.status = createStatusServer(() => this.readiness());
-      await listenOn(this.status, statusAddress);
-    }
-    const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
-    if (metricsAddress !== '') {
-      this.metrics = createMetricsServer({ render: () => this.exposition.prometheus(), ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
-      await listenOn(this.metrics, metricsAddress);
-    }
+    const bindings = await this.operatorPorts.open({
+      ...options,
+      source,
+      views: this.adminViews,
+      mesh: this.snapshot.mesh,
+      readiness: () => this.readiness(),
+      renderMetrics: () => this.exposition.prometheus(),
+    });
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
     process.on('SIGHUP', this.onSighup);
-    options.logger.info(
-      { generation: this.generation, listeners: this.listeners.addresses(), admin: adminAddress, status: statusAddress || 'off', metrics: metricsAddress || 'off' },
-      'meshgate ready',
-    );
+    options.logger.info({ generation: this.generation, listeners: this.listeners.addresses(), ...bindings }, 'meshgate ready');
     return { ok: true };
   }
 
-  /** A worker is told the rejected diagnostics by its supervisor, which alone compiles. */
-  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected): unknown {
-    return configDump(this.snapshot, lastRejected, this.options.plugins);
+  /**
+   * A worker is told the diagnostics by its supervisor: the rejected ones, which it alone sees, and the
+   * running config's, placed in the files.
+   */
+  configDump(lastRejected: readonly Diagnostic[] = this.lastRejected, diagnostics?: readonly Diagnostic[]): unknown {
+    const { snapshot } = this;
+    return configDump(snapshot === null || diagnostics === undefined ? snapshot : { ...snapshot, diagnostics }, lastRejected, this.options.plugins);
   }
 
   /** The admin API's feature views over this runtime's clusters, certificates and snapshot (empty until started). */
@@ -254,9 +186,7 @@ export class GatewayRuntime {
   }
 
   operatorAddresses(): OperatorAddresses {
-    const bound = (server: http.Server | null): AddressInfo | null => (server?.listening === true ? (server.address() as AddressInfo) : null);
-    const admin = this.admin?.server ?? null;
-    return { admin: bound(admin), status: bound(this.status), metrics: bound(this.metrics) };
+    return this.operatorPorts.addresses();
   }
 
   /** What the status port says: ready once a snapshot serves, not ready again while draining. */
@@ -276,26 +206,26 @@ export class GatewayRuntime {
   }
 
   /**
-   * A worker's reload, first half: its closures from the supervisor's compile, built but not serving.
-   * The supervisor commits once every worker has prepared, so that they all switch within the time a
-   * message takes, not the time a compile takes.
+   * A worker's reload, first half: its closures from the supervisor's read, built but not serving; the
+   * answer carries its compile's hash and diagnostics, the reload's. The supervisor commits once every
+   * worker has prepared, so that they all switch within the time a message takes, not a compile's.
    */
   prepare(config: PortableConfig, trigger: string): Promise<Preparation> {
     return this.serialised(async () => {
       this.abandon();
       const next = await this.compileNext(trigger, config);
-      if ('outcome' in next) return { ok: false, outcome: next.outcome };
+      if ('outcome' in next) return { ok: false, outcome: next.outcome, diagnostics: portableDiagnostics(next.rejected ?? []) };
       this.prepared = next.config;
-      return { ok: true, hash: next.config.hash };
+      return { ok: true, hash: next.config.hash, diagnostics: portableDiagnostics(next.config.diagnostics) };
     });
   }
 
-  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with its compile's diagnostics. */
+  /** Second half: what prepare built serves from now on, under the supervisor's generation number and with the diagnostics it placed. */
   commit(generation: number, diagnostics: CompileSummary['diagnostics'], trigger: string): Promise<ReloadOutcome> {
     return this.serialised(async () => {
       const { prepared } = this;
       this.prepared = null;
-      if (prepared === null) return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: 'nothing prepared' };
+      if (prepared === null) return notApplied(this.generation, 'nothing prepared', 1);
       return this.swap({ ...prepared, diagnostics }, generation, trigger);
     });
   }
@@ -327,26 +257,30 @@ export class GatewayRuntime {
     await this.clusters?.close();
     this.stopObservingUpstreams?.();
     this.identity?.close();
-    // The status port said 503 through the drain so load balancers stopped sending; now it goes too.
-    if (this.status !== null) await closeServer(this.status);
-    if (this.metrics !== null) await closeServer(this.metrics);
-    await this.admin?.close();
+    await this.operatorPorts.close();
     logger.info('meshgate stopped');
     this.options.onExit?.(0);
   }
 
-  /** The next config compiled, or why there is nothing to swap to. */
-  private async compileNext(trigger: string, posted: PortableConfig | undefined): Promise<{ readonly config: CompiledConfig } | { readonly outcome: ReloadOutcome }> {
+  /** The next config compiled, or why there is nothing to swap to (with a rejected config's diagnostics). */
+  private async compileNext(
+    trigger: string,
+    posted: PortableConfig | undefined,
+  ): Promise<{ readonly config: CompiledConfig } | { readonly outcome: ReloadOutcome; readonly rejected?: readonly Diagnostic[] }> {
     const { logger } = this.options;
     const previous = this.current();
-    if (this.draining) return { outcome: { ok: false, generation: previous.generation, errors: 0, warnings: 0, message: 'draining' } };
+    if (this.draining) return { outcome: notApplied(previous.generation, 'draining') };
     let compiled;
     try {
       compiled = await this.compile(posted);
     } catch (error) {
       this.recordReload('failed');
       logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
-      return { outcome: { ok: false, generation: previous.generation, errors: 1, warnings: 0, message: (error as Error).message } };
+      return { outcome: notApplied(previous.generation, (error as Error).message, 1) };
+    }
+    // A worker's rejection is the supervisor's to log and count: it places the fields the diagnostics name.
+    if (!compiled.ok && this.options.worker !== undefined) {
+      return { outcome: { ...notApplied(previous.generation, 'configuration rejected'), errors: count(compiled.diagnostics, 'error') }, rejected: compiled.diagnostics };
     }
     if (!compiled.ok) {
       this.lastRejected = compiled.diagnostics;
@@ -370,11 +304,7 @@ export class GatewayRuntime {
   private async swap(config: CompiledConfig, generation: number, trigger: string): Promise<ReloadOutcome> {
     const { logger } = this.options;
     const previous = this.current();
-    const restartOnly = RESTART_ONLY_MESH_FIELDS.filter(
-      (field) =>
-        JSON.stringify(previous.mesh[field]) !== JSON.stringify(config.mesh[field]) &&
-        !(OVERRIDABLE_FIELDS.has(field) && this.options[field as keyof RuntimeOptions] !== undefined),
-    );
+    const restartOnly = restartOnlyChanges(previous.mesh, config.mesh, this.options);
     if (restartOnly.length > 0) {
       logger.warn({ trigger, fields: restartOnly }, 'these MeshConfig fields take effect only after a restart; the running values are kept');
     }
@@ -394,7 +324,30 @@ export class GatewayRuntime {
     return { ok: true, generation: snapshot.generation, errors: 0, warnings: count(snapshot.diagnostics, 'warning'), message: 'applied' };
   }
 
-  /** A worker builds its closures from the supervisor's compile (portable-config.ts); a proxy on its own reads the files. */
+  /**
+   * The first snapshot's compile, or, when more than one worker is to serve, only the read they build
+   * from (the hand-off): the closures are the workers' to build.
+   */
+  private async compileFirst(): Promise<CompileResult | { readonly handOff: HandOff }> {
+    const { options } = this;
+    if (options.worker !== undefined) {
+      const compiled = await this.compile(options.worker.config);
+      // A replacement worker: the supervisor's diagnostics of the config the others serve.
+      const { diagnostics } = options.worker;
+      return compiled.ok && diagnostics !== null ? { ok: true, config: { ...compiled.config, diagnostics } } : compiled;
+    }
+    if (options.concurrency === undefined) return this.compile(undefined);
+    const read = await readConfig(options.configPath, this.compileOptions());
+    this.events.configCompiled();
+    if (!read.ok) return read;
+    const { mesh } = read.read;
+    const { workers, limitedBy } = workerCount(options.concurrency === 'default' ? undefined : options.concurrency, mesh.concurrency, options.mode);
+    if (limitedBy !== null) options.logger.warn({ concurrency: options.concurrency === 'default' ? mesh.concurrency : options.concurrency }, `running one worker: ${limitedBy}`);
+    if (workers > 1) return { handOff: { workers, read: read.read, config: await toPortable(read.read) } };
+    return compileRead(read.read, options.configPath, this.compileOptions(), [...read.read.diagnostics]);
+  }
+
+  /** A worker builds its closures from the supervisor's read (portable-config.ts); a proxy on its own reads the files. */
   private async compile(posted: PortableConfig | undefined): Promise<CompileResult> {
     if (posted !== undefined) return compilePortable(posted, this.options.configPath, this.compileOptions());
     const compiled = await compileConfig(this.options.configPath, this.compileOptions());

@@ -9,8 +9,17 @@ import { statSync } from 'node:fs';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import { CertificateStore } from '../identity/cert-store.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
+import type { CompiledConfig } from './snapshot.js';
 
 const SELF_ISSUED_TTL_HOURS = 24;
+
+/** A sidecar always does; an ingress only towards mesh workloads (auto-mTLS) or ISTIO_MUTUAL destinations. */
+export function presentsMeshIdentity(config: Pick<CompiledConfig, 'sidecar' | 'clusterDefinitions'>): boolean {
+  return (
+    config.sidecar !== null ||
+    config.clusterDefinitions.some((cluster) => cluster.policy.tls.mode === 'ISTIO_MUTUAL' || cluster.endpoints.some((endpoint) => endpoint.meshWorkload))
+  );
+}
 
 export async function openCertificateStore(
   configPath: string,

@@ -16,7 +16,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import type { Diagnostic, Resource, ResourceMetadata } from '../config/resource.js';
+import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from '../config/resource.js';
 import { runStepsSliced } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
 import { compileRead } from './snapshot.js';
@@ -29,12 +29,24 @@ export interface PortableConfig {
   readonly resources: PortableResources;
 }
 
-/** What the supervisor's whole compile says about a config: what the workers' snapshots of it carry. */
+/** What a whole compile says about a config: what the workers' snapshots of it carry. */
 export interface CompileSummary {
   /** Files and what plugins read beside them: a worker whose plugins read something else disagrees. */
   readonly hash: string;
   /** Positions included: every worker's snapshot shows these, not its own compile's. */
   readonly diagnostics: readonly Diagnostic[];
+}
+
+/**
+ * A diagnostic of a worker's compile on its way back to the supervisor. A worker's resources know
+ * where their documents start but not where each field is (that map stays with the supervisor's
+ * read): the field's path, with the resource's index in the posted table, lets the supervisor place
+ * it with its own `at`. No resource: the position was not a field's (a document start, a file).
+ */
+export interface PortableDiagnostic {
+  readonly diagnostic: Diagnostic;
+  readonly resource?: number;
+  readonly path?: FieldPath;
 }
 
 /** The resources in document order, column-wise so that posting them copies a few arrays, not 10 000 objects. */
@@ -106,6 +118,14 @@ function* serialiseSteps(resources: readonly Resource[], known: WeakMap<Resource
 
 /** The worker's side: the contents of its last compile by id, reused when the next config still has them. */
 let deserialised = new Map<number, Content>();
+/** The positions a worker's `at` handed out, by object: what field of which resource each stands for. */
+const fieldPositions = new WeakMap<SourcePosition, { readonly resource: number; readonly path: FieldPath }>();
+
+function fieldPosition(resource: number, { file, line, col }: SourcePosition, path: FieldPath): SourcePosition {
+  const position = { file, line, col };
+  fieldPositions.set(position, { resource, path });
+  return position;
+}
 
 function* deserialiseSteps({ batches, sourceFiles, table }: PortableResources): Steps<{ resources: Resource[]; contents: Map<number, Content> }> {
   const resources: Resource[] = [];
@@ -119,21 +139,35 @@ function* deserialiseSteps({ batches, sourceFiles, table }: PortableResources): 
     }
     contents.set(id, content);
     const source = { file: sourceFiles[file] as string, line, col, order };
-    // Only the worker's own compile would ask for a field's position, and its diagnostics give way to the supervisor's.
-    resources.push({ ...content, source, at: () => source });
+    const index = resources.length;
+    // Only a diagnostic asks for a field's position: the document's start, marked so that the supervisor can place the field.
+    resources.push({ ...content, source, at: (path) => fieldPosition(index, source, path) });
   }
   return { resources, contents };
 }
 
 /**
- * A worker's compile: the closures from the supervisor's read. Its hash differs from the supervisor's
- * only when a plugin read something else than the supervisor's compile did (a plugin module saved in
- * between): the supervisor then compiles again. Its diagnostics repeat the supervisor's (without
- * positions inside a document) and give way to them.
+ * A worker's compile: the closures from the supervisor's read. The supervisor builds none of its own:
+ * this compile's hash (what plugins read beside the files) and diagnostics (portableDiagnostics, placed
+ * by the supervisor) are the reload's. Two workers' hashes differ only when a plugin module was saved
+ * between their compiles: the supervisor then posts again.
  */
 export async function compilePortable(portable: PortableConfig, configPath: string, options: CompileOptions): Promise<CompileResult> {
   const { resources, contents } = await runStepsSliced(deserialiseSteps(portable.resources));
   deserialised = contents;
   const read = { contentHash: portable.contentHash, files: portable.files, mesh: portable.mesh, resources, diagnostics: [] };
   return compileRead(read, configPath, options, []);
+}
+
+/** The worker's side: its compile's diagnostics, each field position marked with its resource and path. */
+export function portableDiagnostics(diagnostics: readonly Diagnostic[]): PortableDiagnostic[] {
+  return diagnostics.map((diagnostic) => ({ diagnostic, ...fieldPositions.get(diagnostic.position) }));
+}
+
+/** The supervisor's side: a worker's diagnostics with the positions of the fields they name, from the read it posted. */
+export function placeDiagnostics(diagnostics: readonly PortableDiagnostic[], resources: readonly Resource[]): Diagnostic[] {
+  return diagnostics.map(({ diagnostic, resource, path }) => {
+    const placed = resource === undefined || path === undefined ? undefined : resources[resource];
+    return placed === undefined || path === undefined ? diagnostic : { ...diagnostic, position: placed.at(path) };
+  });
 }

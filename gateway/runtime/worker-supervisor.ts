@@ -3,40 +3,40 @@
  * worker threads (worker-thread.ts) that each serve every proxy listener, and keeps what must exist
  * once — the admin, status and metrics ports, the config watch and the signals.
  *
- * The supervisor reads, validates and compiles the config once per start and reload (file watch,
- * SIGHUP, POST /reload): its diagnostics, with file, line and field, are the ones logged, counted and
- * shown; a rejected config never reaches a worker, so every worker keeps the last good generation.
- * An accepted one goes to every worker as plain data (portable-config.ts), from which each builds
- * only its closures; once every worker has built them, all switch to the new generation together
- * (prepare, then commit), and the reload is reported done once every live worker serves it. Drain and SIGHUP reach every worker. A worker that stops without being
- * asked is replaced (same index, so its connection series continues) and counted; the replacement
- * starts from the current compile, between reloads, never from the files.
+ * The supervisor reads and validates the config once per start and reload (file watch, SIGHUP,
+ * POST /reload); a config that fails there never reaches a worker. A valid one goes to every worker
+ * as plain data (portable-config.ts), from which each builds only its closures — the supervisor builds
+ * none: what only that build finds (route-table and plugin-load errors, warnings) comes back with the
+ * workers' answers, placed by the supervisor at the file, line and field, logged, counted and shown
+ * once. Once every worker has built the new snapshot, all switch to it together (prepare, then
+ * commit), and the reload is reported done once every live worker serves it; if one refused it, every
+ * worker keeps the last good generation. Drain and SIGHUP reach every worker. A worker that stops
+ * without being asked is replaced (same index, so its connection series continues) and counted; the
+ * replacement starts from the current compile, between reloads, never from the files.
  */
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
 import { Worker } from 'node:worker_threads';
-import { createAdminServer } from '../admin/server.js';
-import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
-import { closeServer, createMetricsServer, createStatusServer, listenOn, splitAddress } from '../admin/status-server.js';
+import type { AdminSource, ReloadOutcome } from '../admin/server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { MetricsExposition, ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin, ProxyMode } from '../pipeline/types.js';
 import { MESHGATE_VERSION } from '../version.js';
-import { FORWARDED_VIEWS } from './admin-views.js';
-import { rejectedReload } from './gateway-runtime.js';
-import type { OperatorAddresses, Preparation } from './gateway-runtime.js';
+import { workersViews } from './admin-views.js';
+import { OperatorPorts } from './operator-ports.js';
+import type { OperatorAddresses } from './operator-ports.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
-import { toPortable } from './portable-config.js';
+import { placeDiagnostics, toPortable } from './portable-config.js';
 import type { CompileSummary, PortableConfig } from './portable-config.js';
-import { compileRead, discardCompiled, readConfig } from './snapshot.js';
-import type { CompileOptions } from './snapshot.js';
+import { count, notApplied, rejectedReload } from './reload-outcome.js';
+import { readConfig } from './snapshot.js';
+import type { CompileOptions, ReadConfig } from './snapshot.js';
 import { watchConfig } from './watch.js';
 import type { ConfigWatcher } from './watch.js';
 import { createWorkerMemory, releaseHeldBy } from './worker-memory.js';
-import type { FromWorker, ToWorker, ViewAnswer, WorkerData } from './worker-protocol.js';
+import type { FromWorker, Preparation, ToWorker, WorkerData } from './worker-protocol.js';
+import { WorkerSlot } from './worker-slot.js';
 
 export interface SupervisorOptions {
   readonly configPath: string;
@@ -50,9 +50,9 @@ export interface SupervisorOptions {
   /** Each worker builds its own logger at this level (a pino instance cannot cross threads). */
   readonly logLevel: string;
   readonly workers: number;
-  /** The start's compile (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
+  /** The start's read (the hand-off's): the workers' first snapshot; its MeshConfig's operator ports are bound once, by the supervisor. */
+  readonly read: ReadConfig;
   readonly config: PortableConfig;
-  readonly summary: CompileSummary;
   readonly adminAddress?: string;
   readonly statusAddress?: string;
   readonly metricsAddress?: string;
@@ -61,43 +61,18 @@ export interface SupervisorOptions {
   readonly onExit?: (code: number) => void;
 }
 
-type Question = ToWorker extends infer M ? (M extends { readonly id: number } ? Omit<M, 'id'> : never) : never;
-type Answer = Extract<FromWorker, { readonly id: number }>;
-
 /** A reload whose workers still disagree with the compile after this many rounds is reported failed (plugin modules keep changing). */
 const RELOAD_ROUNDS = 3;
 /** How long past the drain deadline a worker may take to exit before it is terminated. */
 const STUCK_WORKER_GRACE_MS = 5000;
 
-class WorkerSlot {
-  /** Read at start: once the thread has exited, `thread.threadId` is -1. */
-  readonly threadId: number;
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>();
-
+/** A worker's compile refused the start's config: what it found, placed in the files (`run` prints them as `validate` would). */
+export class StartRefused extends Error {
   constructor(
-    readonly index: number,
-    readonly thread: Worker,
+    message: string,
+    readonly diagnostics: readonly Diagnostic[],
   ) {
-    this.threadId = thread.threadId;
-    thread.on('message', (message: FromWorker) => {
-      if (!('id' in message)) return;
-      const waiting = this.pending.get(message.id);
-      this.pending.delete(message.id);
-      waiting?.resolve(message);
-    });
-    thread.once('exit', (code) => {
-      for (const waiting of this.pending.values()) waiting.reject(new Error(`worker ${index} exited (code ${code}) before answering`));
-      this.pending.clear();
-    });
-  }
-
-  ask<T extends Answer['type']>(question: Question & { readonly type: T }): Promise<Extract<Answer, { readonly type: T }>> {
-    const id = ++this.nextId;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (answer: Answer) => void, reject });
-      this.thread.postMessage({ ...question, id } as ToWorker);
-    });
+    super(message);
   }
 }
 
@@ -105,17 +80,16 @@ export class WorkerSupervisor {
   private readonly slots: (WorkerSlot | null)[];
   /** Every thread not yet exited, serving or still starting: drain must reach a starting one too. */
   private readonly alive = new Set<Worker>();
-  /** The compile every worker serves (or is being brought to), and its generation number. */
+  /** The config every worker serves (or is being brought to), what their compile of it said, and its generation number. */
   private config: PortableConfig;
-  private summary: CompileSummary;
+  /** Null until the first worker has compiled the start's config. */
+  private summary: CompileSummary | null = null;
   private generation = 1;
   private lastRejected: readonly Diagnostic[] = [];
   private draining = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly startedAt = new Date();
-  private admin: FastifyInstance | null = null;
-  private status: http.Server | null = null;
-  private metrics: http.Server | null = null;
+  private readonly operatorPorts = new OperatorPorts();
   private watcher: ConfigWatcher | null = null;
   private starting: Promise<void> | null = null;
   private readonly memory = createWorkerMemory();
@@ -126,7 +100,6 @@ export class WorkerSupervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, () => null);
     this.config = options.config;
-    this.summary = options.summary;
     this.events = proxyEventsOf(options.plugins);
     this.exposition = metricsExpositionOf(options.plugins);
   }
@@ -141,44 +114,40 @@ export class WorkerSupervisor {
     const { options } = this;
     this.events.workersRunning(options.workers);
     this.events.configGeneration(this.generation);
-    this.events.configDiagnostics(this.summary.diagnostics);
     try {
-      await Promise.all(this.slots.map((_, index) => this.spawn(index)));
+      const [first] = await Promise.all(this.slots.map((_, index) => this.spawn(index, options.read)));
+      const placed = placeDiagnostics(first?.diagnostics ?? [], options.read.resources);
+      this.summary = { hash: first?.hash ?? options.read.contentHash, diagnostics: [...options.read.diagnostics, ...placed] };
     } catch (error) {
       await this.stopWorkers('start failure');
       throw error;
     }
-    const mesh = this.config.mesh;
+    this.events.configDiagnostics(this.summary.diagnostics);
     const source: AdminSource = {
       mode: options.mode,
       version: MESHGATE_VERSION,
       startedAt: this.startedAt,
       generation: () => this.generation,
       isDraining: () => this.draining,
-      configDump: async () => (await this.first().ask({ type: 'config-dump', lastRejected: this.lastRejected })).dump,
+      configDump: async () => (await this.first().ask({ type: 'config-dump', lastRejected: this.lastRejected, diagnostics: this.running().diagnostics })).dump,
       reload: () => this.reload('admin'),
       shutdown: () => void this.shutdown('admin'),
     };
-    this.admin = await createAdminServer(source, this.adminViews());
-    const adminAddress = options.adminAddress ?? mesh.adminAddress;
-    await this.admin.listen(splitAddress(adminAddress));
-    const statusAddress = options.statusAddress ?? mesh.statusAddress;
-    if (statusAddress !== '') {
-      this.status = createStatusServer(() => this.readiness());
-      await listenOn(this.status, statusAddress);
-    }
-    const metricsAddress = options.metricsAddress ?? mesh.metricsAddress;
-    if (metricsAddress !== '') {
-      const render = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
-      this.metrics = createMetricsServer({ render, ...(mesh.appMetricsUrl === undefined ? {} : { appMetricsUrl: mesh.appMetricsUrl }) });
-      await listenOn(this.metrics, metricsAddress);
-    }
+    const bindings = await this.operatorPorts.open({
+      ...options,
+      source,
+      views: workersViews({
+        exposition: this.exposition,
+        workerMetrics: () => this.workerMetrics(),
+        askOne: async (view) => (await this.first().ask({ type: 'view', ...view })).answer,
+      }),
+      mesh: this.config.mesh,
+      readiness: () => this.readiness(),
+      renderMetrics: async () => this.exposition.mergedPrometheus(await this.workerMetrics()),
+    });
     if (options.watch !== false) this.watcher = watchConfig(options.configPath, () => void this.reload('file change'));
     process.on('SIGHUP', this.onSighup);
-    options.logger.info(
-      { generation: this.generation, workers: options.workers, admin: adminAddress, status: statusAddress || 'off', metrics: metricsAddress || 'off' },
-      'meshgate ready',
-    );
+    options.logger.info({ generation: this.generation, workers: options.workers, ...bindings }, 'meshgate ready');
   }
 
   /** Serialised like a single runtime's: a reload waits for the previous one, and for a replacement worker's start. */
@@ -202,9 +171,7 @@ export class WorkerSupervisor {
     process.off('SIGHUP', this.onSighup);
     this.watcher?.close();
     await this.stopWorkers(trigger);
-    if (this.status !== null) await closeServer(this.status);
-    if (this.metrics !== null) await closeServer(this.metrics);
-    await this.admin?.close();
+    await this.operatorPorts.close();
     this.options.logger.info('meshgate stopped');
     this.options.onExit?.(0);
   }
@@ -226,11 +193,11 @@ export class WorkerSupervisor {
   }
 
   operatorAddresses(): OperatorAddresses {
-    const bound = (server: http.Server | null): AddressInfo | null => (server?.listening === true ? (server.address() as AddressInfo) : null);
-    return { admin: bound(this.admin?.server ?? null), status: bound(this.status), metrics: bound(this.metrics) };
+    return this.operatorPorts.addresses();
   }
 
-  private spawn(index: number): Promise<void> {
+  /** Resolves with the worker's word on its first compile; `read`, the start's, places what a refusal found. */
+  private spawn(index: number, read: ReadConfig | null): Promise<Extract<FromWorker, { readonly type: 'ready' }>> {
     const { options } = this;
     const data: WorkerData = {
       index,
@@ -239,7 +206,7 @@ export class WorkerSupervisor {
       workloadName: options.workloadName ?? null,
       logLevel: options.logLevel,
       config: this.config,
-      diagnostics: this.summary.diagnostics,
+      diagnostics: this.summary?.diagnostics ?? null,
       firstGeneration: this.generation,
       memory: this.memory,
     };
@@ -247,18 +214,18 @@ export class WorkerSupervisor {
     const slot = new WorkerSlot(index, thread);
     this.alive.add(thread);
     thread.once('exit', () => this.alive.delete(thread));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const notStarted = (code: number): void => reject(new Error(`worker ${index} exited with code ${code} before serving`));
       thread.once('exit', notStarted);
       thread.on('error', (error) => options.logger.error({ err: error, worker: index }, 'worker thread failed'));
       thread.on('message', (message: FromWorker) => {
-        if (message.type === 'refused') reject(new Error(`worker ${index} did not start: ${message.message}`));
+        if (message.type === 'refused') reject(new StartRefused(`worker ${index} did not start: ${message.message}`, read === null ? [] : placeDiagnostics(message.diagnostics, read.resources)));
         if (message.type === 'shutdown-requested') void this.shutdown(message.trigger);
         if (message.type !== 'ready') return;
         this.slots[index] = slot;
         thread.off('exit', notStarted);
         thread.once('exit', (code) => this.onWorkerExit(slot, code));
-        resolve();
+        resolve(message);
       });
     });
   }
@@ -270,15 +237,13 @@ export class WorkerSupervisor {
     this.events.workerRestarted();
     this.options.logger.error({ worker: slot.index, code }, 'worker stopped unexpectedly; starting a replacement');
     // Between reloads: the replacement starts from the compile the others serve, and no reload is reported done before it serves that one too.
-    this.serialised(() => (this.draining ? Promise.resolve() : this.spawn(slot.index))).catch((error: unknown) =>
+    this.serialised(async () => (this.draining ? undefined : await this.spawn(slot.index, null))).catch((error: unknown) =>
       this.options.logger.error({ err: error, worker: slot.index }, 'replacement worker did not start; serving with fewer workers'),
     );
   }
 
   private async reloadOnce(trigger: string): Promise<ReloadOutcome> {
-    const { logger } = this.options;
-    const notApplied = (message: string, errors = 0): ReloadOutcome => ({ ok: false, generation: this.generation, errors, warnings: 0, message });
-    if (this.draining) return notApplied('draining');
+    if (this.draining) return notApplied(this.generation, 'draining');
     for (let round = 1; round <= RELOAD_ROUNDS; round++) {
       let read;
       try {
@@ -288,61 +253,90 @@ export class WorkerSupervisor {
         return this.failed(trigger, error);
       }
       if (!read.ok) return this.rejected(trigger, read.diagnostics);
-      // Other files, so other closures: the workers build theirs while the supervisor finishes its compile.
-      const config = read.read.contentHash === this.config.contentHash ? null : await toPortable(read.read);
-      const slots = this.live();
-      const preparing = config === null ? null : this.prepare(slots, config, trigger);
-      let compiled;
-      try {
-        compiled = await compileRead(read.read, this.options.configPath, this.compileOptions(), [...read.read.diagnostics]);
-      } catch (error) {
-        this.abandon((await preparing) ?? []);
-        return this.failed(trigger, error);
+      const sameFiles = read.read.contentHash === this.config.contentHash;
+      // No plugin read anything beside the files (the hash is theirs alone): the same files compile to the same snapshot.
+      if (sameFiles && this.running().hash === this.config.contentHash) return this.unchanged(trigger);
+      const config = sameFiles ? this.config : await toPortable(read.read);
+      const [lead, ...others] = this.live();
+      if (lead === undefined) return this.failed(trigger, new Error('no worker is running'));
+      // Same files: one worker's compile tells whether a plugin module changed (its hash); the others build only if one did.
+      const preparations = await this.prepare(sameFiles ? [lead] : [lead, ...others], config, trigger);
+      const verdict = this.verdict(preparations, read.read);
+      if (!('summary' in verdict)) {
+        this.abandon(preparations);
+        if (verdict.outcome !== undefined) return this.draining ? notApplied(this.generation, 'draining') : verdict.outcome(trigger);
+        continue;
       }
-      if (!compiled.ok) {
-        this.abandon((await preparing) ?? []);
-        return this.rejected(trigger, compiled.diagnostics);
+      const { summary } = verdict;
+      if (summary.hash === this.running().hash) {
+        this.abandon(preparations);
+        return this.unchanged(trigger);
       }
-      // The supervisor's closures never serve: the workers build their own.
-      discardCompiled(compiled.config.pluginStates, this.options.plugins);
-      const summary = { hash: compiled.config.hash, diagnostics: compiled.config.diagnostics };
-      const warnings = summary.diagnostics.filter((d) => d.severity === 'warning').length;
-      if (summary.hash === this.summary.hash) {
-        this.abandon((await preparing) ?? []);
-        if (this.lastRejected.length > 0) {
-          this.lastRejected = [];
-          this.events.configDiagnostics(summary.diagnostics);
-          logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
-        }
-        return { ok: true, generation: this.generation, errors: 0, warnings, message: 'unchanged' };
-      }
-      // Same files, other plugin modules: nothing was posted yet.
-      const posted = config ?? (await toPortable(read.read));
-      const preparations = (await preparing) ?? (await this.prepare(slots, posted, trigger));
-      if (this.draining) return notApplied('draining');
+      if (sameFiles) preparations.push(...(await this.prepare(others, config, trigger)));
+      if (this.draining) return notApplied(this.generation, 'draining');
       const behind = preparations.filter(({ preparation }) => !(preparation.ok && preparation.hash === summary.hash));
-      if (behind.length === 0) {
-        // Every worker has built the new snapshot: they switch together, within a message's time.
-        const generation = this.generation + 1;
-        await Promise.allSettled(preparations.map(({ slot }) => slot.ask({ type: 'commit', trigger, generation, diagnostics: summary.diagnostics })));
-        this.config = posted;
-        this.summary = summary;
-        this.generation = generation;
-        this.lastRejected = [];
-        this.events.reload('applied');
-        this.events.configGeneration(generation);
-        this.events.configDiagnostics(summary.diagnostics);
-        logger.info({ trigger, generation, hash: summary.hash.slice(0, 12), workers: preparations.length }, 'configuration reloaded in every worker');
-        return { ok: true, generation, errors: 0, warnings, message: 'applied' };
-      }
+      if (behind.length === 0) return this.commit(preparations, config, summary, trigger);
       this.abandon(preparations);
-      logger.warn(
+      this.options.logger.warn(
         { trigger, round, outcomes: behind.map(({ preparation }) => (preparation.ok ? 'a different hash' : preparation.outcome.message)) },
-        'a worker compiled something else than the supervisor (a plugin module saved meanwhile?); compiling again',
+        'workers compiled different things (a plugin module saved meanwhile?); posting again',
       );
     }
     this.events.reload('failed');
-    return notApplied('workers kept compiling something else than the supervisor', 1);
+    return notApplied(this.generation, 'workers kept compiling different things', 1);
+  }
+
+  /**
+   * What the first answer says: the reload's hash and diagnostics (the read's, then the workers'
+   * compile's, placed in the files), or how to answer a refusal, or nothing (no worker answered:
+   * post again to the live ones).
+   */
+  private verdict(
+    preparations: readonly { preparation: Preparation }[],
+    read: ReadConfig,
+  ): { readonly summary: CompileSummary } | { readonly outcome?: (trigger: string) => ReloadOutcome } {
+    const refused = preparations.find(({ preparation }) => !preparation.ok)?.preparation;
+    // The worker found what it serves: the same files, and its plugins read the same modules.
+    if (refused?.ok === false && refused.outcome.ok) return { outcome: (trigger) => this.unchanged(trigger) };
+    if (refused !== undefined && !refused.ok) {
+      const diagnostics = [...read.diagnostics, ...placeDiagnostics(refused.diagnostics, read.resources)];
+      if (count(diagnostics, 'error') > 0) return { outcome: (trigger) => this.rejected(trigger, diagnostics) };
+      return { outcome: (trigger) => this.failed(trigger, new Error(refused.outcome.message)) };
+    }
+    const first = preparations[0]?.preparation;
+    if (first === undefined || !first.ok) return {};
+    return { summary: { hash: first.hash, diagnostics: [...read.diagnostics, ...placeDiagnostics(first.diagnostics, read.resources)] } };
+  }
+
+  /** Every worker has built the new snapshot: they switch together, within a message's time. */
+  private async commit(preparations: readonly { slot: WorkerSlot }[], config: PortableConfig, summary: CompileSummary, trigger: string): Promise<ReloadOutcome> {
+    const generation = this.generation + 1;
+    await Promise.allSettled(preparations.map(({ slot }) => slot.ask({ type: 'commit', trigger, generation, diagnostics: summary.diagnostics })));
+    this.config = config;
+    this.summary = summary;
+    this.generation = generation;
+    this.lastRejected = [];
+    this.events.reload('applied');
+    this.events.configGeneration(generation);
+    this.events.configDiagnostics(summary.diagnostics);
+    this.options.logger.info({ trigger, generation, hash: summary.hash.slice(0, 12), workers: preparations.length }, 'configuration reloaded in every worker');
+    return { ok: true, generation, errors: 0, warnings: count(summary.diagnostics, 'warning'), message: 'applied' };
+  }
+
+  /** The running content again: nothing to switch to, but after a rejection the state must stop saying "rejected". */
+  private unchanged(trigger: string): ReloadOutcome {
+    if (this.lastRejected.length > 0) {
+      this.lastRejected = [];
+      this.events.configDiagnostics(this.running().diagnostics);
+      this.options.logger.info({ trigger, generation: this.generation }, 'configuration is valid again and equals the running one; nothing to reload');
+    }
+    return { ok: true, generation: this.generation, errors: 0, warnings: count(this.running().diagnostics, 'warning'), message: 'unchanged' };
+  }
+
+  /** What the workers' compile of the served config said; start() has set it before anything asks. */
+  private running(): CompileSummary {
+    if (this.summary === null) throw new Error('the workers have not compiled the first config yet');
+    return this.summary;
   }
 
   /** The workers that answered; one that died meanwhile is replaced after this reload, from whichever compile it leaves current. */
@@ -352,14 +346,13 @@ export class WorkerSupervisor {
   }
 
   private abandon(preparations: readonly { slot: WorkerSlot }[]): void {
-    const abandon: ToWorker = { type: 'abandon' };
-    for (const { slot } of preparations) slot.thread.postMessage(abandon);
+    for (const { slot } of preparations) slot.tell({ type: 'abandon' });
   }
 
   private failed(trigger: string, error: unknown): ReloadOutcome {
     this.events.reload('failed');
     this.options.logger.error({ err: error, trigger }, 'reload failed; the current configuration keeps serving');
-    return { ok: false, generation: this.generation, errors: 1, warnings: 0, message: (error as Error).message };
+    return notApplied(this.generation, (error as Error).message, 1);
   }
 
   private rejected(trigger: string, diagnostics: readonly Diagnostic[]): ReloadOutcome {
@@ -402,21 +395,4 @@ export class WorkerSupervisor {
     return answers.flatMap((settled) => (settled.status === 'fulfilled' ? [settled.value.metrics] : []));
   }
 
-  /** Metrics merge every worker's; the other views show one worker's state (each has its own pools and snapshot). */
-  private adminViews(): AdminView[] {
-    const prometheus: AdminView['handle'] = async () => this.exposition.mergedPrometheus(await this.workerMetrics());
-    const forwarded = FORWARDED_VIEWS.map(
-      ({ path, method }): AdminView => ({
-        path,
-        method,
-        handle: async (query, body): Promise<ViewAnswer> => (await this.first().ask({ type: 'view', path, method, query, body })).answer,
-      }),
-    );
-    return [
-      { path: '/stats/prometheus', handle: prometheus },
-      { path: '/metrics', handle: prometheus },
-      { path: '/stats', handle: async () => ({ contentType: 'text/plain; charset=utf-8', body: await this.exposition.mergedStatsText(await this.workerMetrics()) }) },
-      ...forwarded,
-    ];
-  }
 }

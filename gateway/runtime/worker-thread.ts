@@ -12,6 +12,7 @@ import type { MeshPlugin } from '../pipeline/types.js';
 import { createLogger } from '../logger.js';
 import { GatewayRuntime } from './gateway-runtime.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
+import { portableDiagnostics } from './portable-config.js';
 import { adoptWorkerMemory } from './worker-memory.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker-protocol.js';
 
@@ -49,14 +50,16 @@ export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
   runtime.start().then(
     (started) => {
       if (!started.ok) {
-        send({ type: 'refused', message: started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ') });
+        const message = started.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`).join('; ');
+        send({ type: 'refused', message, diagnostics: portableDiagnostics(started.diagnostics) });
         process.exit(1);
       }
-      send({ type: 'ready' });
+      const { hash, diagnostics } = runtime.current();
+      send({ type: 'ready', hash, diagnostics: portableDiagnostics(diagnostics) });
     },
     (error: unknown) => {
       logger.error({ err: error }, 'worker failed to start');
-      send({ type: 'refused', message: (error as Error).message });
+      send({ type: 'refused', message: (error as Error).message, diagnostics: [] });
       void runtime.shutdown('start failure');
     },
   );
@@ -80,7 +83,7 @@ async function answer(runtime: GatewayRuntime, exposition: MetricsExposition, me
       send({ type: 'metrics', id: message.id, metrics: await exposition.workerSeries() });
       return;
     case 'config-dump':
-      send({ type: 'config-dump', id: message.id, dump: runtime.configDump(message.lastRejected) });
+      send({ type: 'config-dump', id: message.id, dump: runtime.configDump(message.lastRejected, message.diagnostics) });
       return;
     case 'view': {
       const view = runtime.views().find((candidate) => candidate.path === message.path && (candidate.method ?? 'GET') === message.method);

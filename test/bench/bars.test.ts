@@ -88,6 +88,7 @@ t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fa
   const spread = (median: number): Spread => ({ median, min: median * 0.9, max: median * 1.1 });
   const pubsub = (name: string, rate: number, lost: number): PubSubResult => ({
     name,
+    publisher: 'wrk',
     latencyP50Ms: 2.5,
     latencyP99Ms: 9,
     messagesPerSecond: spread(rate),
@@ -96,6 +97,8 @@ t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fa
     lost,
     duplicated: 0,
     runs: [],
+    cpu: null,
+    cpuRuns: [],
   });
   const dapr: DaprResults = {
     pubsub: [pubsub(DAPR_PUBSUB_REDIS, 6000, 0), pubsub(DAPR_PUBSUB_RABBITMQ, 6000, 3)],

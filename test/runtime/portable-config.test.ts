@@ -1,7 +1,8 @@
 /**
  * The config as it crosses to worker threads (portable-config.ts): a worker's compile from the
- * supervisor's read gives the same IR as a compile from the files, and a reload that changed one
- * document serialises and deserialises that document only.
+ * supervisor's read gives the same IR as a compile from the files, its diagnostics placed by the
+ * supervisor are the same as that compile's, to the field, and a reload that changed one document
+ * serialises and deserialises that document only.
  */
 import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,20 +10,19 @@ import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import t from 'tap';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { describeIr } from '../../gateway/runtime/describe-ir.js';
-import { compilePortable, toPortable } from '../../gateway/runtime/portable-config.js';
-import type { PortableConfig } from '../../gateway/runtime/portable-config.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compilePortable, placeDiagnostics, portableDiagnostics, toPortable } from '../../gateway/runtime/portable-config.js';
+import { compileConfig, readConfig } from '../../gateway/runtime/snapshot.js';
 import type { CompiledConfig } from '../../gateway/runtime/snapshot.js';
 import { REPO_ROOT } from '../e2e-foundation/fixtures.js';
 import { configDir } from '../helpers/gateway.js';
 
 const goldenDir = join(REPO_ROOT, 'test', 'golden-ir');
 
-/** What a worker receives: the config after a trip through postMessage. */
-function posted(config: PortableConfig): PortableConfig {
+/** What the other thread receives: a message after a trip through postMessage. */
+function posted<Message>(message: Message): Message {
   const { port1, port2 } = new MessageChannel();
-  port1.postMessage(config);
-  const received = receiveMessageOnPort(port2)?.message as PortableConfig;
+  port1.postMessage(message);
+  const received = receiveMessageOnPort(port2)?.message as Message;
   port1.close();
   return received;
 }
@@ -44,6 +44,12 @@ for (const input of (await readdir(goldenDir)).filter((name) => name.endsWith('.
     if (!inWorker.ok) return t.fail(`the worker's compile failed: ${inWorker.diagnostics.map((d) => d.message).join('; ')}`);
     t.same(describeIr({ ...inWorker.config, diagnostics: fromFiles.diagnostics }, goldenDir), describeIr(fromFiles, goldenDir), "with the supervisor's diagnostics, as a commit gives them");
     t.equal(inWorker.config.hash, fromFiles.hash, 'the same hash: the supervisor commits it');
+    const read = await readConfig(path, { ...options, plugins: PIPELINE_PLUGINS });
+    if (!read.ok) return t.fail('the read failed');
+    // Through postMessage, as a worker's answer to prepare travels.
+    const answered = posted(portableDiagnostics(inWorker.config.diagnostics));
+    const placed = [...read.read.diagnostics, ...placeDiagnostics(answered, read.read.resources)];
+    t.same(placed, fromFiles.diagnostics, "the worker's diagnostics, placed by the supervisor, are the compile's: same fields, same positions");
   });
 }
 
@@ -76,4 +82,28 @@ spec: { hosts: [s${index}.example.com], ports: [{ number: 80, name: http, protoc
     [true, true, true, true, false],
     'the worker reused what it deserialised before; only the changed document is a new object',
   );
+});
+
+t.test("an error only the closures' build finds (a plugin module that cannot be loaded) is placed at its field, as the files' compile places it", async (t) => {
+  const config = await configDir(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: se, namespace: default }
+spec: { hosts: [s.example.com], ports: [{ number: 80, name: http, protocol: HTTP }], resolution: DNS }
+---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: missing, namespace: istio-system }
+spec:
+  url: "file:///no-such-dir/no-such-plugin.mjs"
+`);
+  t.teardown(() => config.remove());
+  const options = { mode: 'ingress' as const, plugins: PIPELINE_PLUGINS };
+  const fromFiles = await compileConfig(config.file, options);
+  const read = await readConfig(config.file, options);
+  if (fromFiles.ok || !read.ok) return t.fail('expected a config that reads but does not compile');
+  const inWorker = await compilePortable(posted(await toPortable(read.read)), config.file, options);
+  if (inWorker.ok) return t.fail("the worker's compile should fail too");
+  const placed = [...read.read.diagnostics, ...placeDiagnostics(posted(portableDiagnostics(inWorker.diagnostics)), read.read.resources)];
+  t.match(fromFiles.diagnostics, [{ code: 'MG1501', field: 'spec.url', position: { line: 10 } }]);
+  t.same(placed, fromFiles.diagnostics, 'the same diagnostic, at the line of spec.url, not at the document start');
 });

@@ -1,13 +1,16 @@
 /**
  * `--concurrency N`: N worker threads behind every proxy listener, over real sockets. Fresh
  * connections reach more than one worker (the merged /stats/prometheus counts them per worker); a
- * start or reload reads and compiles the config once in the supervisor (meshgate_config_compiles_total),
- * and is reported done only once no worker answers with the old content; a rejected config leaves
- * every worker on the last good one; a killed worker is replaced, counted, and serves the generation
+ * start or reload reads the config once in the supervisor (meshgate_config_compiles_total), which builds
+ * no closures: what only the workers' build finds comes back placed at its field; a reload is reported
+ * done only once no worker answers with the old content; a rejected config leaves every worker on the
+ * last good one, and one the workers refuse at the start stops it; a killed worker is replaced, counted, and serves the generation
  * the others serve without reading the files; drain stops every worker.
  * Sharing a port between threads needs SO_REUSEPORT (Node.js >= 22.12): on older Node.js the proxy
  * must fall back to one worker, which the last test checks wherever it runs.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import http from 'node:http';
 import pino from 'pino';
 import t from 'tap';
@@ -15,7 +18,7 @@ import type { Test } from 'tap';
 import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../../gateway/composition/plugin-table.js';
 import { canShareListeners, coresFromCpuMax, workerCount } from '../../gateway/runtime/concurrency.js';
 import { GatewayRuntime } from '../../gateway/runtime/gateway-runtime.js';
-import { WorkerSupervisor } from '../../gateway/runtime/worker-supervisor.js';
+import { StartRefused, WorkerSupervisor } from '../../gateway/runtime/worker-supervisor.js';
 import { meshRegistry } from '../../gateway/metrics/registry.js';
 import { eventually } from '../helpers/eventually.js';
 import { configDir, freePort } from '../helpers/gateway.js';
@@ -119,7 +122,7 @@ async function handOff(t: Test, body = 'v1', extra = ''): Promise<Running> {
   const started = await new GatewayRuntime({ ...common, concurrency: WORKERS }).start();
   if (!started.ok || started.handOff === undefined) throw new Error('expected a hand-off to worker threads');
   t.equal(started.handOff.workers, WORKERS);
-  const supervisor = new WorkerSupervisor({ ...common, workerEntry: WORKER_ENTRY, logLevel: 'silent', watch: false, workers: started.handOff.workers, config: started.handOff.config, summary: started.handOff.summary });
+  const supervisor = new WorkerSupervisor({ ...common, workerEntry: WORKER_ENTRY, logLevel: 'silent', watch: false, workers: started.handOff.workers, read: started.handOff.read, config: started.handOff.config });
   t.teardown(() => supervisor.shutdown('test end'));
   return { supervisor, config, proxyPort, adminPort };
 }
@@ -209,6 +212,43 @@ spec:
   t.match(await supervisor.reload('test'), { ok: false, generation: 2, message: 'configuration rejected' });
   t.same(new Set(await bodies(proxyPort)), new Set(['v2']), 'what the workers had prepared was abandoned');
   t.match((await configDump(adminPort)).lastRejected, [{ code: 'MG1501', at: new RegExp(`^${config.file}:\\d+:\\d+$`) }]);
+});
+
+t.test("a config only the workers' build refuses stops the start, with the diagnostic at its field", needsSharing, async (t) => {
+  const missingPlugin = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: missing, namespace: istio-system }
+spec:
+  url: "file:///no-such-dir/no-such-plugin.mjs"
+`;
+  const { supervisor, config } = await handOff(t, 'v1', missingPlugin);
+  const error = await supervisor.start().then(
+    () => null,
+    (failure: unknown) => failure,
+  );
+  if (!(error instanceof StartRefused)) return t.fail(`expected a refusal, got ${String(error)}`);
+  const urlLine = (await readFile(config.file, 'utf8')).split('\n').findIndex((line) => line.includes('no-such-plugin.mjs')) + 1;
+  t.match(error.diagnostics, [{ code: 'MG1501', field: 'spec.url', position: { file: config.file, line: urlLine } }], "placed by the supervisor in the file, as `validate` would place it");
+  t.same(supervisor.threads(), [null, null], 'no worker serves');
+});
+
+t.test('with a plugin module: the same files reload as unchanged, a changed module is applied by every worker', needsSharing, async (t) => {
+  const plugin = `---
+apiVersion: meshgate.dev/v1alpha1
+kind: Plugin
+metadata: { name: stamp, namespace: istio-system }
+spec:
+  url: "./stamp.mjs"
+`;
+  const stamp = (version: string): string => `export default { compile: () => '${version}', onRequest() {} };\n`;
+  const { supervisor, config } = await handOff(t, 'v1', plugin);
+  await writeFile(join(config.dir, 'stamp.mjs'), stamp('v1'));
+  await supervisor.start();
+  t.match(await supervisor.reload('test'), { ok: true, generation: 1, message: 'unchanged' }, 'a worker built it: the module read the same');
+  await writeFile(join(config.dir, 'stamp.mjs'), stamp('v2'));
+  t.match(await supervisor.reload('test'), { ok: true, generation: 2, message: 'applied' }, 'the same config files, another module');
+  t.equal(supervisor.servedGeneration(), 2);
 });
 
 t.test('a replaced worker serves the current generation without reading the files; the next reload reaches it', needsSharing, async (t) => {
