@@ -112,7 +112,7 @@ function boundedLabels<L extends string>(labelNames: readonly L[], labels: Label
 
 /** One label set of a BoundedCounter, held by a hot path that counts it on every request. */
 export interface PreparedCounter {
-  inc(): void;
+  inc(value?: number): void;
 }
 
 /**
@@ -130,9 +130,9 @@ class PreparedSeries<L extends string> implements PreparedCounter {
     private readonly values: Labels<L>,
   ) {}
 
-  inc(): void {
-    if (this.guard.admit(this.key)) this.admitted++;
-    else this.overflowed++;
+  inc(value = 1): void {
+    if (this.guard.admit(this.key)) this.admitted += value;
+    else this.overflowed += value;
   }
 
   flushInto(metric: Counter<L>): void {

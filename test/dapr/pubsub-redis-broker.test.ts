@@ -133,6 +133,33 @@ t.test('entries are read up to queueDepth ahead and handled by at most concurren
   await until('every ack', async () => (await pendingCount(topic, 'app-a')) === 0);
 });
 
+async function xackCalls(): Promise<number> {
+  const stats = await inspector.info('commandstats');
+  return Number(/cmdstat_xack:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+}
+
+t.test('acks of answers that come one per event-loop turn still go out together, in a few XACKs', async (t) => {
+  const topic = freshTopic();
+  const pubsub = broker({ concurrency: '20', processingTimeout: '0' });
+  for (let n = 0; n < 20; n++) await pubsub.publish(topic, Buffer.from(String(n)), {});
+  const releases: (() => void)[] = [];
+  await pubsub.subscribe({ topic, consumerGroup: 'app-a', metadata: {} }, async () => {
+    await new Promise<void>((resolve) => releases.push(resolve));
+    return 'ack';
+  });
+  await until('every entry in hand', () => releases.length === 20);
+  const before = await xackCalls();
+  // One answer per turn (two immediates later: the next answer comes after whatever the last one queued),
+  // as a delivering sidecar reads the app's answers from its connections.
+  for (const release of releases) {
+    release();
+    for (let hop = 0; hop < 2; hop++) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await until('every ack', async () => (await pendingCount(topic, 'app-a')) === 0);
+  const calls = (await xackCalls()) - before;
+  t.ok(calls <= 10, `20 acks answered in 20 turns went out in ${calls} XACKs`);
+});
+
 t.test('a nack leaves the entry pending and the reclaim loop redelivers it after processingTimeout', async (t) => {
   const topic = freshTopic();
   const pubsub = broker();

@@ -71,6 +71,23 @@ t.test('a JSON body becomes the data as it came, not parsed and serialized again
   t.equal((JSON.parse(notJson) as { data: unknown }).data, '{"a":1} trailing', 'a body that does not parse is a string');
 });
 
+t.test('the envelope written as text in one go has the bytes the general path gives, trace context and odd names included', async (t) => {
+  const cases: Partial<PublishInput>[] = [
+    {},
+    { contentType: undefined, body: Buffer.from('hi "there"') },
+    { contentType: 'application/octet-stream', body: Buffer.from([0, 255, 1]) },
+    { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'k=v' },
+    { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    { topic: 'a"b\\c', pubsubName: 'p\u00e9', sourceAppId: 'app\n1', contentType: 'text/plain; charset="utf-8"' },
+  ];
+  for (const overrides of cases) {
+    const plain = buildPublishedEvent(input(overrides), clock).toString();
+    // An override to the value the envelope has anyway takes the general path and changes nothing.
+    const general = buildPublishedEvent(input({ ...overrides, metadata: { 'cloudevent.id': 'fixed-id' } }), clock).toString();
+    t.equal(plain, general, JSON.stringify(overrides));
+  }
+});
+
 t.test('publish deadlines: an unanswered publish fails after the deadline, answered ones keep their outcome', async (t) => {
   const deadlines = new PublishDeadlines(50, 10);
   const never = new Promise<void>(() => {});

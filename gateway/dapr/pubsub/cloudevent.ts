@@ -124,6 +124,7 @@ export function buildPublishedEvent(input: PublishInput, clock: EnvelopeClock = 
     return Buffer.from(JSON.stringify(envelope));
   }
   const dataContentType = input.contentType === undefined || declaredType === '' ? DEFAULT_DATA_CONTENT_TYPE : input.contentType;
+  if (!hasEnvelopeMetadata(input.metadata)) return plainEnvelope(input, dataContentType, clock);
   // Every member but the data is a string: those are serialized as an object, the data member appended as text.
   const envelope: Record<string, unknown> = {
     id: clock.newId(),
@@ -136,6 +137,29 @@ export function buildPublishedEvent(input: PublishInput, clock: EnvelopeClock = 
   completeEnvelope(envelope, input, clock);
   const members = JSON.stringify(envelope);
   return Buffer.from(`${members.slice(0, -1)},${dataMember(input.body, mediaType(dataContentType))}}`);
+}
+
+/** Whether the publish metadata changes the envelope (overrides, an expiration). */
+function hasEnvelopeMetadata(metadata: Readonly<Record<string, string>>): boolean {
+  for (const key in metadata) if (key === 'ttlInSeconds' || key.startsWith('cloudevent.')) return true;
+  return false;
+}
+
+/**
+ * The envelope of a publish whose metadata changes nothing in it (nearly every publish), written as
+ * text in one go: the same members in the same order as completeEnvelope gives them, without an object
+ * to build and serialize. The time (ISO) needs no escaping.
+ */
+function plainEnvelope(input: PublishInput, dataContentType: string, clock: EnvelopeClock): Buffer {
+  const trace =
+    input.traceparent === undefined
+      ? ''
+      : `,"traceparent":${JSON.stringify(input.traceparent)},"traceid":${JSON.stringify(input.traceparent)},"tracestate":${JSON.stringify(input.tracestate ?? '')}`;
+  return Buffer.from(
+    `{"id":${JSON.stringify(clock.newId())},"specversion":"${SPEC_VERSION}","source":${JSON.stringify(input.sourceAppId)},"type":"${DEFAULT_EVENT_TYPE}",` +
+      `"datacontenttype":${JSON.stringify(dataContentType)},"time":"${isoTime(clock.nowMs())}","topic":${JSON.stringify(input.topic)},` +
+      `"pubsubname":${JSON.stringify(input.pubsubName)}${trace},${dataMember(input.body, mediaType(dataContentType))}}`,
+  );
 }
 
 /** The members Dapr sets on every envelope, a body's own CloudEvent included: topic, trace context, overrides, expiration. */

@@ -19,6 +19,7 @@ import type { Writable } from 'node:stream';
 import type * as Amqp from 'amqplib';
 import type { FastifyBaseLogger } from 'fastify';
 import { TurnWrites } from './turn-writes.js';
+import { AckWindow } from './ack-window.js';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -88,30 +89,30 @@ function safeUrl(url: string): string {
 }
 
 /**
- * The acks of one channel. Deliveries settled in one event-loop turn are acked together: the tags below
- * the oldest delivery still being handled as ONE `multiple` ack (one frame and one write instead of one
- * each), the others one by one, so a slow delivery never holds back the acks of those after it (unacked
- * messages count against the prefetch window). Nothing is acked before its handler said `ack`: a
- * multiple ack only covers tags that are settled.
+ * The acks of one channel. Deliveries settled in one window (AckWindow) are acked together: the tags
+ * below the oldest delivery still being handled as ONE `multiple` ack (one frame and one write instead
+ * of one each), the others one by one, so a slow delivery never holds back the acks of those after it
+ * (unacked messages count against the prefetch window, which is why a batch leaves at half of it).
+ * Nothing is acked before its handler said `ack`: a multiple ack only covers tags that are settled.
  */
 class ChannelAcks {
   /** Delivered and not yet settled, oldest first (tags only grow on a channel, and a Set keeps insertion order). */
   private readonly unsettled = new Set<number>();
-  private ready: Amqp.ConsumeMessage[] = [];
-  private scheduled = false;
+  private readonly window: AckWindow<Amqp.ConsumeMessage>;
 
-  constructor(private readonly channel: Amqp.Channel) {}
+  constructor(
+    private readonly channel: Amqp.Channel,
+    prefetchCount: number,
+  ) {
+    this.window = new AckWindow(this.send, Math.max(1, Math.floor(prefetchCount / 2)));
+  }
 
   delivered(delivery: Amqp.ConsumeMessage): void {
     this.unsettled.add(delivery.fields.deliveryTag);
   }
 
   ack(delivery: Amqp.ConsumeMessage): void {
-    this.ready.push(delivery);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    this.window.add(delivery);
   }
 
   nack(delivery: Amqp.ConsumeMessage, requeue: boolean): void {
@@ -119,11 +120,12 @@ class ChannelAcks {
     this.channel.nack(delivery, false, requeue);
   }
 
-  /** Sends the acks waiting for the end of the turn now (before the channel closes). */
-  readonly flush = (): void => {
-    this.scheduled = false;
-    const ready = this.ready;
-    this.ready = [];
+  /** Sends the acks waiting for the window now (before the channel closes). */
+  flush(): void {
+    this.window.flush();
+  }
+
+  private readonly send = (ready: Amqp.ConsumeMessage[]): void => {
     for (const delivery of ready) this.unsettled.delete(delivery.fields.deliveryTag);
     const oldestUnsettled = this.unsettled.values().next().value ?? Number.POSITIVE_INFINITY;
     let upTo: Amqp.ConsumeMessage | null = null;
@@ -216,7 +218,7 @@ class RabbitSubscription implements BrokerSubscription {
     const routingKeys = (this.options.metadata['routingKey'] ?? '').split(',').map((key) => key.trim());
     for (const routingKey of routingKeys) await channel.bindQueue(queue, topic, routingKey);
     const requeue = this.settings.requeueInFailure && !this.settings.enableDeadLetter;
-    const acks = new ChannelAcks(channel);
+    const acks = new ChannelAcks(channel, this.settings.prefetchCount);
     this.acks = acks;
     const { consumerTag } = await channel.consume(queue, (delivery) => {
       if (delivery === null) return; // cancelled by the broker (queue deleted): the channel close restarts us

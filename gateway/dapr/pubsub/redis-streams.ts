@@ -16,6 +16,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { closeRedisClient, redisClass } from '../../redis/client.js';
 import { TurnWrites } from './turn-writes.js';
+import { AckWindow } from './ack-window.js';
 import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
@@ -115,8 +116,8 @@ class StreamSubscription implements BrokerSubscription {
   private readonly readLoop: Promise<void>;
   private readonly reclaimTimer: NodeJS.Timeout | undefined;
   private reclaiming = false;
-  /** Acked by the handler, waiting for the end of the event-loop turn; null when none is scheduled. */
-  private ackBatch: string[] | null = null;
+  /** Acked by the handler, waiting to go out in one XACK with the others of the window. */
+  private readonly acks: AckWindow<string>;
   /** In an XACK not answered yet: still pending in the group, and not to be reclaimed. */
   private readonly acking = new Set<string>();
   private readonly acksSent = new Set<Promise<void>>();
@@ -133,6 +134,7 @@ class StreamSubscription implements BrokerSubscription {
     private readonly logger: FastifyBaseLogger,
   ) {
     this.refillAt = Math.floor(settings.queueDepth / 2);
+    this.acks = new AckWindow(this.sendAcks, settings.queueDepth);
     this.readLoop = this.read();
     if (settings.processingTimeoutMs > 0 && settings.redeliverIntervalMs > 0) {
       this.reclaimTimer = setInterval(() => void this.reclaim(), settings.redeliverIntervalMs);
@@ -213,22 +215,15 @@ class StreamSubscription implements BrokerSubscription {
   }
 
   /**
-   * Acks settled in one event-loop turn go out as one XACK with all their ids. The worker is free as
-   * soon as its handler answered: waiting for the XACK's round trip held a delivery slot for nothing.
+   * Acks of one window go out as one XACK with all their ids (AckWindow). The worker is free as soon
+   * as its handler answered: waiting for the XACK's round trip held a delivery slot for nothing.
    */
   private ack(id: string): void {
     this.acking.add(id);
-    if (this.ackBatch === null) {
-      this.ackBatch = [];
-      setImmediate(this.sendAcks);
-    }
-    this.ackBatch.push(id);
+    this.acks.add(id);
   }
 
-  private readonly sendAcks = (): void => {
-    const ids = this.ackBatch;
-    this.ackBatch = null;
-    if (ids === null) return;
+  private readonly sendAcks = (ids: string[]): void => {
     const sent = this.control.xack(this.topic, this.group, ...ids).then(
       () => undefined,
       (error: unknown) => {
@@ -288,7 +283,7 @@ class StreamSubscription implements BrokerSubscription {
     this.reader.disconnect();
     await this.readLoop;
     await settledWithin(Promise.all(this.inFlight.values()), CLOSE_DRAIN_MS);
-    this.sendAcks();
+    this.acks.flush();
     await settledWithin(Promise.all(this.acksSent), CLOSE_DRAIN_MS);
   }
 }
