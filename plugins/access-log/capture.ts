@@ -71,7 +71,8 @@ export function captureRecord(request: FastifyRequest, reply: FastifyReply, limi
   strings[StringField.method] = request.method;
   strings[StringField.authority] = attrs.authority;
   strings[StringField.path] = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
-  strings[StringField.httpVersion] = request.raw.httpVersion;
+  // Envoy's %PROTOCOL% says HTTP/2 where node's parser says 2.0.
+  strings[StringField.httpVersion] = request.raw.httpVersion === '2.0' ? '2' : request.raw.httpVersion;
   strings[StringField.responseFlags] = mesh.responseFlags.length === 0 ? '-' : mesh.responseFlags.join(',');
   strings[StringField.details] = localReply !== null ? localReply.details : mesh.upstreamHost !== '' ? 'via_upstream' : '-';
   strings[StringField.routeName] = emptyToNull(mesh.routeName);
