@@ -21,7 +21,8 @@ export const BARS = {
   fullChainVsBare: 1.3,
   fullChainCpuUsPerRequest: 70,
   sidecarCpuUsPerRequest: 120,
-  pairAddedP50Us: 300,
+  hopAddedP50Us: 90,
+  pairAddedP50Us: 180,
   idleRssMb: 60,
   afterWarmupRssMb: 70,
   unloadedTailVsBare: 2,
@@ -35,7 +36,18 @@ export const BARS = {
   daprStateAddedP50Us: 150,
   daprPubSubDeliveryP50Ms: 3,
   daprPubSubMessagesPerSecond: 5000,
+  workersThroughput: 1.8,
+  workersCpuGrowth: 0.05,
+  /** Each worker accepts within this fraction of an even share of the connections. */
+  workersConnectionSpread: 0.25,
 } as const;
+
+/**
+ * 2 workers can only show their throughput where the load generator and the upstream have cores of
+ * their own: with 2 CPUs they share the workers' cores, and the ratio is printed but not judged.
+ */
+const WORKERS_JUDGED_FROM_CPUS = 4;
+const [ONE_WORKER, TWO_WORKERS] = ['meshgate-workers-1', 'meshgate-workers-2'];
 
 export interface Bar {
   readonly name: string;
@@ -62,7 +74,8 @@ export function pairedRatio(measured: ReadonlyMap<number, number>, reference: Re
 const roundRatios = (perRound: readonly number[]): string => `rounds ${perRound.map((value) => value.toFixed(2)).join(', ')}`;
 const percent = (fraction: number): string => `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(1)} %`;
 
-function bar(name: string, compute: () => { measured: string; pass: boolean } | null): Bar {
+/** `pass: null` with a measurement: measured but not judged on this machine. */
+function bar(name: string, compute: () => { measured: string; pass: boolean | null } | null): Bar {
   const result = compute();
   return result === null ? { name, measured: 'n/a (target not measured)', pass: null } : { name, ...result };
 }
@@ -70,21 +83,28 @@ function bar(name: string, compute: () => { measured: string; pass: boolean } | 
 /** Latency bars are judged in microseconds; a generator reporting whole milliseconds would read every hop as +0 us. */
 const MAX_LATENCY_RESOLUTION_US = 10;
 
+export interface BarInputs {
+  readonly summaries: Summaries;
+  readonly components: ComponentSummaries;
+  readonly saturationMode: string;
+  readonly unloadedMode: string;
+  readonly latencyResolutionUs: number;
+  readonly sideBySide?: readonly SideBySideResult[];
+  readonly compile?: CompileTiming | null;
+  readonly dapr?: DaprResults | null;
+  readonly memory?: MemoryResults;
+  /** Connections each worker accepted, by target, one list per round (`--concurrency` targets). */
+  readonly workerConnections?: ReadonlyMap<string, readonly (readonly number[])[]>;
+  /** CPUs of the machine: below WORKERS_JUDGED_FROM_CPUS the workers' throughput is printed, not judged. */
+  readonly cpuCount?: number;
+}
+
 /**
  * The bars that judge one target's cost against another use the side-by-side measurement when the run
  * made one (side-by-side.ts), and the rounds' paired ratios otherwise; both are printed.
  */
-export function computeBars(
-  summaries: Summaries,
-  components: ComponentSummaries,
-  saturationMode: string,
-  unloadedMode: string,
-  latencyResolutionUs: number,
-  sideBySide: readonly SideBySideResult[] = [],
-  compile: CompileTiming | null = null,
-  dapr: DaprResults | null = null,
-  memory: MemoryResults = [],
-): Bar[] {
+export function computeBars(inputs: BarInputs): Bar[] {
+  const { summaries, components, saturationMode, unloadedMode, latencyResolutionUs, sideBySide = [], compile = null, dapr = null, memory = [], workerConnections = new Map<string, readonly (readonly number[])[]>(), cpuCount = 0 } = inputs;
   const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
   const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
   const c1 = (target: string): CellSummary | undefined => cell(target, unloadedMode);
@@ -168,8 +188,8 @@ export function computeBars(
     return { measured: `${rate.toFixed(0)} msg/s (min ${min.toFixed(0)}, max ${max.toFixed(0)}; ${result.publisher} publisher); lost ${result.lost}, duplicated ${result.duplicated}`, pass: rate >= BARS.daprPubSubMessagesPerSecond && result.lost === 0 };
   };
 
-  const throughputVsBare = (target: string, atLeast: number) => () => {
-    const [measured, base] = [sat(target), sat(BARE_PROXY)];
+  const throughputVsOther = (target: string, reference: string, atLeast: number) => () => {
+    const [measured, base] = [sat(target), sat(reference)];
     const paired = measured === undefined || base === undefined ? null : pairedRatio(measured.requestsPerSecondByRound, base.requestsPerSecondByRound);
     if (paired === null) return null;
     return { measured: `${paired.ratio.toFixed(2)}x (${roundRatios(paired.perRound)})`, pass: paired.ratio >= atLeast };
@@ -199,15 +219,35 @@ export function computeBars(
     };
   };
 
+  const workersThroughput = (): { measured: string; pass: boolean | null } | null => {
+    const judged = throughputVsOther(TWO_WORKERS, ONE_WORKER, BARS.workersThroughput)();
+    if (judged === null || cpuCount >= WORKERS_JUDGED_FROM_CPUS) return judged;
+    return { measured: `${judged.measured}; not judged on ${cpuCount} CPUs: the load generator and the upstream share the workers' cores`, pass: null };
+  };
+  /** Every round: each worker's share of the connections against an even one. */
+  const connectionSpread = (): { measured: string; pass: boolean } | null => {
+    const rounds = workerConnections.get(TWO_WORKERS) ?? [];
+    if (rounds.length === 0) return null;
+    const deviations = rounds.map((counts) => {
+      const even = counts.reduce((sum, count) => sum + count, 0) / counts.length;
+      return Math.max(...counts.map((count) => Math.abs(count - even) / even));
+    });
+    return {
+      measured: `largest deviation ${(Math.max(...deviations) * 100).toFixed(0)} % (${rounds.map((counts) => counts.join(' / ')).join('; ')})`,
+      pass: deviations.every((deviation) => deviation <= BARS.workersConnectionSpread),
+    };
+  };
+
   return [
-    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, throughputVsBare('meshgate-http', BARS.ingressVsBare)),
-    bar(`${FULL_CHAIN_TARGET} throughput >= ${BARS.fullChainVsBare}x ${BARE_PROXY}`, throughputVsBare(FULL_CHAIN_TARGET, BARS.fullChainVsBare)),
+    bar(`meshgate-http throughput >= ${BARS.ingressVsBare}x ${BARE_PROXY}`, throughputVsOther('meshgate-http', BARE_PROXY, BARS.ingressVsBare)),
+    bar(`${FULL_CHAIN_TARGET} throughput >= ${BARS.fullChainVsBare}x ${BARE_PROXY}`, throughputVsOther(FULL_CHAIN_TARGET, BARE_PROXY, BARS.fullChainVsBare)),
     bar(`${FULL_CHAIN_TARGET} proxy CPU <= ${BARS.fullChainCpuUsPerRequest} us/req under load`, proxyCpuBar(FULL_CHAIN_TARGET, BARS.fullChainCpuUsPerRequest)),
     bar(`meshgate-http unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-http')),
     bar(`meshgate-https unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-https')),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
     bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),
+    bar(`meshgate-http adds <= +${BARS.hopAddedP50Us} us p50 unloaded (one HTTP hop, vs ${DIRECT})`, addedP50Bar('meshgate-http', DIRECT, BARS.hopAddedP50Us)),
     ...rssBars(SIDECAR_A_LABEL),
     ...rssBars(SIDECAR_B_LABEL),
     ...rssBars(INGRESS_LABEL),
@@ -240,6 +280,11 @@ export function computeBars(
       const { median: added, min, max } = state.addedP50Us;
       return { measured: `+${added.toFixed(0)} us (min ${min.toFixed(0)}, max ${max.toFixed(0)})`, pass: added <= BARS.daprStateAddedP50Us };
     }),
+    bar(`${TWO_WORKERS} throughput >= ${BARS.workersThroughput}x ${ONE_WORKER}`, workersThroughput),
+    bar(`${TWO_WORKERS}: proxy CPU per request <= ${percent(BARS.workersCpuGrowth)} vs ${ONE_WORKER}`, () =>
+      costBar('cpu', TWO_WORKERS, ONE_WORKER, (increase) => increase <= BARS.workersCpuGrowth),
+    ),
+    bar(`${TWO_WORKERS}: each worker accepts within ${(BARS.workersConnectionSpread * 100).toFixed(0)} % of an even share of the connections`, connectionSpread),
     bar(`${DAPR_PUBSUB_REDIS}: publish → delivery p50 <= ${BARS.daprPubSubDeliveryP50Ms} ms`, () => {
       const p50 = pubsub(DAPR_PUBSUB_REDIS)?.latencyP50Ms ?? null;
       return p50 === null ? null : { measured: `${p50.toFixed(2)} ms`, pass: p50 <= BARS.daprPubSubDeliveryP50Ms };

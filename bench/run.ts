@@ -130,6 +130,8 @@ interface RunState {
   readonly samples: Map<string, Map<string, Sample[]>>;
   readonly failures: Map<string, string>;
   readonly components: ComponentSamples;
+  /** Connections per worker, by target, one list per round. */
+  readonly workerConnections: Map<string, (readonly number[])[]>;
 }
 
 async function benchTarget(target: BenchTarget, round: number, context: TargetContext, generator: LoadGenerator, state: RunState, signal: AbortSignal): Promise<void> {
@@ -154,6 +156,11 @@ async function benchTarget(target: BenchTarget, round: number, context: TargetCo
       const sample = await measure(generator, running, mode, round, signal);
       byMode.set(mode.name, [...(byMode.get(mode.name) ?? []), sample]);
       if (sample.components !== undefined) recordComponentSamples(state.components, target.name, mode.name, new Map(Object.entries(sample.components)));
+    }
+    if (running.connectionsPerWorker !== undefined) {
+      const counts = await running.connectionsPerWorker();
+      if (counts.length > 0) state.workerConnections.set(target.name, [...(state.workerConnections.get(target.name) ?? []), counts]);
+      console.log(`  ${target.name}: connections per worker ${counts.length === 0 ? 'not counted (one worker)' : counts.join(' / ')}`);
     }
     const [saturated, unloaded] = MODES.map((mode) => byMode.get(mode.name)?.at(-1));
     console.log(
@@ -192,7 +199,7 @@ async function main(): Promise<void> {
   const busyNote = (loadAverage ?? 0) > BUSY_LOAD_AVERAGE ? `load average ${loadAverage?.toFixed(1)} before start: other work shares these CPUs, expect noisy, low numbers` : null;
   for (const note of [generator.note, pinning.note, busyNote]) if (note !== null) console.log(`NOTE: ${note}`);
 
-  const state: RunState = { samples: new Map(), failures: new Map(), components: new Map() };
+  const state: RunState = { samples: new Map(), failures: new Map(), components: new Map(), workerConnections: new Map() };
   let handshakes: HandshakeResult | null = null;
   let compile: CompileTiming | null = null;
   let tcp: TcpCase[] = [];
@@ -330,7 +337,19 @@ async function main(): Promise<void> {
   if (memory.length > 0) console.log(`\nProxy RSS in MB, median (min-max) of ${memory.length} fresh process set(s)\n${memoryLines(memory).join('\n')}`);
   if (memoryParts.length > 0) console.log(`\nWhat an idle sidecar's RSS is made of (bench/memory-parts.ts: each step loaded in turn, after a full GC)\n${memoryPartLines(memoryParts).join('\n')}`);
   if (dapr !== null) console.log(`\nDapr API\n${daprLines(dapr, settings.dapr).join('\n')}`);
-  const bars = computeBars(summaries, componentSummaries, SATURATION.name, UNLOADED.name, generator.latencyResolutionUs, sideBySide, compile, dapr, memory);
+  const bars = computeBars({
+    summaries,
+    components: componentSummaries,
+    saturationMode: SATURATION.name,
+    unloadedMode: UNLOADED.name,
+    latencyResolutionUs: generator.latencyResolutionUs,
+    sideBySide,
+    compile,
+    dapr,
+    memory,
+    workerConnections: state.workerConnections,
+    cpuCount: cpus().length,
+  });
   console.log(`\nbars\n${barLines(bars).join('\n')}`);
   for (const [target, message] of state.failures) console.log(`FAILED ${target}: ${message.split('\n')[0]}`);
 

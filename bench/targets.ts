@@ -37,6 +37,8 @@ export interface RunningTarget {
   readonly headers?: Readonly<Record<string, string>>;
   /** Proxies reported one by one (both sidecars of a pair); proxyPid null ⇒ the proxy columns are their sum. */
   readonly components?: readonly ComponentProcess[];
+  /** Connections each worker accepted so far (`--concurrency` targets; empty with one worker). */
+  connectionsPerWorker?(): Promise<readonly number[]>;
   stop(): Promise<void>;
 }
 
@@ -228,11 +230,11 @@ function meshgateIngress(name: string, tls: boolean, { cli = MESHGATE_CLI, table
   };
 }
 
-/** Connections each worker accepted, from the merged exposition: `12 / 13`. */
-async function connectionSpread(adminPort: number): Promise<string> {
+/** Connections each worker accepted, in worker order, from the merged exposition. */
+async function connectionsPerWorker(adminPort: number): Promise<number[]> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`)).text();
   const counts = [...text.matchAll(/^meshgate_worker_connections_total\{worker="(\d+)"\} (\d+)/gm)].sort((a, b) => Number(a[1]) - Number(b[1]));
-  return counts.length === 0 ? 'not counted (one worker)' : counts.map((match) => match[2]).join(' / ');
+  return counts.map((match) => Number(match[2]));
 }
 
 /**
@@ -258,8 +260,8 @@ function meshgateWorkers(workers: number): BenchTarget {
         host: HOT_HOST,
         proxyPid: proxy.pid,
         upstreamPid: upstream.service.pid,
+        connectionsPerWorker: () => connectionsPerWorker(adminPort),
         async stop() {
-          process.stdout.write(`  ${name}: connections per worker ${await connectionSpread(adminPort)}\n`);
           await context.processes.stop([proxy, upstream.service]);
         },
       };

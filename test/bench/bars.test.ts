@@ -2,10 +2,15 @@ import t from 'tap';
 import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from '../../bench/dapr-bench.js';
 import type { DaprResults, PubSubResult, Spread } from '../../bench/dapr-bench.js';
 import { computeBars, pairedRatio } from '../../bench/bars.js';
+import type { BarInputs } from '../../bench/bars.js';
 import { parseWrkOutput } from '../../bench/load-generator.js';
 import { summarize } from '../../bench/report.js';
 import type { Sample } from '../../bench/report.js';
 import { ALL_TARGETS } from '../../bench/suites.js';
+
+function inputs(summaries: BarInputs['summaries'], options: Partial<BarInputs> = {}): BarInputs {
+  return { summaries, components: new Map(), saturationMode: 'sat', unloadedMode: 'c1', latencyResolutionUs: 1, ...options };
+}
 
 function sample(round: number, requestsPerSecond: number, proxyCpuUsPerRequest: number, p50Us = 100): Sample {
   return { round, requests: requestsPerSecond * 3, requestsPerSecond, p50Us, p90Us: p50Us, p99Us: p50Us, p999Us: p50Us, non2xx: 0, socketErrors: 0, proxyCpuUsPerRequest, upstreamCpuUsPerRequest: 10, proxyPeakRssBytes: null };
@@ -25,11 +30,11 @@ t.test('the policies bar judges the median of the per-round CPU ratios, and prin
     ['meshgate-http', new Map([['sat', http]])],
     ['meshgate-policies-50', new Map([['sat', policies]])],
   ]);
-  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-policies-50'));
+  const bar = computeBars(inputs(summaries)).find((entry) => entry.name.startsWith('meshgate-policies-50'));
   t.equal(bar?.measured, 'one after the other +5.0 % (rounds 1.40, 1.05, 0.79)');
   t.equal(bar?.pass, true);
   const worse = summarize([sample(1, 19000, 42), sample(2, 19000, 46), sample(3, 14000, 46)]);
-  const failing = computeBars(new Map([...summaries, ['meshgate-policies-50', new Map([['sat', worse]])]]), new Map(), 'sat', 'c1', 1);
+  const failing = computeBars(inputs(new Map([...summaries, ['meshgate-policies-50', new Map([['sat', worse]])]])));
   t.equal(failing.find((entry) => entry.name.startsWith('meshgate-policies-50'))?.pass, false, 'a median of +15 % fails');
 });
 
@@ -41,7 +46,7 @@ t.test('a side-by-side measurement, when the run made one, decides the bar; the 
     ['meshgate-policies-50', new Map([['sat', policies]])],
   ]);
   const together = { reference: 'meshgate-http', measured: 'meshgate-policies-50', cpuRatios: [1.12, 1.2, 1.15], throughputRatios: [0.9, 0.85, 0.88], referenceCpuUsPerRequest: [40, 40, 40], measuredCpuUsPerRequest: [44.8, 48, 46] };
-  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1, [together]).find((entry) => entry.name.startsWith('meshgate-policies-50'));
+  const bar = computeBars(inputs(summaries, { sideBySide: [together] })).find((entry) => entry.name.startsWith('meshgate-policies-50'));
   t.equal(bar?.measured, '+15.0 % side by side (1.12, 1.20, 1.15); one after the other +5.0 % (rounds 1.05)');
   t.equal(bar?.pass, false, 'judged on the side-by-side median, not on the passing rounds');
 });
@@ -53,10 +58,10 @@ t.test('latency bars fail as not measurable with a millisecond-resolution load g
     ['direct', new Map([['c1', direct]])],
     ['mesh-sidecar-pair', new Map([['c1', pair]])],
   ]);
-  const [latency] = computeBars(summaries, new Map(), 'sat', 'c1', 1_000).filter((entry) => entry.name.includes('p50 unloaded'));
+  const [latency] = computeBars(inputs(summaries, { latencyResolutionUs: 1_000 })).filter((entry) => entry.name.includes('p50 unloaded'));
   t.equal(latency?.pass, false);
   t.match(latency?.measured, /not measurable/);
-  const [measured] = computeBars(summaries, new Map(), 'sat', 'c1', 1).filter((entry) => entry.name.includes('p50 unloaded'));
+  const [measured] = computeBars(inputs(summaries)).filter((entry) => entry.name.includes('p50 unloaded'));
   t.equal(measured?.pass, true, 'the same +0 us passes when the generator resolves microseconds');
 });
 
@@ -75,11 +80,11 @@ t.test('the user-plugin bar judges the added CPU per request in microseconds, si
     ['meshgate-http', new Map([['sat', http]])],
     ['meshgate-user-plugin-noop', new Map([['sat', withPlugin]])],
   ]);
-  const rounds = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
+  const rounds = computeBars(inputs(summaries)).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
   t.equal(rounds?.measured, '+2.25 us/req one after the other (rounds 1.50, 3.00)');
   t.equal(rounds?.pass, false);
   const together = { reference: 'meshgate-http', measured: 'meshgate-user-plugin-noop', cpuRatios: [1.02, 1.03, 1.01], throughputRatios: [1, 1, 1], referenceCpuUsPerRequest: [40, 40, 41], measuredCpuUsPerRequest: [40.8, 41.2, 41.4] };
-  const sideBySide = computeBars(summaries, new Map(), 'sat', 'c1', 1, [together]).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
+  const sideBySide = computeBars(inputs(summaries, { sideBySide: [together] })).find((entry) => entry.name.startsWith('meshgate-user-plugin-noop'));
   t.equal(sideBySide?.measured, '+0.80 us/req side by side (0.80, 1.20, 0.40)');
   t.equal(sideBySide?.pass, true);
 });
@@ -105,13 +110,13 @@ t.test('the Dapr bars judge the medians of the dapr suite, and a lost message fa
     sideBySide: [],
     state: { name: 'dapr-state-get', addedP50Us: spread(160), sidecarP50Us: spread(260), directP50Us: spread(100), sidecarCpuUsPerGet: 40, runs: [] },
   };
-  const verdicts = new Map(computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, dapr).map((entry) => [entry.name, entry.pass]));
+  const verdicts = new Map(computeBars(inputs(new Map(), { dapr })).map((entry) => [entry.name, entry.pass]));
   const verdict = (fragment: string): boolean | null | undefined => [...verdicts].find(([name]) => name.includes(fragment))?.[1];
   t.equal(verdict('Dapr state GET'), false, '+160 us is over the +150 us bar');
   t.equal(verdict('publish → delivery p50'), true, '2.5 ms is within 3 ms');
   t.equal(verdict(`${DAPR_PUBSUB_REDIS}: >=`), true, '6000 msg/s and nothing lost');
   t.equal(verdict(`${DAPR_PUBSUB_RABBITMQ}: >=`), false, 'fast enough, but 3 messages lost');
-  const unmeasured = computeBars(new Map(), new Map(), 'sat', 'c1', 1).filter((entry) => entry.name.includes('Dapr') || entry.name.includes('dapr-'));
+  const unmeasured = computeBars(inputs(new Map())).filter((entry) => entry.name.includes('Dapr') || entry.name.includes('dapr-'));
   t.ok(unmeasured.length === 4 && unmeasured.every((entry) => entry.pass === null), 'without the dapr suite the four bars are n/a');
 });
 
@@ -123,11 +128,11 @@ t.test('the tail bars judge unloaded p99.9 against bare fastify by the median of
     ['bare-fastify', new Map([['c1', bare]])],
     ['meshgate-http', new Map([['c1', http]])],
   ]);
-  const bar = computeBars(summaries, new Map(), 'sat', 'c1', 1).find((entry) => entry.name.startsWith('meshgate-http unloaded p99.9'));
+  const bar = computeBars(inputs(summaries)).find((entry) => entry.name.startsWith('meshgate-http unloaded p99.9'));
   t.equal(bar?.pass, true, 'rounds 1.5, 2.5, 1.9: median 1.9');
   t.match(bar?.measured, /^1\.90x .*rounds 1\.50, 2\.50, 1\.90/);
   const worse = summarize([withTail(1, 2500), withTail(2, 5000), withTail(3, 1900)]);
-  const failing = computeBars(new Map([...summaries, ['meshgate-http', new Map([['c1', worse]])]]), new Map(), 'sat', 'c1', 1);
+  const failing = computeBars(inputs(new Map([...summaries, ['meshgate-http', new Map([['c1', worse]])]])));
   t.equal(failing.find((entry) => entry.name.startsWith('meshgate-http unloaded p99.9'))?.pass, false, 'a median of 2.5x fails');
   t.equal(failing.find((entry) => entry.name.startsWith('meshgate-https unloaded p99.9'))?.pass, null, 'not measured: n/a');
 });
@@ -156,7 +161,7 @@ t.test('the memory bars judge the median over fresh process sets, idle and after
     { 'sidecar B (server side, CPU 1)': reading(62, 71), 'ingress (CPU 0)': reading(59, 68) },
     { 'sidecar B (server side, CPU 1)': reading(59, 70), 'ingress (CPU 0)': reading(62, 75) },
   ];
-  const bars = computeBars(new Map(), new Map(), 'sat', 'c1', 1, [], null, null, memory);
+  const bars = computeBars(inputs(new Map(), { memory }));
   const find = (prefix: string) => bars.find((entry) => entry.name.startsWith(prefix));
   t.equal(find('idle sidecar B')?.pass, true, 'median 59 MB');
   t.equal(find('idle sidecar B')?.measured, '59.0 MB (58.0-62.0)');
@@ -164,4 +169,28 @@ t.test('the memory bars judge the median over fresh process sets, idle and after
   t.equal(find('idle ingress')?.pass, false, 'median 61 MB');
   t.equal(find('ingress (CPU 0) RSS after')?.pass, false, 'median 72 MB');
   t.equal(find('idle sidecar A')?.pass, null, 'not measured: n/a');
+});
+
+t.test('workers: 2 against 1 by round; throughput judged only where the load generator has cores of its own', async (t) => {
+  const one = summarize([sample(1, 4000, 100), sample(2, 5000, 100), sample(3, 4000, 100)]);
+  const two = summarize([sample(1, 7600, 103), sample(2, 9500, 104), sample(3, 7000, 110)]);
+  const summaries = new Map([
+    ['meshgate-workers-1', new Map([['sat', one]])],
+    ['meshgate-workers-2', new Map([['sat', two]])],
+  ]);
+  const workerConnections = new Map([['meshgate-workers-2', [[27, 25], [30, 22]]]]);
+  const find = (bars: readonly { name: string; pass: boolean | null; measured: string }[], start: string) => bars.find((entry) => entry.name.startsWith(start));
+  const onTwoCpus = computeBars(inputs(summaries, { workerConnections, cpuCount: 2 }));
+  const throughput = find(onTwoCpus, 'meshgate-workers-2 throughput');
+  t.equal(throughput?.pass, null, 'printed, not judged, on 2 CPUs');
+  t.match(throughput?.measured, /^1\.90x \(rounds 1\.90, 1\.90, 1\.75\); not judged on 2 CPUs/);
+  t.equal(find(computeBars(inputs(summaries, { workerConnections, cpuCount: 8 })), 'meshgate-workers-2 throughput')?.pass, true, 'judged with cores to spare');
+  const cpu = find(onTwoCpus, 'meshgate-workers-2: proxy CPU');
+  t.equal(cpu?.measured, 'one after the other +4.0 % (rounds 1.03, 1.04, 1.10)');
+  t.equal(cpu?.pass, true);
+  const spread = find(onTwoCpus, 'meshgate-workers-2: each worker');
+  t.equal(spread?.measured, 'largest deviation 15 % (27 / 25; 30 / 22)');
+  t.equal(spread?.pass, true);
+  const uneven = find(computeBars(inputs(summaries, { workerConnections: new Map([['meshgate-workers-2', [[27, 25], [40, 12]]]]) })), 'meshgate-workers-2: each worker');
+  t.equal(uneven?.pass, false, 'one round at 40 / 12 fails');
 });
