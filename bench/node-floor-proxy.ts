@@ -1,14 +1,16 @@
 /**
- * What Node.js itself costs a proxy on this machine: node:https (TLS 1.3 keep-alive, HTTP/1.1) in front
- * of an undici Pool, the two libraries meshgate's ingress is built on, and nothing else — no framework,
- * no routing, no policy, no metrics. It drops hop-by-hop headers both ways, relays the response as it
- * streams with backpressure, and answers 502 when the upstream fails: the least a correct proxy does.
- * The `node-floor-https` target (bench/README.md#what-runs); the full chain is read against it.
+ * What Node.js itself costs a proxy on this machine: node:https (TLS 1.3 keep-alive, HTTP/1.1) — or
+ * node:http without `--cert` — in front of an undici Pool, the libraries meshgate's ingress is built on,
+ * and nothing else — no framework, no routing, no policy, no metrics. It drops hop-by-hop headers both
+ * ways, relays the response as it streams with backpressure, and answers 502 when the upstream fails:
+ * the least a correct proxy does. The `node-floor-https` and `node-floor-http` targets
+ * (bench/README.md#what-runs); the full chain and one HTTP hop are read against them.
  * Prints the ready line (contract.ts) once listening on an ephemeral loopback port.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:https';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { createServer as createPlainServer } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -55,16 +57,20 @@ function relayHandler(response: ServerResponse): Dispatcher.DispatchHandler {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { upstream: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } } });
-  if (values.upstream === undefined || values.cert === undefined || values.key === undefined) throw new Error('--upstream <url> --cert <pem> --key <pem> are required');
+  if (values.upstream === undefined || (values.cert === undefined) !== (values.key === undefined)) throw new Error('--upstream <url> is required, and --cert <pem> --key <pem> go together');
   const upstream = new URL(values.upstream);
   const pool = new Pool(upstream.origin);
-  const server = createServer({ cert: readFileSync(values.cert), key: readFileSync(values.key), minVersion: 'TLSv1.3' }, (request: IncomingMessage, response: ServerResponse) => {
+  const relay: RequestListener = (request: IncomingMessage, response: ServerResponse) => {
     const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
     pool.dispatch(
       { method: request.method as Dispatcher.HttpMethod, path: request.url ?? '/', headers: forwardedHeaders(request.rawHeaders, upstream.host), body: hasBody ? request : null },
       relayHandler(response),
     );
-  });
+  };
+  const server =
+    values.cert === undefined || values.key === undefined
+      ? createPlainServer(relay)
+      : createTlsServer({ cert: readFileSync(values.cert), key: readFileSync(values.key), minVersion: 'TLSv1.3' }, relay);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   announceAndStopOnSignal(server, async () => {

@@ -12,12 +12,12 @@ import { MEMORY_TARGET } from './memory-bench.js';
 import { TCP_TARGET } from './tcp-bench.js';
 import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
-import { BASELINE_TARGET, NODE_FLOOR_TARGET, TARGETS } from './targets.js';
+import { BASELINE_TARGET, NODE_FLOOR_HTTP_TARGET, NODE_FLOOR_TARGET, TARGETS } from './targets.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import type { BenchTarget } from './targets.js';
 
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
-  ingress: ['direct', 'bare-fastify', 'meshgate-http', 'meshgate-https'],
+  ingress: ['direct', NODE_FLOOR_HTTP_TARGET, 'bare-fastify', 'meshgate-http', 'meshgate-https'],
   workers: ['direct', 'meshgate-workers-1', 'meshgate-workers-2'],
   mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
   scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
@@ -39,6 +39,7 @@ const RUN_ORDER: readonly string[] = [
   'direct',
   NODE_FLOOR_TARGET,
   FULL_CHAIN_TARGET,
+  NODE_FLOOR_HTTP_TARGET,
   'bare-fastify',
   BASELINE_TARGET,
   'meshgate-http',

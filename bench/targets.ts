@@ -176,24 +176,28 @@ const bareFastify: BenchTarget = {
 };
 
 export const NODE_FLOOR_TARGET = 'node-floor-https';
+export const NODE_FLOOR_HTTP_TARGET = 'node-floor-http';
 
-/** node:https + undici and nothing else: the part of any Node.js proxy's cost that no meshgate code can remove. */
-const nodeFloorHttps: BenchTarget = {
-  name: NODE_FLOOR_TARGET,
-  description: 'node:https (TLS 1.3 keep-alive) + undici Pool, no framework: what Node.js alone costs a TLS proxy',
-  async start(context) {
-    const upstream = await startUpstream(context);
-    const { certPath, keyPath } = context.serverCertificate;
-    const proxy = await startBenchScript(context, 'node-floor-proxy', ['--upstream', `http://127.0.0.1:${upstream.ports[0]}`, '--cert', certPath, '--key', keyPath]);
-    return {
-      url: `https://127.0.0.1:${proxy.ports[0]}${HOT_PATH}`,
-      host: null,
-      proxyPid: proxy.service.pid,
-      upstreamPid: upstream.service.pid,
-      stop: stopper(context, [proxy.service, upstream.service]),
-    };
-  },
-};
+/** node:http(s) + undici and nothing else: the part of any Node.js proxy's cost that no meshgate code can remove. */
+function nodeFloor(tls: boolean): BenchTarget {
+  return {
+    name: tls ? NODE_FLOOR_TARGET : NODE_FLOOR_HTTP_TARGET,
+    description: `${tls ? 'node:https (TLS 1.3 keep-alive)' : 'node:http'} + undici Pool, no framework: what Node.js alone costs a${tls ? ' TLS' : 'n HTTP'} proxy`,
+    async start(context) {
+      const upstream = await startUpstream(context);
+      const { certPath, keyPath } = context.serverCertificate;
+      const certificate = tls ? ['--cert', certPath, '--key', keyPath] : [];
+      const proxy = await startBenchScript(context, 'node-floor-proxy', ['--upstream', `http://127.0.0.1:${upstream.ports[0]}`, ...certificate]);
+      return {
+        url: `${tls ? 'https' : 'http'}://127.0.0.1:${proxy.ports[0]}${HOT_PATH}`,
+        host: null,
+        proxyPid: proxy.service.pid,
+        upstreamPid: upstream.service.pid,
+        stop: stopper(context, [proxy.service, upstream.service]),
+      };
+    },
+  };
+}
 
 interface IngressVariant {
   readonly cli?: string;
@@ -273,7 +277,8 @@ function meshgateWorkers(workers: number): BenchTarget {
 export const TARGETS: readonly BenchTarget[] = [
   direct,
   bareFastify,
-  nodeFloorHttps,
+  nodeFloor(true),
+  nodeFloor(false),
   meshgateIngress('meshgate-http', false),
   meshgateIngress('meshgate-https', true),
   ...(BASELINE_CLI === undefined ? [] : [meshgateIngress(BASELINE_TARGET, false, { cli: BASELINE_CLI })]),
