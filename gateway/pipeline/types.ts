@@ -33,7 +33,7 @@ export type ListenerDirection =
   /** Sidecar outbound: the local app calls its sidecar (plain HTTP on loopback). */
   | 'outbound';
 
-/** What a plugin sees of a listener (the core's ListenerSpec, gateway/proxy/listener-spec.ts, is one). */
+/** What a plugin sees of a listener (the core's ListenerSpec, gateway/listeners/listener-spec.ts, is one). */
 export interface ListenerView {
   /** Stable identity across reloads: `<direction>:<bind>:<port>:<protocol>`. */
   readonly key: string;

@@ -7,9 +7,9 @@ import { TLSSocket } from 'node:tls';
 import { daprInvocation } from '../dapr/invocation.js';
 import { normalizeAuthority, trustedClientIp, validateMethod } from '../http/normalize.js';
 import { isRawHeaderName } from '../http/raw-headers.js';
+import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
-import type { ListenerSpec } from './listener-spec.js';
 import { peerIdentityOf } from './peer.js';
 
 export type AttributesResult =

@@ -3,8 +3,8 @@
  * a sidecar from its Sidecar resource. The same proxy app serves all of them; only `direction`
  * (and so the route source) differs.
  */
-import type { ListenerPlan } from '../listeners/plan.js';
 import type { ListenerDirection, ListenerView } from '../pipeline/types.js';
+import type { ListenerPlan } from './plan.js';
 
 /** MeshConfig `connections`, resolved once per snapshot into plain numbers. */
 export interface ClientConnectionSettings {
