@@ -7,10 +7,10 @@ import { TLSSocket } from 'node:tls';
 import { daprInvocation } from '../dapr/invocation.js';
 import { normalizeAuthority, trustedClientIp, validateMethod } from '../http/normalize.js';
 import { isRawHeaderName } from '../http/raw-headers.js';
+import { peerIdentityOf } from '../identity/peer.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
-import { peerIdentityOf } from './peer.js';
 
 export type AttributesResult =
   | { readonly ok: true; readonly attrs: RequestAttributes }
