@@ -5,10 +5,10 @@
  * that compiled state from the snapshot pinned on the request (`request.mesh.snapshot`), so a reload
  * never changes the rules under a request in flight. Plugins never parse raw config per request.
  */
-import type { TSchema } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
+import type { PluginKind } from '../config/kinds/index.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { DescribedRequest, Explanation, MetricsExposition, ProxyEventHooks } from './capabilities.js';
 import type { CompiledRoute } from '../router/types.js';
@@ -50,14 +50,6 @@ export interface CompileInput {
   readonly trustDomain: string;
   /** Push load-time problems here; an `error` rejects the whole snapshot. */
   readonly diagnostics: Diagnostic[];
-}
-
-/** A config kind contributed by a plugin; its TypeBox schema lives beside the plugin. */
-export interface PluginKind {
-  readonly group: string;
-  readonly versions: readonly string[];
-  readonly kind: string;
-  readonly spec: TSchema;
 }
 
 /** What `prepare` sees: the validated resources and where relative paths in them start. */
