@@ -6,11 +6,12 @@
 import type { ComponentSummaries } from './components.js';
 import { DAPR_PUBSUB_RABBITMQ, DAPR_PUBSUB_REDIS } from './dapr-bench.js';
 import type { DaprResults } from './dapr-bench.js';
+import { median } from './median.js';
 import { memorySpread } from './memory-bench.js';
 import type { MemoryResults } from './memory-bench.js';
 import { INGRESS_LABEL, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
-import { BARE_PROXY, DIRECT, median } from './report.js';
+import { BARE_PROXY, DIRECT } from './report.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import type { CompileTiming } from './scale.js';

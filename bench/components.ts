@@ -4,8 +4,8 @@
  * request). The driver snapshots CPU before a measured run and turns it into a sample after; cells
  * are medians over rounds, like the main tables.
  */
+import { medianOrNull } from './median.js';
 import { treeCpuMicros, treePeakRssBytes } from './proc-stats.js';
-import { median } from './report.js';
 import type { ComponentProcess } from './targets.js';
 
 export interface ComponentSample {
@@ -54,11 +54,6 @@ export function recordComponentSamples(store: ComponentSamples, target: string, 
   const byLabel = byMode.get(mode) ?? new Map<string, ComponentSample[]>();
   byMode.set(mode, byLabel);
   for (const [label, sample] of samples) byLabel.set(label, [...(byLabel.get(label) ?? []), sample]);
-}
-
-function medianOrNull(values: readonly (number | null)[]): number | null {
-  const present = values.filter((value): value is number => value !== null);
-  return present.length === 0 ? null : median(present);
 }
 
 export function summarizeComponents(store: ComponentSamples): ComponentSummaries {

@@ -5,7 +5,7 @@
  * Used by the Dapr pub/sub runs to show where the 2 vCPUs go at the measured rate (bench/README.md).
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { median } from './report.js';
+import { median } from './median.js';
 import { clockTicksPerSecond as systemClockTicks, processCpuMicros, treeCpuMicros } from './proc-stats.js';
 
 /** Ticks of one CPU line of /proc/stat: user nice system idle iowait irq softirq steal (guest time is inside user). */

@@ -13,12 +13,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
+import { median } from './median.js';
 import { SERVER_WORKLOAD, writeWorkloadCertificate } from './mesh-config.js';
 import { meshLayout, startSidecar } from './mesh-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { ChildService, Pinning } from './processes.js';
-import { median } from './report.js';
 import { BASELINE_CLI, startBenchScript, startUpstream } from './targets.js';
 import type { TargetContext } from './targets.js';
 

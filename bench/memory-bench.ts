@@ -13,12 +13,12 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOT_HOST, HOT_PATH } from './config.js';
+import { median } from './median.js';
 import { CLIENT_WORKLOAD, SERVER_WORKLOAD, SERVICE_HOST } from './mesh-config.js';
 import { INGRESS_LABEL, SIDECAR_A_LABEL, SIDECAR_B_LABEL, meshLayout, startSidecar } from './mesh-targets.js';
 import { treePeakRssBytes, treeRssBytes } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { Pinning } from './processes.js';
-import { median } from './report.js';
 import { startMeshgate, startUpstream } from './targets.js';
 import type { TargetContext } from './targets.js';
 

@@ -5,6 +5,7 @@
  */
 import type { ComponentSample } from './components.js';
 import type { LoadResult } from './load-generator.js';
+import { median, medianOrNull } from './median.js';
 
 export interface Mode {
   readonly name: string;
@@ -45,17 +46,6 @@ export interface CellSummary {
 
 export const DIRECT = 'direct';
 export const BARE_PROXY = 'bare-fastify';
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
-function medianOrNull(values: readonly (number | null)[]): number | null {
-  const present = values.filter((value): value is number => value !== null);
-  return present.length === 0 ? null : median(present);
-}
 
 export function summarize(samples: readonly Sample[]): CellSummary {
   const rates = samples.map((sample) => sample.requestsPerSecond);

@@ -9,9 +9,9 @@
  * sharing a CPU split it by the scheduler's rules, not by their cost alone.
  */
 import type { LoadGenerator } from './load-generator.js';
+import { median } from './median.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
-import { median } from './report.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import { BASELINE_TARGET, NODE_FLOOR_TARGET, type BenchTarget, type RunningTarget, type TargetContext } from './targets.js';
 

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/ports.js';
+import { median } from './median.js';
 import { MESH_NAMESPACE, MESH_TRUST_DOMAIN, meshCa } from './mesh-config.js';
 import { startSidecar } from './mesh-targets.js';
 import { treeCpuMicros } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU, pinnedCommand, runToCompletion } from './processes.js';
 import type { ChildService, Pinning } from './processes.js';
-import { median } from './report.js';
 import type { TargetContext } from './targets.js';
 
 export const TCP_TARGET = 'tcp-sidecar-pair';

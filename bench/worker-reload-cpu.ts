@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { writeIngressConfig } from './config.js';
-import { median } from './report.js';
+import { median } from './median.js';
 import { LARGE_TABLE } from './scale.js';
 import { BASELINE_CLI, MESHGATE_CLI } from './targets.js';
 import { freePort } from '../test/helpers/ports.js';

@@ -1,10 +1,52 @@
-/** Argument parsing shared by the commands, read from the command's definition (commands-spec.ts). */
+/** What a command's definition is (the table is commands-spec.ts), and the argument parsing the commands share, read from it. */
 import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { LISTEN_ADDRESS_PATTERN } from '../config/kinds/mesh-config.js';
 import type { ProxyMode } from '../pipeline/types.js';
-import { LOG_LEVELS, parseArgsOptions } from './commands-spec.js';
-import type { CommandSpec, Values } from './commands-spec.js';
 import { UsageError } from './usage.js';
+
+/** Parsed options by long name. */
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** Runs a command on its options, already parsed and checked against its definition; returns the exit code. */
+type CommandHandler = (values: Values) => Promise<number>;
+
+export interface OptionSpec {
+  /** Long name, used as `--name`. */
+  readonly name: string;
+  readonly short?: string;
+  /** Placeholder of the value (`<file|dir>`); absent for a flag. */
+  readonly value?: string;
+  readonly multiple?: boolean;
+  readonly required?: boolean;
+  readonly description: string;
+  /** The value used when the option is absent, as the user would type it. */
+  readonly default?: string;
+}
+
+export interface CommandSpec {
+  /** As typed after `meshgate`: `run`, `ca init`. */
+  readonly name: string;
+  readonly summary: string;
+  readonly options: readonly OptionSpec[];
+  readonly example: string;
+  readonly load: () => Promise<CommandHandler>;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function parseArgsOptions(spec: CommandSpec): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const option of spec.options) {
+    options[option.name] = {
+      type: option.value === undefined ? 'boolean' : 'string',
+      ...(option.short === undefined ? {} : { short: option.short }),
+      ...(option.multiple === true ? { multiple: true } : {}),
+    };
+  }
+  options.help = { type: 'boolean', short: 'h' };
+  return options;
+}
 
 function optionList(spec: CommandSpec): string {
   return spec.options.length === 0 ? 'it takes no options' : `its options: ${spec.options.map((option) => `--${option.name}`).join(', ')}`;

@@ -4,39 +4,10 @@
  * generated from it, so none of them can advertise an option that does not exist.
  * Adding a command is one entry in COMMANDS (its module is imported only when it runs).
  */
-import type { ParseArgsConfig } from 'node:util';
 import { EXPLAIN_REQUEST_FIELDS } from '../runtime/explain-input.js';
+import { LOG_LEVELS } from './args.js';
+import type { CommandSpec, OptionSpec } from './args.js';
 import { INJECT_DEFAULTS } from './inject-defaults.js';
-
-/** Parsed options by long name. */
-export type Values = Record<string, string | boolean | string[] | undefined>;
-
-/** Runs a command on its options, already parsed and checked against its definition; returns the exit code. */
-export type CommandHandler = (values: Values) => Promise<number>;
-
-export interface OptionSpec {
-  /** Long name, used as `--name`. */
-  readonly name: string;
-  readonly short?: string;
-  /** Placeholder of the value (`<file|dir>`); absent for a flag. */
-  readonly value?: string;
-  readonly multiple?: boolean;
-  readonly required?: boolean;
-  readonly description: string;
-  /** The value used when the option is absent, as the user would type it. */
-  readonly default?: string;
-}
-
-export interface CommandSpec {
-  /** As typed after `meshgate`: `run`, `ca init`. */
-  readonly name: string;
-  readonly summary: string;
-  readonly options: readonly OptionSpec[];
-  readonly example: string;
-  readonly load: () => Promise<CommandHandler>;
-}
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const CONFIG: OptionSpec = { name: 'config', short: 'c', value: '<file|dir>', required: true, description: 'config file, or a directory of *.yaml|*.yml|*.json' };
 const MODE: OptionSpec = {
@@ -172,19 +143,6 @@ export function findCommand(words: readonly string[]): { spec: CommandSpec; rest
 /** The commands whose first word is `word` (`ca` → `ca init`, `ca issue`). */
 export function commandGroup(word: string): CommandSpec[] {
   return COMMANDS.filter((spec) => spec.name.split(' ')[0] === word);
-}
-
-export function parseArgsOptions(spec: CommandSpec): NonNullable<ParseArgsConfig['options']> {
-  const options: NonNullable<ParseArgsConfig['options']> = {};
-  for (const option of spec.options) {
-    options[option.name] = {
-      type: option.value === undefined ? 'boolean' : 'string',
-      ...(option.short === undefined ? {} : { short: option.short }),
-      ...(option.multiple === true ? { multiple: true } : {}),
-    };
-  }
-  options.help = { type: 'boolean', short: 'h' };
-  return options;
 }
 
 function optionUsage(option: OptionSpec): string {

@@ -10,7 +10,7 @@ import { describedRequestFrom, EXPLAIN_REQUEST_FIELDS, jsonFieldName } from '../
 import { explainerOf } from '../runtime/plugin-capabilities.js';
 import { MESHGATE_VERSION } from '../version.js';
 import { configPath, proxyMode } from './args.js';
-import type { Values } from './commands-spec.js';
+import type { Values } from './args.js';
 import { EXIT_INVALID, EXIT_OK, UsageError } from './usage.js';
 
 export async function validateCommand(values: Values): Promise<number> {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { issueServerCertificate } from '../identity/ca.js';
 import { caInit } from '../identity/ca-cli.js';
 import { orderApp, productApp } from '../demo/apps.js';
-import type { Values } from './commands-spec.js';
+import type { Values } from './args.js';
 import { checkPortFree, PortInUseError, spawnProxy, waitProxyReady } from './demo-process.js';
 import { EXIT_INVALID, EXIT_OK } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';

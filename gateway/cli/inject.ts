@@ -8,7 +8,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { isRecord } from '../config/field-path.js';
-import type { Values } from './commands-spec.js';
+import type { Values } from './args.js';
 import { INJECT_DEFAULTS } from './inject-defaults.js';
 import { injectObject } from './inject-pod.js';
 import type { InjectOptions, JsonObject } from './inject-pod.js';

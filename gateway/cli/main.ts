@@ -5,8 +5,8 @@
  * a sidecar does not load (and keep in memory) the CA, demo and explain code, nor `validate` the proxy's.
  */
 import { parse } from './args.js';
+import type { CommandSpec } from './args.js';
 import { commandGroup, commandUsage, findCommand, generalUsage, synopsis } from './commands-spec.js';
-import type { CommandSpec } from './commands-spec.js';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './usage.js';
 import { holdYoungGeneration } from './young-generation.js';
 

@@ -10,7 +10,7 @@ import { PIPELINE_PLUGINS, WORKER_ENTRY } from '../composition/plugin-table.js';
 import { GatewayRuntime } from '../runtime/gateway-runtime.js';
 import type { HandOff } from '../runtime/worker-protocol.js';
 import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './args.js';
-import type { Values } from './commands-spec.js';
+import type { Values } from './args.js';
 import { createLogger } from '../logger.js';
 import { EXIT_INVALID } from './usage.js';
 import { releaseYoungGeneration } from './young-generation.js';

@@ -15,7 +15,8 @@ import { rateLimitPlugin } from '../../plugins/ratelimit/index.js';
 import { tracingPlugin } from '../../plugins/tracing/index.js';
 import { createUserPluginSteps } from '../../plugins/user-plugins/index.js';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
-import type { MeshPlugin, PluginKind } from '../pipeline/types.js';
+import type { PluginKind } from '../config/kinds/index.js';
+import type { MeshPlugin } from '../pipeline/types.js';
 import { routerStep } from '../proxy/route-step.js';
 
 export interface PipelineEntry {

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PluginKind } from '../pipeline/types.js';
 import { makeDiagnostic } from './diagnostics.js';
 import { buildKindRegistry } from './kinds/index.js';
+import type { PluginKind } from './kinds/index.js';
 import { readConfigText } from './parse-documents.js';
 import type { DocumentCounter } from './parse-documents.js';
 import type { Diagnostic, Resource } from './resource.js';

@@ -4,9 +4,9 @@
  * config file: `# yaml-language-server: $schema=./meshgate.schema.json`. gateway/composition/publish-schema.ts
  * writes it with the kinds the plugins contribute.
  */
-import type { PluginKind } from '../pipeline/types.js';
 import { DURATION_FORMAT } from './kinds/common.js';
 import { buildKindRegistry } from './kinds/index.js';
+import type { PluginKind } from './kinds/index.js';
 import { isRecord } from './field-path.js';
 
 export const PUBLISHED_SCHEMA_PATH = 'config/meshgate.schema.json';

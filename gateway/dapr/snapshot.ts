@@ -11,7 +11,6 @@ import type { Diagnostic, Resource } from '../config/resource.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
 import type { ServiceRegistry } from '../upstream/registry.js';
 import type { DaprActivation, DaprBuildingBlock } from './api/building-block.js';
-import { DAPR_BUILDING_BLOCKS } from './api/building-blocks.js';
 import { daprAppId } from './app-id.js';
 import { ENV_SECRET_STORE, FILE_SECRET_STORE, compileComponents } from './components/registry.js';
 import type { ComponentRegistry } from './components/registry.js';
@@ -31,6 +30,8 @@ export interface DaprSnapshot {
   readonly apiToken: string | null;
   /** `APP_API_TOKEN`: sent to the app as `dapr-api-token` on calls the sidecar makes into it. */
   readonly appApiToken: string | null;
+  /** The local app (the Sidecar's `ingress[0].defaultEndpoint`), for calls into it; null without an inbound listener. */
+  readonly appEndpoint: { readonly host: string; readonly port: number } | null;
   /**
    * The registry host service invocation sends `appId` (or `appId.namespace`) to, or null when no
    * service of the mesh has that app id (Dapr answers ERR_DIRECT_INVOKE at once).
@@ -47,7 +48,8 @@ export interface DaprCompileOptions {
   readonly configDirectory: string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly diagnostics: Diagnostic[];
-  readonly blocks?: readonly DaprBuildingBlock[];
+  /** The building blocks to compile: DAPR_BUILDING_BLOCKS (api/building-blocks.ts) in a proxy. */
+  readonly blocks: readonly DaprBuildingBlock[];
   readonly appEndpoint?: { readonly host: string; readonly port: number } | null;
   /** MeshConfig `clusterDomain`: app id `name.ns` is the service `name.ns.svc.<clusterDomain>` (default cluster.local). */
   readonly clusterDomain?: string;
@@ -119,7 +121,7 @@ function invokeTable(registry: ServiceRegistry, namespace: string, clusterDomain
 }
 
 export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
-  const blocks = options.blocks ?? DAPR_BUILDING_BLOCKS;
+  const { blocks } = options;
   const served = new Set([...SECRET_STORE_TYPES, ...blocks.flatMap((block) => block.componentTypes)]);
   checkResources(options.resources, served, options.diagnostics);
   const { workload } = options;
@@ -141,7 +143,8 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
     .filter((r) => r.kind === 'Subscription' && r.metadata.namespace === workload.namespace)
     .map(normalizeSubscription)
     .filter((subscription) => allows(subscription.scopes, appId));
-  const input = { appId, namespace: workload.namespace, components, subscriptions, resources: options.resources, appEndpoint: options.appEndpoint ?? null, diagnostics: options.diagnostics };
+  const appEndpoint = options.appEndpoint ?? null;
+  const input = { appId, namespace: workload.namespace, components, subscriptions, resources: options.resources, appEndpoint, diagnostics: options.diagnostics };
   const compiled = new Map<string, unknown>();
   for (const block of blocks) compiled.set(block.name, block.compile(input));
   return {
@@ -153,6 +156,7 @@ export function compileDapr(options: DaprCompileOptions): DaprSnapshot | null {
     blockList: blocks,
     apiToken: nonEmpty(options.env.DAPR_API_TOKEN),
     appApiToken: nonEmpty(options.env.APP_API_TOKEN),
+    appEndpoint,
     invokeHost: invokeTable(options.registry, workload.namespace, options.clusterDomain ?? 'cluster.local'),
   };
 }

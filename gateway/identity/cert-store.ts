@@ -11,7 +11,7 @@ import { createSecureContext, type SecureContext, type SecureContextOptions, typ
 import type { Logger } from 'pino';
 import { INTERMEDIATE_CIPHERS_OPTION } from '../listeners/tls-profile.js';
 import type { PeerIdentity } from '../pipeline/types.js';
-import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
+import { watchFiles, type ConfigWatcher } from '../config/watch.js';
 import { createRootCa, issueWorkloadCertificate, type KeyAndCertificate } from './ca.js';
 import { splitPemCertificates } from './pem.js';
 import { peerIdentityFromCertificate } from './spiffe.js';

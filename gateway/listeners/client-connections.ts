@@ -18,7 +18,7 @@ import http2 from 'node:http2';
 import type { Http2Session, Http2Stream } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ClientConnectionSettings } from '../proxy/listener-spec.js';
+import type { ClientConnectionSettings } from './listener-spec.js';
 
 export interface AbusiveSessionReport {
   readonly resets: number;

@@ -15,7 +15,7 @@ import { createSecureContext, type SecureContext, type SecureContextOptions, typ
 import type { Logger } from 'pino';
 import { CertificateFileError } from '../identity/cert-store.js';
 import { splitPemCertificates } from '../identity/pem.js';
-import { watchFiles, type ConfigWatcher } from '../runtime/watch.js';
+import { watchFiles, type ConfigWatcher } from '../config/watch.js';
 import { certificateNames, clientCertHash } from './client-cert.js';
 import { createOcspStapler } from './ocsp-stapling.js';
 import type { ListenerPlan, PlannedServer, ServerTlsPlan } from './plan.js';

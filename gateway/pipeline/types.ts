@@ -5,13 +5,12 @@
  * that compiled state from the snapshot pinned on the request (`request.mesh.snapshot`), so a reload
  * never changes the rules under a request in flight. Plugins never parse raw config per request.
  */
-import type { TSchema } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import type { DiagnosticDefinition } from '../config/diagnostics.js';
+import type { PluginKind } from '../config/kinds/index.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { DescribedRequest, Explanation, MetricsExposition, ProxyEventHooks } from './capabilities.js';
-import type { ListenerSpec } from '../proxy/listener-spec.js';
 import type { CompiledRoute } from '../router/types.js';
 
 /** The proxy instance this process is: the ingress gateway or one sidecar's workload. */
@@ -26,6 +25,23 @@ export interface WorkloadInfo {
 
 export type ProxyMode = 'ingress' | 'sidecar';
 
+export type ListenerDirection =
+  /** Ingress gateway server: the public edge. */
+  | 'gateway'
+  /** Sidecar inbound: mTLS from the mesh, forwarded to the local app. */
+  | 'inbound'
+  /** Sidecar outbound: the local app calls its sidecar (plain HTTP on loopback). */
+  | 'outbound';
+
+/** What a plugin sees of a listener (the core's ListenerSpec, gateway/listeners/listener-spec.ts, is one). */
+export interface ListenerView {
+  /** Stable identity across reloads: `<direction>:<bind>:<port>:<protocol>`. */
+  readonly key: string;
+  readonly name: string;
+  readonly direction: ListenerDirection;
+  readonly port: number;
+}
+
 export interface CompileInput {
   readonly resources: readonly Resource[];
   readonly mode: ProxyMode;
@@ -34,14 +50,6 @@ export interface CompileInput {
   readonly trustDomain: string;
   /** Push load-time problems here; an `error` rejects the whole snapshot. */
   readonly diagnostics: Diagnostic[];
-}
-
-/** A config kind contributed by a plugin; its TypeBox schema lives beside the plugin. */
-export interface PluginKind {
-  readonly group: string;
-  readonly versions: readonly string[];
-  readonly kind: string;
-  readonly spec: TSchema;
 }
 
 /** What `prepare` sees: the validated resources and where relative paths in them start. */
@@ -80,7 +88,7 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
   prepare?(input: PrepareInput): Promise<Prepared<PreparedValue>>;
   compile(input: CompileInput, prepared: PreparedValue): Compiled;
   /** What config_dump shows of this plugin per listener (e.g. an effective order); absent: nothing. */
-  describe?(compiled: unknown, listeners: readonly ListenerSpec[]): unknown;
+  describe?(compiled: unknown, listeners: readonly ListenerView[]): unknown;
   /** Called with the compiled state of a snapshot that will never become active (rejected config, `validate`). */
   discard?(compiled: unknown): void;
   readonly register: FastifyPluginAsync;
@@ -118,7 +126,7 @@ export interface MeshPlugin<Compiled = unknown, PreparedValue = unknown> {
 
 /** One TCP connection as the connection hooks see it. */
 export interface ConnectionAttributes {
-  readonly direction: ListenerSpec['direction'];
+  readonly direction: ListenerDirection;
   /** Direct peer address of the connection. */
   readonly sourceIp: string;
   readonly sourcePort: number;

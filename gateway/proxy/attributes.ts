@@ -4,12 +4,13 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { TLSSocket } from 'node:tls';
+import { daprInvocation } from '../dapr/invocation.js';
 import { normalizeAuthority, trustedClientIp, validateMethod } from '../http/normalize.js';
 import { isRawHeaderName } from '../http/raw-headers.js';
+import { peerIdentityOf } from '../identity/peer.js';
+import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { RequestAttributes } from '../pipeline/types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
-import type { ListenerSpec } from './listener-spec.js';
-import { peerIdentityOf } from './peer.js';
 
 export type AttributesResult =
   | { readonly ok: true; readonly attrs: RequestAttributes }
@@ -29,23 +30,6 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
     }
   }
   return false;
-}
-
-const DAPR_INVOKE = /^\/v1\.0\/invoke\/([^/]+)\/method(\/.*)?$/;
-
-/**
- * Dapr-style service invocation on the outbound listener: `/v1.0/invoke/<app-id>/method/<path>`, or any
- * path with a `dapr-app-id` header (which wins, as in Dapr), calls `<path>` on the service of that app
- * id (what the seed's Go example does through its sidecar). The app id may be `appId.namespace`.
- */
-export function daprInvocation(path: string, appIdHeader: string | string[] | undefined): { appId: string; path: string } | null {
-  if (typeof appIdHeader === 'string' && appIdHeader !== '') {
-    const match = DAPR_INVOKE.exec(path);
-    return { appId: appIdHeader.toLowerCase(), path: match === null ? path : (match[2] ?? '/') };
-  }
-  const match = DAPR_INVOKE.exec(path);
-  if (match === null) return null;
-  return { appId: (match[1] as string).toLowerCase(), path: match[2] ?? '/' };
 }
 
 export function computeAttributes(request: FastifyRequest, listener: ListenerSpec, snapshot: Snapshot): AttributesResult {

@@ -17,10 +17,10 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from '../identity/peer.js';
 import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
 import { createH2cServer, sniffConnection } from '../listeners/h2c.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
-import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from './peer.js';
 
 const TLS_HANDSHAKE = 0x16;
 

@@ -9,6 +9,8 @@ import type { AdminSource, AdminView, ReloadOutcome } from '../admin/server.js';
 import type { Readiness } from '../admin/status-server.js';
 import { parseDuration } from '../config/duration.js';
 import type { Diagnostic } from '../config/resource.js';
+import { watchConfig } from '../config/watch.js';
+import type { ConfigWatcher } from '../config/watch.js';
 import type { CertificateStore } from '../identity/cert-store.js';
 import { meshIdentityProvider } from '../identity/mesh-identity.js';
 import type { MetricsExposition, ProxyEvents, ReloadResult } from '../pipeline/capabilities.js';
@@ -31,8 +33,6 @@ import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabi
 import { count, notApplied, rejectedReload, restartOnlyChanges } from './reload-outcome.js';
 import { activate, compileConfig, compileRead, discardCompiled, readConfig } from './snapshot.js';
 import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
-import { watchConfig } from './watch.js';
-import type { ConfigWatcher } from './watch.js';
 import type { HandOff, Preparation, WorkerRole } from './worker-protocol.js';
 
 export interface RuntimeOptions {

@@ -8,11 +8,11 @@ import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
 import type { ClientConnections } from '../listeners/client-connections.js';
+import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
 import { TcpListener } from '../tcp/listener.js';
-import type { ListenerSpec } from '../proxy/listener-spec.js';
 import { createProxyServer } from '../proxy/server.js';
 import type { Snapshot } from './snapshot.js';
 

@@ -5,8 +5,8 @@
  */
 import { parseDuration } from '../config/duration.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import { listenerKey } from '../proxy/listener-spec.js';
-import type { ClientConnectionSettings, ListenerSpec } from '../proxy/listener-spec.js';
+import { listenerKey } from '../listeners/listener-spec.js';
+import type { ClientConnectionSettings, ListenerSpec } from '../listeners/listener-spec.js';
 import type { Snapshot } from './snapshot.js';
 
 export function clientConnectionSettings(mesh: MeshConfigSpec): ClientConnectionSettings {

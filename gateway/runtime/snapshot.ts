@@ -28,6 +28,7 @@ import type { Diagnostic, Resource } from '../config/resource.js';
 import { expandShortHosts, serviceHostResolver } from '../config/short-hosts.js';
 import { validationSteps } from '../config/validate.js';
 import { ownOutboundMatcher } from '../proxy/loop-guard.js';
+import { DAPR_BUILDING_BLOCKS } from '../dapr/api/building-blocks.js';
 import { compileDapr } from '../dapr/snapshot.js';
 import type { DaprSnapshot } from '../dapr/snapshot.js';
 import { createNormalizer } from '../http/normalize.js';
@@ -253,6 +254,7 @@ export async function compileRead(read: ReadConfig, configPath: string, options:
     configDirectory: configDirectory(configPath),
     env: process.env,
     diagnostics,
+    blocks: DAPR_BUILDING_BLOCKS,
     appEndpoint: sidecar?.inbound == null ? null : { host: sidecar.inbound.appHost, port: sidecar.inbound.appPort },
     clusterDomain: mesh.clusterDomain,
   });

@@ -16,7 +16,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes } from '../pipeline/types.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
 import type { TlsListener } from '../listeners/tls-server.js';
-import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate } from '../proxy/peer.js';
+import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate } from '../identity/peer.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { proxyConnection } from './proxy.js';
 import type { TcpProxyContext } from './proxy.js';

@@ -16,7 +16,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes, ConnectionRecord, MeshPlugin } from '../pipeline/types.js';
-import type { ListenerSpec } from '../proxy/listener-spec.js';
+import type { ListenerSpec } from '../listeners/listener-spec.js';
 import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';

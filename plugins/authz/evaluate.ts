@@ -4,19 +4,12 @@
  * When a `trace` array is passed (explain), every policy and rule records why it did or did not match,
  * using the same compiled matchers.
  */
-import { firstMatchingRule, ruleMatches, ruleMatchesAdmittedPath } from './compile.js';
-import type { CompiledAuthz, CompiledPolicy, CompiledRule } from './compile.js';
+import type { CompiledAuthz } from './compile.js';
+import { firstMatchingRule, ruleMatches, ruleMatchesAdmittedPath } from './compiled-policy.js';
+import type { CompiledPolicy, CompiledRule, RbacDecision } from './compiled-policy.js';
 import type { AuthzRequest } from './request-view.js';
 import { pathlessRulesFor, rulesAdmittedByPath } from './rule-index.js';
 import type { IndexedPolicies, IndexedRule } from './rule-index.js';
-
-export interface RbacDecision {
-  readonly allowed: boolean;
-  /** `<ns>/<name>` of the deciding policy; null when no ALLOW policy exists (allow) or none matched (deny). */
-  readonly policy: string | null;
-  /** Index of the deciding rule in that policy, or -1. */
-  readonly ruleIndex: number;
-}
 
 const ALLOW_NO_POLICIES: RbacDecision = { allowed: true, policy: null, ruleIndex: -1 };
 const DENY_NO_MATCH: RbacDecision = { allowed: false, policy: null, ruleIndex: -1 };

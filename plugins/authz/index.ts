@@ -12,9 +12,9 @@ import { authzDecisionSeries, recordAuthzDecision } from './decision-metrics.js'
 import type { PreparedCounter } from '../../gateway/metrics/registry.js';
 import { compileAuthz } from './compile.js';
 import type { CompiledAuthz } from './compile.js';
+import type { RbacDecision } from './compiled-policy.js';
 import { denialDetails, evaluateRbac, evaluateShadow, matchingAuditPolicies, matchingCustomPolicy } from './evaluate.js';
 import { explainRequest } from './explain.js';
-import type { RbacDecision } from './evaluate.js';
 import { authzConnectionView, authzRequestFrom } from './request-view.js';
 import type { AuthzRequest } from './request-view.js';
 

@@ -13,8 +13,7 @@
  * and remembered. Nothing else is skipped: the admitted rules run their full matchers, so every other
  * semantic stays the matchers' own.
  */
-import type { CompiledPolicy, CompiledRule } from './compile.js';
-import type { RbacDecision } from './evaluate.js';
+import type { CompiledPolicy, CompiledRule, RbacDecision } from './compiled-policy.js';
 
 export interface IndexedRule {
   readonly policy: CompiledPolicy;

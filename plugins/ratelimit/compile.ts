@@ -29,7 +29,8 @@ import {
   RATE_LIMIT_KIND,
 } from './schema.js';
 import type { Limit, RateLimitPolicySpec, RateLimitRule } from './schema.js';
-import { createMemoryStore, createRedisStore } from './store.js';
+import { createMemoryStore } from './shared-store.js';
+import { createRedisStore } from './store.js';
 import type { RateLimitStore } from './store.js';
 
 export const RATE_LIMIT_PLUGIN_NAME = 'ratelimit';

@@ -8,7 +8,7 @@
  * counts it in a window of its own, as a single-threaded proxy would, and the table counts the miss.
  */
 import { threadId } from 'node:worker_threads';
-import { SHARED_RATE_LIMIT_WINDOWS, SHARED_WINDOWS_HEADER_BYTES, SHARED_WINDOW_BYTES, WINDOWS_LOCK, WINDOWS_MISSES } from '../../gateway/runtime/worker-memory.js';
+import { SHARED_RATE_LIMIT_WINDOWS, SHARED_WINDOWS_HEADER_BYTES, SHARED_WINDOW_BYTES, WINDOWS_LOCK, WINDOWS_MISSES, workerMemory } from '../../gateway/runtime/worker-memory.js';
 import { LocalStore } from './store.js';
 import type { ConsumeOutcome, RateLimitStore, WindowLimit } from './store.js';
 
@@ -103,4 +103,10 @@ export class SharedWindowStore implements RateLimitStore {
     if (used > this.limit.requests) return { allowed: false, remaining: 0, resetMs };
     return { allowed: true, remaining: this.limit.requests - used, resetMs };
   }
+}
+
+/** Windows shared by the worker threads when the proxy runs several (`identity` names the limit in each), else a LocalStore. */
+export function createMemoryStore(limit: WindowLimit, identity: string, clock: () => number): RateLimitStore {
+  const shared = workerMemory();
+  return shared === null ? new LocalStore(limit, clock) : new SharedWindowStore(shared.rateLimitWindows, identity, limit, clock);
 }

@@ -11,8 +11,6 @@ import { createRequire } from 'node:module';
 import type * as Rlf from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { RedisConnection } from './redis-client.js';
-import { workerMemory } from '../../gateway/runtime/worker-memory.js';
-import { SharedWindowStore } from './shared-store.js';
 import { rateLimitStats } from './stats.js';
 
 // The package index loads every backend it supports (Mongo, SQL, Etcd, …); only these two are needed,
@@ -133,12 +131,6 @@ export class LocalStore implements RateLimitStore {
     for (const [key, window] of this.windows) if (window.endsAt <= now) this.windows.delete(key);
     this.nextSweepAt = now + this.windowMs;
   }
-}
-
-/** `identity` names the limit: worker threads of one proxy count its keys together (shared-store.ts). */
-export function createMemoryStore(limit: WindowLimit, identity: string, clock: () => number): RateLimitStore {
-  const shared = workerMemory();
-  return shared === null ? new LocalStore(limit, clock) : new SharedWindowStore(shared.rateLimitWindows, identity, limit, clock);
 }
 
 export interface RedisStoreOptions {

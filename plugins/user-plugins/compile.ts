@@ -6,8 +6,7 @@
 import type { Diagnostic, Resource } from '../../gateway/config/resource.js';
 import type { GatewaySpec } from '../../gateway/config/kinds/gateway.js';
 import type { VirtualServiceSpec } from '../../gateway/config/kinds/virtual-service.js';
-import type { CompileInput } from '../../gateway/pipeline/types.js';
-import type { ListenerSpec } from '../../gateway/proxy/listener-spec.js';
+import type { CompileInput, ListenerView } from '../../gateway/pipeline/types.js';
 import type { CompiledRoute } from '../../gateway/router/types.js';
 import { pluginDiagnostic } from './diagnostics.js';
 import { disposeState } from './load.js';
@@ -24,7 +23,7 @@ export interface PlacedPlugin extends LoadedPlugin {
   readonly failOpen: boolean;
   /** null: every request of the listeners it applies to. */
   readonly routes: RouteScope | null;
-  appliesToListener(listener: ListenerSpec): boolean;
+  appliesToListener(listener: ListenerView): boolean;
 }
 
 export type PhasePlugins = readonly (readonly PlacedPlugin[])[];
@@ -33,7 +32,7 @@ export interface CompiledUserPlugins {
   /** Every placed plugin, in run order (phase, then priority). */
   readonly plugins: readonly PlacedPlugin[];
   /** The plugins of each phase (indexed as PHASES) on this listener, in run order. */
-  forListener(listener: ListenerSpec): PhasePlugins;
+  forListener(listener: ListenerView): PhasePlugins;
   /** Release the plugins' compiled state (the snapshot no longer serves). */
   dispose(): Promise<void>;
 }
@@ -114,7 +113,7 @@ function compileTargets(resource: Resource<PluginSpec>, resources: readonly Reso
   return { gatewayPorts: gatewayPorts.size === 0 ? null : gatewayPorts, routes: routes.size === 0 ? null : routes };
 }
 
-function listenerMatcher(spec: PluginSpec, gatewayPorts: ReadonlySet<number> | null): (listener: ListenerSpec) => boolean {
+function listenerMatcher(spec: PluginSpec, gatewayPorts: ReadonlySet<number> | null): (listener: ListenerView) => boolean {
   const selectors = (spec.match ?? []).map((selector) => ({
     client: selector.mode !== 'SERVER',
     server: selector.mode !== 'CLIENT',

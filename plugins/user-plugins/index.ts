@@ -10,8 +10,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendLocalReply } from '../../gateway/http/local-reply.js';
-import type { MeshPlugin } from '../../gateway/pipeline/types.js';
-import type { ListenerSpec } from '../../gateway/proxy/listener-spec.js';
+import type { ListenerView, MeshPlugin } from '../../gateway/pipeline/types.js';
 import type { ProxyRequestContext } from '../../gateway/proxy/proxy-context.js';
 import { recordPluginError } from './plugin-metrics.js';
 import { PHASE_INDEX, compileUserPlugins, routeSelected } from './compile.js';
@@ -162,7 +161,7 @@ export function createUserPluginSteps(): UserPluginSteps {
 }
 
 /** The effective order on each listener, for config_dump. */
-function describeOrder(compiled: unknown, listeners: readonly ListenerSpec[]): unknown {
+function describeOrder(compiled: unknown, listeners: readonly ListenerView[]): unknown {
   const placed = compiled as CompiledUserPlugins;
   return listeners.map((listener) => {
     const phases = placed.forListener(listener);

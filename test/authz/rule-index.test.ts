@@ -5,8 +5,9 @@
 import t from 'tap';
 import type { AuthorizationPolicySpec } from '../../gateway/config/kinds/authorization-policy.js';
 import type { Diagnostic, Resource } from '../../gateway/config/resource.js';
-import { compileAuthz, firstMatchingRule } from '../../plugins/authz/compile.js';
+import { compileAuthz } from '../../plugins/authz/compile.js';
 import type { CompiledAuthz } from '../../plugins/authz/compile.js';
+import { firstMatchingRule } from '../../plugins/authz/compiled-policy.js';
 import { evaluateRbac } from '../../plugins/authz/evaluate.js';
 import { explainRequest } from '../../plugins/authz/explain.js';
 import { authzRequestFromDescription } from '../../plugins/authz/request-view.js';

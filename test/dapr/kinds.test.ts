@@ -12,6 +12,7 @@ import { normalizeSubscription } from '../../gateway/config/kinds/dapr-subscript
 import { parseConfigText } from '../../gateway/config/parse-documents.js';
 import type { Diagnostic } from '../../gateway/config/resource.js';
 import { compileDapr } from '../../gateway/dapr/snapshot.js';
+import { DAPR_BUILDING_BLOCKS } from '../../gateway/dapr/api/building-blocks.js';
 import type { DaprBuildingBlock } from '../../gateway/dapr/api/building-block.js';
 import type { ServiceRegistry } from '../../gateway/upstream/registry.js';
 
@@ -292,6 +293,6 @@ spec:
     registry,
   );
   const diagnostics: Diagnostic[] = [];
-  t.equal(compileDapr({ resources: parsed.resources, workload: null, registry: emptyRegistry, credentialsDirectory: '/x', configDirectory: '/x', env: {}, diagnostics }), null);
+  t.equal(compileDapr({ resources: parsed.resources, workload: null, registry: emptyRegistry, credentialsDirectory: '/x', configDirectory: '/x', env: {}, diagnostics, blocks: DAPR_BUILDING_BLOCKS }), null);
   t.same(codes(diagnostics).sort(), ['7 MG1302 spec.metadata[0]', '8 MG1302 spec.metadata[1]', '9 MG1302 spec.metadata[2]'], 'values from secrets are left to the sidecar that resolves them');
 });

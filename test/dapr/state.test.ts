@@ -245,6 +245,8 @@ t.test('the in-memory store, its key prefix, and metadata', async (t) => {
   );
   await client.metadata.set('team', 'orders');
   t.equal((await client.metadata.get()).extended.team, 'orders');
+  const answer = JSON.parse((await call(port, 'GET', '/v1.0/metadata')).body) as { appConnectionProperties?: unknown };
+  t.same(answer.appConnectionProperties, { port: mesh.orderApp.port, protocol: 'http', channelAddress: '127.0.0.1' }, "the app channel: the Sidecar's inbound defaultEndpoint");
 });
 
 t.test('Redis down: state calls fail at once with Dapr errors, invocation and health carry on; back up: state works again', async (t) => {

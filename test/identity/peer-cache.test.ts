@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
-import { checkPeerCertificate, presentedCertificate } from '../../gateway/proxy/peer.js';
-import type { PresentedCertificate } from '../../gateway/proxy/peer.js';
+import { checkPeerCertificate, presentedCertificate } from '../../gateway/identity/peer.js';
+import type { PresentedCertificate } from '../../gateway/identity/peer.js';
 import { peerIdentityFromCertificate } from '../../gateway/identity/spiffe.js';
 import { makeTestPki } from '../helpers/pki.js';
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { acceptRequestId, appendForwardedFor, cleanResponseHeaders, copyRequestHeaders } from '../../gateway/proxy/forward-headers.js';
 import { shadowAuthority } from '../../gateway/proxy/mirror.js';
-import { daprInvocation } from '../../gateway/proxy/attributes.js';
+import { daprInvocation } from '../../gateway/dapr/invocation.js';
 
 t.test('hop-by-hop headers and those named in Connection never cross the proxy', async (t) => {
   const out = copyRequestHeaders(

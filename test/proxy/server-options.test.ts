@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { http2Options } from '../../gateway/proxy/server.js';
-import type { ClientConnectionSettings } from '../../gateway/proxy/listener-spec.js';
+import type { ClientConnectionSettings } from '../../gateway/listeners/listener-spec.js';
 
 const connections: ClientConnectionSettings = {
   requestHeadersTimeoutMs: 5_000,

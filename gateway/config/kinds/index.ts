@@ -3,7 +3,6 @@
  * (the versions share one schema), meshgate's own kinds, and kinds contributed by plugins.
  */
 import type { TObject, TSchema } from '@sinclair/typebox';
-import type { PluginKind } from '../../pipeline/types.js';
 import { AuthorizationPolicySpec } from './authorization-policy.js';
 import { DAPR_COMPONENT_TOP_LEVEL, DaprComponentSpec } from './dapr-component.js';
 import { DAPR_SUBSCRIPTION_TOP_LEVEL, DaprSubscriptionV1Spec, DaprSubscriptionV2Spec } from './dapr-subscription.js';
@@ -37,6 +36,14 @@ export interface KindDefinition {
    * object schema; validated like the spec and kept on the resource as `topLevel`.
    */
   readonly topLevel?: TObject;
+}
+
+/** A config kind contributed by a plugin; its TypeBox schema lives beside the plugin. */
+export interface PluginKind {
+  readonly group: string;
+  readonly versions: readonly string[];
+  readonly kind: string;
+  readonly spec: TSchema;
 }
 
 export const CORE_KINDS: readonly KindDefinition[] = [

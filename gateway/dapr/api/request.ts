@@ -4,15 +4,20 @@
  * buffers bodies, so its content-type parser leaves the stream untouched).
  */
 import type { FastifyRequest } from 'fastify';
-import type { ProxyRequestContext } from '../../proxy/proxy-context.js';
+import type { RequestContext } from '../../pipeline/types.js';
 import type { DaprSnapshot } from '../snapshot.js';
 
 /** Dapr's default `--max-body-size` (4 MiB). */
 export const DAPR_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/** What the Dapr API reads of the core's request context (gateway/proxy/proxy-context.ts): the snapshot the request started on. */
+export interface DaprRequestContext extends RequestContext {
+  readonly snapshot: { readonly dapr: DaprSnapshot | null };
+}
+
 /** The Dapr view of the request's snapshot; only outbound listeners of a sidecar register Dapr routes, so it exists. */
 export function daprSnapshotOf(request: FastifyRequest): DaprSnapshot {
-  return (request.mesh as ProxyRequestContext).snapshot.dapr as DaprSnapshot;
+  return (request.mesh as DaprRequestContext).snapshot.dapr as DaprSnapshot;
 }
 
 export function compiledBlock<T>(request: FastifyRequest, blockName: string): T {

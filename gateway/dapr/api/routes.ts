@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
-import { daprInvocation } from '../../proxy/attributes.js';
+import { daprInvocation } from '../invocation.js';
 import type { DaprApiHost } from './building-block.js';
 import { DAPR_BUILDING_BLOCKS } from './building-blocks.js';
 import { daprError } from './errors.js';

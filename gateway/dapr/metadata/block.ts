@@ -6,7 +6,6 @@
  * Extended attributes live in memory, per app id, as in Dapr (lost at restart).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ProxyRequestContext } from '../../proxy/proxy-context.js';
 import { MESHGATE_VERSION } from '../../version.js';
 import type { DaprMetadataSubscription } from '../api/building-block.js';
 import type { DaprBuildingBlock } from '../api/building-block.js';
@@ -34,7 +33,6 @@ function capabilitiesOf(dapr: DaprSnapshot, type: string, component: Parameters<
 
 function metadataBody(request: FastifyRequest): Record<string, unknown> {
   const dapr = daprSnapshotOf(request);
-  const sidecar = (request.mesh as ProxyRequestContext).snapshot.sidecar;
   const declarative: DaprMetadataSubscription[] = dapr.subscriptions.map((s) => ({
     pubsubname: s.pubsubname,
     topic: s.topic,
@@ -61,9 +59,7 @@ function metadataBody(request: FastifyRequest): Record<string, unknown> {
     extended,
     subscriptions,
     httpEndpoints: [],
-    ...(sidecar?.inbound == null
-      ? {}
-      : { appConnectionProperties: { port: sidecar.inbound.appPort, protocol: 'http', channelAddress: sidecar.inbound.appHost } }),
+    ...(dapr.appEndpoint === null ? {} : { appConnectionProperties: { port: dapr.appEndpoint.port, protocol: 'http', channelAddress: dapr.appEndpoint.host } }),
   };
 }
 

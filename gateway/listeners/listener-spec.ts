@@ -3,15 +3,8 @@
  * a sidecar from its Sidecar resource. The same proxy app serves all of them; only `direction`
  * (and so the route source) differs.
  */
-import type { ListenerPlan } from '../listeners/plan.js';
-
-export type ListenerDirection =
-  /** Ingress gateway server: the public edge. */
-  | 'gateway'
-  /** Sidecar inbound: mTLS from the mesh, forwarded to the local app. */
-  | 'inbound'
-  /** Sidecar outbound: the local app calls its sidecar (plain HTTP on loopback). */
-  | 'outbound';
+import type { ListenerDirection, ListenerView } from '../pipeline/types.js';
+import type { ListenerPlan } from './plan.js';
 
 /** MeshConfig `connections`, resolved once per snapshot into plain numbers. */
 export interface ClientConnectionSettings {
@@ -25,15 +18,10 @@ export interface ClientConnectionSettings {
   readonly http2MaxPrematureResets: number;
 }
 
-export interface ListenerSpec {
-  /** Stable identity across reloads: `<direction>:<bind>:<port>:<protocol>`. */
-  readonly key: string;
+export interface ListenerSpec extends ListenerView {
   /** Changes when anything that is fixed at listen time changes (TLS servers, redirect hosts). */
   readonly fingerprint: string;
-  readonly name: string;
-  readonly direction: ListenerDirection;
   readonly bind: string;
-  readonly port: number;
   /** `tcp`, `passthrough` (SNI-routed TLS) and `tls` (TLS terminated here) are proxied as opaque TCP by gateway/tcp/. */
   readonly protocol: 'http' | 'https' | 'tcp' | 'passthrough' | 'tls';
   /** Hosts (exact, `*.suffix` or `*`) whose plain-HTTP requests get a 301 to https (Gateway `tls.httpsRedirect`). */

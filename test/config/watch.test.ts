@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import t from 'tap';
 import type { Test } from 'tap';
-import { watchConfig, watchFiles } from '../../gateway/runtime/watch.js';
-import type { ConfigWatcher } from '../../gateway/runtime/watch.js';
+import { watchConfig, watchFiles } from '../../gateway/config/watch.js';
+import type { ConfigWatcher } from '../../gateway/config/watch.js';
 
 /**
  * Long beside the microseconds between the events of one synchronous save (truncate, then write), so

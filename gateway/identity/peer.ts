@@ -11,8 +11,8 @@ import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
-import { peerIdentityFromCertificate } from '../identity/spiffe.js';
-import type { PeerIdentityResult } from '../identity/spiffe.js';
+import { peerIdentityFromCertificate } from './spiffe.js';
+import type { PeerIdentityResult } from './spiffe.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 
 /** Distinct peer certificates remembered; past it the cache starts over (rotation makes old entries useless anyway). */

@@ -9,7 +9,7 @@
 import { watch, statSync } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { isConfigFileName } from '../config/load.js';
+import { isConfigFileName } from './load.js';
 
 export interface ConfigWatcher {
   close(): void;
