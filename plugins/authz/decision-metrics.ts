@@ -1,8 +1,8 @@
 /** The authz plugin's series, `meshgate_authz_decisions_total`, in the process registry the metrics plugin exposes. */
 import { BoundedCounter } from '../../gateway/metrics/registry.js';
 import type { PreparedCounter } from '../../gateway/metrics/registry.js';
+import type { AuthzAction } from './compiled-policy.js';
 
-export type AuthzAction = 'ALLOW' | 'DENY' | 'CUSTOM' | 'AUDIT';
 export type AuthzResult = 'allowed' | 'denied';
 
 const authzDecisions = new BoundedCounter({
