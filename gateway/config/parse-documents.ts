@@ -84,8 +84,14 @@ function splitDocuments(text: string): Chunk[] {
 function lineStarts(text: string): LineCounter {
   const lines = new LineCounter();
   lines.addNewLine(0);
-  for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) lines.addNewLine(newline + 1);
+  addLineStarts(lines, { start: 0, text });
   return lines;
+}
+
+/** The line starts after each `\n` of a chunk: a file's lines counted chunk by chunk, in order, are the whole file's. */
+function addLineStarts(lines: LineCounter, chunk: Chunk): void {
+  const { start, text } = chunk;
+  for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) lines.addNewLine(start + newline + 1);
 }
 
 function isMarkerAt(text: string, index: number): boolean {
@@ -287,10 +293,16 @@ function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
   return true;
 }
 
-/** Reads the file document by document, pausing after each; false when `yaml` found a syntax error in one of them. */
+/**
+ * Reads the file document by document, pausing after each, and counts its lines as it goes (a
+ * document's positions need only the lines up to its end); false when one of them has a directive or
+ * a `...` marker (which only `yaml` reads as a stream) or a syntax error `yaml` found.
+ */
 function* readChunks(context: FileContext, text: string): Steps<boolean> {
   for (const chunk of splitDocuments(text)) {
+    addLineStarts(context.lines, chunk);
     if (chunk.text === '') continue;
+    if (STREAM_SYNTAX.test(chunk.text)) return false;
     if (!readPlainChunk(context, chunk) && !composeChunk(context, chunk)) return false;
     yield;
   }
@@ -315,9 +327,9 @@ export function parseConfigTextWithYaml(text: string, file: string, registry: Ki
  * run between documents (loadConfig); `parseConfigText` runs it in one go.
  */
 export function* readConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
-  if (STREAM_SYNTAX.test(text)) return parseConfigTextWithYaml(text, file, registry, counter);
   const firstOrder = counter.next;
-  const context: FileContext = { file, lines: lineStarts(text), registry, counter, diagnostics: [], resources: [] };
+  // Its lines are counted chunk by chunk (readChunks): counting a large file's in one go is a stall of its own.
+  const context: FileContext = { file, lines: lineStarts(''), registry, counter, diagnostics: [], resources: [] };
   if (yield* readChunks(context, text)) return sorted(context);
   counter.next = firstOrder;
   return parseConfigTextWithYaml(text, file, registry, counter);

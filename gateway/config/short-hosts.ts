@@ -13,6 +13,8 @@ import type { DestinationRuleSpec } from './kinds/destination-rule.js';
 import type { Destination, VirtualServiceSpec } from './kinds/virtual-service.js';
 import { deepFreeze } from './parse-documents.js';
 import type { Resource } from './resource.js';
+import { runSteps } from './steps.js';
+import type { Steps } from './steps.js';
 
 export function expandShortHost(host: string, namespace: string, clusterDomain: string): string {
   if (host === '*' || host.includes('.') || isIP(host) !== 0) return host;
@@ -61,19 +63,37 @@ function expandVirtualService(spec: VirtualServiceSpec, expand: (host: string) =
   };
 }
 
-/** The resources with short hosts expanded; resources without any are returned as they are. */
+/**
+ * Expanded specs by the loaded spec they came from. A document whose text did not change since the
+ * last load keeps its frozen spec (parse-documents.ts), so a reload expands only what changed.
+ */
+const expandedSpecs = new WeakMap<object, { readonly namespace: string; readonly clusterDomain: string; readonly spec: object }>();
+
+function expandedSpec(resource: Resource<object>, clusterDomain: string): object {
+  const { namespace } = resource.metadata;
+  const known = expandedSpecs.get(resource.spec);
+  if (known !== undefined && known.namespace === namespace && known.clusterDomain === clusterDomain) return known.spec;
+  const expand = (host: string): string => expandShortHost(host, namespace, clusterDomain);
+  const spec =
+    resource.kind === 'VirtualService'
+      ? expandVirtualService(resource.spec as VirtualServiceSpec, expand)
+      : { ...(resource.spec as DestinationRuleSpec), host: expand((resource.spec as DestinationRuleSpec).host) };
+  expandedSpecs.set(resource.spec, { namespace, clusterDomain, spec: deepFreeze(spec) });
+  return spec;
+}
+
+/** The resources with short hosts expanded, one resource per step; resources without any are returned as they are. */
+export function* expandShortHostsSteps(resources: readonly Resource[], clusterDomain: string): Steps<Resource[]> {
+  const expanded: Resource[] = [];
+  for (const resource of resources) {
+    expanded.push(resource.kind === 'VirtualService' || resource.kind === 'DestinationRule' ? { ...resource, spec: expandedSpec(resource as Resource<object>, clusterDomain) } : resource);
+    yield;
+  }
+  return expanded;
+}
+
 export function expandShortHosts(resources: readonly Resource[], clusterDomain: string): Resource[] {
-  return resources.map((resource) => {
-    const expand = (host: string): string => expandShortHost(host, resource.metadata.namespace, clusterDomain);
-    if (resource.kind === 'VirtualService') {
-      return { ...resource, spec: deepFreeze(expandVirtualService((resource as Resource<VirtualServiceSpec>).spec, expand)) };
-    }
-    if (resource.kind === 'DestinationRule') {
-      const spec = (resource as Resource<DestinationRuleSpec>).spec;
-      return { ...resource, spec: deepFreeze({ ...spec, host: expand(spec.host) }) };
-    }
-    return resource;
-  });
+  return runSteps(expandShortHostsSteps(resources, clusterDomain));
 }
 
 /**

@@ -32,14 +32,17 @@ function validateUniqueness(resources: readonly Resource[], report: (resource: R
   }
 }
 
-/** The validation as steps (one per routing resource), for a reload that must let requests run (steps.ts). */
+/** The validation as steps (one per routing resource and one per whole-config check), for a reload that must let requests run (steps.ts). */
 export function* validationSteps(resources: readonly Resource[]): Steps<Diagnostic[]> {
   const diagnostics: Diagnostic[] = [];
   const ctx = createValidationContext(resources, diagnostics);
   validateUniqueness(resources, (resource, code, message) => ctx.report(resource, code, ['metadata', 'name'], message));
+  yield;
   validateGateways(ctx);
+  yield;
   yield* validateRouting(ctx);
   validateSecurity(ctx);
+  yield;
   const fileOrder = new Map<string, number>();
   for (const resource of resources) if (!fileOrder.has(resource.source.file)) fileOrder.set(resource.source.file, fileOrder.size);
   return diagnostics.sort(

@@ -72,7 +72,7 @@ export function buildGatewayRouteTables(input: GatewayRouteInput): Map<number, H
   return runSteps(gatewayRouteTableSteps(input));
 }
 
-/** The route tables built as steps, one per virtual host, for a reload that must let requests run (steps.ts). */
+/** The route tables built as steps, one per virtual service bound and one per virtual host, for a reload that must let requests run (steps.ts). */
 export function* gatewayRouteTableSteps(input: GatewayRouteInput): Steps<Map<number, HostRouteTable>> {
   const virtualServices = byDocumentOrder(input.virtualServices).filter((vs) => isVisibleTo(vs, input.proxyNamespace));
   const found: Diagnostic[] = [];
@@ -96,6 +96,7 @@ export function* gatewayRouteTableSteps(input: GatewayRouteInput): Steps<Map<num
           }
           domains.set(domain, list);
         }
+        yield;
       }
     }
   }

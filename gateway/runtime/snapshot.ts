@@ -25,7 +25,7 @@ import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import { loadConfig } from '../config/load.js';
 import { runStepsSliced, yieldToEventLoop } from '../config/steps.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
-import { expandShortHosts, serviceHostResolver } from '../config/short-hosts.js';
+import { expandShortHostsSteps, serviceHostResolver } from '../config/short-hosts.js';
 import { validationSteps } from '../config/validate.js';
 import { ownOutboundMatcher } from '../proxy/loop-guard.js';
 import { DAPR_BUILDING_BLOCKS } from '../dapr/api/building-blocks.js';
@@ -156,7 +156,7 @@ export async function compileConfig(configPath: string, options: CompileOptions)
 export async function readConfig(configPath: string, options: CompileOptions): Promise<ReadResult> {
   const loaded = await loadConfig(configPath, { extraKinds: options.plugins.flatMap((p) => p.kinds ?? []) });
   const mesh = ofKind<MeshConfigSpec>(loaded.resources, 'MeshConfig')[0]?.spec ?? defaultMeshConfig();
-  const resources = expandShortHosts(loaded.resources, mesh.clusterDomain);
+  const resources = await runStepsSliced(expandShortHostsSteps(loaded.resources, mesh.clusterDomain));
   // A large config makes every stage long: requests in flight run between stages and between slices of them.
   await yieldToEventLoop();
   const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...(await runStepsSliced(validationSteps(resources)))];
@@ -199,6 +199,7 @@ export async function compileRead(read: ReadConfig, configPath: string, options:
     clusterDomain: mesh.clusterDomain,
     diagnostics,
   });
+  await yieldToEventLoop();
 
   const registry = buildServiceRegistry({
     serviceEntries: ofKind<ServiceEntrySpec>(resources, 'ServiceEntry'),
@@ -229,6 +230,7 @@ export async function compileRead(read: ReadConfig, configPath: string, options:
   const inboundMtls: Record<string, MtlsMode> = {};
   for (const { port } of sidecar?.ingress ?? []) inboundMtls[port] = effectiveMtlsMode(peerAuthentications, workload, port, mesh.rootNamespace).mode;
 
+  await yieldToEventLoop();
   const prepared = new Map<string, unknown>();
   const fingerprints: string[] = [];
   for (const plugin of options.plugins) {
@@ -261,6 +263,7 @@ export async function compileRead(read: ReadConfig, configPath: string, options:
 
   const pluginStates = new Map<string, unknown>();
   for (const plugin of options.plugins) {
+    await yieldToEventLoop();
     pluginStates.set(
       plugin.name,
       plugin.compile({ resources, mode: options.mode, workload, rootNamespace: mesh.rootNamespace, trustDomain: mesh.trustDomain, diagnostics }, prepared.get(plugin.name)),

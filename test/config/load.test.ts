@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,27 @@ t.test('directory loading: sorted, non-recursive, dotfiles skipped, document ord
   t.equal(again.hash, result.hash, 'same contents, same hash');
   await writeFile(join(dir, 'b.yml'), entry('changed'));
   t.not((await loadConfig(dir)).hash, result.hash, 'changed contents, new hash');
+});
+
+t.test('a file of many read pieces: the hash of its bytes, its text and every line as read whole', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-config-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // 3 000 documents of 6 lines (~400 KB, several pieces), multi-byte characters on every other line.
+  const entry = (index: number) => `# café ${index} — ünïcödé\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n# ✓ ${index}\nmetadata: {name: entry-${index}}\nspec: {hosts: [entry-${index}.example.com]}\n`;
+  const documents = Array.from({ length: 3_000 }, (_, index) => entry(index));
+  const broken = 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: broken}\nspec: {hosts: [broken.example.com], resolution: NOPE}\n';
+  const text = [...documents, broken].join('---\n');
+  const file = join(dir, 'many.yaml');
+  await writeFile(file, text);
+  const result = await loadConfig(file);
+  t.equal(result.hash, createHash('sha256').update(Buffer.from(text, 'utf8')).digest('hex'), 'sha256 of the file');
+  t.equal(result.resources.length, 3_000);
+  t.same(result.resources.at(-1)?.source, { file, line: 2_999 * 7 + 2, col: 1, order: 2_999 }, 'the last document starts where the file has it (past its comment)');
+  t.same(
+    result.diagnostics.map((d) => [d.code, d.position.line]),
+    [['MG0104', 3_000 * 7 + 4]],
+    'a problem in the last document is placed on its line',
+  );
 });
 
 t.test('unreadable path and empty directory', async (t) => {

@@ -60,6 +60,19 @@ t.test('VirtualService hosts and every destination, and DestinationRule host, ar
   t.same(virtualService.spec.hosts, ['reviews', 'reviews.example.com', '*'], 'the loaded resource is not modified');
 });
 
+t.test('a loaded spec seen before is not expanded again, unless its namespace or the cluster domain changed', async (t) => {
+  const spec: VirtualServiceSpec = { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] };
+  const loaded = makeResource<VirtualServiceSpec>('VirtualService', 'vs', spec, { namespace: 'foo' });
+  const expandedSpec = (resource: Resource<VirtualServiceSpec>, clusterDomain: string): VirtualServiceSpec =>
+    (expandShortHosts([resource], clusterDomain)[0] as Resource<VirtualServiceSpec>).spec;
+  const first = expandedSpec(loaded, 'cluster.local');
+  t.equal(expandedSpec({ ...loaded }, 'cluster.local'), first, 'the same loaded spec (an unchanged document on a reload): the same expanded spec');
+  const otherDomain = expandedSpec(loaded, 'corp.example');
+  t.same(otherDomain.hosts, ['reviews.foo.svc.corp.example'], 'another cluster domain is expanded anew');
+  const elsewhere = makeResource<VirtualServiceSpec>('VirtualService', 'vs', spec, { namespace: 'bar' });
+  t.same(expandedSpec({ ...elsewhere, spec: loaded.spec }, 'cluster.local').hosts, ['reviews.bar.svc.cluster.local'], 'the same spec in another namespace is expanded anew');
+});
+
 t.test('a Kubernetes-style host answers to name.ns.svc and name.ns, and to name only from its own namespace', async (t) => {
   t.same(hostAliases('reviews.foo.svc.cluster.local', 'foo', 'cluster.local'), ['reviews.foo.svc', 'reviews.foo', 'reviews']);
   t.same(hostAliases('reviews.foo.svc.cluster.local', 'bar', 'cluster.local'), ['reviews.foo.svc', 'reviews.foo']);
