@@ -19,13 +19,15 @@ import { LARGE_TABLE } from '../../bench/scale.js';
  * Generous: a slice is 1 ms, the longest indivisible step (one document, one virtual host) well under
  * that; before the stages were sliced, single stretches of this reload took 10-50 ms of CPU.
  */
-const LONGEST_TURN_CPU_MS = 20;
+const LONGEST_TURN_MS = 20;
 
 interface Turn {
   readonly start: number;
   readonly end: number;
   readonly cpuMs: number;
 }
+
+const loopThreadWorkMs = (turn: Turn): number => Math.min(turn.cpuMs, turn.end - turn.start);
 
 /** The turns between two runs of an immediate chain, until `done` settles. */
 async function turnsDuring(done: Promise<unknown>): Promise<Turn[]> {
@@ -72,6 +74,6 @@ t.test('a reload of the 10 000-rule config gives the event loop back every few m
   const collected = (turn: Turn): boolean => collections.some((gc) => gc.start <= turn.end && gc.end >= turn.start);
   const measured = turns.filter((turn) => !collected(turn));
   t.ok(measured.length >= 100, `the reload took many turns (${measured.length} without a collection, of ${turns.length})`);
-  const longest = Math.max(...measured.map((turn) => turn.cpuMs));
-  t.ok(longest < LONGEST_TURN_CPU_MS, `the longest turn took ${longest.toFixed(1)} ms of CPU (at most ${LONGEST_TURN_CPU_MS})`);
+  const longest = Math.max(...measured.map(loopThreadWorkMs));
+  t.ok(longest < LONGEST_TURN_MS, `the longest turn took ${longest.toFixed(1)} ms of work (at most ${LONGEST_TURN_MS})`);
 });
