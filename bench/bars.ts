@@ -12,6 +12,7 @@ import type { MemoryResults } from './memory-bench.js';
 import { INGRESS_LABEL, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT } from './report.js';
+import { NODE_FLOOR_HTTP_TARGET } from './targets.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
 import type { CompileTiming } from './scale.js';
@@ -115,11 +116,14 @@ export function computeBars(inputs: BarInputs): Bar[] {
     if (measured === undefined || base === undefined) return null;
     return measured.requestsPerSecond === 0 ? Number.POSITIVE_INFINITY : measured.p50Us - base.p50Us;
   };
-  const addedP50Bar = (target: string, reference: string, limitUs: number) => () => {
+  const signedUs = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(0)} us`;
+  /** `floor`: a target that does the same hop with Node.js alone, whose added p50 is printed beside the judged one. */
+  const addedP50Bar = (target: string, reference: string, limitUs: number, floor: string | null = null) => () => {
     const value = addedP50(target, reference);
     if (value === null) return null;
     if (latencyResolutionUs > MAX_LATENCY_RESOLUTION_US) return { measured: `not measurable: the load generator reports latency in steps of ${latencyResolutionUs} us (install wrk)`, pass: false };
-    return { measured: `${value >= 0 ? '+' : ''}${value.toFixed(0)} us`, pass: value <= limitUs };
+    const floorValue = floor === null ? null : addedP50(floor, reference);
+    return { measured: `${signedUs(value)}${floorValue === null ? '' : ` (${floor} ${signedUs(floorValue)})`}`, pass: value <= limitUs };
   };
   const sidecarCpu = (label: string) => () => {
     const value = components.get(MESH_PAIR)?.get(saturationMode)?.get(label)?.cpuUsPerRequest ?? null;
@@ -248,7 +252,7 @@ export function computeBars(inputs: BarInputs): Bar[] {
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
     bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),
-    bar(`meshgate-http adds <= +${BARS.hopAddedP50Us} us p50 unloaded (one HTTP hop, vs ${DIRECT})`, addedP50Bar('meshgate-http', DIRECT, BARS.hopAddedP50Us)),
+    bar(`meshgate-http adds <= +${BARS.hopAddedP50Us} us p50 unloaded (one HTTP hop, vs ${DIRECT})`, addedP50Bar('meshgate-http', DIRECT, BARS.hopAddedP50Us, NODE_FLOOR_HTTP_TARGET)),
     ...rssBars(SIDECAR_A_LABEL),
     ...rssBars(SIDECAR_B_LABEL),
     ...rssBars(INGRESS_LABEL),

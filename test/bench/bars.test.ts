@@ -194,3 +194,14 @@ t.test('workers: 2 against 1 by round; throughput judged only where the load gen
   const uneven = find(computeBars(inputs(summaries, { workerConnections: new Map([['meshgate-workers-2', [[27, 25], [40, 12]]]]) })), 'meshgate-workers-2: each worker');
   t.equal(uneven?.pass, false, 'one round at 40 / 12 fails');
 });
+
+t.test('one HTTP hop: judged on meshgate-http, with what node:http + undici alone added in the same run beside it', async (t) => {
+  const summaries = new Map([
+    ['direct', new Map([['c1', summarize([sample(1, 20000, 0, 40)])]])],
+    ['node-floor-http', new Map([['c1', summarize([sample(1, 5000, 90, 120)])]])],
+    ['meshgate-http', new Map([['c1', summarize([sample(1, 5000, 100, 125)])]])],
+  ]);
+  const hop = computeBars(inputs(summaries)).find((entry) => entry.name.startsWith('meshgate-http adds'));
+  t.equal(hop?.measured, '+85 us (node-floor-http +80 us)');
+  t.equal(hop?.pass, true);
+});
