@@ -80,10 +80,16 @@ function splitDocuments(text: string): Chunk[] {
   return starts.map((start, index) => ({ start, text: text.slice(start, starts[index + 1] ?? text.length) }));
 }
 
-/** The line starts `yaml`'s parser reports for the whole file: offset 0 and every offset after a `\n`. */
-function lineStarts(text: string): LineCounter {
+/** A counter that knows the first line's start only; the others are added as the text is read (addLineStarts). */
+function firstLineOnly(): LineCounter {
   const lines = new LineCounter();
   lines.addNewLine(0);
+  return lines;
+}
+
+/** The line starts `yaml`'s parser reports for the whole file: offset 0 and every offset after a `\n`. */
+function lineStarts(text: string): LineCounter {
+  const lines = firstLineOnly();
   addLineStarts(lines, { start: 0, text });
   return lines;
 }
@@ -329,7 +335,7 @@ export function parseConfigTextWithYaml(text: string, file: string, registry: Ki
 export function* readConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
   const firstOrder = counter.next;
   // Its lines are counted chunk by chunk (readChunks): counting a large file's in one go is a stall of its own.
-  const context: FileContext = { file, lines: lineStarts(''), registry, counter, diagnostics: [], resources: [] };
+  const context: FileContext = { file, lines: firstLineOnly(), registry, counter, diagnostics: [], resources: [] };
   if (yield* readChunks(context, text)) return sorted(context);
   counter.next = firstOrder;
   return parseConfigTextWithYaml(text, file, registry, counter);

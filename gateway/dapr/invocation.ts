@@ -6,11 +6,8 @@
 const DAPR_INVOKE = /^\/v1\.0\/invoke\/([^/]+)\/method(\/.*)?$/;
 
 export function daprInvocation(path: string, appIdHeader: string | string[] | undefined): { appId: string; path: string } | null {
-  if (typeof appIdHeader === 'string' && appIdHeader !== '') {
-    const match = DAPR_INVOKE.exec(path);
-    return { appId: appIdHeader.toLowerCase(), path: match === null ? path : (match[2] ?? '/') };
-  }
   const match = DAPR_INVOKE.exec(path);
+  if (typeof appIdHeader === 'string' && appIdHeader !== '') return { appId: appIdHeader.toLowerCase(), path: match === null ? path : (match[2] ?? '/') };
   if (match === null) return null;
   return { appId: (match[1] as string).toLowerCase(), path: match[2] ?? '/' };
 }
