@@ -3,7 +3,7 @@
  * Each match block becomes its own route keeping its position; a catch-all drops every later rule
  * of the VirtualService. A rule that cannot be compiled is dropped and reported.
  */
-import type { Diagnostic, Resource } from '../config/resource.js';
+import type { Diagnostic, Resource, ResourceMetadata } from '../config/resource.js';
 import { parseDuration } from '../config/duration.js';
 import type {
   HTTPDirectResponse,
@@ -172,13 +172,40 @@ function compileRule(
   return { entries, truncates };
 }
 
-/** The ordered routes of one VirtualService in one scope; later rules after a catch-all are dropped. */
-export function compileVirtualServiceRoutes(
-  resource: Resource<VirtualServiceSpec>,
-  scope: MatchScope,
-  diagnostics: Diagnostic[] | undefined,
-): RouteEntry[] {
+/** A rule dropped at compile time, its position still a field path of the VirtualService. */
+interface DroppedRule {
+  readonly field: FieldPath;
+  readonly message: string;
+}
+
+interface CompiledVirtualService {
+  readonly metadata: ResourceMetadata;
+  readonly routes: readonly RouteEntry[];
+  readonly dropped: readonly DroppedRule[];
+}
+
+/**
+ * Compiled routes by the VirtualService spec they came from, then by scope. A reload shares the
+ * loaded spec of every document whose text did not change (parse-documents.ts, short-hosts.ts), so it
+ * compiles only the VirtualServices that changed: a 10 000-rule config's routes are most of what a
+ * reload allocates, and what survives a scavenge while requests wait is copied. Routes hold no state,
+ * so snapshots can share them.
+ */
+const compiledBySpec = new WeakMap<object, Map<string, CompiledVirtualService>>();
+const labelKeys = new WeakMap<object, string>();
+
+function scopeKey(scope: MatchScope): string {
+  let labels = labelKeys.get(scope.proxyLabels);
+  if (labels === undefined) {
+    labels = JSON.stringify(Object.entries(scope.proxyLabels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    labelKeys.set(scope.proxyLabels, labels);
+  }
+  return `${scope.listenerPort ?? ''}\u0000${scope.gateway}\u0000${scope.proxyNamespace}\u0000${scope.virtualServiceNamespace}\u0000${labels}`;
+}
+
+function compileRules(resource: Resource<VirtualServiceSpec>, scope: MatchScope): CompiledVirtualService {
   const routes: RouteEntry[] = [];
+  const dropped: DroppedRule[] = [];
   for (const [ruleIndex, rule] of (resource.spec.http ?? []).entries()) {
     try {
       const { entries, truncates } = compileRule(resource, rule, ruleIndex, scope);
@@ -186,10 +213,34 @@ export function compileVirtualServiceRoutes(
       if (truncates) break;
     } catch (error) {
       if (!(error instanceof RouteCompileError)) throw error;
-      diagnostics?.push(
-        routeDiagnostic(resource, MG_ROUTE_RULE_DROPPED, ['spec', 'http', ruleIndex, ...error.field], `HTTP rule dropped: ${error.message}`),
-      );
+      dropped.push({ field: ['spec', 'http', ruleIndex, ...error.field], message: `HTTP rule dropped: ${error.message}` });
     }
   }
-  return routes;
+  return { metadata: resource.metadata, routes, dropped };
+}
+
+/**
+ * The ordered routes of one VirtualService in one scope; later rules after a catch-all are dropped.
+ * Dropped rules are reported at the resource's current position, also when its routes come from an
+ * earlier compile.
+ */
+export function compileVirtualServiceRoutes(
+  resource: Resource<VirtualServiceSpec>,
+  scope: MatchScope,
+  diagnostics: Diagnostic[] | undefined,
+): readonly RouteEntry[] {
+  let compiled: CompiledVirtualService;
+  // Only a frozen spec (every loaded one) is known not to change under its compiled routes.
+  if (Object.isFrozen(resource.spec)) {
+    let byScope = compiledBySpec.get(resource.spec);
+    if (byScope === undefined) compiledBySpec.set(resource.spec, (byScope = new Map()));
+    const key = scopeKey(scope);
+    const known = byScope.get(key);
+    compiled = known?.metadata === resource.metadata ? known : compileRules(resource, scope);
+    if (compiled !== known) byScope.set(key, compiled);
+  } else {
+    compiled = compileRules(resource, scope);
+  }
+  for (const { field, message } of compiled.dropped) diagnostics?.push(routeDiagnostic(resource, MG_ROUTE_RULE_DROPPED, field, message));
+  return compiled.routes;
 }

@@ -103,27 +103,19 @@ export function* gatewayRouteTableSteps(input: GatewayRouteInput): Steps<Map<num
 
   const tables = new Map<number, HostRouteTable>();
   for (const [port, domains] of bindingsByPort) {
-    const compiled = new Map<string, RouteEntry[]>();
-    const routesOf = (binding: Binding): RouteEntry[] => {
-      const { virtualService } = binding;
-      const key = `${virtualService.source.order}|${binding.gateway}`;
-      let routes = compiled.get(key);
-      if (routes === undefined) {
-        routes = compileVirtualServiceRoutes(
-          virtualService,
-          {
-            listenerPort: port,
-            proxyLabels: input.proxyLabels,
-            proxyNamespace: input.proxyNamespace,
-            gateway: binding.gateway,
-            virtualServiceNamespace: virtualService.metadata.namespace,
-          },
-          found,
-        );
-        compiled.set(key, routes);
-      }
-      return routes;
-    };
+    // A VirtualService bound on several domains compiles once: its routes are kept by spec and scope (compile-route.ts).
+    const routesOf = (binding: Binding): readonly RouteEntry[] =>
+      compileVirtualServiceRoutes(
+        binding.virtualService,
+        {
+          listenerPort: port,
+          proxyLabels: input.proxyLabels,
+          proxyNamespace: input.proxyNamespace,
+          gateway: binding.gateway,
+          virtualServiceNamespace: binding.virtualService.metadata.namespace,
+        },
+        found,
+      );
     const virtualHosts: VirtualHost[] = [];
     for (const [domain, bindings] of domains) {
       virtualHosts.push({ domains: [domain], routes: mergeRoutes(bindings.map(routesOf)) });
