@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { makeDiagnostic } from './diagnostics.js';
 import { buildKindRegistry } from './kinds/index.js';
 import type { PluginKind } from './kinds/index.js';
-import { readConfigText } from './parse-documents.js';
+import { beginDocumentGeneration, readConfigText } from './parse-documents.js';
 import type { DocumentCounter } from './parse-documents.js';
 import type { Diagnostic, Resource } from './resource.js';
 import { runStepsSliced } from './steps.js';
@@ -94,6 +94,7 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
   const hash = createHash('sha256');
   const counter: DocumentCounter = { next: 0 };
   const files = await listFiles(path, diagnostics);
+  beginDocumentGeneration();
   const loaded: string[] = [];
   for (const file of files) {
     let bytes: Buffer;

@@ -269,22 +269,39 @@ function placeDocument(context: FileContext, outcome: DocumentOutcome, at: Locat
 
 /**
  * Outcomes of documents read by js-yaml, by their text: a reload re-reads and re-validates only the
- * documents that changed. Resources are frozen, so snapshots share them. Valid for one set of kinds
- * (plugins bring theirs); bounded so that a proxy fed ever-new documents does not keep them all.
+ * documents that changed. Resources are frozen, so snapshots share them, and what is compiled from a
+ * spec is kept by it (compile-route.ts). Two generations are kept, what the last load read and what
+ * the current one has read so far, so that documents gone from the config are let go with all that
+ * hangs off them. Valid for one set of kinds (plugins bring theirs); bounded so that a caller parsing
+ * ever-new documents outside loads does not keep them all.
  */
 const MAX_CACHED_DOCUMENTS = 50_000;
-let outcomeCache: { kinds: readonly KindDefinition[]; outcomes: Map<string, DocumentOutcome> } = { kinds: [], outcomes: new Map() };
+let outcomeCache: { kinds: readonly KindDefinition[]; previous: Map<string, DocumentOutcome>; current: Map<string, DocumentOutcome> } = {
+  kinds: [],
+  previous: new Map(),
+  current: new Map(),
+};
+
+/** A load begins: the outcomes read since the last one began become the ones it may reuse. */
+export function beginDocumentGeneration(): void {
+  outcomeCache.previous = outcomeCache.current;
+  outcomeCache.current = new Map();
+}
 
 function cachedOutcome(registry: KindRegistry, text: string): DocumentOutcome | undefined {
   const { kinds } = outcomeCache;
   const sameKinds = kinds.length === registry.kinds.length && kinds.every((kind, index) => kind.spec === registry.kinds[index]?.spec && kind.kind === registry.kinds[index]?.kind);
-  if (!sameKinds) outcomeCache = { kinds: registry.kinds, outcomes: new Map() };
-  return outcomeCache.outcomes.get(text);
+  if (!sameKinds) outcomeCache = { kinds: registry.kinds, previous: new Map(), current: new Map() };
+  const current = outcomeCache.current.get(text);
+  if (current !== undefined) return current;
+  const previous = outcomeCache.previous.get(text);
+  if (previous !== undefined) rememberOutcome(text, previous);
+  return previous;
 }
 
 function rememberOutcome(text: string, outcome: DocumentOutcome): void {
-  if (outcomeCache.outcomes.size >= MAX_CACHED_DOCUMENTS) outcomeCache.outcomes.clear();
-  outcomeCache.outcomes.set(text, outcome);
+  if (outcomeCache.current.size >= MAX_CACHED_DOCUMENTS) outcomeCache.current.clear();
+  outcomeCache.current.set(text, outcome);
 }
 
 function readPlainChunk(context: FileContext, chunk: Chunk): boolean {

@@ -151,3 +151,22 @@ t.test('directResponse bodies: > 100 KB warns, > 1 MB is an error', async (t) =>
     t.same(validateResources(resources).map(where), expected, `${size} bytes`);
   }
 });
+
+t.test('a load reuses what the last load read of an unchanged document, and lets go of documents gone from the config', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'meshgate-load-generations-'));
+  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const path = join(directory, 'config.yaml');
+  const entry = (name: string, host: string): string => `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ${name}}\nspec:\n  hosts: [${host}]\n`;
+  const specOf = (resources: readonly Resource[], name: string): unknown => resources.find((resource) => resource.metadata.name === name)?.spec;
+  const load = async (text: string): Promise<readonly Resource[]> => {
+    await writeFile(path, text);
+    return (await loadConfig(path)).resources;
+  };
+  const first = await load(`${entry('kept', 'kept.example.com')}---\n${entry('edited', 'v1.example.com')}`);
+  const second = await load(`${entry('kept', 'kept.example.com')}---\n${entry('edited', 'v2.example.com')}`);
+  t.ok(specOf(second, 'kept') === specOf(first, 'kept'), 'an unchanged document is not read again');
+  const third = await load(`${entry('kept', 'kept.example.com')}---\n${entry('edited', 'v1.example.com')}`);
+  t.ok(specOf(third, 'kept') === specOf(first, 'kept'), 'nor on the load after');
+  t.ok(specOf(third, 'edited') !== specOf(first, 'edited'), 'the text the last load no longer had was let go: read again');
+  t.same(specOf(third, 'edited'), specOf(first, 'edited'), 'to the same values');
+});
