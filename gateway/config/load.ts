@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { makeDiagnostic } from './diagnostics.js';
 import { buildKindRegistry } from './kinds/index.js';
 import type { PluginKind } from './kinds/index.js';
-import { beginDocumentGeneration, readConfigText } from './parse-documents.js';
+import { beginDocumentGeneration, readConfigPieces } from './parse-documents.js';
 import type { DocumentCounter } from './parse-documents.js';
 import type { Diagnostic, Resource } from './resource.js';
 import { runStepsSliced } from './steps.js';
@@ -72,19 +72,19 @@ async function listFiles(path: string, diagnostics: Diagnostic[]): Promise<strin
 
 /**
  * A file's bytes into the hash, and its text, a piece per step. Pieces end after a newline, which no
- * multi-byte UTF-8 sequence contains, so the pieces decode to the whole file's text.
+ * multi-byte UTF-8 sequence contains, so each decodes on its own to its part of the file's text.
  */
-function* hashAndDecodeSteps(bytes: Buffer, hash: Hash): Steps<string> {
-  let text = '';
+function* hashAndDecodeSteps(bytes: Buffer, hash: Hash): Steps<string[]> {
+  const pieces: string[] = [];
   for (let start = 0; start < bytes.length; ) {
     const newline = bytes.indexOf(0x0a, Math.min(bytes.length, start + PIECE_BYTES));
     const end = newline === -1 ? bytes.length : newline + 1;
     hash.update(bytes.subarray(start, end));
-    text += bytes.toString('utf8', start, end);
+    pieces.push(bytes.toString('utf8', start, end));
     start = end;
     yield;
   }
-  return text;
+  return pieces;
 }
 
 export async function loadConfig(path: string, options: LoadOptions = {}): Promise<LoadResult> {
@@ -104,9 +104,9 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
       diagnostics.push(makeDiagnostic('MG0001', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { file, line: 1, col: 1 }));
       continue;
     }
-    const text = await runStepsSliced(hashAndDecodeSteps(bytes, hash));
+    const pieces = await runStepsSliced(hashAndDecodeSteps(bytes, hash));
     loaded.push(file);
-    const parsed = await runStepsSliced(readConfigText(text, file, registry, counter));
+    const parsed = await runStepsSliced(readConfigPieces(pieces, file, registry, counter));
     resources.push(...parsed.resources);
     diagnostics.push(...parsed.diagnostics);
   }

@@ -16,7 +16,7 @@ import { writeIngressConfig } from '../../bench/config.js';
 import { LARGE_TABLE } from '../../bench/scale.js';
 
 /**
- * Generous: a slice is 1 ms, the longest indivisible step (one document, one virtual host) well under
+ * Generous: a slice is 0.1 ms, the longest indivisible step (one document, one virtual host) well under
  * that; before the stages were sliced, single stretches of this reload took 10-50 ms of CPU.
  */
 const LONGEST_TURN_MS = 20;
