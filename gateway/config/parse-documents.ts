@@ -70,8 +70,6 @@ interface Chunk {
 
 type Locate = (path: FieldPath) => SourcePosition;
 
-/** A `---` line always starts a document (YAML forbids it inside content), so documents can be cut apart on it. */
-const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
 /** Directives and `...` end markers tie a document to its neighbours: such a file is parsed whole. */
 const STREAM_SYNTAX = /^(?:%|\.\.\.(?=[ \t\r\n]|$))/m;
 
@@ -81,33 +79,30 @@ function newlinesIn(text: string): number {
   return count;
 }
 
+const MARKER = Buffer.from('---');
+const [LF, CR, SPACE, TAB] = [0x0a, 0x0d, 0x20, 0x09];
+
+/** A `---` line always starts a document (YAML forbids it inside content), so documents can be cut apart on it. */
+function isDocumentStart(bytes: Buffer, marker: number): boolean {
+  const [before, after] = [bytes[marker - 1], bytes[marker + 3]];
+  return (before === LF || before === CR) && (after === undefined || after === SPACE || after === TAB || after === CR || after === LF);
+}
+
 /**
- * A file's documents from its text in pieces, each ending after a `\n` (load.ts): a piece begins a
- * line, so `---` lines are found piece by piece, and the whole file's text is never built (a 2 MB
- * file joined from its pieces costs ~7 ms in one stretch when it is first searched).
+ * A file's documents, each decoded from the file's bytes on its own: a document's text, which its
+ * resource keeps for positions, holds no part of the file but itself, and the whole file's text is
+ * never built (a 2 MB file's costs ~7 ms in one stretch when it is first searched). A marker's bytes
+ * are ASCII after a line break, so no multi-byte character is ever cut.
  */
-function* splitDocuments(pieces: readonly string[]): Generator<Chunk> {
-  let parts: string[] = [];
-  let line = 1;
-  let atFileStart = true;
-  const chunkOf = (): Chunk => {
-    const chunk = { line, text: parts.length === 1 ? (parts[0] as string) : parts.join('') };
-    line += newlinesIn(chunk.text);
-    parts = [];
-    return chunk;
-  };
-  for (const piece of pieces) {
-    let from = 0;
-    for (const { index } of piece.matchAll(DOCUMENT_START)) {
-      if (atFileStart && index === 0) continue;
-      parts.push(piece.slice(from, index));
-      yield chunkOf();
-      from = index;
-    }
-    parts.push(from === 0 ? piece : piece.slice(from));
-    atFileStart &&= piece === '';
+function* splitDocuments(bytes: Buffer): Generator<Chunk> {
+  let [start, line] = [0, 1];
+  for (let marker = bytes.indexOf(MARKER, 1); ; marker = bytes.indexOf(MARKER, marker + 1)) {
+    if (marker !== -1 && !isDocumentStart(bytes, marker)) continue;
+    const chunk = { line, text: bytes.toString('utf8', start, marker === -1 ? bytes.length : marker) };
+    yield chunk;
+    if (marker === -1) return;
+    [start, line] = [marker, line + newlinesIn(chunk.text)];
   }
-  yield chunkOf();
 }
 
 /** Line starts of a chunk (offsets in it after each `\n`), counted when a position is first asked for. */
@@ -319,43 +314,52 @@ function placeDocument(context: FileContext, outcome: DocumentOutcome, at: Locat
  * ever-new documents outside loads does not keep them all.
  */
 const MAX_CACHED_DOCUMENTS = 50_000;
-let outcomeCache: { kinds: readonly KindDefinition[]; previous: Map<string, DocumentOutcome>; current: Map<string, DocumentOutcome> } = {
+
+interface ReadDocument {
+  /** The text as first read: kept (with its positions) by every later load of the same text. */
+  readonly text: string;
+  readonly outcome: DocumentOutcome;
+}
+
+let documentCache: { kinds: readonly KindDefinition[]; previous: Map<string, ReadDocument>; current: Map<string, ReadDocument> } = {
   kinds: [],
   previous: new Map(),
   current: new Map(),
 };
 
-/** A load begins: the outcomes read since the last one began become the ones it may reuse. */
+/** A load begins: the documents read since the last one began become the ones it may reuse. */
 export function beginDocumentGeneration(): void {
-  outcomeCache.previous = outcomeCache.current;
-  outcomeCache.current = new Map();
+  documentCache.previous = documentCache.current;
+  documentCache.current = new Map();
 }
 
-function cachedOutcome(registry: KindRegistry, text: string): DocumentOutcome | undefined {
-  const { kinds } = outcomeCache;
+function cachedDocument(registry: KindRegistry, text: string): ReadDocument | undefined {
+  const { kinds } = documentCache;
   const sameKinds = kinds.length === registry.kinds.length && kinds.every((kind, index) => kind.spec === registry.kinds[index]?.spec && kind.kind === registry.kinds[index]?.kind);
-  if (!sameKinds) outcomeCache = { kinds: registry.kinds, previous: new Map(), current: new Map() };
-  const current = outcomeCache.current.get(text);
+  if (!sameKinds) documentCache = { kinds: registry.kinds, previous: new Map(), current: new Map() };
+  const current = documentCache.current.get(text);
   if (current !== undefined) return current;
-  const previous = outcomeCache.previous.get(text);
-  if (previous !== undefined) rememberOutcome(text, previous);
+  const previous = documentCache.previous.get(text);
+  if (previous !== undefined) rememberDocument(previous);
   return previous;
 }
 
-function rememberOutcome(text: string, outcome: DocumentOutcome): void {
-  if (outcomeCache.current.size >= MAX_CACHED_DOCUMENTS) outcomeCache.current.clear();
-  outcomeCache.current.set(text, outcome);
+function rememberDocument(document: ReadDocument): void {
+  if (documentCache.current.size >= MAX_CACHED_DOCUMENTS) documentCache.current.clear();
+  documentCache.current.set(document.text, document);
 }
 
 function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
-  let outcome = cachedOutcome(context.registry, chunk.text);
-  if (outcome === undefined) {
+  let document = cachedDocument(context.registry, chunk.text);
+  if (document === undefined) {
     const value = readPlainDocument(chunk.text);
     if (value === undefined) return false;
-    outcome = evaluateDocument(value, context.registry);
-    rememberOutcome(chunk.text, outcome);
+    document = { text: chunk.text, outcome: evaluateDocument(value, context.registry) };
+    rememberDocument(document);
   }
-  placeDocument(context, outcome, lazyLocator(context, chunk), rootPosition(context, chunk));
+  // Positions come from the text first read, so this load's copy of an unchanged document dies young.
+  const located = { line: chunk.line, text: document.text };
+  placeDocument(context, document.outcome, lazyLocator(context, located), rootPosition(context, located));
   return true;
 }
 
@@ -363,8 +367,8 @@ function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
  * Reads the file document by document, pausing after each; false when one of them has a directive or
  * a `...` marker (which only `yaml` reads as a stream) or a syntax error `yaml` found.
  */
-function* readChunks(context: FileContext, pieces: readonly string[]): Steps<boolean> {
-  for (const chunk of splitDocuments(pieces)) {
+function* readChunks(context: FileContext, bytes: Buffer): Steps<boolean> {
+  for (const chunk of splitDocuments(bytes)) {
     if (chunk.text === '') continue;
     if (STREAM_SYNTAX.test(chunk.text)) return false;
     if (!readPlainChunk(context, chunk) && !composeChunk(context, chunk)) return false;
@@ -388,17 +392,16 @@ export function parseConfigTextWithYaml(text: string, file: string, registry: Ki
 
 /**
  * The reading of one file as steps, one document each, so that a caller serving requests can let them
- * run between documents (loadConfig); `parseConfigText` runs it in one go. The file's text comes in
- * pieces that each end after a `\n` (or at the end of the file).
+ * run between documents (loadConfig); `parseConfigText` runs it in one go.
  */
-export function* readConfigPieces(pieces: readonly string[], file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
+export function* readConfigBytes(bytes: Buffer, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): Steps<ParsedFile> {
   const firstOrder = counter.next;
   const context: FileContext = { file, registry, counter, diagnostics: [], resources: [] };
-  if (yield* readChunks(context, pieces)) return sorted(context);
+  if (yield* readChunks(context, bytes)) return sorted(context);
   counter.next = firstOrder;
-  return parseConfigTextWithYaml(pieces.join(''), file, registry, counter);
+  return parseConfigTextWithYaml(bytes.toString('utf8'), file, registry, counter);
 }
 
 export function parseConfigText(text: string, file: string, registry: KindRegistry, counter: DocumentCounter = { next: 0 }): ParsedFile {
-  return runSteps(readConfigPieces([text], file, registry, counter));
+  return runSteps(readConfigBytes(Buffer.from(text, 'utf8'), file, registry, counter));
 }

@@ -68,10 +68,10 @@ t.test('directory loading: sorted, non-recursive, dotfiles skipped, document ord
   t.not((await loadConfig(dir)).hash, result.hash, 'changed contents, new hash');
 });
 
-t.test('a file of many read pieces: the hash of its bytes, its text and every line as read whole', async (t) => {
+t.test('a file hashed in many pieces: the hash of its bytes, every document and line as read whole', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-config-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  // 3 000 documents of 6 lines (~400 KB, several pieces), multi-byte characters on every other line.
+  // 3 000 documents of 6 lines (~400 KB, several hashed pieces), multi-byte characters on every other line.
   const entry = (index: number) => `# café ${index} — ünïcödé\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n# ✓ ${index}\nmetadata: {name: entry-${index}}\nspec: {hosts: [entry-${index}.example.com]}\n`;
   const documents = Array.from({ length: 3_000 }, (_, index) => entry(index));
   const broken = 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: broken}\nspec: {hosts: [broken.example.com], resolution: NOPE}\n';
