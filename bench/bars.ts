@@ -15,6 +15,7 @@ import { BARE_PROXY, DIRECT } from './report.js';
 import { NODE_FLOOR_HTTP_TARGET } from './targets.js';
 import type { SideBySideResult } from './side-by-side.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
+import type { ReloadStall } from './reload-stall.js';
 import type { CompileTiming } from './scale.js';
 import type { CellSummary, Summaries } from './report.js';
 
@@ -35,6 +36,8 @@ export const BARS = {
   userPluginAddedCpuUs: 2,
   largeTableCpuCost: 0.05,
   largeTableCompileMs: 1000,
+  /** Requests in flight during a reload of the 10 000-rule config: their p99 against the quiet p99 of the same run. */
+  reloadInFlightP99VsQuiet: 2,
   daprStateAddedP50Us: 150,
   daprPubSubDeliveryP50Ms: 3,
   daprPubSubMessagesPerSecond: 5000,
@@ -93,6 +96,7 @@ export interface BarInputs {
   readonly latencyResolutionUs: number;
   readonly sideBySide?: readonly SideBySideResult[];
   readonly compile?: CompileTiming | null;
+  readonly reloadStall?: ReloadStall | null;
   readonly dapr?: DaprResults | null;
   readonly memory?: MemoryResults;
   /** Connections each worker accepted, by target, one list per round (`--concurrency` targets). */
@@ -106,7 +110,7 @@ export interface BarInputs {
  * made one (side-by-side.ts), and the rounds' paired ratios otherwise; both are printed.
  */
 export function computeBars(inputs: BarInputs): Bar[] {
-  const { summaries, components, saturationMode, unloadedMode, latencyResolutionUs, sideBySide = [], compile = null, dapr = null, memory = [], workerConnections = new Map<string, readonly (readonly number[])[]>(), cpuCount = 0 } = inputs;
+  const { summaries, components, saturationMode, unloadedMode, latencyResolutionUs, sideBySide = [], compile = null, reloadStall = null, dapr = null, memory = [], workerConnections = new Map<string, readonly (readonly number[])[]>(), cpuCount = 0 } = inputs;
   const cell = (target: string, mode: string): CellSummary | undefined => summaries.get(target)?.get(mode);
   const sat = (target: string): CellSummary | undefined => cell(target, saturationMode);
   const c1 = (target: string): CellSummary | undefined => cell(target, unloadedMode);
@@ -277,6 +281,16 @@ export function computeBars(inputs: BarInputs): Bar[] {
       return {
         measured: `first ${compile.first.wallMs.toFixed(0)} ms wall (CPU ${compile.first.cpuMs.toFixed(0)} ms), then ${wall.toFixed(0)} ms wall (${list(compile.wallMs)}), CPU ${list(compile.cpuMs)} ms`,
         pass: wall <= BARS.largeTableCompileMs && compile.first.wallMs <= BARS.largeTableCompileMs,
+      };
+    }),
+    bar(`10 000-rule config: requests in flight during a reload p99 <= ${BARS.reloadInFlightP99VsQuiet}x the quiet p99`, () => {
+      if (reloadStall === null) return null;
+      const { quiet, reloading } = reloadStall;
+      const ratio = reloading.p99Ms / quiet.p99Ms;
+      const line = (label: string, key: 'p50Ms' | 'p99Ms' | 'maxMs'): string => `${label} ${reloading[key].toFixed(2)} vs ${quiet[key].toFixed(2)} ms`;
+      return {
+        measured: `${ratio.toFixed(2)}x: ${line('p99', 'p99Ms')}; ${line('p50', 'p50Ms')}; ${line('max', 'maxMs')} (${reloading.requests} requests in flight, ${quiet.requests} quiet)`,
+        pass: ratio <= BARS.reloadInFlightP99VsQuiet,
       };
     }),
     bar(`Dapr state GET through the sidecar adds <= +${BARS.daprStateAddedP50Us} us p50 over a direct ioredis GET`, () => {

@@ -41,7 +41,7 @@ import { selectTargets } from './suites.js';
 import { LARGE_TABLE_TARGET, measureLargeTableCompile } from './scale.js';
 import type { CompileTiming } from './scale.js';
 import { measureReloadStall } from './reload-stall.js';
-import type { LatencySummary } from './reload-stall.js';
+import type { LatencySummary, ReloadStall } from './reload-stall.js';
 import { REPO_ROOT } from './targets.js';
 import type { BenchTarget, RunningTarget, TargetContext } from './targets.js';
 
@@ -202,6 +202,7 @@ async function main(): Promise<void> {
   const state: RunState = { samples: new Map(), failures: new Map(), components: new Map(), workerConnections: new Map() };
   let handshakes: HandshakeResult | null = null;
   let compile: CompileTiming | null = null;
+  let reloadStall: ReloadStall | null = null;
   let tcp: TcpCase[] = [];
   let dapr: DaprResults | null = null;
   let grpcResults: GrpcResult[] = [];
@@ -244,6 +245,7 @@ async function main(): Promise<void> {
         const line = (summary: LatencySummary): string => `p50 ${summary.p50Ms.toFixed(2)} / p99 ${summary.p99Ms.toFixed(2)} / max ${summary.maxMs.toFixed(2)} ms (${summary.requests} requests)`;
         console.log(`  requests while not reloading: ${line(stall.quiet)}`);
         console.log(`  requests in flight during a reload: ${line(stall.reloading)}; reloads took ${stall.reloadMs.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+        reloadStall = stall;
       } catch (error) {
         await processes.stopAll();
         const message = error instanceof Error ? error.message : String(error);
@@ -345,6 +347,7 @@ async function main(): Promise<void> {
     latencyResolutionUs: generator.latencyResolutionUs,
     sideBySide,
     compile,
+    reloadStall,
     dapr,
     memory,
     workerConnections: state.workerConnections,
@@ -373,6 +376,7 @@ async function main(): Promise<void> {
     components: Object.fromEntries([...componentSummaries].map(([target, byMode]) => [target, Object.fromEntries([...byMode].map(([mode, byLabel]) => [mode, Object.fromEntries(byLabel)]))])),
     handshakes,
     compile,
+    reloadStall,
     tcp,
     dapr,
     grpc: grpcResults,

@@ -205,3 +205,16 @@ t.test('one HTTP hop: judged on meshgate-http, with what node:http + undici alon
   t.equal(hop?.measured, '+85 us (node-floor-http +80 us)');
   t.equal(hop?.pass, true);
 });
+
+t.test('the reload bar judges the p99 of requests in flight during reloads against the quiet p99 of the same run', async (t) => {
+  const stall = (reloadingP99Ms: number) => ({
+    quiet: { requests: 10_000, p50Ms: 0.5, p99Ms: 6, maxMs: 60 },
+    reloading: { requests: 1_000, p50Ms: 1, p99Ms: reloadingP99Ms, maxMs: 20 },
+    reloadMs: [120, 100],
+  });
+  const verdict = (reloadStall: BarInputs['reloadStall']) => computeBars(inputs(new Map(), { reloadStall })).find((entry) => entry.name.includes('in flight during a reload'));
+  t.equal(verdict(stall(11.9))?.pass, true, '1.98x the quiet p99');
+  t.equal(verdict(stall(12.1))?.pass, false, '2.02x the quiet p99');
+  t.match(verdict(stall(9))?.measured, /^1\.50x: p99 9\.00 vs 6\.00 ms; p50 1\.00 vs 0\.50 ms; max 20\.00 vs 60\.00 ms/);
+  t.equal(verdict(null)?.pass, null, 'not measured without the 10 000-rule target');
+});
