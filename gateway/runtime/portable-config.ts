@@ -16,6 +16,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
+import { deepFreeze } from '../config/parse-documents.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from '../config/resource.js';
 import { runStepsSliced } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
@@ -134,7 +135,8 @@ function* deserialiseSteps({ batches, sourceFiles, table }: PortableResources): 
     const [id, batch, start, end, file, line, col, order] = table.subarray(offset, offset + FIELDS) as unknown as [number, number, number, number, number, number, number, number];
     let content = deserialised.get(id) ?? contents.get(id);
     if (content === undefined) {
-      content = deserialize(new Uint8Array(batches[batch] as SharedArrayBuffer, start, end - start)) as Content;
+      // Frozen as the supervisor's are: what is compiled from a frozen spec is kept for later reloads (compile-route.ts).
+      content = deepFreeze(deserialize(new Uint8Array(batches[batch] as SharedArrayBuffer, start, end - start)) as Content);
       yield;
     }
     contents.set(id, content);

@@ -4,7 +4,7 @@
  * supervisor are the same as that compile's, to the field, and a reload that changed one document
  * serialises and deserialises that document only.
  */
-import { appendFile, readFile, readdir } from 'node:fs/promises';
+import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import t from 'tap';
@@ -82,6 +82,39 @@ spec: { hosts: [s${index}.example.com], ports: [{ number: 80, name: http, protoc
     [true, true, true, true, false],
     'the worker reused what it deserialised before; only the changed document is a new object',
   );
+});
+
+t.test("a worker's reload keeps the routes of VirtualServices whose documents did not change", async (t) => {
+  const virtualService = (name: string, destination: string): string => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}.example.com]
+  gateways: [public]
+  http:
+    - route: [{ destination: { host: ${destination} } }]
+`;
+  const gateway = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: public, namespace: default }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
+`;
+  const config = await configDir([gateway, virtualService('kept', 'kept.internal'), virtualService('edited', 'v1.internal')].join('---\n'));
+  t.teardown(() => config.remove());
+  const options = { mode: 'ingress' as const, plugins: PIPELINE_PLUGINS };
+  const inFirst = await compilePortable(posted(await toPortable(await compiled(config.file, options))), config.file, options);
+  await writeFile(config.file, [gateway, virtualService('kept', 'kept.internal'), virtualService('edited', 'v2.internal')].join('---\n'));
+  const inSecond = await compilePortable(posted(await toPortable(await compiled(config.file, options))), config.file, options);
+  if (!inFirst.ok || !inSecond.ok) return t.fail('does not compile');
+  const routeTo = (result: CompiledConfig, host: string): unknown => {
+    const matched = result.gatewayRoutes.get(8080)?.match({ method: 'GET', authority: host, host, path: '/', query: '', scheme: 'http', port: 8080, headers: {} });
+    return matched !== undefined && 'route' in matched ? matched.route : undefined;
+  };
+  t.ok(routeTo(inFirst.config, 'kept.example.com') !== undefined, 'routed');
+  t.equal(routeTo(inSecond.config, 'kept.example.com'), routeTo(inFirst.config, 'kept.example.com'), 'the unchanged VirtualService: the route compiled before');
+  t.not(routeTo(inSecond.config, 'edited.example.com'), routeTo(inFirst.config, 'edited.example.com'), 'the edited one: compiled anew');
 });
 
 t.test("an error only the closures' build finds (a plugin module that cannot be loaded) is placed at its field, as the files' compile places it", async (t) => {
