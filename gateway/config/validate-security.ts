@@ -4,8 +4,8 @@
  */
 import { isIP } from 'node:net';
 import { portKind } from './port-protocol.js';
-import { labelsMatch } from '../policy/selector.js';
-import { httpOnlyFields, ruleForTcp } from '../policy/tcp-authz.js';
+import { labelsMatch } from './labels.js';
+import { httpOnlyFields, ruleForTcp } from './tcp-authz.js';
 import type { AuthorizationPolicySpec, Condition, Operation, Rule, Source } from './kinds/authorization-policy.js';
 import type { SidecarSpec } from './kinds/sidecar.js';
 import type { PeerAuthenticationSpec } from './kinds/peer-authentication.js';

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
-import { INTERMEDIATE_CIPHERS_OPTION } from '../listeners/tls-profile.js';
+import { INTERMEDIATE_CIPHERS_OPTION } from './tls-profile.js';
 import type { PeerIdentity } from '../pipeline/types.js';
 import { watchFiles, type ConfigWatcher } from '../config/watch.js';
 import { createRootCa, issueWorkloadCertificate, type KeyAndCertificate } from './ca.js';
@@ -102,7 +102,7 @@ function buildMaterial(pem: PemMaterial, trustDomain: string, now = new Date()):
   if (!chainsToBundle(chain, trustBundle)) throw new Error('certificate chain is not signed by the root certificate(s)');
   const result = peerIdentityFromCertificate(leaf, trustDomain, now);
   if (!result.ok) throw new Error(`own certificate is not a usable mesh identity: ${result.reason}`);
-  // Mesh mTLS offers the same suites as the edge: forward-secret AEAD only (gateway/listeners/tls-profile.ts).
+  // Mesh mTLS offers the same suites as the edge: forward-secret AEAD only (tls-profile.ts).
   const contextOptions = { cert: pem.chainPem, key: pem.keyPem, ca: pem.rootPem, minVersion: MESH_MIN_TLS_VERSION, ciphers: INTERMEDIATE_CIPHERS_OPTION } as const;
   return {
     ...pem,

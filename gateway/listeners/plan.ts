@@ -9,8 +9,8 @@ import { getCiphers, type SecureVersion } from 'node:tls';
 import { makeDiagnostic, type DiagnosticCode } from '../config/diagnostics.js';
 import type { GatewaySpec, Server, ServerTLSSettings } from '../config/kinds/gateway.js';
 import type { Diagnostic, FieldPath, Resource } from '../config/resource.js';
-import { labelsMatch } from '../policy/selector.js';
-import { INTERMEDIATE_CIPHER_SUITES } from './tls-profile.js';
+import { labelsMatch } from '../config/labels.js';
+import { INTERMEDIATE_CIPHER_SUITES } from '../identity/tls-profile.js';
 
 /**
  * `passthrough`: TLS not terminated, routed by the ClientHello's SNI through VirtualService `tls` rules;

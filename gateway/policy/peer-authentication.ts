@@ -7,7 +7,7 @@
 import type { PeerAuthenticationSpec } from '../config/kinds/peer-authentication.js';
 import type { Resource } from '../config/resource.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
-import { labelsMatch } from './selector.js';
+import { labelsMatch } from '../config/labels.js';
 
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 

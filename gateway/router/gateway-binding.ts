@@ -10,7 +10,7 @@ import type { VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import { runSteps } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import type { RouteEntry } from './compile-route.js';
 import { compileVirtualServiceRoutes } from './compile-route.js';
 import { byDocumentOrder, intersectHosts, isVisibleTo, parseServerHost } from './hosts.js';

@@ -4,7 +4,7 @@
  * not select this proxy/listener compiles to null and never becomes a route.
  */
 import type { HTTPMatchRequest, StringMatch } from '../config/kinds/virtual-service.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import { compileFullMatch } from './regex.js';
 import type { RequestView } from './request-view.js';
 

@@ -14,7 +14,7 @@ import type { SidecarSpec } from '../config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import { TLS_MODE_LABEL } from '../upstream/registry.js';
 
 export const MG_SIDECAR_MISSING = 'MG0904' satisfies DiagnosticCode;

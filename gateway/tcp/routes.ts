@@ -13,7 +13,7 @@
 import { BlockList, isIPv6 } from 'node:net';
 import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes, VirtualServiceSpec } from '../config/kinds/virtual-service.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import { compileForward } from '../router/compile-route.js';
 import { MG_ROUTE_RULE_DROPPED, RouteCompileError, routeDiagnostic } from '../router/errors.js';
 import { byDocumentOrder, intersectHosts, isVisibleTo } from '../router/hosts.js';

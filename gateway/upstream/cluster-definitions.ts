@@ -4,7 +4,7 @@
  * a superset of the subset's), each with its resolved policy (docs/routing.md#policy-resolution). Subset policies therefore apply
  * only to traffic that a route sends to that subset's cluster.
  */
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import { clusterName } from './cluster.js';
 import type { ClusterDefinition } from './cluster.js';
 import type { DestinationRuleIndex } from './destination-rules.js';

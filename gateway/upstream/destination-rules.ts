@@ -8,7 +8,7 @@
  */
 import type { DestinationRuleSpec, Subset, TrafficPolicy } from '../config/kinds/destination-rule.js';
 import type { Resource } from '../config/resource.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 
 export interface MergedDestinationRule {
   readonly host: string;

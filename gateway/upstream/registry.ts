@@ -8,7 +8,7 @@ import { makeDiagnostic } from '../config/diagnostics.js';
 import type { ServiceEntrySpec } from '../config/kinds/service-entry.js';
 import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.js';
 import type { Diagnostic, Resource } from '../config/resource.js';
-import { labelsMatch } from '../policy/selector.js';
+import { labelsMatch } from '../config/labels.js';
 import { isVisibleTo } from './destination-rules.js';
 
 export type Resolution = 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';

@@ -9,7 +9,7 @@ import { makeDiagnostic } from '../../gateway/config/diagnostics.js';
 import type { DiagnosticCode } from '../../gateway/config/diagnostics.js';
 import type { Resource } from '../../gateway/config/resource.js';
 import { policyAppliesTo } from '../../gateway/policy/selector.js';
-import { ruleForTcp } from '../../gateway/policy/tcp-authz.js';
+import { ruleForTcp } from '../../gateway/config/tcp-authz.js';
 import type { CompileInput } from '../../gateway/pipeline/types.js';
 import type { AuthzAction, CompiledPolicy, CompiledRule } from './compiled-policy.js';
 import { compileCondition } from './conditions.js';
@@ -32,7 +32,7 @@ export interface CompiledAuthz {
   readonly shadow: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies } | null;
   /** For a request no ALLOW policy matched: the ALLOW policies it was checked against, in config order. */
   readonly allowTried: string;
-  /** The enforced DENY and ALLOW policies as they apply to TCP connections (gateway/policy/tcp-authz.ts). */
+  /** The enforced DENY and ALLOW policies as they apply to TCP connections (gateway/config/tcp-authz.ts). */
   readonly tcp: { readonly deny: IndexedPolicies; readonly allow: IndexedPolicies };
 }
 

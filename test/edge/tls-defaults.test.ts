@@ -16,7 +16,7 @@ import { EXTENDED_KEY_USAGE, issueCertificate } from '../../gateway/identity/ca.
 import { parseCertificate } from '../../gateway/identity/certificate.js';
 import { TAG, bitString, children, contents, element, encoded, expectTag, octetString, oid, readSingle, sequence } from '../../gateway/identity/der.js';
 import { createOcspStapler, inspectOcspResponse } from '../../gateway/listeners/ocsp-stapling.js';
-import { INTERMEDIATE_CIPHER_SUITES } from '../../gateway/listeners/tls-profile.js';
+import { INTERMEDIATE_CIPHER_SUITES } from '../../gateway/identity/tls-profile.js';
 import { makeTestPki } from '../helpers/pki.js';
 import { freePort, startUpstream } from '../helpers/gateway.js';
 import { freePorts, gatewayYaml, httpsRequest, meshConfigYaml, serviceEntryYaml, startScenario, virtualServiceYaml } from '../e2e-ingress/support.js';

@@ -6,7 +6,7 @@
  * a DENY rule whose only conditions are HTTP fields denies every TCP connection it is not scoped away
  * from (with `ports`, for instance).
  */
-import type { Condition, Operation, Rule, Source } from '../config/kinds/authorization-policy.js';
+import type { Condition, Operation, Rule, Source } from './kinds/authorization-policy.js';
 
 const HTTP_ONLY_SOURCE: readonly (keyof Source)[] = ['requestPrincipals', 'notRequestPrincipals'];
 const HTTP_ONLY_OPERATION: readonly (keyof Operation)[] = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
