@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { compileConfig } from '../gateway/runtime/snapshot.js';
+import { compileConfig } from '../gateway/snapshot/snapshot.js';
 import { routeRuleCount, writeIngressConfig } from './config.js';
 import type { RouteTableShape } from './config.js';
 

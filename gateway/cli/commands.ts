@@ -5,7 +5,7 @@
 import { formatDiagnostics, summarize } from '../config/format.js';
 import { caInit, caIssue } from '../identity/ca-cli.js';
 import { PIPELINE_PLUGINS } from '../composition/plugin-table.js';
-import { compileConfig, discardCompiled } from '../runtime/snapshot.js';
+import { compileConfig, discardCompiled } from '../snapshot/snapshot.js';
 import { describedRequestFrom, EXPLAIN_REQUEST_FIELDS, jsonFieldName } from '../runtime/explain-input.js';
 import { explainerOf } from '../runtime/plugin-capabilities.js';
 import { MESHGATE_VERSION } from '../version.js';

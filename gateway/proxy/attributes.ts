@@ -10,7 +10,7 @@ import { isRawHeaderName } from '../http/raw-headers.js';
 import { peerIdentityOf } from '../identity/peer.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { RequestAttributes } from '../pipeline/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 export type AttributesResult =
   | { readonly ok: true; readonly attrs: RequestAttributes }

@@ -5,7 +5,7 @@
  */
 import type { LocalReply } from '../pipeline/types.js';
 import type { CompiledDestination } from '../router/types.js';
-import { INBOUND_APP_HOST, PASSTHROUGH_HOST } from '../runtime/core-clusters.js';
+import { INBOUND_APP_HOST, PASSTHROUGH_HOST } from '../snapshot/core-clusters.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { NO_CLUSTER } from '../upstream/replies.js';
 import { OWN_LISTENER } from './loop-guard.js';

@@ -6,13 +6,12 @@
  *   once, whatever the loop's shape (a passthrough to itself, two sidecars pointing at each other, a
  *   route back to the ingress);
  * - a sidecar's outbound listener refuses a passthrough destination that is its own outbound listener
- *   (a loopback name or its own address on that port): that loop is certain, so it is not left to the
- *   hop count.
+ *   (a loopback name or its own address on that port, snapshot/own-outbound.ts): that loop is certain,
+ *   so it is not left to the hop count.
  * The header is trusted from anyone: a client can only make its own request fail sooner.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { LocalReply } from '../pipeline/types.js';
-import type { SidecarPlan } from '../runtime/sidecar-plan.js';
 
 export const HOPS_HEADER = 'x-meshgate-hops';
 /** Proxies a request may cross. A call chain through apps restarts the count (apps do not forward it). */
@@ -38,18 +37,4 @@ export function hopsOf(headers: IncomingHttpHeaders): number {
   if (value === undefined) return 0;
   if (typeof value !== 'string' || !/^\d{1,3}$/.test(value)) return MAX_PROXY_HOPS;
   return Number(value);
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '0.0.0.0', '::', '::1', '0:0:0:0:0:0:0:1', 'ip6-localhost']);
-
-function isLoopback(host: string): boolean {
-  return LOOPBACK_NAMES.has(host) || host.startsWith('127.') || host.endsWith('.localhost') || host.startsWith('::ffff:127.');
-}
-
-/** `(host, port) => boolean`: whether a passthrough target is this sidecar's outbound listener. Built once per snapshot. */
-export function ownOutboundMatcher(sidecar: SidecarPlan | null, ownAddress: string | undefined): (host: string, port: number) => boolean {
-  const outbound = sidecar?.outbound;
-  if (outbound == null) return () => false;
-  const addresses = new Set([outbound.bind.toLowerCase(), ...(ownAddress === undefined ? [] : [ownAddress.toLowerCase()])]);
-  return (host, port) => port === outbound.port && (isLoopback(host) || addresses.has(host));
 }

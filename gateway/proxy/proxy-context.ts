@@ -7,7 +7,7 @@ import type { ListenerSpec } from '../listeners/listener-spec.js';
 import { MeshRequestContext } from '../pipeline/context.js';
 import type { RequestAttributes } from '../pipeline/types.js';
 import type { RouteRequest, NoRouteReason } from '../router/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 export class ProxyRequestContext extends MeshRequestContext implements DaprRequestContext {
   noRoute: NoRouteReason | null = null;

@@ -11,7 +11,7 @@ import { sendLocalReply } from '../http/local-reply.js';
 import { SCHEMALESS } from '../http/schemaless.js';
 import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { LocalReply, MeshPlugin, RequestAttributes } from '../pipeline/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import { registerDaprApi, registerDaprInvocation } from '../dapr/api/routes.js';
 import { computeAttributes } from './attributes.js';
 import { acceptRequestId } from './forward-headers.js';

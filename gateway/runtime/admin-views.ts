@@ -7,7 +7,7 @@ import type { CertificateStore } from '../identity/cert-store.js';
 import type { CertificateSummary, ServedCertificate } from '../listeners/tls-server.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { MetricsExposition } from '../pipeline/capabilities.js';
-import type { Snapshot } from './snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import { describedRequestFrom } from './explain-input.js';
 import type { Explainer } from './plugin-capabilities.js';
 import type { ToWorker, ViewAnswer } from './worker-protocol.js';

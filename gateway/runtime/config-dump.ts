@@ -6,7 +6,7 @@
 import type { Diagnostic } from '../config/resource.js';
 import type { MeshPlugin } from '../pipeline/types.js';
 import { listenerSpecs } from './listener-specs.js';
-import type { Snapshot } from './snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 const URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i;
 

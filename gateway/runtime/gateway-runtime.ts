@@ -31,8 +31,8 @@ import { compilePortable, portableDiagnostics, toPortable } from './portable-con
 import type { CompileSummary, PortableConfig } from './portable-config.js';
 import { explainerOf, metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { count, notApplied, rejectedReload, restartOnlyChanges } from './reload-outcome.js';
-import { activate, compileConfig, compileRead, discardCompiled, readConfig } from './snapshot.js';
-import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from './snapshot.js';
+import { activate, compileConfig, compileRead, discardCompiled, readConfig } from '../snapshot/snapshot.js';
+import type { CompileOptions, CompileResult, CompiledConfig, Snapshot } from '../snapshot/snapshot.js';
 import type { HandOff, Preparation, WorkerRole } from './worker-protocol.js';
 
 export interface RuntimeOptions {

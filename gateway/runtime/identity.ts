@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import { CertificateStore } from '../identity/cert-store.js';
 import type { WorkloadInfo } from '../pipeline/types.js';
-import type { CompiledConfig } from './snapshot.js';
+import type { CompiledConfig } from '../snapshot/snapshot.js';
 
 const SELF_ISSUED_TTL_HOURS = 24;
 

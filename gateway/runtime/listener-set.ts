@@ -14,7 +14,7 @@ import type { MeshPlugin } from '../pipeline/types.js';
 import { InboundServer } from '../proxy/inbound-server.js';
 import { TcpListener } from '../tcp/listener.js';
 import { createProxyServer } from '../proxy/server.js';
-import type { Snapshot } from './snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 /** A passthrough client that sends no ClientHello within this (when MeshConfig sets no header timeout) is closed. */
 const CLIENT_HELLO_TIMEOUT_MS = 15_000;

@@ -7,7 +7,7 @@ import { parseDuration } from '../config/duration.js';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
 import { listenerKey } from '../listeners/listener-spec.js';
 import type { ClientConnectionSettings, ListenerSpec } from '../listeners/listener-spec.js';
-import type { Snapshot } from './snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 export function clientConnectionSettings(mesh: MeshConfigSpec): ClientConnectionSettings {
   const settings = mesh.connections;

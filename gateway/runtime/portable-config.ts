@@ -20,8 +20,8 @@ import { deepFreeze } from '../config/parse-documents.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from '../config/resource.js';
 import { runStepsSliced } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
-import { compileRead } from './snapshot.js';
-import type { CompileOptions, CompileResult, ReadConfig } from './snapshot.js';
+import { compileRead } from '../snapshot/snapshot.js';
+import type { CompileOptions, CompileResult, ReadConfig } from '../snapshot/snapshot.js';
 
 export interface PortableConfig {
   readonly contentHash: string;

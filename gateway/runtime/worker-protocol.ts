@@ -2,7 +2,7 @@
 import type { ReloadOutcome } from '../admin/server.js';
 import type { Diagnostic } from '../config/resource.js';
 import type { ProxyMode } from '../pipeline/types.js';
-import type { ReadConfig } from './snapshot.js';
+import type { ReadConfig } from '../snapshot/snapshot.js';
 import type { CompileSummary, PortableConfig, PortableDiagnostic } from './portable-config.js';
 import type { WorkerMemory } from './worker-memory.js';
 

@@ -17,12 +17,12 @@ import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ConnectionAttributes, ConnectionRecord, MeshPlugin } from '../pipeline/types.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
-import { INBOUND_APP_HOST } from '../runtime/core-clusters.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import { INBOUND_APP_HOST } from '../snapshot/core-clusters.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { openPlainConnection, openRawConnection } from '../upstream/endpoint.js';
 import { computeHashKey } from '../upstream/hash-key.js';
-import { routeConnection } from './routes.js';
+import { routeConnection } from '../snapshot/tcp-routes.js';
 
 /** Only `useSourceIp` of a consistent hash applies to a TCP connection: the other keys are HTTP's. */
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});

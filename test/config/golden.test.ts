@@ -36,7 +36,7 @@ const CODES_TESTED_ELSEWHERE = new Set([
   // test/router/table.test.ts
   'MG0701',
   'MG0702',
-  // test/runtime/proxy-identity.test.ts
+  // test/snapshot/proxy-identity.test.ts
   'MG0901',
   'MG0902',
   'MG0903',

@@ -13,7 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { injectText } from '../../gateway/cli/inject.js';
 import type { InjectOptions } from '../../gateway/cli/inject-pod.js';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import { CLI, runCli } from '../e2e-foundation/fixtures.js';
 import { isKubernetesKind, validateKubernetesObject } from './k8s-schema.js';
 

@@ -26,7 +26,7 @@ import { parseDuration } from '../../gateway/config/duration.js';
 import { caInit, caIssue } from '../../gateway/identity/ca-cli.js';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import type { ProxyMode } from '../../gateway/pipeline/types.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import { makeTestPki } from '../helpers/pki.js';
 import { isKubernetesKind, validateKubernetesObject } from './k8s-schema.js';
 

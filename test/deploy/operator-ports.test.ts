@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import t from 'tap';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 import { createStatusServer, listenOn, closeServer } from '../../gateway/admin/status-server.js';
 import type { Readiness } from '../../gateway/admin/status-server.js';

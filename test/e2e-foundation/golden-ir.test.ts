@@ -8,8 +8,8 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
-import { describeIr } from '../../gateway/runtime/describe-ir.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { describeIr } from '../../gateway/snapshot/describe-ir.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import { REPO_ROOT } from './fixtures.js';
 
 const goldenDir = join(REPO_ROOT, 'test', 'golden-ir');

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import t from 'tap';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
-import { describeIr } from '../../gateway/runtime/describe-ir.js';
+import { describeIr } from '../../gateway/snapshot/describe-ir.js';
 import { compilePortable, placeDiagnostics, portableDiagnostics, toPortable } from '../../gateway/runtime/portable-config.js';
-import { compileConfig, readConfig } from '../../gateway/runtime/snapshot.js';
-import type { CompiledConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig, readConfig } from '../../gateway/snapshot/snapshot.js';
+import type { CompiledConfig } from '../../gateway/snapshot/snapshot.js';
 import { REPO_ROOT } from '../e2e-foundation/fixtures.js';
 import { configDir } from '../helpers/gateway.js';
 

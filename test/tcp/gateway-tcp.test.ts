@@ -13,7 +13,7 @@ import { makeTestPki } from '../helpers/pki.js';
 import type { CertFiles, TestPki } from '../helpers/pki.js';
 import { startBanner } from './tcp-fixture.js';
 import type { Banner } from './tcp-fixture.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
 
 let pki: TestPki;

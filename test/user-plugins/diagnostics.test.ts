@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PIPELINE_PLUGINS } from '../../gateway/composition/plugin-table.js';
-import { compileConfig } from '../../gateway/runtime/snapshot.js';
+import { compileConfig } from '../../gateway/snapshot/snapshot.js';
 import type { Diagnostic } from '../../gateway/config/resource.js';
 import { configDir } from '../helpers/gateway.js';
 import { exampleUrl, fixtureUrl, gatewayConfig, pluginYaml, shopRoutes } from './support.js';

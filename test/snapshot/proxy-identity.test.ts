@@ -7,8 +7,8 @@ import { defaultMeshConfig } from '../../gateway/config/kinds/mesh-config.js';
 import type { SidecarSpec } from '../../gateway/config/kinds/sidecar.js';
 import type { WorkloadEntrySpec } from '../../gateway/config/kinds/workload-entry.js';
 import type { Diagnostic } from '../../gateway/config/resource.js';
-import { selectSidecar } from '../../gateway/runtime/sidecar-plan.js';
-import { resolveWorkload } from '../../gateway/runtime/workload.js';
+import { selectSidecar } from '../../gateway/snapshot/sidecar-plan.js';
+import { resolveWorkload } from '../../gateway/snapshot/workload.js';
 import { makeResource } from '../helpers/resources.js';
 
 const mesh = defaultMeshConfig();
