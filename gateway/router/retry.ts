@@ -9,8 +9,8 @@ import {
   DEFAULT_BACKOFF_BASE_MS,
   ISTIO_DEFAULT_RETRY_ON,
   ISTIO_DEFAULT_RETRY_POLICY,
-} from '../upstream/retry-policy.js';
-import type { RetryPolicy } from '../upstream/retry-policy.js';
+} from './retry-policy.js';
+import type { RetryPolicy } from './retry-policy.js';
 
 /** Envoy caps the backoff interval at ten times the base. */
 const BACKOFF_MAX_FACTOR = 10;

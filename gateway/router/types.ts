@@ -2,7 +2,7 @@
  * The router's compiled forms (docs/routing.md). Everything here is built once per config
  * snapshot and never mutated; per request the core only calls the precompiled functions.
  */
-import type { RetryPolicy } from '../upstream/retry-policy.js';
+import type { RetryPolicy } from './retry-policy.js';
 
 export type NodeHeaders = Readonly<Record<string, string | string[] | undefined>>;
 

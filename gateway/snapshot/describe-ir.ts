@@ -12,7 +12,7 @@ import type { Resource } from '../config/resource.js';
 import type { CompiledRoute, HeaderOps, MutableHeaders, RouteRequest } from '../router/types.js';
 import type { HostRouteTable } from '../router/table.js';
 import type { RegistryEndpoint } from '../upstream/registry.js';
-import type { RetryPolicy } from '../upstream/retry-policy.js';
+import type { RetryPolicy } from '../router/retry-policy.js';
 import type { CompiledConfig } from './snapshot.js';
 
 type Plain = null | boolean | number | string | Plain[] | { [key: string]: Plain };

@@ -40,7 +40,7 @@ import { gatewayRouteTableSteps } from '../router/gateway-binding.js';
 import { buildMeshRouteTable } from '../router/mesh-table.js';
 import type { HostRouteTable } from '../router/table.js';
 import { resolveRetryPolicy } from '../router/retry.js';
-import type { RetryPolicy } from '../upstream/retry-policy.js';
+import type { RetryPolicy } from '../router/retry-policy.js';
 import { buildClusterDefinitions } from '../upstream/cluster-definitions.js';
 import type { ClusterDefinition } from '../upstream/cluster.js';
 import type { ClusterManager, ClusterSet } from '../upstream/cluster-manager.js';

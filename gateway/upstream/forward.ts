@@ -18,7 +18,7 @@ import { NO_BODY, prepareBody, streamBody } from './request-body.js';
 import type { PreparedBody } from './request-body.js';
 import { backoffMs, failureIsRetriable, responseIsRetriable } from './retry-decision.js';
 import type { TryFailure } from './retry-decision.js';
-import type { RetryPolicy } from './retry-policy.js';
+import type { RetryPolicy } from '../router/retry-policy.js';
 import { isConnectFailure } from './tls-origination.js';
 import { Cancellation } from './cancellation.js';
 import type { CancelSignal } from './cancellation.js';

@@ -4,7 +4,7 @@
  * connect-failure, reset, reset-before-request, 5xx and gateway-error; a reset after the request
  * was sent and a per-try timeout only by reset, 5xx and gateway-error.
  */
-import type { RetryPolicy } from './retry-policy.js';
+import type { RetryPolicy } from '../router/retry-policy.js';
 
 export type TryFailure = 'connect-failure' | 'reset' | 'per-try-timeout';
 

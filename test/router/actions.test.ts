@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { HTTPRoute } from '../../gateway/config/kinds/virtual-service.js';
-import { ISTIO_DEFAULT_RETRY_POLICY } from '../../gateway/upstream/retry-policy.js';
+import { ISTIO_DEFAULT_RETRY_POLICY } from '../../gateway/router/retry-policy.js';
 import type { CompiledRoute, ForwardAction, MutableHeaders, RouteRequest } from '../../gateway/router/types.js';
 import { meshTable, mustRoute, request, seededRandom, virtualService } from './support.js';
 

@@ -8,8 +8,8 @@ import { clusterName } from '../../gateway/upstream/cluster.js';
 import type { ClusterDefinition } from '../../gateway/upstream/cluster.js';
 import { resolvePolicy } from '../../gateway/upstream/policy.js';
 import type { RegistryEndpoint } from '../../gateway/upstream/registry.js';
-import { ISTIO_DEFAULT_RETRY_POLICY } from '../../gateway/upstream/retry-policy.js';
-import type { RetryPolicy } from '../../gateway/upstream/retry-policy.js';
+import { ISTIO_DEFAULT_RETRY_POLICY } from '../../gateway/router/retry-policy.js';
+import type { RetryPolicy } from '../../gateway/router/retry-policy.js';
 import type { UpstreamRequest } from '../../gateway/upstream/forward.js';
 
 export interface TestUpstream {
