@@ -17,6 +17,7 @@ import { hostCovers, hostProblem } from './hosts.js';
 import { defaultMeshConfig } from './kinds/mesh-config.js';
 import type { MeshConfigSpec } from './kinds/mesh-config.js';
 import { expandShortHost } from './short-hosts.js';
+import type { DiagnosticCode } from './diagnostics.js';
 import type { FieldPath, Resource } from './resource.js';
 import type { ValidationContext } from './validate-context.js';
 import type { Steps } from './steps.js';
@@ -33,6 +34,8 @@ const RETRY_ON = new Set([
 ]);
 
 type VirtualService = Resource<VirtualServiceSpec>;
+/** Where a check that sees one spec alone puts what it finds. */
+type Report = (code: DiagnosticCode, path: FieldPath, message: string) => void;
 
 function regexProblem(pattern: string): string | null {
   if (pattern.length > MAX_REGEX_LENGTH) return `regex is ${pattern.length} characters long (max ${MAX_REGEX_LENGTH})`;
@@ -44,23 +47,23 @@ function regexProblem(pattern: string): string | null {
   }
 }
 
-function checkStringMatch(ctx: ValidationContext, vs: Resource, match: StringMatch, path: FieldPath, prefixMayBeEmpty: boolean): void {
+function checkStringMatch(report: Report, match: StringMatch, path: FieldPath, prefixMayBeEmpty: boolean): void {
   if (match.regex !== undefined) {
     const problem = regexProblem(match.regex);
-    if (problem !== null) ctx.report(vs, 'MG0207', [...path, 'regex'], problem);
+    if (problem !== null) report('MG0207', [...path, 'regex'], problem);
   }
-  if (match.prefix === '' && !prefixMayBeEmpty) ctx.report(vs, 'MG0211', [...path, 'prefix'], 'prefix must not be empty');
+  if (match.prefix === '' && !prefixMayBeEmpty) report('MG0211', [...path, 'prefix'], 'prefix must not be empty');
 }
 
-function checkMatch(ctx: ValidationContext, vs: Resource, match: HTTPMatchRequest, path: FieldPath): void {
-  if (match.uri !== undefined) checkStringMatch(ctx, vs, match.uri, [...path, 'uri'], true);
+function checkMatch(report: Report, match: HTTPMatchRequest, path: FieldPath): void {
+  if (match.uri !== undefined) checkStringMatch(report, match.uri, [...path, 'uri'], true);
   for (const field of ['scheme', 'method', 'authority'] as const) {
     const value = match[field];
-    if (value !== undefined) checkStringMatch(ctx, vs, value, [...path, field], false);
+    if (value !== undefined) checkStringMatch(report, value, [...path, field], false);
   }
   for (const field of ['headers', 'withoutHeaders', 'queryParams'] as const) {
     for (const [key, value] of Object.entries(match[field] ?? {})) {
-      checkStringMatch(ctx, vs, value, [...path, field, key], false);
+      checkStringMatch(report, value, [...path, field, key], false);
     }
   }
 }
@@ -120,103 +123,104 @@ function checkDestination(ctx: ValidationContext, vs: Resource, destination: Des
   }
 }
 
-function checkWeights(ctx: ValidationContext, vs: Resource, route: readonly { weight?: number }[], path: FieldPath): void {
+function checkWeights(report: Report, route: readonly { weight?: number }[], path: FieldPath): void {
   let total = 0;
   route.forEach((destination, index) => {
     const weight = destination.weight ?? 0;
-    if (weight < 0) ctx.report(vs, 'MG0204', [...path, index, 'weight'], `weight must not be negative, got ${weight}`);
+    if (weight < 0) report('MG0204', [...path, index, 'weight'], `weight must not be negative, got ${weight}`);
     total += Math.max(weight, 0);
   });
   if (route.length > 1 && total === 0) {
-    ctx.report(vs, 'MG0204', path, `the ${route.length} destinations have a total weight of 0 (an omitted weight counts as 0)`);
+    report('MG0204', path, `the ${route.length} destinations have a total weight of 0 (an omitted weight counts as 0)`);
   }
 }
 
-function checkActions(ctx: ValidationContext, vs: Resource, rule: HTTPRoute, path: FieldPath): void {
+function checkActions(report: Report, rule: HTTPRoute, path: FieldPath): void {
   const actions = (['route', 'redirect', 'directResponse', 'delegate'] as const).filter((field) =>
     field === 'route' ? (rule.route?.length ?? 0) > 0 : rule[field] !== undefined,
   );
   if (actions.length === 0) {
-    ctx.report(vs, 'MG0205', path, 'rule needs one of route, redirect, directResponse or delegate');
+    report('MG0205', path, 'rule needs one of route, redirect, directResponse or delegate');
   } else if (actions.length > 1) {
-    ctx.report(vs, 'MG0205', [...path, actions[1] as string], `${actions.join(' and ')} cannot be combined`);
+    report('MG0205', [...path, actions[1] as string], `${actions.join(' and ')} cannot be combined`);
   }
   const terminal = rule.redirect !== undefined ? 'redirect' : rule.directResponse !== undefined ? 'directResponse' : undefined;
   if (terminal !== undefined) {
     for (const field of ['rewrite', 'fault'] as const) {
-      if (rule[field] !== undefined) ctx.report(vs, 'MG0205', [...path, field], `${field} cannot be combined with ${terminal}`);
+      if (rule[field] !== undefined) report('MG0205', [...path, field], `${field} cannot be combined with ${terminal}`);
     }
   }
 }
 
-function checkRedirect(ctx: ValidationContext, vs: Resource, rule: HTTPRoute, path: FieldPath): void {
+function checkRedirect(report: Report, rule: HTTPRoute, path: FieldPath): void {
   const redirect = rule.redirect;
   if (redirect === undefined) return;
   const at = [...path, 'redirect'];
   if (redirect.redirectCode !== undefined && !REDIRECT_CODES.has(redirect.redirectCode)) {
-    ctx.report(vs, 'MG0208', [...at, 'redirectCode'], `redirectCode ${redirect.redirectCode} is not one of 301, 302, 303, 307, 308`);
+    report('MG0208', [...at, 'redirectCode'], `redirectCode ${redirect.redirectCode} is not one of 301, 302, 303, 307, 308`);
   }
   if (redirect.uri !== undefined && redirect.prefixRewrite !== undefined) {
-    ctx.report(vs, 'MG0214', [...at, 'prefixRewrite'], 'uri and prefixRewrite cannot both be set');
+    report('MG0214', [...at, 'prefixRewrite'], 'uri and prefixRewrite cannot both be set');
   }
   if (redirect.port !== undefined && redirect.derivePort !== undefined) {
-    ctx.report(vs, 'MG0214', [...at, 'derivePort'], 'port and derivePort cannot both be set');
+    report('MG0214', [...at, 'derivePort'], 'port and derivePort cannot both be set');
   }
   const meaningful = ['uri', 'prefixRewrite', 'authority', 'scheme', 'port', 'derivePort'] as const;
   if (meaningful.every((field) => redirect[field] === undefined)) {
-    ctx.report(vs, 'MG0214', at, 'redirect needs at least one of uri, prefixRewrite, authority, scheme, port or derivePort');
+    report('MG0214', at, 'redirect needs at least one of uri, prefixRewrite, authority, scheme, port or derivePort');
   }
 }
 
-function checkHttpRule(ctx: ValidationContext, vs: VirtualService, rule: HTTPRoute, path: FieldPath, checks: DestinationChecks): void {
-  checkActions(ctx, vs, rule, path);
-  checkRedirect(ctx, vs, rule, path);
-  rule.match?.forEach((match, index) => checkMatch(ctx, vs, match, [...path, 'match', index]));
-  if (rule.route !== undefined) {
-    checkWeights(ctx, vs, rule.route, [...path, 'route']);
-    rule.route.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks, rule.name));
-  }
-  if (rule.mirror !== undefined) {
-    if (rule.mirrors !== undefined) ctx.report(vs, 'MG0214', [...path, 'mirrors'], 'mirror and mirrors cannot both be set');
-    checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks, rule.name);
-  }
-  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks, rule.name));
+/** What an HTTP rule alone decides: actions, redirect, matches, weights, rewrite, retries, fault, CORS, body. */
+function checkHttpRuleSpec(report: Report, rule: HTTPRoute, path: FieldPath): void {
+  checkActions(report, rule, path);
+  checkRedirect(report, rule, path);
+  rule.match?.forEach((match, index) => checkMatch(report, match, [...path, 'match', index]));
+  if (rule.route !== undefined) checkWeights(report, rule.route, [...path, 'route']);
+  if (rule.mirror !== undefined && rule.mirrors !== undefined) report('MG0214', [...path, 'mirrors'], 'mirror and mirrors cannot both be set');
   const rewrite = rule.rewrite;
   if (rewrite?.uri !== undefined && rewrite.uriRegexRewrite !== undefined) {
-    ctx.report(vs, 'MG0214', [...path, 'rewrite', 'uriRegexRewrite'], 'rewrite.uri and uriRegexRewrite cannot both be set');
+    report('MG0214', [...path, 'rewrite', 'uriRegexRewrite'], 'rewrite.uri and uriRegexRewrite cannot both be set');
   }
   if (rewrite?.uriRegexRewrite !== undefined) {
     const problem = regexProblem(rewrite.uriRegexRewrite.match);
-    if (problem !== null) ctx.report(vs, 'MG0207', [...path, 'rewrite', 'uriRegexRewrite', 'match'], problem);
+    if (problem !== null) report('MG0207', [...path, 'rewrite', 'uriRegexRewrite', 'match'], problem);
   }
   const retries = rule.retries;
   if (retries !== undefined) {
     const others = Object.keys(retries).filter((key) => key !== 'attempts');
     if (retries.attempts === 0 && others.length > 0) {
-      ctx.report(vs, 'MG0206', [...path, 'retries', others[0] as string], `attempts is 0 (retries disabled) but ${others.join(', ')} is set`);
+      report('MG0206', [...path, 'retries', others[0] as string], `attempts is 0 (retries disabled) but ${others.join(', ')} is set`);
     }
     for (const token of (retries.retryOn ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')) {
       if (!RETRY_ON.has(token) && !/^[1-5]\d\d$/.test(token)) {
-        ctx.report(vs, 'MG0215', [...path, 'retries', 'retryOn'], `unknown retryOn policy "${token}"`);
+        report('MG0215', [...path, 'retries', 'retryOn'], `unknown retryOn policy "${token}"`);
       }
     }
   }
   const fault = rule.fault;
   if (fault !== undefined) {
-    if (fault.delay === undefined && fault.abort === undefined) ctx.report(vs, 'MG0214', [...path, 'fault'], 'fault needs delay and/or abort');
-    if (fault.delay !== undefined && fault.delay.fixedDelay === undefined) ctx.report(vs, 'MG0214', [...path, 'fault', 'delay'], 'delay needs fixedDelay');
+    if (fault.delay === undefined && fault.abort === undefined) report('MG0214', [...path, 'fault'], 'fault needs delay and/or abort');
+    if (fault.delay !== undefined && fault.delay.fixedDelay === undefined) report('MG0214', [...path, 'fault', 'delay'], 'delay needs fixedDelay');
     if (fault.abort !== undefined && fault.abort.httpStatus === undefined && fault.abort.grpcStatus === undefined) {
-      ctx.report(vs, 'MG0214', [...path, 'fault', 'abort'], 'abort needs httpStatus or grpcStatus');
+      report('MG0214', [...path, 'fault', 'abort'], 'abort needs httpStatus or grpcStatus');
     }
   }
-  rule.corsPolicy?.allowOrigins?.forEach((origin, index) => checkStringMatch(ctx, vs, origin, [...path, 'corsPolicy', 'allowOrigins', index], false));
+  rule.corsPolicy?.allowOrigins?.forEach((origin, index) => checkStringMatch(report, origin, [...path, 'corsPolicy', 'allowOrigins', index], false));
   const body = rule.directResponse?.body;
   if (body !== undefined) {
     const size = body.string !== undefined ? Buffer.byteLength(body.string) : Buffer.from(body.bytes ?? '', 'base64').length;
     const at = [...path, 'directResponse', 'body'];
-    if (size > MAX_DIRECT_BODY) ctx.report(vs, 'MG0209', at, `body is ${size} bytes (max ${MAX_DIRECT_BODY})`);
-    else if (size > WARN_DIRECT_BODY) ctx.report(vs, 'MG0210', at, `body is ${size} bytes (over ${WARN_DIRECT_BODY})`);
+    if (size > MAX_DIRECT_BODY) report('MG0209', at, `body is ${size} bytes (max ${MAX_DIRECT_BODY})`);
+    else if (size > WARN_DIRECT_BODY) report('MG0210', at, `body is ${size} bytes (over ${WARN_DIRECT_BODY})`);
   }
+}
+
+/** An HTTP rule's destinations against the registry and the DestinationRules' subsets. */
+function checkHttpRuleDestinations(ctx: ValidationContext, vs: VirtualService, rule: HTTPRoute, path: FieldPath, checks: DestinationChecks): void {
+  rule.route?.forEach((destination, index) => checkDestination(ctx, vs, destination.destination, [...path, 'route', index, 'destination'], checks, rule.name));
+  if (rule.mirror !== undefined) checkDestination(ctx, vs, rule.mirror, [...path, 'mirror'], checks, rule.name);
+  rule.mirrors?.forEach((mirror, index) => checkDestination(ctx, vs, mirror.destination, [...path, 'mirrors', index, 'destination'], checks, rule.name));
 }
 
 function gatewayExists(gateways: readonly Resource<GatewaySpec>[], reference: string, namespace: string): boolean {
@@ -238,14 +242,48 @@ function checkDelegate(ctx: ValidationContext, vs: VirtualService, rule: HTTPRou
   }
 }
 
-function checkVirtualService(ctx: ValidationContext, vs: VirtualService, checks: DestinationChecks): void {
-  const gateways = ctx.ofKind<GatewaySpec>('Gateway');
-  const bound = vs.spec.gateways ?? [];
-  const gatewayBound = bound.some((g) => g !== 'mesh');
-  vs.spec.hosts?.forEach((host, index) => {
+/** A problem a VirtualService's spec alone decides, its position still a field path. */
+interface SpecProblem {
+  readonly code: DiagnosticCode;
+  readonly path: FieldPath;
+  readonly message: string;
+}
+
+/**
+ * What each VirtualService's spec alone says, by the frozen spec: a reload shares the loaded spec of
+ * every document whose text did not change (parse-documents.ts), so it checks only the VirtualServices
+ * that changed. What depends on other resources (destinations, gateways, delegates) is checked each time.
+ */
+const specProblems = new WeakMap<object, readonly SpecProblem[]>();
+
+function checkVirtualServiceSpec(spec: VirtualServiceSpec): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const report: Report = (code, path, message) => problems.push({ code, path, message });
+  const gatewayBound = (spec.gateways ?? []).some((g) => g !== 'mesh');
+  spec.hosts?.forEach((host, index) => {
     const problem = hostProblem(host, gatewayBound);
-    if (problem !== null) ctx.report(vs, 'MG0217', ['spec', 'hosts', index], problem);
+    if (problem !== null) report('MG0217', ['spec', 'hosts', index], problem);
   });
+  spec.http?.forEach((rule, index) => checkHttpRuleSpec(report, rule, ['spec', 'http', index]));
+  for (const section of ['tcp', 'tls'] as const) {
+    spec[section]?.forEach((rule, index) => {
+      if (rule.route !== undefined) checkWeights(report, rule.route, ['spec', section, index, 'route']);
+    });
+  }
+  return problems;
+}
+
+function specProblemsOf(spec: VirtualServiceSpec): readonly SpecProblem[] {
+  // Only a frozen spec (every loaded one) is known not to change under its problems.
+  if (!Object.isFrozen(spec)) return checkVirtualServiceSpec(spec);
+  let problems = specProblems.get(spec);
+  if (problems === undefined) specProblems.set(spec, (problems = checkVirtualServiceSpec(spec)));
+  return problems;
+}
+
+function checkVirtualService(ctx: ValidationContext, vs: VirtualService, checks: DestinationChecks): void {
+  for (const { code, path, message } of specProblemsOf(vs.spec)) ctx.report(vs, code, path, message);
+  const gateways = ctx.ofKind<GatewaySpec>('Gateway');
   const checkGatewayList = (list: readonly string[], path: FieldPath): void => {
     list.forEach((reference, index) => {
       if (reference !== 'mesh' && !gatewayExists(gateways, reference, vs.metadata.namespace)) {
@@ -254,19 +292,16 @@ function checkVirtualService(ctx: ValidationContext, vs: VirtualService, checks:
       }
     });
   };
-  checkGatewayList(bound, ['spec', 'gateways']);
+  checkGatewayList(vs.spec.gateways ?? [], ['spec', 'gateways']);
   vs.spec.http?.forEach((rule, index) => {
     const path = ['spec', 'http', index];
-    checkHttpRule(ctx, vs, rule, path, checks);
+    checkHttpRuleDestinations(ctx, vs, rule, path, checks);
     checkDelegate(ctx, vs, rule, path);
     rule.match?.forEach((match, matchIndex) => checkGatewayList(match.gateways ?? [], [...path, 'match', matchIndex, 'gateways']));
   });
   for (const section of ['tcp', 'tls'] as const) {
     vs.spec[section]?.forEach((rule, index) => {
-      const path = ['spec', section, index, 'route'];
-      if (rule.route === undefined) return;
-      checkWeights(ctx, vs, rule.route, path);
-      rule.route.forEach((destination, destinationIndex) => checkDestination(ctx, vs, destination.destination, [...path, destinationIndex, 'destination'], checks));
+      rule.route?.forEach((destination, destinationIndex) => checkDestination(ctx, vs, destination.destination, ['spec', section, index, 'route', destinationIndex, 'destination'], checks));
     });
   }
 }

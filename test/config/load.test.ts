@@ -170,3 +170,34 @@ t.test('a load reuses what the last load read of an unchanged document, and lets
   t.ok(specOf(third, 'edited') !== specOf(first, 'edited'), 'the text the last load no longer had was let go: read again');
   t.same(specOf(third, 'edited'), specOf(first, 'edited'), 'to the same values');
 });
+
+t.test("a VirtualService's own problems come from the last load when its document did not change; what depends on other resources is checked again", async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'meshgate-validate-reuse-'));
+  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const path = join(directory, 'config.yaml');
+  const virtualService = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop.example.com]
+  http:
+    - retries: {attempts: 2, retryOn: "5xx,bogus"}
+      route: [{destination: {host: shop.internal}}]
+`;
+  const serviceEntry = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shop}
+spec: {hosts: [shop.internal], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+`;
+  const problems = async (text: string): Promise<string[]> => {
+    await writeFile(path, text);
+    const { resources } = await loadConfig(path);
+    return validateResources(resources).map((d) => `${d.position.line}:${d.position.col} ${d.code} ${d.field ?? ''}`);
+  };
+  t.same(await problems(virtualService), ['7:30 MG0215 spec.http[0].retries.retryOn', '8:30 MG0213 spec.http[0].route[0].destination.host']);
+  t.same(
+    await problems(`# three lines above\n# the unchanged document\n# and a ServiceEntry after it\n${virtualService}---\n${serviceEntry}`),
+    ['10:30 MG0215 spec.http[0].retries.retryOn'],
+    'the retryOn problem at its new line; the host now defined, its warning gone',
+  );
+});
