@@ -3,6 +3,8 @@
  * XACK only after the handler said ack, reclaim of nacked and orphaned entries, maxLenApprox, fast
  * publish failures during an outage, and a broker killed (SIGKILL) mid-stream: no message lost.
  */
+import type { AddressInfo, Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -204,6 +206,39 @@ t.test('maxLenApprox trims the stream', async (t) => {
   for (let i = 0; i < 600; i++) await pubsub.publish(topic, Buffer.from(String(i)), {});
   const length = await inspector.xlen(topic);
   t.ok(length < 300, `stream trimmed to about maxLenApprox (XLEN ${length})`);
+});
+
+t.test('a publish while the connection is made (its ready check not yet answered) waits for it instead of failing', async (t) => {
+  // A relay to the private redis-server that holds Redis's first answers back, as a slow network would:
+  // the broker's connections are open but not ready while its ready check waits.
+  const HOLD_MS = 300;
+  const accepted: Socket[] = [];
+  const relay = createServer((client) => {
+    accepted.push(client);
+    const upstream = connect(redis.port, '127.0.0.1');
+    const opened = Date.now();
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      const wait = Math.max(0, opened + HOLD_MS - Date.now());
+      setTimeout(() => client.write(chunk), wait);
+    });
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => relay.close(() => resolve())));
+  const port = (relay.address() as AddressInfo).port;
+  const topic = freshTopic();
+  const pubsub = new RedisStreamsBroker(redisStreamsSettings({ redisHost: `127.0.0.1:${port}` }), silent);
+  t.teardown(() => pubsub.close());
+  await until('both connections accepted', () => accepted.length === 2);
+  await pubsub.publish(topic, Buffer.from('early'), {});
+  const entries = await inspector.xrange(topic, '-', '+');
+  t.same(entries.map((entry) => entry[1][1]), ['early'], 'written once the connection was ready');
 });
 
 t.test('a publish while Redis is down fails within the publish timeout; it works again after the restart', async (t) => {

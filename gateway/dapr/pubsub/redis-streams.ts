@@ -27,6 +27,12 @@ const DEFAULT_CONCURRENCY = 10;
 /** How long one XREADGROUP blocks; bounds how long `close()` waits for the read to come back. */
 const READ_BLOCK_MS = 1000;
 const PUBLISH_TIMEOUT_MS = 2000;
+/**
+ * ioredis's states of a connection attempt that cannot take a command yet: not started, the TCP connect,
+ * and `connect`: the socket is open but the ready check (INFO) is not answered, so the command would fail
+ * at once with the offline queue off.
+ */
+const CONNECTION_BEING_MADE: ReadonlySet<string> = new Set(['wait', 'connecting', 'connect']);
 const RECONNECT_STEP_MS = 100;
 const RECONNECT_MAX_MS = 1000;
 const READ_ERROR_PAUSE_MS = 250;
@@ -323,8 +329,8 @@ export class RedisStreamsBroker implements PubSubBroker {
   }
 
   async publish(topic: string, data: Buffer, metadata: Readonly<Record<string, string>>): Promise<void> {
-    if (this.publisher.status === 'wait' || this.publisher.status === 'connecting') {
-      // A publish that arrives while the broker's first connection is being made waits for that attempt only.
+    if (CONNECTION_BEING_MADE.has(this.publisher.status)) {
+      // A publish that arrives while the connection is being made waits for that attempt only.
       await new Promise<void>((resolve) => {
         const done = (): void => resolve();
         this.publisher.once('ready', done);
