@@ -17,9 +17,11 @@ import { formatFieldPath, isRecord } from './field-path.js';
 import type { KindDefinition, KindRegistry } from './kinds/index.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from './resource.js';
 import { readPlainDocument } from './plain-yaml.js';
+import { deepFreeze } from './frozen.js';
 import { applyDefaults } from './schema-defaults.js';
 import { schemaProblems } from './schema-errors.js';
-import { offsetOf } from './source-map.js';
+import { newlinesIn, offsetOf, positionAt } from './source-map.js';
+import type { PlacedText } from './source-map.js';
 import { runSteps } from './steps.js';
 import type { Steps } from './steps.js';
 
@@ -45,14 +47,6 @@ function hasCycle(value: unknown, ancestors = new Set<object>()): boolean {
   return false;
 }
 
-export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
-
 function syntaxCode(code: string): DiagnosticCode {
   return code === 'DUPLICATE_KEY' ? 'MG0003' : 'MG0002';
 }
@@ -61,23 +55,10 @@ function firstLine(message: string): string {
   return message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? message;
 }
 
-/** Where one document's text sits in its file. */
-interface Chunk {
-  /** Line of its first character (1-based). */
-  readonly line: number;
-  readonly text: string;
-}
-
 type Locate = (path: FieldPath) => SourcePosition;
 
 /** Directives and `...` end markers tie a document to its neighbours: such a file is parsed whole. */
 const STREAM_SYNTAX = /^(?:%|\.\.\.(?=[ \t\r\n]|$))/m;
-
-function newlinesIn(text: string): number {
-  let count = 0;
-  for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) count++;
-  return count;
-}
 
 const MARKER = Buffer.from('---');
 const [LF, CR, SPACE, TAB] = [0x0a, 0x0d, 0x20, 0x09];
@@ -94,7 +75,7 @@ function isDocumentStart(bytes: Buffer, marker: number): boolean {
  * never built (a 2 MB file's costs ~7 ms in one stretch when it is first searched). A marker's bytes
  * are ASCII after a line break, so no multi-byte character is ever cut.
  */
-function* splitDocuments(bytes: Buffer): Generator<Chunk> {
+function* splitDocuments(bytes: Buffer): Generator<PlacedText> {
   let [start, line] = [0, 1];
   for (let marker = bytes.indexOf(MARKER, 1); ; marker = bytes.indexOf(MARKER, marker + 1)) {
     if (marker !== -1 && !isDocumentStart(bytes, marker)) continue;
@@ -103,33 +84,6 @@ function* splitDocuments(bytes: Buffer): Generator<Chunk> {
     if (marker === -1) return;
     [start, line] = [marker, line + newlinesIn(chunk.text)];
   }
-}
-
-/** Line starts of a chunk (offsets in it after each `\n`), counted when a position is first asked for. */
-const chunkLineStarts = new WeakMap<Chunk, Uint32Array>();
-
-function lineStartsOf(chunk: Chunk): Uint32Array {
-  let starts = chunkLineStarts.get(chunk);
-  if (starts === undefined) {
-    const { text } = chunk;
-    starts = new Uint32Array(newlinesIn(text) + 1);
-    let index = 1;
-    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', newline + 1)) starts[index++] = newline + 1;
-    chunkLineStarts.set(chunk, starts);
-  }
-  return starts;
-}
-
-/** `line:col` of an offset in a chunk, as `yaml`'s LineCounter gives it for the whole file (lines end at `\n`). */
-function positionInChunk(file: string, chunk: Chunk, offset: number): SourcePosition {
-  const starts = lineStartsOf(chunk);
-  let [low, high] = [0, starts.length - 1];
-  while (low < high) {
-    const middle = (low + high + 1) >> 1;
-    if ((starts[middle] as number) <= offset) low = middle;
-    else high = middle - 1;
-  }
-  return { file, line: chunk.line + low, col: offset - (starts[low] as number) + 1 };
 }
 
 function isMarkerAt(text: string, index: number): boolean {
@@ -149,7 +103,7 @@ function contentStart(text: string): number {
   }
 }
 
-function parseDocuments(chunk: Chunk, report: (offset: number, code: DiagnosticCode, message: string) => void): Document.Parsed[] {
+function parseDocuments(chunk: PlacedText, report: (offset: number, code: DiagnosticCode, message: string) => void): Document.Parsed[] {
   try {
     return parseAllDocuments(chunk.text, { uniqueKeys: true, prettyErrors: false }) as Document.Parsed[];
   } catch (error) {
@@ -167,24 +121,20 @@ interface FileContext {
   readonly resources: Resource[];
 }
 
-function positionIn(context: FileContext, chunk: Chunk, offset: number): SourcePosition {
-  return positionInChunk(context.file, chunk, offset);
-}
-
 /** Where a document's root node begins, found without a table of the chunk's lines (most documents never need one). */
-function rootPosition(context: FileContext, chunk: Chunk): SourcePosition {
+function rootPosition(context: FileContext, chunk: PlacedText): SourcePosition {
   const offset = contentStart(chunk.text);
   const head = chunk.text.slice(0, offset);
   return { file: context.file, line: chunk.line + newlinesIn(head), col: offset - (head.lastIndexOf('\n') + 1) + 1 };
 }
 
 /** Positions inside a document parsed by `yaml` from `chunk`. */
-function treeLocator(context: FileContext, chunk: Chunk, root: Node): Locate {
-  return (path) => positionIn(context, chunk, offsetOf(root, path));
+function treeLocator(context: FileContext, chunk: PlacedText, root: Node): Locate {
+  return (path) => positionAt(context.file, chunk, offsetOf(root, path));
 }
 
 /** Positions inside a document read by js-yaml: its syntax tree is built on the first question. */
-function lazyLocator(context: FileContext, chunk: Chunk): Locate {
+function lazyLocator(context: FileContext, chunk: PlacedText): Locate {
   let locate: Locate | undefined;
   const build = (): Locate => {
     const root = parseDocuments(chunk, () => undefined)[0]?.contents;
@@ -197,22 +147,22 @@ function lazyLocator(context: FileContext, chunk: Chunk): Locate {
  * Parses `chunk` with `yaml` and reads its documents. Returns false when `yaml` found a syntax error,
  * having added only that chunk's syntax diagnostics.
  */
-function composeChunk(context: FileContext, chunk: Chunk): boolean {
+function composeChunk(context: FileContext, chunk: PlacedText): boolean {
   const { diagnostics } = context;
   let valid = true;
   const documents = parseDocuments(chunk, (offset, code, message) => {
     valid = false;
-    diagnostics.push(makeDiagnostic(code, message, offset < 0 ? { file: context.file, line: 1, col: 1 } : positionIn(context, chunk, offset)));
+    diagnostics.push(makeDiagnostic(code, message, offset < 0 ? { file: context.file, line: 1, col: 1 } : positionAt(context.file, chunk, offset)));
   });
   for (const document of documents) {
     let broken = false;
     for (const error of document.errors) {
       broken = true;
       valid = false;
-      diagnostics.push(makeDiagnostic(syntaxCode(error.code), firstLine(error.message), positionIn(context, chunk, error.pos[0])));
+      diagnostics.push(makeDiagnostic(syntaxCode(error.code), firstLine(error.message), positionAt(context.file, chunk, error.pos[0])));
     }
     for (const warning of document.warnings) {
-      diagnostics.push(makeDiagnostic('MG0012', firstLine(warning.message), positionIn(context, chunk, warning.pos[0])));
+      diagnostics.push(makeDiagnostic('MG0012', firstLine(warning.message), positionAt(context.file, chunk, warning.pos[0])));
     }
     const root = document.contents;
     if (broken || root === null) continue;
@@ -349,7 +299,7 @@ function rememberDocument(document: ReadDocument): void {
   documentCache.current.set(document.text, document);
 }
 
-function readPlainChunk(context: FileContext, chunk: Chunk): boolean {
+function readPlainChunk(context: FileContext, chunk: PlacedText): boolean {
   let document = cachedDocument(context.registry, chunk.text);
   if (document === undefined) {
     const value = readPlainDocument(chunk.text);

@@ -11,7 +11,7 @@
 import { isIP } from 'node:net';
 import type { DestinationRuleSpec } from './kinds/destination-rule.js';
 import type { Destination, VirtualServiceSpec } from './kinds/virtual-service.js';
-import { deepFreeze } from './parse-documents.js';
+import { deepFreeze } from './frozen.js';
 import type { Resource } from './resource.js';
 import { runSteps } from './steps.js';
 import type { Steps } from './steps.js';

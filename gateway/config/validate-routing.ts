@@ -16,6 +16,7 @@ import type { WorkloadEntrySpec } from './kinds/workload-entry.js';
 import { hostCovers, hostProblem } from './hosts.js';
 import { defaultMeshConfig } from './kinds/mesh-config.js';
 import type { MeshConfigSpec } from './kinds/mesh-config.js';
+import { keptFor } from './frozen.js';
 import { expandShortHost } from './short-hosts.js';
 import type { DiagnosticCode } from './diagnostics.js';
 import type { FieldPath, Resource } from './resource.js';
@@ -273,16 +274,8 @@ function checkVirtualServiceSpec(spec: VirtualServiceSpec): SpecProblem[] {
   return problems;
 }
 
-function specProblemsOf(spec: VirtualServiceSpec): readonly SpecProblem[] {
-  // Only a frozen spec (every loaded one) is known not to change under its problems.
-  if (!Object.isFrozen(spec)) return checkVirtualServiceSpec(spec);
-  let problems = specProblems.get(spec);
-  if (problems === undefined) specProblems.set(spec, (problems = checkVirtualServiceSpec(spec)));
-  return problems;
-}
-
 function checkVirtualService(ctx: ValidationContext, vs: VirtualService, checks: DestinationChecks): void {
-  for (const { code, path, message } of specProblemsOf(vs.spec)) ctx.report(vs, code, path, message);
+  for (const { code, path, message } of keptFor(vs.spec, specProblems, () => checkVirtualServiceSpec(vs.spec))) ctx.report(vs, code, path, message);
   const gateways = ctx.ofKind<GatewaySpec>('Gateway');
   const checkGatewayList = (list: readonly string[], path: FieldPath): void => {
     list.forEach((reference, index) => {

@@ -5,6 +5,7 @@
  */
 import type { Diagnostic, Resource, ResourceMetadata } from '../config/resource.js';
 import { parseDuration } from '../config/duration.js';
+import { keptFor } from '../config/frozen.js';
 import type {
   HTTPDirectResponse,
   HTTPMirrorPolicy,
@@ -229,18 +230,10 @@ export function compileVirtualServiceRoutes(
   scope: MatchScope,
   diagnostics: Diagnostic[] | undefined,
 ): readonly RouteEntry[] {
-  let compiled: CompiledVirtualService;
-  // Only a frozen spec (every loaded one) is known not to change under its compiled routes.
-  if (Object.isFrozen(resource.spec)) {
-    let byScope = compiledBySpec.get(resource.spec);
-    if (byScope === undefined) compiledBySpec.set(resource.spec, (byScope = new Map()));
-    const key = scopeKey(scope);
-    const known = byScope.get(key);
-    compiled = known?.metadata === resource.metadata ? known : compileRules(resource, scope);
-    if (compiled !== known) byScope.set(key, compiled);
-  } else {
-    compiled = compileRules(resource, scope);
-  }
+  const byScope = keptFor(resource.spec, compiledBySpec, () => new Map<string, CompiledVirtualService>());
+  const key = scopeKey(scope);
+  let compiled = byScope.get(key);
+  if (compiled?.metadata !== resource.metadata) byScope.set(key, (compiled = compileRules(resource, scope)));
   for (const { field, message } of compiled.dropped) diagnostics?.push(routeDiagnostic(resource, MG_ROUTE_RULE_DROPPED, field, message));
   return compiled.routes;
 }

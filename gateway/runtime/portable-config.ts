@@ -16,7 +16,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import type { MeshConfigSpec } from '../config/kinds/mesh-config.js';
-import { deepFreeze } from '../config/parse-documents.js';
+import { deepFreeze } from '../config/frozen.js';
 import type { Diagnostic, FieldPath, Resource, ResourceMetadata, SourcePosition } from '../config/resource.js';
 import { runStepsSliced } from '../config/steps.js';
 import type { Steps } from '../config/steps.js';
