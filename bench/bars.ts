@@ -9,7 +9,7 @@ import type { DaprResults } from './dapr-bench.js';
 import { median } from './median.js';
 import { memorySpread } from './memory-bench.js';
 import type { MemoryResults } from './memory-bench.js';
-import { INGRESS_LABEL, MESH_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
+import { INGRESS_LABEL, MESH_PAIR, NODE_FLOOR_PAIR, SIDECAR_A_LABEL, SIDECAR_B_LABEL } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BARE_PROXY, DIRECT } from './report.js';
 import { NODE_FLOOR_HTTP_TARGET } from './targets.js';
@@ -255,7 +255,7 @@ export function computeBars(inputs: BarInputs): Bar[] {
     bar(`meshgate-https unloaded p99.9 <= ${BARS.unloadedTailVsBare}x ${BARE_PROXY}'s`, tailBar('meshgate-https')),
     bar(`${SIDECAR_A_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_A_LABEL)),
     bar(`${SIDECAR_B_LABEL} CPU <= ${BARS.sidecarCpuUsPerRequest} us/req under load`, sidecarCpu(SIDECAR_B_LABEL)),
-    bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us)),
+    bar(`${MESH_PAIR} adds <= +${BARS.pairAddedP50Us} us p50 unloaded (vs ${DIRECT})`, addedP50Bar(MESH_PAIR, DIRECT, BARS.pairAddedP50Us, NODE_FLOOR_PAIR)),
     bar(`meshgate-http adds <= +${BARS.hopAddedP50Us} us p50 unloaded (one HTTP hop, vs ${DIRECT})`, addedP50Bar('meshgate-http', DIRECT, BARS.hopAddedP50Us, NODE_FLOOR_HTTP_TARGET)),
     ...rssBars(SIDECAR_A_LABEL),
     ...rssBars(SIDECAR_B_LABEL),

@@ -9,17 +9,18 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HOT_HOST, HOT_PATH } from './config.js';
-import { CLIENT_WORKLOAD, SERVER_WORKLOAD, SERVICE_HOST, meshCa, writeMeshConfig } from './mesh-config.js';
+import { CLIENT_WORKLOAD, MESH_NAMESPACE, MESH_TRUST_DOMAIN, SERVER_WORKLOAD, SERVICE_HOST, meshCa, writeMeshConfig, writeWorkloadCertificate } from './mesh-config.js';
 import type { MeshConfigOptions, SidecarPorts } from './mesh-config.js';
 import { treeRssBytes } from './proc-stats.js';
 import { LOAD_GENERATOR_CPU, SERVICE_CPU } from './processes.js';
 import type { ChildService } from './processes.js';
 import { freePort } from '../test/helpers/ports.js';
-import { startMeshgate, startUpstream } from './targets.js';
+import { startBenchScript, startMeshgate, startUpstream } from './targets.js';
 import type { BenchTarget, ComponentProcess, TargetContext } from './targets.js';
 
 export const MESH_PAIR = 'mesh-sidecar-pair';
 export const INGRESS_TO_SIDECAR = 'ingress-to-sidecar';
+export const NODE_FLOOR_PAIR = 'node-floor-pair';
 export const SIDECAR_A_LABEL = 'sidecar A (client side, CPU 0)';
 export const SIDECAR_B_LABEL = 'sidecar B (server side, CPU 1)';
 export const INGRESS_LABEL = 'ingress (CPU 0)';
@@ -113,4 +114,45 @@ const ingressToSidecar: BenchTarget = {
   },
 };
 
-export const MESH_TARGETS: readonly BenchTarget[] = [sidecarPair, ingressToSidecar];
+/**
+ * What Node.js alone costs the sidecar pair's path: node-floor-proxy.ts in sidecar A's place (HTTP in,
+ * mTLS out, CPU 0) and in sidecar B's (mTLS in with a required client certificate, HTTP to the app,
+ * CPU 1), each with a mesh SVID from the run's CA; no routing, policy, metrics or identity beyond
+ * the certificate checks. The pair's bar is read against it.
+ */
+const nodeFloorPair: BenchTarget = {
+  name: NODE_FLOOR_PAIR,
+  description: 'wrk → node:http + undici (mTLS) → node:https (client certificate required) + undici → upstream: what Node.js alone costs the sidecar pair',
+  async start(context) {
+    const upstream = await startUpstream(context);
+    const directory = join(context.workDirectory, NODE_FLOOR_PAIR);
+    await mkdir(directory, { recursive: true });
+    const ca = await meshCa(context.workDirectory);
+    const serverIdentity = await writeWorkloadCertificate(directory, ca, 'server');
+    const clientIdentity = await writeWorkloadCertificate(directory, ca, 'client');
+    const server = await startBenchScript(context, 'node-floor-proxy', [
+      '--upstream', `http://127.0.0.1:${upstream.ports[0]}`,
+      '--cert', serverIdentity.chainPath, '--key', serverIdentity.keyPath, '--ca', ca.certPath,
+    ]);
+    const client = await startBenchScript(
+      context,
+      'node-floor-proxy',
+      [
+        '--upstream', `https://127.0.0.1:${server.ports[0]}`,
+        '--client-cert', clientIdentity.chainPath, '--client-key', clientIdentity.keyPath, '--ca', ca.certPath,
+        '--upstream-identity', `spiffe://${MESH_TRUST_DOMAIN}/ns/${MESH_NAMESPACE}/sa/server`,
+      ],
+      LOAD_GENERATOR_CPU,
+    );
+    return {
+      url: `http://127.0.0.1:${client.ports[0]}${HOT_PATH}`,
+      host: null,
+      proxyPid: null,
+      upstreamPid: upstream.service.pid,
+      components: [component(`${NODE_FLOOR_PAIR} A (CPU 0)`, client.service), component(`${NODE_FLOOR_PAIR} B (CPU 1)`, server.service)],
+      stop: () => context.processes.stop([client.service, server.service, upstream.service]),
+    };
+  },
+};
+
+export const MESH_TARGETS: readonly BenchTarget[] = [sidecarPair, ingressToSidecar, nodeFloorPair];

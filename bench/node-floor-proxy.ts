@@ -5,9 +5,15 @@
  * ways, relays the response as it streams with backpressure, and answers 502 when the upstream fails:
  * the least a correct proxy does. The `node-floor-https` and `node-floor-http` targets
  * (bench/README.md#what-runs); the full chain and one HTTP hop are read against them.
+ *
+ * Mutual TLS, for `node-floor-pair` (two of these in a sidecar pair's places): with `--ca`, the HTTPS
+ * listener requires a client certificate signed by that CA; an `https://` upstream is reached with
+ * `--client-cert`/`--client-key`, its certificate verified against `--ca` and its URI SAN against
+ * `--upstream-identity` (a mesh identity names a workload, not a host).
  * Prints the ready line (contract.ts) once listening on an ephemeral loopback port.
  */
 import { readFileSync } from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
 import { createServer as createPlainServer } from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -55,11 +61,48 @@ function relayHandler(response: ServerResponse): Dispatcher.DispatchHandler {
   };
 }
 
+/** node:tls's `subjectaltname` lists URIs as `URI:spiffe://…`, comma separated. */
+function identityMismatch(expected: string): (host: string, certificate: PeerCertificate) => Error | undefined {
+  return (_host, certificate) => {
+    const names = (certificate.subjectaltname ?? '').split(', ');
+    return names.includes(`URI:${expected}`) ? undefined : new Error(`upstream identity is not ${expected}`);
+  };
+}
+
+const OPTIONS = {
+  upstream: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
+  'client-cert': { type: 'string' },
+  'client-key': { type: 'string' },
+  'upstream-identity': { type: 'string' },
+} as const;
+
+function upstreamPool(upstream: URL, values: { 'client-cert'?: string; 'client-key'?: string; ca?: string; 'upstream-identity'?: string }): Pool {
+  if (upstream.protocol !== 'https:') return new Pool(upstream.origin);
+  const clientCert = values['client-cert'];
+  const clientKey = values['client-key'];
+  const identity = values['upstream-identity'];
+  if (clientCert === undefined || clientKey === undefined || values.ca === undefined || identity === undefined) {
+    throw new Error('an https:// upstream needs --client-cert, --client-key, --ca and --upstream-identity');
+  }
+  return new Pool(upstream.origin, {
+    connect: {
+      cert: readFileSync(clientCert),
+      key: readFileSync(clientKey),
+      ca: readFileSync(values.ca),
+      minVersion: 'TLSv1.3',
+      checkServerIdentity: identityMismatch(identity),
+    },
+  });
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { upstream: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } } });
+  const { values } = parseArgs({ options: OPTIONS });
   if (values.upstream === undefined || (values.cert === undefined) !== (values.key === undefined)) throw new Error('--upstream <url> is required, and --cert <pem> --key <pem> go together');
   const upstream = new URL(values.upstream);
-  const pool = new Pool(upstream.origin);
+  const pool = upstreamPool(upstream, values);
   const relay: RequestListener = (request: IncomingMessage, response: ServerResponse) => {
     const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
     pool.dispatch(
@@ -70,7 +113,15 @@ async function main(): Promise<void> {
   const server =
     values.cert === undefined || values.key === undefined
       ? createPlainServer(relay)
-      : createTlsServer({ cert: readFileSync(values.cert), key: readFileSync(values.key), minVersion: 'TLSv1.3' }, relay);
+      : createTlsServer(
+          {
+            cert: readFileSync(values.cert),
+            key: readFileSync(values.key),
+            minVersion: 'TLSv1.3',
+            ...(values.ca === undefined ? {} : { ca: readFileSync(values.ca), requestCert: true, rejectUnauthorized: true }),
+          },
+          relay,
+        );
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   announceAndStopOnSignal(server, async () => {

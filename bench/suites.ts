@@ -10,7 +10,7 @@ import { GRPC_TARGET } from './grpc-bench.js';
 import { HANDSHAKE_TARGET } from './handshake-bench.js';
 import { MEMORY_TARGET } from './memory-bench.js';
 import { TCP_TARGET } from './tcp-bench.js';
-import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS } from './mesh-targets.js';
+import { INGRESS_TO_SIDECAR, MESH_PAIR, MESH_TARGETS, NODE_FLOOR_PAIR } from './mesh-targets.js';
 import { FULL_CHAIN_TARGET, OBSERVABILITY_TARGET, POLICIES_TARGET, POLICY_TARGETS, QUIET_TARGET, RATELIMIT_LOCAL_TARGET, RATELIMIT_REDIS_TARGET, USER_PLUGIN_TARGET } from './policy-targets.js';
 import { BASELINE_TARGET, NODE_FLOOR_HTTP_TARGET, NODE_FLOOR_TARGET, TARGETS } from './targets.js';
 import { LARGE_TABLE_TARGET, SMALL_TABLE_TARGET } from './scale.js';
@@ -19,7 +19,7 @@ import type { BenchTarget } from './targets.js';
 export const SUITES: Readonly<Record<string, readonly string[]>> = {
   ingress: ['direct', NODE_FLOOR_HTTP_TARGET, 'bare-fastify', 'meshgate-http', 'meshgate-https'],
   workers: ['direct', 'meshgate-workers-1', 'meshgate-workers-2'],
-  mesh: ['direct', MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
+  mesh: ['direct', NODE_FLOOR_PAIR, MESH_PAIR, INGRESS_TO_SIDECAR, HANDSHAKE_TARGET, TCP_TARGET],
   scale: ['direct', SMALL_TABLE_TARGET, LARGE_TABLE_TARGET],
   grpc: [GRPC_TARGET],
   chain: ['direct', 'bare-fastify', NODE_FLOOR_TARGET, FULL_CHAIN_TARGET],
@@ -33,7 +33,7 @@ export const DEFAULT_SUITE = 'all';
  * Run order within a round. A bar compares two targets of the same round, and a shared machine's speed
  * drifts over a round's minutes, so each compared target runs right after its reference: the full
  * chain between the Node.js floor and the bare proxy, the bare proxy before meshgate-http, which the
- * policy and rate-limit targets follow; observability after quiet.
+ * policy and rate-limit targets follow; observability after quiet; the sidecar pair after its Node.js floor.
  */
 const RUN_ORDER: readonly string[] = [
   'direct',
@@ -54,6 +54,7 @@ const RUN_ORDER: readonly string[] = [
   LARGE_TABLE_TARGET,
   'meshgate-workers-1',
   'meshgate-workers-2',
+  NODE_FLOOR_PAIR,
   MESH_PAIR,
   INGRESS_TO_SIDECAR,
 ];

@@ -70,9 +70,9 @@ export const BASELINE_TARGET = 'meshgate-http-baseline';
 const START_TIMEOUT_MS = 15_000;
 const READY_POLL_MS = 50;
 
-/** Starts dist/bench/<script>.js pinned to the service CPU and waits for its ready line. */
-export async function startBenchScript(context: TargetContext, script: string, args: readonly string[]): Promise<{ service: ChildService; ports: number[] }> {
-  const service = context.processes.start(script, SERVICE_CPU, process.execPath, [join(BENCH_DIST, `${script}.js`), ...args]);
+/** Starts dist/bench/<script>.js pinned to `cpu` (the service CPU unless said) and waits for its ready line. */
+export async function startBenchScript(context: TargetContext, script: string, args: readonly string[], cpu: number = SERVICE_CPU): Promise<{ service: ChildService; ports: number[] }> {
+  const service = context.processes.start(script, cpu, process.execPath, [join(BENCH_DIST, `${script}.js`), ...args]);
   return { service, ports: await service.readyPorts(START_TIMEOUT_MS) };
 }
 

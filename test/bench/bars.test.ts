@@ -206,6 +206,17 @@ t.test('one HTTP hop: judged on meshgate-http, with what node:http + undici alon
   t.equal(hop?.pass, true);
 });
 
+t.test('the sidecar pair: judged on the pair, with what two node:http(s) + undici hops alone added in the same run beside it', async (t) => {
+  const summaries = new Map([
+    ['direct', new Map([['c1', summarize([sample(1, 20000, 0, 40)])]])],
+    ['node-floor-pair', new Map([['c1', summarize([sample(1, 4000, 90, 230)])]])],
+    ['mesh-sidecar-pair', new Map([['c1', summarize([sample(1, 3000, 100, 400)])]])],
+  ]);
+  const pair = computeBars(inputs(summaries)).find((entry) => entry.name.startsWith('mesh-sidecar-pair adds'));
+  t.equal(pair?.measured, '+360 us (node-floor-pair +190 us)');
+  t.equal(pair?.pass, false, 'the floor is printed, not judged: the pair itself is over +180 us');
+});
+
 t.test('the reload bar judges the p99 of requests in flight during reloads against the quiet p99 of the same run', async (t) => {
   const stall = (reloadingP99Ms: number) => ({
     quiet: { requests: 10_000, p50Ms: 0.5, p99Ms: 6, maxMs: 60 },
