@@ -49,11 +49,16 @@ export class ClientConnections {
   private draining = false;
 
   constructor(
-    server: NetServer,
     private readonly settings: ClientConnectionSettings,
-    secure: boolean,
     private readonly onAbusive: (report: AbusiveSessionReport) => void,
-  ) {
+  ) {}
+
+  /**
+   * Tracks what `server` accepts: its HTTP/1.x sockets (on a TLS server, once ALPN has not chosen h2)
+   * and the HTTP/2 sessions it emits. A listener may serve through several servers (the sidecar's
+   * inbound port: mTLS, plaintext HTTP/1 and h2c); each is watched.
+   */
+  watch(server: NetServer, secure: boolean): this {
     if (secure) {
       server.on('secureConnection', (socket: TLSSocket) => {
         if (socket.alpnProtocol !== 'h2') this.trackSocket(socket);
@@ -63,6 +68,7 @@ export class ClientConnections {
     }
     // Plaintext listeners emit the sessions of their h2c connections too (h2c.ts).
     server.on('session', (session: Http2Session) => this.trackSession(session));
+    return this;
   }
 
   get isDraining(): boolean {
@@ -90,7 +96,7 @@ export class ClientConnections {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  private trackSession(session: Http2Session): void {
+  trackSession(session: Http2Session): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     if (this.draining) session.close();

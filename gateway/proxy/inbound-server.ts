@@ -18,6 +18,9 @@ import type { Socket } from 'node:net';
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from '../identity/peer.js';
+import { ClientConnections } from '../listeners/client-connections.js';
+import type { AbusiveSessionReport } from '../listeners/client-connections.js';
+import type { ClientConnectionSettings } from '../listeners/listener-spec.js';
 import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
 import { createH2cServer, sniffConnection } from '../listeners/h2c.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
@@ -33,7 +36,9 @@ export interface InboundServerOptions {
   readonly logger: FastifyBaseLogger;
   /** Idle keep-alive timeout of client connections (mesh peers keep pooled connections open). */
   readonly keepAliveTimeoutMs: number;
-  readonly http2MaxConcurrentStreams: number;
+  /** The listener's client-connection settings: HTTP/2 limits, and what the drain and abuse rules read. */
+  readonly connections: ClientConnectionSettings;
+  readonly onAbusiveSession: (report: AbusiveSessionReport) => void;
 }
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -43,19 +48,22 @@ export class InboundServer extends net.Server {
   readonly plain: http.Server;
   readonly h2c: Http2Server;
   readonly secure: Http2SecureServer;
-  /** HTTP/2 sessions (mTLS and h2c): node's HTTP/2 servers have no closeIdleConnections of their own. */
-  private readonly sessions = new Set<Http2Session>();
+  /**
+   * Every connection of the three inner servers, for the listener's drain: node's HTTP/2 secure server
+   * cannot close the HTTP/1.1 connections of its fallback (it has no closeAllConnections, and its
+   * closeIdleConnections sees none), so without this an idle mesh peer's pooled connection kept a
+   * stopped sidecar's process alive until the peer let go.
+   */
+  readonly clientConnections: ClientConnections;
 
   constructor(handler: Handler, private readonly options: InboundServerOptions) {
     // Set here because the inner HTTP servers never see the accept: without it Nagle holds a response's
     // last segment until the peer's delayed ACK (~40 ms) whenever headers and body go out as two writes.
     super({ noDelay: true });
+    const maxConcurrentStreams = options.connections.http2MaxConcurrentStreams;
+    this.clientConnections = new ClientConnections(options.connections, options.onAbusiveSession);
     this.plain = http.createServer(handler);
-    const trackSession = (session: Http2Session): void => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-    };
-    this.h2c = createH2cServer(handler, { maxConcurrentStreams: options.http2MaxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: trackSession });
+    this.h2c = createH2cServer(handler, { maxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: (session) => this.clientConnections.trackSession(session) });
     this.secure = http2.createSecureServer(
       {
         ...options.tlsOptions(),
@@ -63,14 +71,12 @@ export class InboundServer extends net.Server {
         rejectUnauthorized: true,
         ALPNProtocols: [...ALPN_PROTOCOLS],
         allowHTTP1: true,
-        settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams },
+        settings: { maxConcurrentStreams },
       },
       handler as never,
     );
-    this.secure.on('session', (session: Http2Session) => {
-      session.setTimeout(options.keepAliveTimeoutMs, () => session.close());
-      trackSession(session);
-    });
+    this.secure.on('session', (session: Http2Session) => session.setTimeout(options.keepAliveTimeoutMs, () => session.close()));
+    this.clientConnections.watch(this.secure, true).watch(this.plain, false);
     options.keepCurrent(this.secure);
     this.plain.keepAliveTimeout = options.keepAliveTimeoutMs;
     // The HTTP/1.1 fallback of node's HTTP/2 server reads the HTTP/1 server settings from it.
@@ -123,17 +129,9 @@ export class InboundServer extends net.Server {
     socket.destroy();
   }
 
-  /** HTTP/2 sessions get a GOAWAY and close once their streams are done. */
+  /** fastify's close asks for this; the drain (ClientConnections) tells TLS and HTTP/2 clients itself. */
   closeIdleConnections(): void {
     this.plain.closeIdleConnections();
-    (this.secure as unknown as http.Server).closeIdleConnections?.();
-    for (const session of this.sessions) if (!session.closed) session.close();
-  }
-
-  closeAllConnections(): void {
-    this.plain.closeAllConnections();
-    (this.secure as unknown as http.Server).closeAllConnections?.();
-    for (const session of this.sessions) session.destroy();
   }
 
   override close(callback?: (error?: Error) => void): this {

@@ -47,7 +47,7 @@ export interface ProxyServerOptions {
 
 export interface ProxyServer {
   readonly app: FastifyInstance;
-  /** Null for listeners built by a serverFactory (the sidecar's inbound server tracks its own). */
+  /** Null for listeners built by a serverFactory: the sidecar's inbound server tracks its own (InboundServer.clientConnections). */
   readonly connections: ClientConnections | null;
 }
 
@@ -153,7 +153,7 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
         firstBytesTimeoutMs: listener.connections.requestHeadersTimeoutMs,
       });
     }
-    connections = new ClientConnections(app.server as unknown as NetServer, listener.connections, tls !== undefined, options.onAbusiveSession ?? (() => undefined));
+    connections = new ClientConnections(listener.connections, options.onAbusiveSession ?? (() => undefined)).watch(app.server as unknown as NetServer, tls !== undefined);
     const tracked = connections;
     attachUpgradeHandling(app, listener.connections.upgrades, () => tracked.isDraining);
     applyHeadersTimeout(app.server, listener.connections.requestHeadersTimeoutMs);

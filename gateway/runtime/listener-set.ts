@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'f
 import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
-import type { ClientConnections } from '../listeners/client-connections.js';
+import type { AbusiveSessionReport, ClientConnections } from '../listeners/client-connections.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
@@ -105,33 +105,40 @@ export class ListenerSet {
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
       spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged });
+    const onAbusiveSession = (report: AbusiveSessionReport): void => {
+      events.abusiveSession(spec.name);
+      listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
+    };
+    let inbound: InboundServer | undefined;
     const serverFactory: FastifyServerFactory | undefined =
       spec.direction === 'inbound'
-        ? (handler) =>
-            new InboundServer(handler, {
+        ? (handler) => {
+            inbound = new InboundServer(handler, {
               tlsOptions: () => identity.tlsOptions(),
               keepCurrent: (server) => identity.keepServerCurrent(server),
               mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
-              http2MaxConcurrentStreams: spec.connections.http2MaxConcurrentStreams,
+              connections: spec.connections,
+              onAbusiveSession,
               logger: listenerLogger,
-            }) as unknown as ReturnType<FastifyServerFactory>
+            });
+            return inbound as unknown as ReturnType<FastifyServerFactory>;
+          }
         : undefined;
-    const { app, connections } = await createProxyServer({
+    const created = await createProxyServer({
       listener: spec,
       currentSnapshot,
       plugins,
       events,
       logger: listenerLogger,
-      onAbusiveSession: (report) => {
-        events.abusiveSession(spec.name);
-        listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
-      },
+      onAbusiveSession,
       requestShutdown: this.options.requestShutdown,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
+    const { app } = created;
+    const connections = created.connections ?? inbound?.clientConnections ?? null;
     const { sharedPorts } = this.options;
     if (sharedPorts !== undefined) app.server.on('connection', sharedPorts.onConnection);
     try {
