@@ -20,6 +20,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from '../identity/peer.js';
 import { ClientConnections } from '../listeners/client-connections.js';
 import type { AbusiveSessionReport } from '../listeners/client-connections.js';
+import { applyHttp1Limits } from '../listeners/http1-limits.js';
 import type { ClientConnectionSettings } from '../listeners/listener-spec.js';
 import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
 import { createH2cServer, sniffConnection } from '../listeners/h2c.js';
@@ -38,6 +39,8 @@ export interface InboundServerOptions {
   readonly keepAliveTimeoutMs: number;
   /** The listener's client-connection settings: HTTP/2 limits, and what the drain and abuse rules read. */
   readonly connections: ClientConnectionSettings;
+  /** MeshConfig.maxRequestHeadersKb, in bytes. */
+  readonly maxHeaderBytes: number;
   readonly onAbusiveSession: (report: AbusiveSessionReport) => void;
 }
 
@@ -77,6 +80,17 @@ export class InboundServer extends net.Server {
     );
     this.secure.on('session', (session: Http2Session) => session.setTimeout(options.keepAliveTimeoutMs, () => session.close()));
     this.clientConnections.watch(this.secure, true).watch(this.plain, false);
+    const limits = { requestHeadersTimeoutMs: options.connections.requestHeadersTimeoutMs, maxHeaderBytes: options.maxHeaderBytes };
+    applyHttp1Limits(this.plain, limits);
+    applyHttp1Limits(this.secure, limits);
+    // node tracks an HTTP/1 server's connections (the request-head deadline, and which connections are
+    // idle for closeIdleConnections) only once that server emits 'listening'. The inner servers never
+    // listen themselves: without this, a slowloris client held an inbound connection forever and a
+    // drain could not close idle ones.
+    this.once('listening', () => {
+      this.plain.emit('listening');
+      this.secure.emit('listening');
+    });
     options.keepCurrent(this.secure);
     this.plain.keepAliveTimeout = options.keepAliveTimeoutMs;
     // The HTTP/1.1 fallback of node's HTTP/2 server reads the HTTP/1 server settings from it.
@@ -129,9 +143,10 @@ export class InboundServer extends net.Server {
     socket.destroy();
   }
 
-  /** fastify's close asks for this; the drain (ClientConnections) tells TLS and HTTP/2 clients itself. */
+  /** Called by fastify's close: HTTP/1.1 connections with no request in progress close now (HTTP/2 sessions get their GOAWAY from the drain). */
   closeIdleConnections(): void {
     this.plain.closeIdleConnections();
+    (this.secure as unknown as http.Server).closeIdleConnections();
   }
 
   override close(callback?: (error?: Error) => void): this {

@@ -19,6 +19,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { serveH2cBeside } from '../listeners/h2c.js';
 import { ClientConnections } from '../listeners/client-connections.js';
+import { applyHttp1Limits } from '../listeners/http1-limits.js';
 import type { AbusiveSessionReport } from '../listeners/client-connections.js';
 import { hostListed } from '../listeners/listener-spec.js';
 import type { ClientConnectionSettings, ListenerSpec } from '../listeners/listener-spec.js';
@@ -51,8 +52,6 @@ export interface ProxyServer {
   readonly connections: ClientConnections | null;
 }
 
-/** How often node checks the request-head deadline: its 30 s default would let a slowloris client stay up to 30 s longer. */
-const HEADERS_CHECK_INTERVAL_MS = 1000;
 /** node's own default handshake deadline, kept when the head timeout is disabled. */
 const NODE_HANDSHAKE_TIMEOUT_MS = 120_000;
 
@@ -127,18 +126,6 @@ const MISDIRECTED: LocalReply = Object.freeze({
   message: 'misdirected request: this host is served with other TLS settings; open a connection with its name as SNI',
 });
 
-/**
- * node's HTTP/1 head deadline (also for the HTTP/1.1 fallback of the h2 server). Read when the server
- * starts listening, so it is set before `listen`.
- */
-function applyHeadersTimeout(server: unknown, timeoutMs: number): void {
-  const target = server as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
-  target.headersTimeout = timeoutMs;
-  // node refuses a head deadline beyond the whole-request deadline; that one stays as it was unless it would cut the head first.
-  if (timeoutMs > 0 && target.requestTimeout > 0 && target.requestTimeout < timeoutMs) target.requestTimeout = timeoutMs;
-  target.connectionsCheckingInterval = Math.min(HEADERS_CHECK_INTERVAL_MS, timeoutMs > 0 ? timeoutMs : HEADERS_CHECK_INTERVAL_MS);
-}
-
 export async function createProxyServer(options: ProxyServerOptions): Promise<ProxyServer> {
   const { listener, tls } = options;
   const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
@@ -156,10 +143,7 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     connections = new ClientConnections(listener.connections, options.onAbusiveSession ?? (() => undefined)).watch(app.server as unknown as NetServer, tls !== undefined);
     const tracked = connections;
     attachUpgradeHandling(app, listener.connections.upgrades, () => tracked.isDraining);
-    applyHeadersTimeout(app.server, listener.connections.requestHeadersTimeoutMs);
-    // Read by node's HTTP/1 parser for every new connection (also the HTTP/1.1 fallback of the h2 server);
-    // without it node's 16 KiB default would silently override MeshConfig.maxRequestHeadersKb.
-    (app.server as { maxHeaderSize?: number }).maxHeaderSize = options.currentSnapshot().mesh.maxRequestHeadersKb * 1024;
+    applyHttp1Limits(app.server, { requestHeadersTimeoutMs: listener.connections.requestHeadersTimeoutMs, maxHeaderBytes: options.currentSnapshot().mesh.maxRequestHeadersKb * 1024 });
   }
   app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
   app.removeAllContentTypeParsers();

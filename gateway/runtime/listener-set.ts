@@ -120,6 +120,7 @@ export class ListenerSet {
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
               connections: spec.connections,
+              maxHeaderBytes: currentSnapshot().mesh.maxRequestHeadersKb * 1024,
               onAbusiveSession,
               logger: listenerLogger,
             });

@@ -20,6 +20,10 @@ export interface MeshPorts {
 export interface MeshOptions {
   readonly peerAuthentication?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** MeshConfig drainDuration; default 1s. */
+  readonly drainDuration?: string;
+  /** MeshConfig connections (client-connection limits), as YAML flow mapping, e.g. `{ requestHeadersTimeout: 1s }`. */
+  readonly connections?: string;
   readonly extraYaml?: string;
 }
 
@@ -32,8 +36,8 @@ spec:
   adminAddress: 127.0.0.1:${ports.admins[0]}
   debugHeaders: true
   accessLog: { enabled: false }
-  drainDuration: 1s
-  outboundTrafficPolicy: { mode: ${options.outboundTrafficPolicy ?? 'ALLOW_ANY'} }
+  drainDuration: ${options.drainDuration ?? '1s'}
+${options.connections === undefined ? '' : `  connections: ${options.connections}\n`}  outboundTrafficPolicy: { mode: ${options.outboundTrafficPolicy ?? 'ALLOW_ANY'} }
   certificates: { caCert: ${pki.ca.certPath}, caKey: ${pki.ca.keyPath} }
 ---
 apiVersion: networking.istio.io/v1
