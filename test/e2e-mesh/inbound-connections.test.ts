@@ -8,6 +8,8 @@
  *   its side (its keep-alive timeout: a minute or more), past Kubernetes' grace period.
  * - Slowloris: a client trickling its request head is cut after MeshConfig
  *   connections.requestHeadersTimeout, as on every other listener; it used to be held forever.
+ * - Head size: MeshConfig maxRequestHeadersKb (default 60) bounds a request head; node's own 16 KiB
+ *   used to apply instead.
  */
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -142,4 +144,28 @@ t.test('slowloris, mTLS HTTP/1.1: a trickled request head is cut after requestHe
   const { outcome, answer } = await trickle(socket);
   t.equal(outcome, 'closed', 'the connection was closed');
   t.match(answer, /^HTTP\/1\.1 408 /, 'with 408 Request Timeout');
+});
+
+t.test('head size, mTLS HTTP/1.1: maxRequestHeadersKb (60 KiB by default) applies, not node\'s 16 KiB', async (t) => {
+  const mesh = await startMesh();
+  t.teardown(() => mesh.close());
+  // The app takes large heads too (read by node per new connection), so a 431 can only come from the sidecar.
+  (mesh.productApp.server as { maxHeaderSize?: number }).maxHeaderSize = 256 * 1024;
+  const identity = await peerIdentity(mesh);
+  /** The status, or 'closed' when the sidecar cut the connection before the client read its answer. */
+  const statusWithHeader = (bytes: number): Promise<number | 'closed'> =>
+    new Promise((resolve) => {
+      const request = https.get(
+        { host: '127.0.0.1', port: mesh.ports.productInbound, path: '/health/ping', agent: false, ...identity, checkServerIdentity: () => undefined, headers: { 'x-large': 'a'.repeat(bytes) } },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.once('error', () => resolve('closed'));
+    });
+  t.equal(await statusWithHeader(30 * 1024), 200, 'a 30 KiB head is served');
+  t.equal(mesh.productApp.received.at(-1)?.headers['x-large']?.length, 30 * 1024, 'and reached the app whole');
+  t.ok([431, 'closed'].includes(await statusWithHeader(70 * 1024)), 'a 70 KiB head is refused (431, or the connection cut while the client still wrote)');
+  t.equal(mesh.productApp.received.length, 1, 'only the 30 KiB request reached the app');
 });
