@@ -124,27 +124,38 @@ async function trickle(socket: net.Socket | tls.TLSSocket): Promise<{ outcome: '
   return { outcome: await closedWithin(socket, CLOSE_DEADLINE_MS), answer };
 }
 
-t.test('slowloris, plaintext HTTP/1.1 (PERMISSIVE): a trickled request head is cut after requestHeadersTimeout', async (t) => {
-  const mesh = await startMesh({ peerAuthentication: 'PERMISSIVE', connections: '{ requestHeadersTimeout: 1s }' });
-  t.teardown(() => mesh.close());
-  const socket = net.connect(mesh.ports.productInbound, '127.0.0.1');
-  t.teardown(() => socket.destroy());
-  await once(socket, 'connect');
-  const { outcome, answer } = await trickle(socket);
-  t.equal(outcome, 'closed', 'the connection was closed');
-  t.match(answer, /^HTTP\/1\.1 408 /, 'with 408 Request Timeout');
-});
+const SLOWLORIS_CASES: readonly { readonly name: string; readonly options: Parameters<typeof startMesh>[0]; open(mesh: Mesh): Promise<net.Socket> }[] = [
+  {
+    name: 'plaintext HTTP/1.1 (PERMISSIVE)',
+    options: { peerAuthentication: 'PERMISSIVE' },
+    async open(mesh) {
+      const socket = net.connect(mesh.ports.productInbound, '127.0.0.1');
+      await once(socket, 'connect');
+      return socket;
+    },
+  },
+  {
+    name: 'mTLS HTTP/1.1',
+    options: {},
+    async open(mesh) {
+      const socket = tls.connect({ host: '127.0.0.1', port: mesh.ports.productInbound, ...(await peerIdentity(mesh)), checkServerIdentity: () => undefined });
+      await once(socket, 'secureConnect');
+      return socket;
+    },
+  },
+];
 
-t.test('slowloris, mTLS HTTP/1.1: a trickled request head is cut after requestHeadersTimeout', async (t) => {
-  const mesh = await startMesh({ connections: '{ requestHeadersTimeout: 1s }' });
-  t.teardown(() => mesh.close());
-  const socket = tls.connect({ host: '127.0.0.1', port: mesh.ports.productInbound, ...(await peerIdentity(mesh)), checkServerIdentity: () => undefined });
-  t.teardown(() => socket.destroy());
-  await once(socket, 'secureConnect');
-  const { outcome, answer } = await trickle(socket);
-  t.equal(outcome, 'closed', 'the connection was closed');
-  t.match(answer, /^HTTP\/1\.1 408 /, 'with 408 Request Timeout');
-});
+for (const slowloris of SLOWLORIS_CASES) {
+  t.test(`slowloris, ${slowloris.name}: a trickled request head is cut after requestHeadersTimeout`, async (t) => {
+    const mesh = await startMesh({ ...slowloris.options, connections: '{ requestHeadersTimeout: 1s }' });
+    t.teardown(() => mesh.close());
+    const socket = await slowloris.open(mesh);
+    t.teardown(() => socket.destroy());
+    const { outcome, answer } = await trickle(socket);
+    t.equal(outcome, 'closed', 'the connection was closed');
+    t.match(answer, /^HTTP\/1\.1 408 /, 'with 408 Request Timeout');
+  });
+}
 
 t.test('head size, mTLS HTTP/1.1: maxRequestHeadersKb (60 KiB by default) applies, not node\'s 16 KiB', async (t) => {
   const mesh = await startMesh();
