@@ -52,10 +52,10 @@ export class InboundServer extends net.Server {
   readonly h2c: Http2Server;
   readonly secure: Http2SecureServer;
   /**
-   * Every connection of the three inner servers, for the listener's drain: node's HTTP/2 secure server
-   * cannot close the HTTP/1.1 connections of its fallback (it has no closeAllConnections, and its
-   * closeIdleConnections sees none), so without this an idle mesh peer's pooled connection kept a
-   * stopped sidecar's process alive until the peer let go.
+   * Every connection of the three inner servers, for the listener's drain (Connection: close, GOAWAY,
+   * the cut at the deadline): node's HTTP/2 secure server has no closeAllConnections for the HTTP/1.1
+   * connections of its fallback, and without this a mesh peer's pooled connection kept a stopped
+   * sidecar's process alive until the peer let go.
    */
   readonly clientConnections: ClientConnections;
 
