@@ -18,8 +18,7 @@ import type { Socket } from 'node:net';
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from '../identity/peer.js';
-import { ClientConnections } from '../listeners/client-connections.js';
-import type { AbusiveSessionReport } from '../listeners/client-connections.js';
+import type { ClientConnections } from '../listeners/client-connections.js';
 import { applyHttp1Limits } from '../listeners/http1-limits.js';
 import type { ClientConnectionSettings } from '../listeners/listener-spec.js';
 import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
@@ -37,11 +36,17 @@ export interface InboundServerOptions {
   readonly logger: FastifyBaseLogger;
   /** Idle keep-alive timeout of client connections (mesh peers keep pooled connections open). */
   readonly keepAliveTimeoutMs: number;
-  /** The listener's client-connection settings: HTTP/2 limits, and what the drain and abuse rules read. */
-  readonly connections: ClientConnectionSettings;
+  /** The listener's client-connection settings: HTTP/2 limits and the request-head deadline. */
+  readonly connectionSettings: ClientConnectionSettings;
   /** MeshConfig.maxRequestHeadersKb, in bytes. */
   readonly maxHeaderBytes: number;
-  readonly onAbusiveSession: (report: AbusiveSessionReport) => void;
+  /**
+   * The listener's client connections, for its drain (Connection: close, GOAWAY, the cut at the
+   * deadline): the inner servers' connections are tracked there. node's HTTP/2 secure server has no
+   * closeAllConnections for the HTTP/1.1 connections of its fallback, and without this a mesh peer's
+   * pooled connection kept a stopped sidecar's process alive until the peer let go.
+   */
+  readonly connections: ClientConnections;
 }
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -51,22 +56,15 @@ export class InboundServer extends net.Server {
   readonly plain: http.Server;
   readonly h2c: Http2Server;
   readonly secure: Http2SecureServer;
-  /**
-   * Every connection of the three inner servers, for the listener's drain (Connection: close, GOAWAY,
-   * the cut at the deadline): node's HTTP/2 secure server has no closeAllConnections for the HTTP/1.1
-   * connections of its fallback, and without this a mesh peer's pooled connection kept a stopped
-   * sidecar's process alive until the peer let go.
-   */
-  readonly clientConnections: ClientConnections;
 
   constructor(handler: Handler, private readonly options: InboundServerOptions) {
     // Set here because the inner HTTP servers never see the accept: without it Nagle holds a response's
     // last segment until the peer's delayed ACK (~40 ms) whenever headers and body go out as two writes.
     super({ noDelay: true });
-    const maxConcurrentStreams = options.connections.http2MaxConcurrentStreams;
-    this.clientConnections = new ClientConnections(options.connections, options.onAbusiveSession);
+    const { connections, connectionSettings } = options;
+    const maxConcurrentStreams = connectionSettings.http2MaxConcurrentStreams;
     this.plain = http.createServer(handler);
-    this.h2c = createH2cServer(handler, { maxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: (session) => this.clientConnections.trackSession(session) });
+    this.h2c = createH2cServer(handler, { maxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: (session) => connections.trackSession(session) });
     this.secure = http2.createSecureServer(
       {
         ...options.tlsOptions(),
@@ -79,8 +77,8 @@ export class InboundServer extends net.Server {
       handler as never,
     );
     this.secure.on('session', (session: Http2Session) => session.setTimeout(options.keepAliveTimeoutMs, () => session.close()));
-    this.clientConnections.watch(this.secure, true).watch(this.plain, false);
-    const limits = { requestHeadersTimeoutMs: options.connections.requestHeadersTimeoutMs, maxHeaderBytes: options.maxHeaderBytes };
+    connections.watch(this.secure, true).watch(this.plain, false);
+    const limits = { requestHeadersTimeoutMs: connectionSettings.requestHeadersTimeoutMs, maxHeaderBytes: options.maxHeaderBytes };
     applyHttp1Limits(this.plain, limits);
     applyHttp1Limits(this.secure, limits);
     // node tracks an HTTP/1 server's connections (the request-head deadline, and which connections are

@@ -18,9 +18,8 @@ import { acceptRequestId } from './forward-headers.js';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { serveH2cBeside } from '../listeners/h2c.js';
-import { ClientConnections } from '../listeners/client-connections.js';
+import type { ClientConnections } from '../listeners/client-connections.js';
 import { applyHttp1Limits } from '../listeners/http1-limits.js';
-import type { AbusiveSessionReport } from '../listeners/client-connections.js';
 import { hostListed } from '../listeners/listener-spec.js';
 import type { ClientConnectionSettings, ListenerSpec } from '../listeners/listener-spec.js';
 import type { TlsListener } from '../listeners/tls-server.js';
@@ -40,16 +39,10 @@ export interface ProxyServerOptions {
   readonly tls?: TlsListener;
   /** For listeners that accept TLS and plaintext on one port (PERMISSIVE). */
   readonly serverFactory?: FastifyServerFactory;
-  /** An HTTP/2 session closed for abuse (too many premature stream resets). */
-  readonly onAbusiveSession?: (report: AbusiveSessionReport) => void;
+  /** The listener's client connections; this server's are watched here, a serverFactory's server watches its own. */
+  readonly connections: ClientConnections;
   /** Outbound listeners: what the Dapr API's `POST /v1.0/shutdown` calls. */
   readonly requestShutdown?: () => void;
-}
-
-export interface ProxyServer {
-  readonly app: FastifyInstance;
-  /** Null for listeners built by a serverFactory: the sidecar's inbound server tracks its own (InboundServer.clientConnections). */
-  readonly connections: ClientConnections | null;
 }
 
 /** node's own default handshake deadline, kept when the head timeout is disabled. */
@@ -126,11 +119,10 @@ const MISDIRECTED: LocalReply = Object.freeze({
   message: 'misdirected request: this host is served with other TLS settings; open a connection with its name as SNI',
 });
 
-export async function createProxyServer(options: ProxyServerOptions): Promise<ProxyServer> {
+export async function createProxyServer(options: ProxyServerOptions): Promise<FastifyInstance> {
   const { listener, tls } = options;
   const app = Fastify(fastifyOptions(options)) as unknown as FastifyInstance;
   options.tls?.attach(app.server as unknown as Parameters<TlsListener['attach']>[0]);
-  let connections: ClientConnections | null = null;
   // A sidecar's inbound server (serverFactory) dispatches connections to inner servers; upgrades are an edge/outbound feature.
   if (options.serverFactory === undefined) {
     if (tls === undefined) {
@@ -140,9 +132,9 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
         firstBytesTimeoutMs: listener.connections.requestHeadersTimeoutMs,
       });
     }
-    connections = new ClientConnections(listener.connections, options.onAbusiveSession ?? (() => undefined)).watch(app.server as unknown as NetServer, tls !== undefined);
-    const tracked = connections;
-    attachUpgradeHandling(app, listener.connections.upgrades, () => tracked.isDraining);
+    const { connections } = options;
+    connections.watch(app.server as unknown as NetServer, tls !== undefined);
+    attachUpgradeHandling(app, listener.connections.upgrades, () => connections.isDraining);
     applyHttp1Limits(app.server, { requestHeadersTimeoutMs: listener.connections.requestHeadersTimeoutMs, maxHeaderBytes: options.currentSnapshot().mesh.maxRequestHeadersKb * 1024 });
   }
   app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
@@ -199,5 +191,5 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Pr
     if (daprApi) registerDaprInvocation(forwarding, proxyHandler);
     forwarding.all('/*', proxyHandler);
   });
-  return { app, connections };
+  return app;
 }

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'f
 import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
-import type { AbusiveSessionReport, ClientConnections } from '../listeners/client-connections.js';
+import { ClientConnections } from '../listeners/client-connections.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
@@ -26,7 +26,7 @@ interface OpenHttpListener {
   readonly spec: ListenerSpec;
   readonly app: FastifyInstance;
   readonly tls: TlsListener | null;
-  readonly connections: ClientConnections | null;
+  readonly connections: ClientConnections;
 }
 
 interface OpenTcpListener {
@@ -105,41 +105,36 @@ export class ListenerSet {
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
       spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged });
-    const onAbusiveSession = (report: AbusiveSessionReport): void => {
+    const connections = new ClientConnections(spec.connections, (report) => {
       events.abusiveSession(spec.name);
       listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
-    };
-    let inbound: InboundServer | undefined;
+    });
     const serverFactory: FastifyServerFactory | undefined =
       spec.direction === 'inbound'
-        ? (handler) => {
-            inbound = new InboundServer(handler, {
+        ? (handler) =>
+            new InboundServer(handler, {
               tlsOptions: () => identity.tlsOptions(),
               keepCurrent: (server) => identity.keepServerCurrent(server),
               mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
-              connections: spec.connections,
+              connectionSettings: spec.connections,
               maxHeaderBytes: currentSnapshot().mesh.maxRequestHeadersKb * 1024,
-              onAbusiveSession,
+              connections,
               logger: listenerLogger,
-            });
-            return inbound as unknown as ReturnType<FastifyServerFactory>;
-          }
+            }) as unknown as ReturnType<FastifyServerFactory>
         : undefined;
-    const created = await createProxyServer({
+    const app = await createProxyServer({
       listener: spec,
       currentSnapshot,
       plugins,
       events,
       logger: listenerLogger,
-      onAbusiveSession,
+      connections,
       requestShutdown: this.options.requestShutdown,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),
     });
-    const { app } = created;
-    const connections = created.connections ?? inbound?.clientConnections ?? null;
     const { sharedPorts } = this.options;
     if (sharedPorts !== undefined) app.server.on('connection', sharedPorts.onConnection);
     try {
@@ -205,12 +200,11 @@ export class ListenerSet {
   private async drain(listener: OpenListener, drainMs: number): Promise<void> {
     if ('server' in listener) return this.drainTcp(listener, drainMs);
     let timer: NodeJS.Timeout | undefined;
-    listener.connections?.startDrain();
+    listener.connections.startDrain();
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        // Past the drain deadline the remaining connections are cut.
-        listener.app.server.closeAllConnections?.();
-        listener.connections?.closeAll();
+        // Past the drain deadline the remaining connections are cut (every one is tracked there, whichever server accepted it).
+        listener.connections.closeAll();
         resolve();
       }, drainMs);
     });
