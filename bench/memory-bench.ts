@@ -5,9 +5,11 @@
  *
  * Each repetition is a fresh process set: the upstream and sidecar B (CPU 1), sidecar A and the
  * ingress (CPU 0). Idle = VmRSS once every proxy has been ready for IDLE_SETTLE_MS (start-up's last
- * timers and collections done), before any request. Then the sidecar pair (A's egress → mTLS → B) is
+ * timers and collections done, the young generation's idle check included), before any request. Then the sidecar pair (A's egress → mTLS → B) is
  * warmed up and A and B are read, then the ingress (HTTPS → mTLS → B) and the ingress is read;
- * "after" = VmRSS AFTER_SETTLE_MS after the load stopped, "peak" = VmHWM.
+ * "after" = VmRSS AFTER_SETTLE_MS after the load stopped, "peak" = VmHWM, "rested" = VmRSS once every
+ * proxy has had no request for REST_MS (long enough for an idle proxy to give back its young
+ * generation: gateway/runtime/young-generation.ts).
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -25,8 +27,11 @@ import type { TargetContext } from './targets.js';
 export const MEMORY_TARGET = 'proxy-memory';
 export const WARMUP_REQUESTS_PER_SECOND = 1_000;
 const WARMUP_CONNECTIONS = 10;
-const IDLE_SETTLE_MS = 2_000;
+/** Two of the young generation's idle checks (5 s apart) after ready. */
+const IDLE_SETTLE_MS = 12_000;
 const AFTER_SETTLE_MS = 2_000;
+/** Six of the young generation's idle checks (5 s apart): on Node.js 24 the RSS follows the shrunk new space some seconds later. */
+const REST_MS = 30_000;
 const RUN_SLACK_MS = 30_000;
 const MB = 1_048_576;
 const BENCH_DIST = fileURLToPath(new URL('./', import.meta.url));
@@ -35,6 +40,8 @@ export interface MemoryReading {
   readonly idleRssBytes: number | null;
   readonly afterRssBytes: number | null;
   readonly peakRssBytes: number | null;
+  /** VmRSS once the proxy has idled REST_MS after the warm-ups. */
+  readonly restedRssBytes: number | null;
   /** Requests per second the warm-up reached (the rate asked for is WARMUP_REQUESTS_PER_SECOND). */
   readonly warmupRequestsPerSecond: number;
   /** Non-2xx answers and socket errors during the warm-up (a saturated machine can turn requests into 503s). */
@@ -77,6 +84,7 @@ export async function measureMemory(context: TargetContext, pinning: Pinning, re
         idleRssBytes: idle.get(pid) ?? null,
         afterRssBytes: treeRssBytes(pid),
         peakRssBytes: treePeakRssBytes(pid),
+        restedRssBytes: null,
         warmupRequestsPerSecond: warmup.requestsPerSecond,
         warmupFailures: warmup.failures,
       });
@@ -86,8 +94,11 @@ export async function measureMemory(context: TargetContext, pinning: Pinning, re
       const ingressWarmup = await paced(pinning, `https://127.0.0.1:${ingressOptions.listenerPort}${HOT_PATH}`, HOT_HOST, warmupSeconds, signal);
       await sleep(AFTER_SETTLE_MS);
       readings[INGRESS_LABEL] = read(ingress.pid, ingressWarmup);
+      await sleep(REST_MS);
+      const pids: Record<string, number> = { [SIDECAR_A_LABEL]: client.pid, [SIDECAR_B_LABEL]: server.pid, [INGRESS_LABEL]: ingress.pid };
+      for (const [label, reading] of Object.entries(readings)) readings[label] = { ...reading, restedRssBytes: treeRssBytes(pids[label] as number) };
       results.push(readings);
-      process.stdout.write(`  repetition ${repetition}: ${Object.entries(readings).map(([label, reading]) => `${label} ${mb(reading.idleRssBytes)} → ${mb(reading.afterRssBytes)} MB`).join('; ')}\n`);
+      process.stdout.write(`  repetition ${repetition}: ${Object.entries(readings).map(([label, reading]) => `${label} ${mb(reading.idleRssBytes)} → ${mb(reading.afterRssBytes)} → rested ${mb(reading.restedRssBytes)} MB`).join('; ')}\n`);
     } finally {
       await context.processes.stop([ingress, client, server, upstream.service]);
     }
@@ -104,7 +115,7 @@ export interface MemorySpread {
 }
 
 /** Median, min and max in MB over the repetitions of one proxy's reading; null when /proc gave nothing. */
-export function memorySpread(results: MemoryResults, label: string, field: 'idleRssBytes' | 'afterRssBytes' | 'peakRssBytes'): MemorySpread | null {
+export function memorySpread(results: MemoryResults, label: string, field: 'idleRssBytes' | 'afterRssBytes' | 'peakRssBytes' | 'restedRssBytes'): MemorySpread | null {
   const values = results.flatMap((readings) => {
     const value = readings[label]?.[field] ?? null;
     return value === null ? [] : [value / MB];
@@ -121,7 +132,8 @@ export function memoryLines(results: MemoryResults): string[] {
     const failures = readings.reduce((sum, reading) => sum + reading.warmupFailures, 0);
     return (
       `${label.padEnd(32)}: idle ${cell(memorySpread(results, label, 'idleRssBytes'))} MB, after ${rate} req/s ` +
-      `${cell(memorySpread(results, label, 'afterRssBytes'))} MB, peak ${cell(memorySpread(results, label, 'peakRssBytes'))} MB` +
+      `${cell(memorySpread(results, label, 'afterRssBytes'))} MB, rested ${cell(memorySpread(results, label, 'restedRssBytes'))} MB, ` +
+      `peak ${cell(memorySpread(results, label, 'peakRssBytes'))} MB` +
       (failures > 0 ? `; ${failures} warm-up requests failed` : '')
     );
   });

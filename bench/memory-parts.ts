@@ -88,7 +88,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const found = findCommand(argv);
   if (found === undefined) throw new Error('no run command');
   // As main.ts does before it loads the command.
-  const { holdYoungGeneration } = await import('../gateway/cli/young-generation.js');
+  const { holdYoungGeneration } = await import('../gateway/runtime/young-generation.js');
   holdYoungGeneration();
   const { runCommand } = await import('../gateway/cli/run.js');
   report("meshgate's modules");

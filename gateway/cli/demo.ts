@@ -16,7 +16,7 @@ import { orderApp, productApp } from '../demo/apps.js';
 import type { Values } from './args.js';
 import { checkPortFree, PortInUseError, spawnProxy, waitProxyReady } from './demo-process.js';
 import { EXIT_INVALID, EXIT_OK } from './usage.js';
-import { releaseYoungGeneration } from './young-generation.js';
+import { releaseYoungGeneration } from '../runtime/young-generation.js';
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo', import.meta.url));
 const LOOPBACK = '127.0.0.1';

@@ -8,7 +8,7 @@ import { parse } from './args.js';
 import type { CommandSpec } from './args.js';
 import { commandGroup, commandUsage, findCommand, generalUsage, synopsis } from './commands-spec.js';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './usage.js';
-import { holdYoungGeneration } from './young-generation.js';
+import { holdYoungGeneration } from '../runtime/young-generation.js';
 
 function usageError(prefix: string, message: string, specs: readonly CommandSpec[]): number {
   const lines = [`${prefix}: ${message}`, '', 'Usage:', ...specs.map((spec) => `  ${synopsis(spec)}`), ''];

@@ -13,7 +13,7 @@ import { concurrency, configPath, listenAddress, logLevel, proxyMode } from './a
 import type { Values } from './args.js';
 import { createLogger } from '../logger.js';
 import { EXIT_INVALID } from './usage.js';
-import { releaseYoungGeneration } from './young-generation.js';
+import { releaseYoungGeneration } from '../runtime/young-generation.js';
 
 function refuse(diagnostics: readonly Diagnostic[]): void {
   process.stderr.write(formatDiagnostics(diagnostics, 'text'));

@@ -14,6 +14,7 @@ import { GatewayRuntime } from './gateway-runtime.js';
 import { metricsExpositionOf, proxyEventsOf } from './plugin-capabilities.js';
 import { portableDiagnostics } from './portable-config.js';
 import { adoptWorkerMemory } from './worker-memory.js';
+import { giveBackWhenIdle } from './young-generation.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker-protocol.js';
 
 if (parentPort === null) throw new Error('worker-thread.js runs only as a worker thread of worker-supervisor.js');
@@ -56,6 +57,8 @@ export function serveWorkerThread(plugins: readonly MeshPlugin[]): void {
       }
       const { hash, diagnostics } = runtime.current();
       send({ type: 'ready', hash, diagnostics: portableDiagnostics(diagnostics) });
+      // Each worker has its own V8 heap, grown by its own share of the traffic.
+      giveBackWhenIdle();
     },
     (error: unknown) => {
       logger.error({ err: error }, 'worker failed to start');

@@ -155,7 +155,7 @@ t.test('wrk output with the p99.9 line of bench/wrk-latency.lua parses to micros
 
 t.test('the memory bars judge the median over fresh process sets, idle and after the warm-up, for each proxy', async (t) => {
   const MB = 1_048_576;
-  const reading = (idleMb: number, afterMb: number) => ({ idleRssBytes: idleMb * MB, afterRssBytes: afterMb * MB, peakRssBytes: afterMb * MB, warmupRequestsPerSecond: 1000, warmupFailures: 0 });
+  const reading = (idleMb: number, afterMb: number) => ({ idleRssBytes: idleMb * MB, afterRssBytes: afterMb * MB, peakRssBytes: afterMb * MB, restedRssBytes: null, warmupRequestsPerSecond: 1000, warmupFailures: 0 });
   const memory = [
     { 'sidecar B (server side, CPU 1)': reading(58, 69), 'ingress (CPU 0)': reading(61, 72) },
     { 'sidecar B (server side, CPU 1)': reading(62, 71), 'ingress (CPU 0)': reading(59, 68) },
