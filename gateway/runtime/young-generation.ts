@@ -14,8 +14,8 @@
  * nothing. An ingress kept 118.7 MB of RSS for as long as it idled after a load. So a thread whose
  * event loop was idle for a whole check interval, and whose new space is more than twice the size V8
  * starts it at, runs that one scavenge itself: 118.7 → 91.9 MB, a 0.9 ms pause, at a moment when no
- * request is being served (bench/README.md#memory-issue-23-item-4). Newer V8s (Node.js 24) shrink an
- * idle new space on their own; the check then finds nothing to do.
+ * request is being served (bench/README.md#memory-issue-23-item-4). Newer V8s (Node.js 24) often shrink
+ * an idle new space on their own; the check then finds nothing to do.
  */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { performance } from 'node:perf_hooks';
