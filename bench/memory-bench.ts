@@ -80,23 +80,26 @@ export async function measureMemory(context: TargetContext, pinning: Pinning, re
     try {
       await sleep(IDLE_SETTLE_MS);
       const idle = new Map([server, client, ingress].map((service) => [service.pid, treeRssBytes(service.pid)]));
-      const read = (pid: number, warmup: Warmup): MemoryReading => ({
+      const read = (pid: number, warmup: Warmup): Omit<MemoryReading, 'restedRssBytes'> => ({
         idleRssBytes: idle.get(pid) ?? null,
         afterRssBytes: treeRssBytes(pid),
         peakRssBytes: treePeakRssBytes(pid),
-        restedRssBytes: null,
         warmupRequestsPerSecond: warmup.requestsPerSecond,
         warmupFailures: warmup.failures,
       });
       const pairWarmup = await paced(pinning, `http://127.0.0.1:${options.client.outbound}${HOT_PATH}`, SERVICE_HOST, warmupSeconds, signal);
       await sleep(AFTER_SETTLE_MS);
-      const readings: Record<string, MemoryReading> = { [SIDECAR_A_LABEL]: read(client.pid, pairWarmup), [SIDECAR_B_LABEL]: read(server.pid, pairWarmup) };
+      const [clientAfter, serverAfter] = [read(client.pid, pairWarmup), read(server.pid, pairWarmup)];
       const ingressWarmup = await paced(pinning, `https://127.0.0.1:${ingressOptions.listenerPort}${HOT_PATH}`, HOT_HOST, warmupSeconds, signal);
       await sleep(AFTER_SETTLE_MS);
-      readings[INGRESS_LABEL] = read(ingress.pid, ingressWarmup);
+      const ingressAfter = read(ingress.pid, ingressWarmup);
       await sleep(REST_MS);
-      const pids: Record<string, number> = { [SIDECAR_A_LABEL]: client.pid, [SIDECAR_B_LABEL]: server.pid, [INGRESS_LABEL]: ingress.pid };
-      for (const [label, reading] of Object.entries(readings)) readings[label] = { ...reading, restedRssBytes: treeRssBytes(pids[label] as number) };
+      const rested = (pid: number, reading: Omit<MemoryReading, 'restedRssBytes'>): MemoryReading => ({ ...reading, restedRssBytes: treeRssBytes(pid) });
+      const readings: Record<string, MemoryReading> = {
+        [SIDECAR_A_LABEL]: rested(client.pid, clientAfter),
+        [SIDECAR_B_LABEL]: rested(server.pid, serverAfter),
+        [INGRESS_LABEL]: rested(ingress.pid, ingressAfter),
+      };
       results.push(readings);
       process.stdout.write(`  repetition ${repetition}: ${Object.entries(readings).map(([label, reading]) => `${label} ${mb(reading.idleRssBytes)} → ${mb(reading.afterRssBytes)} → rested ${mb(reading.restedRssBytes)} MB`).join('; ')}\n`);
     } finally {

@@ -20,7 +20,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { checkPeerCertificate, inboundHandshakeErrorLogger, presentedCertificate, rememberPeerIdentity } from '../identity/peer.js';
 import type { ClientConnections } from '../listeners/client-connections.js';
 import { applyHttp1Limits } from '../listeners/http1-limits.js';
-import type { ClientConnectionSettings } from '../listeners/listener-spec.js';
+import type { Http1Limits } from '../listeners/http1-limits.js';
 import { ALPN_PROTOCOLS } from '../listeners/tls-server.js';
 import { createH2cServer, sniffConnection } from '../listeners/h2c.js';
 import type { MtlsMode } from '../policy/peer-authentication.js';
@@ -36,10 +36,9 @@ export interface InboundServerOptions {
   readonly logger: FastifyBaseLogger;
   /** Idle keep-alive timeout of client connections (mesh peers keep pooled connections open). */
   readonly keepAliveTimeoutMs: number;
-  /** The listener's client-connection settings: HTTP/2 limits and the request-head deadline. */
-  readonly connectionSettings: ClientConnectionSettings;
-  /** MeshConfig.maxRequestHeadersKb, in bytes. */
-  readonly maxHeaderBytes: number;
+  readonly http2MaxConcurrentStreams: number;
+  /** The request-head deadline and largest head, for the plaintext and mTLS HTTP/1 servers. */
+  readonly http1Limits: Http1Limits;
   /**
    * The listener's client connections, for its drain (Connection: close, GOAWAY, the cut at the
    * deadline): the inner servers' connections are tracked there. node's HTTP/2 secure server has no
@@ -61,8 +60,8 @@ export class InboundServer extends net.Server {
     // Set here because the inner HTTP servers never see the accept: without it Nagle holds a response's
     // last segment until the peer's delayed ACK (~40 ms) whenever headers and body go out as two writes.
     super({ noDelay: true });
-    const { connections, connectionSettings } = options;
-    const maxConcurrentStreams = connectionSettings.http2MaxConcurrentStreams;
+    const { connections } = options;
+    const maxConcurrentStreams = options.http2MaxConcurrentStreams;
     this.plain = http.createServer(handler);
     this.h2c = createH2cServer(handler, { maxConcurrentStreams, idleTimeoutMs: options.keepAliveTimeoutMs, onSession: (session) => connections.trackSession(session) });
     this.secure = http2.createSecureServer(
@@ -78,9 +77,8 @@ export class InboundServer extends net.Server {
     );
     this.secure.on('session', (session: Http2Session) => session.setTimeout(options.keepAliveTimeoutMs, () => session.close()));
     connections.watch(this.secure, true).watch(this.plain, false);
-    const limits = { requestHeadersTimeoutMs: connectionSettings.requestHeadersTimeoutMs, maxHeaderBytes: options.maxHeaderBytes };
-    applyHttp1Limits(this.plain, limits);
-    applyHttp1Limits(this.secure, limits);
+    applyHttp1Limits(this.plain, options.http1Limits);
+    applyHttp1Limits(this.secure, options.http1Limits);
     // node tracks an HTTP/1 server's connections (the request-head deadline, and which connections are
     // idle for closeIdleConnections) only once that server emits 'listening'. The inner servers never
     // listen themselves: without this, a slowloris client held an inbound connection forever and a

@@ -20,6 +20,7 @@ import type { Server as NetServer } from 'node:net';
 import { serveH2cBeside } from '../listeners/h2c.js';
 import type { ClientConnections } from '../listeners/client-connections.js';
 import { applyHttp1Limits } from '../listeners/http1-limits.js';
+import type { Http1Limits } from '../listeners/http1-limits.js';
 import { hostListed } from '../listeners/listener-spec.js';
 import type { ClientConnectionSettings, ListenerSpec } from '../listeners/listener-spec.js';
 import type { TlsListener } from '../listeners/tls-server.js';
@@ -41,6 +42,8 @@ export interface ProxyServerOptions {
   readonly serverFactory?: FastifyServerFactory;
   /** The listener's client connections; this server's are watched here, a serverFactory's server watches its own. */
   readonly connections: ClientConnections;
+  /** The request-head deadline and largest head (a serverFactory's server applies them to its own inner servers). */
+  readonly http1Limits: Http1Limits;
   /** Outbound listeners: what the Dapr API's `POST /v1.0/shutdown` calls. */
   readonly requestShutdown?: () => void;
 }
@@ -135,7 +138,7 @@ export async function createProxyServer(options: ProxyServerOptions): Promise<Fa
     const { connections } = options;
     connections.watch(app.server as unknown as NetServer, tls !== undefined);
     attachUpgradeHandling(app, listener.connections.upgrades, () => connections.isDraining);
-    applyHttp1Limits(app.server, { requestHeadersTimeoutMs: listener.connections.requestHeadersTimeoutMs, maxHeaderBytes: options.currentSnapshot().mesh.maxRequestHeadersKb * 1024 });
+    applyHttp1Limits(app.server, options.http1Limits);
   }
   app.decorateRequest('mesh', null as unknown as ProxyRequestContext);
   app.removeAllContentTypeParsers();

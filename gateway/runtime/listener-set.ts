@@ -8,6 +8,7 @@ import type { CertificateStore } from '../identity/cert-store.js';
 import { createTlsServerOptions } from '../listeners/tls-server.js';
 import type { ServedCertificate, TlsListener } from '../listeners/tls-server.js';
 import { ClientConnections } from '../listeners/client-connections.js';
+import type { Http1Limits } from '../listeners/http1-limits.js';
 import type { ListenerSpec } from '../listeners/listener-spec.js';
 import type { ProxyEvents } from '../pipeline/capabilities.js';
 import type { MeshPlugin } from '../pipeline/types.js';
@@ -105,6 +106,7 @@ export class ListenerSet {
     const listenerLogger = logger.child({ listener: spec.name });
     const tls =
       spec.gatewayPlan === null ? null : await createTlsServerOptions(spec.gatewayPlan, { logger: listenerLogger, onCertificatesChanged: this.options.onServedCertificatesChanged });
+    const http1Limits: Http1Limits = { requestHeadersTimeoutMs: spec.connections.requestHeadersTimeoutMs, maxHeaderBytes: currentSnapshot().mesh.maxRequestHeadersKb * 1024 };
     const connections = new ClientConnections(spec.connections, (report) => {
       events.abusiveSession(spec.name);
       listenerLogger.warn({ ...report }, 'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: too many streams reset before their response');
@@ -118,8 +120,8 @@ export class ListenerSet {
               mode: () => currentSnapshot().inboundMtls[spec.port] ?? 'PERMISSIVE',
               trustDomain: () => currentSnapshot().mesh.trustDomain,
               keepAliveTimeoutMs: CLIENT_KEEP_ALIVE_MS,
-              connectionSettings: spec.connections,
-              maxHeaderBytes: currentSnapshot().mesh.maxRequestHeadersKb * 1024,
+              http2MaxConcurrentStreams: spec.connections.http2MaxConcurrentStreams,
+              http1Limits,
               connections,
               logger: listenerLogger,
             }) as unknown as ReturnType<FastifyServerFactory>
@@ -131,6 +133,7 @@ export class ListenerSet {
       events,
       logger: listenerLogger,
       connections,
+      http1Limits,
       requestShutdown: this.options.requestShutdown,
       ...(tls === null ? {} : { tls }),
       ...(serverFactory === undefined ? {} : { serverFactory }),

@@ -19,7 +19,6 @@
  */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { performance } from 'node:perf_hooks';
-import type { EventLoopUtilization } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
 
 /** V8's default (flag-definitions.h `semi_space_growth_factor`). */
@@ -44,15 +43,6 @@ export function releaseYoungGeneration(): void {
   giveBackWhenIdle();
 }
 
-/** What the idle check reads and does; a test passes its own. */
-export interface YoungGenerationProbe {
-  /** Event-loop utilization (0–1) since the previous call. */
-  utilizationSinceLastCheck(): number;
-  newSpaceBytes(): number;
-  /** One young-generation collection (a scavenge), now. */
-  scavenge(): void;
-}
-
 /** Whether an interval with this utilization and new space calls for a scavenge. */
 export function shouldGiveBack(utilization: number, newSpaceBytes: number): boolean {
   return utilization < IDLE_UTILIZATION && newSpaceBytes > 2 * V8_INITIAL_NEW_SPACE_BYTES;
@@ -65,12 +55,19 @@ export interface IdleGiveBack {
 }
 
 /** Checks this thread every `intervalMs` (an unref'd timer: it never keeps a process alive). */
-export function giveBackWhenIdle(intervalMs: number = IDLE_CHECK_INTERVAL_MS, probe: YoungGenerationProbe = v8Probe()): IdleGiveBack {
-  probe.utilizationSinceLastCheck();
+export function giveBackWhenIdle(intervalMs: number = IDLE_CHECK_INTERVAL_MS): IdleGiveBack {
+  // The collector of a fresh context; the flag goes back off at once, so no other context sees a `gc` global.
+  setFlagsFromString('--expose-gc');
+  const scavenge = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+  setFlagsFromString('--no-expose-gc');
+  let lastUtilization = performance.eventLoopUtilization();
   let giveBacks = 0;
   const timer = setInterval(() => {
-    if (!shouldGiveBack(probe.utilizationSinceLastCheck(), probe.newSpaceBytes())) return;
-    probe.scavenge();
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, lastUtilization);
+    lastUtilization = now;
+    if (!shouldGiveBack(utilization, readNewSpaceBytes())) return;
+    scavenge({ type: 'minor' });
     giveBacks += 1;
   }, intervalMs);
   timer.unref();
@@ -82,20 +79,6 @@ export function giveBackWhenIdle(intervalMs: number = IDLE_CHECK_INTERVAL_MS, pr
   };
 }
 
-function v8Probe(): YoungGenerationProbe {
-  let last: EventLoopUtilization = performance.eventLoopUtilization();
-  // The collector of a fresh context; the flag goes back off at once, so no other context sees a `gc` global.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
-  setFlagsFromString('--no-expose-gc');
-  return {
-    utilizationSinceLastCheck() {
-      const now = performance.eventLoopUtilization();
-      const { utilization } = performance.eventLoopUtilization(now, last);
-      last = now;
-      return utilization;
-    },
-    newSpaceBytes: () => getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0,
-    scavenge: () => gc({ type: 'minor' }),
-  };
+function readNewSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
 }
