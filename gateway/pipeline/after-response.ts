@@ -20,12 +20,29 @@ export interface AfterResponseStep {
 
 export type OnResponseHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
-/** The batches queued and not yet run, of every after-response hook. */
-const pendingBatches = new Set<() => void>();
+/**
+ * The batches queued this turn, of every after-response hook, in the first `queuedCount` slots. Slots are
+ * reused rather than entries added and deleted: a long-lived Set or Map that churns on every turn gets
+ * its table reallocated in the old generation (V8 allocates a rehashed table where the old one lives),
+ * ~110 bytes a request that only a full collection frees (bench/README.md#tails-issue-23-item-3).
+ */
+const queuedBatches: ((() => void) | undefined)[] = [];
+let queuedCount = 0;
+
+function queueBatch(runBatch: () => void): void {
+  if (queuedCount === 0) setImmediate(runPendingAfterResponse);
+  queuedBatches[queuedCount++] = runBatch;
+}
 
 /** Runs every queued batch now: a plugin's flush or shutdown must not leave the turn's last responses behind. */
 export function runPendingAfterResponse(): void {
-  for (const runBatch of [...pendingBatches]) runBatch();
+  // A batch queued while these run (a step that ends a response) runs in this pass too.
+  for (let index = 0; index < queuedCount; index++) {
+    const runBatch = queuedBatches[index] as () => void;
+    queuedBatches[index] = undefined;
+    runBatch();
+  }
+  queuedCount = 0;
 }
 
 /**
@@ -38,7 +55,6 @@ export function afterResponseHook(step: AfterResponseStep): OnResponseHook {
   let spare: (FastifyRequest | FastifyReply)[] = [];
 
   const runBatch = (): void => {
-    pendingBatches.delete(runBatch);
     const batch = queued;
     queued = spare;
     for (let index = 0; index < batch.length; index += 2) {
@@ -57,10 +73,7 @@ export function afterResponseHook(step: AfterResponseStep): OnResponseHook {
     if (step.applies(request)) {
       const mesh = request.mesh;
       if (mesh.responseEndMs !== mesh.responseEndMs) mesh.responseEndMs = performance.now();
-      if (queued.length === 0) {
-        setImmediate(runBatch);
-        pendingBatches.add(runBatch);
-      }
+      if (queued.length === 0) queueBatch(runBatch);
       queued.push(request, reply);
     }
     done();
