@@ -14,7 +14,6 @@ import { compileTopicScopes } from '../../gateway/dapr/pubsub/scopes.js';
 import { compileMatch, compileRoutes, RoutingRuleError } from '../../gateway/dapr/pubsub/routing.js';
 import { parseProgrammaticSubscriptions } from '../../gateway/dapr/pubsub/subscriptions.js';
 import { InMemoryBroker } from '../../gateway/dapr/pubsub/in-memory.js';
-import { PublishDeadlines } from '../../gateway/dapr/pubsub/publish-deadlines.js';
 import type { BrokerMessage } from '../../gateway/dapr/pubsub/broker.js';
 import { pubsubBlock } from '../../gateway/dapr/pubsub/index.js';
 import { buildKindRegistry } from '../../gateway/config/kinds/index.js';
@@ -86,19 +85,6 @@ t.test('the envelope written as text in one go has the bytes the general path gi
     const general = buildPublishedEvent(input({ ...overrides, metadata: { 'cloudevent.id': 'fixed-id' } }), clock).toString();
     t.equal(plain, general, JSON.stringify(overrides));
   }
-});
-
-t.test('publish deadlines: an unanswered publish fails after the deadline, answered ones keep their outcome', async (t) => {
-  const deadlines = new PublishDeadlines(50, 10);
-  const never = new Promise<void>(() => {});
-  const started = performance.now();
-  const stuck = deadlines.within(never, 'publishing to p/t');
-  t.equal(await deadlines.within(Promise.resolve('ok'), 'a'), 'ok');
-  await t.rejects(deadlines.within(Promise.reject(new Error('broker said no')), 'b'), /broker said no/);
-  t.equal(deadlines.size, 1, 'only the unanswered publish is still waiting');
-  await t.rejects(stuck, /publishing to p\/t: no answer from the broker within 50 ms/);
-  t.ok(performance.now() - started >= 50, 'not before the deadline');
-  t.equal(deadlines.size, 0);
 });
 
 t.test('rawPayload publishes the bytes as they are', async (t) => {
