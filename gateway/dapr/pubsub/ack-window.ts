@@ -29,6 +29,11 @@ export class AckWindow<T> {
     else this.timer ??= setTimeout(this.flush, ACK_WINDOW_MS);
   }
 
+  /** Whether `item` is gathered and not sent yet. */
+  includes(item: T): boolean {
+    return this.batch.includes(item);
+  }
+
   /** Sends what is waiting now (also before a channel or connection closes). */
   readonly flush = (): void => {
     if (this.timer !== null) {

@@ -108,6 +108,11 @@ function toMessage(entry: RawEntry): BrokerMessage | null {
   return { brokerId: id.toString(), data: data ?? Buffer.alloc(0), metadata };
 }
 
+function removeItem<T>(items: T[], item: T): void {
+  const index = items.indexOf(item);
+  if (index !== -1) items.splice(index, 1);
+}
+
 /**
  * One subscription's consumer, as Dapr runs it: XREADGROUP reads up to `queueDepth` entries at a time
  * into a local queue, and `concurrency` workers hand them to the handler. Queued entries are already
@@ -117,16 +122,21 @@ class StreamSubscription implements BrokerSubscription {
   private closed = false;
   /** Read, not yet handed to a worker. */
   private readonly queued: BrokerMessage[] = [];
-  private readonly inFlight = new Map<string, Promise<void>>();
+  /**
+   * Handed to a worker and not settled yet. This and `sending` are arrays searched by id, not a Map and
+   * a Set: an entry comes and goes with every message, and a long-lived Map or Set that churns like that
+   * gets its table reallocated in the old generation, ~100 bytes a message that only a full collection
+   * frees (bench/README.md#where-a-messages-cpu-goes-dapr-pubsub). Both hold a few dozen at most.
+   */
+  private readonly handling: { readonly id: string; readonly settled: Promise<void> }[] = [];
   private roomWaiter: (() => void) | null = null;
   private readonly readLoop: Promise<void>;
   private readonly reclaimTimer: NodeJS.Timeout | undefined;
   private reclaiming = false;
   /** Acked by the handler, waiting to go out in one XACK with the others of the window. */
   private readonly acks: AckWindow<string>;
-  /** In an XACK not answered yet: still pending in the group, and not to be reclaimed. */
-  private readonly acking = new Set<string>();
-  private readonly acksSent = new Set<Promise<void>>();
+  /** The XACKs not answered yet: their entries are still pending in the group, and not to be reclaimed. */
+  private readonly sending: { readonly ids: readonly string[]; readonly sent: Promise<void> }[] = [];
   /** The read-ahead is refilled once the local queue is down to this: one XREADGROUP per many entries, not one per entry handled. */
   private readonly refillAt: number;
 
@@ -188,19 +198,22 @@ class StreamSubscription implements BrokerSubscription {
 
   private enqueue(entry: RawEntry): void {
     const message = toMessage(entry);
-    if (message === null || this.inFlight.has(message.brokerId) || this.acking.has(message.brokerId)) return;
+    if (message === null || this.inHand(message.brokerId)) return;
     this.queued.push(message);
     this.startWorkers();
   }
 
   private startWorkers(): void {
-    while (!this.closed && this.inFlight.size < this.settings.concurrency && this.queued.length > 0) {
+    while (!this.closed && this.handling.length < this.settings.concurrency && this.queued.length > 0) {
       const message = this.queued.shift() as BrokerMessage;
-      const settled = this.handle(message).finally(() => {
-        this.inFlight.delete(message.brokerId);
-        this.startWorkers();
-      });
-      this.inFlight.set(message.brokerId, settled);
+      const handling = {
+        id: message.brokerId,
+        settled: this.handle(message).finally(() => {
+          removeItem(this.handling, handling);
+          this.startWorkers();
+        }),
+      };
+      this.handling.push(handling);
     }
     if (this.queued.length <= this.refillAt) {
       const waiter = this.roomWaiter;
@@ -225,8 +238,12 @@ class StreamSubscription implements BrokerSubscription {
    * as its handler answered: waiting for the XACK's round trip held a delivery slot for nothing.
    */
   private ack(id: string): void {
-    this.acking.add(id);
     this.acks.add(id);
+  }
+
+  /** Handled now, or acked and the XACK not answered yet. */
+  private inHand(id: string): boolean {
+    return this.handling.some((handling) => handling.id === id) || this.acks.includes(id) || this.sending.some((sending) => sending.ids.includes(id));
   }
 
   private readonly sendAcks = (ids: string[]): void => {
@@ -237,11 +254,9 @@ class StreamSubscription implements BrokerSubscription {
         this.logger.warn({ topic: this.topic, ids: ids.length, err: (error as Error).message }, 'pubsub.redis: XACK failed; the entries will be redelivered');
       },
     );
-    this.acksSent.add(sent);
-    void sent.finally(() => {
-      this.acksSent.delete(sent);
-      for (const id of ids) this.acking.delete(id);
-    });
+    const sending = { ids, sent };
+    this.sending.push(sending);
+    void sent.finally(() => removeItem(this.sending, sending));
   };
 
   /**
@@ -257,10 +272,10 @@ class StreamSubscription implements BrokerSubscription {
       const free = this.settings.queueDepth - this.queued.length;
       if (free <= 0) return;
       const minIdle = Math.ceil(this.settings.processingTimeoutMs);
-      const pending = (await this.control.call('XPENDING', this.topic, this.group, 'IDLE', minIdle, '-', '+', free + this.inFlight.size)) as [string, string, number, number][];
+      const pending = (await this.control.call('XPENDING', this.topic, this.group, 'IDLE', minIdle, '-', '+', free + this.handling.length)) as [string, string, number, number][];
       const ids = pending
         .map(([id]) => id)
-        .filter((id) => !this.inFlight.has(id) && !this.acking.has(id) && !this.queued.some((queued) => queued.brokerId === id))
+        .filter((id) => !this.inHand(id) && !this.queued.some((queued) => queued.brokerId === id))
         .slice(0, free);
       if (ids.length === 0) return;
       // XCLAIM re-checks the idle time, so of two replicas reclaiming at once only one gets each entry.
@@ -288,9 +303,9 @@ class StreamSubscription implements BrokerSubscription {
     this.roomWaiter?.();
     this.reader.disconnect();
     await this.readLoop;
-    await settledWithin(Promise.all(this.inFlight.values()), CLOSE_DRAIN_MS);
+    await settledWithin(Promise.all(this.handling.map((handling) => handling.settled)), CLOSE_DRAIN_MS);
     this.acks.flush();
-    await settledWithin(Promise.all(this.acksSent), CLOSE_DRAIN_MS);
+    await settledWithin(Promise.all(this.sending.map((sending) => sending.sent)), CLOSE_DRAIN_MS);
   }
 }
 
