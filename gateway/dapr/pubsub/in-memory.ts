@@ -4,7 +4,7 @@
  * puts the message back after `redeliverInterval` (default 1s). Nothing survives a restart.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { CLOSE_DRAIN_MS, metadataDurationMs, settledWithin } from './broker.js';
+import { CLOSE_DRAIN_MS, metadataDurationMs, removeItem, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const DEFAULT_REDELIVER_INTERVAL_MS = 1000;
@@ -22,7 +22,7 @@ export class InMemoryBroker implements PubSubBroker {
   readonly capabilities: readonly string[] = [];
   private readonly topics = new Map<string, Map<string, Group>>();
   private readonly redeliverIntervalMs: number;
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending: Promise<void>[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private sequence = 0;
   private closed = false;
@@ -60,8 +60,8 @@ export class InMemoryBroker implements PubSubBroker {
         }, this.redeliverIntervalMs);
         this.timers.add(timer);
       });
-    this.pending.add(delivery);
-    void delivery.finally(() => this.pending.delete(delivery));
+    this.pending.push(delivery);
+    void delivery.finally(() => removeItem(this.pending, delivery));
   }
 
   async subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<BrokerSubscription> {
@@ -84,7 +84,7 @@ export class InMemoryBroker implements PubSubBroker {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    await settledWithin(Promise.all([...this.pending]), CLOSE_DRAIN_MS);
+    await settledWithin(Promise.all(this.pending), CLOSE_DRAIN_MS);
     this.topics.clear();
   }
 }

@@ -1,5 +1,6 @@
 import type * as Amqp from 'amqplib';
 import { AckWindow } from './ack-window.js';
+import { removeItem } from './broker.js';
 
 /**
  * The acks of one channel. Deliveries settled in one window (AckWindow) are acked together: the tags
@@ -9,8 +10,8 @@ import { AckWindow } from './ack-window.js';
  * Nothing is acked before its handler said `ack`: a multiple ack only covers tags that are settled.
  */
 export class ChannelAcks {
-  /** Delivered and not yet settled, oldest first (tags only grow on a channel, and a Set keeps insertion order). */
-  private readonly unsettled = new Set<number>();
+  /** Delivered and not yet settled, oldest first (tags only grow on a channel; an array: see removeItem). */
+  private readonly unsettled: number[] = [];
   private readonly window: AckWindow<Amqp.ConsumeMessage>;
 
   constructor(
@@ -21,7 +22,7 @@ export class ChannelAcks {
   }
 
   delivered(delivery: Amqp.ConsumeMessage): void {
-    this.unsettled.add(delivery.fields.deliveryTag);
+    this.unsettled.push(delivery.fields.deliveryTag);
   }
 
   ack(delivery: Amqp.ConsumeMessage): void {
@@ -29,7 +30,7 @@ export class ChannelAcks {
   }
 
   nack(delivery: Amqp.ConsumeMessage, requeue: boolean): void {
-    this.unsettled.delete(delivery.fields.deliveryTag);
+    removeItem(this.unsettled, delivery.fields.deliveryTag);
     this.channel.nack(delivery, false, requeue);
   }
 
@@ -39,8 +40,8 @@ export class ChannelAcks {
   }
 
   private readonly send = (ready: Amqp.ConsumeMessage[]): void => {
-    for (const delivery of ready) this.unsettled.delete(delivery.fields.deliveryTag);
-    const oldestUnsettled = this.unsettled.values().next().value ?? Number.POSITIVE_INFINITY;
+    for (const delivery of ready) removeItem(this.unsettled, delivery.fields.deliveryTag);
+    const oldestUnsettled = this.unsettled[0] ?? Number.POSITIVE_INFINITY;
     let upTo: Amqp.ConsumeMessage | null = null;
     try {
       for (const delivery of ready) {

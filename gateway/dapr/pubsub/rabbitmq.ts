@@ -20,7 +20,7 @@ import type * as Amqp from 'amqplib';
 import type { FastifyBaseLogger } from 'fastify';
 import { TurnWrites } from './turn-writes.js';
 import { ChannelAcks } from './rabbitmq-acks.js';
-import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, settledWithin } from './broker.js';
+import { BrokerConfigError, CLOSE_DRAIN_MS, metadataBoolean, metadataInteger, removeItem, settledWithin } from './broker.js';
 import type { BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -93,7 +93,8 @@ class RabbitSubscription implements BrokerSubscription {
   private channel: Amqp.Channel | null = null;
   private acks: ChannelAcks | null = null;
   private consumerTag: string | null = null;
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Deliveries being handled (an array: see removeItem). */
+  private readonly inFlight: Promise<void>[] = [];
   private readonly running: Promise<void>;
   private wake: (() => void) | null = null;
   private firstAttemptDone: () => void = () => undefined;
@@ -170,8 +171,8 @@ class RabbitSubscription implements BrokerSubscription {
       if (delivery === null) return; // cancelled by the broker (queue deleted): the channel close restarts us
       acks.delivered(delivery);
       const settled = this.handle(channel, acks, delivery, requeue);
-      this.inFlight.add(settled);
-      void settled.finally(() => this.inFlight.delete(settled));
+      this.inFlight.push(settled);
+      void settled.finally(() => removeItem(this.inFlight, settled));
     }, { noAck: false, consumerTag: `${queue}-${randomUUID()}` });
     this.consumerTag = consumerTag;
     this.firstAttemptDone();
@@ -214,7 +215,7 @@ class RabbitSubscription implements BrokerSubscription {
     if (this.closed) return;
     this.closed = true;
     await this.stopConsuming();
-    await settledWithin(Promise.all([...this.inFlight]), CLOSE_DRAIN_MS);
+    await settledWithin(Promise.all(this.inFlight), CLOSE_DRAIN_MS);
     this.acks?.flush();
     const channel = this.channel;
     this.channel = null;
@@ -233,8 +234,8 @@ export class RabbitMqBroker implements PubSubBroker {
   private connecting: Promise<Amqp.ChannelModel> | null = null;
   private confirmChannel: Promise<Amqp.ConfirmChannel> | null = null;
   private readonly declaredExchanges = new Set<string>();
-  /** Publishes the confirm channel has not confirmed yet; a closing channel fails them all at once. */
-  private readonly awaitingConfirm = new Set<(error: Error) => void>();
+  /** Publishes the confirm channel has not confirmed yet, oldest first; a closing channel fails them all at once (an array: see removeItem). */
+  private readonly awaitingConfirm: ((error: Error) => void)[] = [];
   private readonly subscriptions = new Set<RabbitSubscription>();
   private closed = false;
   private readonly turnWrites = new TurnWrites();
@@ -281,8 +282,7 @@ export class RabbitMqBroker implements PubSubBroker {
           this.confirmChannel = null;
           this.declaredExchanges.clear();
         }
-        const unconfirmed = [...this.awaitingConfirm];
-        this.awaitingConfirm.clear();
+        const unconfirmed = this.awaitingConfirm.splice(0);
         for (const reject of unconfirmed) reject(new Error('the RabbitMQ channel closed before the broker confirmed the message'));
       });
       return channel;
@@ -304,7 +304,7 @@ export class RabbitMqBroker implements PubSubBroker {
     const headers: Record<string, string> = { ...metadata };
     // Confirms are pipelined: every publish in flight waits for its own ack, none for another's.
     await new Promise<void>((resolve, reject) => {
-      this.awaitingConfirm.add(reject);
+      this.awaitingConfirm.push(reject);
       channel.publish(
         topic,
         metadata['routingKey'] ?? '',
@@ -316,7 +316,7 @@ export class RabbitMqBroker implements PubSubBroker {
           ...(ttl !== undefined && /^\d+$/.test(ttl) ? { expiration: String(Number(ttl) * 1000) } : {}),
         },
         (error: unknown) => {
-          this.awaitingConfirm.delete(reject);
+          removeItem(this.awaitingConfirm, reject);
           if (error) reject(error instanceof Error ? error : new Error('the RabbitMQ broker rejected the message'));
           else resolve();
         },

@@ -17,7 +17,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { closeRedisClient, redisClass } from '../../redis/client.js';
 import { TurnWrites } from './turn-writes.js';
 import { AckWindow } from './ack-window.js';
-import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, settledWithin } from './broker.js';
+import { BrokerConfigError, CLOSE_DRAIN_MS, metadataDurationMs, metadataInteger, removeItem, settledWithin } from './broker.js';
 import type { BrokerMessage, BrokerSubscription, MessageHandler, PubSubBroker, SubscribeOptions } from './broker.js';
 
 const DEFAULT_PROCESSING_TIMEOUT_MS = 60_000;
@@ -108,11 +108,6 @@ function toMessage(entry: RawEntry): BrokerMessage | null {
   return { brokerId: id.toString(), data: data ?? Buffer.alloc(0), metadata };
 }
 
-function removeItem<T>(items: T[], item: T): void {
-  const index = items.indexOf(item);
-  if (index !== -1) items.splice(index, 1);
-}
-
 /**
  * One subscription's consumer, as Dapr runs it: XREADGROUP reads up to `queueDepth` entries at a time
  * into a local queue, and `concurrency` workers hand them to the handler. Queued entries are already
@@ -122,12 +117,7 @@ class StreamSubscription implements BrokerSubscription {
   private closed = false;
   /** Read, not yet handed to a worker. */
   private readonly queued: BrokerMessage[] = [];
-  /**
-   * Handed to a worker and not settled yet. This and `sending` are arrays searched by id, not a Map and
-   * a Set: an entry comes and goes with every message, and a long-lived Map or Set that churns like that
-   * gets its table reallocated in the old generation, ~100 bytes a message that only a full collection
-   * frees (bench/README.md#where-a-messages-cpu-goes-dapr-pubsub). Both hold a few dozen at most.
-   */
+  /** Handed to a worker and not settled yet (an array searched by id: see removeItem). */
   private readonly handling: { readonly id: string; readonly settled: Promise<void> }[] = [];
   private roomWaiter: (() => void) | null = null;
   private readonly readLoop: Promise<void>;
