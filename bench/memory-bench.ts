@@ -5,8 +5,9 @@
  *
  * Each repetition is a fresh process set: the upstream and sidecar B (CPU 1), sidecar A and the
  * ingress (CPU 0). Idle = VmRSS once every proxy has been ready for IDLE_SETTLE_MS (start-up's last
- * timers and collections done, the young generation's idle check included), before any request. Then the sidecar pair (A's egress → mTLS → B) is
- * warmed up and A and B are read, then the ingress (HTTPS → mTLS → B) and the ingress is read;
+ * timers and collections done, the young generation's idle check included), before any request. Then
+ * the sidecar pair (A's egress → mTLS → B) is warmed up and A and B are read, then the ingress
+ * (HTTPS → mTLS → B) and the ingress is read;
  * "after" = VmRSS AFTER_SETTLE_MS after the load stopped, "peak" = VmHWM, "rested" = VmRSS once every
  * proxy has had no request for REST_MS (long enough for an idle proxy to give back its young
  * generation: gateway/runtime/young-generation.ts).

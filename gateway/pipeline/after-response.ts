@@ -21,28 +21,23 @@ export interface AfterResponseStep {
 export type OnResponseHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
 /**
- * The batches queued this turn, of every after-response hook, in the first `queuedCount` slots. Slots are
- * reused rather than entries added and deleted: a long-lived Set or Map that churns on every turn gets
+ * The batches queued this turn, of every after-response hook: an array emptied once a turn, not a Set
+ * that each batch is added to and deleted from. A long-lived Set or Map that churns on every turn gets
  * its table reallocated in the old generation (V8 allocates a rehashed table where the old one lives),
  * ~110 bytes a request that only a full collection frees (bench/README.md#tails-issue-23-item-3).
  */
-const queuedBatches: ((() => void) | undefined)[] = [];
-let queuedCount = 0;
+const queuedBatches: (() => void)[] = [];
 
 function queueBatch(runBatch: () => void): void {
-  if (queuedCount === 0) setImmediate(runPendingAfterResponse);
-  queuedBatches[queuedCount++] = runBatch;
+  if (queuedBatches.length === 0) setImmediate(runPendingAfterResponse);
+  queuedBatches.push(runBatch);
 }
 
 /** Runs every queued batch now: a plugin's flush or shutdown must not leave the turn's last responses behind. */
 export function runPendingAfterResponse(): void {
   // A batch queued while these run (a step that ends a response) runs in this pass too.
-  for (let index = 0; index < queuedCount; index++) {
-    const runBatch = queuedBatches[index] as () => void;
-    queuedBatches[index] = undefined;
-    runBatch();
-  }
-  queuedCount = 0;
+  for (let index = 0; index < queuedBatches.length; index++) (queuedBatches[index] as () => void)();
+  queuedBatches.length = 0;
 }
 
 /**
